@@ -1,0 +1,49 @@
+# Crowdpack: every set-up step a fresh machine needs lives here.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+SITE := $(VENV)/lib/python3.11/site-packages
+PROTOS := $(shell find protos -name '*.proto')
+ENGINE_SRC := $(shell find segment_engine/src segment_engine/python -type f -not -name "*.so" -not -path "*/__pycache__/*" 2>/dev/null) segment_engine/Cargo.toml segment_engine/pyproject.toml
+
+.PHONY: all setup run test test-fast bench protos engine clean
+
+all: setup
+
+setup: $(VENV)/.deps gen/.stamp $(VENV)/.engine
+
+# A virtualenv with every pinned dependency (pyproject.toml is the one place for pins).
+$(VENV)/.deps: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	echo "$(CURDIR)/gen" > $(SITE)/crowdpack_gen.pth
+	touch $@
+
+# gRPC and event code generated from protos/ into gen/ (not committed).
+protos: gen/.stamp
+gen/.stamp: $(PROTOS) $(VENV)/.deps
+	rm -rf gen && mkdir -p gen
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
+	touch $@
+
+# The Rust segment engine, built by maturin into the virtualenv.
+engine: $(VENV)/.engine
+$(VENV)/.engine: $(ENGINE_SRC) $(VENV)/.deps
+	@command -v cargo >/dev/null || { echo "error: cargo not found (the Rust toolchain is required)"; exit 1; }
+	cd segment_engine && VIRTUAL_ENV=$(CURDIR)/$(VENV) $(CURDIR)/$(BIN)/maturin develop --release --quiet
+	touch $@
+
+run: setup
+	$(PY) -m services.cli run
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m tests.bench
+
+clean:
+	rm -rf gen $(VENV) var segment_engine/target

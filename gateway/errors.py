@@ -1,0 +1,79 @@
+"""Every error the gateway returns is JSON: {"error": {"code", "message", "field"}}; never a stack trace."""
+
+from __future__ import annotations
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.common.errors import field_of
+from services.common.logs import get_logger
+
+log = get_logger(__name__)
+
+GRPC_TO_HTTP = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    body: dict[str, object] = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def from_rpc_error(err: grpc.aio.AioRpcError) -> JSONResponse:
+    code = err.code()
+    status = GRPC_TO_HTTP.get(code, 502)
+    if status == 502:
+        log.error("upstream failure", code=code.name, details=err.details())
+        return error_response(502, code.name, "an upstream service failed; try again")
+    return error_response(status, code.name, err.details() or code.name, field_of(err))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HttpError)
+    async def _http_error(_request: Request, err: HttpError) -> JSONResponse:
+        return error_response(err.status, err.code, err.message, err.field)
+
+    @app.exception_handler(grpc.aio.AioRpcError)
+    async def _rpc_error(_request: Request, err: grpc.aio.AioRpcError) -> JSONResponse:
+        return from_rpc_error(err)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _starlette(_request: Request, err: StarletteHTTPException) -> JSONResponse:
+        if err.status_code == 404:
+            return error_response(404, "NOT_FOUND", "no such route")
+        if err.status_code == 405:
+            return error_response(405, "METHOD_NOT_ALLOWED", "method not allowed on this route")
+        return error_response(err.status_code, "HTTP_ERROR", str(err.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, err: RequestValidationError) -> JSONResponse:
+        first = err.errors()[0] if err.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        return error_response(400, "INVALID_ARGUMENT", f"{field}: {first.get('msg', 'invalid')}", field)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, err: Exception) -> JSONResponse:
+        log.exception("unhandled gateway error")
+        return error_response(500, "INTERNAL", "internal error; see the gateway log")

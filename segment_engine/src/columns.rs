@@ -1,0 +1,527 @@
+//! Member attribute columns, indexed two ways:
+//!
+//! * low-cardinality columns (gender, level, booleans, enums) keep one bitmap per value;
+//! * wide numeric columns (points, amounts, dates) keep a bit-sliced index: slice `i` holds the
+//!   members whose `value - base` has bit `i` set, and a range costs one pass over the slices
+//!   per 64K block (O'Neil and Quass) instead of a scan of the values.
+//!
+//! Both keep a `nonnull` bitmap: rows that are null match no comparison.
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+
+use crate::container::Container;
+use crate::error::{EngineError, Result};
+use crate::expr::{ChunkSource, Node, Scratch};
+use crate::numpy_in::IntLike;
+use crate::pred::{Interval, Pred};
+use crate::set::RoaringSet;
+use crate::words::{self, Words, WORDS};
+
+/// Most distinct values kept as one bitmap per value when a column is built.
+pub const LOW_CARD: usize = 32;
+/// A value-bitmap column that grows past this many values through updates becomes bit-sliced.
+pub const LOW_CARD_MAX: usize = 64;
+
+static ZERO: Words = [0u64; WORDS];
+
+/// What the Python side gave: a bool column or an integer column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Int,
+}
+
+/// A bit-sliced index: `value = base + sum(2^i for i where the member is in slices[i])`.
+#[derive(Clone, Debug, Default)]
+pub struct Bsi {
+    pub base: i64,
+    pub slices: Vec<RoaringSet>,
+}
+
+impl Bsi {
+    /// Largest `value - base` the slices can hold.
+    pub fn max_offset(&self) -> u64 {
+        match self.slices.len() {
+            0 => 0,
+            64.. => u64::MAX,
+            n => (1u64 << n) - 1,
+        }
+    }
+}
+
+/// How a column's values are indexed.
+#[derive(Clone, Debug)]
+pub enum Encoding {
+    /// One bitmap per value.
+    Values(BTreeMap<i64, RoaringSet>),
+    /// A bit-sliced index.
+    Bsi(Bsi),
+}
+
+/// One indexed member attribute.
+#[derive(Clone, Debug)]
+pub struct Column {
+    pub kind: Kind,
+    pub nonnull: RoaringSet,
+    pub enc: Encoding,
+}
+
+/// An inclusive range of values, `lo <= v <= hi`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    pub lo: i64,
+    pub hi: i64,
+}
+
+/// Summary of one 64K block of input rows.
+struct ChunkStats {
+    min: i64,
+    max: i64,
+    distinct: Option<Vec<i64>>,
+}
+
+fn key_rows(len: usize, key: usize) -> std::ops::Range<usize> {
+    (key << 16)..((key + 1) << 16).min(len)
+}
+
+fn checked_i64<T: IntLike>(v: T, name: &str, row: usize) -> Result<i64> {
+    let w = v.to_i128();
+    i64::try_from(w).map_err(|_| EngineError::invalid(format!("{name}[{row}] = {w} does not fit in int64")))
+}
+
+impl Column {
+    /// Indexes `values` (one per member), with rows where `valid` is false taken as null.
+    pub fn build<T: IntLike + Sync>(values: &[T], valid: Option<&[bool]>, kind: Kind, name: &str) -> Result<Column> {
+        let n = values.len();
+        let n_keys = n.div_ceil(1 << 16);
+        let stats: Vec<Option<ChunkStats>> = (0..n_keys)
+            .into_par_iter()
+            .map(|k| -> Result<Option<ChunkStats>> {
+                let mut st: Option<ChunkStats> = None;
+                for r in key_rows(n, k) {
+                    if valid.is_some_and(|m| !m[r]) {
+                        continue;
+                    }
+                    let v = checked_i64(values[r], name, r)?;
+                    let s = st.get_or_insert(ChunkStats { min: v, max: v, distinct: Some(Vec::new()) });
+                    s.min = s.min.min(v);
+                    s.max = s.max.max(v);
+                    if let Some(d) = &mut s.distinct {
+                        if !d.contains(&v) {
+                            if d.len() == LOW_CARD {
+                                s.distinct = None;
+                            } else {
+                                d.push(v);
+                            }
+                        }
+                    }
+                }
+                Ok(st)
+            })
+            .collect::<Result<_>>()?;
+        let mut min = i64::MAX;
+        let mut max = i64::MIN;
+        let mut distinct: Option<Vec<i64>> = Some(Vec::new());
+        for s in stats.iter().flatten() {
+            min = min.min(s.min);
+            max = max.max(s.max);
+            distinct = match (distinct, &s.distinct) {
+                (Some(mut d), Some(sd)) => {
+                    for v in sd {
+                        if !d.contains(v) {
+                            d.push(*v);
+                        }
+                    }
+                    (d.len() <= LOW_CARD).then_some(d)
+                }
+                _ => None,
+            };
+        }
+        let nonnull = build_nonnull(n, valid);
+        let enc = match distinct {
+            Some(mut d) if kind == Kind::Bool || d.len() <= LOW_CARD => {
+                d.sort_unstable();
+                Encoding::Values(build_values(values, valid, &d))
+            }
+            _ => Encoding::Bsi(build_bsi(values, valid, min, max)),
+        };
+        Ok(Column { kind, nonnull, enc })
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.nonnull.heap_bytes()
+            + match &self.enc {
+                Encoding::Values(m) => m.values().map(|s| s.heap_bytes() + 32).sum::<usize>(),
+                Encoding::Bsi(b) => b.slices.iter().map(|s| s.heap_bytes()).sum::<usize>(),
+            }
+    }
+
+    /// The value of member `m`, or `None` when null.
+    pub fn get(&self, m: u32) -> Option<i64> {
+        if !self.nonnull.contains(m) {
+            return None;
+        }
+        match &self.enc {
+            Encoding::Values(map) => map.iter().find(|(_, s)| s.contains(m)).map(|(v, _)| *v),
+            Encoding::Bsi(b) => {
+                let mut u = 0u64;
+                for (i, s) in b.slices.iter().enumerate() {
+                    if s.contains(m) {
+                        u |= 1 << i;
+                    }
+                }
+                Some(b.base.wrapping_add(u as i64))
+            }
+        }
+    }
+
+    /// Sets member `m` to `v` (`None` for null) in place.
+    pub fn set(&mut self, m: u32, v: Option<i64>, n_members: usize) {
+        let Some(v) = v else {
+            if self.nonnull.remove(m) {
+                match &mut self.enc {
+                    Encoding::Values(map) => {
+                        map.retain(|_, s| {
+                            s.remove(m);
+                            !s.is_empty()
+                        });
+                    }
+                    Encoding::Bsi(b) => {
+                        for s in &mut b.slices {
+                            s.remove(m);
+                        }
+                    }
+                }
+            }
+            return;
+        };
+        let was_present = !self.nonnull.insert(m);
+        match &mut self.enc {
+            Encoding::Values(map) => {
+                if was_present {
+                    if let Some(old_v) = map.iter().find(|(_, s)| s.contains(m)).map(|(k, _)| *k) {
+                        if old_v == v {
+                            return;
+                        }
+                        let s = map.get_mut(&old_v).expect("found above");
+                        s.remove(m);
+                        if s.is_empty() {
+                            map.remove(&old_v);
+                        }
+                    }
+                }
+                map.entry(v).or_default().insert(m);
+                if map.len() > LOW_CARD_MAX {
+                    self.reencode(n_members);
+                }
+            }
+            Encoding::Bsi(b) => {
+                if v < b.base {
+                    self.reencode_with(m, v, n_members);
+                    return;
+                }
+                let u = (v as i128 - b.base as i128) as u128;
+                if u > b.max_offset() as u128 {
+                    if u > u64::MAX as u128 {
+                        self.reencode_with(m, v, n_members);
+                        return;
+                    }
+                    while (b.max_offset() as u128) < u {
+                        b.slices.push(RoaringSet::new());
+                    }
+                }
+                let u = u as u64;
+                for (i, s) in b.slices.iter_mut().enumerate() {
+                    if u >> i & 1 == 1 {
+                        s.insert(m);
+                    } else if was_present {
+                        s.remove(m);
+                    }
+                }
+            }
+        }
+    }
+
+    /// All values and the null mask for members `0..n`.
+    pub fn decode(&self, n: usize) -> (Vec<i64>, Vec<bool>) {
+        let mut values = vec![0i64; n];
+        let mut valid = vec![false; n];
+        for m in self.nonnull.to_vec() {
+            if (m as usize) < n {
+                valid[m as usize] = true;
+            }
+        }
+        match &self.enc {
+            Encoding::Values(map) => {
+                for (v, s) in map {
+                    for m in s.to_vec() {
+                        if (m as usize) < n {
+                            values[m as usize] = *v;
+                        }
+                    }
+                }
+            }
+            Encoding::Bsi(b) => {
+                let mut offs = vec![0u64; n];
+                for (i, s) in b.slices.iter().enumerate() {
+                    for m in s.to_vec() {
+                        if (m as usize) < n {
+                            offs[m as usize] |= 1 << i;
+                        }
+                    }
+                }
+                for (v, o) in values.iter_mut().zip(offs) {
+                    *v = b.base.wrapping_add(o as i64);
+                }
+            }
+        }
+        (values, valid)
+    }
+
+    /// Rebuilds the index from its own values (after an update outside the encoding's range).
+    fn reencode(&mut self, n: usize) {
+        let (values, valid) = self.decode(n);
+        let rebuilt = Column::build(&values, Some(&valid), self.kind, "values").expect("decoded values fit in int64");
+        *self = rebuilt;
+    }
+
+    fn reencode_with(&mut self, m: u32, v: i64, n: usize) {
+        let (mut values, mut valid) = self.decode(n);
+        values[m as usize] = v;
+        valid[m as usize] = true;
+        let rebuilt = Column::build(&values, Some(&valid), self.kind, "values").expect("decoded values fit in int64");
+        *self = rebuilt;
+    }
+
+    /// Grows the column to `n` members (new members are null): nothing to do, as null is absence.
+    pub fn grow(&mut self, _n: usize) {}
+
+    /// The expression for a predicate over this column.
+    pub fn plan(&self, pred: &Pred) -> Node<'_> {
+        let ranges = |iv: &[Interval]| -> Vec<Range> {
+            iv.iter().filter_map(|i| i.to_inclusive()).map(|(lo, hi)| Range { lo, hi }).collect()
+        };
+        match pred {
+            Pred::AnyOf(iv) => self.any_of(&ranges(iv)),
+            Pred::NoneOf(iv) => {
+                Node::AndNot(Box::new(Node::Set(&self.nonnull)), Box::new(self.any_of(&ranges(iv))))
+            }
+        }
+    }
+
+    fn any_of(&self, ranges: &[Range]) -> Node<'_> {
+        let mut parts = Vec::new();
+        for r in ranges {
+            if r.lo > r.hi {
+                continue;
+            }
+            match &self.enc {
+                Encoding::Values(map) => parts.extend(map.range(r.lo..=r.hi).map(|(_, s)| Node::Set(s))),
+                Encoding::Bsi(b) => {
+                    if let Some(src) = BsiRange::new(b, &self.nonnull, *r) {
+                        parts.push(Node::Computed(Box::new(src)));
+                    }
+                }
+            }
+        }
+        Node::Or(parts)
+    }
+}
+
+fn build_nonnull(n: usize, valid: Option<&[bool]>) -> RoaringSet {
+    let Some(valid) = valid else {
+        return RoaringSet::universe(n as u64);
+    };
+    let n_keys = n.div_ceil(1 << 16);
+    let parts: Vec<(u16, Container)> = (0..n_keys)
+        .into_par_iter()
+        .map(|k| {
+            let mut w = words::zeroed();
+            for r in key_rows(n, k) {
+                if valid[r] {
+                    let lo = r & 0xFFFF;
+                    w[lo / 64] |= 1 << (lo % 64);
+                }
+            }
+            let c = words::popcount(&w);
+            (k as u16, Container::from_words(w, c).optimized())
+        })
+        .collect();
+    RoaringSet::from_pairs(parts)
+}
+
+fn build_values<T: IntLike + Sync>(values: &[T], valid: Option<&[bool]>, distinct: &[i64]) -> BTreeMap<i64, RoaringSet> {
+    let n = values.len();
+    let n_keys = n.div_ceil(1 << 16);
+    let per_key: Vec<Vec<Option<Container>>> = (0..n_keys)
+        .into_par_iter()
+        .map(|k| {
+            let mut blocks: Vec<Box<Words>> = distinct.iter().map(|_| words::zeroed()).collect();
+            for r in key_rows(n, k) {
+                if valid.is_some_and(|m| !m[r]) {
+                    continue;
+                }
+                let v = values[r].to_i128() as i64;
+                let i = distinct.binary_search(&v).expect("value among the distinct values");
+                let lo = r & 0xFFFF;
+                blocks[i][lo / 64] |= 1 << (lo % 64);
+            }
+            blocks
+                .into_iter()
+                .map(|w| {
+                    let c = words::popcount(&w);
+                    (c > 0).then(|| Container::from_words(w, c).optimized())
+                })
+                .collect()
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    for (i, v) in distinct.iter().enumerate() {
+        let set = RoaringSet::from_pairs(
+            per_key.iter().enumerate().filter_map(|(k, cs)| cs[i].clone().map(|c| (k as u16, c))),
+        );
+        if !set.is_empty() {
+            out.insert(*v, set);
+        }
+    }
+    out
+}
+
+fn build_bsi<T: IntLike + Sync>(values: &[T], valid: Option<&[bool]>, min: i64, max: i64) -> Bsi {
+    if min > max {
+        return Bsi { base: 0, slices: Vec::new() };
+    }
+    let span = (max as i128 - min as i128) as u64;
+    let bits = (64 - span.leading_zeros()).max(1) as usize;
+    let n = values.len();
+    let n_keys = n.div_ceil(1 << 16);
+    let per_key: Vec<Vec<Option<Container>>> = (0..n_keys)
+        .into_par_iter()
+        .map(|k| {
+            let mut blocks: Vec<Box<Words>> = (0..bits).map(|_| words::zeroed()).collect();
+            let rows = key_rows(n, k);
+            for r in rows {
+                if valid.is_some_and(|m| !m[r]) {
+                    continue;
+                }
+                let u = (values[r].to_i128() - min as i128) as u64;
+                let lo = r & 0xFFFF;
+                let (wi, b) = (lo / 64, 1u64 << (lo % 64));
+                let mut rest = u;
+                while rest != 0 {
+                    let i = rest.trailing_zeros() as usize;
+                    blocks[i][wi] |= b;
+                    rest &= rest - 1;
+                }
+            }
+            blocks
+                .into_iter()
+                .map(|w| {
+                    let c = words::popcount(&w);
+                    (c > 0).then(|| Container::from_words(w, c).optimized())
+                })
+                .collect()
+        })
+        .collect();
+    let slices = (0..bits)
+        .map(|i| {
+            RoaringSet::from_pairs(per_key.iter().enumerate().filter_map(|(k, cs)| cs[i].clone().map(|c| (k as u16, c))))
+        })
+        .collect();
+    Bsi { base: min, slices }
+}
+
+/// Members whose value lies in `lo..=hi`, computed block by block from the slices.
+pub struct BsiRange<'a> {
+    bsi: &'a Bsi,
+    nonnull: &'a RoaringSet,
+    /// Offsets from `base`; `lo <= hi <= max_offset`.
+    lo: u64,
+    hi: u64,
+    estimate: u64,
+}
+
+impl<'a> BsiRange<'a> {
+    /// `None` when no stored value can be in the range.
+    pub fn new(bsi: &'a Bsi, nonnull: &'a RoaringSet, r: Range) -> Option<BsiRange<'a>> {
+        let max = bsi.max_offset() as i128;
+        let lo = (r.lo as i128 - bsi.base as i128).max(0);
+        let hi = (r.hi as i128 - bsi.base as i128).min(max);
+        if lo > hi {
+            return None;
+        }
+        let frac = (hi - lo + 1) as f64 / (max + 1) as f64;
+        let estimate = (nonnull.len() as f64 * frac.min(1.0)).ceil() as u64;
+        Some(BsiRange { bsi, nonnull, lo: lo as u64, hi: hi as u64, estimate })
+    }
+
+    /// Runs the comparison against constant `c` over the slices: `lt` gets members below `c`,
+    /// `eq` (which must start as the candidate members) keeps the members equal to `c`.
+    fn compare(&self, key: u16, c: u64, lt: Option<&mut Words>, eq: &mut Words, tmp: &mut Words) {
+        let mut lt = lt;
+        if let Some(l) = lt.as_deref_mut() {
+            l.fill(0);
+        }
+        for i in (0..self.bsi.slices.len()).rev() {
+            let s: &Words = match self.bsi.slices[i].container(key) {
+                None => &ZERO,
+                Some(Container::Bits(w, _)) => w,
+                Some(other) => {
+                    other.write_words(tmp);
+                    tmp
+                }
+            };
+            if c >> i & 1 == 1 {
+                match lt.as_deref_mut() {
+                    Some(l) => words::bsi_step_one(l, eq, s),
+                    None => words::and_assign_nocount(eq, s),
+                }
+            } else {
+                words::bsi_step_zero(eq, s);
+            }
+        }
+    }
+}
+
+impl ChunkSource for BsiRange<'_> {
+    fn keys(&self) -> Vec<u16> {
+        self.nonnull.keys.clone()
+    }
+
+    fn estimate(&self) -> u64 {
+        self.estimate
+    }
+
+    fn fill(&self, key: u16, out: &mut Words, scratch: &mut Scratch) -> bool {
+        let Some(nn) = self.nonnull.container(key) else {
+            return false;
+        };
+        nn.write_words(out);
+        let max = self.bsi.max_offset();
+        let mut tmp = scratch.get();
+        if self.lo == self.hi {
+            self.compare(key, self.lo, None, out, &mut tmp);
+        } else {
+            let mut lt = scratch.get();
+            let mut eq = scratch.get();
+            if self.hi < max {
+                nn.write_words(&mut eq);
+                self.compare(key, self.hi, Some(&mut lt), &mut eq, &mut tmp);
+                words::or_assign(&mut lt, &eq);
+                words::and_assign_nocount(out, &lt);
+            }
+            if self.lo > 0 {
+                nn.write_words(&mut eq);
+                self.compare(key, self.lo, Some(&mut lt), &mut eq, &mut tmp);
+                words::andnot_assign(out, &lt);
+            }
+            scratch.put(lt);
+            scratch.put(eq);
+        }
+        scratch.put(tmp);
+        words::any(out)
+    }
+}

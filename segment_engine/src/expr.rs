@@ -1,0 +1,517 @@
+//! Fused evaluation of AND / OR / ANDNOT trees over bitmaps, one 64K block at a time.
+//!
+//! No intermediate bitmap is built: for each container key the whole tree is evaluated into a
+//! few 8 KiB scratch blocks that stay in L1, and keys are spread over the rayon pool. AND
+//! operands are visited smallest first and stop at the first empty block; OR accumulates every
+//! operand into one block; counting never allocates result containers.
+
+use rayon::prelude::*;
+
+use crate::container::{difference_sorted, intersect_sorted, union_sorted, Container, ARRAY_MAX};
+use crate::set::RoaringSet;
+use crate::words::{self, Words};
+
+/// A leaf computed block by block (a range over a bit-sliced column, for example).
+pub trait ChunkSource: Sync {
+    /// The keys whose blocks may be non-empty, ascending.
+    fn keys(&self) -> Vec<u16>;
+    /// An upper estimate of the number of ids, to order AND operands.
+    fn estimate(&self) -> u64;
+    /// Writes the block for `key` into `out`; returns `false` when it is empty (then `out` is unspecified).
+    fn fill(&self, key: u16, out: &mut Words, scratch: &mut Scratch) -> bool;
+}
+
+/// An expression over sets.
+pub enum Node<'a> {
+    /// No ids.
+    Empty,
+    /// The ids `0..n`.
+    Universe(u64),
+    /// A stored set.
+    Set(&'a RoaringSet),
+    /// A set owned by the tree (a precomputed orders condition, for example).
+    Owned(RoaringSet),
+    /// A set computed block by block.
+    Computed(Box<dyn ChunkSource + 'a>),
+    /// Intersection of all operands.
+    And(Vec<Node<'a>>),
+    /// Union of all operands.
+    Or(Vec<Node<'a>>),
+    /// Left minus right.
+    AndNot(Box<Node<'a>>, Box<Node<'a>>),
+}
+
+/// Reusable 8 KiB blocks for one worker.
+#[derive(Default)]
+pub struct Scratch {
+    pool: Vec<Box<Words>>,
+}
+
+impl Scratch {
+    /// A block with unspecified contents.
+    pub fn get(&mut self) -> Box<Words> {
+        self.pool.pop().unwrap_or_else(words::zeroed)
+    }
+
+    /// Returns a block to the pool.
+    pub fn put(&mut self, b: Box<Words>) {
+        if self.pool.len() < 16 {
+            self.pool.push(b);
+        }
+    }
+}
+
+/// The value of a subtree for one key.
+enum Val<'a> {
+    Empty,
+    Full,
+    C(&'a Container),
+    Arr(Vec<u16>),
+    W(Box<Words>),
+}
+
+impl Val<'_> {
+    fn array(&self) -> Option<&[u16]> {
+        match self {
+            Val::C(Container::Array(a)) => Some(a),
+            Val::Arr(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    fn contains(&self, v: u16) -> bool {
+        match self {
+            Val::Empty => false,
+            Val::Full => true,
+            Val::C(c) => c.contains(v),
+            Val::Arr(a) => a.binary_search(&v).is_ok(),
+            Val::W(w) => words::get(w, v),
+        }
+    }
+
+    /// Writes this value as a block into `out`.
+    fn write(&self, out: &mut Words) {
+        match self {
+            Val::Empty => out.fill(0),
+            Val::Full => out.fill(!0),
+            Val::C(c) => c.write_words(out),
+            Val::Arr(a) => {
+                out.fill(0);
+                set_bits(out, a);
+            }
+            Val::W(w) => out.copy_from_slice(&w[..]),
+        }
+    }
+
+    fn or_into(&self, out: &mut Words) {
+        match self {
+            Val::Empty => {}
+            Val::Full => out.fill(!0),
+            Val::C(c) => c.or_into_words(out),
+            Val::Arr(a) => set_bits(out, a),
+            Val::W(w) => words::or_assign(out, w),
+        }
+    }
+
+    fn and_into(&self, out: &mut Words) {
+        match self {
+            Val::Empty => out.fill(0),
+            Val::Full => {}
+            Val::C(c) => c.and_into_words(out),
+            Val::Arr(a) => {
+                let mut keep = [0u64; words::WORDS];
+                set_bits(&mut keep, a);
+                words::and_assign_nocount(out, &keep);
+            }
+            Val::W(w) => words::and_assign_nocount(out, w),
+        }
+    }
+
+    fn andnot_into(&self, out: &mut Words) {
+        match self {
+            Val::Empty => {}
+            Val::Full => out.fill(0),
+            Val::C(c) => c.andnot_into_words(out),
+            Val::Arr(a) => {
+                for &v in a.iter() {
+                    out[v as usize / 64] &= !(1 << (v % 64));
+                }
+            }
+            Val::W(w) => words::andnot_assign(out, w),
+        }
+    }
+
+    fn release(self, s: &mut Scratch) {
+        if let Val::W(w) = self {
+            s.put(w);
+        }
+    }
+}
+
+fn set_bits(out: &mut Words, a: &[u16]) {
+    for &v in a {
+        out[v as usize / 64] |= 1 << (v % 64);
+    }
+}
+
+fn bits_of<'a>(v: &Val<'a>) -> Option<&'a Words> {
+    match v {
+        Val::C(Container::Bits(w, _)) => Some(w),
+        _ => None,
+    }
+}
+
+fn and_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
+    match (a, b) {
+        (Val::Empty, x) | (x, Val::Empty) => {
+            x.release(s);
+            Val::Empty
+        }
+        (Val::Full, x) | (x, Val::Full) => x,
+        (a, b) if a.array().is_some() || b.array().is_some() => {
+            let (arr, other) = if a.array().is_some() { (a, b) } else { (b, a) };
+            let values = arr.array().expect("checked");
+            let out = match other.array() {
+                Some(o) => intersect_sorted(values, o),
+                None => values.iter().copied().filter(|&v| other.contains(v)).collect(),
+            };
+            other.release(s);
+            arr.release(s);
+            Val::Arr(out)
+        }
+        (Val::W(mut w), x) | (x, Val::W(mut w)) => {
+            x.and_into(&mut w);
+            x.release(s);
+            Val::W(w)
+        }
+        (a, b) => {
+            let mut w = s.get();
+            match (bits_of(&a), bits_of(&b)) {
+                (Some(x), Some(y)) => words::and_to(&mut w, x, y),
+                _ => {
+                    a.write(&mut w);
+                    b.and_into(&mut w);
+                }
+            }
+            Val::W(w)
+        }
+    }
+}
+
+fn or_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
+    match (a, b) {
+        (Val::Empty, x) | (x, Val::Empty) => x,
+        (Val::Full, x) | (x, Val::Full) => {
+            x.release(s);
+            Val::Full
+        }
+        (a, b) if matches!((a.array(), b.array()), (Some(x), Some(y)) if x.len() + y.len() <= ARRAY_MAX) => {
+            Val::Arr(union_sorted(a.array().expect("checked"), b.array().expect("checked")))
+        }
+        (Val::W(mut w), x) | (x, Val::W(mut w)) => {
+            x.or_into(&mut w);
+            x.release(s);
+            Val::W(w)
+        }
+        (a, b) => {
+            let mut w = s.get();
+            match (bits_of(&a), bits_of(&b)) {
+                (Some(x), Some(y)) => words::or_to(&mut w, x, y),
+                _ => {
+                    a.write(&mut w);
+                    b.or_into(&mut w);
+                }
+            }
+            Val::W(w)
+        }
+    }
+}
+
+fn andnot_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
+    match (a, b) {
+        (Val::Empty, x) => {
+            x.release(s);
+            Val::Empty
+        }
+        (x, Val::Empty) => x,
+        (x, Val::Full) => {
+            x.release(s);
+            Val::Empty
+        }
+        (a, b) if a.array().is_some() => {
+            let values = a.array().expect("checked");
+            let out = match b.array() {
+                Some(o) => difference_sorted(values, o),
+                None => values.iter().copied().filter(|&v| !b.contains(v)).collect(),
+            };
+            b.release(s);
+            Val::Arr(out)
+        }
+        (Val::W(mut w), b) => {
+            b.andnot_into(&mut w);
+            b.release(s);
+            Val::W(w)
+        }
+        (a, b) => {
+            let mut w = s.get();
+            match (bits_of(&a), bits_of(&b)) {
+                (Some(x), Some(y)) => words::andnot_to(&mut w, x, y),
+                _ => {
+                    a.write(&mut w);
+                    b.andnot_into(&mut w);
+                }
+            }
+            b.release(s);
+            Val::W(w)
+        }
+    }
+}
+
+fn merge_keys(a: &[u16], b: &[u16]) -> Vec<u16> {
+    union_sorted(a, b)
+}
+
+impl<'a> Node<'a> {
+    fn eval_set(set: &RoaringSet, key: u16) -> Val<'_> {
+        match set.container(key) {
+            None => Val::Empty,
+            Some(c) if c.is_full() => Val::Full,
+            Some(c) => Val::C(c),
+        }
+    }
+
+    /// Flattens nested ANDs and ORs, drops neutral operands and orders AND operands smallest first.
+    pub fn simplify(self) -> Node<'a> {
+        match self {
+            Node::And(children) => {
+                let mut flat = Vec::new();
+                for c in children {
+                    match c.simplify() {
+                        Node::Empty => return Node::Empty,
+                        Node::And(inner) => flat.extend(inner),
+                        other => flat.push(other),
+                    }
+                }
+                match flat.len() {
+                    0 => Node::Empty,
+                    1 => flat.pop().expect("one"),
+                    _ => {
+                        flat.sort_by_key(|n| n.estimate());
+                        Node::And(flat)
+                    }
+                }
+            }
+            Node::Or(children) => {
+                let mut flat = Vec::new();
+                for c in children {
+                    match c.simplify() {
+                        Node::Empty => {}
+                        Node::Or(inner) => flat.extend(inner),
+                        other => flat.push(other),
+                    }
+                }
+                match flat.len() {
+                    0 => Node::Empty,
+                    1 => flat.pop().expect("one"),
+                    _ => Node::Or(flat),
+                }
+            }
+            Node::AndNot(l, r) => match (l.simplify(), r.simplify()) {
+                (Node::Empty, _) => Node::Empty,
+                (l, Node::Empty) => l,
+                (l, r) => Node::AndNot(Box::new(l), Box::new(r)),
+            },
+            Node::Set(s) if s.is_empty() => Node::Empty,
+            Node::Owned(s) if s.is_empty() => Node::Empty,
+            Node::Universe(0) => Node::Empty,
+            other => other,
+        }
+    }
+
+    /// An upper estimate of the result size.
+    pub fn estimate(&self) -> u64 {
+        match self {
+            Node::Empty => 0,
+            Node::Universe(n) => *n,
+            Node::Set(s) => s.len(),
+            Node::Owned(s) => s.len(),
+            Node::Computed(c) => c.estimate(),
+            Node::And(ch) => ch.iter().map(|c| c.estimate()).min().unwrap_or(0),
+            Node::Or(ch) => ch.iter().map(|c| c.estimate()).fold(0u64, |a, b| a.saturating_add(b)),
+            Node::AndNot(l, _) => l.estimate(),
+        }
+    }
+
+    /// The keys whose blocks may be non-empty, ascending.
+    pub fn keys(&self) -> Vec<u16> {
+        match self {
+            Node::Empty => Vec::new(),
+            Node::Universe(0) => Vec::new(),
+            Node::Universe(n) => (0..=((n - 1) >> 16) as u16).collect(),
+            Node::Set(s) => s.keys.clone(),
+            Node::Owned(s) => s.keys.clone(),
+            Node::Computed(c) => c.keys(),
+            Node::And(ch) => {
+                let mut it = ch.iter();
+                let mut acc = it.next().map(|c| c.keys()).unwrap_or_default();
+                for c in it {
+                    if acc.is_empty() {
+                        break;
+                    }
+                    acc = intersect_sorted(&acc, &c.keys());
+                }
+                acc
+            }
+            Node::Or(ch) => ch.iter().fold(Vec::new(), |acc, c| merge_keys(&acc, &c.keys())),
+            Node::AndNot(l, _) => l.keys(),
+        }
+    }
+
+    fn eval<'s>(&'s self, key: u16, s: &mut Scratch) -> Val<'s> {
+        match self {
+            Node::Empty => Val::Empty,
+            Node::Universe(n) => {
+                if *n == 0 {
+                    return Val::Empty;
+                }
+                let last = n - 1;
+                let last_key = (last >> 16) as u16;
+                if key < last_key || (key == last_key && last & 0xFFFF == 0xFFFF) {
+                    Val::Full
+                } else if key == last_key {
+                    let mut w = s.get();
+                    w.fill(0);
+                    words::set_range(&mut w, 0, (last & 0xFFFF) as u16);
+                    Val::W(w)
+                } else {
+                    Val::Empty
+                }
+            }
+            Node::Set(set) => Self::eval_set(set, key),
+            Node::Owned(set) => Self::eval_set(set, key),
+            Node::Computed(src) => {
+                let mut w = s.get();
+                if src.fill(key, &mut w, s) {
+                    Val::W(w)
+                } else {
+                    s.put(w);
+                    Val::Empty
+                }
+            }
+            Node::And(children) => {
+                let mut acc = Val::Full;
+                for c in children {
+                    if matches!(acc, Val::Empty) {
+                        break;
+                    }
+                    // A sparse running result filters a stored operand without touching the rest of it.
+                    let stored = match c {
+                        Node::Set(set) => Some(*set),
+                        Node::Owned(set) => Some(set),
+                        _ => None,
+                    };
+                    if let (Some(values), Some(set)) = (acc.array(), stored) {
+                        let out = match set.container(key) {
+                            None => Vec::new(),
+                            Some(Container::Array(o)) => intersect_sorted(values, o),
+                            Some(o) => values.iter().copied().filter(|&v| o.contains(v)).collect(),
+                        };
+                        acc = if out.is_empty() { Val::Empty } else { Val::Arr(out) };
+                        continue;
+                    }
+                    let v = c.eval(key, s);
+                    acc = and_vals(acc, v, s);
+                }
+                acc
+            }
+            Node::Or(children) => {
+                let mut acc = Val::Empty;
+                for c in children {
+                    let v = c.eval(key, s);
+                    acc = or_vals(acc, v, s);
+                    if matches!(acc, Val::Full) {
+                        break;
+                    }
+                }
+                acc
+            }
+            Node::AndNot(l, r) => {
+                let a = l.eval(key, s);
+                if matches!(a, Val::Empty) {
+                    return a;
+                }
+                let b = r.eval(key, s);
+                andnot_vals(a, b, s)
+            }
+        }
+    }
+}
+
+fn finish(v: Val<'_>, s: &mut Scratch) -> Option<Container> {
+    match v {
+        Val::Empty => None,
+        Val::Full => Some(Container::full()),
+        Val::C(c) => Some(c.clone()),
+        Val::Arr(a) => (!a.is_empty()).then_some(Container::Array(a)),
+        Val::W(w) => {
+            let card = words::popcount(&w);
+            if card == 0 {
+                s.put(w);
+                None
+            } else if card as usize <= ARRAY_MAX {
+                let out = Container::Array(words::to_array(&w, card));
+                s.put(w);
+                Some(out)
+            } else {
+                Some(Container::Bits(w, card))
+            }
+        }
+    }
+}
+
+fn finish_count(v: Val<'_>, s: &mut Scratch) -> u64 {
+    match v {
+        Val::Empty => 0,
+        Val::Full => 65536,
+        Val::C(c) => c.len() as u64,
+        Val::Arr(a) => a.len() as u64,
+        Val::W(w) => {
+            let n = words::popcount(&w) as u64;
+            s.put(w);
+            n
+        }
+    }
+}
+
+/// Keys per rayon task; a handful keeps the split overhead well below the per-key work.
+const KEYS_PER_TASK: usize = 2;
+
+/// Evaluates the tree into a new set.
+pub fn evaluate(node: Node<'_>) -> RoaringSet {
+    let node = node.simplify();
+    let keys = node.keys();
+    let results: Vec<(u16, Option<Container>)> = if keys.len() < 4 {
+        let mut s = Scratch::default();
+        keys.iter().map(|&k| (k, finish(node.eval(k, &mut s), &mut s))).collect()
+    } else {
+        keys.par_iter()
+            .with_min_len(KEYS_PER_TASK)
+            .map_init(Scratch::default, |s, &k| (k, finish(node.eval(k, s), s)))
+            .collect()
+    };
+    RoaringSet::from_pairs(results.into_iter().filter_map(|(k, c)| c.map(|c| (k, c))))
+}
+
+/// Counts the ids of the tree without building the result.
+pub fn count(node: Node<'_>) -> u64 {
+    let node = node.simplify();
+    let keys = node.keys();
+    if keys.len() < 4 {
+        let mut s = Scratch::default();
+        return keys.iter().map(|&k| finish_count(node.eval(k, &mut s), &mut s)).sum();
+    }
+    keys.par_iter()
+        .with_min_len(KEYS_PER_TASK)
+        .map_init(Scratch::default, |s, &k| finish_count(node.eval(k, s), s))
+        .sum()
+}

@@ -1,0 +1,1 @@
+"""Mechanisms every Crowdpack service shares: config, bootstrap, errors, database, outbox and consumer."""

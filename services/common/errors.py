@@ -1,0 +1,116 @@
+"""Domain errors, and the one place where they become gRPC status codes.
+
+Servicers and domain code raise these; ``ErrorInterceptor`` turns them into a status
+with a one-line message (``field: reason``) and, for a bad field, a
+``google.rpc.BadRequest`` detail naming it. Anything else becomes INTERNAL with no
+stack trace on the wire (the trace goes to the log).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from services.common.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class DomainError(Exception):
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        self.message = f"{field}: {message}" if field else message
+        super().__init__(self.message)
+
+
+class InvalidArgument(DomainError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(DomainError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(DomainError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(DomainError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class PermissionDenied(DomainError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unauthenticated(DomainError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class Aborted(DomainError):
+    """A conflict with a concurrent writer; the caller may retry with the same request_id."""
+
+    code = grpc.StatusCode.ABORTED
+
+
+def to_status(err: DomainError) -> grpc.Status:
+    details = []
+    if err.field:
+        bad = error_details_pb2.BadRequest(
+            field_violations=[error_details_pb2.BadRequest.FieldViolation(field=err.field, description=err.message)]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad)
+        details.append(packed)
+    status = status_pb2.Status(code=getattr(code_pb2, err.code.name), message=err.message, details=details)
+    return rpc_status.to_status(status)
+
+
+def field_of(call_error: grpc.aio.AioRpcError | grpc.RpcError) -> str | None:
+    """The field a BadRequest detail names, for clients that translate errors (the gateway)."""
+    status = rpc_status.from_call(call_error) if hasattr(call_error, "trailing_metadata") else None
+    if status is None:
+        return None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            if bad.field_violations:
+                return bad.field_violations[0].field
+    return None
+
+
+def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await behavior(request, context)
+        except DomainError as err:
+            await context.abort_with_status(to_status(err))
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("unhandled error", method=method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
+
+    return wrapper
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Maps DomainError to its status code for every unary RPC of a server."""
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            _wrap_unary(handler.unary_unary, handler_call_details.method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

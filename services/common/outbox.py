@@ -1,0 +1,120 @@
+"""The transactional outbox: events commit with the change that caused them, then a relay publishes them.
+
+``add_event`` writes an ``outbox_event`` row in the caller's transaction. ``OutboxRelay``
+reads unsent rows in order, publishes each to JetStream with ``Nats-Msg-Id`` = the row's
+``msg_id`` and marks them sent. A crash between publish and mark republishes with the same
+id, which the stream's duplicate window (and every consumer's dedupe) absorbs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Optional
+
+from google.protobuf.message import Message
+from nats.js import JetStreamContext
+from prometheus_client import Counter, Gauge
+from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, String, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from services.common.db import Database
+from services.common.events import subject_of
+from services.common.logs import get_logger
+from services.common.retry import one_line
+
+log = get_logger(__name__)
+
+PUBLISHED = Counter("crowdpack_outbox_published_total", "Outbox events published to JetStream", ["subject"])
+UNSENT = Gauge("crowdpack_outbox_unsent", "Outbox events seen unsent on the last relay pass")
+
+BIGINT_PK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OutboxMixin:
+    """Columns of the ``outbox_event`` table; each service maps it on its own Base."""
+
+    __tablename__ = "outbox_event"
+
+    seq: Mapped[int] = mapped_column(BIGINT_PK, primary_key=True, autoincrement=True)
+    msg_id: Mapped[str] = mapped_column(String(64), unique=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple:  # noqa: N805
+        unsent = text("published_at IS NULL")
+        return (Index("ix_outbox_event_unsent", "seq", sqlite_where=unsent, postgresql_where=unsent),)
+
+    def __repr__(self) -> str:
+        return f"OutboxEvent(seq={self.seq}, subject={self.subject!r}, sent={self.published_at is not None})"
+
+
+def add_event(session: AsyncSession, model: type[OutboxMixin], message: Message) -> str:
+    """Stages ``message`` for publishing when the caller's transaction commits; returns its msg id."""
+    msg_id = uuid.uuid4().hex
+    session.add(model(msg_id=msg_id, subject=subject_of(message), payload=message.SerializeToString(),
+                      created_at=utcnow()))
+    return msg_id
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to JetStream, in commit order."""
+
+    def __init__(self, db: Database, js: JetStreamContext, model: type[OutboxMixin], *,
+                 poll_s: float = 0.5, batch: int = 200) -> None:
+        self.db = db
+        self.js = js
+        self.model = model
+        self.poll_s = poll_s
+        self.batch = batch
+        self._wake = asyncio.Event()
+        db.on_commit(self._wake.set)
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                sent = await self.relay_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - NATS or the database is away; try again soon
+                log.warning("outbox relay pass failed", error=one_line(err))
+                sent = 0
+                await asyncio.sleep(self.poll_s)
+            if sent < self.batch:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+                except TimeoutError:
+                    pass
+
+    async def relay_once(self) -> int:
+        """Publishes one batch of unsent events; returns how many it sent."""
+        m = self.model
+        async with self.db.read() as session:
+            rows = (await session.execute(
+                select(m.seq, m.msg_id, m.subject, m.payload)
+                .where(m.published_at.is_(None)).order_by(m.seq).limit(self.batch)
+            )).all()
+        UNSENT.set(len(rows))
+        if not rows:
+            return 0
+        # One connection keeps the order; the acks are awaited together.
+        await asyncio.gather(*(
+            self.js.publish(row.subject, row.payload, headers={"Nats-Msg-Id": row.msg_id}) for row in rows
+        ))
+        for row in rows:
+            PUBLISHED.labels(row.subject).inc()
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(m).where(m.seq.in_([r.seq for r in rows])).values(published_at=utcnow())
+            )
+        return len(rows)

@@ -1,0 +1,37 @@
+"""Retry with exponential backoff for start-up dependencies (NATS, the database)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from services.common.logs import get_logger
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+def one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+async def retry_forever(
+    attempt: Callable[[], Awaitable[T]], *, what: str, max_delay_s: float = 30.0, first_delay_s: float = 0.2
+) -> T:
+    """Runs ``attempt`` until it succeeds, logging one line per failure and backing off."""
+    delay = first_delay_s
+    tries = 0
+    while True:
+        try:
+            return await attempt()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - every failure is retried and logged in one line
+            tries += 1
+            log.warning("cannot reach dependency, retrying", dependency=what, error=one_line(err),
+                        attempt=tries, retry_in_s=round(delay, 2))
+            await asyncio.sleep(delay * (0.8 + random.random() * 0.4))
+            delay = min(delay * 2, max_delay_s)

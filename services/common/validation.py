@@ -1,0 +1,42 @@
+"""Small validation and conversion helpers every servicer uses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.common.errors import InvalidArgument
+
+MAX_MONEY = 9 * 10**15
+
+
+def known_enum(enum: EnumTypeWrapper, value: int, field: str, *, allow_unspecified: bool = True) -> int:
+    """``value`` if the enum defines it (and, unless allowed, it is not the zero value)."""
+    if value not in enum.values() or (value == 0 and not allow_unspecified):
+        names = ", ".join(n for n in enum.keys() if not n.endswith("_UNSPECIFIED"))
+        raise InvalidArgument(f"must be one of {names}", field=field)
+    return value
+
+
+def parse_int_id(value: str, field: str) -> int:
+    """A numeric id given as a string."""
+    if not value:
+        raise InvalidArgument("is required", field=field)
+    if not value.isdigit() or len(value) > 18:
+        raise InvalidArgument("must be a numeric id", field=field)
+    return int(value)
+
+
+def aware(dt: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def to_timestamp(dt: datetime | None) -> Timestamp | None:
+    if dt is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(aware(dt))
+    return ts

@@ -1,0 +1,1 @@
+"""The customer service: members and business customers, and who the customers are."""

@@ -1,0 +1,38 @@
+"""Validation of member identity fields: each rule names the field it guards."""
+
+from __future__ import annotations
+
+import re
+
+from services.common.errors import InvalidArgument
+
+PHONE = re.compile(r"^1[3-9]\d{9}$")
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+
+
+def normalize_phone(phone: str, field: str = "phone") -> str | None:
+    """An 11-digit mainland mobile number, or None when empty."""
+    phone = phone.strip()
+    if not phone:
+        return None
+    if not PHONE.match(phone):
+        raise InvalidArgument("must be an 11-digit mainland mobile number starting with 13-19", field=field)
+    return phone
+
+
+def normalize_email(email: str, field: str = "email") -> str | None:
+    """A lower-cased valid email, or None when empty."""
+    email = email.strip()
+    if not email:
+        return None
+    if len(email) > 254 or not EMAIL.match(email):
+        raise InvalidArgument("must be a valid email address", field=field)
+    return email.lower()
+
+
+def bounded_text(value: str, field: str, maximum: int) -> str:
+    value = value.strip()
+    if len(value) > maximum:
+        raise InvalidArgument(f"must be at most {maximum} characters", field=field)
+    return value

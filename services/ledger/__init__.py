@@ -1,0 +1,1 @@
+"""The ledger service: every balance a member holds and every order that moves one."""

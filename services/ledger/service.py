@@ -1,0 +1,37 @@
+"""How the ledger service is put together: settings, migrations, servicers, consumers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+
+from crowdpack.ledger.v1 import ledger_service_pb2 as pb
+from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
+from services.common.consumer import EventConsumer
+from services.common.events import CUSTOMER_STREAM, MEMBER_CREATED
+from services.common.server import Context, ServiceSpec
+from services.ledger.accounts import open_member_accounts
+from services.ledger.config import LedgerSettings
+from services.ledger.models import OutboxEvent, ProcessedMessage
+from services.ledger.servicer import LedgerServicer
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
+
+
+def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
+    pb_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(ctx.db), server)
+    return [SERVICE_NAME]
+
+
+def consumers(ctx: Context) -> list[EventConsumer]:
+    return [EventConsumer(ctx.db, ctx.js, durable="ledger-customer-events", stream=CUSTOMER_STREAM,
+                          handlers={MEMBER_CREATED: open_member_accounts}, model=ProcessedMessage)]
+
+
+def build_spec(settings: LedgerSettings | None = None) -> ServiceSpec:
+    return ServiceSpec(
+        name="ledger", settings=settings or LedgerSettings(),
+        migrations_dir=Path(__file__).parent / "migrations", outbox_model=OutboxEvent, register=register,
+        consumers=consumers,
+    )

@@ -1,0 +1,155 @@
+"""The shared outbox relay and idempotent consumer, on real NATS and a real database."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from crowdpack.events.v1 import customer_events_pb2 as events
+from services.common.consumer import EventConsumer
+from services.common.db import Database
+from services.common.events import CUSTOMER_STREAM, MEMBER_CREATED
+from services.common.outbox import OutboxRelay, add_event
+from services.customer.models import OutboxEvent
+from services.ledger import accounts
+from services.ledger.models import Account, ProcessedMessage
+
+CUSTOMER_MIGRATIONS = Path("services/customer/migrations")
+LEDGER_MIGRATIONS = Path("services/ledger/migrations")
+
+
+async def stream_count(js, name: str) -> int:
+    return (await js.stream_info(name)).state.messages
+
+
+async def make_db(url: str, migrations: Path) -> Database:
+    db = Database(url, migrations)
+    await db.migrate()
+    return db
+
+
+async def test_relay_publishes_only_committed_events_and_republishes_without_duplicates(database_url, js):
+    db = await make_db(database_url, CUSTOMER_MIGRATIONS)
+    try:
+        async with db.transaction() as session:
+            for i in range(5):
+                add_event(session, OutboxEvent, events.MemberCreated(member_id=str(i + 1)))
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as session:
+                add_event(session, OutboxEvent, events.MemberCreated(member_id="rolled-back"))
+                raise RuntimeError("the change fails, so its event must not exist")
+
+        relay = OutboxRelay(db, js, OutboxEvent)
+        assert await relay.relay_once() == 5
+        assert await relay.relay_once() == 0
+        assert await stream_count(js, "CUSTOMER") == 5
+
+        # A relay that died after publishing but before marking publishes again: the stream keeps one copy.
+        async with db.transaction() as session:
+            await session.execute(update(OutboxEvent).values(published_at=None))
+        assert await relay.relay_once() == 5
+        assert await stream_count(js, "CUSTOMER") == 5
+    finally:
+        await db.dispose()
+
+
+async def test_relay_wakes_on_commit(database_url, js):
+    db = await make_db(database_url, CUSTOMER_MIGRATIONS)
+    relay = OutboxRelay(db, js, OutboxEvent, poll_s=30)  # polling alone would take 30 s
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.2)
+        async with db.transaction() as session:
+            add_event(session, OutboxEvent, events.MemberCreated(member_id="7"))
+        for _ in range(50):
+            if await stream_count(js, "CUSTOMER") == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert await stream_count(js, "CUSTOMER") == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await db.dispose()
+
+
+async def count_accounts(db: Database) -> int:
+    async with db.read() as session:
+        return await session.scalar(select(func.count()).select_from(Account))
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_consumer_applies_a_message_once_even_when_redelivered(database_url, js):
+    db = await make_db(database_url, LEDGER_MIGRATIONS)
+    consumer = EventConsumer(db, js, durable="ledger-test", stream=CUSTOMER_STREAM,
+                             handlers={MEMBER_CREATED: accounts.open_member_accounts}, model=ProcessedMessage)
+    payload = events.MemberCreated(member_id="42").SerializeToString()
+    try:
+        # Applied before a crash that lost the ack: the redelivery finds the id and changes nothing.
+        assert await consumer.apply("msg-1", MEMBER_CREATED, payload) is True
+        assert await consumer.apply("msg-1", MEMBER_CREATED, payload) is False
+        assert await count_accounts(db) == 3
+
+        await consumer.ensure()
+        await js.publish(MEMBER_CREATED, payload, headers={"Nats-Msg-Id": "msg-1"})
+        await js.publish(MEMBER_CREATED, events.MemberCreated(member_id="43").SerializeToString(),
+                         headers={"Nats-Msg-Id": "msg-2"})
+        task = asyncio.create_task(consumer.run())
+        try:
+            await wait_for(lambda: _count_is(db, 6))
+            info = await js.consumer_info("CUSTOMER", "ledger-test")
+            await wait_for(lambda: _no_pending(js))
+            assert info.num_redelivered == 0
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        async with db.read() as session:
+            processed = await session.scalar(select(func.count()).select_from(ProcessedMessage))
+        assert processed == 2
+        assert await count_accounts(db) == 6
+    finally:
+        await db.dispose()
+
+
+async def _count_is(db: Database, n: int) -> bool:
+    return await count_accounts(db) == n
+
+
+async def _no_pending(js) -> bool:
+    info = await js.consumer_info("CUSTOMER", "ledger-test")
+    return info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_consumer_retries_a_failing_handler_then_terminates_poison(database_url, js):
+    db = await make_db(database_url, LEDGER_MIGRATIONS)
+    calls: dict[str, int] = {}
+
+    async def flaky(session, event):
+        calls[event.member_id] = calls.get(event.member_id, 0) + 1
+        if event.member_id == "poison" or calls[event.member_id] == 1:
+            raise RuntimeError(f"cannot handle {event.member_id} now")
+        await accounts.open_member_accounts(session, event)
+
+    consumer = EventConsumer(db, js, durable="ledger-test", stream=CUSTOMER_STREAM,
+                             handlers={MEMBER_CREATED: flaky}, model=ProcessedMessage, max_deliver=2)
+    await consumer.ensure()
+    for i, member in enumerate(["poison", "1"]):
+        await js.publish(MEMBER_CREATED, events.MemberCreated(member_id=member).SerializeToString(),
+                         headers={"Nats-Msg-Id": f"m{i}"})
+    task = asyncio.create_task(consumer.run())
+    try:
+        await wait_for(lambda: _count_is(db, 3), timeout=15)
+        await wait_for(lambda: _no_pending(js), timeout=15)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await db.dispose()
+    assert calls == {"poison": 2, "1": 2}

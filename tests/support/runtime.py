@@ -1,0 +1,27 @@
+"""Runs a service in-process on real NATS and a real database, bound to free ports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import grpc
+
+from services.common.config import CommonSettings, ServiceSettings
+from services.common.server import Runtime, ServiceSpec
+
+
+@asynccontextmanager
+async def running_service(build_spec: Callable[..., ServiceSpec], settings: ServiceSettings, *,
+                          nats_url: str, state_dir: Path) -> AsyncIterator[tuple[Runtime, grpc.aio.Channel]]:
+    spec = build_spec(settings)
+    spec.common = CommonSettings(state_dir=state_dir, nats_url=nats_url)
+    runtime = Runtime(spec)
+    await runtime.start()
+    channel = grpc.aio.insecure_channel(f"{settings.grpc_host}:{runtime.port}")
+    try:
+        yield runtime, channel
+    finally:
+        await channel.close()
+        await runtime.stop()

@@ -1,0 +1,81 @@
+"""Shared mechanisms: configuration, paging tokens, validation, caller identity."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from crowdpack.customer.v1 import customer_service_pb2 as pb
+from services.common.config import CommonSettings, database_url_for, describe_settings_error
+from services.common.errors import InvalidArgument
+from services.common.pagination import decode_token, encode_token, page_size
+from services.common.validation import known_enum, parse_int_id
+from services.customer.config import CustomerSettings
+from services.customer.validation import normalize_email, normalize_phone
+
+
+def test_settings_come_from_the_environment_with_defaults(monkeypatch, tmp_path):
+    assert CustomerSettings().grpc_port == 50051
+    monkeypatch.setenv("CROWDPACK_CUSTOMER_GRPC_PORT", "6000")
+    monkeypatch.setenv("CROWDPACK_STATE_DIR", str(tmp_path))
+    settings, common = CustomerSettings(), CommonSettings()
+    assert settings.grpc_port == 6000
+    assert database_url_for("customer", settings, common) == f"sqlite+aiosqlite:///{tmp_path}/customer.db"
+    monkeypatch.setenv("CROWDPACK_CUSTOMER_DATABASE_URL", "postgresql+psycopg://u@h/db")
+    assert database_url_for("customer", CustomerSettings(), common) == "postgresql+psycopg://u@h/db"
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("CROWDPACK_CUSTOMER_GRPC_PORT", "70000")
+    with pytest.raises(ValidationError) as info:
+        CustomerSettings()
+    line = describe_settings_error(info.value)
+    assert line.startswith("CROWDPACK_CUSTOMER_GRPC_PORT:") and "\n" not in line
+
+
+def test_page_size_defaults_caps_and_rejects_negative():
+    assert page_size(0) == 50 and page_size(10) == 10 and page_size(5000) == 1000
+    with pytest.raises(InvalidArgument) as info:
+        page_size(-1)
+    assert info.value.field == "page_size"
+
+
+def test_page_tokens_round_trip_and_garbage_is_rejected():
+    assert decode_token(encode_token({"before": 42})) == {"before": 42}
+    assert decode_token("") is None
+    for bad in ("%%%", "WzFd"):  # "WzFd" is "[1]": valid JSON, not a token
+        with pytest.raises(InvalidArgument):
+            decode_token(bad)
+
+
+@pytest.mark.parametrize("phone", ["13800000000", "19912345678", " 15000000000 "])
+def test_valid_phones(phone):
+    assert normalize_phone(phone) == phone.strip()
+
+
+@pytest.mark.parametrize("phone", ["1380000000", "138000000000", "12800000000", "23800000000", "1380000000a",
+                                   "+8613800000000"])
+def test_invalid_phones_name_the_field(phone):
+    with pytest.raises(InvalidArgument) as info:
+        normalize_phone(phone)
+    assert info.value.field == "phone"
+
+
+def test_emails_are_lower_cased_and_validated():
+    assert normalize_email("Ada.L@Example.COM") == "ada.l@example.com"
+    assert normalize_email("") is None
+    for bad in ("a@", "@b.cn", "a b@c.cn", "a@b", "a@-b.cn"):
+        with pytest.raises(InvalidArgument):
+            normalize_email(bad)
+
+
+def test_enums_and_ids():
+    assert known_enum(pb.Gender, pb.GENDER_MALE, "gender") == pb.GENDER_MALE
+    with pytest.raises(InvalidArgument, match="gender: must be one of GENDER_MALE"):
+        known_enum(pb.Gender, 42, "gender")
+    with pytest.raises(InvalidArgument):
+        known_enum(pb.Gender, 0, "gender", allow_unspecified=False)
+    assert parse_int_id("17", "member_id") == 17
+    for bad in ("", "-1", "1.5", "x", "9" * 19):
+        with pytest.raises(InvalidArgument):
+            parse_int_id(bad, "member_id")
