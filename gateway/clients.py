@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import grpc
 
 from crowdpack.alert.v1 import alert_service_pb2_grpc
-from crowdpack.customer.v1 import customer_service_pb2_grpc
+from crowdpack.customer.v1 import member_service_pb2_grpc
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc
 from gateway.config import GatewaySettings
 
@@ -15,7 +15,7 @@ from gateway.config import GatewaySettings
 @dataclass
 class Clients:
     channels: list[grpc.aio.Channel]
-    customer: customer_service_pb2_grpc.CustomerServiceStub
+    members: member_service_pb2_grpc.MemberServiceStub
     ledger: ledger_service_pb2_grpc.LedgerServiceStub
     alert: alert_service_pb2_grpc.AlertServiceStub
 
@@ -24,7 +24,7 @@ class Clients:
         customer = grpc.aio.insecure_channel(settings.customer_address)
         ledger = grpc.aio.insecure_channel(settings.ledger_address)
         alert = grpc.aio.insecure_channel(settings.alert_address)
-        return cls([customer, ledger, alert], customer_service_pb2_grpc.CustomerServiceStub(customer),
+        return cls([customer, ledger, alert], member_service_pb2_grpc.MemberServiceStub(customer),
                    ledger_service_pb2_grpc.LedgerServiceStub(ledger), alert_service_pb2_grpc.AlertServiceStub(alert))
 
     async def close(self) -> None:

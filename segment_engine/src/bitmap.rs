@@ -41,9 +41,8 @@ fn values_from_iterable(iterable: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
                 item.repr().map(|r| r.to_string()).unwrap_or_default()
             ))
         })?;
-        let v = u32::try_from(v).map_err(|_| {
-            EngineError::invalid(format!("iterable value {v} is outside 0..{}", u32::MAX))
-        })?;
+        let v = u32::try_from(v)
+            .map_err(|_| EngineError::invalid(format!("iterable value {v} is outside 0..{}", u32::MAX)))?;
         values.push(v);
     }
     Ok(values)
@@ -107,7 +106,12 @@ impl PyBitmap {
     }
 
     fn __iter__(&self) -> BitmapIter {
-        BitmapIter { inner: self.inner.clone(), next_container: 0, buf: Vec::new(), pos: 0 }
+        BitmapIter {
+            inner: self.inner.clone(),
+            next_container: 0,
+            buf: Vec::new(),
+            pos: 0,
+        }
     }
 
     fn __bool__(&self) -> bool {

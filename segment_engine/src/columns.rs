@@ -105,7 +105,11 @@ impl Column {
                         continue;
                     }
                     let v = checked_i64(values[r], name, r)?;
-                    let s = st.get_or_insert(ChunkStats { min: v, max: v, distinct: Some(Vec::new()) });
+                    let s = st.get_or_insert(ChunkStats {
+                        min: v,
+                        max: v,
+                        distinct: Some(Vec::new()),
+                    });
                     s.min = s.min.min(v);
                     s.max = s.max.max(v);
                     if let Some(d) = &mut s.distinct {
@@ -180,67 +184,79 @@ impl Column {
 
     /// Sets member `m` to `v` (`None` for null) in place.
     pub fn set(&mut self, m: u32, v: Option<i64>, n_members: usize) {
-        let Some(v) = v else {
-            if self.nonnull.remove(m) {
-                match &mut self.enc {
-                    Encoding::Values(map) => {
-                        map.retain(|_, s| {
-                            s.remove(m);
-                            !s.is_empty()
-                        });
-                    }
-                    Encoding::Bsi(b) => {
-                        for s in &mut b.slices {
-                            s.remove(m);
-                        }
-                    }
-                }
+        self.set_many(&[(m, v)], n_members);
+    }
+
+    /// Applies point updates in place (`None` sets null); a later update of a member wins.
+    ///
+    /// Updates are applied in member order, one bitmap at a time, so each bitmap's containers
+    /// are visited in ascending order while they are in cache.
+    pub fn set_many(&mut self, updates: &[(u32, Option<i64>)], n_members: usize) {
+        let mut order: Vec<(u32, u32)> = updates.iter().enumerate().map(|(i, u)| (u.0, i as u32)).collect();
+        order.sort_unstable();
+        let mut ups: Vec<(u32, Option<i64>)> = Vec::with_capacity(order.len());
+        for (m, i) in order {
+            match ups.last_mut() {
+                Some(last) if last.0 == m => *last = updates[i as usize],
+                _ => ups.push(updates[i as usize]),
             }
-            return;
-        };
-        let was_present = !self.nonnull.insert(m);
+        }
+        self.nonnull.assign_sorted(ups.iter().map(|&(m, v)| (m, v.is_some())));
         match &mut self.enc {
             Encoding::Values(map) => {
-                if was_present {
-                    if let Some(old_v) = map.iter().find(|(_, s)| s.contains(m)).map(|(k, _)| *k) {
-                        if old_v == v {
-                            return;
-                        }
-                        let s = map.get_mut(&old_v).expect("found above");
-                        s.remove(m);
-                        if s.is_empty() {
-                            map.remove(&old_v);
+                let mut old: Vec<Option<i64>> = vec![None; ups.len()];
+                for (v, set) in map.iter() {
+                    for (j, &(m, _)) in ups.iter().enumerate() {
+                        if old[j].is_none() && set.contains(m) {
+                            old[j] = Some(*v);
                         }
                     }
                 }
-                map.entry(v).or_default().insert(m);
+                // Per value, the members to add (true) or remove (false), ascending.
+                let mut changes: BTreeMap<i64, Vec<(u32, bool)>> = BTreeMap::new();
+                for (j, &(m, new)) in ups.iter().enumerate() {
+                    if old[j] == new {
+                        continue;
+                    }
+                    if let Some(o) = old[j] {
+                        changes.entry(o).or_default().push((m, false));
+                    }
+                    if let Some(v) = new {
+                        changes.entry(v).or_default().push((m, true));
+                    }
+                }
+                for (v, items) in changes {
+                    let set = map.entry(v).or_default();
+                    set.assign_sorted(items);
+                    if set.is_empty() {
+                        map.remove(&v);
+                    }
+                }
                 if map.len() > LOW_CARD_MAX {
-                    self.reencode(n_members);
+                    self.reencode(&[], n_members);
                 }
             }
             Encoding::Bsi(b) => {
-                if v < b.base {
-                    self.reencode_with(m, v, n_members);
+                let lowest = ups.iter().filter_map(|u| u.1).min();
+                let highest = ups.iter().filter_map(|u| u.1).max();
+                let fits = |v: i64| v >= b.base && ((v as i128 - b.base as i128) as u128) <= u64::MAX as u128;
+                if lowest.is_some_and(|v| !fits(v)) || highest.is_some_and(|v| !fits(v)) {
+                    self.reencode(&ups, n_members);
                     return;
                 }
-                let u = (v as i128 - b.base as i128) as u128;
-                if u > b.max_offset() as u128 {
-                    if u > u64::MAX as u128 {
-                        self.reencode_with(m, v, n_members);
-                        return;
-                    }
-                    while (b.max_offset() as u128) < u {
+                if let Some(h) = highest {
+                    let u = (h as i128 - b.base as i128) as u64;
+                    while b.max_offset() < u {
                         b.slices.push(RoaringSet::new());
                     }
                 }
-                let u = u as u64;
-                for (i, s) in b.slices.iter_mut().enumerate() {
-                    if u >> i & 1 == 1 {
-                        s.insert(m);
-                    } else if was_present {
-                        s.remove(m);
-                    }
-                }
+                let base = b.base;
+                b.slices.par_iter_mut().enumerate().for_each(|(i, slice)| {
+                    slice.assign_sorted(
+                        ups.iter()
+                            .map(|&(m, v)| (m, v.is_some_and(|v| ((v as i128 - base as i128) as u64) >> i & 1 == 1))),
+                    )
+                });
             }
         }
     }
@@ -281,17 +297,14 @@ impl Column {
         (values, valid)
     }
 
-    /// Rebuilds the index from its own values (after an update outside the encoding's range).
-    fn reencode(&mut self, n: usize) {
-        let (values, valid) = self.decode(n);
-        let rebuilt = Column::build(&values, Some(&valid), self.kind, "values").expect("decoded values fit in int64");
-        *self = rebuilt;
-    }
-
-    fn reencode_with(&mut self, m: u32, v: i64, n: usize) {
+    /// Rebuilds the index from its own values with `updates` applied (after updates outside the
+    /// encoding's range, or too many distinct values for one bitmap per value).
+    fn reencode(&mut self, updates: &[(u32, Option<i64>)], n: usize) {
         let (mut values, mut valid) = self.decode(n);
-        values[m as usize] = v;
-        valid[m as usize] = true;
+        for &(m, v) in updates {
+            valid[m as usize] = v.is_some();
+            values[m as usize] = v.unwrap_or(0);
+        }
         let rebuilt = Column::build(&values, Some(&valid), self.kind, "values").expect("decoded values fit in int64");
         *self = rebuilt;
     }
@@ -302,13 +315,14 @@ impl Column {
     /// The expression for a predicate over this column.
     pub fn plan(&self, pred: &Pred) -> Node<'_> {
         let ranges = |iv: &[Interval]| -> Vec<Range> {
-            iv.iter().filter_map(|i| i.to_inclusive()).map(|(lo, hi)| Range { lo, hi }).collect()
+            iv.iter()
+                .filter_map(|i| i.to_inclusive())
+                .map(|(lo, hi)| Range { lo, hi })
+                .collect()
         };
         match pred {
             Pred::AnyOf(iv) => self.any_of(&ranges(iv)),
-            Pred::NoneOf(iv) => {
-                Node::AndNot(Box::new(Node::Set(&self.nonnull)), Box::new(self.any_of(&ranges(iv))))
-            }
+            Pred::NoneOf(iv) => Node::AndNot(Box::new(Node::Set(&self.nonnull)), Box::new(self.any_of(&ranges(iv)))),
         }
     }
 
@@ -353,7 +367,11 @@ fn build_nonnull(n: usize, valid: Option<&[bool]>) -> RoaringSet {
     RoaringSet::from_pairs(parts)
 }
 
-fn build_values<T: IntLike + Sync>(values: &[T], valid: Option<&[bool]>, distinct: &[i64]) -> BTreeMap<i64, RoaringSet> {
+fn build_values<T: IntLike + Sync>(
+    values: &[T],
+    valid: Option<&[bool]>,
+    distinct: &[i64],
+) -> BTreeMap<i64, RoaringSet> {
     let n = values.len();
     let n_keys = n.div_ceil(1 << 16);
     let per_key: Vec<Vec<Option<Container>>> = (0..n_keys)
@@ -381,7 +399,10 @@ fn build_values<T: IntLike + Sync>(values: &[T], valid: Option<&[bool]>, distinc
     let mut out = BTreeMap::new();
     for (i, v) in distinct.iter().enumerate() {
         let set = RoaringSet::from_pairs(
-            per_key.iter().enumerate().filter_map(|(k, cs)| cs[i].clone().map(|c| (k as u16, c))),
+            per_key
+                .iter()
+                .enumerate()
+                .filter_map(|(k, cs)| cs[i].clone().map(|c| (k as u16, c))),
         );
         if !set.is_empty() {
             out.insert(*v, set);
@@ -392,7 +413,10 @@ fn build_values<T: IntLike + Sync>(values: &[T], valid: Option<&[bool]>, distinc
 
 fn build_bsi<T: IntLike + Sync>(values: &[T], valid: Option<&[bool]>, min: i64, max: i64) -> Bsi {
     if min > max {
-        return Bsi { base: 0, slices: Vec::new() };
+        return Bsi {
+            base: 0,
+            slices: Vec::new(),
+        };
     }
     let span = (max as i128 - min as i128) as u64;
     let bits = (64 - span.leading_zeros()).max(1) as usize;
@@ -428,7 +452,12 @@ fn build_bsi<T: IntLike + Sync>(values: &[T], valid: Option<&[bool]>, min: i64, 
         .collect();
     let slices = (0..bits)
         .map(|i| {
-            RoaringSet::from_pairs(per_key.iter().enumerate().filter_map(|(k, cs)| cs[i].clone().map(|c| (k as u16, c))))
+            RoaringSet::from_pairs(
+                per_key
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, cs)| cs[i].clone().map(|c| (k as u16, c))),
+            )
         })
         .collect();
     Bsi { base: min, slices }
@@ -455,17 +484,25 @@ impl<'a> BsiRange<'a> {
         }
         let frac = (hi - lo + 1) as f64 / (max + 1) as f64;
         let estimate = (nonnull.len() as f64 * frac.min(1.0)).ceil() as u64;
-        Some(BsiRange { bsi, nonnull, lo: lo as u64, hi: hi as u64, estimate })
+        Some(BsiRange {
+            bsi,
+            nonnull,
+            lo: lo as u64,
+            hi: hi as u64,
+            estimate,
+        })
     }
 
-    /// Runs the comparison against constant `c` over the slices: `lt` gets members below `c`,
-    /// `eq` (which must start as the candidate members) keeps the members equal to `c`.
-    fn compare(&self, key: u16, c: u64, lt: Option<&mut Words>, eq: &mut Words, tmp: &mut Words) {
+    /// Runs the comparison against constant `c` over the slices, from the highest down to slice
+    /// `stop`: `lt` gets members below `c`, `eq` (which must start as the candidate members) keeps
+    /// the members equal to `c` in the slices visited. For `lt` alone, slices below the lowest set
+    /// bit of `c` cannot change it, so `stop` may be `c.trailing_zeros()`.
+    fn compare(&self, key: u16, c: u64, lt: Option<&mut Words>, eq: &mut Words, tmp: &mut Words, stop: usize) {
         let mut lt = lt;
         if let Some(l) = lt.as_deref_mut() {
             l.fill(0);
         }
-        for i in (0..self.bsi.slices.len()).rev() {
+        for i in (stop.min(self.bsi.slices.len())..self.bsi.slices.len()).rev() {
             let s: &Words = match self.bsi.slices[i].container(key) {
                 None => &ZERO,
                 Some(Container::Bits(w, _)) => w,
@@ -503,19 +540,27 @@ impl ChunkSource for BsiRange<'_> {
         let max = self.bsi.max_offset();
         let mut tmp = scratch.get();
         if self.lo == self.hi {
-            self.compare(key, self.lo, None, out, &mut tmp);
+            self.compare(key, self.lo, None, out, &mut tmp, 0);
         } else {
             let mut lt = scratch.get();
             let mut eq = scratch.get();
             if self.hi < max {
+                // v <= hi  <=>  v < hi + 1
+                let c = self.hi + 1;
                 nn.write_words(&mut eq);
-                self.compare(key, self.hi, Some(&mut lt), &mut eq, &mut tmp);
-                words::or_assign(&mut lt, &eq);
+                self.compare(key, c, Some(&mut lt), &mut eq, &mut tmp, c.trailing_zeros() as usize);
                 words::and_assign_nocount(out, &lt);
             }
             if self.lo > 0 {
                 nn.write_words(&mut eq);
-                self.compare(key, self.lo, Some(&mut lt), &mut eq, &mut tmp);
+                self.compare(
+                    key,
+                    self.lo,
+                    Some(&mut lt),
+                    &mut eq,
+                    &mut tmp,
+                    self.lo.trailing_zeros() as usize,
+                );
                 words::andnot_assign(out, &lt);
             }
             scratch.put(lt);

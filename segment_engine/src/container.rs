@@ -358,7 +358,7 @@ impl Container {
         let runs = self.count_runs();
         let run_size = 2 + 4 * runs as usize;
         let natural_is_array = card as usize <= ARRAY_MAX;
-        let natural_size = if natural_is_array { 2 + 2 * card as usize } else { 8192 };
+        let natural_size = if natural_is_array { 2 * card as usize } else { 8192 };
         if run_size < natural_size {
             match self {
                 Container::Run(_) => self,
@@ -513,9 +513,7 @@ impl Container {
     pub fn and_len(&self, other: &Container) -> u32 {
         match (self, other) {
             (Container::Array(a), Container::Array(b)) => intersect_count(a, b),
-            (Container::Array(a), o) | (o, Container::Array(a)) => {
-                a.iter().filter(|&&v| o.contains(v)).count() as u32
-            }
+            (Container::Array(a), o) | (o, Container::Array(a)) => a.iter().filter(|&&v| o.contains(v)).count() as u32,
             (Container::Bits(a, _), Container::Bits(b, _)) => words::and_popcount(a, b),
             (Container::Bits(w, _), Container::Run(r)) | (Container::Run(r), Container::Bits(w, _)) => {
                 r.iter().map(|&(s, l)| words::popcount_range(w, s, l)).sum()

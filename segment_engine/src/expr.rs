@@ -79,16 +79,6 @@ impl Val<'_> {
         }
     }
 
-    fn contains(&self, v: u16) -> bool {
-        match self {
-            Val::Empty => false,
-            Val::Full => true,
-            Val::C(c) => c.contains(v),
-            Val::Arr(a) => a.binary_search(&v).is_ok(),
-            Val::W(w) => words::get(w, v),
-        }
-    }
-
     /// Writes this value as a block into `out`.
     fn write(&self, out: &mut Words) {
         match self {
@@ -148,6 +138,52 @@ impl Val<'_> {
     }
 }
 
+/// The values of `a` whose bit in `w` equals `keep`, branch-free.
+fn filter_words(a: &[u16], w: &Words, keep: bool) -> Vec<u16> {
+    let mut out = vec![0u16; a.len()];
+    let mut k = 0usize;
+    for &v in a {
+        out[k] = v;
+        k += (words::get(w, v) == keep) as usize;
+    }
+    out.truncate(k);
+    out
+}
+
+/// The values of `a` that are (`keep`) or are not (`!keep`) in `other`.
+fn filter_val(a: &[u16], other: &Val<'_>, keep: bool) -> Vec<u16> {
+    match other {
+        Val::C(Container::Bits(w, _)) | Val::W(w) => filter_words(a, w, keep),
+        Val::C(Container::Array(o)) | Val::Arr(o) => {
+            if keep {
+                intersect_sorted(a, o)
+            } else {
+                difference_sorted(a, o)
+            }
+        }
+        Val::Empty => {
+            if keep {
+                Vec::new()
+            } else {
+                a.to_vec()
+            }
+        }
+        Val::Full => {
+            if keep {
+                a.to_vec()
+            } else {
+                Vec::new()
+            }
+        }
+        Val::C(c) => a.iter().copied().filter(|&v| c.contains(v) == keep).collect(),
+    }
+}
+
+/// The values of `a` that are (`keep`) or are not in container `c`.
+fn filter_container(a: &[u16], c: &Container, keep: bool) -> Vec<u16> {
+    filter_val(a, &Val::C(c), keep)
+}
+
 fn set_bits(out: &mut Words, a: &[u16]) {
     for &v in a {
         out[v as usize / 64] |= 1 << (v % 64);
@@ -161,6 +197,13 @@ fn bits_of<'a>(v: &Val<'a>) -> Option<&'a Words> {
     }
 }
 
+/// Arrays longer than this are turned into a bitset to meet a bitset, instead of filtered.
+const FILTER_MAX: usize = 512;
+
+fn big_array_and_bits(a: &Val<'_>, b: &Val<'_>) -> bool {
+    a.array().is_some_and(|x| x.len() > FILTER_MAX) && matches!(b, Val::W(_) | Val::C(Container::Bits(..)))
+}
+
 fn and_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
     match (a, b) {
         (Val::Empty, x) | (x, Val::Empty) => {
@@ -168,13 +211,25 @@ fn and_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
             Val::Empty
         }
         (Val::Full, x) | (x, Val::Full) => x,
+        (a, b) if big_array_and_bits(&a, &b) || big_array_and_bits(&b, &a) => {
+            // A large array against a bitset: set its bits and AND word by word, staying in
+            // words for the operations that follow.
+            let (arr, other) = if big_array_and_bits(&a, &b) { (a, b) } else { (b, a) };
+            let mut w = s.get();
+            w.fill(0);
+            set_bits(&mut w, arr.array().expect("checked"));
+            match &other {
+                Val::W(o) => words::and_assign_nocount(&mut w, o),
+                Val::C(Container::Bits(o, _)) => words::and_assign_nocount(&mut w, o),
+                _ => unreachable!("checked to be a bitset"),
+            }
+            other.release(s);
+            arr.release(s);
+            Val::W(w)
+        }
         (a, b) if a.array().is_some() || b.array().is_some() => {
             let (arr, other) = if a.array().is_some() { (a, b) } else { (b, a) };
-            let values = arr.array().expect("checked");
-            let out = match other.array() {
-                Some(o) => intersect_sorted(values, o),
-                None => values.iter().copied().filter(|&v| other.contains(v)).collect(),
-            };
+            let out = filter_val(arr.array().expect("checked"), &other, true);
             other.release(s);
             arr.release(s);
             Val::Arr(out)
@@ -239,11 +294,7 @@ fn andnot_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
             Val::Empty
         }
         (a, b) if a.array().is_some() => {
-            let values = a.array().expect("checked");
-            let out = match b.array() {
-                Some(o) => difference_sorted(values, o),
-                None => values.iter().copied().filter(|&v| !b.contains(v)).collect(),
-            };
+            let out = filter_val(a.array().expect("checked"), &b, false);
             b.release(s);
             Val::Arr(out)
         }
@@ -410,11 +461,11 @@ impl<'a> Node<'a> {
                         Node::Owned(set) => Some(set),
                         _ => None,
                     };
-                    if let (Some(values), Some(set)) = (acc.array(), stored) {
+                    let small = acc.array().is_some_and(|a| a.len() <= FILTER_MAX);
+                    if let (true, Some(values), Some(set)) = (small, acc.array(), stored) {
                         let out = match set.container(key) {
                             None => Vec::new(),
-                            Some(Container::Array(o)) => intersect_sorted(values, o),
-                            Some(o) => values.iter().copied().filter(|&v| o.contains(v)).collect(),
+                            Some(o) => filter_container(values, o, true),
                         };
                         acc = if out.is_empty() { Val::Empty } else { Val::Arr(out) };
                         continue;
@@ -447,6 +498,11 @@ impl<'a> Node<'a> {
     }
 }
 
+/// Result blocks with more ids than this stay bitsets. Decoding a bitset into an array costs
+/// more than the rest of the evaluation of a block, so results keep the bitset down to 1,024 ids
+/// (at most 4x the array's memory); `serialize` still writes the portable format's array.
+const RESULT_ARRAY_MAX: usize = 1024;
+
 fn finish(v: Val<'_>, s: &mut Scratch) -> Option<Container> {
     match v {
         Val::Empty => None,
@@ -458,7 +514,7 @@ fn finish(v: Val<'_>, s: &mut Scratch) -> Option<Container> {
             if card == 0 {
                 s.put(w);
                 None
-            } else if card as usize <= ARRAY_MAX {
+            } else if card as usize <= RESULT_ARRAY_MAX {
                 let out = Container::Array(words::to_array(&w, card));
                 s.put(w);
                 Some(out)
@@ -483,6 +539,18 @@ fn finish_count(v: Val<'_>, s: &mut Scratch) -> u64 {
     }
 }
 
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch blocks (kept between calls, so no page is faulted in twice).
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
 /// Keys per rayon task; a handful keeps the split overhead well below the per-key work.
 const KEYS_PER_TASK: usize = 2;
 
@@ -490,14 +558,11 @@ const KEYS_PER_TASK: usize = 2;
 pub fn evaluate(node: Node<'_>) -> RoaringSet {
     let node = node.simplify();
     let keys = node.keys();
+    let one = |k: u16| with_scratch(|s| (k, finish(node.eval(k, s), s)));
     let results: Vec<(u16, Option<Container>)> = if keys.len() < 4 {
-        let mut s = Scratch::default();
-        keys.iter().map(|&k| (k, finish(node.eval(k, &mut s), &mut s))).collect()
+        keys.iter().map(|&k| one(k)).collect()
     } else {
-        keys.par_iter()
-            .with_min_len(KEYS_PER_TASK)
-            .map_init(Scratch::default, |s, &k| (k, finish(node.eval(k, s), s)))
-            .collect()
+        keys.par_iter().with_min_len(KEYS_PER_TASK).map(|&k| one(k)).collect()
     };
     RoaringSet::from_pairs(results.into_iter().filter_map(|(k, c)| c.map(|c| (k, c))))
 }
@@ -506,12 +571,9 @@ pub fn evaluate(node: Node<'_>) -> RoaringSet {
 pub fn count(node: Node<'_>) -> u64 {
     let node = node.simplify();
     let keys = node.keys();
+    let one = |k: u16| with_scratch(|s| finish_count(node.eval(k, s), s));
     if keys.len() < 4 {
-        let mut s = Scratch::default();
-        return keys.iter().map(|&k| finish_count(node.eval(k, &mut s), &mut s)).sum();
+        return keys.iter().map(|&k| one(k)).sum();
     }
-    keys.par_iter()
-        .with_min_len(KEYS_PER_TASK)
-        .map_init(Scratch::default, |s, &k| finish_count(node.eval(k, s), s))
-        .sum()
+    keys.par_iter().with_min_len(KEYS_PER_TASK).map(|&k| one(k)).sum()
 }

@@ -20,6 +20,9 @@ use crate::package;
 use crate::set::RoaringSet;
 use crate::snapshot;
 
+/// A column's values and valid mask as numpy arrays.
+type ColumnArrays<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<bool>>);
+
 /// Largest number of members: ids are u32.
 pub const MAX_MEMBERS: u64 = 1 << 32;
 
@@ -99,7 +102,9 @@ impl PyMemberIndex {
 
 fn check_len(name: &str, len: usize, n: u64) -> Result<()> {
     if len as u64 != n {
-        return Err(EngineError::invalid(format!("{name} has length {len}, expected n_members = {n}")));
+        return Err(EngineError::invalid(format!(
+            "{name} has length {len}, expected n_members = {n}"
+        )));
     }
     Ok(())
 }
@@ -111,7 +116,12 @@ impl PyMemberIndex {
         if n_members < 0 || n_members as u64 > MAX_MEMBERS {
             return Err(EngineError::invalid(format!("n_members must be in 0..=2^32, got {n_members}")).into());
         }
-        Ok(PyMemberIndex { state: RwLock::new(IndexState { n: n_members as u64, ..Default::default() }) })
+        Ok(PyMemberIndex {
+            state: RwLock::new(IndexState {
+                n: n_members as u64,
+                ..Default::default()
+            }),
+        })
     }
 
     /// Number of members; ids are `0..n_members`.
@@ -147,15 +157,21 @@ impl PyMemberIndex {
         valid: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let n = self.n(py);
-        let valid = valid.filter(|v| !v.is_none()).map(|v| read_bool(v, "valid")).transpose()?;
+        let valid = valid
+            .filter(|v| !v.is_none())
+            .map(|v| read_bool(v, "valid"))
+            .transpose()?;
         let valid_slice = valid.as_ref().map(|v| v.as_slice());
         if let Some(v) = valid_slice {
             check_len("valid", v.len(), n)?;
         }
-        let kind = if values.cast::<PyArray1<bool>>().is_ok() { Kind::Bool } else { Kind::Int };
+        let kind = if values.cast::<PyArray1<bool>>().is_ok() {
+            Kind::Bool
+        } else {
+            Kind::Int
+        };
         let col = with_int_slice!(values, "values", |s| {
-            check_len("values", s.len(), n)
-                .and_then(|_| py.detach(|| Column::build(s, valid_slice, kind, "values")))
+            check_len("values", s.len(), n).and_then(|_| py.detach(|| Column::build(s, valid_slice, kind, "values")))
         })?;
         py.detach(|| self.write().columns.insert(name, col));
         Ok(())
@@ -176,7 +192,8 @@ impl PyMemberIndex {
             s.iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    i64::try_from(v.to_i128()).map_err(|_| EngineError::invalid(format!("values[{i}] does not fit in int64")))
+                    i64::try_from(v.to_i128())
+                        .map_err(|_| EngineError::invalid(format!("values[{i}] does not fit in int64")))
                 })
                 .collect::<Result<Vec<i64>>>()
         })?;
@@ -188,7 +205,10 @@ impl PyMemberIndex {
             ))
             .into());
         }
-        let valid = valid.filter(|v| !v.is_none()).map(|v| read_bool(v, "valid")).transpose()?;
+        let valid = valid
+            .filter(|v| !v.is_none())
+            .map(|v| read_bool(v, "valid"))
+            .transpose()?;
         let valid_slice = valid.as_ref().map(|v| v.as_slice());
         if let Some(v) = valid_slice {
             if v.len() != ids.len() {
@@ -213,10 +233,22 @@ impl PyMemberIndex {
                 .columns
                 .get_mut(&name)
                 .ok_or_else(|| EngineError::invalid(format!("name: unknown column {name:?}")))?;
-            for (i, (&m, &v)) in ids.iter().zip(&vals).enumerate() {
-                let v = if valid_slice.is_some_and(|ok| !ok[i]) { None } else { Some(v) };
-                col.set(m, v, n as usize);
-            }
+            let ups: Vec<(u32, Option<i64>)> = ids
+                .iter()
+                .zip(&vals)
+                .enumerate()
+                .map(|(i, (&m, &v))| {
+                    (
+                        m,
+                        if valid_slice.is_some_and(|ok| !ok[i]) {
+                            None
+                        } else {
+                            Some(v)
+                        },
+                    )
+                })
+                .collect();
+            col.set_many(&ups, n as usize);
             Ok(())
         })?;
         Ok(())
@@ -315,11 +347,7 @@ impl PyMemberIndex {
     }
 
     /// A column's values as `(int64 values, bool valid)` arrays (values of null rows are 0).
-    fn column_values<'py>(
-        &self,
-        py: Python<'py>,
-        name: String,
-    ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<bool>>)> {
+    fn column_values<'py>(&self, py: Python<'py>, name: String) -> PyResult<ColumnArrays<'py>> {
         let (values, valid) = py.detach(|| -> Result<(Vec<i64>, Vec<bool>)> {
             let st = self.read();
             let col = st

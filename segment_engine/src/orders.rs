@@ -52,6 +52,9 @@ pub struct DayPart {
     pub members: Vec<u32>,
     pub stores: StoreCol,
     pub amounts: Vec<i64>,
+    /// `block_starts[k]` is the index of the first order of a member in block `k` (ids `k << 16 ..`),
+    /// so a block's orders are found without a binary search; one more entry closes the last block.
+    block_starts: Vec<u32>,
 }
 
 impl DayPart {
@@ -60,7 +63,25 @@ impl DayPart {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.members.capacity() * 4 + self.stores.heap_bytes() + self.amounts.capacity() * 8
+        self.members.capacity() * 4
+            + self.stores.heap_bytes()
+            + self.amounts.capacity() * 8
+            + self.block_starts.capacity() * 4
+    }
+
+    /// Builds from columns already sorted by member.
+    pub fn new(members: Vec<u32>, stores: StoreCol, amounts: Vec<i64>) -> DayPart {
+        let blocks = members.last().map_or(0, |&m| (m >> 16) as usize + 1);
+        let mut block_starts = Vec::with_capacity(blocks + 1);
+        for k in 0..=blocks {
+            block_starts.push(members.partition_point(|&m| ((m >> 16) as usize) < k) as u32);
+        }
+        DayPart {
+            members,
+            stores,
+            amounts,
+            block_starts,
+        }
     }
 
     /// Builds from unsorted `(member, code, amount)` rows.
@@ -73,18 +94,20 @@ impl DayPart {
             StoreCol::Wide(rows.iter().map(|r| r.1).collect())
         };
         let amounts = rows.iter().map(|r| r.2).collect();
-        DayPart { members, stores, amounts }
+        DayPart::new(members, stores, amounts)
     }
 
     fn rows(&self) -> impl Iterator<Item = (u32, u32, i64)> + '_ {
         (0..self.len()).map(|i| (self.members[i], self.stores.get(i), self.amounts[i]))
     }
 
-    /// Index range of the orders of members in `lo..hi`.
-    fn member_range(&self, lo: u32, hi: u64) -> std::ops::Range<usize> {
-        let s = self.members.partition_point(|&m| m < lo);
-        let e = s + self.members[s..].partition_point(|&m| (m as u64) < hi);
-        s..e
+    /// Index range of the orders of members in block `key`.
+    fn block_range(&self, key: u32) -> std::ops::Range<usize> {
+        let k = key as usize;
+        if k + 1 >= self.block_starts.len() {
+            return 0..0;
+        }
+        self.block_starts[k] as usize..self.block_starts[k + 1] as usize
     }
 }
 
@@ -109,7 +132,11 @@ impl OrderBatch<'_> {
     /// Checks lengths and member ids.
     pub fn validate(&self, n_members: u64) -> Result<()> {
         let n = self.member.len();
-        for (name, len) in [("store", self.store.len()), ("day", self.day.len()), ("amount", self.amount.len())] {
+        for (name, len) in [
+            ("store", self.store.len()),
+            ("day", self.day.len()),
+            ("amount", self.amount.len()),
+        ] {
             if len != n {
                 return Err(EngineError::invalid(format!(
                     "{name} has {len} values but member has {n}: the order arrays must have equal lengths"
@@ -175,12 +202,17 @@ pub struct MetricCond {
 struct Acc {
     present: Box<Words>,
     count: Vec<u32>,
-    sum: Vec<i128>,
+    /// Sums wrap in i64 (half the cache footprint of i128); `carries` keeps the exact
+    /// correction (a multiple of 2^64) for the rare member whose sum overflowed.
+    sum: Vec<i64>,
+    carries: HashMap<usize, i128>,
     max: Vec<i64>,
     first: Vec<i32>,
     last: Vec<i32>,
     pairs: Vec<u64>,
     distinct: Vec<u32>,
+    /// Indices of the orders of one day and block that pass the store filter.
+    picked: Vec<u32>,
 }
 
 #[derive(Clone, Copy)]
@@ -193,19 +225,53 @@ struct Needs {
 }
 
 impl Acc {
-    fn new(n: Needs) -> Acc {
-        let v = |on: bool| if on { 1 << 16 } else { 0 };
+    fn new() -> Acc {
         Acc {
             present: words::zeroed(),
-            count: vec![0; v(n.count)],
-            sum: vec![0; v(n.sum)],
-            max: vec![i64::MIN; v(n.max)],
-            first: vec![i32::MAX; v(n.days)],
-            last: vec![i32::MIN; v(n.days)],
+            count: Vec::new(),
+            sum: Vec::new(),
+            carries: HashMap::new(),
+            max: Vec::new(),
+            first: Vec::new(),
+            last: Vec::new(),
             pairs: Vec::new(),
-            distinct: vec![0; v(n.distinct)],
+            distinct: Vec::new(),
+            picked: Vec::new(),
         }
     }
+
+    /// Allocates the accumulators `n` needs (once per thread; they are reset after each block).
+    fn prepare(&mut self, n: Needs) {
+        const B: usize = 1 << 16;
+        if n.count && self.count.is_empty() {
+            self.count = vec![0; B];
+        }
+        if n.sum && self.sum.is_empty() {
+            self.sum = vec![0; B];
+        }
+        if n.max && self.max.is_empty() {
+            self.max = vec![i64::MIN; B];
+        }
+        if n.days && self.first.is_empty() {
+            self.first = vec![i32::MAX; B];
+            self.last = vec![i32::MIN; B];
+        }
+        if n.distinct && self.distinct.is_empty() {
+            self.distinct = vec![0; B];
+        }
+    }
+}
+
+thread_local! {
+    static ACC: std::cell::RefCell<Acc> = std::cell::RefCell::new(Acc::new());
+}
+
+/// Runs `f` with this thread's accumulators, kept between calls so their pages stay mapped.
+fn with_acc<T>(f: impl FnOnce(&mut Acc) -> T) -> T {
+    ACC.with(|a| match a.try_borrow_mut() {
+        Ok(mut a) => f(&mut a),
+        Err(_) => f(&mut Acc::new()),
+    })
 }
 
 impl Orders {
@@ -275,10 +341,11 @@ impl Orders {
         let narrow = self.narrow();
         // Group row indices by day.
         let mut by_day: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
-        let (min, max) = b.day.par_iter().fold(|| (i32::MAX, i32::MIN), |(lo, hi), &d| (lo.min(d), hi.max(d))).reduce(
-            || (i32::MAX, i32::MIN),
-            |a, c| (a.0.min(c.0), a.1.max(c.1)),
-        );
+        let (min, max) = b
+            .day
+            .par_iter()
+            .fold(|| (i32::MAX, i32::MIN), |(lo, hi), &d| (lo.min(d), hi.max(d)))
+            .reduce(|| (i32::MAX, i32::MIN), |a, c| (a.0.min(c.0), a.1.max(c.1)));
         let span = (max as i64 - min as i64 + 1) as usize;
         if span <= 1 << 22 {
             let mut counts = vec![0u32; span + 1];
@@ -306,12 +373,15 @@ impl Orders {
                 by_day.entry(d).or_default().push(i as u32);
             }
         }
-        let existing: Vec<(i32, Vec<u32>, Option<DayPart>)> =
-            by_day.into_iter().map(|(d, idx)| (d, idx, self.days.remove(&d))).collect();
+        let existing: Vec<(i32, Vec<u32>, Option<DayPart>)> = by_day
+            .into_iter()
+            .map(|(d, idx)| (d, idx, self.days.remove(&d)))
+            .collect();
         let built: Vec<(i32, DayPart)> = existing
             .into_par_iter()
             .map(|(d, idx, old)| {
-                let mut rows: Vec<(u32, u32, i64)> = Vec::with_capacity(idx.len() + old.as_ref().map_or(0, |o| o.len()));
+                let mut rows: Vec<(u32, u32, i64)> =
+                    Vec::with_capacity(idx.len() + old.as_ref().map_or(0, |o| o.len()));
                 if let Some(o) = &old {
                     rows.extend(o.rows());
                 }
@@ -337,41 +407,96 @@ impl Orders {
         } else {
             Vec::new()
         };
-        let filter: Option<Vec<u64>> = w.stores.as_ref().map(|stores| {
-            let mut bits = vec![0u64; self.store_ids.len().div_ceil(64).max(1)];
+        // One flag per store code: a table lookup per order, no hashing.
+        let filter: Option<Vec<bool>> = w.stores.as_ref().map(|stores| {
+            let mut pass = vec![false; self.store_ids.len()];
             for s in stores {
                 if let Some(&c) = self.codes.get(s) {
-                    bits[c as usize / 64] |= 1 << (c % 64);
+                    pass[c as usize] = true;
                 }
             }
-            bits
+            pass
         });
-        if days.is_empty() || conds.is_empty() || filter.as_ref().is_some_and(|f| f.iter().all(|&x| x == 0)) {
+        if days.is_empty() || conds.is_empty() || filter.as_ref().is_some_and(|f| !f.contains(&true)) {
             return conds.iter().map(|_| RoaringSet::new()).collect();
         }
         let needs = Needs {
             count: conds.iter().any(|c| matches!(c.metric, Metric::Count | Metric::Avg)),
             sum: conds.iter().any(|c| matches!(c.metric, Metric::Sum | Metric::Avg)),
             max: conds.iter().any(|c| c.metric == Metric::Max),
-            days: conds.iter().any(|c| matches!(c.metric, Metric::FirstDay | Metric::LastDay)),
+            days: conds
+                .iter()
+                .any(|c| matches!(c.metric, Metric::FirstDay | Metric::LastDay)),
             distinct: conds.iter().any(|c| c.metric == Metric::DistinctStores),
         };
         let n_keys = n_members.div_ceil(1 << 16) as usize;
+        // Contiguous runs of keys, each scanned with one set of accumulators (allocated once per
+        // run, not per key: they are over a megabyte).
+        let runs = (rayon::current_num_threads() * 4).clamp(1, n_keys.max(1));
+        let per_run = n_keys.div_ceil(runs).max(1);
         let per_key: Vec<Vec<Option<Container>>> = (0..n_keys)
+            .step_by(per_run)
+            .collect::<Vec<_>>()
             .into_par_iter()
-            .map_init(
-                || Acc::new(needs),
-                |acc, k| scan_key(k as u32, &days, &day_nums, filter.as_deref(), needs, conds, acc),
-            )
+            .flat_map_iter(|start| {
+                with_acc(|acc| {
+                    (start..(start + per_run).min(n_keys))
+                        .map(|k| scan_key(k as u32, &days, &day_nums, filter.as_deref(), needs, conds, acc))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         (0..conds.len())
             .map(|ci| {
                 RoaringSet::from_pairs(
-                    per_key.iter().enumerate().filter_map(|(k, cs)| cs[ci].clone().map(|c| (k as u16, c))),
+                    per_key
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(k, cs)| cs[ci].clone().map(|c| (k as u16, c))),
                 )
             })
             .collect()
     }
+}
+
+/// Adds one order (index `i` of `part`) to the accumulators.
+#[inline(always)]
+fn add_order(acc: &mut Acc, needs: Needs, part: &DayPart, i: usize, day: i32) {
+    let m = (part.members[i] & 0xFFFF) as usize;
+    acc.present[m / 64] |= 1 << (m % 64);
+    if needs.count {
+        acc.count[m] += 1;
+    }
+    if needs.sum {
+        let a = part.amounts[i];
+        let (total, wrapped) = acc.sum[m].overflowing_add(a);
+        acc.sum[m] = total;
+        if wrapped {
+            *acc.carries.entry(m).or_insert(0) += if a > 0 { 1i128 << 64 } else { -(1i128 << 64) };
+        }
+    }
+    if needs.max {
+        acc.max[m] = acc.max[m].max(part.amounts[i]);
+    }
+    if needs.days {
+        acc.first[m] = acc.first[m].min(day);
+        acc.last[m] = acc.last[m].max(day);
+    }
+    if needs.distinct {
+        acc.pairs.push((m as u64) << 32 | part.stores.get(i) as u64);
+    }
+}
+
+/// Indices in `range` whose store passes, compacted without branches.
+fn pick<S: Copy + Into<u32>>(stores: &[S], range: std::ops::Range<usize>, pass: &[bool], out: &mut Vec<u32>) {
+    out.clear();
+    out.resize(range.len(), 0);
+    let mut k = 0usize;
+    for i in range {
+        out[k] = i as u32;
+        k += pass[stores[i].into() as usize] as usize;
+    }
+    out.truncate(k);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -379,44 +504,36 @@ fn scan_key(
     key: u32,
     days: &[&DayPart],
     day_nums: &[i32],
-    filter: Option<&[u64]>,
+    filter: Option<&[bool]>,
     needs: Needs,
     conds: &[MetricCond],
     acc: &mut Acc,
 ) -> Vec<Option<Container>> {
-    let lo = key << 16;
-    let hi = (key as u64 + 1) << 16;
+    acc.prepare(needs);
     let mut any = false;
     for (part, &day) in days.iter().zip(day_nums) {
-        let r = part.member_range(lo, hi);
+        let r = part.block_range(key);
         if r.is_empty() {
             continue;
         }
-        for i in r {
-            let code = part.stores.get(i);
-            if let Some(f) = filter {
-                if f.get(code as usize / 64).is_none_or(|w| w >> (code % 64) & 1 == 0) {
-                    continue;
+        match filter {
+            None => {
+                any = true;
+                for i in r {
+                    add_order(acc, needs, part, i, day);
                 }
             }
-            any = true;
-            let m = (part.members[i] & 0xFFFF) as usize;
-            acc.present[m / 64] |= 1 << (m % 64);
-            if needs.count {
-                acc.count[m] += 1;
-            }
-            if needs.sum {
-                acc.sum[m] += part.amounts[i] as i128;
-            }
-            if needs.max {
-                acc.max[m] = acc.max[m].max(part.amounts[i]);
-            }
-            if needs.days {
-                acc.first[m] = acc.first[m].min(day);
-                acc.last[m] = acc.last[m].max(day);
-            }
-            if needs.distinct {
-                acc.pairs.push((m as u64) << 32 | code as u64);
+            Some(pass) => {
+                let mut picked = std::mem::take(&mut acc.picked);
+                match &part.stores {
+                    StoreCol::Narrow(v) => pick(v, r, pass, &mut picked),
+                    StoreCol::Wide(v) => pick(v, r, pass, &mut picked),
+                }
+                any |= !picked.is_empty();
+                for &i in &picked {
+                    add_order(acc, needs, part, i as usize, day);
+                }
+                acc.picked = picked;
             }
         }
     }
@@ -441,12 +558,17 @@ fn scan_key(
         while bits != 0 {
             let m = wi * 64 + bits.trailing_zeros() as usize;
             bits &= bits - 1;
+            let sum = if needs.sum {
+                acc.sum[m] as i128 + acc.carries.get(&m).copied().unwrap_or(0)
+            } else {
+                0
+            };
             for (c, out) in conds.iter().zip(outs.iter_mut()) {
                 let hit = match c.metric {
                     Metric::Count => c.pred.test(acc.count[m] as i128),
-                    Metric::Sum => c.pred.test(acc.sum[m]),
+                    Metric::Sum => c.pred.test(sum),
                     Metric::Max => c.pred.test(acc.max[m] as i128),
-                    Metric::Avg => c.pred.test_mean(acc.sum[m], acc.count[m] as i128),
+                    Metric::Avg => c.pred.test_mean(sum, acc.count[m] as i128),
                     Metric::DistinctStores => c.pred.test(acc.distinct[m] as i128),
                     Metric::FirstDay => c.pred.test(acc.first[m] as i128),
                     Metric::LastDay => c.pred.test(acc.last[m] as i128),
@@ -473,6 +595,7 @@ fn scan_key(
             }
         }
     }
+    acc.carries.clear();
     outs.into_iter()
         .map(|w| {
             let c = words::popcount(&w);

@@ -54,11 +54,15 @@ fn bad(path: &str, msg: impl std::fmt::Display) -> EngineError {
 }
 
 fn type_name(v: &Bound<'_, PyAny>) -> String {
-    v.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+    v.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 fn as_dict<'a, 'py>(v: &'a Bound<'py, PyAny>, path: &str) -> Result<&'a Bound<'py, PyDict>> {
-    v.cast::<PyDict>().map_err(|_| bad(path, format!("must be a dict, got {}", type_name(v))))
+    v.cast::<PyDict>()
+        .map_err(|_| bad(path, format!("must be a dict, got {}", type_name(v))))
 }
 
 fn as_list<'py>(v: &Bound<'py, PyAny>, path: &str) -> Result<Vec<Bound<'py, PyAny>>> {
@@ -71,14 +75,20 @@ fn as_list<'py>(v: &Bound<'py, PyAny>, path: &str) -> Result<Vec<Bound<'py, PyAn
 }
 
 fn get<'py>(d: &Bound<'py, PyDict>, key: &str, path: &str) -> Result<Bound<'py, PyAny>> {
-    d.get_item(key).ok().flatten().ok_or_else(|| bad(path, format!("missing {key:?}")))
+    d.get_item(key)
+        .ok()
+        .flatten()
+        .ok_or_else(|| bad(path, format!("missing {key:?}")))
 }
 
 fn get_str(d: &Bound<'_, PyDict>, key: &str, path: &str) -> Result<String> {
     let v = get(d, key, path)?;
-    v.cast::<PyString>()
-        .map(|s| s.to_string())
-        .map_err(|_| bad(&format!("{path}.{key}"), format!("must be a string, got {}", type_name(&v))))
+    v.cast::<PyString>().map(|s| s.to_string()).map_err(|_| {
+        bad(
+            &format!("{path}.{key}"),
+            format!("must be a string, got {}", type_name(&v)),
+        )
+    })
 }
 
 fn check_keys(d: &Bound<'_, PyDict>, allowed: &[&str], path: &str) -> Result<()> {
@@ -118,27 +128,50 @@ fn parse_pred(op: &str, value: Option<Bound<'_, PyAny>>, path: &str) -> Result<P
         int_value(v, &vpath)
     };
     let list = |v: &Bound<'_, PyAny>| -> Result<Vec<i64>> {
-        let items = as_list(v, &vpath).map_err(|_| bad(&vpath, format!("op {op:?} takes a list, got {}", type_name(v))))?;
-        items.iter().enumerate().map(|(i, it)| int_value(it, &format!("{vpath}[{i}]"))).collect()
+        let items =
+            as_list(v, &vpath).map_err(|_| bad(&vpath, format!("op {op:?} takes a list, got {}", type_name(v))))?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| int_value(it, &format!("{vpath}[{i}]")))
+            .collect()
     };
     Ok(match op {
         "eq" => Pred::AnyOf(vec![Interval::point(scalar(&value)?)]),
         "ne" => Pred::NoneOf(vec![Interval::point(scalar(&value)?)]),
-        "gte" => Pred::AnyOf(vec![Interval { lo: End::Incl(scalar(&value)?), hi: End::Unbounded }]),
-        "gt" => Pred::AnyOf(vec![Interval { lo: End::Excl(scalar(&value)?), hi: End::Unbounded }]),
-        "lte" => Pred::AnyOf(vec![Interval { lo: End::Unbounded, hi: End::Incl(scalar(&value)?) }]),
-        "lt" => Pred::AnyOf(vec![Interval { lo: End::Unbounded, hi: End::Excl(scalar(&value)?) }]),
+        "gte" => Pred::AnyOf(vec![Interval {
+            lo: End::Incl(scalar(&value)?),
+            hi: End::Unbounded,
+        }]),
+        "gt" => Pred::AnyOf(vec![Interval {
+            lo: End::Excl(scalar(&value)?),
+            hi: End::Unbounded,
+        }]),
+        "lte" => Pred::AnyOf(vec![Interval {
+            lo: End::Unbounded,
+            hi: End::Incl(scalar(&value)?),
+        }]),
+        "lt" => Pred::AnyOf(vec![Interval {
+            lo: End::Unbounded,
+            hi: End::Excl(scalar(&value)?),
+        }]),
         "in" => Pred::AnyOf(list(&value)?.into_iter().map(Interval::point).collect()),
         "not_in" => Pred::NoneOf(list(&value)?.into_iter().map(Interval::point).collect()),
         "between" => {
             let v = list(&value)?;
             if v.len() != 2 {
-                return Err(bad(&vpath, format!("between takes [low, high], got {} values", v.len())));
+                return Err(bad(
+                    &vpath,
+                    format!("between takes [low, high], got {} values", v.len()),
+                ));
             }
             if v[0] > v[1] {
                 return Err(bad(&vpath, format!("between has low {} > high {}", v[0], v[1])));
             }
-            Pred::AnyOf(vec![Interval { lo: End::Incl(v[0]), hi: End::Incl(v[1]) }])
+            Pred::AnyOf(vec![Interval {
+                lo: End::Incl(v[0]),
+                hi: End::Incl(v[1]),
+            }])
         }
         other => {
             return Err(bad(
@@ -161,7 +194,10 @@ fn parse_window(v: &Bound<'_, PyAny>, path: &str) -> Result<Window> {
             let mut ids = Vec::with_capacity(items.len());
             for (i, it) in items.iter().enumerate() {
                 let v = int_value(it, &format!("{spath}[{i}]"))?;
-                ids.push(u32::try_from(v).map_err(|_| bad(&format!("{spath}[{i}]"), format!("store id {v} is outside 0..2^32-1")))?);
+                ids.push(
+                    u32::try_from(v)
+                        .map_err(|_| bad(&format!("{spath}[{i}]"), format!("store id {v} is outside 0..2^32-1")))?,
+                );
             }
             ids.sort_unstable();
             ids.dedup();
@@ -173,7 +209,11 @@ fn parse_window(v: &Bound<'_, PyAny>, path: &str) -> Result<Window> {
     if from_day > to_day {
         return Err(bad(path, format!("from_day {from_day} > to_day {to_day}")));
     }
-    Ok(Window { stores, from_day, to_day })
+    Ok(Window {
+        stores,
+        from_day,
+        to_day,
+    })
 }
 
 fn parse_cond(v: &Bound<'_, PyAny>, path: &str) -> Result<Cond> {
@@ -183,13 +223,25 @@ fn parse_cond(v: &Bound<'_, PyAny>, path: &str) -> Result<Cond> {
         let field = get_str(d, "field", path)?;
         let op = get_str(d, "op", path)?;
         let pred = parse_pred(&op, d.get_item("value").ok().flatten(), path)?;
-        Ok(Cond::Field { path: path.to_string(), field, pred })
+        Ok(Cond::Field {
+            path: path.to_string(),
+            field,
+            pred,
+        })
     } else if d.contains("bitmap").unwrap_or(false) {
         check_keys(d, &["bitmap"], path)?;
-        Ok(Cond::Bitmap { path: path.to_string(), name: get_str(d, "bitmap", path)?, negate: false })
+        Ok(Cond::Bitmap {
+            path: path.to_string(),
+            name: get_str(d, "bitmap", path)?,
+            negate: false,
+        })
     } else if d.contains("not_bitmap").unwrap_or(false) {
         check_keys(d, &["not_bitmap"], path)?;
-        Ok(Cond::Bitmap { path: path.to_string(), name: get_str(d, "not_bitmap", path)?, negate: true })
+        Ok(Cond::Bitmap {
+            path: path.to_string(),
+            name: get_str(d, "not_bitmap", path)?,
+            negate: true,
+        })
     } else if d.contains("orders").unwrap_or(false) {
         check_keys(d, &["orders", "metric", "op", "value"], path)?;
         let window = parse_window(&get(d, "orders", path)?, &format!("{path}.orders"))?;
@@ -202,9 +254,15 @@ fn parse_cond(v: &Bound<'_, PyAny>, path: &str) -> Result<Cond> {
         })?;
         let op = get_str(d, "op", path)?;
         let pred = parse_pred(&op, d.get_item("value").ok().flatten(), path)?;
-        Ok(Cond::Orders { window, cond: MetricCond { metric, pred } })
+        Ok(Cond::Orders {
+            window,
+            cond: MetricCond { metric, pred },
+        })
     } else {
-        Err(bad(path, "a condition needs one of \"field\", \"bitmap\", \"not_bitmap\" or \"orders\""))
+        Err(bad(
+            path,
+            "a condition needs one of \"field\", \"bitmap\", \"not_bitmap\" or \"orders\"",
+        ))
     }
 }
 
@@ -228,11 +286,17 @@ pub fn parse(v: &Bound<'_, PyAny>) -> Result<Package> {
             "or" => GroupOp::Or,
             "exclude" => GroupOp::Exclude,
             other => {
-                return Err(bad(&format!("{path}.op"), format!("unknown group op {other:?} (expected include, or or exclude)")))
+                return Err(bad(
+                    &format!("{path}.op"),
+                    format!("unknown group op {other:?} (expected include, or or exclude)"),
+                ))
             }
         };
         if gi == 0 && op != GroupOp::Include {
-            return Err(bad(&format!("{path}.op"), format!("the first group's op must be \"include\", got {op_name:?}")));
+            return Err(bad(
+                &format!("{path}.op"),
+                format!("the first group's op must be \"include\", got {op_name:?}"),
+            ));
         }
         let conds_v = get(gd, "all", &path)?;
         let conds = as_list(&conds_v, &format!("{path}.all"))?;
@@ -294,10 +358,13 @@ pub fn plan<'a>(pkg: &Package, st: &'a IndexState) -> Result<Node<'a>> {
         for (ci, c) in g.all.iter().enumerate() {
             parts.push(match c {
                 Cond::Field { field, pred, .. } => st.columns[field].plan(pred),
-                Cond::Bitmap { name, negate: false, .. } => Node::Set(st.bitmaps[name].as_ref()),
-                Cond::Bitmap { name, negate: true, .. } => {
-                    Node::AndNot(Box::new(Node::Universe(st.n)), Box::new(Node::Set(st.bitmaps[name].as_ref())))
-                }
+                Cond::Bitmap {
+                    name, negate: false, ..
+                } => Node::Set(st.bitmaps[name].as_ref()),
+                Cond::Bitmap { name, negate: true, .. } => Node::AndNot(
+                    Box::new(Node::Universe(st.n)),
+                    Box::new(Node::Set(st.bitmaps[name].as_ref())),
+                ),
                 Cond::Orders { .. } => {
                     let (wi, k) = slot[&(gi, ci)];
                     Node::Owned(results[wi][k].take().expect("each orders result is used once"))

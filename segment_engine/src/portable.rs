@@ -122,9 +122,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| {
-            EngineError::corrupt(format!("truncated at byte {} while reading {what}", self.pos))
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or_else(|| EngineError::corrupt(format!("truncated at byte {} while reading {what}", self.pos)))?;
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -166,7 +168,9 @@ pub fn deserialize(data: &[u8]) -> Result<RoaringSet> {
         let card = u16::from_le_bytes([descr[4 * i + 2], descr[4 * i + 3]]) as usize + 1;
         if let Some(&last) = keys.last() {
             if key <= last {
-                return Err(EngineError::corrupt(format!("container keys not ascending at key {key}")));
+                return Err(EngineError::corrupt(format!(
+                    "container keys not ascending at key {key}"
+                )));
             }
         }
         let is_run = run_flags.is_some_and(|f| f[i / 8] >> (i % 8) & 1 == 1);
@@ -181,9 +185,9 @@ pub fn deserialize(data: &[u8]) -> Result<RoaringSet> {
             for j in 0..nruns {
                 let s = u16::from_le_bytes([raw[4 * j], raw[4 * j + 1]]);
                 let len = u16::from_le_bytes([raw[4 * j + 2], raw[4 * j + 3]]);
-                let l = s.checked_add(len).ok_or_else(|| {
-                    EngineError::corrupt(format!("run {s}+{len} in container {key} passes 65535"))
-                })?;
+                let l = s
+                    .checked_add(len)
+                    .ok_or_else(|| EngineError::corrupt(format!("run {s}+{len} in container {key} passes 65535")))?;
                 match runs.last_mut() {
                     Some(prev) if s as u32 <= prev.1 as u32 => {
                         return Err(EngineError::corrupt(format!(
@@ -205,7 +209,9 @@ pub fn deserialize(data: &[u8]) -> Result<RoaringSet> {
             let raw = r.take(2 * card, "an array container")?;
             let values: Vec<u16> = raw.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect();
             if !values.windows(2).all(|w| w[0] < w[1]) {
-                return Err(EngineError::corrupt(format!("array container {key} is not strictly ascending")));
+                return Err(EngineError::corrupt(format!(
+                    "array container {key} is not strictly ascending"
+                )));
             }
             Container::Array(values)
         } else {

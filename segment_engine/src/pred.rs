@@ -27,7 +27,10 @@ pub enum Pred {
 impl Interval {
     /// The single value `v`.
     pub fn point(v: i64) -> Interval {
-        Interval { lo: Bound::Incl(v), hi: Bound::Incl(v) }
+        Interval {
+            lo: Bound::Incl(v),
+            hi: Bound::Incl(v),
+        }
     }
 
     /// Whether `x` lies inside.

@@ -49,9 +49,9 @@ impl Parser<'_, '_> {
                 .get_item(&name)
                 .map_err(|_| EngineError::invalid(format!("{path}: bad leaf name {name:?}")))?
                 .ok_or_else(|| EngineError::invalid(format!("{path}: unknown leaf {name:?}")))?;
-            let bm = item.cast::<PyBitmap>().map_err(|_| {
-                EngineError::invalid(format!("leaves[{name:?}] must be a Bitmap"))
-            })?;
+            let bm = item
+                .cast::<PyBitmap>()
+                .map_err(|_| EngineError::invalid(format!("leaves[{name:?}] must be a Bitmap")))?;
             self.sets.push(bm.get().inner.clone());
             self.index.insert(name, self.sets.len() - 1);
             return Ok(Tree::Leaf(self.sets.len() - 1));
@@ -74,7 +74,9 @@ impl Parser<'_, '_> {
         match op.as_str() {
             "and" | "or" => {
                 if items.is_empty() {
-                    return Err(EngineError::invalid(format!("{path}[{op:?}] needs at least one operand")));
+                    return Err(EngineError::invalid(format!(
+                        "{path}[{op:?}] needs at least one operand"
+                    )));
                 }
                 let mut ch = Vec::with_capacity(items.len());
                 for (i, it) in items.iter().enumerate() {
@@ -113,7 +115,11 @@ fn parse(expr: &Bound<'_, PyAny>, leaves: &Bound<'_, PyAny>) -> Result<(Tree, Ve
     let leaves = leaves
         .cast::<PyDict>()
         .map_err(|_| EngineError::invalid("leaves must be a dict of name -> Bitmap"))?;
-    let mut p = Parser { leaves, sets: Vec::new(), index: HashMap::new() };
+    let mut p = Parser {
+        leaves,
+        sets: Vec::new(),
+        index: HashMap::new(),
+    };
     let tree = p.parse(expr, "expr")?;
     Ok((tree, p.sets))
 }

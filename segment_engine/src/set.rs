@@ -24,7 +24,11 @@ fn split(v: u32) -> (u16, u16) {
 impl PartialEq for RoaringSet {
     fn eq(&self, other: &Self) -> bool {
         self.keys == other.keys
-            && self.containers.iter().zip(&other.containers).all(|(a, b)| a.same_ids(b))
+            && self
+                .containers
+                .iter()
+                .zip(&other.containers)
+                .all(|(a, b)| a.same_ids(b))
     }
 }
 impl Eq for RoaringSet {}
@@ -164,6 +168,30 @@ impl RoaringSet {
         }
     }
 
+    /// Inserts (`true`) or removes (`false`) each id; ids must be ascending and distinct.
+    /// Walks the keys once instead of searching them for every id.
+    pub fn assign_sorted(&mut self, items: impl IntoIterator<Item = (u32, bool)>) {
+        let mut ki = 0usize;
+        for (v, on) in items {
+            let (k, low) = split(v);
+            while ki < self.keys.len() && self.keys[ki] < k {
+                ki += 1;
+            }
+            if ki < self.keys.len() && self.keys[ki] == k {
+                let c = &mut self.containers[ki];
+                if on {
+                    c.insert(low);
+                } else if c.remove(low) && c.is_empty() {
+                    self.keys.remove(ki);
+                    self.containers.remove(ki);
+                }
+            } else if on {
+                self.keys.insert(ki, k);
+                self.containers.insert(ki, Container::Array(vec![low]));
+            }
+        }
+    }
+
     /// All ids in ascending order.
     pub fn to_vec(&self) -> Vec<u32> {
         let mut out = Vec::with_capacity(self.len() as usize);
@@ -243,7 +271,11 @@ impl RoaringSet {
     ) -> RoaringSet {
         let pairs = self.zip_keys(other, keep_left, keep_right);
         let results: Vec<(u16, Option<Container>)> = if pairs.len() >= PAR_MIN {
-            pairs.par_iter().with_min_len(8).map(|&(k, a, b)| (k, f(a, b))).collect()
+            pairs
+                .par_iter()
+                .with_min_len(8)
+                .map(|&(k, a, b)| (k, f(a, b)))
+                .collect()
         } else {
             pairs.iter().map(|&(k, a, b)| (k, f(a, b))).collect()
         };

@@ -137,10 +137,15 @@ fn io_err(context: String) -> impl FnOnce(std::io::Error) -> EngineError {
 pub fn save(st: &IndexState, path: &Path) -> Result<()> {
     let tmp = path.with_extension(format!(
         "{}tmp",
-        path.extension().map(|e| format!("{}.", e.to_string_lossy())).unwrap_or_default()
+        path.extension()
+            .map(|e| format!("{}.", e.to_string_lossy()))
+            .unwrap_or_default()
     ));
     let file = File::create(&tmp).map_err(io_err(format!("cannot create {}", tmp.display())))?;
-    let mut o = Out { w: BufWriter::with_capacity(1 << 20, file), buf: Vec::with_capacity(1 << 17) };
+    let mut o = Out {
+        w: BufWriter::with_capacity(1 << 20, file),
+        buf: Vec::with_capacity(1 << 17),
+    };
     let written = write_state(&mut o, st)
         .and_then(|_| o.w.flush())
         .and_then(|_| o.w.get_ref().sync_all());
@@ -184,7 +189,8 @@ impl<'a> In<'a> {
     }
     fn str(&mut self, what: &str) -> Result<String> {
         let n = self.u32(what)? as usize;
-        String::from_utf8(self.take(n, what)?.to_vec()).map_err(|_| EngineError::corrupt(format!("snapshot {what} is not UTF-8")))
+        String::from_utf8(self.take(n, what)?.to_vec())
+            .map_err(|_| EngineError::corrupt(format!("snapshot {what} is not UTF-8")))
     }
     fn set(&mut self, what: &str, n_members: u64) -> Result<RoaringSet> {
         let n = self.u64(what)?;
@@ -192,14 +198,21 @@ impl<'a> In<'a> {
         let s = portable::deserialize(self.take(n, what)?)
             .map_err(|e| EngineError::corrupt(format!("snapshot {what}: {e}")))?;
         if s.max().is_some_and(|m| m as u64 >= n_members) {
-            return Err(EngineError::corrupt(format!("snapshot {what} holds ids beyond n_members")));
+            return Err(EngineError::corrupt(format!(
+                "snapshot {what} holds ids beyond n_members"
+            )));
         }
         Ok(s)
     }
     fn array<T, const N: usize>(&mut self, len: usize, what: &str, dec: impl Fn([u8; N]) -> T) -> Result<Vec<T>> {
-        let bytes = len.checked_mul(N).ok_or_else(|| EngineError::corrupt(format!("snapshot {what} too long")))?;
+        let bytes = len
+            .checked_mul(N)
+            .ok_or_else(|| EngineError::corrupt(format!("snapshot {what} too long")))?;
         let raw = self.take(bytes, what)?;
-        Ok(raw.chunks_exact(N).map(|c| dec(c.try_into().expect("N bytes"))).collect())
+        Ok(raw
+            .chunks_exact(N)
+            .map(|c| dec(c.try_into().expect("N bytes")))
+            .collect())
     }
 }
 
@@ -210,7 +223,9 @@ fn read_state(data: &[u8]) -> Result<IndexState> {
     }
     let version = r.u32("the version")?;
     if version != VERSION {
-        return Err(EngineError::corrupt(format!("snapshot version {version} is not supported (expected {VERSION})")));
+        return Err(EngineError::corrupt(format!(
+            "snapshot version {version} is not supported (expected {VERSION})"
+        )));
     }
     let n = r.u64("n_members")?;
     if n > MAX_MEMBERS {
@@ -270,7 +285,9 @@ fn read_state(data: &[u8]) -> Result<IndexState> {
         };
         let amounts = r.array(len, &what, i64::from_le_bytes)?;
         if !members.windows(2).all(|w| w[0] <= w[1]) || members.last().is_some_and(|&m| m as u64 >= n) {
-            return Err(EngineError::corrupt(format!("{what}: members unsorted or beyond n_members")));
+            return Err(EngineError::corrupt(format!(
+                "{what}: members unsorted or beyond n_members"
+            )));
         }
         let max_code = match &stores {
             StoreCol::Narrow(v) => v.iter().map(|&c| c as usize).max(),
@@ -279,21 +296,33 @@ fn read_state(data: &[u8]) -> Result<IndexState> {
         if max_code.is_some_and(|c| c >= n_stores) {
             return Err(EngineError::corrupt(format!("{what}: unknown store code")));
         }
-        if days.insert(day, DayPart { members, stores, amounts }).is_some() {
+        if days.insert(day, DayPart::new(members, stores, amounts)).is_some() {
             return Err(EngineError::corrupt(format!("{what}: day repeated")));
         }
     }
     if r.pos != data.len() {
-        return Err(EngineError::corrupt(format!("snapshot has {} trailing bytes", data.len() - r.pos)));
+        return Err(EngineError::corrupt(format!(
+            "snapshot has {} trailing bytes",
+            data.len() - r.pos
+        )));
     }
-    let mut orders = Orders { days, store_ids, ..Default::default() };
+    let mut orders = Orders {
+        days,
+        store_ids,
+        ..Default::default()
+    };
     if !orders.rebuild_codes() {
         return Err(EngineError::corrupt("snapshot store ids repeat"));
     }
     if orders.store_ids.len() > 1 << 16 {
         orders.widen_all();
     }
-    Ok(IndexState { n, columns, bitmaps, orders })
+    Ok(IndexState {
+        n,
+        columns,
+        bitmaps,
+        orders,
+    })
 }
 
 /// Reads a snapshot written by [`save`]; a damaged file is a ValueError, never a crash.

@@ -268,33 +268,36 @@ pub fn extend_values(a: &Words, high: u32, out: &mut Vec<u32>) {
     }
 }
 
-/// The set bits as sorted u16 values (`card` must be the population).
-///
-/// Decodes four bits per step into a buffer with slack, so that the loop branches once per
-/// four values instead of once per value.
-pub fn to_array(a: &Words, card: u32) -> Vec<u16> {
-    let card = card as usize;
-    let mut out = vec![0u16; card + 4];
-    let mut n = 0usize;
-    for (i, &w) in a.iter().enumerate() {
-        if w == 0 {
-            continue;
-        }
-        let base = (i * 64) as u16;
-        let cnt = w.count_ones() as usize;
-        let mut w = w;
-        let dst = &mut out[n..n + cnt.next_multiple_of(4).min(card + 4 - n)];
-        for quad in dst.chunks_mut(4) {
-            for slot in quad {
-                *slot = base | w.trailing_zeros() as u16;
+multiversion! {
+    /// The set bits as sorted u16 values (`card` must be the population).
+    ///
+    /// Writes eight values per word unconditionally into a buffer with slack, so that the loop
+    /// branches only for words with more than eight bits set instead of once per value.
+    pub fn to_array(a: &Words, card: u32) -> Vec<u16> {
+        let card = card as usize;
+        let mut out = vec![0u16; card + 8];
+        let mut n = 0usize;
+        for (i, &w) in a.iter().enumerate() {
+            let base = (i * 64) as u16;
+            let cnt = w.count_ones() as usize;
+            let mut w = w;
+            let dst: &mut [u16; 8] = (&mut out[n..n + 8]).try_into().expect("eight slots of slack");
+            for slot in dst.iter_mut() {
+                *slot = base | (w.trailing_zeros() as u16 & 63);
                 w &= w.wrapping_sub(1);
             }
+            if cnt > 8 {
+                for slot in &mut out[n + 8..n + cnt] {
+                    *slot = base | w.trailing_zeros() as u16;
+                    w &= w - 1;
+                }
+            }
+            n += cnt;
         }
-        n += cnt;
+        debug_assert_eq!(n, card);
+        out.truncate(card);
+        out
     }
-    debug_assert_eq!(n, card);
-    out.truncate(card);
-    out
 }
 
 /// The runs of set bits as inclusive `(start, last)` pairs.

@@ -91,7 +91,7 @@ class Database:
                 yield session
 
     async def migrate(self) -> None:
-        """Applies every Alembic migration up to head."""
+        """Applies every Alembic migration up to every head (features may branch from a common base)."""
         async with self.write_engine.begin() as conn:
             await conn.run_sync(self._upgrade)
 
@@ -102,7 +102,7 @@ class Database:
         cfg = Config()
         cfg.set_main_option("script_location", str(self.migrations_dir))
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
 
     async def connect(self, max_delay_s: float = 30.0) -> None:
         """Migrates, retrying with backoff while the database cannot be reached."""

@@ -103,14 +103,23 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callabl
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps DomainError to its status code for every unary RPC of a server."""
+    """Maps DomainError to its status code for every unary-response RPC of a server (unary or client-streaming)."""
 
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        return grpc.unary_unary_rpc_method_handler(
-            _wrap_unary(handler.unary_unary, handler_call_details.method),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(handler.unary_unary, handler_call_details.method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary is not None:
+            # The same wrapper: its first argument is the request iterator instead of a request.
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_unary(handler.stream_unary, handler_call_details.method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler

@@ -25,12 +25,36 @@ LEDGER_STREAM = Stream("LEDGER", ("ledger.>",))
 ALERT_STREAM = Stream("ALERT", ("alert.>",))
 STREAMS = (CUSTOMER_STREAM, LEDGER_STREAM, ALERT_STREAM)
 
+# customer
 MEMBER_CREATED = "customer.member.created.v1"
+MEMBER_STATUS_CHANGED = "customer.member.status_changed.v1"
+MEMBER_LEVEL_CHANGED = "customer.member.level_changed.v1"
+MEMBER_UPDATED = "customer.member.updated.v1"
+MEMBER_CARD_OPENED = "customer.member.card_opened.v1"
+MEMBER_ACTIVITY_CHANGED = "customer.member.activity_changed.v1"
+TAG_ADDED = "customer.tag.added.v1"
+TAG_REMOVED = "customer.tag.removed.v1"
+IMPORT_COMPLETED = "customer.import.completed.v1"
+# ledger
 ACCOUNT_OPENED = "ledger.account.opened.v1"
+ENTRY_POSTED = "ledger.entry.posted.v1"
+ORDER_RECORDED = "ledger.order.recorded.v1"
+ORDER_REFUNDED = "ledger.order.refunded.v1"
 
 SUBJECT_TYPES: dict[str, type[Message]] = {
     MEMBER_CREATED: customer_events_pb2.MemberCreated,
+    MEMBER_STATUS_CHANGED: customer_events_pb2.MemberStatusChanged,
+    MEMBER_LEVEL_CHANGED: customer_events_pb2.MemberLevelChanged,
+    MEMBER_UPDATED: customer_events_pb2.MemberUpdated,
+    MEMBER_CARD_OPENED: customer_events_pb2.MemberCardOpened,
+    MEMBER_ACTIVITY_CHANGED: customer_events_pb2.MemberActivityChanged,
     ACCOUNT_OPENED: ledger_events_pb2.AccountOpened,
+    ENTRY_POSTED: ledger_events_pb2.EntryPosted,
+    ORDER_RECORDED: ledger_events_pb2.OrderRecorded,
+    ORDER_REFUNDED: ledger_events_pb2.OrderRefunded,
+    TAG_ADDED: customer_events_pb2.CustomerTagged,
+    TAG_REMOVED: customer_events_pb2.CustomerUntagged,
+    IMPORT_COMPLETED: customer_events_pb2.ImportCompleted,
 }
 
 

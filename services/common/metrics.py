@@ -22,9 +22,9 @@ def serve_metrics(host: str, port: int) -> WSGIServer:
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None or (handler.unary_unary is None and handler.stream_unary is None):
             return handler
-        inner = handler.unary_unary
+        inner = handler.unary_unary or handler.stream_unary
         method = handler_call_details.method
 
         async def observed(request, context):  # type: ignore[no-untyped-def]
@@ -36,7 +36,9 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 RPCS.labels(method, getattr(code, "name", str(code))).inc()
                 LATENCY.labels(method).observe(time.perf_counter() - start)
 
-        return grpc.unary_unary_rpc_method_handler(
+        # Unary and client-streaming alike: the first argument is the request or the request iterator.
+        make = grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
+        return make(
             observed, request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,12 @@ class ServiceSpec:
     # Adds the servicers to the server; returns their full service names (for reflection and health).
     register: Callable[[grpc.aio.Server, Context], Sequence[str]]
     consumers: Callable[[Context], Sequence[EventConsumer]] = lambda _ctx: ()
+    # Runs after the servicers are registered and before the server starts (e.g. loading an index).
+    startup: Callable[[Context], Awaitable[None]] | None = None
+    # Long-running jobs of the service (schedulers, followers), cancelled at shutdown.
+    background: Callable[[Context], Sequence[Coroutine[Any, Any, None]]] = lambda _ctx: ()
+    # Runs at shutdown after the server stopped and the jobs were cancelled (e.g. saving a snapshot).
+    shutdown: Callable[[Context], Awaitable[None]] | None = None
     common: CommonSettings = field(default_factory=CommonSettings)
 
 
@@ -95,6 +101,8 @@ class Runtime:
         names = list(spec.register(self.server, ctx))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server)
+        if spec.startup is not None:
+            await spec.startup(ctx)
         await self.server.start()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -105,6 +113,8 @@ class Runtime:
         self._tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox"))
         for consumer in consumers:
             self._tasks.append(asyncio.create_task(consumer.run(), name=consumer.durable))
+        for job in spec.background(ctx):
+            self._tasks.append(asyncio.create_task(job))
         log.info("service started", grpc=f"{settings.grpc_host}:{self.port}",
                  metrics=f"http://{settings.grpc_host}:{self.metrics_port}/metrics", database=db.dialect,
                  nats=common.nats_url)
@@ -116,6 +126,8 @@ class Runtime:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.ctx is not None and self.spec.shutdown is not None:
+            await self.spec.shutdown(self.ctx)
         if self._metrics is not None:
             self._metrics.shutdown()
             self._metrics.server_close()

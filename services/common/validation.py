@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.errors import InvalidArgument
@@ -40,3 +41,15 @@ def to_timestamp(dt: datetime | None) -> Timestamp | None:
     ts = Timestamp()
     ts.FromDatetime(aware(dt))
     return ts
+
+
+def mask_paths(mask: FieldMask, allowed: set[str]) -> list[str]:
+    """The update_mask's paths, each one a field that may be updated (AIP-134)."""
+    paths = list(mask.paths)
+    if not paths:
+        raise InvalidArgument(f"name at least one of {', '.join(sorted(allowed))}", field="update_mask")
+    for path in paths:
+        if path not in allowed:
+            raise InvalidArgument(f"{path!r} cannot be updated; allowed: {', '.join(sorted(allowed))}",
+                                  field="update_mask")
+    return paths

@@ -1,36 +1,285 @@
-"""The customer service's tables."""
+"""The customer service's tables.
+
+One ``customer`` row per customer, with the parts that apply: the member part (card,
+level, channels, status) on the row itself, the business part in ``business_profile``.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import BigInteger, DateTime, Integer, SmallInteger, String
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.consumer import ProcessedMessageMixin
 from services.common.idempotency import IdempotencyMixin
 from services.common.outbox import OutboxMixin
 
+ID = BigInteger().with_variant(Integer(), "sqlite")
+
 
 class Base(DeclarativeBase):
     pass
 
 
-class Member(Base):
-    __tablename__ = "member"
+class Mall(Base):
+    __tablename__ = "mall"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
-                                    autoincrement=True)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"Mall(id={self.id}, name={self.name!r})"
+
+
+class Store(Base):
+    __tablename__ = "store"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    mall_id: Mapped[int] = mapped_column(ForeignKey("mall.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    category: Mapped[str] = mapped_column(String(50), default="")
+    business_format: Mapped[str] = mapped_column(String(50), default="")
+    floor: Mapped[str] = mapped_column(String(20), default="")
+    # Comma-separated store tags, e.g. "flagship,new".
+    tags: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"Store(id={self.id}, mall_id={self.mall_id}, name={self.name!r})"
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[Optional[str]] = mapped_column(String(11), unique=True)
+    # crowdpack.customer.v1.StaffRole value.
+    role: Mapped[int] = mapped_column(SmallInteger)
+    # A store's staff member (their phone makes a member a "store member").
+    store_id: Mapped[Optional[int]] = mapped_column(ForeignKey("store.id"))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"Staff(id={self.id}, name={self.name!r}, role={self.role})"
+
+
+class StaffMall(Base):
+    """The malls a mall admin manages."""
+
+    __tablename__ = "staff_mall"
+
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True)
+    mall_id: Mapped[int] = mapped_column(ForeignKey("mall.id"), primary_key=True)
+
+
+class Customer(Base):
+    __tablename__ = "customer"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    # crowdpack.customer.v1.CustomerKind value: member or business.
+    kind: Mapped[int] = mapped_column(SmallInteger, default=1)
     phone: Mapped[Optional[str]] = mapped_column(String(11), unique=True)
     email: Mapped[Optional[str]] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(100), default="")
-    gender: Mapped[int] = mapped_column(SmallInteger, default=0)
+    real_name: Mapped[str] = mapped_column(String(100), default="")
+    gender: Mapped[int] = mapped_column(SmallInteger, default=3)
+    birthday: Mapped[Optional[date]] = mapped_column(Date)
+    avatar_url: Mapped[str] = mapped_column(String(500), default="")
+    wechat_openid: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    wechat_unionid: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    douyin_id: Mapped[Optional[str]] = mapped_column(String(64))
+    alipay_id: Mapped[Optional[str]] = mapped_column(String(64))
+    xiaohongshu_id: Mapped[Optional[str]] = mapped_column(String(64))
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    registration_mall_id: Mapped[Optional[int]] = mapped_column(ForeignKey("mall.id"), index=True)
+    card_opened: Mapped[bool] = mapped_column(Boolean, default=False)
+    card_number: Mapped[Optional[str]] = mapped_column(String(20), unique=True)
+    card_open_time: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    card_open_mall_id: Mapped[Optional[int]] = mapped_column(ForeignKey("mall.id"))
+    # crowdpack.customer.v1.OpenChannel value.
+    card_open_channel: Mapped[int] = mapped_column(SmallInteger, default=0)
+    promotion_channel: Mapped[str] = mapped_column(String(100), default="")
+    open_scene: Mapped[str] = mapped_column(String(100), default="")
+    level: Mapped[int] = mapped_column(SmallInteger, default=0, index=True)
+    level_frozen: Mapped[bool] = mapped_column(Boolean, default=False)
+    level_expires_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    # None means the default group.
+    group_id: Mapped[Optional[int]] = mapped_column(ForeignKey("customer_group.id"), index=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # crowdpack.customer.v1.ReviewStatus value.
+    review_status: Mapped[int] = mapped_column(SmallInteger, default=2)
+    store_member: Mapped[bool] = mapped_column(Boolean, default=False)
+    virtual: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"Customer(id={self.id}, phone={self.phone!r}, email={self.email!r})"
+
+
+class CustomerGroup(Base):
+    __tablename__ = "customer_group"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"CustomerGroup(id={self.id}, name={self.name!r})"
+
+
+class Tag(Base):
+    __tablename__ = "tag"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    predefined: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"Tag(id={self.id}, name={self.name!r})"
+
+
+class CustomerTag(Base):
+    __tablename__ = "customer_tag"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id"), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TimelineEntry(Base):
+    """What happened to a customer, by whom and when: attribute changes, tags, levels, reviews, orders."""
+
+    __tablename__ = "timeline_entry"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    # e.g. "created", "attribute_changed", "tag_added", "tag_removed", "level_changed", "disabled", "order".
+    kind: Mapped[str] = mapped_column(String(40))
+    # JSON object with the details (field, from, to; tag; level; order id and amount ...).
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"TimelineEntry(customer_id={self.customer_id}, kind={self.kind!r})"
+
+
+class Level(Base):
+    """A member level (1..10): its discount, how members reach it, and how long it lasts."""
+
+    __tablename__ = "level"
+
+    number: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    # 950 = 95% of the price.
+    discount_permille: Mapped[int] = mapped_column(Integer)
+    # crowdpack.customer.v1.UpgradeMode value: manual or automatic by cumulative spend.
+    upgrade_mode: Mapped[int] = mapped_column(SmallInteger)
+    upgrade_spend_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    # 0 = never expires.
+    validity_months: Mapped[int] = mapped_column(SmallInteger, default=0)
+    # Spend within the validity period that keeps the level at expiry; below it, one level down.
+    retain_spend_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     def __repr__(self) -> str:
-        return f"Member(id={self.id}, phone={self.phone!r}, email={self.email!r})"
+        return f"Level({self.number}, {self.name!r})"
+
+
+class LevelChange(Base):
+    __tablename__ = "level_change"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    from_level: Mapped[int] = mapped_column(SmallInteger)
+    to_level: Mapped[int] = mapped_column(SmallInteger)
+    # crowdpack.customer.v1.LevelChangeKind value: upgrade, retain, downgrade, manual.
+    kind: Mapped[int] = mapped_column(SmallInteger)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    operator_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+    def __repr__(self) -> str:
+        return f"LevelChange(customer_id={self.customer_id}, {self.from_level}->{self.to_level})"
+
+
+class TenantSetting(Base):
+    """The member settings of one tenant (one row per tenant id)."""
+
+    __tablename__ = "tenant_setting"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    phone_authorization: Mapped[bool] = mapped_column(Boolean, default=True)
+    show_user_id: Mapped[bool] = mapped_column(Boolean, default=False)
+    show_level: Mapped[bool] = mapped_column(Boolean, default=True)
+    review_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    hide_prices_until_approved: Mapped[bool] = mapped_column(Boolean, default=False)
+    base_level_may_order: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CustomerInteraction(Base):
+    """A mall a member is related to: consumed, redeemed, settled points/red packets or bound a card there."""
+
+    __tablename__ = "customer_interaction"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), primary_key=True)
+    mall_id: Mapped[int] = mapped_column(ID, primary_key=True, index=True)
+    first_kind: Mapped[str] = mapped_column(String(30))
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CustomerStats(Base):
+    """The customer service's projection of the ledger: balances and spend, for lists, levels and segments."""
+
+    __tablename__ = "customer_stats"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), primary_key=True)
+    points_balance: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+    red_packet_balance_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    stored_balance_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    spend_count: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    spend_total_fen: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+    first_spend_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    last_spend_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), index=True)
+    # Spend since the current level was reached, for retain decisions.
+    level_spend_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    cumulative_spend_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The last ledger entry applied per asset (an older entry redelivered late never wins).
+    points_entry_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    red_packet_entry_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    stored_entry_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MemberOrder(Base):
+    """An order as the ledger announced it: for member stats and crowd packages' consumption conditions."""
+
+    __tablename__ = "member_order"
+
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    mall_id: Mapped[Optional[int]] = mapped_column(BigInteger)
+    store_id: Mapped[Optional[int]] = mapped_column(BigInteger, index=True)
+    # crowdpack.ledger.v1.OrderChannel value name.
+    channel: Mapped[str] = mapped_column(String(40))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    paid_amount_fen: Mapped[int] = mapped_column(BigInteger)
+    refunded_amount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    fully_refunded: Mapped[bool] = mapped_column(Boolean, default=False)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+    def __repr__(self) -> str:
+        return f"MemberOrder({self.order_id}, customer_id={self.customer_id}, amount_fen={self.amount_fen})"
 
 
 class OutboxEvent(OutboxMixin, Base):

@@ -6,23 +6,79 @@ from pathlib import Path
 
 import grpc
 
-from crowdpack.customer.v1 import customer_service_pb2 as pb
-from crowdpack.customer.v1 import customer_service_pb2_grpc as pb_grpc
+from crowdpack.customer.v1 import level_service_pb2_grpc, member_service_pb2_grpc, organization_service_pb2_grpc
+from crowdpack.customer.v1 import crowd_service_pb2_grpc, settings_service_pb2_grpc
+from crowdpack.customer.v1 import business_customer_service_pb2_grpc, classification_service_pb2_grpc
+from services.common.consumer import EventConsumer
+from services.common.events import CUSTOMER_STREAM, ENTRY_POSTED, LEDGER_STREAM, ORDER_RECORDED, ORDER_REFUNDED
 from services.common.server import Context, ServiceSpec
+from services.customer import ledger_projection
+from services.customer.business.servicer import BusinessCustomerServicer
+from services.customer.classification.servicer import ClassificationServicer
 from services.customer.config import CustomerSettings
-from services.customer.models import OutboxEvent
-from services.customer.servicer import CustomerServicer
-
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CustomerService"].full_name
+from services.customer.crowds.index import CrowdIndex
+from services.customer.crowds.refresher import Refresher
+from services.customer.crowds.servicer import CrowdServicer
+from services.customer.levels.servicer import LevelServicer
+from services.customer.members.servicer import MemberServicer
+from services.customer.models import OutboxEvent, ProcessedMessage
+from services.customer.organization.servicer import OrganizationServicer
+from services.customer.settings.servicer import SettingsServicer
 
 
 def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
-    pb_grpc.add_CustomerServiceServicer_to_server(CustomerServicer(ctx.db), server)
-    return [SERVICE_NAME]
+    settings = ctx.settings
+    assert isinstance(settings, CustomerSettings)
+    organization_service_pb2_grpc.add_OrganizationServiceServicer_to_server(OrganizationServicer(ctx.db), server)
+    level_service_pb2_grpc.add_LevelServiceServicer_to_server(LevelServicer(ctx.db, settings.export_max_rows), server)
+    settings_service_pb2_grpc.add_SettingsServiceServicer_to_server(SettingsServicer(ctx.db), server)
+    index = CrowdIndex(ctx.db, settings.crowd_timezone)
+    refresher = Refresher(ctx.db, index, daily_hour=settings.crowd_refresh_hour, poll_s=settings.crowd_refresh_poll_s)
+    ctx.extras.update(crowd_index=index, crowd_refresher=refresher)
+    member_service_pb2_grpc.add_MemberServiceServicer_to_server(MemberServicer(ctx.db, index), server)
+    crowd_service_pb2_grpc.add_CrowdServiceServicer_to_server(
+        CrowdServicer(ctx.db, index, refresher, settings.export_max_rows), server)
+    business_customer_service_pb2_grpc.add_BusinessCustomerServiceServicer_to_server(
+        BusinessCustomerServicer(ctx.db), server)
+    classification_service_pb2_grpc.add_ClassificationServiceServicer_to_server(ClassificationServicer(ctx.db), server)
+    return ["crowdpack.customer.v1.MemberService", "crowdpack.customer.v1.OrganizationService",
+            "crowdpack.customer.v1.LevelService", "crowdpack.customer.v1.SettingsService",
+            "crowdpack.customer.v1.CrowdService",
+            "crowdpack.customer.v1.BusinessCustomerService", "crowdpack.customer.v1.ClassificationService"]
+
+
+def consumers(ctx: Context) -> list[EventConsumer]:
+    return [EventConsumer(ctx.db, ctx.js, durable="customer-ledger-events", stream=LEDGER_STREAM, model=ProcessedMessage,
+                          handlers={ENTRY_POSTED: ledger_projection.entry_posted,
+                                    ORDER_RECORDED: ledger_projection.order_recorded,
+                                    ORDER_REFUNDED: ledger_projection.order_refunded})]
+
+
+def snapshot_dir(ctx: Context) -> Path:
+    return ctx.common.state_dir / "customer-crowd-index"
+
+
+async def startup(ctx: Context) -> None:
+    """Loads the crowd index from its snapshot (replaying the stream since) or from the database."""
+    index: CrowdIndex = ctx.extras["crowd_index"]
+    info = await ctx.js.stream_info(CUSTOMER_STREAM.name)
+    if index.restore(snapshot_dir(ctx)) and info.state.first_seq <= index.sequence + 1 <= info.state.last_seq + 1:
+        return
+    await index.build(ctx.js)
+
+
+def background(ctx: Context) -> list:
+    index: CrowdIndex = ctx.extras["crowd_index"]
+    return [index.follow(ctx.js), ctx.extras["crowd_refresher"].run()]
+
+
+async def shutdown(ctx: Context) -> None:
+    ctx.extras["crowd_index"].save(snapshot_dir(ctx))
 
 
 def build_spec(settings: CustomerSettings | None = None) -> ServiceSpec:
     return ServiceSpec(
         name="customer", settings=settings or CustomerSettings(),
         migrations_dir=Path(__file__).parent / "migrations", outbox_model=OutboxEvent, register=register,
+        consumers=consumers, startup=startup, background=background, shutdown=shutdown,
     )

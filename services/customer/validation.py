@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from services.common.errors import InvalidArgument
+from services.common.validation import parse_int_id
 
 PHONE = re.compile(r"^1[3-9]\d{9}$")
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 
 def normalize_phone(phone: str, field: str = "phone") -> str | None:
@@ -36,3 +39,30 @@ def bounded_text(value: str, field: str, maximum: int) -> str:
     if len(value) > maximum:
         raise InvalidArgument(f"must be at most {maximum} characters", field=field)
     return value
+
+
+def parse_birthday(value: str, field: str = "birthday") -> date | None:
+    """A past "YYYY-MM-DD" date, or None when empty."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        raise InvalidArgument("must be a date as YYYY-MM-DD", field=field) from None
+    if parsed > date.today() or parsed.year < 1900:
+        raise InvalidArgument("must be a date between 1900 and today", field=field)
+    return parsed
+
+
+def url(value: str, field: str, maximum: int = 500) -> str:
+    """An http(s) URL, or empty."""
+    value = bounded_text(value, field, maximum)
+    if value and not URL.match(value):
+        raise InvalidArgument("must be an http:// or https:// URL", field=field)
+    return value
+
+
+def optional_id(value: str, field: str) -> int | None:
+    """A numeric id, or None when empty."""
+    return parse_int_id(value, field) if value else None

@@ -8,8 +8,8 @@ import time
 import grpc
 import pytest
 
-from crowdpack.customer.v1 import customer_service_pb2 as customer_pb
-from crowdpack.customer.v1 import customer_service_pb2_grpc as customer_grpc
+from crowdpack.customer.v1 import member_service_pb2 as customer_pb
+from crowdpack.customer.v1 import member_service_pb2_grpc as customer_grpc
 from tests.support.inspect import scalar, stream_messages
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
@@ -24,7 +24,7 @@ def create_members(address: str, created: list[str], errors: list[BaseException]
             while True:
                 try:
                     with grpc.insecure_channel(address) as channel:
-                        reply = customer_grpc.CustomerServiceStub(channel).CreateMember(
+                        reply = customer_grpc.MemberServiceStub(channel).CreateMember(
                             customer_pb.CreateMemberRequest(request_id=f"chaos-{i}", phone=f"13{i:09d}"), timeout=5)
                     created.append(reply.member.member_id)
                     break
@@ -65,7 +65,7 @@ def test_sigkill_customer_and_ledger_mid_flight_loses_nothing_and_applies_nothin
                and stream_messages(system, "LEDGER") >= 3 * MEMBERS, 60, "the ledger to catch up")
     time.sleep(1.0)  # anything applied twice would show up by now
 
-    assert scalar(system, "customer", "SELECT count(*) FROM member") == MEMBERS
+    assert scalar(system, "customer", "SELECT count(*) FROM customer") == MEMBERS
     assert scalar(system, "customer", "SELECT count(*) FROM outbox_event WHERE published_at IS NULL") == 0
     assert stream_messages(system, "CUSTOMER") == MEMBERS           # one member.created per member
     assert scalar(system, "ledger", "SELECT count(*) FROM processed_message") == MEMBERS

@@ -23,12 +23,12 @@ def test_health_reflection_and_graceful_sigterm(tmp_path):
         address = system.processes["customer"].address
         with grpc.insecure_channel(address) as channel:
             health = health_pb2_grpc.HealthStub(channel)
-            reply = health.Check(health_pb2.HealthCheckRequest(service="crowdpack.customer.v1.CustomerService"))
+            reply = health.Check(health_pb2.HealthCheckRequest(service="crowdpack.customer.v1.MemberService"))
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
             reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
             answer = next(reflect.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
             names = {s.name for s in answer.list_services_response.service}
-            assert "crowdpack.customer.v1.CustomerService" in names and "grpc.health.v1.Health" in names
+            assert "crowdpack.customer.v1.MemberService" in names and "grpc.health.v1.Health" in names
 
             watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
             assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
@@ -57,18 +57,18 @@ def test_service_without_nats_says_so_and_retries_until_it_comes(tmp_path):
 
 
 def test_a_second_run_finds_the_data_of_the_first(tmp_path):
-    from crowdpack.customer.v1 import customer_service_pb2 as pb
-    from crowdpack.customer.v1 import customer_service_pb2_grpc as pb_grpc
+    from crowdpack.customer.v1 import member_service_pb2 as pb
+    from crowdpack.customer.v1 import member_service_pb2_grpc as pb_grpc
 
     for run in range(2):
         system = System(state_dir=tmp_path, ports=Ports.free())
         try:
             system.start(("nats", "customer"))
             with grpc.insecure_channel(system.processes["customer"].address) as channel:
-                stub = pb_grpc.CustomerServiceStub(channel)
+                stub = pb_grpc.MemberServiceStub(channel)
                 stub.CreateMember(pb.CreateMemberRequest(request_id=f"run-{run}", phone=f"1380000000{run}"))
                 listed = stub.ListMembers(pb.ListMembersRequest())
             assert len(listed.members) == run + 1
-            assert scalar(system, "customer", "SELECT count(*) FROM member") == run + 1
+            assert scalar(system, "customer", "SELECT count(*) FROM customer") == run + 1
         finally:
             system.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from crowdpack.customer.v1 import customer_service_pb2 as pb
+from crowdpack.customer.v1 import member_pb2 as pb
 from services.common.config import CommonSettings, database_url_for, describe_settings_error
 from services.common.errors import InvalidArgument
 from services.common.pagination import decode_token, encode_token, page_size

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crowdpack.customer.v1 import customer_service_pb2 as customer_pb
+from crowdpack.customer.v1 import member_pb2
+from crowdpack.customer.v1 import member_service_pb2 as customer_pb
 from crowdpack.ledger.v1 import ledger_service_pb2 as ledger_pb
 from gateway.errors import HttpError
 from gateway.translate import to_json, to_proto
@@ -20,13 +21,13 @@ def test_int64_money_is_a_json_number_in_nested_and_repeated_messages():
 
 
 def test_empty_lists_and_defaults_are_present():
-    assert to_json(customer_pb.ListMembersResponse()) == {"members": [], "next_page_token": ""}
+    assert to_json(customer_pb.ListMembersResponse()) == {"members": [], "next_page_token": "", "total_size": 0}
 
 
 def test_enum_by_name_and_camel_case_names_are_accepted():
     msg = to_proto({"phone": "13800000000", "gender": "GENDER_FEMALE", "requestId": "r"},
                    customer_pb.CreateMemberRequest())
-    assert msg.gender == customer_pb.GENDER_FEMALE and msg.request_id == "r"
+    assert msg.gender == member_pb2.GENDER_FEMALE and msg.request_id == "r"
 
 
 @pytest.mark.parametrize(("body", "field"), [

@@ -10,12 +10,16 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
 from crowdpack.alert.v1 import alert_service_pb2
-from crowdpack.customer.v1 import customer_service_pb2
+from crowdpack.customer.v1 import (level_service_pb2, member_pb2, member_service_pb2, organization_service_pb2,
+                                   settings_service_pb2)
+from crowdpack.customer.v1 import business_customer_service_pb2, classification_service_pb2
 from crowdpack.events.v1 import customer_events_pb2, ledger_events_pb2
 from crowdpack.ledger.v1 import ledger_service_pb2
 
-FILES = [customer_service_pb2, ledger_service_pb2, alert_service_pb2, customer_events_pb2, ledger_events_pb2]
-SERVICE_FILES = FILES[:3]
+FILES = [member_service_pb2, organization_service_pb2, level_service_pb2, settings_service_pb2, member_pb2,
+         ledger_service_pb2, alert_service_pb2, customer_events_pb2, ledger_events_pb2]
+FILES += [business_customer_service_pb2, classification_service_pb2]
+SERVICE_FILES = [f for f in FILES if f.DESCRIPTOR.services_by_name]
 READ_PREFIXES = ("Get", "List", "Search", "Check", "Count", "Preview", "Export", "Download", "Verify")
 ROOT = Path(__file__).resolve().parents[2]
 

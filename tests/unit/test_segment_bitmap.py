@@ -50,6 +50,30 @@ def _pr(s: set[int]) -> pyroaring.BitMap:
 @settings(max_examples=60, deadline=None)
 @given(id_sets())
 def test_round_trips_with_pyroaring(s: set[int]) -> None:
+    _check_round_trip(s)
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        set(),
+        {0, 1, 2},
+        {0, 1, 2, 3},
+        {0, 1, 2, 10, 11},
+        {0, 1, 2, 10, 11, 12},
+        {i * 32 + j for i in range(2047) for j in range(3)},
+        {i * 32 + j for i in range(2048) for j in range(3)},
+        set(range(65536)),
+        set(range(65536, 3 * 65536)) | {MAX},
+        {MAX - 1, MAX},
+    ],
+    ids=["empty", "3", "4", "5-2runs", "6-2runs", "2047runs", "2048runs", "full", "full2", "top"],
+)
+def test_run_optimize_boundaries_match_pyroaring(s: set[int]) -> None:
+    _check_round_trip(s)
+
+
+def _check_round_trip(s: set[int]) -> None:
     ours = Bitmap(s)
     theirs = _pr(s)
     assert ours.serialize() == theirs.serialize()  # same run_optimize choices, same bytes

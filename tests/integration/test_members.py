@@ -7,8 +7,9 @@ import pytest
 from grpc_status import rpc_status
 from google.rpc import error_details_pb2
 
-from crowdpack.customer.v1 import customer_service_pb2 as pb
-from crowdpack.customer.v1 import customer_service_pb2_grpc as pb_grpc
+from crowdpack.customer.v1 import member_pb2
+from crowdpack.customer.v1 import member_service_pb2 as pb
+from crowdpack.customer.v1 import member_service_pb2_grpc as pb_grpc
 from services.customer.config import CustomerSettings
 from services.customer.service import build_spec
 from tests.support.runtime import running_service
@@ -18,7 +19,7 @@ from tests.support.runtime import running_service
 async def customer(database_url, nats_url, tmp_path):
     settings = CustomerSettings(grpc_port=0, metrics_port=0, database_url=database_url, outbox_poll_s=0.05)
     async with running_service(build_spec, settings, nats_url=nats_url, state_dir=tmp_path) as (rt, channel):
-        yield pb_grpc.CustomerServiceStub(channel), rt
+        yield pb_grpc.MemberServiceStub(channel), rt
 
 
 def violated_field(err: grpc.aio.AioRpcError) -> str:
@@ -31,10 +32,10 @@ def violated_field(err: grpc.aio.AioRpcError) -> str:
 async def test_create_then_get_member(customer):
     stub, _ = customer
     created = await stub.CreateMember(pb.CreateMemberRequest(
-        request_id="r1", phone="13800000001", email="Ada@Example.com", name="Ada", gender=pb.GENDER_FEMALE))
+        request_id="r1", phone="13800000001", email="Ada@Example.com", name="Ada", gender=member_pb2.GENDER_FEMALE))
     m = created.member
     assert m.member_id and m.phone == "13800000001" and m.email == "ada@example.com"
-    assert m.gender == pb.GENDER_FEMALE and m.create_time.seconds > 0
+    assert m.gender == member_pb2.GENDER_FEMALE and m.create_time.seconds > 0
     got = await stub.GetMember(pb.GetMemberRequest(member_id=m.member_id))
     assert got.member == m
 

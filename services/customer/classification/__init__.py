@@ -1,0 +1,1 @@
+"""Groups and tags for every kind of customer."""

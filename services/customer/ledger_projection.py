@@ -1,0 +1,119 @@
+"""The customer service's projection of the ledger, kept from its events over NATS.
+
+- ``ledger.entry.posted``: balances per asset (newest entry wins, so a late redelivery cannot
+  roll a balance back); a manual points or red-packet settlement in a mall relates the member
+  to that mall.
+- ``ledger.order.recorded``: spend count, total, first and last time; the mall becomes an
+  interaction mall; cumulative spend may upgrade the level; the order is kept for crowd packages.
+- ``ledger.order.refunded``: the refunded amount leaves the totals (a fully refunded order no
+  longer counts) and the level spend.
+
+Every handler runs inside the consumer's transaction, which also records the message id, so
+each event applies exactly once. Events about unknown members are logged and skipped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crowdpack.events.v1 import ledger_events_pb2 as events
+from services.common.logs import get_logger
+from services.common.validation import aware
+from services.customer import timeline
+from services.customer.levels import rules
+from services.customer.members import events as member_events
+from services.customer.members.repository import MemberRepository
+from services.customer.models import Customer, MemberOrder
+
+log = get_logger(__name__)
+
+BALANCE_COLUMNS = {"ASSET_POINTS": ("points_balance", "points_entry_id"),
+                   "ASSET_RED_PACKET": ("red_packet_balance_fen", "red_packet_entry_id"),
+                   "ASSET_BALANCE": ("stored_balance_fen", "stored_entry_id")}
+SETTLEMENT_KINDS = {"ASSET_POINTS": "settle_points", "ASSET_RED_PACKET": "settle_red_packet"}
+
+
+def _id(value: str) -> int | None:
+    return int(value) if value.isdigit() else None
+
+
+async def _member(session: AsyncSession, member_id: str, subject: str) -> Customer | None:
+    number = _id(member_id)
+    member = await MemberRepository(session).get_any(number) if number is not None else None
+    if member is None:
+        log.warning("ledger event for an unknown member skipped", member_id=member_id, subject=subject)
+    return member
+
+
+def _time(ts) -> datetime:  # noqa: ANN001 - a protobuf Timestamp
+    return aware(ts.ToDatetime())
+
+
+async def entry_posted(session: AsyncSession, event: Message) -> None:
+    assert isinstance(event, events.EntryPosted)
+    member = await _member(session, event.member_id, "entry.posted")
+    if member is None or event.asset not in BALANCE_COLUMNS:
+        return
+    stats = await rules.stats_row(session, member.id)
+    balance_column, watermark_column = BALANCE_COLUMNS[event.asset]
+    entry_id = _id(event.entry_id) or 0
+    if entry_id > getattr(stats, watermark_column):
+        setattr(stats, balance_column, event.balance_after)
+        setattr(stats, watermark_column, entry_id)
+        member_events.activity_changed(session, member.id)
+    mall_id = _id(event.mall_id)
+    is_settlement = event.kind == "ENTRY_KIND_ADJUST" and not event.order_id
+    if mall_id is not None and is_settlement and event.asset in SETTLEMENT_KINDS:
+        if await MemberRepository(session).add_interaction(member.id, mall_id, SETTLEMENT_KINDS[event.asset],
+                                                           _time(event.create_time)):
+            member_events.activity_changed(session, member.id)
+
+
+async def order_recorded(session: AsyncSession, event: Message) -> None:
+    assert isinstance(event, events.OrderRecorded)
+    member = await _member(session, event.member_id, "order.recorded")
+    order_id = _id(event.order_id)
+    if member is None or order_id is None or await session.get(MemberOrder, order_id) is not None:
+        return
+    at = _time(event.occur_time)
+    session.add(MemberOrder(order_id=order_id, customer_id=member.id, mall_id=_id(event.mall_id),
+                            store_id=_id(event.store_id), channel=event.channel, amount_fen=event.amount,
+                            paid_amount_fen=event.paid_amount, refunded_amount_fen=0, fully_refunded=False,
+                            occurred_at=at))
+    stats = await rules.stats_row(session, member.id)
+    stats.spend_count += 1
+    stats.spend_total_fen += event.amount
+    stats.first_spend_at = at if stats.first_spend_at is None else min(aware(stats.first_spend_at), at)
+    stats.last_spend_at = at if stats.last_spend_at is None else max(aware(stats.last_spend_at), at)
+    mall_id = _id(event.mall_id)
+    if mall_id is not None and mall_id != member.registration_mall_id:
+        await MemberRepository(session).add_interaction(member.id, mall_id, "consume", at)
+    timeline.record(session, member.id, "order", "system", order_id=event.order_id, mall_id=event.mall_id,
+                    store_id=event.store_id, channel=event.channel, amount_fen=event.amount,
+                    paid_amount_fen=event.paid_amount, points_earned=event.points_earned)
+    await rules.apply_spend(session, member, event.amount, at)
+    member_events.activity_changed(session, member.id, new_order_ids=[order_id])
+
+
+async def order_refunded(session: AsyncSession, event: Message) -> None:
+    assert isinstance(event, events.OrderRefunded)
+    member = await _member(session, event.member_id, "order.refunded")
+    order_id = _id(event.order_id)
+    if member is None or order_id is None:
+        return
+    order = await session.get(MemberOrder, order_id)
+    stats = await rules.stats_row(session, member.id)
+    if order is not None:
+        order.refunded_amount_fen = event.total_refunded_amount
+        if event.fully_refunded and not order.fully_refunded:
+            order.fully_refunded = True
+            stats.spend_count = max(0, stats.spend_count - 1)
+    stats.spend_total_fen = max(0, stats.spend_total_fen - event.refund_amount)
+    timeline.record(session, member.id, "refund", "system", order_id=event.order_id, refund_id=event.refund_id,
+                    refund_amount_fen=event.refund_amount, points_reversed=event.points_reversed,
+                    points_debt=event.points_debt)
+    await rules.apply_spend(session, member, -event.refund_amount, _time(event.refund_time))
+    member_events.activity_changed(session, member.id, orders_changed=True)

@@ -1,0 +1,1 @@
+"""Member levels: definitions, manual and automatic changes, expiry, and the change record."""

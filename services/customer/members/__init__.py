@@ -1,0 +1,1 @@
+"""Consumer members: identity, card, status, listing and statistics."""

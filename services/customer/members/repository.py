@@ -1,0 +1,158 @@
+"""Queries over members: lookups, the filtered and sorted list, and what a Member view joins in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import json
+
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Integer, and_, any_, cast, column, func, or_, select
+from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crowdpack.customer.v1 import member_service_pb2 as pb
+from services.customer.models import Customer, CustomerInteraction, CustomerStats, CustomerTag, Tag
+
+MEMBER = 1  # crowdpack.customer.v1.CUSTOMER_KIND_MEMBER
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+ORDER_KEYS: dict[int, Any] = {
+    pb.MEMBER_ORDER_BY_UNSPECIFIED: None,
+    pb.MEMBER_ORDER_BY_CREATE_TIME: None,
+    pb.MEMBER_ORDER_BY_POINTS_BALANCE: func.coalesce(CustomerStats.points_balance, 0),
+    pb.MEMBER_ORDER_BY_SPEND_TOTAL: func.coalesce(CustomerStats.spend_total_fen, 0),
+    pb.MEMBER_ORDER_BY_SPEND_COUNT: func.coalesce(CustomerStats.spend_count, 0),
+    pb.MEMBER_ORDER_BY_LAST_SPEND_TIME: func.coalesce(CustomerStats.last_spend_at, EPOCH),
+}
+
+
+def live_member() -> ColumnElement[bool]:
+    return and_(Customer.kind == MEMBER, Customer.deleted_at.is_(None))
+
+
+def filter_clauses(f: pb.MemberFilter) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a MemberFilter (already validated)."""
+    clauses: list[ColumnElement[bool]] = []
+    if f.search.strip():
+        term = f.search.strip()
+        like = f"%{term.replace('%', '').replace('_', '')}%"
+        clauses.append(or_(Customer.name.like(like), Customer.real_name.like(like),
+                           Customer.phone.startswith(term), Customer.email.startswith(term.lower()),
+                           Customer.card_number.startswith(term)))
+    if f.levels:
+        clauses.append(Customer.level.in_(list(f.levels)))
+    if f.tag_ids:
+        clauses.append(Customer.id.in_(select(CustomerTag.customer_id).where(
+            CustomerTag.tag_id.in_([int(t) for t in f.tag_ids]))))
+    if f.group_ids:
+        ids = [int(g) for g in f.group_ids if g != "default"]
+        group = Customer.group_id.in_(ids)
+        clauses.append(or_(group, Customer.group_id.is_(None)) if "default" in f.group_ids else group)
+    for tri, column in ((f.card_opened, Customer.card_opened), (f.disabled, Customer.disabled),
+                        (f.store_member, Customer.store_member)):
+        if tri:
+            clauses.append(column.is_(tri == pb.TRI_STATE_YES))
+    if f.review_statuses:
+        clauses.append(Customer.review_status.in_(list(f.review_statuses)))
+    if f.registration_mall_ids:
+        clauses.append(Customer.registration_mall_id.in_([int(m) for m in f.registration_mall_ids]))
+    if not f.include_virtual:
+        clauses.append(Customer.virtual.is_(False))
+    return clauses
+
+
+def among(ids: Sequence[int], dialect: str) -> ColumnElement[bool]:
+    """``customer.id`` is one of ``ids`` (any number of them: a JSON array on SQLite, an array on PostgreSQL)."""
+    if dialect == "postgresql":
+        return Customer.id == any_(cast(array(list(ids)), ARRAY(BigInteger)))
+    values = select(column("value", Integer)).select_from(func.json_each(json.dumps(list(ids))))
+    return Customer.id.in_(values.scalar_subquery())
+
+
+class MemberRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, member_id: int, *, lock: bool = False) -> Customer | None:
+        query = select(Customer).where(Customer.id == member_id, live_member())
+        if lock:
+            query = query.with_for_update()
+        return await self.session.scalar(query)
+
+    async def get_any(self, member_id: int) -> Customer | None:
+        """Including soft-deleted members (for the timeline and the ledger's history)."""
+        return await self.session.scalar(select(Customer).where(Customer.id == member_id, Customer.kind == MEMBER))
+
+    async def id_by(self, column: Any, value: str) -> int | None:
+        return await self.session.scalar(select(Customer.id).where(column == value))
+
+    async def add(self, customer: Customer) -> Customer:
+        self.session.add(customer)
+        await self.session.flush()
+        return customer
+
+    async def visible(self, member_id: int, scope: ColumnElement[bool]) -> bool:
+        found = await self.session.scalar(select(Customer.id).where(Customer.id == member_id, scope))
+        return found is not None
+
+    async def page(self, *, where: list[ColumnElement[bool]], order_by: int, ascending: bool, limit: int,
+                   after: tuple[Any, int] | None) -> Sequence[Customer]:
+        key = ORDER_KEYS[order_by]
+        query = select(Customer).where(live_member(), *where)
+        if key is not None:
+            query = query.outerjoin(CustomerStats, CustomerStats.customer_id == Customer.id)
+        if after is not None:
+            value, last_id = after
+            if key is None:
+                query = query.where(Customer.id > last_id if ascending else Customer.id < last_id)
+            elif ascending:
+                query = query.where(or_(key > value, and_(key == value, Customer.id > last_id)))
+            else:
+                query = query.where(or_(key < value, and_(key == value, Customer.id < last_id)))
+        columns = [Customer.id] if key is None else [key, Customer.id]
+        query = query.order_by(*[c.asc() if ascending else c.desc() for c in columns]).limit(limit)
+        return (await self.session.scalars(query)).all()
+
+    async def count(self, where: list[ColumnElement[bool]]) -> int:
+        return await self.session.scalar(select(func.count()).select_from(Customer).where(live_member(), *where))
+
+    async def sort_value(self, customer_id: int, order_by: int) -> Any:
+        key = ORDER_KEYS[order_by]
+        if key is None:
+            return None
+        return await self.session.scalar(
+            select(key).select_from(Customer).outerjoin(CustomerStats, CustomerStats.customer_id == Customer.id)
+            .where(Customer.id == customer_id))
+
+    async def tags_of(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        rows = (await self.session.execute(
+            select(CustomerTag.customer_id, Tag.name).join(Tag, Tag.id == CustomerTag.tag_id)
+            .where(CustomerTag.customer_id.in_(ids)).order_by(Tag.name))).all()
+        out: dict[int, list[str]] = {}
+        for customer_id, name in rows:
+            out.setdefault(customer_id, []).append(name)
+        return out
+
+    async def stats_of(self, ids: Sequence[int]) -> dict[int, CustomerStats]:
+        rows = (await self.session.scalars(select(CustomerStats).where(CustomerStats.customer_id.in_(ids)))).all()
+        return {r.customer_id: r for r in rows}
+
+    async def interactions_of(self, ids: Sequence[int]) -> dict[int, list[int]]:
+        rows = (await self.session.execute(
+            select(CustomerInteraction.customer_id, CustomerInteraction.mall_id)
+            .where(CustomerInteraction.customer_id.in_(ids)).order_by(CustomerInteraction.mall_id))).all()
+        out: dict[int, list[int]] = {}
+        for customer_id, mall_id in rows:
+            out.setdefault(customer_id, []).append(mall_id)
+        return out
+
+    async def add_interaction(self, customer_id: int, mall_id: int, kind: str, at: datetime) -> bool:
+        """Relates a member to a mall once; returns True when the relation is new."""
+        found = await self.session.get(CustomerInteraction, (customer_id, mall_id))
+        if found is not None:
+            return False
+        self.session.add(CustomerInteraction(customer_id=customer_id, mall_id=mall_id, first_kind=kind, first_at=at))
+        await self.session.flush()
+        return True

@@ -1,0 +1,1 @@
+"""Malls, stores and staff accounts."""

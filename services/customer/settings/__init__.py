@@ -1,0 +1,1 @@
+"""Per-tenant member settings and order eligibility."""

@@ -1,0 +1,18 @@
+"""The customer timeline: every change to a customer, with its actor and time."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.outbox import utcnow
+from services.customer.models import TimelineEntry
+
+
+def record(session: AsyncSession, customer_id: int, kind: str, actor_id: str, **detail: Any) -> None:
+    """Adds a timeline entry in the caller's transaction."""
+    session.add(TimelineEntry(customer_id=customer_id, kind=kind, actor_id=actor_id,
+                              detail=json.dumps(detail, ensure_ascii=False, default=str, sort_keys=True),
+                              created_at=utcnow()))

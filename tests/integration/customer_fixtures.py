@@ -1,0 +1,61 @@
+"""The customer service running in-process, with a stub per gRPC service and caller identities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from crowdpack.customer.v1 import (level_service_pb2_grpc, member_service_pb2_grpc, organization_service_pb2_grpc,
+                                   settings_service_pb2_grpc)
+from crowdpack.customer.v1 import organization_service_pb2 as org_pb
+from services.common.auth import Caller, Role
+from services.common.db import Database
+from services.customer.config import CustomerSettings
+from services.customer.service import build_spec
+from tests.support.runtime import running_service
+
+SUPER = Caller(staff_id="super-1", role=Role.SUPER_ADMIN).metadata()
+
+
+def mall_admin(*mall_ids: str) -> tuple[tuple[str, str], ...]:
+    return Caller(staff_id="mall-admin-1", role=Role.MALL_ADMIN, mall_ids=frozenset(mall_ids)).metadata()
+
+
+def mask(*paths: str) -> FieldMask:
+    return FieldMask(paths=list(paths))
+
+
+@dataclass
+class CustomerStubs:
+    members: member_service_pb2_grpc.MemberServiceStub
+    org: organization_service_pb2_grpc.OrganizationServiceStub
+    levels: level_service_pb2_grpc.LevelServiceStub
+    settings: settings_service_pb2_grpc.SettingsServiceStub
+    channel: grpc.aio.Channel
+    db: Database
+
+    async def mall(self, name: str) -> str:
+        reply = await self.org.CreateMall(org_pb.CreateMallRequest(request_id=f"mall-{name}", name=name), metadata=SUPER)
+        return reply.mall.mall_id
+
+
+@pytest.fixture
+async def customer(database_url, nats_url, tmp_path):
+    settings = CustomerSettings(grpc_port=0, metrics_port=0, database_url=database_url, outbox_poll_s=0.05,
+                                export_max_rows=5)
+    async with running_service(build_spec, settings, nats_url=nats_url, state_dir=tmp_path) as (rt, channel):
+        yield CustomerStubs(member_service_pb2_grpc.MemberServiceStub(channel),
+                            organization_service_pb2_grpc.OrganizationServiceStub(channel),
+                            level_service_pb2_grpc.LevelServiceStub(channel),
+                            settings_service_pb2_grpc.SettingsServiceStub(channel), channel, rt.ctx.db)
+
+
+async def rpc_error(call) -> grpc.aio.AioRpcError:  # noqa: ANN001
+    try:
+        await call
+    except grpc.aio.AioRpcError as err:
+        return err
+    raise AssertionError("the call succeeded")

@@ -1,0 +1,88 @@
+"""The customer service keeps member stats, interaction malls, orders and levels from ledger events."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import func, select
+
+from crowdpack.customer.v1 import level_service_pb2 as level_pb
+from crowdpack.customer.v1 import member_service_pb2 as pb
+from crowdpack.events.v1 import ledger_events_pb2 as events
+from services.customer.models import MemberOrder
+from tests.integration.customer_fixtures import SUPER, customer  # noqa: F401
+
+
+def ts(day: int) -> Timestamp:
+    out = Timestamp()
+    out.FromDatetime(datetime(2026, 10, day, 12, tzinfo=UTC))
+    return out
+
+
+async def publish(js, subject: str, message, msg_id: str) -> None:
+    await js.publish(subject, message.SerializeToString(), headers={"Nats-Msg-Id": msg_id})
+
+
+async def member_when(stub, member_id: str, predicate, timeout: float = 10.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        member = (await stub.GetMember(pb.GetMemberRequest(member_id=member_id))).member
+        if predicate(member) or asyncio.get_running_loop().time() > deadline:
+            return member
+        await asyncio.sleep(0.05)
+
+
+async def test_orders_refunds_and_entries_update_the_member(customer, js):
+    home, other = await customer.mall("Home"), await customer.mall("Other")
+    await customer.levels.CreateLevel(level_pb.CreateLevelRequest(request_id="l1", level=level_pb.Level(
+        number=1, name="Silver", discount_permille=950, upgrade_mode=level_pb.UPGRADE_MODE_AUTOMATIC,
+        upgrade_spend_fen=50_000)), metadata=SUPER)
+    member = (await customer.members.CreateMember(pb.CreateMemberRequest(
+        request_id="m", phone="13500000001", registration_mall_id=home), metadata=SUPER)).member
+    mid = member.member_id
+    await publish(js, "ledger.order.recorded.v1", events.OrderRecorded(
+        order_id="1", member_id=mid, mall_id=other, store_id="7", channel="ORDER_CHANNEL_POS", amount=30_000,
+        paid_amount=28_000, occur_time=ts(3)), "o1")
+    await publish(js, "ledger.order.recorded.v1", events.OrderRecorded(
+        order_id="2", member_id=mid, mall_id=home, store_id="8", channel="ORDER_CHANNEL_LIGHTNING_PAY", amount=25_000,
+        paid_amount=25_000, occur_time=ts(9)), "o2")
+    await publish(js, "ledger.order.recorded.v1", events.OrderRecorded(order_id="2", member_id=mid, amount=25_000,
+                                                                        occur_time=ts(9)), "o2-again")
+    await publish(js, "ledger.entry.posted.v1", events.EntryPosted(
+        entry_id="10", member_id=mid, asset="ASSET_POINTS", kind="ENTRY_KIND_EARN", amount=300, balance_after=300,
+        order_id="1"), "e10")
+    await publish(js, "ledger.entry.posted.v1", events.EntryPosted(
+        entry_id="9", member_id=mid, asset="ASSET_POINTS", kind="ENTRY_KIND_EARN", amount=100, balance_after=100,
+        order_id="1"), "e9-late")
+    m = await member_when(customer.members, mid, lambda x: x.stats.spend_count == 2 and x.stats.points_balance == 300)
+    assert (m.stats.spend_count, m.stats.spend_total_fen, m.stats.points_balance) == (2, 55_000, 300)
+    assert m.stats.first_spend_time == ts(3) and m.stats.last_spend_time == ts(9)
+    assert list(m.interaction_mall_ids) == [other]
+    assert m.level == 1  # cumulative 55,000 >= 50,000
+
+    await publish(js, "ledger.order.refunded.v1", events.OrderRefunded(
+        refund_id="r1", order_id="1", member_id=mid, refund_amount=30_000, total_refunded_amount=30_000,
+        fully_refunded=True, refund_time=ts(10)), "r1")
+    third = await customer.mall("Third")
+    await publish(js, "ledger.entry.posted.v1", events.EntryPosted(
+        entry_id="11", member_id=mid, asset="ASSET_RED_PACKET", kind="ENTRY_KIND_ADJUST", amount=500,
+        balance_after=500, mall_id=third, create_time=ts(11)), "e11")
+    await publish(js, "ledger.order.recorded.v1", events.OrderRecorded(order_id="3", member_id="999999",
+                                                                        amount=1, occur_time=ts(9)), "unknown")
+    m = await member_when(customer.members, mid, lambda x: x.stats.red_packet_balance_fen == 500
+                          and x.stats.spend_count == 1)
+    assert (m.stats.spend_count, m.stats.spend_total_fen) == (1, 25_000)
+    assert sorted(m.interaction_mall_ids) == sorted([other, third])
+    kinds = [e.kind for e in (await customer.members.ListTimeline(pb.ListTimelineRequest(customer_id=mid))).entries]
+    assert kinds.count("order") == 2 and kinds.count("refund") == 1 and "level_changed" in kinds
+    async with customer.db.read() as session:
+        orders = (await session.scalars(select(MemberOrder).order_by(MemberOrder.order_id))).all()
+        assert [(o.order_id, o.fully_refunded, o.store_id) for o in orders] == [(1, True, 7), (2, False, 8)]
+        assert await session.scalar(select(func.count()).select_from(MemberOrder)) == 2
+    # The mall admin of the third mall now sees the member (a settlement there is an interaction).
+    from tests.integration.customer_fixtures import mall_admin
+
+    seen = await customer.members.ListMembers(pb.ListMembersRequest(), metadata=mall_admin(third))
+    assert [x.member_id for x in seen.members] == [mid]

@@ -1,0 +1,133 @@
+"""The member list: search, filters, every sort order, paging to the end, statistics."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+
+from crowdpack.customer.v1 import member_pb2 as m
+from crowdpack.customer.v1 import member_service_pb2 as pb
+from services.customer.models import CustomerStats
+from tests.integration.customer_fixtures import SUPER, customer, rpc_error  # noqa: F401
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+async def seed(customer, n: int = 12) -> list[m.Member]:
+    members = []
+    for i in range(n):
+        members.append((await customer.members.CreateMember(pb.CreateMemberRequest(
+            request_id=f"c{i}", phone=f"1370000{i:04d}", name=f"name{i % 3}", virtual=(i == n - 1)),
+            metadata=SUPER)).member)
+    rng = random.Random(7)
+    async with customer.db.transaction() as session:
+        for i, member in enumerate(members[: n - 2]):  # the last two have no ledger activity
+            session.add(CustomerStats(
+                customer_id=int(member.member_id), points_balance=rng.choice([0, 50, 50, 900]),
+                red_packet_balance_fen=0, stored_balance_fen=0, spend_count=i % 4, spend_total_fen=rng.randint(0, 10**7),
+                last_spend_at=NOW - timedelta(days=i * 20) if i % 4 else None, level_spend_fen=0,
+                cumulative_spend_fen=0))
+    return members
+
+
+async def all_pages(stub, **kwargs) -> list[m.Member]:
+    out, token = [], ""
+    while True:
+        page = await stub.ListMembers(pb.ListMembersRequest(page_size=4, page_token=token, **kwargs))
+        assert len(page.members) <= 4
+        out += list(page.members)
+        token = page.next_page_token
+        if not token:
+            return out
+
+
+def key(member: m.Member, order_by: int):
+    s = member.stats
+    return {pb.MEMBER_ORDER_BY_POINTS_BALANCE: s.points_balance, pb.MEMBER_ORDER_BY_SPEND_TOTAL: s.spend_total_fen,
+            pb.MEMBER_ORDER_BY_SPEND_COUNT: s.spend_count,
+            pb.MEMBER_ORDER_BY_LAST_SPEND_TIME: s.last_spend_time.ToSeconds() if s.HasField("last_spend_time") else 0,
+            pb.MEMBER_ORDER_BY_CREATE_TIME: int(member.member_id)}[order_by]
+
+
+@pytest.mark.parametrize("order_by", [pb.MEMBER_ORDER_BY_CREATE_TIME, pb.MEMBER_ORDER_BY_POINTS_BALANCE,
+                                      pb.MEMBER_ORDER_BY_SPEND_TOTAL, pb.MEMBER_ORDER_BY_SPEND_COUNT,
+                                      pb.MEMBER_ORDER_BY_LAST_SPEND_TIME])
+@pytest.mark.parametrize("ascending", [False, True])
+async def test_every_order_pages_through_everyone_once_in_order(customer, order_by, ascending):
+    members = await seed(customer)
+    listed = await all_pages(customer.members, order_by=order_by, ascending=ascending)
+    visible = [x for x in members if not x.virtual]
+    assert sorted(x.member_id for x in listed) == sorted(x.member_id for x in visible)
+    expected = sorted(listed, key=lambda x: (key(x, order_by), int(x.member_id)), reverse=not ascending)
+    assert [x.member_id for x in listed] == [x.member_id for x in expected]
+
+
+async def test_search_and_filters(customer):
+    members = await seed(customer)
+    stub = customer.members
+    await stub.SetMemberDisabled(pb.SetMemberDisabledRequest(request_id="d", member_id=members[0].member_id,
+                                                             disabled=True), metadata=SUPER)
+    by_name = await all_pages(stub, filter=pb.MemberFilter(search="name1"))
+    assert {x.member_id for x in by_name} == {x.member_id for x in members[1::3] if not x.virtual}
+    by_phone = await all_pages(stub, filter=pb.MemberFilter(search="13700000005"))
+    assert [x.member_id for x in by_phone] == [members[5].member_id]
+    disabled = await all_pages(stub, filter=pb.MemberFilter(disabled=pb.TRI_STATE_YES))
+    assert [x.member_id for x in disabled] == [members[0].member_id]
+    enabled = await all_pages(stub, filter=pb.MemberFilter(disabled=pb.TRI_STATE_NO))
+    assert len(enabled) == len(members) - 2
+    with_virtual = await all_pages(stub, filter=pb.MemberFilter(include_virtual=True))
+    assert len(with_virtual) == len(members)
+    default_group = await all_pages(stub, filter=pb.MemberFilter(group_ids=["default"]))
+    assert len(default_group) == len(members) - 1
+    total = await stub.ListMembers(pb.ListMembersRequest(include_total=True, page_size=1))
+    assert total.total_size == len(members) - 1
+
+
+@pytest.mark.parametrize(("request_", "field"), [
+    (pb.ListMembersRequest(order_by=42), "order_by"),
+    (pb.ListMembersRequest(filter=pb.MemberFilter(levels=[11])), "filter.levels"),
+    (pb.ListMembersRequest(filter=pb.MemberFilter(tag_ids=["x"])), "filter.tag_ids"),
+    (pb.ListMembersRequest(filter=pb.MemberFilter(disabled=7)), "filter.disabled"),
+    (pb.ListMembersRequest(page_size=-1), "page_size"),
+    (pb.ListMembersRequest(page_token="eyJvIjo5fQ=="), "page_token"),
+])
+async def test_bad_list_requests_name_the_field(customer, request_, field):
+    err = await rpc_error(customer.members.ListMembers(request_))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith(f"{field}:")
+
+
+async def test_a_token_from_one_order_is_refused_by_another(customer):
+    await seed(customer)
+    page = await customer.members.ListMembers(pb.ListMembersRequest(page_size=2,
+                                                                    order_by=pb.MEMBER_ORDER_BY_SPEND_TOTAL))
+    err = await rpc_error(customer.members.ListMembers(pb.ListMembersRequest(
+        page_size=2, page_token=page.next_page_token, order_by=pb.MEMBER_ORDER_BY_POINTS_BALANCE)))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_statistics_scores_follow_the_documented_rules(customer):
+    members = await seed(customer, n=3)
+    now = datetime.now(UTC)
+    async with customer.db.transaction() as session:
+        for member in members:
+            row = await session.get(CustomerStats, int(member.member_id))
+            if row is not None:
+                await session.delete(row)
+        await session.flush()
+        # member 0: R=5 (2 days), F=5 (12), M=5 (¥20,000) -> activity 5, value 5
+        session.add(CustomerStats(customer_id=int(members[0].member_id), points_balance=0, red_packet_balance_fen=0,
+                                  stored_balance_fen=0, spend_count=12, spend_total_fen=2_000_000,
+                                  last_spend_at=now - timedelta(days=2), level_spend_fen=0, cumulative_spend_fen=0))
+        # member 1: R=2 (100 days), F=2 (1), M=2 (¥100) -> activity 2, value 2
+        session.add(CustomerStats(customer_id=int(members[1].member_id), points_balance=0, red_packet_balance_fen=0,
+                                  stored_balance_fen=0, spend_count=1, spend_total_fen=10_000,
+                                  last_spend_at=now - timedelta(days=100), level_spend_fen=0, cumulative_spend_fen=0))
+    stats = (await customer.members.GetMemberStatistics(pb.GetMemberStatisticsRequest())).statistics
+    assert stats.total == 2  # member 2 is virtual
+    assert {c.key: c.count for c in stats.spending_power_distribution} == {"5": 1, "2": 1}
+    assert {c.key: c.count for c in stats.activity_distribution} == {"5": 1, "2": 1}
+    assert {c.key: c.count for c in stats.value_distribution} == {"5": 1, "2": 1}
+    assert {c.key: c.count for c in stats.by_level} == {"0": 2}
