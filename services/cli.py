@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from services.customer.imports import cli as import_cli
 from services.supervisor import System
 
 
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="run NATS, the three services and the gateway on loopback")
     p_run.add_argument("--state-dir", default="var", help="folder for databases, NATS data and logs")
     p_run.set_defaults(func=run)
+    import_cli.register(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

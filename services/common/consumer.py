@@ -64,6 +64,11 @@ class EventConsumer:
         self.max_deliver = max_deliver
         self.batch = batch
         self._sub: JetStreamContext.PullSubscription | None = None
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Ends ``run`` after the batch under way (each message's transaction completes or never starts)."""
+        self._stopping = True
 
     async def ensure(self) -> None:
         """Creates the durable consumer, or updates it to the configuration in code."""
@@ -78,7 +83,7 @@ class EventConsumer:
         if self._sub is None:
             await self.ensure()
         assert self._sub is not None
-        while True:
+        while not self._stopping:
             try:
                 msgs = await self._sub.fetch(self.batch, timeout=1)
             except (FetchTimeoutError, TimeoutError):
@@ -90,6 +95,8 @@ class EventConsumer:
                 await asyncio.sleep(1)
                 continue
             for msg in msgs:
+                if self._stopping:
+                    break  # not acked: redelivered to whoever runs next
                 await self.handle(msg)
 
     async def handle(self, msg: Msg) -> bool:

@@ -77,10 +77,16 @@ class OutboxRelay:
         self.poll_s = poll_s
         self.batch = batch
         self._wake = asyncio.Event()
+        self._stopping = False
         db.on_commit(self._wake.set)
 
+    def stop(self) -> None:
+        """Ends ``run`` after the pass under way (a transaction is never cut in the middle)."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 sent = await self.relay_once()
@@ -89,8 +95,7 @@ class OutboxRelay:
             except Exception as err:  # noqa: BLE001 - NATS or the database is away; try again soon
                 log.warning("outbox relay pass failed", error=one_line(err))
                 sent = 0
-                await asyncio.sleep(self.poll_s)
-            if sent < self.batch:
+            if sent < self.batch and not self._stopping:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
                 except TimeoutError:

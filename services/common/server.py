@@ -85,6 +85,7 @@ class Runtime:
         self.metrics_port = 0
         self._metrics: WSGIServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stoppables: list[OutboxRelay | EventConsumer] = []
 
     async def start(self) -> None:
         spec, settings, common = self.spec, self.spec.settings, self.spec.common
@@ -110,6 +111,7 @@ class Runtime:
         self.metrics_port = self._metrics.server_port
 
         relay = OutboxRelay(db, js, spec.outbox_model, poll_s=settings.outbox_poll_s)
+        self._stoppables = [relay, *consumers]
         self._tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox"))
         for consumer in consumers:
             self._tasks.append(asyncio.create_task(consumer.run(), name=consumer.durable))
@@ -123,9 +125,19 @@ class Runtime:
         await self.health.enter_graceful_shutdown()
         if self.server is not None:
             await self.server.stop(self.spec.settings.shutdown_grace_s)
-        for task in self._tasks:
+        # The relay and the consumers finish their transaction under way; other jobs are cancelled.
+        for stoppable in self._stoppables:
+            stoppable.stop()
+        for task in self._tasks[len(self._stoppables):]:  # the background jobs, started after the loops
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=self.spec.settings.shutdown_grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                _, stuck = await asyncio.wait(pending, timeout=5)
+                if stuck:
+                    log.warning("tasks did not stop in time", tasks=sorted(t.get_name() for t in stuck))
         if self.ctx is not None and self.spec.shutdown is not None:
             await self.spec.shutdown(self.ctx)
         if self._metrics is not None:

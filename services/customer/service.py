@@ -19,6 +19,7 @@ from services.customer.config import CustomerSettings
 from services.customer.crowds.index import CrowdIndex
 from services.customer.crowds.refresher import Refresher
 from services.customer.crowds.servicer import CrowdServicer
+from services.customer.imports.service import register_imports
 from services.customer.levels.servicer import LevelServicer
 from services.customer.members.servicer import MemberServicer
 from services.customer.models import OutboxEvent, ProcessedMessage
@@ -41,10 +42,12 @@ def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
     business_customer_service_pb2_grpc.add_BusinessCustomerServiceServicer_to_server(
         BusinessCustomerServicer(ctx.db), server)
     classification_service_pb2_grpc.add_ClassificationServiceServicer_to_server(ClassificationServicer(ctx.db), server)
+    imports = register_imports(server, ctx, settings.export_max_rows)
     return ["crowdpack.customer.v1.MemberService", "crowdpack.customer.v1.OrganizationService",
             "crowdpack.customer.v1.LevelService", "crowdpack.customer.v1.SettingsService",
             "crowdpack.customer.v1.CrowdService",
-            "crowdpack.customer.v1.BusinessCustomerService", "crowdpack.customer.v1.ClassificationService"]
+            "crowdpack.customer.v1.BusinessCustomerService", "crowdpack.customer.v1.ClassificationService",
+            imports]
 
 
 def consumers(ctx: Context) -> list[EventConsumer]:
@@ -69,7 +72,7 @@ async def startup(ctx: Context) -> None:
 
 def background(ctx: Context) -> list:
     index: CrowdIndex = ctx.extras["crowd_index"]
-    return [index.follow(ctx.js), ctx.extras["crowd_refresher"].run()]
+    return [index.follow(ctx.js), ctx.extras["crowd_refresher"].run(), ctx.extras["imports"].run()]
 
 
 async def shutdown(ctx: Context) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,4 +26,12 @@ async def running_service(build_spec: Callable[..., ServiceSpec], settings: Serv
         yield runtime, channel
     finally:
         await channel.close()
-        await runtime.stop()
+        stopping = asyncio.create_task(runtime.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=30)
+        if not done:
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.print_stack(limit=5, file=sys.stderr)
+            stopping.cancel()
+            raise AssertionError("the service did not stop within 30 s (task stacks above)")
+        stopping.result()

@@ -19,6 +19,7 @@ from crowdpack.ledger.v1 import ledger_service_pb2
 FILES = [member_service_pb2, organization_service_pb2, level_service_pb2, settings_service_pb2, member_pb2,
          ledger_service_pb2, alert_service_pb2, customer_events_pb2, ledger_events_pb2]
 FILES += [business_customer_service_pb2, classification_service_pb2]
+FILES += [__import__("crowdpack.customer.v1.import_service_pb2", fromlist=["_"])]
 SERVICE_FILES = [f for f in FILES if f.DESCRIPTOR.services_by_name]
 READ_PREFIXES = ("Get", "List", "Search", "Check", "Count", "Preview", "Export", "Download", "Verify")
 ROOT = Path(__file__).resolve().parents[2]

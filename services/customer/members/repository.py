@@ -12,7 +12,10 @@ from sqlalchemy import ARRAY, BigInteger, ColumnElement, Integer, and_, any_, ca
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
+from services.common.errors import InvalidArgument
+from services.common.validation import known_enum, parse_int_id
 from services.customer.models import Customer, CustomerInteraction, CustomerStats, CustomerTag, Tag
 
 MEMBER = 1  # crowdpack.customer.v1.CUSTOMER_KIND_MEMBER
@@ -30,6 +33,25 @@ ORDER_KEYS: dict[int, Any] = {
 
 def live_member() -> ColumnElement[bool]:
     return and_(Customer.kind == MEMBER, Customer.deleted_at.is_(None))
+
+
+def check_filter(f: pb.MemberFilter) -> None:
+    """Validates a MemberFilter field by field (the crowd part is checked when it is translated)."""
+    for level in f.levels:
+        if not 0 <= level <= 10:
+            raise InvalidArgument("levels are 0..10", field="filter.levels")
+    for name in ("tag_ids", "registration_mall_ids"):
+        for value in getattr(f, name):
+            parse_int_id(value, f"filter.{name}")
+    for value in f.group_ids:
+        if value != "default":
+            parse_int_id(value, "filter.group_ids")
+    for status in f.review_statuses:
+        known_enum(member_pb2.ReviewStatus, status, "filter.review_statuses", allow_unspecified=False)
+    for name in ("card_opened", "disabled", "store_member"):
+        known_enum(pb.TriState, getattr(f, name), f"filter.{name}")
+    if len(f.search) > 100:
+        raise InvalidArgument("must be at most 100 characters", field="filter.search")
 
 
 def filter_clauses(f: pb.MemberFilter) -> list[ColumnElement[bool]]:

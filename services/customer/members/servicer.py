@@ -26,7 +26,7 @@ from services.customer.crowds.index import CrowdIndex
 from services.customer.members import events
 from services.customer.members.cards import card_number
 from services.customer.members.convert import member_to_proto
-from services.customer.members.repository import ORDER_KEYS, MemberRepository, among, filter_clauses
+from services.customer.members.repository import ORDER_KEYS, MemberRepository, among, check_filter, filter_clauses
 from services.customer.members.statistics import member_statistics
 from services.customer.business.models import Contact
 from services.customer.classification.tagging import remove_all_tags
@@ -301,21 +301,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         limit = page_size(request.page_size)
         order_by = known_enum(pb.MemberOrderBy, request.order_by, "order_by")
         f = request.filter
-        for level in f.levels:
-            if not 0 <= level <= 10:
-                raise InvalidArgument("levels are 0..10", field="filter.levels")
-        for field in ("tag_ids", "registration_mall_ids"):
-            for value in getattr(f, field):
-                parse_int_id(value, f"filter.{field}")
-        for value in f.group_ids:
-            if value != "default":
-                parse_int_id(value, "filter.group_ids")
-        for status in f.review_statuses:
-            known_enum(member_pb2.ReviewStatus, status, "filter.review_statuses", allow_unspecified=False)
-        for field in ("card_opened", "disabled", "store_member"):
-            known_enum(pb.TriState, getattr(f, field), f"filter.{field}")
-        if len(f.search) > 100:
-            raise InvalidArgument("must be at most 100 characters", field="filter.search")
+        check_filter(f)
         after = self._cursor(request.page_token, order_by)
         where = [visible_members(caller), *filter_clauses(f)]
         if f.HasField("crowd"):

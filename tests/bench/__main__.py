@@ -1,0 +1,45 @@
+"""``make bench``: every benchmark in one run, each printing its table beside its baselines.
+
+``python -m tests.bench`` runs them all at full size; ``--quick`` runs each on small data (a
+smoke run of the harness, not figures to record). Figures for docs/benchmarks.md come from a
+full run on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+BENCHES = {
+    "segment_engine": ("tests.bench.bench_segment_engine", ["--members", "200000", "--orders", "1000000"]),
+    "crowds": ("tests.bench.bench_crowds", ["--members", "200000", "--orders", "1000000", "--service-members",
+                                            "20000", "--reps", "3"]),
+    "import": ("tests.bench.bench_import", ["--fast-rows", "20000", "--normal-rows", "2000", "--no-update-pass"]),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the Crowdpack benchmarks.")
+    parser.add_argument("names", nargs="*", choices=list(BENCHES), help="benchmarks to run (default: all)")
+    parser.add_argument("--quick", action="store_true", help="small data: checks the harness, not the figures")
+    args = parser.parse_args(argv)
+    failed = []
+    for name in args.names or list(BENCHES):
+        module_name, quick_args = BENCHES[name]
+        print(f"\n===== {name} =====", flush=True)
+        started = time.perf_counter()
+        module = importlib.import_module(module_name)
+        code = module.main(quick_args if args.quick else [])
+        print(f"({name}: {time.perf_counter() - started:.0f} s)", flush=True)
+        if code:
+            failed.append(name)
+    if failed:
+        print(f"error: benchmarks failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""The member download: CSV with a BOM, the ListMembers filter, the row cap, super admins only."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import grpc
+import pytest
+
+from crowdpack.customer.v1 import import_service_pb2 as pb
+from crowdpack.customer.v1 import import_service_pb2_grpc as pb_grpc
+from crowdpack.customer.v1 import member_service_pb2 as mpb
+from tests.integration.customer_fixtures import SUPER, customer, mall_admin, rpc_error  # noqa: F401
+
+
+def parse(data: bytes) -> list[dict[str, str]]:
+    assert data.startswith(b"\xef\xbb\xbf"), "Excel needs the UTF-8 byte order mark"
+    return list(csv.DictReader(io.StringIO(data[3:].decode("utf-8"))))
+
+
+async def seed(customer, n: int) -> None:
+    for i in range(n):
+        await customer.members.CreateMember(mpb.CreateMemberRequest(
+            request_id=f"m{i}", phone=f"1390000{i:04d}", name=f"会员{i}", email=f"m{i}@example.com" if i % 2 else ""),
+            metadata=SUPER)
+
+
+async def test_export_is_csv_with_a_bom_capped_by_the_setting(customer):
+    stub = pb_grpc.ImportServiceStub(customer.channel)
+    await seed(customer, 7)
+    reply = await stub.ExportMembers(pb.ExportMembersRequest(), metadata=SUPER)
+    rows = parse(reply.csv)
+    # The fixture caps downloads at 5 rows (CustomerSettings.export_max_rows, 10,000 by default).
+    assert (reply.row_count, reply.truncated, len(rows)) == (5, True, 5)
+    assert [r["phone"] for r in rows] == [f"1390000{i:04d}" for i in (6, 5, 4, 3, 2)]  # newest first
+    assert rows[0]["name"] == "会员6" and rows[1]["email"] == "m5@example.com" and rows[0]["gender"] == "unknown"
+    smaller = await stub.ExportMembers(pb.ExportMembersRequest(max_rows=2, ascending=True), metadata=SUPER)
+    assert [r["phone"] for r in parse(smaller.csv)] == ["13900000000", "13900000001"] and smaller.truncated
+    bigger = await stub.ExportMembers(pb.ExportMembersRequest(max_rows=1000), metadata=SUPER)
+    assert bigger.row_count == 5
+
+
+async def test_export_takes_the_member_list_filter(customer):
+    stub = pb_grpc.ImportServiceStub(customer.channel)
+    await seed(customer, 4)
+    reply = await stub.ExportMembers(pb.ExportMembersRequest(filter=mpb.MemberFilter(search="13900000002")),
+                                     metadata=SUPER)
+    assert [r["phone"] for r in parse(reply.csv)] == ["13900000002"] and not reply.truncated
+    empty = await stub.ExportMembers(pb.ExportMembersRequest(filter=mpb.MemberFilter(levels=[3])), metadata=SUPER)
+    assert parse(empty.csv) == [] and empty.row_count == 0
+    header = empty.csv[3:].decode().splitlines()[0].split(",")
+    assert header[:4] == ["member_id", "phone", "email", "name"]
+
+
+async def test_an_export_can_be_imported_again(customer):
+    """The download's column names are import headers: editing and re-importing it updates the members."""
+    stub = pb_grpc.ImportServiceStub(customer.channel)
+    await seed(customer, 3)
+    data = (await stub.ExportMembers(pb.ExportMembersRequest(), metadata=SUPER)).csv
+    uploaded = (await stub.UploadImportFile(iter([pb.UploadImportFileRequest(
+        request_id="again", file_name="members.csv", chunk=data)]), metadata=SUPER)).file
+    fields = {c.header: c.field for c in uploaded.columns}
+    assert fields["phone"] == "phone" and fields["registration_time"] == "registered_at" and fields["tags"] == ""
+    preview = await stub.PreviewImport(pb.PreviewImportRequest(file_id=uploaded.file_id), metadata=SUPER)
+    assert (preview.counts.scanned, preview.counts.to_import) == (3, 3)
+
+
+@pytest.mark.parametrize("request_, field", [
+    (pb.ExportMembersRequest(max_rows=-1), "max_rows"),
+    (pb.ExportMembersRequest(filter=mpb.MemberFilter(levels=[11])), "filter.levels"),
+    (pb.ExportMembersRequest(filter=mpb.MemberFilter(tag_ids=["x"])), "filter.tag_ids"),
+    (pb.ExportMembersRequest(order_by=99), "order_by"),
+])
+async def test_bad_export_requests_name_the_field(customer, request_, field):
+    stub = pb_grpc.ImportServiceStub(customer.channel)
+    err = await rpc_error(stub.ExportMembers(request_, metadata=SUPER))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith(f"{field}: ")
+
+
+async def test_only_super_admins_download_member_data(customer):
+    stub = pb_grpc.ImportServiceStub(customer.channel)
+    await seed(customer, 1)
+    err = await rpc_error(stub.ExportMembers(pb.ExportMembersRequest(), metadata=mall_admin("1")))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
