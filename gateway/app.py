@@ -11,6 +11,7 @@ from gateway.clients import Clients
 from gateway.config import DEV_TOKENS, GatewaySettings
 from gateway.errors import install_error_handlers
 from gateway.routes import health, members
+from gateway.routes import ledger
 from services.common.logs import get_logger
 
 log = get_logger(__name__)
@@ -33,4 +34,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(members.router)
+    app.include_router(ledger.router)
     return app

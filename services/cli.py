@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--state-dir", default="var", help="folder for databases, NATS data and logs")
     p_run.set_defaults(func=run)
     import_cli.register(sub)
+    from services.ledger.cli import register as register_ledger
+    register_ledger(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,33 +1,233 @@
-"""crowdpack.ledger.v1.LedgerService over gRPC."""
+"""crowdpack.ledger.v1.LedgerService over gRPC.
+
+Each method checks its request (INVALID_ARGUMENT names the field, nothing is written), then
+runs its change through the group commit with ``run_idempotent`` keyed by request_id. Reads go
+to the reader. Domain rules live in the modules the methods call.
+"""
 
 from __future__ import annotations
 
 import grpc
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
+from services.common.auth import Caller, Role, caller_of
 from services.common.db import Database
-from services.common.errors import NotFound
-from services.common.validation import known_enum, parse_int_id, to_timestamp
-from services.ledger.models import Account
+from services.common.errors import InvalidArgument, NotFound, PermissionDenied
+from services.common.outbox import utcnow
+from services.common.pagination import decode_token, encode_token, page_size
+from services.common.validation import known_enum, parse_int_id
+from services.ledger import adjustments, orders, reversals, statements
+from services.ledger.commit import GroupCommit
+from services.ledger.commands import PostEntriesCommand, PostEntryCommand
+from services.ledger.convert import account_to_proto, order_to_proto, template_to_proto
+from services.ledger.inputs import (
+    bounded_text, member_id, optional_id, optional_time, parse_posting, past_time, positive_amount,
+)
+from services.ledger.models import IdempotencyRecord
+from services.ledger.reason_templates import TemplateRepository, template_name
 from services.ledger.repository import AccountRepository
+from services.ledger.rules import BUILT_IN, DEFAULT_MALL, RuleRepository, parse_rule, rule_to_proto
+
+MAX_POSTINGS = 10_000
+RULE_SETTERS = (Role.SYSTEM, Role.SUPER_ADMIN, Role.MALL_ADMIN)
 
 
-def account_to_proto(account: Account) -> pb.Account:
-    return pb.Account(account_id=str(account.id), member_id=account.member_id, asset=account.asset,
-                      balance=account.balance, open_time=to_timestamp(account.opened_at))
+def mutator(context: grpc.aio.ServicerContext) -> Caller:
+    """The caller of a mutation; members act through the services that serve them, never directly."""
+    caller = caller_of(context)
+    if caller.role == Role.MEMBER:
+        raise PermissionDenied("members cannot change the ledger directly", field="x-crowdpack-role")
+    return caller
+
+
+def template_id(value: str) -> int:
+    return parse_int_id(value, "reason_template_id")
 
 
 class LedgerServicer(pb_grpc.LedgerServiceServicer):
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, commits: GroupCommit | None = None) -> None:
         self.db = db
+        self.commits = commits or GroupCommit(db, IdempotencyRecord)
+
+    # Accounts and journal
 
     async def GetBalances(self, request: pb.GetBalancesRequest,
                           context: grpc.aio.ServicerContext) -> pb.GetBalancesResponse:
-        parse_int_id(request.member_id, "member_id")
-        asset = known_enum(pb.Asset, request.asset, "asset")
+        member = member_id(request.member_id)
+        which = known_enum(pb.Asset, request.asset, "asset")
         async with self.db.read() as session:
-            accounts = await AccountRepository(session).for_member(request.member_id, asset)
+            accounts = await AccountRepository(session).for_member(member, which)
         if not accounts:
-            raise NotFound(f"member {request.member_id} has no accounts", field="member_id")
+            raise NotFound(f"member {member} has no accounts", field="member_id")
         return pb.GetBalancesResponse(accounts=[account_to_proto(a) for a in accounts])
+
+    async def PostEntry(self, request: pb.PostEntryRequest, context: grpc.aio.ServicerContext) -> pb.PostEntryResponse:
+        caller = mutator(context)
+        now = utcnow()
+        posting = parse_posting(request.posting, "posting", now)
+        return await self.commits.submit(PostEntryCommand(request, posting, caller.staff_id))  # type: ignore[return-value]
+
+    async def PostEntries(self, request: pb.PostEntriesRequest,
+                          context: grpc.aio.ServicerContext) -> pb.PostEntriesResponse:
+        caller = mutator(context)
+        if not request.postings:
+            raise InvalidArgument("must hold at least one posting", field="postings")
+        if len(request.postings) > MAX_POSTINGS:
+            raise InvalidArgument(f"must hold at most {MAX_POSTINGS} postings", field="postings")
+        now = utcnow()
+        postings = [parse_posting(p, f"postings[{i}]", now) for i, p in enumerate(request.postings)]
+        return await self.commits.submit(PostEntriesCommand(request, postings, caller.staff_id))  # type: ignore[return-value]
+
+    async def ReverseEntry(self, request: pb.ReverseEntryRequest,
+                           context: grpc.aio.ServicerContext) -> pb.ReverseEntryResponse:
+        caller = mutator(context)
+        entry_id = parse_int_id(request.entry_id, "entry_id")
+        note = bounded_text(request.note, "note")
+        now = utcnow()
+        return await self.commits.idempotent(
+            "ReverseEntry", request, pb.ReverseEntryResponse,
+            lambda session: reversals.reverse_entry(session, request.request_id, entry_id, note, now=now,
+                                                    operator_id=caller.staff_id))
+
+    async def ListEntries(self, request: pb.ListEntriesRequest,
+                          context: grpc.aio.ServicerContext) -> pb.ListEntriesResponse:
+        async with self.db.read() as session:
+            return await statements.list_entries(session, request)
+
+    # Manual adjustments and their reason templates
+
+    async def AdjustBalance(self, request: pb.AdjustBalanceRequest,
+                            context: grpc.aio.ServicerContext) -> pb.AdjustBalanceResponse:
+        caller = mutator(context)
+        now = utcnow()
+        posting = adjustments.parse_adjustment(request, caller, now)
+        return await self.commits.idempotent(
+            "AdjustBalance", request, pb.AdjustBalanceResponse,
+            lambda session: adjustments.adjust(session, request.request_id, posting, now=now,
+                                               operator_id=caller.staff_id))
+
+    async def CreateReasonTemplate(self, request: pb.CreateReasonTemplateRequest,
+                                   context: grpc.aio.ServicerContext) -> pb.CreateReasonTemplateResponse:
+        caller = mutator(context)
+        which = known_enum(pb.Asset, request.asset, "asset")
+        name = template_name(request.name)
+
+        async def work(session: AsyncSession) -> pb.CreateReasonTemplateResponse:
+            template = await TemplateRepository(session).create(which, name, caller.staff_id, utcnow())
+            return pb.CreateReasonTemplateResponse(reason_template=template_to_proto(template))
+
+        return await self.commits.idempotent("CreateReasonTemplate", request, pb.CreateReasonTemplateResponse, work)
+
+    async def GetReasonTemplate(self, request: pb.GetReasonTemplateRequest,
+                                context: grpc.aio.ServicerContext) -> pb.GetReasonTemplateResponse:
+        wanted = template_id(request.reason_template_id)
+        async with self.db.read() as session:
+            template = await TemplateRepository(session).live(wanted)
+            return pb.GetReasonTemplateResponse(reason_template=template_to_proto(template))
+
+    async def ListReasonTemplates(self, request: pb.ListReasonTemplatesRequest,
+                                  context: grpc.aio.ServicerContext) -> pb.ListReasonTemplatesResponse:
+        limit = page_size(request.page_size)
+        which = known_enum(pb.Asset, request.asset, "asset")
+        cursor = decode_token(request.page_token)
+        before = None
+        if cursor is not None:
+            before = cursor.get("before")
+            if not isinstance(before, int) or cursor.get("asset") != which:
+                raise InvalidArgument("is not a token this list returned", field="page_token")
+        async with self.db.read() as session:
+            templates = await TemplateRepository(session).page(limit + 1, before, which)
+        more = len(templates) > limit
+        templates = templates[:limit]
+        token = encode_token({"before": templates[-1].id, "asset": which}) if more else ""
+        return pb.ListReasonTemplatesResponse(reason_templates=[template_to_proto(t) for t in templates],
+                                              next_page_token=token)
+
+    async def UpdateReasonTemplate(self, request: pb.UpdateReasonTemplateRequest,
+                                   context: grpc.aio.ServicerContext) -> pb.UpdateReasonTemplateResponse:
+        caller = mutator(context)
+        wanted = template_id(request.reason_template_id)
+        name = template_name(request.name)
+
+        async def work(session: AsyncSession) -> pb.UpdateReasonTemplateResponse:
+            template = await TemplateRepository(session).rename(wanted, name, caller.staff_id, utcnow())
+            return pb.UpdateReasonTemplateResponse(reason_template=template_to_proto(template))
+
+        return await self.commits.idempotent("UpdateReasonTemplate", request, pb.UpdateReasonTemplateResponse, work)
+
+    async def DeleteReasonTemplate(self, request: pb.DeleteReasonTemplateRequest,
+                                   context: grpc.aio.ServicerContext) -> pb.DeleteReasonTemplateResponse:
+        caller = mutator(context)
+        wanted = template_id(request.reason_template_id)
+
+        async def work(session: AsyncSession) -> pb.DeleteReasonTemplateResponse:
+            template = await TemplateRepository(session).delete(wanted, caller.staff_id, utcnow())
+            return pb.DeleteReasonTemplateResponse(reason_template=template_to_proto(template))
+
+        return await self.commits.idempotent("DeleteReasonTemplate", request, pb.DeleteReasonTemplateResponse, work)
+
+    # Orders
+
+    async def RecordOrder(self, request: pb.RecordOrderRequest,
+                          context: grpc.aio.ServicerContext) -> pb.RecordOrderResponse:
+        caller = mutator(context)
+        now = utcnow()
+        order = orders.parse_order(request, now)
+        return await self.commits.submit(orders.RecordOrderCommand(request, order, caller.staff_id))  # type: ignore[return-value]
+
+    async def RefundOrder(self, request: pb.RefundOrderRequest,
+                          context: grpc.aio.ServicerContext) -> pb.RefundOrderResponse:
+        caller = mutator(context)
+        now = utcnow()
+        order_id = parse_int_id(request.order_id, "order_id")
+        amount = positive_amount(request.amount, "amount")
+        occurred_at = past_time(request, "occur_time", now) or now
+        return await self.commits.idempotent(
+            "RefundOrder", request, pb.RefundOrderResponse,
+            lambda session: orders.refund_order(session, request.request_id, order_id, amount, occurred_at, now=now,
+                                                operator_id=caller.staff_id))
+
+    async def GetOrder(self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext) -> pb.GetOrderResponse:
+        async with self.db.read() as session:
+            return pb.GetOrderResponse(order=order_to_proto(await orders.find_order(session, request)))
+
+    async def GetConsumptionSummary(self, request: pb.GetConsumptionSummaryRequest,
+                                    context: grpc.aio.ServicerContext) -> pb.GetConsumptionSummaryResponse:
+        member = member_id(request.member_id)
+        start, end = optional_time(request, "start_time"), optional_time(request, "end_time")
+        if start is not None and end is not None and end <= start:
+            raise InvalidArgument("must be after start_time", field="end_time")
+        channels = sorted({known_enum(pb.OrderChannel, c, f"channels[{i}]", allow_unspecified=False)
+                           for i, c in enumerate(request.channels)})
+        async with self.db.read() as session:
+            if not await AccountRepository(session).for_member(member):
+                raise NotFound(f"no member {member}", field="member_id")
+            rows = await orders.OrderRepository(session).consumption(member, start, end, channels)
+        return orders.summarize(member, rows)
+
+    # Points rules
+
+    async def SetPointsRule(self, request: pb.SetPointsRuleRequest,
+                            context: grpc.aio.ServicerContext) -> pb.SetPointsRuleResponse:
+        caller = mutator(context)
+        rule = parse_rule(request.rule)
+        if caller.role not in RULE_SETTERS:
+            raise PermissionDenied(f"a {caller.role.value} may not set points rules", field="x-crowdpack-role")
+        if caller.role == Role.MALL_ADMIN and (rule.mall_id == DEFAULT_MALL or rule.mall_id not in caller.mall_ids):
+            raise PermissionDenied(f"operator {caller.staff_id} does not manage mall {rule.mall_id or '(default)'}",
+                                   field="rule.mall_id")
+
+        async def work(session: AsyncSession) -> pb.SetPointsRuleResponse:
+            stored = await RuleRepository(session).put(rule, operator_id=caller.staff_id, now=utcnow())
+            return pb.SetPointsRuleResponse(rule=rule_to_proto(stored))
+
+        return await self.commits.idempotent("SetPointsRule", request, pb.SetPointsRuleResponse, work)
+
+    async def GetPointsRule(self, request: pb.GetPointsRuleRequest,
+                            context: grpc.aio.ServicerContext) -> pb.GetPointsRuleResponse:
+        mall = optional_id(request.mall_id, "mall_id")
+        async with self.db.read() as session:
+            rule = (await RuleRepository(session).effective([mall]))[mall]
+        return pb.GetPointsRuleResponse(rule=rule_to_proto(rule), built_in=rule is BUILT_IN)

@@ -16,7 +16,9 @@ BENCHES = {
     "segment_engine": ("tests.bench.bench_segment_engine", ["--members", "200000", "--orders", "1000000"]),
     "crowds": ("tests.bench.bench_crowds", ["--members", "200000", "--orders", "1000000", "--service-members",
                                             "20000", "--reps", "3"]),
-    "import": ("tests.bench.bench_import", ["--fast-rows", "20000", "--normal-rows", "2000", "--no-update-pass"]),
+    "ledger": ("tests.bench.bench_ledger", ["--posts", "1000", "--batches", "2", "--batch-size", "1000", "--orders",
+                                            "500", "--backend", "sqlite"]),
+    "import": ("tests.bench.bench_import", []),
 }
 
 

@@ -1,0 +1,130 @@
+"""Checks on the ledger's requests, before anything touches the database. Every error names its field."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.message import Message
+
+from crowdpack.ledger.v1 import ledger_service_pb2 as pb
+from services.common.errors import InvalidArgument
+from services.common.validation import MAX_MONEY, known_enum, parse_int_id
+from services.ledger.journal import Posting
+
+MAX_TEXT = 500
+MAX_EXTERNAL_NO = 64
+# Clients' clocks run a little ahead; a document time up to this far ahead still counts as now.
+CLOCK_SKEW = timedelta(seconds=60)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+POSTABLE_KINDS = (pb.ENTRY_KIND_EARN, pb.ENTRY_KIND_SPEND, pb.ENTRY_KIND_ADJUST, pb.ENTRY_KIND_RECHARGE,
+                  pb.ENTRY_KIND_REFUND)
+IMPLIED_DIRECTION = {pb.ENTRY_KIND_EARN: pb.DIRECTION_INCREASE, pb.ENTRY_KIND_RECHARGE: pb.DIRECTION_INCREASE,
+                     pb.ENTRY_KIND_SPEND: pb.DIRECTION_DECREASE}
+
+
+def member_id(value: str, field: str = "member_id") -> str:
+    parse_int_id(value, field)
+    return value
+
+
+def optional_id(value: str, field: str) -> str:
+    """An optional opaque numeric-string id (malls, stores: owned by the customer service)."""
+    if value:
+        parse_int_id(value, field)
+    return value
+
+
+def optional_int_id(value: str, field: str) -> int | None:
+    return parse_int_id(value, field) if value else None
+
+
+def positive_amount(value: int, field: str) -> int:
+    if value <= 0:
+        raise InvalidArgument("must be positive", field=field)
+    if value > MAX_MONEY:
+        raise InvalidArgument(f"must be at most {MAX_MONEY}", field=field)
+    return value
+
+
+def bounded_text(value: str, field: str, limit: int = MAX_TEXT) -> str:
+    value = value.strip()
+    if len(value) > limit:
+        raise InvalidArgument(f"must be at most {limit} characters", field=field)
+    return value
+
+
+ASSETS = frozenset(v for v in pb.Asset.values() if v)
+KINDS = frozenset(v for v in pb.EntryKind.values() if v)
+DIRECTIONS = frozenset(pb.Direction.values())
+
+
+def asset(value: int, field: str = "asset") -> int:
+    if value in ASSETS:  # the common case without building the enum's value list
+        return value
+    return known_enum(pb.Asset, value, field, allow_unspecified=False)
+
+
+def past_time(message: Message, name: str, now: datetime, *, field: str | None = None,
+              required: bool = False) -> datetime | None:
+    """The Timestamp field ``name`` of ``message`` as an aware datetime; never in the future."""
+    field = field or name
+    if not message.HasField(name):
+        if required:
+            raise InvalidArgument("is required", field=field)
+        return None
+    ts = getattr(message, name)
+    try:
+        when = ts.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument("is not a valid time", field=field) from None
+    if when > now + CLOCK_SKEW:
+        raise InvalidArgument("must not be in the future", field=field)
+    if when < EARLIEST:
+        raise InvalidArgument(f"must not be before {EARLIEST.date().isoformat()}", field=field)
+    return when
+
+
+def optional_time(message: Message, name: str, field: str | None = None) -> datetime | None:
+    """A Timestamp used as a filter bound: any valid time, or None when unset."""
+    if not message.HasField(name):
+        return None
+    try:
+        return getattr(message, name).ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument("is not a valid time", field=field or name) from None
+
+
+def signed(amount: int, direction: int) -> int:
+    return amount if direction == pb.DIRECTION_INCREASE else -amount
+
+
+def parse_posting(message: pb.Posting, field: str, now: datetime) -> Posting:
+    """A posting from the wire, checked; its reason template is resolved later, in the transaction."""
+    member = member_id(message.member_id, f"{field}.member_id")
+    which = asset(message.asset, f"{field}.asset")
+    kind = message.kind if message.kind in KINDS else known_enum(pb.EntryKind, message.kind, f"{field}.kind",
+                                                                  allow_unspecified=False)
+    if kind not in POSTABLE_KINDS:
+        raise InvalidArgument("must be EARN, SPEND, ADJUST, RECHARGE or REFUND (the ledger posts EXPIRE and "
+                              "REVERSAL itself)", field=f"{field}.kind")
+    if kind == pb.ENTRY_KIND_RECHARGE and which != pb.ASSET_BALANCE:
+        raise InvalidArgument("only stored value (ASSET_BALANCE) is recharged", field=f"{field}.asset")
+    if kind == pb.ENTRY_KIND_EARN and which == pb.ASSET_BALANCE:
+        raise InvalidArgument("stored value is recharged, not earned", field=f"{field}.asset")
+    amount = positive_amount(message.amount, f"{field}.amount")
+    direction = message.direction if message.direction in DIRECTIONS else known_enum(
+        pb.Direction, message.direction, f"{field}.direction")
+    implied = IMPLIED_DIRECTION.get(kind)
+    if implied is None and direction == pb.DIRECTION_UNSPECIFIED:
+        raise InvalidArgument(f"is required for {pb.EntryKind.Name(kind)}", field=f"{field}.direction")
+    if implied is not None and direction not in (pb.DIRECTION_UNSPECIFIED, implied):
+        raise InvalidArgument(f"{pb.EntryKind.Name(kind)} is always {pb.Direction.Name(implied)}",
+                              field=f"{field}.direction")
+    return Posting(
+        member_id=member, asset=which, kind=kind, amount=signed(amount, implied or direction),
+        reason_template_id=optional_int_id(message.reason_template_id, f"{field}.reason_template_id"),
+        note=bounded_text(message.note, f"{field}.note"), voucher=bounded_text(message.voucher, f"{field}.voucher"),
+        document_at=past_time(message, "document_time", now, field=f"{field}.document_time"),
+        mall_id=optional_id(message.mall_id, f"{field}.mall_id"),
+        store_id=optional_id(message.store_id, f"{field}.store_id"), field=field)

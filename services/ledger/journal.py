@@ -1,0 +1,531 @@
+"""Posting journal entries: the one path every balance change takes.
+
+A ``Book`` is one transaction's view of the ledger. It reads what the postings need in a
+few queries (the accounts, locked with ``SELECT ... FOR UPDATE`` on PostgreSQL; the members'
+state; the points rules; the reason templates), then ``apply`` checks each request's
+postings in memory, all or none per request:
+
+- the account exists; a disabled member gets no points use and no member benefits;
+- a reason template is live and offered for the asset;
+- each balance, in posting order, stays between 0 and 9·10^15.
+
+A refused request changes nothing, in memory or in the database. ``flush`` then writes what
+every accepted request did with one statement per table: balances (compare-and-set), orders,
+entries, points lots (a credit opens a lot, a debit takes from the oldest lots first, an expiry
+closes exactly the lots that expired) and one ``ledger.entry.posted`` event per entry.
+So a batch of many requests costs about as many statements as one request: the group commit
+(commit.py) decides a whole batch with a dozen statements. ``Journal.post`` is the one-request
+shorthand.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crowdpack.events.v1 import ledger_events_pb2 as events
+from crowdpack.ledger.v1 import ledger_service_pb2 as pb
+from services.common.errors import Aborted, FailedPrecondition, NotFound
+from services.common.outbox import add_event
+from services.common.validation import MAX_MONEY, to_timestamp
+from services.ledger.models import (
+    Account, JournalEntry, MemberState, Order, OutboxEvent, PointsLot, ReasonTemplate,
+)
+from services.ledger.rules import Rule, RuleRepository
+
+ACCOUNTS = Account.__table__
+ENTRIES = JournalEntry.__table__
+LOTS = PointsLot.__table__
+ORDERS = Order.__table__
+OUTBOX = OutboxEvent.__table__
+IN_CHUNK = 2000  # values per IN (...) list
+STAGED = "ledger_staged_events"  # session.info key: msg ids of the events staged, in order
+
+ASSET_NAMES = {v: pb.Asset.Name(v) for v in pb.Asset.values()}
+KIND_NAMES = {v: pb.EntryKind.Name(v) for v in pb.EntryKind.values()}
+
+T = TypeVar("T")
+AccountKey = tuple[str, int]
+
+
+def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+async def allocate_ids(session: AsyncSession, counts: dict[Table, int]) -> dict[Table, list[int]]:
+    """New ids for each table's integer key (ascending), in one query, so rows insert in one statement.
+
+    SQLite cannot return the ids of a multi-row INSERT in order, so SQLAlchemy would insert such
+    rows one by one; with ids given up front they go in with one executemany. On SQLite the
+    transaction holds the only write lock, so max + 1 ... are free; PostgreSQL draws them from
+    each column's sequence.
+    """
+    wanted = [(table, n) for table, n in counts.items() if n > 0]
+    ids: dict[Table, list[int]] = {table: [] for table in counts}
+    if not wanted:
+        return ids
+    keys = [table.primary_key.columns.values()[0] for table, _ in wanted]
+    # The transaction's connection, not the session: a session query would first flush the rows
+    # that are waiting for these very ids.
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        parts = [f"SELECT {i} AS k, nextval(pg_get_serial_sequence('{table.name}', '{key.name}')) AS v "
+                 f"FROM generate_series(1, :n{i})" for i, ((table, _), key) in enumerate(zip(wanted, keys))]
+        rows = await conn.execute(text(" UNION ALL ".join(parts)), {f"n{i}": n for i, (_, n) in enumerate(wanted)})
+        for k, v in rows:
+            ids[wanted[k][0]].append(v)
+        for table, _ in wanted:
+            ids[table].sort()
+        return ids
+    tops = (await conn.execute(select(*[select(func.coalesce(func.max(key), 0)).scalar_subquery()
+                                        for key in keys]))).one()
+    for (table, n), top in zip(wanted, tops, strict=True):
+        ids[table] = list(range(top + 1, top + 1 + n))
+    return ids
+
+
+def stage_event(session: AsyncSession, message: Message) -> None:
+    """``add_event``, remembering the order events were staged in (see ``write_staged_events``)."""
+    session.info.setdefault(STAGED, []).append(add_event(session, OutboxEvent, message))
+
+
+async def write_staged_events(session: AsyncSession, seqs: list[int] | None = None) -> None:
+    """Writes the outbox rows ``add_event`` staged, in staging order, with one INSERT.
+
+    The rows are exactly what ``add_event`` built; only the write differs: the ORM would insert
+    them one at a time (on SQLite) and with per-object bookkeeping, which costs more than the
+    entries themselves in a large batch. They get their ``seq`` (``seqs``, or new ones), go in
+    through the transaction's connection, and leave the session so they are not inserted twice.
+    """
+    staged = session.info.pop(STAGED, [])
+    if not staged:
+        return
+    pending = {o.msg_id: o for o in session.new if isinstance(o, OutboxEvent) and o.seq is None}
+    rows = [pending[msg_id] for msg_id in staged if msg_id in pending]
+    if seqs is None:
+        seqs = (await allocate_ids(session, {OUTBOX: len(rows)}))[OUTBOX]
+    values = [{"seq": seq, "msg_id": row.msg_id, "subject": row.subject, "payload": row.payload,
+               "created_at": row.created_at, "published_at": None} for row, seq in zip(rows, seqs, strict=True)]
+    for row in rows:
+        session.expunge(row)
+    conn = await session.connection()
+    await conn.execute(insert(OUTBOX), values)
+
+
+def is_benefit(asset: int, kind: int) -> bool:
+    """Points use (spending or earning points) and red packets: refused to disabled members."""
+    if asset == pb.ASSET_POINTS:
+        return kind in (pb.ENTRY_KIND_SPEND, pb.ENTRY_KIND_EARN)
+    return asset == pb.ASSET_RED_PACKET and kind == pb.ENTRY_KIND_SPEND
+
+
+@dataclass
+class OrderDraft:
+    """An order row to insert with the entries; ``id`` is known after the flush, and then its event."""
+
+    values: dict[str, Any]
+    event: Callable[[OrderDraft], Message] | None = None
+    id: int | None = None
+
+
+@dataclass
+class Posting:
+    """One checked change. ``amount`` is signed: positive credits, negative debits."""
+
+    member_id: str
+    asset: int
+    kind: int
+    amount: int
+    reason_template_id: int | None = None
+    reason: str = ""
+    note: str = ""
+    voucher: str = ""
+    document_at: datetime | None = None
+    mall_id: str = ""
+    store_id: str = ""
+    order_id: int | None = None
+    # An order written in the same flush: its id becomes order_id.
+    order: OrderDraft | None = None
+    reversal_of_id: int | None = None
+    # POINTS only: how the account's points debt moves with this entry (a refund adds what it
+    # could not take back; an earning's repayment takes it off).
+    debt_change: int = 0
+    # EXPIRE only: the lots it closes, lot id -> what was left of it.
+    expired_lots: dict[int, int] | None = None
+    # Where the posting sits in the request, e.g. "postings[3]" ("" for the request itself) ...
+    field: str = "posting"
+    # ... and what the request calls the amount.
+    amount_field: str = "amount"
+
+    def at(self, name: str) -> str:
+        """The request field that holds ``name`` of this posting, for error messages."""
+        if name == "amount":
+            name = self.amount_field
+        return f"{self.field}.{name}" if self.field else name
+
+
+@dataclass
+class AccountState:
+    """An account locked by this transaction; ``balance`` and ``debt`` move as postings apply."""
+
+    id: int
+    member_id: str
+    asset: int
+    balance: int
+    debt: int
+    opened_at: datetime
+    stored_balance: int = 0
+    stored_debt: int = 0
+
+    def __post_init__(self) -> None:
+        self.stored_balance, self.stored_debt = self.balance, self.debt
+
+    @property
+    def changed(self) -> bool:
+        return self.balance != self.stored_balance or self.debt != self.stored_debt
+
+
+@dataclass(frozen=True)
+class MemberView:
+    disabled: bool = False
+    level: int = 0
+
+
+@dataclass
+class Posted:
+    """An entry: accepted by ``apply``, written (with its id) by ``flush``."""
+
+    request_id: str
+    line: int
+    account_id: int
+    member_id: str
+    asset: int
+    posting: Posting
+    balance_after: int
+    debt_after: int
+    operator_id: str
+    created_at: datetime
+    id: int = 0
+
+
+@dataclass
+class Needs:
+    """What a request reads before it can be checked."""
+
+    accounts: set[AccountKey] = field(default_factory=set)
+    members: set[str] = field(default_factory=set)
+    malls: set[str] = field(default_factory=set)
+    templates: set[int] = field(default_factory=set)
+
+    def add(self, other: Needs) -> None:
+        self.accounts |= other.accounts
+        self.members |= other.members
+        self.malls |= other.malls
+        self.templates |= other.templates
+
+    @classmethod
+    def of(cls, postings: Iterable[Posting]) -> Needs:
+        needs = cls()
+        for p in postings:
+            needs.accounts.add((p.member_id, p.asset))
+            if is_benefit(p.asset, p.kind):
+                needs.members.add(p.member_id)
+            if p.asset == pb.ASSET_POINTS and p.amount > 0:
+                needs.malls.add(p.mall_id)
+            if p.reason_template_id is not None:
+                needs.templates.add(p.reason_template_id)
+        return needs
+
+
+@dataclass
+class _Lot:
+    id: int | None  # None until inserted
+    account_id: int
+    remaining: int
+    amount: int
+    entry: Posted | None = None  # new lots: the entry that opened it
+    expires_at: datetime | None = None
+    touched: bool = False
+
+
+class Book:
+    """One transaction's accounts, member states, rules and templates, and the entries it will write."""
+
+    def __init__(self, session: AsyncSession, *, now: datetime) -> None:
+        self.session = session
+        self.now = now
+        self.accounts: dict[AccountKey, AccountState] = {}
+        self.members: dict[str, MemberView] = {}
+        self.rules: dict[str, Rule] = {}
+        self.templates: dict[int, tuple[int, str]] = {}  # id -> (asset, name), live ones
+        self.pending: list[Posted] = []
+        self.orders: list[OrderDraft] = []
+        self._lines: dict[str, int] = {}
+        self._looked_up: set[AccountKey] = set()
+        self._missing_templates: set[int] = set()
+
+    # Reading
+
+    async def load(self, needs: Needs) -> None:
+        """Reads (and on PostgreSQL locks) whatever ``needs`` names that this book has not read yet."""
+        await self._load_accounts(needs.accounts - self._looked_up)
+        members = sorted(needs.members - self.members.keys())
+        for chunk in chunks(members):
+            rows = await self.session.execute(
+                select(MemberState.member_id, MemberState.disabled, MemberState.level)
+                .where(MemberState.member_id.in_(chunk)))
+            for r in rows:
+                self.members[r.member_id] = MemberView(disabled=bool(r.disabled), level=r.level)
+        for member in members:
+            self.members.setdefault(member, MemberView())
+        malls = needs.malls - self.rules.keys()
+        if malls:
+            self.rules.update(await RuleRepository(self.session).effective(malls))
+        templates = sorted(needs.templates - self.templates.keys() - self._missing_templates)
+        for chunk in chunks(templates):
+            rows = await self.session.execute(
+                select(ReasonTemplate.id, ReasonTemplate.asset, ReasonTemplate.name)
+                .where(ReasonTemplate.id.in_(chunk), ReasonTemplate.deleted_at.is_(None)))
+            for r in rows:
+                self.templates[r.id] = (r.asset, r.name)
+        self._missing_templates.update(t for t in templates if t not in self.templates)
+
+    async def _load_accounts(self, keys: set[AccountKey]) -> None:
+        self._looked_up |= keys
+        members = sorted({member for member, _ in keys})
+        for chunk in chunks(members):
+            rows = await self.session.execute(
+                select(ACCOUNTS.c.id, ACCOUNTS.c.member_id, ACCOUNTS.c.asset, ACCOUNTS.c.balance, ACCOUNTS.c.debt,
+                       ACCOUNTS.c.opened_at)
+                .where(ACCOUNTS.c.member_id.in_(chunk)).order_by(ACCOUNTS.c.id).with_for_update())
+            for r in rows:
+                key = (r.member_id, r.asset)
+                self._looked_up.add(key)
+                self.accounts.setdefault(key, AccountState(
+                    id=r.id, member_id=r.member_id, asset=r.asset, balance=r.balance, debt=r.debt,
+                    opened_at=r.opened_at))
+
+    def account(self, member_id: str, asset: int, field: str = "member_id") -> AccountState:
+        found = self.accounts.get((member_id, asset))
+        if found is None:
+            raise NotFound(f"member {member_id} has no {ASSET_NAMES[asset]} account", field=field)
+        return found
+
+    def member(self, member_id: str) -> MemberView:
+        return self.members.get(member_id, MemberView())
+
+    # Checking
+
+    def apply(self, request_id: str, postings: Sequence[Posting], *, operator_id: str) -> list[Posted]:
+        """Checks and applies one request's postings in memory: all of them, or none and an error."""
+        before: dict[AccountKey, tuple[int, int]] = {}
+        accepted: list[Posted] = []
+        line = self._lines.get(request_id, 0)
+        try:
+            for p in postings:
+                key = (p.member_id, p.asset)
+                acct = self.accounts.get(key)
+                if acct is None:
+                    raise NotFound(f"member {p.member_id} has no {ASSET_NAMES[p.asset]} account",
+                                   field=p.at("member_id"))
+                if is_benefit(p.asset, p.kind) and self.member(p.member_id).disabled:
+                    raise FailedPrecondition(f"member {p.member_id} is disabled: points use and member benefits "
+                                             "are refused", field=p.at("member_id"))
+                if p.reason_template_id is not None:
+                    self._attach_reason(p)
+                before.setdefault(key, (acct.balance, acct.debt))
+                debt = acct.debt + p.debt_change
+                if debt < 0:
+                    raise RuntimeError(f"points debt of account {acct.id} would go below zero")
+                after = acct.balance + p.amount
+                if after < 0:
+                    raise FailedPrecondition(f"{ASSET_NAMES[p.asset]} balance {acct.balance} of member "
+                                             f"{p.member_id} is less than {-p.amount}", field=p.at("amount"))
+                if after > MAX_MONEY:
+                    raise FailedPrecondition(f"the {ASSET_NAMES[p.asset]} balance of member {p.member_id} would "
+                                             f"exceed {MAX_MONEY}", field=p.at("amount"))
+                acct.balance, acct.debt = after, debt
+                accepted.append(Posted(
+                    request_id=request_id, line=line + len(accepted), account_id=acct.id, member_id=p.member_id,
+                    asset=p.asset, posting=p, balance_after=after, debt_after=debt, operator_id=operator_id,
+                    created_at=self.now))
+        except BaseException:
+            for key, (balance, debt) in before.items():
+                self.accounts[key].balance, self.accounts[key].debt = balance, debt
+            raise
+        self._lines[request_id] = line + len(accepted)
+        self.pending.extend(accepted)
+        return accepted
+
+    def _attach_reason(self, p: Posting) -> None:
+        assert p.reason_template_id is not None
+        template = self.templates.get(p.reason_template_id)
+        if template is None:
+            raise NotFound(f"no reason template {p.reason_template_id}", field=p.at("reason_template_id"))
+        asset, name = template
+        if asset not in (pb.ASSET_UNSPECIFIED, p.asset):
+            raise FailedPrecondition(f"reason template {p.reason_template_id} is for {ASSET_NAMES[asset]}",
+                                     field=p.at("reason_template_id"))
+        p.reason = name
+
+    def add_order(self, draft: OrderDraft) -> None:
+        self.orders.append(draft)
+
+    # Writing
+
+    async def flush(self) -> list[Posted]:
+        """Writes every accepted change; returns the entries, ids set, in the order they were applied."""
+        pending, orders = self.pending, self.orders
+        self.pending, self.orders = [], []
+        order_events = [d for d in orders if d.event is not None]
+        ids = await allocate_ids(self.session, {ORDERS: len(orders), ENTRIES: len(pending),
+                                                OUTBOX: len(pending) + len(order_events)})
+        for draft, order_id in zip(orders, ids[ORDERS], strict=True):
+            draft.id = order_id
+        for entry, entry_id in zip(pending, ids[ENTRIES], strict=True):
+            entry.id = entry_id
+        if orders:
+            await self.session.execute(insert(ORDERS), [{"id": d.id, **d.values} for d in orders])
+        await self._store_balances()
+        if pending:
+            await self._insert_entries(pending)
+            await self._move_lots(pending)
+        create_time = to_timestamp(self.now)
+        for entry in pending:
+            stage_event(self.session, entry_event(entry, create_time))
+        for draft in order_events:
+            stage_event(self.session, draft.event(draft))  # type: ignore[misc]
+        await write_staged_events(self.session, ids[OUTBOX])
+        return pending
+
+    async def _store_balances(self) -> None:
+        changed = [a for a in self.accounts.values() if a.changed]
+        if not changed:
+            return
+        c = ACCOUNTS.c
+        result = await self.session.execute(
+            update(ACCOUNTS)
+            .where(c.id == bindparam("k_id"), c.balance == bindparam("k_balance"), c.debt == bindparam("k_debt"))
+            .values(balance=bindparam("k_new_balance"), debt=bindparam("k_new_debt")),
+            [{"k_id": a.id, "k_balance": a.stored_balance, "k_debt": a.stored_debt, "k_new_balance": a.balance,
+              "k_new_debt": a.debt} for a in changed])
+        if result.rowcount != len(changed):
+            # The rows are locked, so only a writer outside the ledger could have changed them.
+            raise Aborted("an account changed while it was being posted to; retry with the same request_id")
+        for a in changed:
+            a.stored_balance, a.stored_debt = a.balance, a.debt
+
+    async def _insert_entries(self, pending: list[Posted]) -> None:
+        rows = []
+        for e in pending:
+            p = e.posting
+            if p.order is not None:
+                p.order_id = p.order.id
+            rows.append({
+                "id": e.id, "request_id": e.request_id, "line": e.line, "account_id": e.account_id, "kind": p.kind,
+                "amount": p.amount, "balance_after": e.balance_after, "reason_template_id": p.reason_template_id,
+                "reason": p.reason, "note": p.note, "voucher": p.voucher, "document_at": p.document_at,
+                "mall_id": p.mall_id, "store_id": p.store_id, "operator_id": e.operator_id, "order_id": p.order_id,
+                "reversal_of_id": p.reversal_of_id, "created_at": self.now})
+        await self.session.execute(insert(ENTRIES), rows)
+
+    async def _move_lots(self, pending: list[Posted]) -> None:
+        points = [e for e in pending if e.asset == pb.ASSET_POINTS]
+        if not points:
+            return
+        spenders = sorted({e.account_id for e in points if e.posting.amount < 0 and e.posting.expired_lots is None})
+        queues: dict[int, deque[_Lot]] = {}
+        for chunk in chunks(spenders):
+            rows = await self.session.execute(
+                select(LOTS.c.id, LOTS.c.account_id, LOTS.c.remaining)
+                .where(LOTS.c.account_id.in_(chunk), LOTS.c.remaining > 0).order_by(LOTS.c.account_id, LOTS.c.id))
+            for r in rows:
+                queues.setdefault(r.account_id, deque()).append(
+                    _Lot(id=r.id, account_id=r.account_id, remaining=r.remaining, amount=r.remaining))
+        missing = {e.posting.mall_id for e in points if e.posting.amount > 0} - self.rules.keys()
+        if missing:
+            self.rules.update(await RuleRepository(self.session).effective(missing))
+        changed: list[_Lot] = []
+        opened: list[_Lot] = []
+        for e in points:
+            p = e.posting
+            queue = queues.setdefault(e.account_id, deque())
+            if p.amount > 0:
+                days = self.rules[p.mall_id].expiry_days
+                lot = _Lot(id=None, account_id=e.account_id, remaining=p.amount, amount=p.amount, entry=e,
+                           expires_at=self.now + timedelta(days=days) if days else None)
+                queue.append(lot)
+                opened.append(lot)
+            elif p.expired_lots is not None:
+                closing = p.expired_lots
+                changed += [_Lot(id=i, account_id=e.account_id, remaining=0, amount=left)
+                            for i, left in closing.items()]
+                queues[e.account_id] = deque(lot for lot in queue if lot.id not in closing)
+            else:
+                need = -p.amount
+                while need > 0:
+                    if not queue:
+                        raise RuntimeError(f"points lots of account {e.account_id} do not cover its balance; "
+                                           "run 'crowdpack ledger verify'")
+                    lot = queue[0]
+                    used = min(need, lot.remaining)
+                    lot.remaining -= used
+                    need -= used
+                    if lot.id is not None and not lot.touched:
+                        lot.touched = True
+                        changed.append(lot)
+                    if lot.remaining == 0:
+                        queue.popleft()
+        if changed:
+            await self.session.execute(
+                update(LOTS).where(LOTS.c.id == bindparam("k_id")).values(remaining=bindparam("k_remaining")),
+                [{"k_id": lot.id, "k_remaining": lot.remaining} for lot in changed])
+        if opened:
+            await self.session.execute(insert(LOTS), [{
+                "account_id": lot.account_id, "entry_id": lot.entry.id, "amount": lot.amount,  # type: ignore[union-attr]
+                "remaining": lot.remaining, "earned_at": self.now, "expires_at": lot.expires_at,
+            } for lot in opened])
+
+
+class Journal:
+    """One request's postings: read, check, write (``Book`` for a single request)."""
+
+    def __init__(self, session: AsyncSession, *, now: datetime, operator_id: str) -> None:
+        self.book = Book(session, now=now)
+        self.operator_id = operator_id
+
+    async def lock(self, keys: Iterable[AccountKey]) -> dict[AccountKey, AccountState]:
+        """The accounts of ``keys`` that exist, locked until the transaction ends."""
+        keys = set(keys)
+        await self.book.load(Needs(accounts=keys))
+        return {key: self.book.accounts[key] for key in keys if key in self.book.accounts}
+
+    async def account(self, member_id: str, asset: int, field: str = "member_id") -> AccountState:
+        await self.lock([(member_id, asset)])
+        return self.book.account(member_id, asset, field)
+
+    async def post(self, request_id: str, postings: Sequence[Posting]) -> list[Posted]:
+        await self.book.load(Needs.of(postings))
+        self.book.apply(request_id, postings, operator_id=self.operator_id)
+        return await self.book.flush()
+
+
+def entry_event(entry: Posted, create_time: Any = None) -> events.EntryPosted:
+    p = entry.posting
+    return events.EntryPosted(
+        entry_id=str(entry.id), request_id=entry.request_id, line=entry.line, account_id=str(entry.account_id),
+        member_id=entry.member_id, asset=ASSET_NAMES[entry.asset], kind=KIND_NAMES[p.kind], amount=p.amount,
+        balance_after=entry.balance_after, mall_id=p.mall_id, store_id=p.store_id, operator_id=entry.operator_id,
+        order_id=str(p.order_id) if p.order_id else "",
+        reason_template_id=str(p.reason_template_id) if p.reason_template_id else "", reason=p.reason,
+        reversal_of_entry_id=str(p.reversal_of_id) if p.reversal_of_id else "",
+        create_time=create_time or to_timestamp(entry.created_at), document_time=to_timestamp(p.document_at),
+        points_debt_after=entry.debt_after if entry.asset == pb.ASSET_POINTS else 0)

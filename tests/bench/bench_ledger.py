@@ -1,0 +1,292 @@
+"""Ledger benchmark: durable postings through gRPC, batch posting, and orders end to end with their events.
+
+Run with ``python -m tests.bench.bench_ledger`` (``make bench``). NATS and the ledger run as
+their own processes (``services.supervisor.System``), exactly as deployed; the clients run
+here. SQLite always; PostgreSQL too when ``CROWDPACK_TEST_POSTGRES_URL`` is set (a fresh
+database is created and dropped). Every figure is checked: the ledger is verified afterwards,
+and the order events are counted as they arrive on NATS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+import nats
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from crowdpack.events.v1 import customer_events_pb2 as customer_events
+from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
+from crowdpack.ledger.v1 import ledger_service_pb2 as pb
+from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
+from services.common.db import Database
+from services.ledger.commands import PostEntriesCommand, PostEntryCommand
+from services.ledger.commit import GroupCommit
+from services.ledger.inputs import parse_posting
+from services.ledger.models import IdempotencyRecord
+from services.ledger.orders import RecordOrderCommand, parse_order
+from services.ledger.verify import verify
+from services.supervisor import Ports, System
+from tests.support.databases import POSTGRES_ENV, fresh_database, postgres_admin_url
+
+GOALS = {"single": 2_000, "batch": 50_000, "orders": 1_000}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or "unknown"
+    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name:")),
+                "unknown")
+
+
+@dataclass
+class Result:
+    backend: str
+    ceiling: float
+    single: float
+    batch: float
+    orders: float
+    engine: dict[str, float]
+    batches_of: int
+    problems: int
+
+
+async def bench_engine(db: Database, args: argparse.Namespace, backend: str) -> dict[str, float]:
+    """The group commit and the journal alone, in this process: the same work without gRPC or NATS."""
+    commits = GroupCommit(db, IdempotencyRecord)
+    rng = random.Random(11)
+    member = lambda: str(rng.randint(1, args.members))  # noqa: E731
+    now = datetime.now(UTC)
+
+    async def post(i: int) -> None:
+        request = pb.PostEntryRequest(request_id=f"engine-post-{i}", posting=pb.Posting(
+            member_id=member(), asset=pb.ASSET_BALANCE, kind=pb.ENTRY_KIND_RECHARGE, amount=100))
+        await commits.submit(PostEntryCommand(request, parse_posting(request.posting, "posting", now), "bench"))
+
+    async def record(i: int) -> None:
+        request = pb.RecordOrderRequest(
+            request_id=f"engine-order-{i}", member_id=member(), mall_id="100", store_id="1",
+            channel=pb.ORDER_CHANNEL_POS, external_order_no=f"engine-{i}", amount=10_000, paid_amount=10_000)
+        request.occur_time.FromDatetime(now)
+        await commits.submit(RecordOrderCommand(request, parse_order(request, now), "bench"))
+
+    async def batch(i: int) -> None:
+        request = pb.PostEntriesRequest(request_id=f"engine-batch-{i}", postings=[pb.Posting(
+            member_id=member(), asset=pb.ASSET_POINTS, kind=pb.ENTRY_KIND_EARN, amount=5, mall_id="100")
+            for _ in range(args.batch_size)])
+        postings = [parse_posting(p, f"postings[{j}]", now) for j, p in enumerate(request.postings)]
+        await commits.submit(PostEntriesCommand(request, postings, "bench"))
+
+    log(f"{backend}: the engine alone (no gRPC), {args.clients} concurrent callers")
+    rates = {"single": await run_clients(args.posts // 2, args.clients, post, "engine posts"),
+             "orders": await run_clients(args.orders // 2, args.clients, record, "engine orders"),
+             "batch": await run_clients(max(2, args.batches // 2), 1, batch, "engine batches") * args.batch_size}
+    log("  " + ", ".join(f"{k} {v:,.0f}/s" for k, v in rates.items()))
+    return rates
+
+
+async def run_clients(n: int, clients: int, call: Callable[[int], Awaitable[None]], what: str) -> float:
+    """Makes ``n`` calls from ``clients`` concurrent clients; returns calls per second."""
+    counter = iter(range(n))
+    done = 0
+    start = time.perf_counter()
+
+    async def client() -> None:
+        nonlocal done
+        for i in counter:
+            await call(i)
+            done += 1
+
+    async def progress() -> None:
+        while True:
+            await asyncio.sleep(2)
+            log(f"  {what}: {done:,}/{n:,} ({done / (time.perf_counter() - start):,.0f}/s)")
+
+    reporter = asyncio.create_task(progress())
+    try:
+        await asyncio.gather(*(client() for _ in range(clients)))
+    finally:
+        reporter.cancel()
+    return n / (time.perf_counter() - start)
+
+
+async def open_members(nats_url: str, stub: pb_grpc.LedgerServiceStub, members: int) -> None:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await asyncio.gather(*(js.publish("customer.member.created.v1",
+                                      customer_events.MemberCreated(member_id=str(m)).SerializeToString(),
+                                      headers={"Nats-Msg-Id": f"bench-member-{m}"}) for m in range(1, members + 1)))
+    await nc.close()
+    while True:
+        try:
+            await stub.GetBalances(pb.GetBalancesRequest(member_id=str(members)))
+            return
+        except grpc.aio.AioRpcError:
+            await asyncio.sleep(0.2)
+
+
+async def bench_backend(backend: str, args: argparse.Namespace, state: Path, database_url: str | None) -> Result:
+    system = System(state_dir=state, ports=Ports.free(),
+                    database_urls={"ledger": database_url} if database_url else {},
+                    env={"CROWDPACK_LEDGER_OUTBOX_POLL_S": "0.1", "CROWDPACK_LOG_LEVEL": "WARNING"})
+    system.start(("nats", "ledger"))
+    try:
+        address = system.processes["ledger"].address
+        channel = grpc.aio.insecure_channel(address)
+        stub = pb_grpc.LedgerServiceStub(channel)
+        log(f"{backend}: opening {args.members:,} members (three accounts each)")
+        await open_members(system.nats_url, stub, args.members)
+        rng = random.Random(7)
+        member = lambda: str(rng.randint(1, args.members))  # noqa: E731
+
+        log(f"{backend}: the reference: gRPC health checks on the same server, {args.clients} clients")
+        health = health_pb2_grpc.HealthStub(channel)
+
+        async def check(_i: int) -> None:
+            await health.Check(health_pb2.HealthCheckRequest())
+
+        ceiling = await run_clients(args.posts // 2, args.clients, check, "health checks")
+        log(f"  {ceiling:,.0f} calls/s: the most any RPC can do on this machine")
+
+        log(f"{backend}: single-entry PostEntry, {args.clients} concurrent clients, {args.posts:,} requests")
+
+        async def post(i: int) -> None:
+            await stub.PostEntry(pb.PostEntryRequest(request_id=f"post-{i}", posting=pb.Posting(
+                member_id=member(), asset=pb.ASSET_BALANCE, kind=pb.ENTRY_KIND_RECHARGE, amount=100 + i % 900)))
+
+        await run_clients(min(500, args.posts), args.clients, lambda i: post(args.posts + i), "warm-up")
+        single = await run_clients(args.posts, args.clients, post, "single posts")
+        log(f"  {single:,.0f} posts/s")
+
+        log(f"{backend}: PostEntries, {args.batches} batches of {args.batch_size:,} postings")
+
+        async def batch(i: int) -> None:
+            postings = [pb.Posting(member_id=member(), asset=pb.ASSET_POINTS, kind=pb.ENTRY_KIND_EARN,
+                                   amount=1 + j % 50, mall_id="100") for j in range(args.batch_size)]
+            reply = await stub.PostEntries(pb.PostEntriesRequest(request_id=f"batch-{i}", postings=postings),
+                                           timeout=120)
+            assert len(reply.entry_ids) == args.batch_size
+
+        batch_rate = await run_clients(args.batches, 2, batch, "batches") * args.batch_size
+        log(f"  {batch_rate:,.0f} entries/s")
+
+        log(f"{backend}: RecordOrder end to end, {args.clients} concurrent clients, {args.orders:,} orders, "
+            "timed until every ledger.order.recorded event has arrived")
+        nc = await nats.connect(system.nats_url)
+        arrived: set[str] = set()
+        all_in = asyncio.Event()
+
+        async def on_event(msg) -> None:  # type: ignore[no-untyped-def]
+            event = ledger_events.OrderRecorded.FromString(msg.data)
+            if event.external_order_no.startswith("bench-"):
+                arrived.add(event.external_order_no)
+                if len(arrived) >= args.orders:
+                    all_in.set()
+
+        await nc.subscribe("ledger.order.recorded.v1", cb=on_event)
+        now = datetime.now(UTC)
+
+        async def record(i: int) -> None:
+            request = pb.RecordOrderRequest(
+                request_id=f"order-{i}", member_id=member(), mall_id="100", store_id=str(1 + i % 40),
+                channel=pb.ORDER_CHANNEL_POS, external_order_no=f"bench-{i}", amount=5_000 + i % 20_000,
+                paid_amount=5_000 + i % 20_000)
+            request.occur_time.FromDatetime(now)
+            await stub.RecordOrder(request)
+
+        start = time.perf_counter()
+        await run_clients(args.orders, args.clients, record, "orders")
+        await asyncio.wait_for(all_in.wait(), timeout=300)
+        orders = args.orders / (time.perf_counter() - start)
+        log(f"  {orders:,.0f} orders/s with their events delivered")
+        await nc.close()
+        await channel.close()
+        system.stop()
+
+        url = database_url or f"sqlite+aiosqlite:///{state / 'ledger.db'}"
+        db = Database(url, Path("services/ledger/migrations"))
+        engine = await bench_engine(db, args, backend)
+        log(f"{backend}: verifying the ledger")
+        report = await verify(db)
+        await db.dispose()
+        for problem in report.problems[:10]:
+            log(f"  PROBLEM {problem}")
+        log(f"  {'ok' if report.ok else 'FAILED'}: " + ", ".join(f"{n:,} {k}" for k, n in report.counts.items()))
+        return Result(backend, ceiling, single, batch_rate, orders, engine, args.batch_size, len(report.problems))
+    finally:
+        system.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--members", type=int, default=1_000)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--posts", type=int, default=20_000, help="single PostEntry requests")
+    ap.add_argument("--batches", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=5_000)
+    ap.add_argument("--orders", type=int, default=10_000)
+    ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    args = ap.parse_args(argv)
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    if "postgres" in backends and not postgres_admin_url():
+        log(f"{POSTGRES_ENV} is not set: PostgreSQL is skipped")
+        backends.remove("postgres")
+    log(f"machine: {os.cpu_count()} cores, {cpu_model()}; python {platform.python_version()}")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
+        for backend in backends:
+            with ExitStack() as stack:
+                url = stack.enter_context(fresh_database("postgres", Path(tmp), "bench")) \
+                    if backend == "postgres" else None
+                results.append(asyncio.run(bench_backend(backend, args, Path(tmp) / backend, url)))
+
+    print()
+    print(f"Ledger benchmark: {args.members:,} members, {args.clients} clients; {os.cpu_count()} cores, {cpu_model()}")
+    print()
+    print("| what | " + " | ".join(r.backend for r in results) + " | goal (SQLite) | met |")
+    print("| --- | " + " | ".join("---" for _ in results) + " | --- | --- |")
+    ceiling = " | ".join(f"{r.ceiling:,.0f} calls/s" for r in results)
+    print(f"| reference: a do-nothing RPC (health check) on the same server | {ceiling} | - | - |")
+    rows = [("single-entry PostEntry through gRPC, durable commits", "single", "posts/s"),
+            (f"PostEntries, batches of {args.batch_size:,}", "batch", "entries/s"),
+            ("RecordOrder end to end, events delivered", "orders", "orders/s")]
+    met_all = True
+    for label, key, unit in rows:
+        sqlite = next((r for r in results if r.backend == "sqlite"), None)
+        met = sqlite is not None and getattr(sqlite, key) >= GOALS[key]
+        met_all &= met
+        figures = " | ".join(f"{getattr(r, key):,.0f} {unit}" for r in results)
+        print(f"| {label} | {figures} | >= {GOALS[key]:,} | {'met' if met else 'MISSED'} |")
+    engine_rows = [("engine alone (in-process, no gRPC): PostEntry", "single", "posts/s"),
+                   (f"engine alone: PostEntries, batches of {args.batch_size:,}", "batch", "entries/s"),
+                   ("engine alone: RecordOrder (events staged, not delivered)", "orders", "orders/s")]
+    for label, key, unit in engine_rows:
+        figures = " | ".join(f"{r.engine[key]:,.0f} {unit}" for r in results)
+        print(f"| {label} | {figures} | - | - |")
+    print()
+    problems = sum(r.problems for r in results)
+    print(f"verify: {'ok' if not problems else f'{problems} problem(s)'} after every run")
+    return 0 if met_all and not problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

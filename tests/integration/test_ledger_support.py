@@ -1,0 +1,124 @@
+"""What the ledger tests share: a ledger service in-process on real NATS and a real database.
+
+No tests here; the ledger test modules import the ``ledger`` fixture and the helpers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from nats.js import JetStreamContext
+
+from crowdpack.events.v1 import customer_events_pb2 as customer_events
+from crowdpack.ledger.v1 import ledger_service_pb2 as pb
+from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
+from services.common.errors import field_of
+from services.common.events import decode
+from services.common.server import Runtime
+from services.ledger.config import LedgerSettings
+from services.ledger.service import build_spec
+from tests.support.runtime import running_service
+
+
+@dataclass
+class Ledger:
+    runtime: Runtime
+    stub: pb_grpc.LedgerServiceStub
+    js: JetStreamContext
+    _seq: int = 0
+
+    async def announce(self, subject: str, event: Message) -> None:
+        self._seq += 1
+        await self.js.publish(subject, event.SerializeToString(),
+                              headers={"Nats-Msg-Id": f"test-{subject}-{self._seq}"})
+
+    async def open_members(self, *member_ids: str, level: int = 0) -> None:
+        """Announces members as the customer service would, and waits for their accounts."""
+        for member in member_ids:
+            await self.announce("customer.member.created.v1",
+                                customer_events.MemberCreated(member_id=member, level=level))
+        for member in member_ids:
+            await eventually(lambda m=member: self.stub.GetBalances(pb.GetBalancesRequest(member_id=m)))
+
+    async def set_status(self, member_id: str, *, disabled: bool) -> None:
+        await self.announce("customer.member.status_changed.v1", customer_events.MemberStatusChanged(
+            member_id=member_id, disabled=disabled, change_time=timestamp(datetime.now(UTC))))
+
+    async def balance(self, member_id: str, asset: int) -> pb.Account:
+        reply = await self.stub.GetBalances(pb.GetBalancesRequest(member_id=member_id, asset=asset))
+        return reply.accounts[0]
+
+    async def post(self, request_id: str, member_id: str, asset: int, kind: int, amount: int,
+                   **fields: Any) -> pb.Entry:
+        posting = pb.Posting(member_id=member_id, asset=asset, kind=kind, amount=amount, **fields)
+        reply = await self.stub.PostEntry(pb.PostEntryRequest(request_id=request_id, posting=posting))
+        return reply.entry
+
+
+@pytest.fixture
+async def ledger(database_url: str, nats_url: str, js: JetStreamContext, tmp_path) -> AsyncIterator[Ledger]:
+    settings = LedgerSettings(grpc_port=0, metrics_port=0, database_url=database_url, outbox_poll_s=0.05)
+    async with running_service(build_spec, settings, nats_url=nats_url, state_dir=tmp_path) as (runtime, channel):
+        yield Ledger(runtime, pb_grpc.LedgerServiceStub(channel), js)
+
+
+def timestamp(when: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(when)
+    return ts
+
+
+def ago(**delta: float) -> Timestamp:
+    return timestamp(datetime.now(UTC) - timedelta(**delta))
+
+
+async def eventually(attempt, timeout: float = 10.0) -> Any:  # type: ignore[no-untyped-def]
+    """Retries ``attempt`` (a coroutine function) while it raises or returns a falsy value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            result = await attempt()
+            if result:
+                return result
+        except (grpc.aio.AioRpcError, AssertionError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def refused(call: Awaitable[Any]) -> tuple[grpc.StatusCode, str | None]:
+    """The status code and the field of a call that must fail."""
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    return info.value.code(), field_of(info.value)
+
+
+async def ledger_events(js: JetStreamContext, subject: str | None = None) -> list[Message]:
+    """Every event on the LEDGER stream (optionally of one subject), decoded, in order."""
+    info = await js.stream_info("LEDGER")
+    found: list[Message] = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await js.get_msg("LEDGER", seq)
+        if subject is None or msg.subject == subject:
+            found.append(decode(msg.subject, msg.data))
+    return found
+
+
+
+async def wait_for_events(js: JetStreamContext, subject: str, count: int, timeout: float = 10.0) -> list[Message]:
+    async def enough() -> list[Message]:
+        found = await ledger_events(js, subject)
+        assert len(found) >= count, f"{len(found)} of {count} {subject} events"
+        return found
+
+    return await eventually(enough, timeout)
