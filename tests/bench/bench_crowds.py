@@ -34,7 +34,8 @@ from crowdpack.customer.v1 import member_service_pb2_grpc
 from services.customer.crowds.columns import COLUMNS, LIVE, day_number
 from services.customer.crowds.translate import Catalogue, Translator
 from tests.bench.bench_segment_engine import TODAY as ORDERS_TODAY
-from tests.bench.bench_segment_engine import cpu_model, log, make_orders
+from tests.bench.bench_segment_engine import make_orders
+from tests.bench.common import cpu_model, log
 
 TODAY = date(2026, 11, 22)
 N_STORES = 200

@@ -15,7 +15,6 @@ import asyncio
 import os
 import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from services.customer.config import CustomerSettings
 from services.customer.service import build_spec
 from services.supervisor import Ports, System
 from tests.support.runtime import running_service
+from tests.bench.common import cpu_model, log
 
 SUPER = Caller(staff_id="bench", role=Role.SUPER_ADMIN).metadata()
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
@@ -35,19 +35,7 @@ GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平�
 GENDERS = ("男", "女", "未知")
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def write_csv(path: Path, rows: int, seed: int = 4) -> int:

@@ -14,7 +14,6 @@ import asyncio
 import os
 import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,21 +40,12 @@ from services.ledger.orders import RecordOrderCommand, parse_order
 from services.ledger.verify import verify
 from services.supervisor import Ports, System
 from tests.support.databases import POSTGRES_ENV, fresh_database, postgres_admin_url
+from tests.bench.common import cpu_model, log
 
 GOALS = {"single": 2_000, "batch": 50_000, "orders": 1_000}
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown"
-    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name:")),
-                "unknown")
 
 
 @dataclass

@@ -13,7 +13,6 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -26,25 +25,14 @@ import numpy.typing as npt
 import duckdb
 import pyroaring
 from segment_engine import Bitmap, MemberIndex, evaluate
+from tests.bench.common import cpu_model, log
 
 TODAY = 20_400  # days since 1970-01-01 (2025-11-08)
 N_STORES = 200
 STORES_50 = list(range(0, N_STORES, 4))  # 50 stores
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 @dataclass
