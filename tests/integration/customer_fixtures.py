@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from crowdpack.customer.v1 import (level_service_pb2_grpc, member_service_pb2_grpc, organization_service_pb2_grpc,
@@ -59,3 +61,13 @@ async def rpc_error(call) -> grpc.aio.AioRpcError:  # noqa: ANN001
     except grpc.aio.AioRpcError as err:
         return err
     raise AssertionError("the call succeeded")
+
+
+def violated_field(err: grpc.aio.AioRpcError) -> str | None:
+    """The field a BadRequest detail of the error names (None when it names none)."""
+    status = rpc_status.from_call(err)
+    if status is None or not status.details:
+        return None
+    bad = error_details_pb2.BadRequest()
+    status.details[0].Unpack(bad)
+    return bad.field_violations[0].field

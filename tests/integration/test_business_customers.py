@@ -17,8 +17,6 @@ import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -38,6 +36,7 @@ from services.customer.config import CustomerSettings
 from services.customer.models import CustomerTag, TimelineEntry
 from services.customer.service import build_spec
 from tests.support.runtime import running_service
+from tests.integration.customer_fixtures import rpc_error, violated_field
 
 SUPER = Caller(staff_id="super-1", role=Role.SUPER_ADMIN).metadata()
 MALL_ADMIN = Caller(staff_id="mall-admin-1", role=Role.MALL_ADMIN, mall_ids=frozenset({"1"})).metadata()
@@ -101,21 +100,6 @@ async def svc(database_url, nats_url, tmp_path):
                     member_grpc.MemberServiceStub(channel), org_grpc.OrganizationServiceStub(channel), rt.ctx.db)
 
 
-async def rpc_error(call) -> grpc.aio.AioRpcError:  # noqa: ANN001
-    try:
-        await call
-    except grpc.aio.AioRpcError as err:
-        return err
-    raise AssertionError("the call succeeded")
-
-
-def violated_field(err: grpc.aio.AioRpcError) -> str | None:
-    status = rpc_status.from_call(err)
-    if status is None or not status.details:
-        return None
-    bad = error_details_pb2.BadRequest()
-    status.details[0].Unpack(bad)
-    return bad.field_violations[0].field
 
 
 # --- the archive

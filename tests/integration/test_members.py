@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from grpc_status import rpc_status
-from google.rpc import error_details_pb2
 
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
@@ -13,6 +11,7 @@ from crowdpack.customer.v1 import member_service_pb2_grpc as pb_grpc
 from services.customer.config import CustomerSettings
 from services.customer.service import build_spec
 from tests.support.runtime import running_service
+from tests.integration.customer_fixtures import violated_field
 
 
 @pytest.fixture
@@ -21,12 +20,6 @@ async def customer(database_url, nats_url, tmp_path):
     async with running_service(build_spec, settings, nats_url=nats_url, state_dir=tmp_path) as (rt, channel):
         yield pb_grpc.MemberServiceStub(channel), rt
 
-
-def violated_field(err: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(err)
-    bad = error_details_pb2.BadRequest()
-    status.details[0].Unpack(bad)
-    return bad.field_violations[0].field
 
 
 async def test_create_then_get_member(customer):
