@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
@@ -11,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.common.errors import InvalidArgument
 
 MAX_MONEY = 9 * 10**15
+MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 
 
 def known_enum(enum: EnumTypeWrapper, value: int, field: str, *, allow_unspecified: bool = True) -> int:
@@ -28,6 +30,16 @@ def parse_int_id(value: str, field: str) -> int:
     if not value.isdigit() or len(value) > 18:
         raise InvalidArgument("must be a numeric id", field=field)
     return int(value)
+
+
+def mainland_mobile(phone: str, field: str) -> str | None:
+    """An 11-digit mainland mobile number (surrounding spaces dropped), or None when empty."""
+    phone = phone.strip()
+    if not phone:
+        return None
+    if not MAINLAND_MOBILE.match(phone):
+        raise InvalidArgument("must be an 11-digit mainland mobile number starting with 13-19", field=field)
+    return phone
 
 
 def aware(dt: datetime) -> datetime:

@@ -4,7 +4,9 @@
   roll a balance back); a manual points or red-packet settlement in a mall relates the member
   to that mall.
 - ``ledger.order.recorded``: spend count, total, first and last time; the mall becomes an
-  interaction mall; cumulative spend may upgrade the level; the order is kept for crowd packages.
+  interaction mall; cumulative spend may upgrade the level; the order is kept for crowd packages;
+  a member without a real name or phone takes the buyer's from the order (a phone another
+  customer already holds is left alone).
 - ``ledger.order.refunded``: the refunded amount leaves the totals (a fully refunded order no
   longer counts) and the level spend.
 
@@ -21,12 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from services.common.logs import get_logger
+from services.common.outbox import utcnow
 from services.common.validation import aware
 from services.customer import timeline
 from services.customer.levels import rules
 from services.customer.members import events as member_events
 from services.customer.members.repository import MemberRepository
 from services.customer.models import Customer, MemberOrder
+from services.customer.organization.repository import OrganizationRepository
 
 log = get_logger(__name__)
 
@@ -95,7 +99,34 @@ async def order_recorded(session: AsyncSession, event: Message) -> None:
                     store_id=event.store_id, channel=event.channel, amount_fen=event.amount,
                     paid_amount_fen=event.paid_amount, points_earned=event.points_earned)
     await rules.apply_spend(session, member, event.amount, at)
+    await _fill_from_order(session, member, event)
     member_events.activity_changed(session, member.id, new_order_ids=[order_id])
+
+
+async def _fill_from_order(session: AsyncSession, member: Customer, event: events.OrderRecorded) -> None:
+    """Fills a missing real name and phone from the buyer the order names, as an attribute change by "system"."""
+    changed: dict[str, tuple[str | None, str]] = {}
+    if not member.real_name and event.buyer_real_name:
+        changed["real_name"] = (member.real_name, event.buyer_real_name)
+    if not member.phone and event.buyer_phone:
+        repo = MemberRepository(session)
+        if await repo.id_by(Customer.phone, event.buyer_phone) is None:
+            changed["phone"] = (member.phone, event.buyer_phone)
+        else:
+            log.info("order's buyer phone belongs to another customer; not filled", member_id=member.id,
+                     order_id=event.order_id)
+    if not changed:
+        return
+    for key, (_, new) in changed.items():
+        setattr(member, key, new)
+    member.updated_at = utcnow()
+    await session.flush()
+    if "phone" in changed:
+        member.store_member = await OrganizationRepository(session).is_store_staff_phone(member.phone)
+    for key, (old, new) in changed.items():
+        timeline.record(session, member.id, "attribute_changed", "system", field=key, order_id=event.order_id,
+                        **{"from": old, "to": new})
+    member_events.updated(session, member, changed, "system")
 
 
 async def order_refunded(session: AsyncSession, event: Message) -> None:

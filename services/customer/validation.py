@@ -6,9 +6,8 @@ import re
 from datetime import date
 
 from services.common.errors import InvalidArgument
-from services.common.validation import parse_int_id
+from services.common.validation import mainland_mobile, parse_int_id
 
-PHONE = re.compile(r"^1[3-9]\d{9}$")
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
@@ -16,12 +15,7 @@ URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 def normalize_phone(phone: str, field: str = "phone") -> str | None:
     """An 11-digit mainland mobile number, or None when empty."""
-    phone = phone.strip()
-    if not phone:
-        return None
-    if not PHONE.match(phone):
-        raise InvalidArgument("must be an 11-digit mainland mobile number starting with 13-19", field=field)
-    return phone
+    return mainland_mobile(phone, field)
 
 
 def normalize_email(email: str, field: str = "email") -> str | None:

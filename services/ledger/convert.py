@@ -45,7 +45,8 @@ def order_to_proto(order: Order) -> pb.Order:
         channel=order.channel, external_order_no=order.external_order_no, amount=order.amount,
         paid_amount=order.paid_amount, occur_time=to_timestamp(order.occurred_at), points_earned=order.points_earned,
         refunded_amount=order.refunded_amount, refunded_paid_amount=order.refunded_paid_amount,
-        points_reversed=order.points_reversed, create_time=to_timestamp(order.created_at))
+        points_reversed=order.points_reversed, create_time=to_timestamp(order.created_at),
+        buyer_real_name=order.buyer_real_name, buyer_phone=order.buyer_phone)
 
 
 def refund_to_proto(refund: OrderRefund) -> pb.OrderRefund:

@@ -199,6 +199,9 @@ class Order(Base):
     refunded_paid_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     points_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The buyer as the order names them ("" when not given).
+    buyer_real_name: Mapped[str] = mapped_column(String(100), default="")
+    buyer_phone: Mapped[str] = mapped_column(String(11), default="")
 
     def __repr__(self) -> str:
         return f"Order(id={self.id}, member_id={self.member_id!r}, amount={self.amount}, refunded={self.refunded_amount})"

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from services.common.validation import aware, known_enum, parse_int_id, to_timestamp
+from services.common.validation import aware, known_enum, mainland_mobile, parse_int_id, to_timestamp
 from services.ledger.commands import Command, RunAlone
 from services.ledger.convert import order_to_proto, posted_to_proto, refund_to_proto
 from services.ledger.inputs import MAX_EXTERNAL_NO, member_id, optional_id, past_time, positive_amount
@@ -36,6 +36,7 @@ from services.ledger.models import Order, OrderRefund
 from services.ledger.statements import EntryRepository
 
 CHANNEL_NAMES = {v: pb.OrderChannel.Name(v) for v in pb.OrderChannel.values()}
+MAX_BUYER_NAME = 100
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,14 @@ class NewOrder:
     amount: int
     paid_amount: int
     occurred_at: datetime
+    buyer_real_name: str = ""
+    buyer_phone: str = ""
 
     def same_as(self, order: Order) -> bool:
         return (order.member_id, order.mall_id, order.store_id, order.amount, order.paid_amount,
-                aware(order.occurred_at)) == (self.member_id, self.mall_id, self.store_id, self.amount,
-                                               self.paid_amount, self.occurred_at)
+                aware(order.occurred_at), order.buyer_real_name, order.buyer_phone) == (
+                    self.member_id, self.mall_id, self.store_id, self.amount, self.paid_amount, self.occurred_at,
+                    self.buyer_real_name, self.buyer_phone)
 
 
 def external_order_no(value: str, field: str = "external_order_no") -> str:
@@ -61,6 +65,13 @@ def external_order_no(value: str, field: str = "external_order_no") -> str:
     if len(value) > MAX_EXTERNAL_NO or not value.isprintable() or value != value.strip():
         raise InvalidArgument(f"must be 1 to {MAX_EXTERNAL_NO} printable characters without surrounding spaces",
                               field=field)
+    return value
+
+
+def buyer_real_name(value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_BUYER_NAME or not value.isprintable():
+        raise InvalidArgument(f"must be at most {MAX_BUYER_NAME} printable characters", field="buyer_real_name")
     return value
 
 
@@ -75,7 +86,9 @@ def parse_order(request: pb.RecordOrderRequest, now: datetime) -> NewOrder:
         member_id=member_id(request.member_id), mall_id=mall, store_id=optional_id(request.store_id, "store_id"),
         channel=known_enum(pb.OrderChannel, request.channel, "channel", allow_unspecified=False),
         external_order_no=external_order_no(request.external_order_no), amount=amount,
-        paid_amount=request.paid_amount, occurred_at=past_time(request, "occur_time", now, required=True))  # type: ignore[arg-type]
+        paid_amount=request.paid_amount, occurred_at=past_time(request, "occur_time", now, required=True),  # type: ignore[arg-type]
+        buyer_real_name=buyer_real_name(request.buyer_real_name),
+        buyer_phone=mainland_mobile(request.buyer_phone, "buyer_phone") or "")
 
 
 class OrderRepository:
@@ -130,7 +143,7 @@ def order_recorded(draft: OrderDraft) -> events.OrderRecorded:
         order_id=str(draft.id), member_id=v["member_id"], mall_id=v["mall_id"], store_id=v["store_id"],
         channel=CHANNEL_NAMES[v["channel"]], external_order_no=v["external_order_no"], amount=v["amount"],
         paid_amount=v["paid_amount"], occur_time=to_timestamp(v["occurred_at"]), points_earned=v["points_earned"],
-        record_time=to_timestamp(v["created_at"]))
+        record_time=to_timestamp(v["created_at"]), buyer_real_name=v["buyer_real_name"], buyer_phone=v["buyer_phone"])
 
 
 class RecordOrderCommand(Command):
@@ -178,7 +191,8 @@ class RecordOrderCommand(Command):
             "store_id": new.store_id, "channel": new.channel, "external_order_no": new.external_order_no,
             "amount": new.amount, "paid_amount": new.paid_amount, "occurred_at": new.occurred_at,
             "points_earned": earned, "refunded_amount": 0, "refunded_paid_amount": 0, "points_reversed": 0,
-            "created_at": book.now}, event=order_recorded)
+            "created_at": book.now, "buyer_real_name": new.buyer_real_name, "buyer_phone": new.buyer_phone},
+            event=order_recorded)
         postings = []
         if earned:
             about = f"{CHANNEL_NAMES[new.channel]} order {new.external_order_no}"

@@ -19,11 +19,12 @@ POS, ONLINE, FAST = pb.ORDER_CHANNEL_POS, pb.ORDER_CHANNEL_ONLINE, pb.ORDER_CHAN
 
 
 def order(number: str, amount: int = 10_000, paid: int | None = None, *, member: str = "1", mall: str = "100",
-          store: str = "7", channel: int = POS, when=None, request_id: str | None = None) -> pb.RecordOrderRequest:
+          store: str = "7", channel: int = POS, when=None, request_id: str | None = None,
+          buyer_real_name: str = "", buyer_phone: str = "") -> pb.RecordOrderRequest:
     return pb.RecordOrderRequest(
         request_id=request_id or f"order-{number}", member_id=member, mall_id=mall, store_id=store, channel=channel,
         external_order_no=number, amount=amount, paid_amount=amount if paid is None else paid,
-        occur_time=when or ago(minutes=5))
+        occur_time=when or ago(minutes=5), buyer_real_name=buyer_real_name, buyer_phone=buyer_phone)
 
 
 async def set_rule(ledger, request_id: str, **fields) -> pb.PointsRule:
@@ -91,6 +92,21 @@ async def test_an_external_order_number_is_recorded_once_per_channel(ledger):
     assert len(await wait_for_events(ledger.js, "ledger.order.recorded.v1", 2)) == 2
 
 
+async def test_an_order_keeps_its_buyer_and_announces_it(ledger):
+    await ledger.open_members("1")
+    recorded = await ledger.stub.RecordOrder(order("N-1", 5_000, buyer_real_name=" 张三 ", buyer_phone="13912345678"))
+    assert (recorded.order.buyer_real_name, recorded.order.buyer_phone) == ("张三", "13912345678")
+    fetched = await ledger.stub.GetOrder(pb.GetOrderRequest(order_id=recorded.order.order_id))
+    assert (fetched.order.buyer_real_name, fetched.order.buyer_phone) == ("张三", "13912345678")
+    # The same external number with another buyer is another order's details.
+    code, field = await refused(ledger.stub.RecordOrder(order("N-1", 5_000, request_id="other-buyer",
+                                                              when=recorded.order.occur_time,
+                                                              buyer_real_name="李四", buyer_phone="13912345678")))
+    assert (code, field) == (grpc.StatusCode.ALREADY_EXISTS, "external_order_no")
+    [event] = await wait_for_events(ledger.js, "ledger.order.recorded.v1", 1)
+    assert (event.buyer_real_name, event.buyer_phone) == ("张三", "13912345678")
+
+
 async def test_bad_orders_are_refused_naming_the_field(ledger):
     await ledger.open_members("1")
     future = timestamp(datetime.now(UTC) + timedelta(hours=2))
@@ -107,6 +123,8 @@ async def test_bad_orders_are_refused_naming_the_field(ledger):
         (order("B", mall=""), grpc.StatusCode.INVALID_ARGUMENT, "mall_id"),
         (order("B", store="s-7"), grpc.StatusCode.INVALID_ARGUMENT, "store_id"),
         (order("B", member="404"), grpc.StatusCode.NOT_FOUND, "member_id"),
+        (order("B", buyer_phone="12345"), grpc.StatusCode.INVALID_ARGUMENT, "buyer_phone"),
+        (order("B", buyer_real_name="x" * 101), grpc.StatusCode.INVALID_ARGUMENT, "buyer_real_name"),
     ]
     without_id = order("B")
     without_id.request_id = ""

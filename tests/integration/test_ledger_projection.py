@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import func, select
 
 from crowdpack.customer.v1 import level_service_pb2 as level_pb
+from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from services.customer.models import MemberOrder
@@ -86,3 +87,47 @@ async def test_orders_refunds_and_entries_update_the_member(customer, js):
 
     seen = await customer.members.ListMembers(pb.ListMembersRequest(), metadata=mall_admin(third))
     assert [x.member_id for x in seen.members] == [mid]
+
+
+async def test_the_first_order_fills_a_missing_real_name_and_phone(customer, js):
+    mall = await customer.mall("Home")
+    by_email = (await customer.members.CreateMember(pb.CreateMemberRequest(
+        request_id="e", email="buyer@example.com", registration_mall_id=mall), metadata=SUPER)).member
+    named = (await customer.members.CreateMember(pb.CreateMemberRequest(
+        request_id="n", phone="13500000002", real_name="王五", registration_mall_id=mall), metadata=SUPER)).member
+    taken = (await customer.members.CreateMember(pb.CreateMemberRequest(
+        request_id="t", email="taken@example.com", registration_mall_id=mall), metadata=SUPER)).member
+    await publish(js, "ledger.order.recorded.v1", events.OrderRecorded(
+        order_id="1", member_id=by_email.member_id, mall_id=mall, channel="ORDER_CHANNEL_ONLINE", amount=100,
+        occur_time=ts(3), buyer_real_name="张三", buyer_phone="13912345678"), "f1")
+    # A later order names someone else: what the first order filled stays.
+    await publish(js, "ledger.order.recorded.v1", events.OrderRecorded(
+        order_id="2", member_id=by_email.member_id, mall_id=mall, channel="ORDER_CHANNEL_ONLINE", amount=100,
+        occur_time=ts(4), buyer_real_name="李四", buyer_phone="13912345679"), "f2")
+    await publish(js, "ledger.order.recorded.v1", events.OrderRecorded(
+        order_id="3", member_id=named.member_id, mall_id=mall, channel="ORDER_CHANNEL_ONLINE", amount=100,
+        occur_time=ts(3), buyer_real_name="赵六", buyer_phone="13912345670"), "f3")
+    # The buyer's phone already belongs to another member: only the name is filled.
+    await publish(js, "ledger.order.recorded.v1", events.OrderRecorded(
+        order_id="4", member_id=taken.member_id, mall_id=mall, channel="ORDER_CHANNEL_ONLINE", amount=100,
+        occur_time=ts(3), buyer_real_name="孙七", buyer_phone="13500000002"), "f4")
+
+    filled = await member_when(customer.members, by_email.member_id, lambda x: x.stats.spend_count == 2)
+    assert (filled.real_name, filled.phone, filled.email) == ("张三", "13912345678", "buyer@example.com")
+    kept = await member_when(customer.members, named.member_id, lambda x: x.stats.spend_count == 1)
+    assert (kept.real_name, kept.phone) == ("王五", "13500000002")
+    half = await member_when(customer.members, taken.member_id, lambda x: x.stats.spend_count == 1)
+    assert (half.real_name, half.phone) == ("孙七", "")
+    timeline = (await customer.members.ListTimeline(pb.ListTimelineRequest(
+        customer_id=by_email.member_id))).entries
+    changes = [e for e in timeline if e.kind == "attribute_changed"]
+    assert sorted(e.actor_id for e in changes) == ["system", "system"]
+    # Filled details can be edited like any other.
+    edited = await customer.members.UpdateMember(pb.UpdateMemberRequest(
+        request_id="edit", member_id=by_email.member_id, member=member_pb2.Member(real_name="张三丰"),
+        update_mask={"paths": ["real_name"]}), metadata=SUPER)
+    assert edited.member.real_name == "张三丰"
+    # The phone now identifies the member.
+    found = await customer.members.ListMembers(pb.ListMembersRequest(filter=pb.MemberFilter(search="13912345678")),
+                                               metadata=SUPER)
+    assert [m.member_id for m in found.members] == [by_email.member_id]
