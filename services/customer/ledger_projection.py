@@ -28,7 +28,7 @@ from services.common.validation import aware
 from services.customer import timeline
 from services.customer.levels import rules
 from services.customer.members import events as member_events
-from services.customer.members.repository import MemberRepository
+from services.customer.members.repository import MemberRepository, stats_row
 from services.customer.models import Customer, MemberOrder
 from services.customer.organization.repository import OrganizationRepository
 
@@ -61,7 +61,7 @@ async def entry_posted(session: AsyncSession, event: Message) -> None:
     member = await _member(session, event.member_id, "entry.posted")
     if member is None or event.asset not in BALANCE_COLUMNS:
         return
-    stats = await rules.stats_row(session, member.id)
+    stats = await stats_row(session, member.id)
     balance_column, watermark_column = BALANCE_COLUMNS[event.asset]
     entry_id = _id(event.entry_id) or 0
     if entry_id > getattr(stats, watermark_column):
@@ -87,7 +87,7 @@ async def order_recorded(session: AsyncSession, event: Message) -> None:
                             store_id=_id(event.store_id), channel=event.channel, amount_fen=event.amount,
                             paid_amount_fen=event.paid_amount, refunded_amount_fen=0, fully_refunded=False,
                             occurred_at=at))
-    stats = await rules.stats_row(session, member.id)
+    stats = await stats_row(session, member.id)
     stats.spend_count += 1
     stats.spend_total_fen += event.amount
     stats.first_spend_at = at if stats.first_spend_at is None else min(aware(stats.first_spend_at), at)
@@ -136,7 +136,7 @@ async def order_refunded(session: AsyncSession, event: Message) -> None:
     if member is None or order_id is None:
         return
     order = await session.get(MemberOrder, order_id)
-    stats = await rules.stats_row(session, member.id)
+    stats = await stats_row(session, member.id)
     if order is not None:
         order.refunded_amount_fen = event.total_refunded_amount
         if event.fully_refunded and not order.fully_refunded:

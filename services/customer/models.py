@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Integer, SmallInteger, String, Text
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.consumer import ProcessedMessageMixin
@@ -243,15 +243,18 @@ class CustomerStats(Base):
     """The customer service's projection of the ledger: balances and spend, for lists, levels and segments."""
 
     __tablename__ = "customer_stats"
+    # The member list walks these in order: (sort column, id) is its keyset.
+    __table_args__ = tuple(Index(f"ix_customer_stats_{c}_id", c, "customer_id")
+                           for c in ("points_balance", "spend_total_fen", "spend_count", "last_spend_at"))
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), primary_key=True)
-    points_balance: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+    points_balance: Mapped[int] = mapped_column(BigInteger, default=0)
     red_packet_balance_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     stored_balance_fen: Mapped[int] = mapped_column(BigInteger, default=0)
-    spend_count: Mapped[int] = mapped_column(Integer, default=0, index=True)
-    spend_total_fen: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+    spend_count: Mapped[int] = mapped_column(Integer, default=0)
+    spend_total_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     first_spend_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
-    last_spend_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True), index=True)
+    last_spend_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     # Spend since the current level was reached, for retain decisions.
     level_spend_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     cumulative_spend_fen: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -10,6 +10,7 @@ import pytest
 
 from crowdpack.customer.v1 import member_pb2 as m
 from crowdpack.customer.v1 import member_service_pb2 as pb
+from services.customer.members import repository
 from services.customer.models import CustomerStats
 from tests.integration.customer_fixtures import SUPER, customer, rpc_error  # noqa: F401
 
@@ -25,11 +26,10 @@ async def seed(customer, n: int = 12) -> list[m.Member]:
     rng = random.Random(7)
     async with customer.db.transaction() as session:
         for i, member in enumerate(members[: n - 2]):  # the last two have no ledger activity
-            session.add(CustomerStats(
-                customer_id=int(member.member_id), points_balance=rng.choice([0, 50, 50, 900]),
-                red_packet_balance_fen=0, stored_balance_fen=0, spend_count=i % 4, spend_total_fen=rng.randint(0, 10**7),
-                last_spend_at=NOW - timedelta(days=i * 20) if i % 4 else None, level_spend_fen=0,
-                cumulative_spend_fen=0))
+            row = await session.get(CustomerStats, int(member.member_id))  # every member has one from the start
+            row.points_balance, row.spend_count = rng.choice([0, 50, 50, 900]), i % 4
+            row.spend_total_fen = rng.randint(0, 10**7)
+            row.last_spend_at = NOW - timedelta(days=i * 20) if i % 4 else None
     return members
 
 
@@ -56,9 +56,20 @@ def key(member: m.Member, order_by: int):
                                       pb.MEMBER_ORDER_BY_SPEND_TOTAL, pb.MEMBER_ORDER_BY_SPEND_COUNT,
                                       pb.MEMBER_ORDER_BY_LAST_SPEND_TIME])
 @pytest.mark.parametrize("ascending", [False, True])
-async def test_every_order_pages_through_everyone_once_in_order(customer, order_by, ascending):
+@pytest.mark.parametrize("windows", [repository.WALK_WINDOWS, (2, 5)], ids=["windows", "tiny-windows"])
+async def test_every_order_pages_through_everyone_once_in_order(customer, order_by, ascending, windows, monkeypatch):
+    # Tiny windows make pages switch between walking the sort index and sorting the filtered members.
+    monkeypatch.setattr(repository, "WALK_WINDOWS", windows)
     members = await seed(customer)
+    await customer.members.SetMemberDisabled(pb.SetMemberDisabledRequest(
+        request_id="d", member_id=members[3].member_id, disabled=True), metadata=SUPER)
+    enabled = await all_pages(customer.members, order_by=order_by, ascending=ascending,
+                              filter=pb.MemberFilter(disabled=pb.TRI_STATE_NO))
+    assert [x.member_id for x in enabled] == [x.member_id for x in sorted(
+        enabled, key=lambda x: (key(x, order_by), int(x.member_id)), reverse=not ascending)]
+    assert members[3].member_id not in {x.member_id for x in enabled}
     listed = await all_pages(customer.members, order_by=order_by, ascending=ascending)
+    assert [x.member_id for x in enabled] == [x.member_id for x in listed if x.member_id != members[3].member_id]
     visible = [x for x in members if not x.virtual]
     assert sorted(x.member_id for x in listed) == sorted(x.member_id for x in visible)
     expected = sorted(listed, key=lambda x: (key(x, order_by), int(x.member_id)), reverse=not ascending)

@@ -54,9 +54,11 @@ async def seed(db: Database, rng: random.Random, members: int = 300) -> dict[str
         await session.flush()
         all_tags = [t.id for t in tags] + [1, 2, 3]
         for c in customers:
-            if rng.random() < 0.8:
-                session.add(CustomerStats(customer_id=c.id, points_balance=rng.randint(0, 5000),
-                                          red_packet_balance_fen=rng.randint(0, 20000), stored_balance_fen=0,
+            if c.kind == 1:  # every member has a stats row; one in five has no balances
+                active = rng.random() < 0.8
+                session.add(CustomerStats(customer_id=c.id, points_balance=rng.randint(0, 5000) if active else 0,
+                                          red_packet_balance_fen=rng.randint(0, 20000) if active else 0,
+                                          stored_balance_fen=0,
                                           spend_count=0, spend_total_fen=0, level_spend_fen=0, cumulative_spend_fen=0,
                                           points_entry_id=0, red_packet_entry_id=0, stored_entry_id=0))
             for tag in rng.sample(all_tags, rng.randint(0, 3)):

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.customer.v1 import level_service_pb2 as pb
 from services.customer import timeline
 from services.customer.members import events
-from services.customer.models import Customer, CustomerStats, Level, LevelChange
+from services.customer.members.repository import stats_row
+from services.customer.models import Customer, Level, LevelChange
 
 KIND_NAMES = {pb.LEVEL_CHANGE_KIND_UPGRADE: "upgrade", pb.LEVEL_CHANGE_KIND_RETAIN: "retain",
               pb.LEVEL_CHANGE_KIND_DOWNGRADE: "downgrade", pb.LEVEL_CHANGE_KIND_MANUAL: "manual"}
@@ -32,17 +33,6 @@ def add_months(moment: datetime, months: int) -> datetime:
 
 async def levels(session: AsyncSession) -> Sequence[Level]:
     return (await session.scalars(select(Level).order_by(Level.number))).all()
-
-
-async def stats_row(session: AsyncSession, customer_id: int) -> CustomerStats:
-    row = await session.get(CustomerStats, customer_id)
-    if row is None:
-        row = CustomerStats(customer_id=customer_id, points_balance=0, red_packet_balance_fen=0, stored_balance_fen=0,
-                            spend_count=0, spend_total_fen=0, level_spend_fen=0, cumulative_spend_fen=0,
-                            points_entry_id=0, red_packet_entry_id=0, stored_entry_id=0)
-        session.add(row)
-        await session.flush()
-    return row
 
 
 async def move(session: AsyncSession, member: Customer, to_level: int, kind: int, reason: str, operator_id: str,

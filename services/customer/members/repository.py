@@ -8,27 +8,40 @@ from typing import Any
 
 import json
 
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Integer, and_, any_, cast, column, func, or_, select
+from sqlalchemy import (
+    ARRAY, BigInteger, ColumnElement, Integer, and_, any_, cast, column, func, literal, or_, select, tuple_,
+)
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
 from services.common.errors import InvalidArgument
-from services.common.validation import known_enum, parse_int_id
+from services.common.validation import aware, known_enum, parse_int_id
 from services.customer.models import Customer, CustomerInteraction, CustomerStats, CustomerTag, Tag
 
 MEMBER = 1  # crowdpack.customer.v1.CUSTOMER_KIND_MEMBER
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# What each order sorts on (None: the id, i.e. the create time). A member who never spent sorts
+# as if their last spend were the epoch.
 ORDER_KEYS: dict[int, Any] = {
     pb.MEMBER_ORDER_BY_UNSPECIFIED: None,
     pb.MEMBER_ORDER_BY_CREATE_TIME: None,
-    pb.MEMBER_ORDER_BY_POINTS_BALANCE: func.coalesce(CustomerStats.points_balance, 0),
-    pb.MEMBER_ORDER_BY_SPEND_TOTAL: func.coalesce(CustomerStats.spend_total_fen, 0),
-    pb.MEMBER_ORDER_BY_SPEND_COUNT: func.coalesce(CustomerStats.spend_count, 0),
+    pb.MEMBER_ORDER_BY_POINTS_BALANCE: CustomerStats.points_balance,
+    pb.MEMBER_ORDER_BY_SPEND_TOTAL: CustomerStats.spend_total_fen,
+    pb.MEMBER_ORDER_BY_SPEND_COUNT: CustomerStats.spend_count,
     pb.MEMBER_ORDER_BY_LAST_SPEND_TIME: func.coalesce(CustomerStats.last_spend_at, EPOCH),
 }
+# The indexed column behind each key: ``customer_stats`` has a (column, customer_id) index for each.
+SORT_COLUMNS: dict[int, Any] = {
+    pb.MEMBER_ORDER_BY_POINTS_BALANCE: CustomerStats.points_balance,
+    pb.MEMBER_ORDER_BY_SPEND_TOTAL: CustomerStats.spend_total_fen,
+    pb.MEMBER_ORDER_BY_SPEND_COUNT: CustomerStats.spend_count,
+    pb.MEMBER_ORDER_BY_LAST_SPEND_TIME: CustomerStats.last_spend_at,
+}
+# How many members, in sort order, a page looks at before it sorts the filtered members instead.
+WALK_WINDOWS = (2_000, 20_000)
 
 
 def live_member() -> ColumnElement[bool]:
@@ -93,6 +106,22 @@ def among(ids: Sequence[int], dialect: str) -> ColumnElement[bool]:
     return Customer.id.in_(values.scalar_subquery())
 
 
+def empty_stats(customer_id: int) -> CustomerStats:
+    return CustomerStats(customer_id=customer_id, points_balance=0, red_packet_balance_fen=0, stored_balance_fen=0,
+                         spend_count=0, spend_total_fen=0, level_spend_fen=0, cumulative_spend_fen=0,
+                         points_entry_id=0, red_packet_entry_id=0, stored_entry_id=0)
+
+
+async def stats_row(session: AsyncSession, customer_id: int) -> CustomerStats:
+    """The member's stats row (created if a member from before every member had one lacks it)."""
+    row = await session.get(CustomerStats, customer_id)
+    if row is None:
+        row = empty_stats(customer_id)
+        session.add(row)
+        await session.flush()
+    return row
+
+
 class MemberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -111,7 +140,10 @@ class MemberRepository:
         return await self.session.scalar(select(Customer.id).where(column == value))
 
     async def add(self, customer: Customer) -> Customer:
+        """Adds a member with its (empty) stats row: every member has one, so the list can sort on it."""
         self.session.add(customer)
+        await self.session.flush()
+        self.session.add(empty_stats(customer.id))
         await self.session.flush()
         return customer
 
@@ -121,10 +153,50 @@ class MemberRepository:
 
     async def page(self, *, where: list[ColumnElement[bool]], order_by: int, ascending: bool, limit: int,
                    after: tuple[Any, int] | None) -> Sequence[Customer]:
+        """Up to ``limit`` members matching ``where``, in order, after the keyset ``after`` (value, id).
+
+        A sort on a stats column first walks that column's index in order, a window at a time,
+        and keeps the members that match: a page of a broad filter reads about
+        page size ÷ share of members matching index entries. A filter too narrow to fill the
+        page within the windows (and the never-spent tail of the last-spend order) is answered
+        by filtering first and sorting what matched. Both give the same order.
+        """
+        if order_by in SORT_COLUMNS and self._walkable(order_by, ascending, after):
+            for window in WALK_WINDOWS:
+                rows = await self._walk(SORT_COLUMNS[order_by], where=where, ascending=ascending, limit=limit,
+                                        after=after, window=window)
+                if len(rows) == limit:
+                    return rows
+        return await self._sorted(where=where, order_by=order_by, ascending=ascending, limit=limit, after=after)
+
+    @staticmethod
+    def _walkable(order_by: int, ascending: bool, after: tuple[Any, int] | None) -> bool:
+        if order_by != pb.MEMBER_ORDER_BY_LAST_SPEND_TIME:
+            return True
+        # The index holds no order for members who never spent (NULL): they come first ascending,
+        # last descending, where only the filter-first query reaches them.
+        return not ascending and (after is None or aware(after[0]) != EPOCH)
+
+    async def _walk(self, column: Any, *, where: list[ColumnElement[bool]], ascending: bool, limit: int,
+                    after: tuple[Any, int] | None, window: int) -> Sequence[Customer]:
+        ordered = select(CustomerStats.customer_id.label("customer_id"), column.label("sort_value")) \
+            .where(column.is_not(None))
+        if after is not None:
+            keyset = tuple_(column, CustomerStats.customer_id)
+            bound = tuple_(literal(after[0], column.type), literal(after[1], CustomerStats.customer_id.type))
+            ordered = ordered.where(keyset > bound if ascending else keyset < bound)
+        direction = (lambda c: c.asc()) if ascending else (lambda c: c.desc())
+        ordered = ordered.order_by(direction(column), direction(CustomerStats.customer_id)).limit(window).subquery()
+        query = (select(Customer).join(ordered, ordered.c.customer_id == Customer.id).where(live_member(), *where)
+                 .order_by(direction(ordered.c.sort_value), direction(ordered.c.customer_id)).limit(limit))
+        return (await self.session.scalars(query)).all()
+
+    async def _sorted(self, *, where: list[ColumnElement[bool]], order_by: int, ascending: bool, limit: int,
+                      after: tuple[Any, int] | None) -> Sequence[Customer]:
         key = ORDER_KEYS[order_by]
         query = select(Customer).where(live_member(), *where)
         if key is not None:
-            query = query.outerjoin(CustomerStats, CustomerStats.customer_id == Customer.id)
+            query = query.join(CustomerStats, CustomerStats.customer_id == Customer.id)
         if after is not None:
             value, last_id = after
             if key is None:
@@ -145,8 +217,7 @@ class MemberRepository:
         if key is None:
             return None
         return await self.session.scalar(
-            select(key).select_from(Customer).outerjoin(CustomerStats, CustomerStats.customer_id == Customer.id)
-            .where(Customer.id == customer_id))
+            select(key).where(CustomerStats.customer_id == customer_id))
 
     async def tags_of(self, ids: Sequence[int]) -> dict[int, list[str]]:
         rows = (await self.session.execute(
