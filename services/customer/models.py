@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Optional
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import (
+    BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.consumer import ProcessedMessageMixin
@@ -37,6 +39,7 @@ class Mall(Base):
 
 class Store(Base):
     __tablename__ = "store"
+    __table_args__ = (UniqueConstraint("mall_id", "name", name="uq_store_mall_name"),)
 
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     mall_id: Mapped[int] = mapped_column(ForeignKey("mall.id"), index=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, LargeBinary, SmallInteger, String
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, LargeBinary, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.customer.models import ID, Base
@@ -13,6 +13,7 @@ from services.customer.models import ID, Base
 
 class CrowdCategory(Base):
     __tablename__ = "crowd_category"
+    __table_args__ = (UniqueConstraint("mall_id", "name", name="uq_crowd_category_mall_name"),)
 
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     mall_id: Mapped[int] = mapped_column(ForeignKey("mall.id"), index=True)
@@ -28,6 +29,7 @@ class CrowdCategory(Base):
 
 class CrowdPackage(Base):
     __tablename__ = "crowd_package"
+    __table_args__ = (UniqueConstraint("mall_id", "name", name="uq_crowd_package_mall_name"),)
 
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     mall_id: Mapped[int] = mapped_column(ForeignKey("mall.id"), index=True)
