@@ -4,31 +4,54 @@ SQLite (WAL) is the embedded default; a ``postgresql+psycopg://`` URL selects Po
 On SQLite, writes go through one connection that begins with ``BEGIN IMMEDIATE`` so
 writers queue in the event loop instead of failing with "database is locked"; reads use a
 small pool of their own and see the last commit (WAL). On PostgreSQL both are one pool.
+
+``run_sync_write`` runs a synchronous function in one write transaction with a single hop: on
+SQLite, on the writer thread with the synchronous driver (aiosqlite would cross threads three or
+four times per statement); on PostgreSQL through ``AsyncSession.run_sync``. Writers of both
+kinds queue for the same slot, so SQLite still has one writer at a time. ``insert_rows`` and
+``update_rows`` are driver-level executemany for bulk rows.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 from services.common.logs import get_logger
 from services.common.retry import retry_forever
 
 log = get_logger(__name__)
 
+T = TypeVar("T")
+
 
 def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> AsyncEngine:
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
+    _sqlite_setup(engine.sync_engine, begin)
+    return engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def _sqlite_sync_engine(url: str, *, begin: str) -> Engine:
+    """The synchronous driver on the same file, for ``run_sync_write``; used from its writer thread only."""
+    sync_url = make_url(url).set(drivername="sqlite+pysqlite")
+    engine = create_engine(sync_url, pool_size=1, max_overflow=0, connect_args={"check_same_thread": False})
+    _sqlite_setup(engine, begin)
+    return engine
+
+
+def _sqlite_setup(engine: Engine, begin: str) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         # Let SQLAlchemy's "begin" event below decide how transactions start.
         dbapi_conn.isolation_level = None
@@ -39,11 +62,70 @@ def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> AsyncEngine:
         cur.execute("PRAGMA busy_timeout=10000")
         cur.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
         conn.exec_driver_sql(begin)
 
-    return engine
+
+def _placeholder(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def _processors(conn: Connection, table: Table, columns: Sequence[str]) -> list[Callable[[Any], Any] | None]:
+    dialect = conn.dialect
+    return [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+
+
+def _processed(conn: Connection, table: Table, columns: Sequence[str],
+               rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+    """The rows as SQLAlchemy would send them: each value through its column type's bind processor.
+
+    Bulk rows repeat values (the transaction's time, None), so each column remembers its last conversion.
+    """
+    processors = [(i, f) for i, f in enumerate(_processors(conn, table, columns)) if f is not None]
+    if not processors:
+        return rows
+    last: list[tuple[Any, Any]] = [(object(), None) for _ in processors]
+    out = []
+    for row in rows:
+        values = list(row)
+        for k, (i, f) in enumerate(processors):
+            value = values[i]
+            seen, converted = last[k]
+            if value is not seen:
+                converted = f(value)
+                last[k] = (value, converted)
+            values[i] = converted
+        out.append(tuple(values))
+    return out
+
+
+def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """INSERTs ``rows`` (tuples in ``columns`` order) into ``table`` with one driver-level executemany.
+
+    The values are converted exactly as SQLAlchemy would convert them (each column type's bind
+    processor), without SQLAlchemy's per-row statement bookkeeping. Columns left out get their
+    server defaults (an autoincrement key its next value, in row order).
+    """
+    if not rows:
+        return
+    mark = _placeholder(conn)
+    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+           f"VALUES ({', '.join(mark for _ in columns)})")
+    conn.exec_driver_sql(sql, _processed(conn, table, columns, rows))  # type: ignore[arg-type]
+
+
+def update_rows(conn: Connection, table: Table, set_columns: Sequence[str], where_columns: Sequence[str],
+                rows: Sequence[Sequence[Any]]) -> int:
+    """``UPDATE table SET set_columns WHERE where_columns = ...`` once per row (values: the set, then the where
+    columns), with one driver-level executemany; returns how many rows matched in all."""
+    if not rows:
+        return 0
+    mark = _placeholder(conn)
+    sql = (f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in set_columns)} "
+           f"WHERE {' AND '.join(f'{c} = {mark}' for c in where_columns)}")
+    result = conn.exec_driver_sql(sql, _processed(conn, table, [*set_columns, *where_columns], rows))  # type: ignore[arg-type]
+    return result.rowcount
 
 
 class Database:
@@ -59,12 +141,19 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=1)
             self.read_engine = _sqlite_engine(url, begin="BEGIN", pool_size=4)
+            self._sync_write_engine: Engine | None = _sqlite_sync_engine(url, begin="BEGIN IMMEDIATE")
         else:
             self.write_engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
             self.read_engine = self.write_engine
+            self._sync_write_engine = None
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._after_commit: list[Callable[[], None]] = []
+        # SQLite: the one writer slot both kinds of write transaction queue for (made per event loop),
+        # and the thread run_sync_write's transactions run on.
+        self._slot: asyncio.Lock | None = None
+        self._slot_loop: asyncio.AbstractEventLoop | None = None
+        self._writer_thread: ThreadPoolExecutor | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -74,14 +163,80 @@ class Database:
         """Calls ``callback`` after every committed write transaction (the outbox relay's wake-up)."""
         self._after_commit.append(callback)
 
+    def _committed(self) -> None:
+        for callback in self._after_commit:
+            callback()
+
+    def _slot_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._slot is None or self._slot_loop is not loop:
+            self._slot, self._slot_loop = asyncio.Lock(), loop
+        return self._slot
+
+    async def _write_slot_acquire(self) -> None:
+        await self._slot_lock().acquire()
+
+    def _write_slot_release(self) -> None:
+        assert self._slot is not None
+        self._slot.release()
+
+    @asynccontextmanager
+    async def _write_slot(self) -> AsyncIterator[None]:
+        """On SQLite, waits (in the event loop) until no other write transaction of this process is open."""
+        if not self.is_sqlite:
+            yield
+            return
+        async with self._slot_lock():
+            yield
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
+        async with self._write_slot():
+            async with self._writer() as session:
+                async with session.begin():
+                    yield session
+        self._committed()
+
+    async def run_sync_write(self, fn: Callable[[Session], T]) -> T:
+        """Runs ``fn(session)`` in one write transaction: committed when it returns, rolled back if it raises.
+
+        ``fn`` is synchronous and gets a synchronous ``Session``. On SQLite it runs on the writer
+        thread with the synchronous driver, the whole transaction in one thread round trip (the
+        event loop keeps serving meanwhile); on PostgreSQL through ``AsyncSession.run_sync``. A
+        caller cancelled while ``fn`` runs does not cut the transaction short: it finishes
+        (committed or rolled back) before the cancellation goes on.
+        """
+        if self._sync_write_engine is None:
+            work = asyncio.ensure_future(self._run_sync_in_session(fn))
+        else:
+            await self._write_slot_acquire()
+            try:
+                if self._writer_thread is None:
+                    self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+                work = asyncio.get_running_loop().run_in_executor(
+                    self._writer_thread, self._sync_transaction, self._sync_write_engine, fn)
+                work.add_done_callback(lambda _f: self._write_slot_release())
+            except BaseException:
+                self._write_slot_release()
+                raise
+        try:
+            result = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            await asyncio.wait([work])
+            raise
+        self._committed()
+        return result
+
+    async def _run_sync_in_session(self, fn: Callable[[Session], T]) -> T:
         async with self._writer() as session:
             async with session.begin():
-                yield session
-        for callback in self._after_commit:
-            callback()
+                return await session.run_sync(fn)
+
+    @staticmethod
+    def _sync_transaction(engine: Engine, fn: Callable[[Session], T]) -> T:
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            return fn(session)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -110,6 +265,11 @@ class Database:
                             max_delay_s=max_delay_s)
 
     async def dispose(self) -> None:
+        if self._writer_thread is not None:
+            self._writer_thread.shutdown(wait=True)
+            self._writer_thread = None
+        if self._sync_write_engine is not None:
+            self._sync_write_engine.dispose()
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()

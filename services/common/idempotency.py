@@ -3,27 +3,31 @@
 The first request with an id does its work and stores its response in the same
 transaction. A repeat with the same method and body gets the stored response and has no
 second effect; a repeat with a different body is ALREADY_EXISTS.
+
+``stored_answers`` and ``store_answers`` are the same rules for a batch of requests decided in
+one synchronous transaction (the ledger's group commit): one lookup and one insert for all.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import DateTime, LargeBinary, String
+from sqlalchemy import DateTime, LargeBinary, String, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from services.common.db import Database
+from services.common.db import Database, insert_rows
 from services.common.errors import AlreadyExists, InvalidArgument
 from services.common.outbox import utcnow
 
 R = TypeVar("R", bound=Message)
 MAX_REQUEST_ID = 128
+IN_CHUNK = 2000  # request ids per IN (...) list
 
 
 class IdempotencyMixin:
@@ -50,16 +54,71 @@ def check_request_id(request_id: str) -> None:
         raise InvalidArgument(f"must be at most {MAX_REQUEST_ID} characters", field="request_id")
 
 
+def _answer(row: Any, method: str, digest: str, response_cls: type[R]) -> R:
+    """The stored response of ``row`` if it was stored for this method and body; else ALREADY_EXISTS."""
+    if row.method != method or row.request_hash != digest:
+        raise AlreadyExists("was already used for a different request", field="request_id")
+    response = response_cls()
+    response.ParseFromString(row.response)
+    return response
+
+
 async def _stored(session: AsyncSession, model: type[IdempotencyMixin], method: str, request: Message,
                   response_cls: type[R]) -> R | None:
     row = await session.get(model, request.request_id)  # type: ignore[attr-defined]
     if row is None:
         return None
-    if row.method != method or row.request_hash != request_hash(request):
-        raise AlreadyExists("was already used for a different request", field="request_id")
-    response = response_cls()
-    response.ParseFromString(row.response)
-    return response
+    return _answer(row, method, request_hash(request), response_cls)
+
+
+class Keyed(Protocol):
+    """One request of a batch, as the batch form sees it (``hash`` is its ``request_hash``)."""
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def hash(self) -> str: ...
+    @property
+    def response_cls(self) -> type[Message]: ...
+
+
+def stored_answers(session: Session, model: type[IdempotencyMixin],
+                   requests: Sequence[Keyed]) -> list[Message | AlreadyExists | None]:
+    """For each request, in order: its stored response, ALREADY_EXISTS (its request_id was used for another
+    method or body), or None (not seen yet). One query per 2,000 distinct request ids."""
+    rows: dict[str, Any] = {}
+    ids = sorted({r.request_id for r in requests})
+    for start in range(0, len(ids), IN_CHUNK):
+        chunk = ids[start:start + IN_CHUNK]
+        for row in session.execute(select(model.request_id, model.method, model.request_hash, model.response)
+                                   .where(model.request_id.in_(chunk))):
+            rows[row.request_id] = row
+    answers: list[Message | AlreadyExists | None] = []
+    for r in requests:
+        row = rows.get(r.request_id)
+        if row is None:
+            answers.append(None)
+            continue
+        try:
+            answers.append(_answer(row, r.method, r.hash, r.response_cls))
+        except AlreadyExists as err:
+            answers.append(err)
+    return answers
+
+
+def store_answers(session: Session, model: type[IdempotencyMixin], answered: Sequence[tuple[Keyed, Message]],
+                  *, now: datetime | None = None) -> None:
+    """Stores the responses of requests decided in this transaction, with one driver-level INSERT.
+
+    Each request_id must be new (``stored_answers`` gave None) and appear once: a twin is a
+    unique-key violation that fails the transaction.
+    """
+    created = now or utcnow()
+    insert_rows(session.connection(), model.__table__,  # type: ignore[attr-defined]
+                ("request_id", "method", "request_hash", "response", "created_at"),
+                [(r.request_id, r.method, r.hash, response.SerializeToString(), created) for r, response in answered])
 
 
 async def run_idempotent(db: Database, model: type[IdempotencyMixin], method: str, request: Message,

@@ -1,6 +1,7 @@
 """The transactional outbox: events commit with the change that caused them, then a relay publishes them.
 
-``add_event`` writes an ``outbox_event`` row in the caller's transaction. ``OutboxRelay``
+``add_event`` writes an ``outbox_event`` row in the caller's transaction; ``add_events`` writes
+many at once, for bulk work, with one driver-level INSERT. ``OutboxRelay``
 reads unsent rows in order, publishes each to JetStream with ``Nats-Msg-Id`` = the row's
 ``msg_id`` and marks them sent. A crash between publish and mark republishes with the same
 id, which the stream's duplicate window (and every consumer's dedupe) absorbs.
@@ -10,17 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Optional
 
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge
-from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, String, select, text, update
+from sqlalchemy import BigInteger, Connection, DateTime, Index, Integer, LargeBinary, String, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
-from services.common.db import Database
+from services.common.db import Database, insert_rows
 from services.common.events import subject_of
 from services.common.logs import get_logger
 from services.common.retry import one_line
@@ -64,6 +66,32 @@ def add_event(session: AsyncSession, model: type[OutboxMixin], message: Message)
     session.add(model(msg_id=msg_id, subject=subject_of(message), payload=message.SerializeToString(),
                       created_at=utcnow()))
     return msg_id
+
+
+def add_events(session: Session | Connection, model: type[OutboxMixin], messages: Iterable[Message]) -> list[str]:
+    """Writes ``messages`` as outbox rows, in order, in the caller's (synchronous) transaction; returns their msg ids.
+
+    One driver-level INSERT for all of them, for bulk work (``add_event`` is one ORM object per
+    event). The rows are written at once, not at the next flush; given a ``Session``, whatever it
+    holds pending (events of ``add_event`` included) is flushed first, so events keep the order
+    they were added in. From async code: ``await session.run_sync(lambda s: add_events(s, ...))``.
+    """
+    if isinstance(session, Session):
+        session.flush()
+        conn = session.connection()
+    else:
+        conn = session
+    now = utcnow()
+    subjects: dict[type[Message], str] = {}
+    rows = []
+    for message in messages:
+        kind = type(message)
+        subject = subjects.get(kind)
+        if subject is None:
+            subject = subjects[kind] = subject_of(message)
+        rows.append((uuid.uuid4().hex, subject, message.SerializeToString(), now))
+    insert_rows(conn, model.__table__, ("msg_id", "subject", "payload", "created_at"), rows)  # type: ignore[attr-defined]
+    return [row[0] for row in rows]
 
 
 class OutboxRelay:

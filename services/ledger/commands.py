@@ -3,11 +3,12 @@
 ``run_batch`` decides a whole batch of them with one ``Book``: one idempotency lookup, one read
 of the accounts (locked) and of what else they need, a check of each request in turn (all or
 none per request; a refused request writes nothing), then one write per table. A batch of a
-hundred requests costs about as many statements as one.
+hundred requests costs about as many statements as one. It is synchronous: the group commit
+runs it in one hop on the writer (``Database.run_sync_write``).
 
-Idempotency follows ``run_idempotent`` (services/common/idempotency.py) exactly and shares its
-records: the same request_id and body answer with the stored response, another body is
-ALREADY_EXISTS; only the lookup and the insert are done for the batch at once. A request the
+Idempotency is ``run_idempotent``'s (services/common/idempotency.py), in its batch form
+(``stored_answers``, ``store_answers``), with the same records: the same request_id and body
+answer with the stored response, another body is ALREADY_EXISTS. A request the
 batch cannot decide by itself, such as a repeat of a request_id earlier in the same batch or of
 an external order number already recorded, is handed back to run alone, through
 ``run_idempotent``, after the batch.
@@ -21,15 +22,14 @@ from datetime import datetime
 from typing import ClassVar
 
 from google.protobuf.message import Message
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
-from services.common.errors import AlreadyExists, DomainError
-from services.common.idempotency import request_hash
-from services.common.outbox import utcnow
+from services.common.errors import DomainError
+from services.common.idempotency import request_hash, store_answers, stored_answers
 from services.ledger.convert import account_to_proto, posted_to_proto
-from services.ledger.journal import Book, Needs, Posted, Posting, chunks
+from services.ledger.journal import Book, Needs, Posted, Posting
 from services.ledger.models import IdempotencyRecord
 
 
@@ -61,21 +61,24 @@ class Command(ABC):
         """Checks and applies the request in memory; raises a DomainError (nothing applied) or RunAlone."""
 
     @abstractmethod
-    async def finish(self, session: AsyncSession) -> Message:
-        """After the book is flushed: stages any further events, and returns the answer."""
+    def finish(self, session: Session) -> Message:
+        """After the book is flushed: writes anything further, and returns the answer."""
 
     @classmethod
-    async def run_alone_first(cls, session: AsyncSession, commands: Sequence[Command]) -> set[int]:
+    def run_alone_first(cls, session: Session, commands: Sequence[Command]) -> set[int]:
         """Which of ``commands`` (of this class) must run alone, from what the database holds."""
         return set()
 
     async def run_alone(self, session: AsyncSession, now: datetime) -> Message:
         """The request by itself (``run_idempotent``'s work)."""
+        return await session.run_sync(lambda sync_session: self._decide_alone(sync_session, now))
+
+    def _decide_alone(self, session: Session, now: datetime) -> Message:
         book = Book(session, now=now)
-        await book.load(self.needs())
+        book.load(self.needs())
         self.apply(book)
-        await book.flush()
-        return await self.finish(session)
+        book.flush()
+        return self.finish(session)
 
 
 class PostEntryCommand(Command):
@@ -93,7 +96,7 @@ class PostEntryCommand(Command):
     def apply(self, book: Book) -> None:
         self.posted = book.apply(self.request_id, [self.posting], operator_id=self.operator_id)
 
-    async def finish(self, session: AsyncSession) -> Message:
+    def finish(self, session: Session) -> Message:
         return pb.PostEntryResponse(entry=posted_to_proto(self.posted[0]))
 
 
@@ -117,32 +120,22 @@ class PostEntriesCommand(Command):
         self.accounts = [account_to_proto(book.accounts[key])
                          for key in sorted(touched, key=lambda k: book.accounts[k].id)]
 
-    async def finish(self, session: AsyncSession) -> Message:
+    def finish(self, session: Session) -> Message:
         return pb.PostEntriesResponse(entry_ids=[str(e.id) for e in self.posted], accounts=self.accounts)
 
 
 Outcome = Message | DomainError | None  # an answer, a refusal, or None: run it alone
 
 
-async def run_batch(session: AsyncSession, commands: Sequence[Command], *, now: datetime) -> list[Outcome]:
+def run_batch(session: Session, commands: Sequence[Command], *, now: datetime) -> list[Outcome]:
     """Decides and writes every command it can; returns one outcome per command, in order."""
     outcomes: list[Outcome] = [None] * len(commands)
-    stored: dict[str, IdempotencyRecord] = {}
-    ids = sorted({c.request_id for c in commands})
-    m = IdempotencyRecord
-    for chunk in chunks(ids):
-        for row in await session.execute(
-                select(m.request_id, m.method, m.request_hash, m.response).where(m.request_id.in_(chunk))):
-            stored[row.request_id] = row
     todo: list[int] = []
     first_of: set[str] = set()
-    for i, command in enumerate(commands):
-        record = stored.get(command.request_id)
-        if record is not None:
-            if record.method != command.method or record.request_hash != command.hash:
-                outcomes[i] = AlreadyExists("was already used for a different request", field="request_id")
-            else:
-                outcomes[i] = command.response_cls.FromString(record.response)
+    for i, (command, stored) in enumerate(zip(commands, stored_answers(session, IdempotencyRecord, commands),
+                                               strict=True)):
+        if stored is not None:
+            outcomes[i] = stored
         elif command.request_id not in first_of:
             first_of.add(command.request_id)
             todo.append(i)
@@ -151,14 +144,14 @@ async def run_batch(session: AsyncSession, commands: Sequence[Command], *, now: 
     alone: set[int] = set()
     for cls in {type(commands[i]) for i in todo}:
         members = [i for i in todo if type(commands[i]) is cls]
-        alone |= {members[j] for j in await cls.run_alone_first(session, [commands[i] for i in members])}
+        alone |= {members[j] for j in cls.run_alone_first(session, [commands[i] for i in members])}
     todo = [i for i in todo if i not in alone]
 
     book = Book(session, now=now)
     needs = Needs()
     for i in todo:
         needs.add(commands[i].needs())
-    await book.load(needs)
+    book.load(needs)
     accepted = []
     for i in todo:
         try:
@@ -169,13 +162,11 @@ async def run_batch(session: AsyncSession, commands: Sequence[Command], *, now: 
             outcomes[i] = err
             continue
         accepted.append(i)
-    await book.flush()
-    created = utcnow()
+    book.flush()
+    answered = []
     for i in accepted:
-        command = commands[i]
-        response = await command.finish(session)
-        session.add(m(request_id=command.request_id, method=command.method, request_hash=command.hash,
-                      response=response.SerializeToString(), created_at=created))
+        response = commands[i].finish(session)
+        answered.append((commands[i], response))
         outcomes[i] = response
-    await session.flush()
+    store_answers(session, IdempotencyRecord, answered, now=now)
     return outcomes

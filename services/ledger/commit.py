@@ -1,16 +1,18 @@
 """Group commit: concurrent mutations share one write transaction, so one commit (one fsync) serves many.
 
 Mutations queue up; one worker at a time takes every queued job (up to ``max_batch``) and runs
-them in a single write transaction:
+them in at most two write transactions:
 
 - batchable requests (``commands.Command``: PostEntry, PostEntries, RecordOrder) are decided
-  together by ``commands.run_batch``, with a handful of statements for the whole batch;
-- every other mutation runs by itself in a SAVEPOINT through ``run_idempotent``, as do the
+  together by ``commands.run_batch``, with a handful of statements for the whole batch, in one
+  synchronous transaction that reaches the database in one hop (``Database.run_sync_write``:
+  on SQLite the writer thread runs all of it);
+- then every other mutation runs by itself in a SAVEPOINT through ``run_idempotent``, as do the
   requests the batch hands back (and all of them, should the batch as a whole fail): a job that
   raises rolls back alone and the others still commit.
 
-Answers are released only after the commit, so no caller sees an answer whose change is not
-durable. Jobs run in the worker's task, not the caller's: a cancelled RPC cannot interrupt a
+Answers are released only after the commit of the transaction that decided them, so no caller
+sees an answer whose change is not durable. Jobs run in the worker's task, not the caller's: a cancelled RPC cannot interrupt a
 transaction that others share (its work still commits, and a retry with the same request_id
 gets the stored answer).
 
@@ -79,14 +81,6 @@ class _Job(Generic[T]):
     done: bool = False
 
 
-class _BatchFailed(Exception):
-    """The batch as a whole failed (not one request): its transaction is rolled back and retried job by job."""
-
-    def __init__(self, cause: Exception) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
 def _conflict(err: BaseException) -> BaseException:
     """A deadlock or serialization failure becomes ABORTED (retry with the same request_id)."""
     if isinstance(err, DBAPIError) and getattr(err.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
@@ -142,20 +136,31 @@ class GroupCommit:
         finally:
             self._worker = None
 
-    async def _decide_batch(self, session: AsyncSession, jobs: list[_Job[Any]], *,
-                            together: bool) -> list[_Job[Any]]:
-        """Runs the batchable jobs together (unless ``together`` is false); returns those that must run alone."""
-        batched = [job for job in jobs if job.command is not None]
+    async def _commit(self, jobs: list[_Job[Any]]) -> None:
+        BATCH_SIZE.observe(len(jobs))
+        try:
+            alone = await self._decide_batch([job for job in jobs if job.command is not None])
+            rest = [job for job in jobs if job.command is None] + alone
+            if rest:
+                await self._transaction(rest)
+        except BaseException:
+            # The worker itself is cancelled (the service stops): what is not answered yet did not commit.
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(Aborted("the service is stopping; retry with the same request_id"))
+            raise
+
+    async def _decide_batch(self, batched: list[_Job[Any]]) -> list[_Job[Any]]:
+        """Decides the batchable jobs together and answers them once committed; returns those that must run alone."""
         if not batched:
             return []
-        if together:
-            # No savepoint (it would cost two more statements per batch): should the batch fail,
-            # the whole transaction rolls back and every job runs again, alone (see _commit).
-            outcomes: list[Any] = await run_batch(session, [job.command for job in batched],  # type: ignore[misc]
-                                                  now=utcnow())
-        else:
+        commands: list[Command] = [job.command for job in batched]  # type: ignore[misc]
+        try:
+            outcomes: list[Any] = await self.db.run_sync_write(
+                lambda session: run_batch(session, commands, now=utcnow()))
+        except Exception as err:  # noqa: BLE001 - rolled back as a whole: every job runs again, alone
+            log.warning("batch failed; running its requests one by one", jobs=len(batched), error=one_line(err))
             outcomes = [None] * len(batched)
-        session.expunge_all()
         alone = []
         for job, outcome in zip(batched, outcomes, strict=True):
             if outcome is None:
@@ -163,31 +168,18 @@ class GroupCommit:
                 job.fn = self._alone(job.command)
                 alone.append(job)
             elif isinstance(outcome, Exception):
-                job.error = outcome
+                job.future.set_exception(outcome)
             else:
-                job.value, job.done = outcome, True
+                job.future.set_result(outcome)
         ALONE.inc(len(alone))
         return alone
 
-    async def _commit(self, jobs: list[_Job[Any]]) -> None:
-        BATCH_SIZE.observe(len(jobs))
-        try:
-            await self._transaction(jobs, together=True)
-        except _BatchFailed as failed:
-            log.warning("batch failed; running its requests one by one", jobs=len(jobs), error=one_line(failed.cause))
-            for job in jobs:
-                job.value, job.error, job.done = None, None, False
-            await self._transaction(jobs, together=False)
-
-    async def _transaction(self, jobs: list[_Job[Any]], *, together: bool) -> None:
+    async def _transaction(self, jobs: list[_Job[Any]]) -> None:
+        """Runs each job in a savepoint of one transaction; answers them once it commits."""
         try:
             async with self.db.transaction() as session:
                 scope = BatchScope(self.db, session)
-                try:
-                    alone = await self._decide_batch(session, jobs, together=together)
-                except Exception as err:  # noqa: BLE001 - roll back, then run every job alone
-                    raise _BatchFailed(err) from err
-                for job in [j for j in jobs if j.command is None] + alone:
+                for job in jobs:
                     assert job.fn is not None
                     try:
                         job.value = await job.fn(scope)
@@ -196,8 +188,6 @@ class GroupCommit:
                         job.error = _conflict(err)
                     # Each job starts from a clean identity map: nothing stale crosses savepoints.
                     session.expunge_all()
-        except _BatchFailed:
-            raise
         except Exception as err:  # noqa: BLE001 - the commit failed: no job of the batch took effect
             log.warning("group commit failed", jobs=len(jobs), error=one_line(err))
             failure = _conflict(err)
@@ -207,12 +197,6 @@ class GroupCommit:
             for job in jobs:
                 if job.done:
                     job.done, job.error = False, failure
-        except BaseException:
-            # The worker itself is cancelled (the service stops): nothing of the batch committed.
-            for job in jobs:
-                if not job.future.done():
-                    job.future.set_exception(Aborted("the service is stopping; retry with the same request_id"))
-            raise
         for job in jobs:
             if job.future.done():
                 continue

@@ -14,8 +14,11 @@ every accepted request did with one statement per table: balances (compare-and-s
 entries, points lots (a credit opens a lot, a debit takes from the oldest lots first, an expiry
 closes exactly the lots that expired) and one ``ledger.entry.posted`` event per entry.
 So a batch of many requests costs about as many statements as one request: the group commit
-(commit.py) decides a whole batch with a dozen statements. ``Journal.post`` is the one-request
-shorthand.
+(commit.py) decides a whole batch with a dozen statements, all in one synchronous transaction
+(``Database.run_sync_write``). Bulk rows go in with driver-level executemany.
+
+``Book`` is synchronous (a sync ``Session``); ``Journal`` is the one-request shorthand for
+async code, running the book through ``AsyncSession.run_sync``.
 """
 
 from __future__ import annotations
@@ -27,26 +30,31 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
+from services.common.db import insert_rows, update_rows
 from services.common.errors import Aborted, FailedPrecondition, NotFound
-from services.common.outbox import add_event
+from services.common.outbox import add_events
 from services.common.validation import MAX_MONEY, to_timestamp
 from services.ledger.models import (
     Account, JournalEntry, MemberState, Order, OutboxEvent, PointsLot, ReasonTemplate,
 )
-from services.ledger.rules import Rule, RuleRepository
+from services.ledger.rules import Rule, effective_rules
 
 ACCOUNTS = Account.__table__
 ENTRIES = JournalEntry.__table__
 LOTS = PointsLot.__table__
 ORDERS = Order.__table__
-OUTBOX = OutboxEvent.__table__
 IN_CHUNK = 2000  # values per IN (...) list
-STAGED = "ledger_staged_events"  # session.info key: msg ids of the events staged, in order
+STAGED = "ledger_staged_events"  # session.info key: the events staged, in order
+ENTRY_COLUMNS = ("id", "request_id", "line", "account_id", "kind", "amount", "balance_after", "reason_template_id",
+                 "reason", "note", "voucher", "document_at", "mall_id", "store_id", "operator_id", "order_id",
+                 "reversal_of_id", "created_at")
+LOT_COLUMNS = ("account_id", "entry_id", "amount", "remaining", "earned_at", "expires_at")
 
 ASSET_NAMES = {v: pb.Asset.Name(v) for v in pb.Asset.values()}
 KIND_NAMES = {v: pb.EntryKind.Name(v) for v in pb.EntryKind.values()}
@@ -60,7 +68,7 @@ def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
         yield items[start:start + size]
 
 
-async def allocate_ids(session: AsyncSession, counts: dict[Table, int]) -> dict[Table, list[int]]:
+def allocate_ids(session: Session, counts: dict[Table, int]) -> dict[Table, list[int]]:
     """New ids for each table's integer key (ascending), in one query, so rows insert in one statement.
 
     SQLite cannot return the ids of a multi-row INSERT in order, so SQLAlchemy would insert such
@@ -75,49 +83,33 @@ async def allocate_ids(session: AsyncSession, counts: dict[Table, int]) -> dict[
     keys = [table.primary_key.columns.values()[0] for table, _ in wanted]
     # The transaction's connection, not the session: a session query would first flush the rows
     # that are waiting for these very ids.
-    conn = await session.connection()
+    conn = session.connection()
     if conn.dialect.name == "postgresql":
         parts = [f"SELECT {i} AS k, nextval(pg_get_serial_sequence('{table.name}', '{key.name}')) AS v "
                  f"FROM generate_series(1, :n{i})" for i, ((table, _), key) in enumerate(zip(wanted, keys))]
-        rows = await conn.execute(text(" UNION ALL ".join(parts)), {f"n{i}": n for i, (_, n) in enumerate(wanted)})
+        rows = conn.execute(text(" UNION ALL ".join(parts)), {f"n{i}": n for i, (_, n) in enumerate(wanted)})
         for k, v in rows:
             ids[wanted[k][0]].append(v)
         for table, _ in wanted:
             ids[table].sort()
         return ids
-    tops = (await conn.execute(select(*[select(func.coalesce(func.max(key), 0)).scalar_subquery()
+    tops = (conn.execute(select(*[select(func.coalesce(func.max(key), 0)).scalar_subquery()
                                         for key in keys]))).one()
     for (table, n), top in zip(wanted, tops, strict=True):
         ids[table] = list(range(top + 1, top + 1 + n))
     return ids
 
 
-def stage_event(session: AsyncSession, message: Message) -> None:
-    """``add_event``, remembering the order events were staged in (see ``write_staged_events``)."""
-    session.info.setdefault(STAGED, []).append(add_event(session, OutboxEvent, message))
+def stage_event(session: AsyncSession | Session, message: Message) -> None:
+    """Stages an event for ``write_staged_events``, which writes the staged events in order with one INSERT."""
+    session.info.setdefault(STAGED, []).append(message)
 
 
-async def write_staged_events(session: AsyncSession, seqs: list[int] | None = None) -> None:
-    """Writes the outbox rows ``add_event`` staged, in staging order, with one INSERT.
-
-    The rows are exactly what ``add_event`` built; only the write differs: the ORM would insert
-    them one at a time (on SQLite) and with per-object bookkeeping, which costs more than the
-    entries themselves in a large batch. They get their ``seq`` (``seqs``, or new ones), go in
-    through the transaction's connection, and leave the session so they are not inserted twice.
-    """
+async def write_staged_events(session: AsyncSession) -> None:
+    """Writes the events ``stage_event`` staged, in staging order (``add_events``)."""
     staged = session.info.pop(STAGED, [])
-    if not staged:
-        return
-    pending = {o.msg_id: o for o in session.new if isinstance(o, OutboxEvent) and o.seq is None}
-    rows = [pending[msg_id] for msg_id in staged if msg_id in pending]
-    if seqs is None:
-        seqs = (await allocate_ids(session, {OUTBOX: len(rows)}))[OUTBOX]
-    values = [{"seq": seq, "msg_id": row.msg_id, "subject": row.subject, "payload": row.payload,
-               "created_at": row.created_at, "published_at": None} for row, seq in zip(rows, seqs, strict=True)]
-    for row in rows:
-        session.expunge(row)
-    conn = await session.connection()
-    await conn.execute(insert(OUTBOX), values)
+    if staged:
+        await session.run_sync(lambda s: add_events(s, OutboxEvent, staged))
 
 
 def is_benefit(asset: int, kind: int) -> bool:
@@ -259,7 +251,7 @@ class _Lot:
 class Book:
     """One transaction's accounts, member states, rules and templates, and the entries it will write."""
 
-    def __init__(self, session: AsyncSession, *, now: datetime) -> None:
+    def __init__(self, session: Session, *, now: datetime) -> None:
         self.session = session
         self.now = now
         self.accounts: dict[AccountKey, AccountState] = {}
@@ -274,12 +266,12 @@ class Book:
 
     # Reading
 
-    async def load(self, needs: Needs) -> None:
+    def load(self, needs: Needs) -> None:
         """Reads (and on PostgreSQL locks) whatever ``needs`` names that this book has not read yet."""
-        await self._load_accounts(needs.accounts - self._looked_up)
+        self._load_accounts(needs.accounts - self._looked_up)
         members = sorted(needs.members - self.members.keys())
         for chunk in chunks(members):
-            rows = await self.session.execute(
+            rows = self.session.execute(
                 select(MemberState.member_id, MemberState.disabled, MemberState.level)
                 .where(MemberState.member_id.in_(chunk)))
             for r in rows:
@@ -288,21 +280,21 @@ class Book:
             self.members.setdefault(member, MemberView())
         malls = needs.malls - self.rules.keys()
         if malls:
-            self.rules.update(await RuleRepository(self.session).effective(malls))
+            self.rules.update(effective_rules(self.session, malls))
         templates = sorted(needs.templates - self.templates.keys() - self._missing_templates)
         for chunk in chunks(templates):
-            rows = await self.session.execute(
+            rows = self.session.execute(
                 select(ReasonTemplate.id, ReasonTemplate.asset, ReasonTemplate.name)
                 .where(ReasonTemplate.id.in_(chunk), ReasonTemplate.deleted_at.is_(None)))
             for r in rows:
                 self.templates[r.id] = (r.asset, r.name)
         self._missing_templates.update(t for t in templates if t not in self.templates)
 
-    async def _load_accounts(self, keys: set[AccountKey]) -> None:
+    def _load_accounts(self, keys: set[AccountKey]) -> None:
         self._looked_up |= keys
         members = sorted({member for member, _ in keys})
         for chunk in chunks(members):
-            rows = await self.session.execute(
+            rows = self.session.execute(
                 select(ACCOUNTS.c.id, ACCOUNTS.c.member_id, ACCOUNTS.c.asset, ACCOUNTS.c.balance, ACCOUNTS.c.debt,
                        ACCOUNTS.c.opened_at)
                 .where(ACCOUNTS.c.member_id.in_(chunk)).order_by(ACCOUNTS.c.id).with_for_update())
@@ -381,70 +373,62 @@ class Book:
 
     # Writing
 
-    async def flush(self) -> list[Posted]:
+    def flush(self) -> list[Posted]:
         """Writes every accepted change; returns the entries, ids set, in the order they were applied."""
         pending, orders = self.pending, self.orders
         self.pending, self.orders = [], []
-        order_events = [d for d in orders if d.event is not None]
-        ids = await allocate_ids(self.session, {ORDERS: len(orders), ENTRIES: len(pending),
-                                                OUTBOX: len(pending) + len(order_events)})
+        self.session.flush()  # what the ORM holds goes first: the rows below may refer to it
+        ids = allocate_ids(self.session, {ORDERS: len(orders), ENTRIES: len(pending)})
         for draft, order_id in zip(orders, ids[ORDERS], strict=True):
             draft.id = order_id
         for entry, entry_id in zip(pending, ids[ENTRIES], strict=True):
             entry.id = entry_id
+        conn = self.session.connection()
         if orders:
-            await self.session.execute(insert(ORDERS), [{"id": d.id, **d.values} for d in orders])
-        await self._store_balances()
+            columns = ("id", *orders[0].values)
+            insert_rows(conn, ORDERS, columns, [(d.id, *(d.values[c] for c in columns[1:])) for d in orders])
+        self._store_balances()
         if pending:
-            await self._insert_entries(pending)
-            await self._move_lots(pending)
+            self._insert_entries(pending)
+            self._move_lots(pending)
         create_time = to_timestamp(self.now)
-        for entry in pending:
-            stage_event(self.session, entry_event(entry, create_time))
-        for draft in order_events:
-            stage_event(self.session, draft.event(draft))  # type: ignore[misc]
-        await write_staged_events(self.session, ids[OUTBOX])
+        messages: list[Message] = [entry_event(entry, create_time) for entry in pending]
+        messages += [draft.event(draft) for draft in orders if draft.event is not None]
+        add_events(conn, OutboxEvent, messages)
         return pending
 
-    async def _store_balances(self) -> None:
+    def _store_balances(self) -> None:
         changed = [a for a in self.accounts.values() if a.changed]
         if not changed:
             return
-        c = ACCOUNTS.c
-        result = await self.session.execute(
-            update(ACCOUNTS)
-            .where(c.id == bindparam("k_id"), c.balance == bindparam("k_balance"), c.debt == bindparam("k_debt"))
-            .values(balance=bindparam("k_new_balance"), debt=bindparam("k_new_debt")),
-            [{"k_id": a.id, "k_balance": a.stored_balance, "k_debt": a.stored_debt, "k_new_balance": a.balance,
-              "k_new_debt": a.debt} for a in changed])
-        if result.rowcount != len(changed):
+        matched = update_rows(self.session.connection(), ACCOUNTS, ("balance", "debt"), ("id", "balance", "debt"),
+                              [(a.balance, a.debt, a.id, a.stored_balance, a.stored_debt) for a in changed])
+        if matched != len(changed):
             # The rows are locked, so only a writer outside the ledger could have changed them.
             raise Aborted("an account changed while it was being posted to; retry with the same request_id")
         for a in changed:
             a.stored_balance, a.stored_debt = a.balance, a.debt
 
-    async def _insert_entries(self, pending: list[Posted]) -> None:
+    def _insert_entries(self, pending: list[Posted]) -> None:
         rows = []
+        now = self.now
         for e in pending:
             p = e.posting
             if p.order is not None:
                 p.order_id = p.order.id
-            rows.append({
-                "id": e.id, "request_id": e.request_id, "line": e.line, "account_id": e.account_id, "kind": p.kind,
-                "amount": p.amount, "balance_after": e.balance_after, "reason_template_id": p.reason_template_id,
-                "reason": p.reason, "note": p.note, "voucher": p.voucher, "document_at": p.document_at,
-                "mall_id": p.mall_id, "store_id": p.store_id, "operator_id": e.operator_id, "order_id": p.order_id,
-                "reversal_of_id": p.reversal_of_id, "created_at": self.now})
-        await self.session.execute(insert(ENTRIES), rows)
+            rows.append((e.id, e.request_id, e.line, e.account_id, p.kind, p.amount, e.balance_after,
+                         p.reason_template_id, p.reason, p.note, p.voucher, p.document_at, p.mall_id, p.store_id,
+                         e.operator_id, p.order_id, p.reversal_of_id, now))
+        insert_rows(self.session.connection(), ENTRIES, ENTRY_COLUMNS, rows)
 
-    async def _move_lots(self, pending: list[Posted]) -> None:
+    def _move_lots(self, pending: list[Posted]) -> None:
         points = [e for e in pending if e.asset == pb.ASSET_POINTS]
         if not points:
             return
         spenders = sorted({e.account_id for e in points if e.posting.amount < 0 and e.posting.expired_lots is None})
         queues: dict[int, deque[_Lot]] = {}
         for chunk in chunks(spenders):
-            rows = await self.session.execute(
+            rows = self.session.execute(
                 select(LOTS.c.id, LOTS.c.account_id, LOTS.c.remaining)
                 .where(LOTS.c.account_id.in_(chunk), LOTS.c.remaining > 0).order_by(LOTS.c.account_id, LOTS.c.id))
             for r in rows:
@@ -452,7 +436,7 @@ class Book:
                     _Lot(id=r.id, account_id=r.account_id, remaining=r.remaining, amount=r.remaining))
         missing = {e.posting.mall_id for e in points if e.posting.amount > 0} - self.rules.keys()
         if missing:
-            self.rules.update(await RuleRepository(self.session).effective(missing))
+            self.rules.update(effective_rules(self.session, missing))
         changed: list[_Lot] = []
         opened: list[_Lot] = []
         for e in points:
@@ -484,28 +468,25 @@ class Book:
                         changed.append(lot)
                     if lot.remaining == 0:
                         queue.popleft()
-        if changed:
-            await self.session.execute(
-                update(LOTS).where(LOTS.c.id == bindparam("k_id")).values(remaining=bindparam("k_remaining")),
-                [{"k_id": lot.id, "k_remaining": lot.remaining} for lot in changed])
-        if opened:
-            await self.session.execute(insert(LOTS), [{
-                "account_id": lot.account_id, "entry_id": lot.entry.id, "amount": lot.amount,  # type: ignore[union-attr]
-                "remaining": lot.remaining, "earned_at": self.now, "expires_at": lot.expires_at,
-            } for lot in opened])
+        conn = self.session.connection()
+        update_rows(conn, LOTS, ("remaining",), ("id",), [(lot.remaining, lot.id) for lot in changed])
+        insert_rows(conn, LOTS, LOT_COLUMNS, [
+            (lot.account_id, lot.entry.id, lot.amount, lot.remaining, self.now, lot.expires_at)  # type: ignore[union-attr]
+            for lot in opened])
 
 
 class Journal:
-    """One request's postings: read, check, write (``Book`` for a single request)."""
+    """One request's postings: read, check, write (``Book`` for a single request, from async code)."""
 
     def __init__(self, session: AsyncSession, *, now: datetime, operator_id: str) -> None:
-        self.book = Book(session, now=now)
+        self.session = session
+        self.book = Book(session.sync_session, now=now)
         self.operator_id = operator_id
 
     async def lock(self, keys: Iterable[AccountKey]) -> dict[AccountKey, AccountState]:
         """The accounts of ``keys`` that exist, locked until the transaction ends."""
         keys = set(keys)
-        await self.book.load(Needs(accounts=keys))
+        await self.session.run_sync(lambda _s: self.book.load(Needs(accounts=keys)))
         return {key: self.book.accounts[key] for key in keys if key in self.book.accounts}
 
     async def account(self, member_id: str, asset: int, field: str = "member_id") -> AccountState:
@@ -513,9 +494,12 @@ class Journal:
         return self.book.account(member_id, asset, field)
 
     async def post(self, request_id: str, postings: Sequence[Posting]) -> list[Posted]:
-        await self.book.load(Needs.of(postings))
-        self.book.apply(request_id, postings, operator_id=self.operator_id)
-        return await self.book.flush()
+        def post(_session: Session) -> list[Posted]:
+            self.book.load(Needs.of(postings))
+            self.book.apply(request_id, postings, operator_id=self.operator_id)
+            return self.book.flush()
+
+        return await self.session.run_sync(post)
 
 
 def entry_event(entry: Posted, create_time: Any = None) -> events.EntryPosted:

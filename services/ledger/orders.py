@@ -21,6 +21,7 @@ from datetime import datetime
 from google.protobuf.message import Message
 from sqlalchemy import Row, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
@@ -167,13 +168,13 @@ class RecordOrderCommand(Command):
                      malls={self.new.mall_id})
 
     @classmethod
-    async def run_alone_first(cls, session: AsyncSession, commands: Sequence[Command]) -> set[int]:
+    def run_alone_first(cls, session: Session, commands: Sequence[Command]) -> set[int]:
         """Orders whose external number is already recorded answer (or refuse) by themselves."""
         keys = [c.key for c in commands if isinstance(c, RecordOrderCommand)]
         recorded: set[tuple[int, str]] = set()
         for chunk in chunks(sorted({number for _, number in keys})):
-            rows = await session.execute(select(Order.channel, Order.external_order_no)
-                                         .where(Order.external_order_no.in_(chunk)))
+            rows = session.execute(select(Order.channel, Order.external_order_no)
+                                   .where(Order.external_order_no.in_(chunk)))
             recorded.update((r.channel, r.external_order_no) for r in rows)
         return {i for i, key in enumerate(keys) if key in recorded}
 
@@ -209,7 +210,7 @@ class RecordOrderCommand(Command):
         book.add_order(draft)
         self.draft = draft
 
-    async def finish(self, session: AsyncSession) -> Message:
+    def finish(self, session: Session) -> Message:
         assert self.draft is not None and self.draft.id is not None
         return pb.RecordOrderResponse(order=order_to_proto(Order(id=self.draft.id, **self.draft.values)),
                                       entries=[posted_to_proto(p) for p in self.posted])

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.errors import InvalidArgument
@@ -88,6 +89,15 @@ def parse_rule(message: pb.PointsRule, field_name: str = "rule") -> Rule:
                 excluded_store_ids=frozenset(message.excluded_store_ids), expiry_days=message.expiry_days)
 
 
+def effective_rules(session: Session, mall_ids: Iterable[str]) -> dict[str, Rule]:
+    """The rule that applies to each mall: its own, else the default, else the built-in one."""
+    wanted = set(mall_ids)
+    rows = session.scalars(select(PointsRule).where(PointsRule.mall_id.in_(wanted | {DEFAULT_MALL}))).all()
+    found = {row.mall_id: rule_from_row(row) for row in rows}
+    fallback = found.get(DEFAULT_MALL, BUILT_IN)
+    return {mall_id: found.get(mall_id, fallback) for mall_id in wanted}
+
+
 class RuleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -95,11 +105,7 @@ class RuleRepository:
     async def effective(self, mall_ids: Iterable[str]) -> dict[str, Rule]:
         """The rule that applies to each mall: its own, else the default, else the built-in one."""
         wanted = set(mall_ids)
-        rows = (await self.session.scalars(
-            select(PointsRule).where(PointsRule.mall_id.in_(wanted | {DEFAULT_MALL})))).all()
-        found = {row.mall_id: rule_from_row(row) for row in rows}
-        fallback = found.get(DEFAULT_MALL, BUILT_IN)
-        return {mall_id: found.get(mall_id, fallback) for mall_id in wanted}
+        return await self.session.run_sync(lambda session: effective_rules(session, wanted))
 
     async def put(self, rule: Rule, *, operator_id: str, now: datetime) -> Rule:
         row = await self.session.get(PointsRule, rule.mall_id)

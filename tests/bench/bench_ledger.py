@@ -45,7 +45,9 @@ from tests.bench.common import cpu_model, log
 GOALS = {"single": 2_000, "batch": 50_000, "orders": 1_000}
 
 
-
+def load() -> str:
+    """The machine's 1-minute load average: other work on the same cores moves every figure."""
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
 @dataclass
@@ -116,7 +118,9 @@ async def run_clients(n: int, clients: int, call: Callable[[int], Awaitable[None
         await asyncio.gather(*(client() for _ in range(clients)))
     finally:
         reporter.cancel()
-    return n / (time.perf_counter() - start)
+    rate = n / (time.perf_counter() - start)
+    log(f"  {what}: {rate:,.0f}/s ({load()})")
+    return rate
 
 
 async def open_members(nats_url: str, stub: pb_grpc.LedgerServiceStub, members: int) -> None:
@@ -240,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     if "postgres" in backends and not postgres_admin_url():
         log(f"{POSTGRES_ENV} is not set: PostgreSQL is skipped")
         backends.remove("postgres")
-    log(f"machine: {os.cpu_count()} cores, {cpu_model()}; python {platform.python_version()}")
+    log(f"machine: {os.cpu_count()} cores, {cpu_model()}; python {platform.python_version()}; {load()}")
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
         for backend in backends:
@@ -250,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(asyncio.run(bench_backend(backend, args, Path(tmp) / backend, url)))
 
     print()
-    print(f"Ledger benchmark: {args.members:,} members, {args.clients} clients; {os.cpu_count()} cores, {cpu_model()}")
+    print(f"Ledger benchmark: {args.members:,} members, {args.clients} clients; {os.cpu_count()} cores, {cpu_model()}; "
+          f"{load()} at the end (each phase's is in the log)")
     print()
     print("| what | " + " | ".join(r.backend for r in results) + " | goal (SQLite) | met |")
     print("| --- | " + " | ".join("---" for _ in results) + " | --- | --- |")
