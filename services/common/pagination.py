@@ -32,3 +32,19 @@ def decode_token(token: str) -> dict[str, Any] | None:
     if not isinstance(cursor, dict):
         raise InvalidArgument("is not a token this list returned", field="page_token")
     return cursor
+
+
+def after_token(after: int) -> str:
+    """The token of a list paged by a position or id: the next page starts after ``after``."""
+    return encode_token({"after": after})
+
+
+def after_id(token: str) -> int:
+    """The position or id an ``after_token`` names; 0 (the start) for an empty token."""
+    cursor = decode_token(token)
+    if cursor is None:
+        return 0
+    value = cursor.get("after")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidArgument("is not a token this list returned", field="page_token")
+    return value

@@ -10,7 +10,7 @@ from crowdpack.customer.v1 import level_service_pb2_grpc, member_service_pb2_grp
 from crowdpack.customer.v1 import crowd_service_pb2_grpc, settings_service_pb2_grpc
 from crowdpack.customer.v1 import business_customer_service_pb2_grpc, classification_service_pb2_grpc
 from services.common.consumer import EventConsumer
-from services.common.events import CUSTOMER_STREAM, ENTRY_POSTED, LEDGER_STREAM, ORDER_RECORDED, ORDER_REFUNDED
+from services.common.events import ENTRY_POSTED, LEDGER_STREAM, ORDER_RECORDED, ORDER_REFUNDED
 from services.common.server import Context, ServiceSpec
 from services.customer import ledger_projection
 from services.customer.business.servicer import BusinessCustomerServicer
@@ -64,10 +64,7 @@ def snapshot_dir(ctx: Context) -> Path:
 async def startup(ctx: Context) -> None:
     """Loads the crowd index from its snapshot (replaying the stream since) or from the database."""
     index: CrowdIndex = ctx.extras["crowd_index"]
-    info = await ctx.js.stream_info(CUSTOMER_STREAM.name)
-    if index.restore(snapshot_dir(ctx)) and info.state.first_seq <= index.sequence + 1 <= info.state.last_seq + 1:
-        return
-    await index.build(ctx.js)
+    await index.start(ctx.js, snapshot_dir(ctx))
 
 
 def background(ctx: Context) -> list:

@@ -4,8 +4,9 @@ Part A: a 12-condition package (attributes plus two consumption conditions), tra
 service's own Translator, refreshed on a MemberIndex of 10,000,000 members and 50,000,000 orders.
 Reports the refresh time (median), the index memory and the process's peak memory.
 
-Part B: the customer service in-process on SQLite with 1,000,000 members: PreviewPackage and a
-filtered, sorted ListMembers page through gRPC, p50 over repeated calls.
+Part B: the customer service in-process on SQLite with 1,000,000 members: start-up (crowd index built
+from SQLite), PreviewPackage and a filtered, sorted ListMembers page through gRPC, p50 over repeated
+calls, then a restart (crowd index from the snapshot the first run saved, same preview count).
 
 Run as ``python -m tests.bench.bench_crowds [--members N --orders N --service-members N]``.
 """
@@ -188,10 +189,11 @@ async def part_b(n: int, reps: int) -> dict[str, Any]:
             spec = build_spec(CustomerSettings(grpc_port=0, metrics_port=0, database_url=url))
             spec.common = CommonSettings(state_dir=folder, nats_url=system.nats_url)
             runtime = Runtime(spec)
-            log("B: starting the customer service (loads the crowd index from SQLite)")
+            log("B: starting the customer service (no snapshot yet: builds the crowd index from SQLite)")
             started = time.perf_counter()
             await runtime.start()
             startup_s = time.perf_counter() - started
+            assert runtime.ctx.extras["crowd_index"].source == "database"
             import grpc
 
             channel = grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}")
@@ -231,10 +233,22 @@ async def part_b(n: int, reps: int) -> dict[str, Any]:
                 today = await mall_today(session, 1, datetime.now(UTC))
                 sql_count = len(await SqlCrowd(session, today, ZoneInfo("Asia/Shanghai")).evaluate(definition))
             await channel.close()
+            await runtime.stop()  # saves the crowd index snapshot
+            log("B: restarting the customer service (loads the crowd index snapshot)")
+            runtime = Runtime(spec)
+            started = time.perf_counter()
+            await runtime.start()
+            restart_s = time.perf_counter() - started
+            assert runtime.ctx.extras["crowd_index"].source == "snapshot"
+            channel = grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}")
+            restarted_count = (await crowd_service_pb2_grpc.CrowdServiceStub(channel).PreviewPackage(
+                crowd_pb.PreviewPackageRequest(mall_id="1", definition=definition))).member_count
+            assert restarted_count == count, (restarted_count, count)
+            await channel.close()
             await runtime.stop()
         finally:
             system.stop()
-    return {"members": n, "startup_s": startup_s, "preview_p50_s": statistics.median(preview),
+    return {"members": n, "startup_s": startup_s, "restart_s": restart_s, "preview_p50_s": statistics.median(preview),
             "list_p50_s": statistics.median(listing), "list_next_pages_p50_s": statistics.median(deep),
             "preview_count": count, "sql_count": sql_count}
 
@@ -261,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         ("member list, following pages, p50", f"{b['list_next_pages_p50_s'] * 1000:.1f} ms", "<= 50 ms",
          b["list_next_pages_p50_s"] <= 0.05),
         ("customer service start-up (index from SQLite)", f"{b['startup_s']:.1f} s", "reported", True),
+        ("customer service restart (index from snapshot)", f"{b['restart_s']:.1f} s", "reported", True),
     ]
     print(f"\nCrowd packages and member list — {cpu_model()}, 2 cores")
     print(f"A: {a['members']:,} members, {a['orders']:,} orders, {a['matched']:,} matched; "

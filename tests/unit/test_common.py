@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from crowdpack.customer.v1 import member_pb2 as pb
 from services.common.config import CommonSettings, database_url_for, describe_settings_error
 from services.common.errors import InvalidArgument
-from services.common.pagination import decode_token, encode_token, page_size
+from services.common.pagination import after_id, after_token, decode_token, encode_token, page_size
 from services.common.validation import known_enum, parse_int_id
 from services.customer.config import CustomerSettings
 from services.customer.validation import normalize_email, normalize_phone
@@ -46,6 +46,15 @@ def test_page_tokens_round_trip_and_garbage_is_rejected():
     for bad in ("%%%", "WzFd"):  # "WzFd" is "[1]": valid JSON, not a token
         with pytest.raises(InvalidArgument):
             decode_token(bad)
+
+
+def test_after_tokens_round_trip_and_foreign_tokens_are_rejected():
+    assert after_id("") == 0 and after_id(after_token(0)) == 0 and after_id(after_token(12345)) == 12345
+    for bad in (encode_token({}), encode_token({"after": "7"}), encode_token({"after": -1}),
+                encode_token({"after": True}), encode_token({"before": 3})):
+        with pytest.raises(InvalidArgument) as info:
+            after_id(bad)
+        assert info.value.field == "page_token"
 
 
 @pytest.mark.parametrize("phone", ["13800000000", "19912345678", " 15000000000 "])

@@ -1,191 +1,233 @@
 """The in-memory member index the crowd packages run on, and how it stays fresh.
 
 ``CrowdIndex.build`` loads every member column, the tag, group and interaction-mall bitmaps
-and the orders from the database into a ``segment_engine.MemberIndex``. After that, the
-index follows the CUSTOMER stream (an ephemeral ordered consumer starting right after the
-sequence read before the load): every member event re-reads that member's row and updates
-the engine in place, new orders are appended, and a refund or a fast import reloads what it
-touched. Every change to indexed data commits with an outbox event, so the database read
-after the event always sees it. ``save``/``restore`` snapshot the index (with its stream
-sequence) so a restart replays only what happened since.
+and the orders from the database into a ``segment_engine.MemberIndex`` (columnar reads,
+``crowds/loader.py``). After that, the index follows the CUSTOMER stream (an ephemeral
+ordered consumer starting right after the sequence read before the load): every event naming
+members re-reads those members and updates the engine in place (their columns, and only the
+bitmaps they enter or leave), new orders are appended, a refund reloads the orders and a
+completed import rebuilds. Every change to indexed data commits with an outbox event, so the
+database read after the event always sees it. ``save``/``restore`` snapshot the index with
+its stream sequence, so a start replays only what happened since (``start``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import segment_engine as se
+from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from sqlalchemy import func, select
+from sqlalchemy import make_url, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import Database
-from services.common.events import CUSTOMER_STREAM, decode
+from services.common.events import CUSTOMER_STREAM, IMPORT_COMPLETED, SUBJECT_TYPES, decode
 from services.common.logs import get_logger
 from services.common.retry import one_line
-from services.customer.crowds.columns import (COLUMNS, DEFAULT_GROUP, LIVE, group_bitmap, interaction_bitmap,
-                                              local_day, member_rows, member_values, tag_bitmap)
+from services.customer.crowds import loader
+from services.customer.crowds.columns import COLUMNS, DEFAULT_GROUP, LIVE, group_bitmap, interaction_bitmap, tag_bitmap
 from services.customer.crowds.translate import Translation
-from services.customer.models import Customer, CustomerInteraction, CustomerTag, Mall, MemberOrder
+from services.customer.models import Mall
 
 log = get_logger(__name__)
 
-MEMBER = 1
-CHUNK = 50_000
+SNAPSHOT_FORMAT = 2
+# Bitmaps that follow members' rows (``refresh_members`` keeps them); the rest are unions of them.
+MEMBER_BITMAPS = ("tag:", "group:", "interaction:")
+MAX_U32 = 2**32 - 1
+CHANGED = "refresh:changed"  # the members a refresh re-reads, registered while it runs
+# Event fields naming the members an event is about (one id or many, as text or numbers).
+MEMBER_ID_FIELDS = frozenset({"member_id", "customer_id", "member_ids", "customer_ids"})
 
 
-def _bitmap_package(name: str) -> dict:
-    return {"groups": [{"op": "include", "all": [{"bitmap": name}]}]}
+def _bitmap_package(*names: str) -> dict:
+    return {"groups": [{"op": "include", "all": [{"bitmap": name} for name in names]}]}
+
+
+def _is_member_bitmap(name: str) -> bool:
+    return name == LIVE or name.startswith(MEMBER_BITMAPS)
+
+
+def member_ids(event: Message) -> Iterator[int]:
+    """The members an event names, in its own fields or its nested messages (e.g. a batch of imported members).
+
+    Any event type is read the same way, so a new event about members needs no change here.
+    """
+    for field, value in event.ListFields():
+        values = (value,) if isinstance(value, (str, int, Message)) else value
+        if field.message_type is not None:
+            for nested in values:
+                yield from member_ids(nested)
+        elif field.name in MEMBER_ID_FIELDS:
+            for one in values:
+                if isinstance(one, int) or (isinstance(one, str) and one.isdigit()):
+                    yield int(one)
 
 
 class CrowdIndex:
     def __init__(self, db: Database, timezone: str = "Asia/Shanghai") -> None:
         self.db = db
+        self.timezone = timezone
         self.tz = ZoneInfo(timezone)
         self.index = se.MemberIndex(1)
         self.sequence = 0  # the last CUSTOMER stream sequence reflected in the index
         self.built_at: datetime | None = None
-        self._unions: dict[str, se.Bitmap] = {}
+        self.source = ""  # where ``start`` loaded the index from: "snapshot" or "database"
+        self._unions: dict[str, frozenset[str]] = {}  # registered union -> the bitmaps it joins
+        self._order_ids = se.Bitmap()  # the orders in the index (ledger order ids), so none is added twice
         self._orders_dirty = False
         self._lock = asyncio.Lock()
 
     # --- building
 
+    async def start(self, js: JetStreamContext, snapshot: Path) -> str:
+        """Loads the snapshot if it is usable (the stream still holds every event since), else the database.
+
+        Returns where the index came from: ``"snapshot"`` or ``"database"``.
+        """
+        state = (await js.stream_info(CUSTOMER_STREAM.name)).state
+        started = datetime.now(UTC)
+        if self.restore(snapshot):
+            if state.first_seq <= self.sequence + 1 <= state.last_seq + 1:
+                log.info("crowd index loaded from its snapshot", members=self.index.n_members - 1,
+                         orders=self.index.n_orders, sequence=self.sequence, replay=state.last_seq - self.sequence,
+                         seconds=round((datetime.now(UTC) - started).total_seconds(), 2))
+                self.source = "snapshot"
+                return self.source
+            log.warning("crowd index snapshot is not covered by the stream; rebuilding", sequence=self.sequence,
+                        first_seq=state.first_seq, last_seq=state.last_seq)
+        await self.build(js)
+        self.source = "database"
+        return self.source
+
     async def build(self, js: JetStreamContext | None = None) -> None:
         """Loads everything from the database (after noting the stream position)."""
+        started = datetime.now(UTC)
         if js is not None:
             self.sequence = (await js.stream_info(CUSTOMER_STREAM.name)).state.last_seq
         async with self._lock:
-            async with self.db.read() as session:
-                index = await self._load(session)
-            self.index = index
+            index, order_ids = await self._load()
+            self.index, self._order_ids = index, order_ids
             self._unions.clear()
             self._orders_dirty = False
             self.built_at = datetime.now(UTC)
-        log.info("crowd index built", members=index.n_members - 1, orders=index.n_orders, sequence=self.sequence)
+        log.info("crowd index built", members=index.n_members - 1, orders=index.n_orders, sequence=self.sequence,
+                 seconds=round((self.built_at - started).total_seconds(), 2))
 
-    async def _load(self, session: AsyncSession) -> se.MemberIndex:
-        top = await session.scalar(select(func.max(Customer.id))) or 0
-        n = top + 1
-        values = {name: np.zeros(n, dtype=np.int64) for name in COLUMNS}
-        valid = {name: np.zeros(n, dtype=bool) for name in COLUMNS}
-        live: list[int] = []
-        groups: dict[str, list[int]] = {}
-        last = 0
-        while True:
-            rows = (await session.execute(member_rows().where(Customer.id > last).order_by(Customer.id)
-                                          .limit(CHUNK))).all()
-            if not rows:
-                break
-            last = rows[-1].id
-            for row in rows:
-                if row.kind != MEMBER:
-                    continue
-                if row.deleted_at is None:
-                    live.append(row.id)
-                for name, value in member_values(row, self.tz).items():
-                    if value is not None:
-                        values[name][row.id] = value
-                        valid[name][row.id] = True
-                groups.setdefault(group_bitmap(row.group_id), []).append(row.id)
+    async def _load(self) -> tuple[se.MemberIndex, se.Bitmap]:
+        """Reads the members and the orders at the same time, on two connections (each read is after the
+        stream position was noted, so whatever either misses arrives as an event)."""
+
+        async def read_members() -> tuple[int, loader.Members, dict[str, np.ndarray]]:
+            async with self.db.read() as session:
+                top = await loader.top_customer_id(session)
+                return top, await loader.members(session, self.tz), await loader.memberships(session)
+
+        async def read_orders() -> loader.Orders:
+            async with self.db.read() as session:
+                return await self._orders(session)
+
+        (top, rows, pairs), orders = await asyncio.gather(read_members(), read_orders())
+        n = 1 + max([top, *(int(p[:, 0].max()) for p in pairs.values() if len(p)),
+                     int(orders.member.max()) if len(orders.member) else 0])
         index = se.MemberIndex(n)
         for name in COLUMNS:
-            index.set_column(name, values[name], valid[name])
-        index.set_bitmap(LIVE, se.Bitmap(live))
-        groups.setdefault(DEFAULT_GROUP, [])
-        for name, ids in groups.items():
-            index.set_bitmap(name, se.Bitmap(ids))
-        for name, ids in (await self._memberships(session)).items():
-            index.set_bitmap(name, se.Bitmap(ids))
-        await self._load_orders(session, index)
-        return index
+            values, valid = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+            values[rows.ids], valid[rows.ids] = rows.values[name], rows.valid[name]
+            index.set_column(name, values, valid)
+        bitmaps = self._member_bitmaps(rows, pairs)
+        bitmaps.setdefault(DEFAULT_GROUP, se.Bitmap())
+        for name, ids in bitmaps.items():
+            index.set_bitmap(name, ids)
+        index.set_orders(*orders.arrays())
+        return index, _order_bitmap(orders.order_id)
 
-    async def _memberships(self, session: AsyncSession, ids: Sequence[int] | None = None) -> dict[str, list[int]]:
-        """Tag and interaction-mall bitmaps (for all members, or just ``ids``)."""
-        out: dict[str, list[int]] = {}
-        tags = select(CustomerTag.customer_id, CustomerTag.tag_id)
-        malls = select(CustomerInteraction.customer_id, CustomerInteraction.mall_id)
-        if ids is not None:
-            tags = tags.where(CustomerTag.customer_id.in_(ids))
-            malls = malls.where(CustomerInteraction.customer_id.in_(ids))
-        for customer_id, tag_id in (await session.execute(tags)).all():
-            out.setdefault(tag_bitmap(tag_id), []).append(customer_id)
-        for customer_id, mall_id in (await session.execute(malls)).all():
-            out.setdefault(interaction_bitmap(mall_id), []).append(customer_id)
+    @staticmethod
+    def _member_bitmaps(rows: loader.Members, pairs: dict[str, np.ndarray]) -> dict[str, se.Bitmap]:
+        """Every member bitmap the rows and the (member, tag) / (member, mall) pairs put someone in."""
+        out = {LIVE: _bitmap(rows.ids[rows.live])}
+        for group, ids in loader.grouped(np.column_stack([rows.ids, rows.group])).items():
+            out[group_bitmap(group or None)] = _bitmap(ids)
+        for kind, name in (("tag", tag_bitmap), ("interaction", interaction_bitmap)):
+            for key, ids in loader.grouped(pairs.get(kind, np.zeros((0, 2), dtype=np.int64))).items():
+                out[name(key)] = _bitmap(ids)
         return out
 
-    async def _zones(self, session: AsyncSession) -> dict[int, ZoneInfo]:
-        return {mall_id: ZoneInfo(tz) for mall_id, tz in (await session.execute(select(Mall.id, Mall.timezone))).all()}
-
-    async def _order_arrays(self, session: AsyncSession, where: Iterable = ()) -> tuple[np.ndarray, ...]:
-        zones = await self._zones(session)
-        member, store, day, amount = [], [], [], []
-        query = select(MemberOrder.customer_id, MemberOrder.store_id, MemberOrder.mall_id, MemberOrder.occurred_at,
-                       MemberOrder.amount_fen, MemberOrder.refunded_amount_fen) \
-            .where(MemberOrder.fully_refunded.is_(False), MemberOrder.store_id.is_not(None), *where)
-        for customer_id, store_id, mall_id, at, amount_fen, refunded in (await session.execute(query)).all():
-            member.append(customer_id)
-            store.append(store_id)
-            day.append(local_day(at, zones.get(mall_id, self.tz)))
-            amount.append(amount_fen - refunded)
-        return (np.array(member, dtype=np.uint32), np.array(store, dtype=np.uint32), np.array(day, dtype=np.int32),
-                np.array(amount, dtype=np.int64))
-
-    async def _load_orders(self, session: AsyncSession, index: se.MemberIndex) -> None:
-        index.set_orders(*await self._order_arrays(session))
+    async def _orders(self, session: AsyncSession, order_ids: Sequence[int] | None = None) -> loader.Orders:
+        zones = {mall_id: ZoneInfo(tz) for mall_id, tz in (await session.execute(select(Mall.id, Mall.timezone))).all()}
+        return await loader.orders(session, zones, self.tz, order_ids)
 
     # --- staying fresh
 
     async def refresh_members(self, ids: Iterable[int]) -> None:
-        """Re-reads these members from the database and updates them in place."""
-        ids = sorted(set(ids))
+        """Re-reads these members and updates them in place: their columns, and the bitmaps they enter or leave."""
+        ids = sorted({int(i) for i in ids if int(i) > 0})
         if not ids:
             return
         async with self._lock:
             async with self.db.read() as session:
-                rows = (await session.execute(member_rows().where(Customer.id.in_(ids)))).all()
-                memberships = await self._memberships(session, ids)
-            top = max(r.id for r in rows) if rows else 0
+                rows = await loader.members(session, self.tz, ids)
+                pairs = await loader.memberships(session, ids)
+            top = max([int(rows.ids.max()) if len(rows.ids) else 0,
+                       *(int(p[:, 0].max()) for p in pairs.values() if len(p))])
             if top >= self.index.n_members:
                 self.index.grow(top + 1)
-            members = [r for r in rows if r.kind == MEMBER]
-            if not members:
+            changed = np.array([i for i in ids if i < self.index.n_members], dtype=np.int64)
+            if not len(changed):
                 return
-            member_ids = np.array([r.id for r in members], dtype=np.uint32)
-            per_member = [member_values(r, self.tz) for r in members]
+            # Columns: members get their values, ids that are no (longer a) member are null, as in a build.
+            at = np.searchsorted(changed, rows.ids)
             for name in COLUMNS:
-                column = [v[name] for v in per_member]
-                self.index.update(name, member_ids, np.array([x or 0 for x in column], dtype=np.int64),
-                                  np.array([x is not None for x in column], dtype=bool))
-            changed = se.Bitmap(member_ids.tolist())
-            wanted: dict[str, set[int]] = {LIVE: {r.id for r in members if r.deleted_at is None}}
-            for r in members:
-                wanted.setdefault(group_bitmap(r.group_id), set()).add(r.id)
-            for name, members_of in memberships.items():
-                wanted[name] = set(members_of)
-            names = set(wanted) | {n for n in self.index.bitmaps()
-                                   if n.startswith(("tag:", "group:", "interaction:")) or n == LIVE}
-            for name in names:
-                current = self.index.evaluate(_bitmap_package(name)) if name in self.index.bitmaps() else se.Bitmap()
-                updated = (current - changed) | se.Bitmap(sorted(wanted.get(name, ())))
-                if updated != current:
-                    self.index.set_bitmap(name, updated)
-            self._unions.clear()
+                values, valid = np.zeros(len(changed), dtype=np.int64), np.zeros(len(changed), dtype=bool)
+                values[at], valid[at] = rows.values[name], rows.valid[name]
+                self.index.update(name, changed.astype(np.uint32), values, valid)
+            touched = self._refresh_bitmaps(_bitmap(changed), self._member_bitmaps(rows, pairs))
+            for union, parts in list(self._unions.items()):
+                if parts & touched:
+                    del self._unions[union]
+
+    def _refresh_bitmaps(self, changed: se.Bitmap, wanted: dict[str, se.Bitmap]) -> set[str]:
+        """Moves the ``changed`` members into exactly the ``wanted`` bitmaps; returns the bitmaps that changed."""
+        present = set(self.index.bitmaps())
+        touched = set()
+        self.index.set_bitmap(CHANGED, changed)
+        try:
+            for name in sorted({n for n in present if _is_member_bitmap(n)} | set(wanted)):
+                new = wanted.get(name, se.Bitmap())
+                if name not in present:
+                    if new:
+                        self.index.set_bitmap(name, new)
+                        touched.add(name)
+                    continue
+                if self.index.evaluate(_bitmap_package(name, CHANGED)) == new:
+                    continue  # nobody changed entered or left it
+                self.index.set_bitmap(name, (self.index.evaluate(_bitmap_package(name)) - changed) | new)
+                touched.add(name)
+        finally:
+            self.index.drop_bitmap(CHANGED)
+        return touched
 
     async def append_orders(self, order_ids: Sequence[int]) -> None:
+        """Adds these new orders (those already in the index, e.g. after a reload, are skipped)."""
         async with self._lock:
+            fresh = [i for i in order_ids if i > MAX_U32 or i not in self._order_ids]
+            if not fresh:
+                return
             async with self.db.read() as session:
-                arrays = await self._order_arrays(session, [MemberOrder.order_id.in_(list(order_ids))])
-            if len(arrays[0]) and int(arrays[0].max()) >= self.index.n_members:
-                self.index.grow(int(arrays[0].max()) + 1)
-            self.index.append_orders(*arrays)
+                orders = await self._orders(session, fresh)
+            if len(orders.member) and int(orders.member.max()) >= self.index.n_members:
+                self.index.grow(int(orders.member.max()) + 1)
+            self.index.append_orders(*orders.arrays())
+            self._order_ids = self._order_ids | _order_bitmap(orders.order_id)
 
     def orders_changed(self) -> None:
         """A refund changed an order already indexed: reload the orders before the next evaluation."""
@@ -196,7 +238,9 @@ class CrowdIndex:
             async with self._lock:
                 self._orders_dirty = False
                 async with self.db.read() as session:
-                    await self._load_orders(session, self.index)
+                    orders = await self._orders(session)
+                self.index.set_orders(*orders.arrays())
+                self._order_ids = _order_bitmap(orders.order_id)
 
     async def follow(self, js: JetStreamContext) -> None:
         """Applies CUSTOMER events after ``self.sequence`` for ever (an ephemeral ordered consumer)."""
@@ -227,17 +271,14 @@ class CrowdIndex:
         new_orders: list[int] = []
         rebuild = False
         for msg in msgs:
-            event = decode(msg.subject, msg.data) if msg.subject in _known() else None
-            if event is None:
+            if msg.subject not in SUBJECT_TYPES:
                 continue
-            if msg.subject == "customer.import.completed.v1":
+            if msg.subject == IMPORT_COMPLETED:
                 rebuild = True
                 continue
-            member_id = getattr(event, "member_id", "") or getattr(event, "customer_id", "")
-            if member_id.isdigit():
-                members.add(int(member_id))
-            for order_id in getattr(event, "new_order_ids", ()):
-                new_orders.append(int(order_id))
+            event = decode(msg.subject, msg.data)
+            members.update(member_ids(event))
+            new_orders.extend(int(order_id) for order_id in getattr(event, "new_order_ids", ()))
             if getattr(event, "orders_changed", False):
                 self.orders_changed()
         if rebuild:
@@ -264,7 +305,7 @@ class CrowdIndex:
         return await asyncio.to_thread(index.count, translation.package)
 
     def _prepare(self, translation: Translation) -> None:
-        """Registers the unions the package names (cached until members change)."""
+        """Registers the unions the package names (kept until a member bitmap they join changes)."""
         present = set(self.index.bitmaps())
         for name, parts in translation.unions.items():
             if name in self._unions and name in present:
@@ -274,7 +315,7 @@ class CrowdIndex:
                 if part in present:
                     union = union | self.index.evaluate(_bitmap_package(part))
             self.index.set_bitmap(name, union)
-            self._unions[name] = union
+            self._unions[name] = frozenset(parts)
         for name in translation.package_bitmaps():
             if name not in present and name not in self._unions:
                 self.index.set_bitmap(name, se.Bitmap())  # a tag or mall nobody has yet
@@ -282,31 +323,61 @@ class CrowdIndex:
     # --- snapshots
 
     def save(self, folder: Path) -> Path:
+        """Writes the index, its order ids and then (atomically) the manifest naming them and the sequence."""
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "crowd-index.bin"
-        tmp = folder / "crowd-index.bin.tmp"
-        self.index.save(tmp)
-        tmp.replace(path)
-        (folder / "crowd-index.json").write_text(json.dumps({"sequence": self.sequence,
-                                                             "saved_at": datetime.now(UTC).isoformat()}))
+        token = uuid.uuid4().hex
+        path = folder / f"crowd-index-{token}.bin"
+        self.index.save(path)
+        orders = folder / f"crowd-index-{token}.orders"
+        orders.write_bytes(self._order_ids.serialize())
+        manifest = {"format": SNAPSHOT_FORMAT, "token": token, "sequence": self.sequence,
+                    "timezone": self.timezone, "columns": list(COLUMNS), "database": self._database(),
+                    "orders_dirty": self._orders_dirty, "saved_at": datetime.now(UTC).isoformat()}
+        tmp = folder / "crowd-index.json.tmp"
+        tmp.write_text(json.dumps(manifest))
+        tmp.replace(folder / "crowd-index.json")
+        for old in folder.glob("crowd-index*"):
+            if old.name != "crowd-index.json" and token not in old.name:
+                old.unlink(missing_ok=True)
         return path
 
+    def _database(self) -> str:
+        return make_url(self.db.url).render_as_string(hide_password=True)
+
     def restore(self, folder: Path) -> bool:
-        path, meta = folder / "crowd-index.bin", folder / "crowd-index.json"
-        if not path.exists() or not meta.exists():
+        """Loads the snapshot in ``folder`` if there is one made for this index's settings; False otherwise."""
+        manifest_path = folder / "crowd-index.json"
+        if not manifest_path.exists():
             return False
         try:
-            index = se.MemberIndex.load(path)
-            sequence = int(json.loads(meta.read_text())["sequence"])
-        except (ValueError, KeyError, OSError) as err:
+            manifest = json.loads(manifest_path.read_text())
+            expected = {"format": SNAPSHOT_FORMAT, "timezone": self.timezone, "columns": list(COLUMNS),
+                        "database": self._database()}
+            differs = sorted(k for k, v in expected.items() if manifest.get(k) != v)
+            if differs:
+                log.warning("crowd index snapshot was made differently; rebuilding", differs=differs)
+                return False
+            token, sequence = str(manifest["token"]), int(manifest["sequence"])
+            index = se.MemberIndex.load(folder / f"crowd-index-{token}.bin")
+            order_ids = se.Bitmap.deserialize((folder / f"crowd-index-{token}.orders").read_bytes())
+        except (ValueError, KeyError, TypeError, OSError) as err:
             log.warning("crowd index snapshot unusable; rebuilding", error=one_line(err))
             return False
-        self.index, self.sequence, self.built_at = index, sequence, datetime.now(UTC)
+        if set(index.columns()) != set(COLUMNS):
+            log.warning("crowd index snapshot lacks columns; rebuilding")
+            return False
+        self.index, self.sequence, self._order_ids = index, sequence, order_ids
+        self._orders_dirty = bool(manifest.get("orders_dirty"))
+        self.built_at = datetime.now(UTC)
         self._unions.clear()
         return True
 
 
-def _known() -> set[str]:
-    from services.common.events import SUBJECT_TYPES
+def _bitmap(ids: np.ndarray) -> se.Bitmap:
+    return se.Bitmap.from_numpy(np.asarray(ids, dtype=np.uint32))
 
-    return set(SUBJECT_TYPES)
+
+def _order_bitmap(order_ids: np.ndarray) -> se.Bitmap:
+    """Order ids as a bitmap (ids past 2^32-1, which a ledger would need billions of orders for, are left out)."""
+    order_ids = np.asarray(order_ids, dtype=np.int64)
+    return se.Bitmap.from_numpy(order_ids[(order_ids >= 0) & (order_ids <= MAX_U32)].astype(np.uint32))

@@ -19,7 +19,7 @@ from services.common.db import Database
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.idempotency import run_idempotent
 from services.common.outbox import utcnow
-from services.common.pagination import decode_token, encode_token, page_size
+from services.common.pagination import after_id, after_token, page_size
 from services.common.validation import aware, mask_paths, parse_int_id, to_timestamp
 from services.customer.crowds.catalogue import translate
 from services.customer.crowds.index import CrowdIndex
@@ -62,14 +62,6 @@ def required(value: str, field: str, maximum: int) -> str:
     value = bounded_text(value, field, maximum)
     if not value:
         raise InvalidArgument("is required", field=field)
-    return value
-
-
-def after_id(token: str) -> int:
-    cursor = decode_token(token)
-    value = cursor.get("after", 0) if cursor else 0
-    if not isinstance(value, int):
-        raise InvalidArgument("is not a token this list returned", field="page_token")
     return value
 
 
@@ -199,7 +191,7 @@ class CrowdServicer(pb_grpc.CrowdServiceServicer):
             categories = list(await repo.categories(mall_id))
             counts = await repo.package_counts([c.id for c in categories])
         page = categories[start:start + limit]
-        token = encode_token({"after": start + limit}) if len(categories) > start + limit else ""
+        token = after_token(start + limit) if len(categories) > start + limit else ""
         return pb.ListCategoriesResponse(categories=[category_to_proto(c, counts.get(c.id, 0)) for c in page],
                                          next_page_token=token)
 
@@ -324,7 +316,7 @@ class CrowdServicer(pb_grpc.CrowdServiceServicer):
         async with self.db.read() as session:
             rows = await CrowdRepository(session).packages(limit + 1, after_id(request.page_token), mall_id,
                                                            category_id)
-        token = encode_token({"after": rows[limit - 1].id}) if len(rows) > limit else ""
+        token = after_token(rows[limit - 1].id) if len(rows) > limit else ""
         return pb.ListPackagesResponse(packages=[package_to_proto(p) for p in rows[:limit]], next_page_token=token)
 
     async def PreviewPackage(self, request: pb.PreviewPackageRequest,
@@ -380,7 +372,7 @@ class CrowdServicer(pb_grpc.CrowdServiceServicer):
             tags, stats, malls = await repo.tags_of(ids), await repo.stats_of(ids), await repo.interactions_of(ids)
         members = [member_to_proto(rows[i], tags=tags.get(i, []), stats=stats.get(i),
                                    interaction_mall_ids=malls.get(i, [])) for i in ids if i in rows]
-        token = encode_token({"after": offset + limit}) if len(result) > offset + limit else ""
+        token = after_token(offset + limit) if len(result) > offset + limit else ""
         return pb.ListPackageMembersResponse(members=members, next_page_token=token, total_size=len(result))
 
     async def ExportPackageMembers(self, request: pb.ExportPackageMembersRequest,

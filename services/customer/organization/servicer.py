@@ -14,7 +14,7 @@ from services.common.db import Database
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound
 from services.common.idempotency import run_idempotent
 from services.common.outbox import utcnow
-from services.common.pagination import decode_token, encode_token, page_size
+from services.common.pagination import after_id, after_token, page_size
 from services.common.validation import known_enum, mask_paths, parse_int_id, to_timestamp
 from services.customer.models import IdempotencyRecord, Mall, Staff, Store
 from services.customer.organization.repository import OrganizationRepository
@@ -69,16 +69,6 @@ def required_name(value: str, field: str = "name", maximum: int = 100) -> str:
     value = bounded_text(value, field, maximum)
     if not value:
         raise InvalidArgument("is required", field=field)
-    return value
-
-
-def after_id(token: str) -> int:
-    cursor = decode_token(token)
-    if cursor is None:
-        return 0
-    value = cursor.get("after")
-    if not isinstance(value, int):
-        raise InvalidArgument("is not a token this list returned", field="page_token")
     return value
 
 
@@ -138,7 +128,7 @@ class OrganizationServicer(pb_grpc.OrganizationServiceServicer):
         limit = page_size(request.page_size)
         async with self.db.read() as session:
             malls = await OrganizationRepository(session).malls(limit + 1, after_id(request.page_token))
-        token = encode_token({"after": malls[limit - 1].id}) if len(malls) > limit else ""
+        token = after_token(malls[limit - 1].id) if len(malls) > limit else ""
         return pb.ListMallsResponse(malls=[mall_to_proto(m) for m in malls[:limit]], next_page_token=token)
 
     # --- stores
@@ -210,7 +200,7 @@ class OrganizationServicer(pb_grpc.OrganizationServiceServicer):
             stores = await OrganizationRepository(session).stores(
                 limit + 1, after_id(request.page_token), mall_id=mall_id, category=request.category,
                 business_format=request.business_format, floor=request.floor, tag=request.tag)
-        token = encode_token({"after": stores[limit - 1].id}) if len(stores) > limit else ""
+        token = after_token(stores[limit - 1].id) if len(stores) > limit else ""
         return pb.ListStoresResponse(stores=[store_to_proto(s) for s in stores[:limit]], next_page_token=token)
 
     # --- staff
@@ -310,6 +300,6 @@ class OrganizationServicer(pb_grpc.OrganizationServiceServicer):
             repo = OrganizationRepository(session)
             staff = await repo.staff_page(limit + 1, after_id(request.page_token), role=role, mall_id=mall_id)
             malls = await repo.staff_malls([s.id for s in staff[:limit]])
-        token = encode_token({"after": staff[limit - 1].id}) if len(staff) > limit else ""
+        token = after_token(staff[limit - 1].id) if len(staff) > limit else ""
         return pb.ListStaffResponse(staff=[staff_to_proto(s, malls.get(s.id, [])) for s in staff[:limit]],
                                     next_page_token=token)

@@ -1,0 +1,223 @@
+"""Columnar reads for the crowd index: driver-level cursors, large chunks, numpy arrays.
+
+The index reads every member, tag, interaction mall and order at start. Going through
+SQLAlchemy rows and a dict per member costs tens of microseconds a row; here the database
+hands back integers only (flags, ids, days since 1970-01-01 and seconds since the epoch; a
+NULL as ``NULL``, a value nothing can take), fetched with the driver's own cursor in chunks
+of ``CHUNK`` rows straight into ``int64`` arrays. Times become local days in numpy
+(``local_days``). The same reads, narrowed to some ids, serve the
+incremental updates, so a rebuild and an update always agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from sqlalchemy import Boolean, Column
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.customer.crowds.columns import COLUMNS
+from services.customer.models import Customer
+
+CHUNK = 100_000
+IN_LIST = 5_000  # ids per ``IN (...)`` when reading some members or orders
+MEMBER = 1
+
+# Per dialect: seconds since the epoch of a stored time (UTC), and days since 1970-01-01 of a date.
+_EPOCH = {"sqlite": "CAST(strftime('%s', {}) AS INTEGER)",
+          "postgresql": "CAST(FLOOR(EXTRACT(EPOCH FROM {})) AS BIGINT)"}
+_DAY = {"sqlite": "CAST(julianday({}) - 2440587.5 AS INTEGER)",
+        "postgresql": "({} - DATE '1970-01-01')"}
+
+# (column, source, kind): kind "int" as stored, "day" a date, "time" a timestamp made a local day. A member
+# without a stats row has 0 points and red packets; a NULL in a nullable customer column is ``NULL``.
+_MEMBER_VALUES = (
+    ("gender", "c.gender", "int"), ("card_opened", "c.card_opened", "int"), ("store_member", "c.store_member", "int"),
+    ("disabled", "c.disabled", "int"), ("virtual", 'c."virtual"', "int"), ("level", "c.level", "int"),
+    ("review_status", "c.review_status", "int"), ("birth_day", "c.birthday", "day"),
+    ("card_open_day", "c.card_open_time", "time"), ("level_expire_day", "c.level_expires_at", "time"),
+    ("points", "s.points_balance", "int"), ("red_packet", "s.red_packet_balance_fen", "int"),
+    ("registration_mall", "c.registration_mall_id", "int"),
+)
+assert {name for name, _, _ in _MEMBER_VALUES} | {"birth_mmdd"} == set(COLUMNS)
+NULL = -(2**62)  # what a NULL reads as: no id, day, second or amount is ever this
+
+
+def _column(source: str) -> Column | None:
+    table, column = source.split(".")
+    return Customer.__table__.c[column.strip('"')] if table == "c" else None
+
+
+def _nullable(source: str) -> bool:
+    column = _column(source)
+    return column is not None and column.nullable
+
+
+def _int(source: str) -> str:
+    column = _column(source)
+    return f"CAST({source} AS INTEGER)" if column is not None and isinstance(column.type, Boolean) else source
+
+
+@dataclass
+class Members:
+    """Members (kind 1) read from the database: ids ascending, live flags, group ids (0 = default), columns."""
+
+    ids: np.ndarray  # int64
+    live: np.ndarray  # bool
+    group: np.ndarray  # int64, 0 = the default group
+    values: dict[str, np.ndarray]  # int64, 0 where null
+    valid: dict[str, np.ndarray]  # bool
+
+
+@dataclass
+class Orders:
+    order_id: np.ndarray
+    member: np.ndarray
+    store: np.ndarray
+    day: np.ndarray
+    amount: np.ndarray
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What ``MemberIndex.set_orders``/``append_orders`` take."""
+        return (self.member.astype(np.uint32), self.store.astype(np.uint32), self.day.astype(np.int32),
+                self.amount.astype(np.int64))
+
+
+def _in_lists(ids: Sequence[int]) -> Iterable[str]:
+    for start in range(0, len(ids), IN_LIST):
+        yield ",".join(str(int(i)) for i in ids[start:start + IN_LIST])
+
+
+async def _chunks(session: AsyncSession, sql: str, width: int) -> AsyncIterator[np.ndarray]:
+    """Runs ``sql`` on the session's own connection with the driver's cursor: int64 arrays of ``width`` columns."""
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    if connection.dialect.name == "sqlite":  # aiosqlite: one thread hop per chunk
+        cursor = await driver.execute(sql)
+        try:
+            while rows := await cursor.fetchmany(CHUNK):
+                yield np.array(rows, dtype=np.int64).reshape(-1, width)
+        finally:
+            await cursor.close()
+    else:  # psycopg: a server-side cursor, so the result is never all in memory at once
+        async with driver.cursor(name="crowd_index_read") as cursor:
+            await cursor.execute(sql)
+            while rows := await cursor.fetchmany(CHUNK):
+                yield np.array(rows, dtype=np.int64).reshape(-1, width)
+
+
+async def _read(session: AsyncSession, sql: str, width: int) -> np.ndarray:
+    parts = [chunk async for chunk in _chunks(session, sql, width)]
+    return np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+async def top_customer_id(session: AsyncSession) -> int:
+    return int((await _read(session, "SELECT COALESCE(MAX(id), 0) FROM customer", 1))[0, 0])
+
+
+async def members(session: AsyncSession, tz: ZoneInfo, ids: Sequence[int] | None = None) -> Members:
+    """Every member's row (or just ``ids``'), in the index's terms."""
+    dialect = _dialect(session)
+    select = ["c.id", "CAST(c.deleted_at IS NULL AS INTEGER)", "COALESCE(c.group_id, 0)"]
+    for _, source, kind in _MEMBER_VALUES:
+        value = {"int": _int(source), "day": _DAY[dialect].format(source),
+                 "time": _EPOCH[dialect].format(source)}[kind]
+        select.append(f"COALESCE({value}, {NULL})" if _nullable(source) else f"COALESCE({value}, 0)")
+    base = (f"SELECT {', '.join(select)} FROM customer c LEFT JOIN customer_stats s ON s.customer_id = c.id "
+            f"WHERE c.kind = {MEMBER}")
+    width = len(select)
+    if ids is None:
+        rows = await _read(session, base, width)
+    else:
+        parts = [await _read(session, f"{base} AND c.id IN ({chunk})", width) for chunk in _in_lists(ids)]
+        rows = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
+    rows = rows[np.argsort(rows[:, 0], kind="stable")]
+    values: dict[str, np.ndarray] = {}
+    valid: dict[str, np.ndarray] = {}
+    for i, (name, _, kind) in enumerate(_MEMBER_VALUES):
+        column = rows[:, 3 + i]
+        present = column != NULL
+        if kind == "time":
+            column = local_days(np.where(present, column, 0), tz)
+        values[name], valid[name] = np.where(present, column, 0), present
+    values["birth_mmdd"], valid["birth_mmdd"] = np.where(valid["birth_day"], month_day(values["birth_day"]), 0), \
+        valid["birth_day"]
+    return Members(ids=rows[:, 0], live=rows[:, 1].astype(bool), group=rows[:, 2], values=values, valid=valid)
+
+
+async def memberships(session: AsyncSession, ids: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    """``{"tag": (customer, tag) pairs, "interaction": (customer, mall) pairs}`` of every customer or of ``ids``."""
+    out = {}
+    for name, sql in (("tag", "SELECT customer_id, tag_id FROM customer_tag"),
+                      ("interaction", "SELECT customer_id, mall_id FROM customer_interaction")):
+        if ids is None:
+            out[name] = await _read(session, sql, 2)
+        else:
+            parts = [await _read(session, f"{sql} WHERE customer_id IN ({chunk})", 2) for chunk in _in_lists(ids)]
+            out[name] = np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
+    return out
+
+
+def grouped(pairs: np.ndarray) -> dict[int, np.ndarray]:
+    """(member, key) pairs as key -> sorted unique member ids."""
+    if not len(pairs):
+        return {}
+    pairs = pairs[np.lexsort((pairs[:, 0], pairs[:, 1]))]
+    keys, starts = np.unique(pairs[:, 1], return_index=True)
+    return {int(k): np.unique(part) for k, part in zip(keys, np.split(pairs[:, 0], starts[1:]), strict=True)}
+
+
+async def orders(session: AsyncSession, zones: dict[int, ZoneInfo], default: ZoneInfo,
+                 order_ids: Sequence[int] | None = None) -> Orders:
+    """The orders the index counts (not fully refunded, at a store), net of refunds, days in their mall's zone."""
+    dialect = _dialect(session)
+    base = (f"SELECT order_id, customer_id, store_id, COALESCE(mall_id, 0), {_EPOCH[dialect].format('occurred_at')}, "
+            "amount_fen - refunded_amount_fen FROM member_order WHERE NOT fully_refunded AND store_id IS NOT NULL")
+    if order_ids is None:
+        rows = await _read(session, base, 6)
+    else:
+        parts = [await _read(session, f"{base} AND order_id IN ({chunk})", 6) for chunk in _in_lists(order_ids)]
+        rows = np.concatenate(parts) if parts else np.zeros((0, 6), dtype=np.int64)
+    day = np.zeros(len(rows), dtype=np.int64)
+    for mall in np.unique(rows[:, 3]):
+        mask = rows[:, 3] == mall
+        day[mask] = local_days(rows[mask, 4], zones.get(int(mall), default))
+    return Orders(order_id=rows[:, 0], member=rows[:, 1], store=rows[:, 2], day=day, amount=rows[:, 5])
+
+
+def _offset(seconds: int, tz: ZoneInfo) -> int:
+    return int(datetime.fromtimestamp(seconds, tz).utcoffset().total_seconds())  # type: ignore[union-attr]
+
+
+def local_days(seconds: np.ndarray, tz: ZoneInfo) -> np.ndarray:
+    """Days since 1970-01-01 in ``tz`` of UTC epoch seconds, as ``columns.local_day`` gives one by one.
+
+    The UTC offset is looked up once per hour that occurs; an hour whose offset changes inside
+    it (a time-zone transition) is resolved second by second.
+    """
+    seconds = np.asarray(seconds, dtype=np.int64)
+    if not len(seconds):
+        return np.zeros(0, dtype=np.int64)
+    hours, inverse = np.unique(seconds // 3600, return_inverse=True)
+    first = np.array([_offset(int(h) * 3600, tz) for h in hours], dtype=np.int64)
+    last = np.array([_offset(int(h) * 3600 + 3599, tz) for h in hours], dtype=np.int64)
+    offsets = first[inverse]
+    for i in np.nonzero((first != last)[inverse])[0]:
+        offsets[i] = _offset(int(seconds[i]), tz)
+    return (seconds + offsets) // 86400
+
+
+def month_day(days: np.ndarray) -> np.ndarray:
+    """``month * 100 + day`` of days since 1970-01-01."""
+    d = np.asarray(days, dtype=np.int64).astype("datetime64[D]")
+    month_start = d.astype("datetime64[M]")
+    month = month_start.astype(np.int64) % 12 + 1
+    return month * 100 + (d - month_start.astype("datetime64[D]")).astype(np.int64) + 1
