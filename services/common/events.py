@@ -40,6 +40,7 @@ ACCOUNT_OPENED = "ledger.account.opened.v1"
 ENTRY_POSTED = "ledger.entry.posted.v1"
 ORDER_RECORDED = "ledger.order.recorded.v1"
 ORDER_REFUNDED = "ledger.order.refunded.v1"
+VOUCHER_REDEEMED = "ledger.voucher.redeemed.v1"
 
 SUBJECT_TYPES: dict[str, type[Message]] = {
     MEMBER_CREATED: customer_events_pb2.MemberCreated,
@@ -52,6 +53,7 @@ SUBJECT_TYPES: dict[str, type[Message]] = {
     ENTRY_POSTED: ledger_events_pb2.EntryPosted,
     ORDER_RECORDED: ledger_events_pb2.OrderRecorded,
     ORDER_REFUNDED: ledger_events_pb2.OrderRefunded,
+    VOUCHER_REDEEMED: ledger_events_pb2.VoucherRedeemed,
     TAG_ADDED: customer_events_pb2.CustomerTagged,
     TAG_REMOVED: customer_events_pb2.CustomerUntagged,
     IMPORT_COMPLETED: customer_events_pb2.ImportCompleted,

@@ -9,6 +9,7 @@
   customer already holds is left alone).
 - ``ledger.order.refunded``: the refunded amount leaves the totals (a fully refunded order no
   longer counts) and the level spend.
+- ``ledger.voucher.redeemed``: the mall where a voucher was redeemed becomes an interaction mall.
 
 Every handler runs inside the consumer's transaction, which also records the message id, so
 each event applies exactly once. Events about unknown members are logged and skipped.
@@ -148,3 +149,17 @@ async def order_refunded(session: AsyncSession, event: Message) -> None:
                     points_debt=event.points_debt)
     await rules.apply_spend(session, member, -event.refund_amount, _time(event.refund_time))
     member_events.activity_changed(session, member.id, orders_changed=True)
+
+
+async def voucher_redeemed(session: AsyncSession, event: Message) -> None:
+    assert isinstance(event, events.VoucherRedeemed)
+    member = await _member(session, event.member_id, "voucher.redeemed")
+    if member is None:
+        return
+    at = _time(event.occur_time)
+    timeline.record(session, member.id, "voucher_redeemed", "system", voucher_code=event.voucher_code,
+                    mall_id=event.mall_id, store_id=event.store_id, points_cost=event.points_cost)
+    mall_id = _id(event.mall_id)
+    if mall_id is not None and mall_id != member.registration_mall_id:
+        if await MemberRepository(session).add_interaction(member.id, mall_id, "redeem_voucher", at):
+            member_events.activity_changed(session, member.id)

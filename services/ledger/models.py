@@ -234,3 +234,29 @@ class ProcessedMessage(ProcessedMessageMixin, Base):
 
 class IdempotencyRecord(IdempotencyMixin, Base):
     pass
+
+
+class VoucherRedemption(Base):
+    """A voucher (a coupon) a member redeemed at a mall: once per code, with the points it cost."""
+
+    __tablename__ = "voucher_redemption"
+    __table_args__ = (
+        CheckConstraint("points_cost >= 0", name="ck_voucher_redemption_points_cost"),
+        Index("ix_voucher_redemption_member_occurred", "member_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(128))
+    member_id: Mapped[str] = mapped_column(String(32))
+    mall_id: Mapped[str] = mapped_column(String(32))
+    store_id: Mapped[str] = mapped_column(String(32), default="")
+    voucher_code: Mapped[str] = mapped_column(String(64), unique=True)
+    voucher_name: Mapped[str] = mapped_column(String(100), default="")
+    points_cost: Mapped[int] = mapped_column(BigInteger, default=0)
+    entry_id: Mapped[Optional[int]] = mapped_column(BigInteger)
+    operator_id: Mapped[str] = mapped_column(String(64), default="")
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"VoucherRedemption({self.voucher_code!r}, member_id={self.member_id!r}, mall_id={self.mall_id!r})"

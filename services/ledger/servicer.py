@@ -18,7 +18,7 @@ from services.common.errors import InvalidArgument, NotFound, PermissionDenied
 from services.common.outbox import utcnow
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.validation import known_enum, parse_int_id
-from services.ledger import adjustments, orders, reversals, statements
+from services.ledger import adjustments, orders, reversals, statements, vouchers
 from services.ledger.commit import GroupCommit
 from services.ledger.commands import PostEntriesCommand, PostEntryCommand
 from services.ledger.convert import account_to_proto, order_to_proto, template_to_proto
@@ -188,6 +188,24 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             "RefundOrder", request, pb.RefundOrderResponse,
             lambda session: orders.refund_order(session, request.request_id, order_id, amount, occurred_at, now=now,
                                                 operator_id=caller.staff_id))
+
+    # Vouchers
+
+    async def RedeemVoucher(self, request: pb.RedeemVoucherRequest,
+                            context: grpc.aio.ServicerContext) -> pb.RedeemVoucherResponse:
+        caller = mutator(context)
+        now = utcnow()
+        redemption = vouchers.parse_redemption(request, now)
+        return await self.commits.idempotent(
+            "RedeemVoucher", request, pb.RedeemVoucherResponse,
+            lambda session: vouchers.redeem(session, request.request_id, redemption, now=now,
+                                            operator_id=caller.staff_id))
+
+    async def GetVoucherRedemption(self, request: pb.GetVoucherRedemptionRequest,
+                                   context: grpc.aio.ServicerContext) -> pb.GetVoucherRedemptionResponse:
+        async with self.db.read() as session:
+            return pb.GetVoucherRedemptionResponse(
+                redemption=vouchers.redemption_to_proto(await vouchers.find(session, request)))
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext) -> pb.GetOrderResponse:
         async with self.db.read() as session:

@@ -131,3 +131,28 @@ async def test_the_first_order_fills_a_missing_real_name_and_phone(customer, js)
     found = await customer.members.ListMembers(pb.ListMembersRequest(filter=pb.MemberFilter(search="13912345678")),
                                                metadata=SUPER)
     assert [m.member_id for m in found.members] == [by_email.member_id]
+
+
+async def test_a_voucher_redeemed_in_another_mall_relates_the_member_to_it(customer, js):
+    home, other = await customer.mall("Home"), await customer.mall("Other")
+    member = (await customer.members.CreateMember(pb.CreateMemberRequest(
+        request_id="v", phone="13500000009", registration_mall_id=home), metadata=SUPER)).member
+    for code, mall in (("V-home", home), ("V-other", other), ("V-other", other)):
+        await publish(js, "ledger.voucher.redeemed.v1", events.VoucherRedeemed(
+            redemption_id=code, member_id=member.member_id, mall_id=mall, voucher_code=code, points_cost=100,
+            occur_time=ts(5)), f"msg-{code}")
+    from tests.integration.customer_fixtures import mall_admin
+
+    async def seen_by_other():
+        page = await customer.members.ListMembers(pb.ListMembersRequest(), metadata=mall_admin(other))
+        return [x.member_id for x in page.members]
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while await seen_by_other() != [member.member_id] and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    assert await seen_by_other() == [member.member_id]
+    got = (await customer.members.GetMember(pb.GetMemberRequest(member_id=member.member_id))).member
+    assert list(got.interaction_mall_ids) == [other]  # the home mall is not an interaction
+    kinds = [e.kind for e in (await customer.members.ListTimeline(pb.ListTimelineRequest(
+        customer_id=member.member_id))).entries]
+    assert kinds.count("voucher_redeemed") == 2  # a repeated message id is delivered once
