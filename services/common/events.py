@@ -35,6 +35,7 @@ MEMBER_ACTIVITY_CHANGED = "customer.member.activity_changed.v1"
 TAG_ADDED = "customer.tag.added.v1"
 TAG_REMOVED = "customer.tag.removed.v1"
 IMPORT_COMPLETED = "customer.import.completed.v1"
+MEMBERS_IMPORTED = "customer.members.imported.v1"
 # ledger
 ACCOUNT_OPENED = "ledger.account.opened.v1"
 ENTRY_POSTED = "ledger.entry.posted.v1"
@@ -57,6 +58,7 @@ SUBJECT_TYPES: dict[str, type[Message]] = {
     TAG_ADDED: customer_events_pb2.CustomerTagged,
     TAG_REMOVED: customer_events_pb2.CustomerUntagged,
     IMPORT_COMPLETED: customer_events_pb2.ImportCompleted,
+    MEMBERS_IMPORTED: customer_events_pb2.MembersImported,
 }
 
 

@@ -8,14 +8,22 @@ is stored (a redelivery after a newer one) changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from google.protobuf.message import Message
+from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.validation import aware
-from services.ledger.accounts import open_member_accounts
-from services.ledger.models import MemberState
+from crowdpack.events.v1 import ledger_events_pb2 as events
+from crowdpack.ledger.v1 import ledger_service_pb2 as pb
+from services.common.db import insert_rows, update_rows
+from services.common.outbox import add_events, utcnow
+from services.common.validation import aware, to_timestamp
+from services.ledger.accounts import ASSETS, open_member_accounts
+from services.ledger.models import Account, MemberState, OutboxEvent
+
+CHUNK = 1000
 
 
 def _time(message: Message, name: str) -> datetime | None:
@@ -60,3 +68,50 @@ async def member_level_changed(session: AsyncSession, event: Message) -> None:
         return
     state.level = event.to_level
     state.level_changed_at = when
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
+
+
+async def members_imported(session: AsyncSession, event: Message) -> None:
+    """customer.members.imported: one fast-import batch's members, handled in bulk as member_created is one by one.
+
+    Each member gets the accounts it lacks (each announced by ``ledger.account.opened.v1``, as for a
+    member created alone) and, when the ledger has no state for it yet, a state with its level (a state
+    whose level never changed takes the level too). A member already known keeps what it has, so a
+    repeat changes nothing. Driver-level statements in one hop: a batch holds up to 10,000 members.
+    """
+    if len(event.levels) != len(event.member_ids):
+        raise ValueError(f"{len(event.member_ids)} member ids but {len(event.levels)} levels")
+    levels = dict(zip(event.member_ids, event.levels))
+    await session.run_sync(lambda s: _import_members(s.connection(), levels))
+
+
+def _import_members(conn: Connection, levels: dict[str, int]) -> None:
+    ids = sorted(levels)
+    have: set[tuple[str, int]] = set()
+    known: dict[str, datetime | None] = {}
+    for chunk in _chunks(ids):
+        have.update((m, a) for m, a in conn.execute(
+            select(Account.member_id, Account.asset).where(Account.member_id.in_(chunk))).all())
+        known.update((m, changed) for m, changed in conn.execute(select(
+            MemberState.member_id, MemberState.level_changed_at).where(MemberState.member_id.in_(chunk))).all())
+    now = utcnow()
+    missing = [(m, a, 0, 0, now) for m in ids for a in ASSETS if (m, a) not in have]
+    if missing:
+        insert_rows(conn, Account.__table__, ("member_id", "asset", "balance", "debt", "opened_at"), missing)
+        new = {(m, a) for m, a, *_ in missing}
+        opened = []
+        for chunk in _chunks(sorted({m for m, *_ in missing})):
+            opened += [row for row in conn.execute(select(Account.id, Account.member_id, Account.asset).where(
+                Account.member_id.in_(chunk)).order_by(Account.id)).all() if (row.member_id, row.asset) in new]
+        open_time = to_timestamp(now)
+        add_events(conn, OutboxEvent, (events.AccountOpened(
+            account_id=str(row.id), member_id=row.member_id, asset=pb.Asset.Name(row.asset), open_time=open_time)
+            for row in opened))
+    insert_rows(conn, MemberState.__table__, ("member_id", "level", "disabled", "deleted", "virtual"),
+                [(m, levels[m], False, False, False) for m in ids if m not in known])
+    update_rows(conn, MemberState.__table__, ("level",), ("member_id",),
+                [(levels[m], m) for m, changed in known.items() if changed is None])

@@ -9,10 +9,12 @@ import grpc
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from services.common.consumer import EventConsumer
-from services.common.events import CUSTOMER_STREAM, MEMBER_CREATED, MEMBER_LEVEL_CHANGED, MEMBER_STATUS_CHANGED
+from services.common.events import (
+    CUSTOMER_STREAM, MEMBER_CREATED, MEMBER_LEVEL_CHANGED, MEMBER_STATUS_CHANGED, MEMBERS_IMPORTED,
+)
 from services.common.server import Context, ServiceSpec
 from services.ledger.config import LedgerSettings
-from services.ledger.members import member_created, member_level_changed, member_status_changed
+from services.ledger.members import member_created, member_level_changed, member_status_changed, members_imported
 from services.ledger.models import OutboxEvent, ProcessedMessage
 from services.ledger.servicer import LedgerServicer
 
@@ -27,7 +29,7 @@ def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
 def consumers(ctx: Context) -> list[EventConsumer]:
     return [EventConsumer(ctx.db, ctx.js, durable="ledger-customer-events", stream=CUSTOMER_STREAM,
                           handlers={MEMBER_CREATED: member_created, MEMBER_STATUS_CHANGED: member_status_changed,
-                                    MEMBER_LEVEL_CHANGED: member_level_changed},
+                                    MEMBER_LEVEL_CHANGED: member_level_changed, MEMBERS_IMPORTED: members_imported},
                           model=ProcessedMessage)]
 
 

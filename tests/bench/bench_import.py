@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=None, help="an empty database to import into (default: SQLite)")
     parser.add_argument("--no-update-pass", action="store_true", help="skip the second import of the same file")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="crowdpack-bench-import-") as tmp:
         folder = Path(tmp)
         system = System(state_dir=folder / "nats-state", ports=Ports.free())
@@ -121,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             system.processes["nats"].stop()
     backend = "PostgreSQL" if args.database_url else "SQLite"
-    print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}, {backend}")
+    print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}, {backend}; "
+          f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     print("| mode | pass | rows | file | upload | job | rows/s | goal |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, what, rows, size, r in table:

@@ -25,14 +25,22 @@ from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from crowdpack.customer.v1 import organization_service_pb2_grpc as org_grpc
 from crowdpack.customer.v1 import settings_service_pb2 as set_pb
 from crowdpack.customer.v1 import settings_service_pb2_grpc as set_grpc
+from crowdpack.ledger.v1 import ledger_service_pb2 as ledger_pb
+from crowdpack.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from services.common import events as subjects
 from services.common.db import Database
 from services.customer.config import CustomerSettings
 from services.customer.imports import writer
 from services.customer.imports.jobs import ImportRunner
-from services.customer.models import CustomerTag, OutboxEvent, Tag
+from services.customer.models import CustomerStats, CustomerTag, OutboxEvent, Tag
 from services.customer.service import build_spec
+from services.ledger.config import LedgerSettings
+from services.ledger.models import Account, MemberState
+from services.ledger.models import OutboxEvent as LedgerOutbox
+from services.ledger.models import ProcessedMessage as Processed
+from services.ledger.service import build_spec as ledger_spec
 from tests.integration.customer_fixtures import SUPER, mall_admin, mask, rpc_error
+from tests.support.databases import fresh_database
 from tests.support.runtime import running_service
 
 DONE = (pb.IMPORT_JOB_STATE_SUCCEEDED, pb.IMPORT_JOB_STATE_FAILED)
@@ -226,7 +234,9 @@ async def test_existing_members_are_matched_by_phone_then_email(imports):
     assert members[c.member_id].update_time == c.update_time
 
 
-async def test_skipped_rows_are_reported_with_row_number_and_reason(imports):
+@pytest.mark.parametrize("batch", [500, 3])
+async def test_skipped_rows_are_reported_with_row_number_and_reason(imports, batch):
+    imports.runner.normal_batch = batch  # in batches of 3, duplicates across batches are still found
     job = await imports.run(csv_file([
         ["Phone", "Email", "Name", "Gender"],
         ["13600000001", "", "ok", ""],
@@ -347,7 +357,8 @@ async def test_fast_mode_makes_one_completion_event_and_no_row_events(imports):
                                                  for i in range(50)]
     job = await imports.run(csv_file(rows), mode=pb.IMPORT_MODE_FAST, tag_name="fast")
     assert (job.created, job.updated, job.mode) == (49, 1, pb.IMPORT_MODE_FAST)
-    assert await imports.subjects() - before == Counter({subjects.IMPORT_COMPLETED: 1})
+    # One batch: one announcement of the members it created (for the ledger), no per-member events.
+    assert await imports.subjects() - before == Counter({subjects.IMPORT_COMPLETED: 1, subjects.MEMBERS_IMPORTED: 1})
     new = await imports.by_phone("13100000001")
     assert new.review_status == m.REVIEW_STATUS_PENDING and list(new.tags) == ["fast"]
     carded = await imports.by_phone("13100000003")
@@ -356,6 +367,54 @@ async def test_fast_mode_makes_one_completion_event_and_no_row_events(imports):
     timeline = (await imports.members.ListTimeline(mpb.ListTimelineRequest(customer_id=new.member_id),
                                                    metadata=SUPER)).entries
     assert list(timeline) == []
+
+
+async def test_ledger_opens_accounts_for_fast_imported_members_once(imports, backend, js, nats_url, tmp_path):
+    rows = [["phone", "name"]] + [[f"1320000{i:04d}", f"n{i}"] for i in range(25)]
+    imports.runner.fast_batch = 10  # three batches, three customer.members.imported events
+    with fresh_database(backend, tmp_path, "ledger") as ledger_url:
+        settings = LedgerSettings(grpc_port=0, metrics_port=0, database_url=ledger_url, outbox_poll_s=0.05)
+        async with running_service(ledger_spec, settings, nats_url=nats_url, state_dir=tmp_path / "ledger") as (
+                ledger, channel):
+            job = await imports.run(csv_file(rows), mode=pb.IMPORT_MODE_FAST)
+            assert job.created == 25
+            ids = sorted(int(x.member_id) for x in await imports.all_members())
+            stub = ledger_grpc.LedgerServiceStub(channel)
+            for _ in range(200):
+                try:
+                    await stub.GetBalances(ledger_pb.GetBalancesRequest(member_id=str(ids[-1])))
+                    break
+                except grpc.aio.AioRpcError as err:
+                    assert err.code() == grpc.StatusCode.NOT_FOUND
+                    await asyncio.sleep(0.05)
+            for member_id in ids:
+                reply = await stub.GetBalances(ledger_pb.GetBalancesRequest(member_id=str(member_id)))
+                assert sorted(a.asset for a in reply.accounts) == [
+                    ledger_pb.ASSET_POINTS, ledger_pb.ASSET_BALANCE, ledger_pb.ASSET_RED_PACKET]
+
+            async def counts() -> tuple[int, int, int, int]:
+                async with ledger.ctx.db.read() as session:
+                    return (await session.scalar(select(func.count()).select_from(Account)),
+                            await session.scalar(select(func.count()).select_from(MemberState)),
+                            await session.scalar(select(func.count()).select_from(LedgerOutbox).where(
+                                LedgerOutbox.subject == subjects.ACCOUNT_OPENED)),
+                            await session.scalar(select(func.count()).select_from(Processed)))
+
+            assert (await counts())[:3] == (75, 25, 75)
+            async with imports.db.read() as session:
+                announced = (await session.scalars(select(OutboxEvent).where(
+                    OutboxEvent.subject == subjects.MEMBERS_IMPORTED).order_by(OutboxEvent.seq))).all()
+            assert sorted(int(x) for e in announced for x in subjects.decode(e.subject, e.payload).member_ids) == ids
+            applied = (await counts())[3]
+            # Redelivered: once with the ids already seen, once as new messages (a republish past the window).
+            for e in announced:
+                await js.publish(e.subject, e.payload, headers={"Nats-Msg-Id": e.msg_id})
+                await js.publish(e.subject, e.payload, headers={"Nats-Msg-Id": f"again-{e.msg_id}"})
+            for _ in range(200):
+                if (await counts())[3] == applied + len(announced):
+                    break
+                await asyncio.sleep(0.05)
+            assert await counts() == (75, 25, 75, applied + len(announced))
 
 
 async def test_job_progress_moves_batch_by_batch_to_the_total(imports):
@@ -385,9 +444,9 @@ async def test_a_job_killed_mid_batch_leaves_whole_batches_and_resumes(imports, 
     original = writer.BatchWriter.apply
     calls = {"n": 0}
 
-    async def dies_in_the_third_batch(self, rows, before, after):  # noqa: ANN001
+    async def dies_in_the_third_batch(self, *args):  # noqa: ANN001, ANN002
         calls["n"] += 1
-        await original(self, rows, before, after)
+        await original(self, *args)
         if calls["n"] == 3:
             raise Killed("the process died before the commit")
 
@@ -421,6 +480,15 @@ async def test_a_job_killed_mid_batch_leaves_whole_batches_and_resumes(imports, 
     assert events[subjects.IMPORT_COMPLETED] == 1
     assert events[subjects.MEMBER_CREATED] == (21 if mode == pb.IMPORT_MODE_NORMAL else 0)
     assert events[subjects.TAG_ADDED] == (21 if mode == pb.IMPORT_MODE_NORMAL else 0)
+    async with imports.db.read() as session:
+        imported = [subjects.decode(subject, payload) for subject, payload in (await session.execute(
+            select(OutboxEvent.subject, OutboxEvent.payload).where(
+                OutboxEvent.subject == subjects.MEMBERS_IMPORTED))).all()]
+        stats = await session.scalar(select(func.count()).select_from(CustomerStats))
+    # Fast mode announces each committed batch's new members once (the batch that died announced nothing).
+    announced = [x for e in imported for x in e.member_ids]
+    assert sorted(announced) == (sorted(x.member_id for x in members) if mode == pb.IMPORT_MODE_FAST else [])
+    assert stats == 21  # every member has its stats row
 
 
 @pytest.mark.parametrize("name,data,field", [

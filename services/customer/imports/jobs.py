@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,7 +37,7 @@ from services.customer.imports import reading
 from services.customer.imports.columns import HeaderMapping, map_header
 from services.customer.imports.models import ImportFile, ImportFileChunk, ImportJob
 from services.customer.imports.rows import DUPLICATE, OK, Reference, RowResult, RowValidator
-from services.customer.imports.writer import BatchWriter, JobContext, Superseded
+from services.customer.imports.writer import BatchWriter, JobContext, Shape, Superseded, shape_rows
 from services.customer.models import Level, Mall, OutboxEvent, Staff, Tag
 from services.customer.organization.repository import STORE_STAFF
 from services.customer.settings.repository import load as load_settings
@@ -44,7 +45,7 @@ from services.customer.settings.repository import load as load_settings
 log = get_logger(__name__)
 
 FAST_BATCH = 10_000
-NORMAL_BATCH = 500
+NORMAL_BATCH = 2_000
 PREVIEW_ROWS = 20
 RETRIES = 3
 ACTIVE = (pb.IMPORT_JOB_STATE_PENDING, pb.IMPORT_JOB_STATE_RUNNING)
@@ -210,6 +211,15 @@ def take(rows: Iterator[list[str]], validator: RowValidator, position: int, size
     return out
 
 
+def take_shaped(rows: Iterator[list[str]], validator: RowValidator, shape: Shape, position: int,
+                size: int) -> tuple[list[RowResult], datetime]:
+    """``take``, with each OK row's INSERT row shaped (writer.shape_rows) at the returned time, the batch's."""
+    batch = take(rows, validator, position, size)
+    now = utcnow()
+    shape_rows(shape, batch, now)
+    return batch, now
+
+
 class BatchFailed(Exception):
     pass
 
@@ -288,26 +298,29 @@ class ImportRunner:
                 raise Superseded(f"import job {job_id} was started elsewhere")
         path = await spool(self.db, record)
         rows = reading.open_rows(path, record.format, job.encoding)
-        reading_ahead: asyncio.Future[list[RowResult]] | None = None
+        reading_ahead: asyncio.Future[tuple[list[RowResult], datetime]] | None = None
         try:
             mapping = await asyncio.to_thread(read_mapping, rows)
             validator = RowValidator(mapping, reference, ZoneInfo(job.time_zone))
+            shape = Shape(reference, frozenset(mapping.index), self.db.is_sqlite)
             ctx = JobContext(job.id, job.mode, tag, job.operator_id, reference, frozenset(mapping.index))
             size = self.fast_batch if job.mode == pb.IMPORT_MODE_FAST else self.normal_batch
             done, position = job.processed_rows, 0
-            # The next batch is read and checked (in a thread) while this one is written: the database
+            # The next batch is read, checked and shaped (in a thread) while this one is written: the database
             # driver releases the GIL while it works, so the two overlap.
-            reading_ahead = asyncio.ensure_future(asyncio.to_thread(take, rows, validator, position, size))
+            reading_ahead = asyncio.ensure_future(asyncio.to_thread(take_shaped, rows, validator, shape, position,
+                                                                    size))
             while True:
-                batch = await reading_ahead
+                batch, now = await reading_ahead
                 if not batch:
                     break
                 start, position = position, position + len(batch)
-                reading_ahead = asyncio.ensure_future(asyncio.to_thread(take, rows, validator, position, size))
+                reading_ahead = asyncio.ensure_future(asyncio.to_thread(take_shaped, rows, validator, shape,
+                                                                        position, size))
                 if position <= done:
                     continue  # committed before a restart; read again only for the keys it holds
                 todo = batch[done - start:] if start < done else batch
-                await self._apply(ctx, todo, max(start, done), position)
+                await self._apply(ctx, todo, max(start, done), position, now)
             await self._finish(ctx, position)
         finally:
             if reading_ahead is not None:
@@ -318,11 +331,11 @@ class ImportRunner:
             await asyncio.to_thread(_close, rows)
             path.unlink(missing_ok=True)
 
-    async def _apply(self, ctx: JobContext, rows: list[RowResult], before: int, after: int) -> None:
+    async def _apply(self, ctx: JobContext, rows: list[RowResult], before: int, after: int, now: datetime) -> None:
         for attempt in range(1, RETRIES + 1):
             try:
                 async with self.db.transaction() as session:
-                    await BatchWriter(session, ctx).apply(rows, before, after)
+                    await BatchWriter(session, ctx).apply(rows, before, after, now)
                 return
             except DBAPIError as err:  # e.g. a concurrent CreateMember took one of the batch's phones first
                 if attempt == RETRIES:

@@ -57,6 +57,8 @@ class RowResult:
     values: dict[str, Any] | None = None
     field: str = ""
     reason: str = ""
+    # The INSERT row of the member it would create, without the id (writer.shape_rows).
+    insert: tuple[Any, ...] | None = None
 
 
 class RowError(Exception):

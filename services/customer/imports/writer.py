@@ -3,10 +3,13 @@
 Both modes share the plan: look up the batch's phones, emails and card numbers in one query
 each, decide per row create / update / unchanged / conflict, then write with bulk statements
 (one multi-row INSERT for new members with ids allocated up front, one executemany UPDATE per
-set of changed columns, ``ON CONFLICT DO NOTHING`` for tags). The normal writer adds, per
-change, what an RPC would have made: member created/updated and card-opened events and
-timeline entries, and the tag-added event and entry for each tag actually added. The fast
-writer adds nothing per row.
+set of changed columns, ``ON CONFLICT DO NOTHING`` for tags) and every new member's zero
+``customer_stats`` row. The normal writer adds, per change, what an RPC would have made: member
+created/updated and card-opened events and timeline entries, and the tag-added event and entry
+for each tag actually added. The fast writer adds nothing per row, only one
+``customer.members.imported`` event per batch naming the members it created (the ledger opens
+their accounts from it). A new member's INSERT row is shaped where the row is read and checked
+(``shape_rows``); the writer adds the id.
 
 The job's progress moves first, in the same transaction, guarded by the progress it expects:
 a second runner on the same job finds the guard failed and stops (``Superseded``), and a
@@ -15,6 +18,8 @@ batch that does not commit leaves the progress where it was.
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections import defaultdict
 from operator import itemgetter
 from types import SimpleNamespace
@@ -29,10 +34,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import import_service_pb2 as pb
 from crowdpack.customer.v1 import member_pb2
-from services.common.outbox import utcnow
-from services.common.validation import aware
+from crowdpack.events.v1 import customer_events_pb2 as event_pb
+from services.common.events import SUBJECT_TYPES
+from services.common.outbox import add_event, utcnow
+from services.common.validation import aware, to_timestamp
 from services.customer import timeline
-from services.customer.classification import tagging
 from services.customer.imports.models import ImportJob
 from services.customer.imports.rows import CONFLICT, DUPLICATE, OK, Reference, RowResult
 from services.customer.levels.rules import add_months
@@ -66,6 +72,13 @@ TIME_COLUMNS = {"registered_at", "card_open_time", "level_expires_at", "deleted_
 DATE_COLUMNS = {"birthday"}
 BOOL_COLUMNS = {"card_opened", "level_frozen", "disabled", "store_member", "virtual"}
 SQLITE_CACHE_KIB = 65536
+SUBJECTS = {cls: subject for subject, cls in SUBJECT_TYPES.items()}
+# Most members one customer.members.imported event carries (a fast batch may make several).
+IMPORTED_PER_EVENT = 10_000
+# The customer_stats row every member has, all zero (see levels.rules.stats_row).
+STATS_COLUMNS = ("customer_id", "points_balance", "red_packet_balance_fen", "stored_balance_fen", "spend_count",
+                 "spend_total_fen", "level_spend_fen", "cumulative_spend_fen", "points_entry_id",
+                 "red_packet_entry_id", "stored_entry_id")
 
 
 def _same_value(value: Any) -> Any:
@@ -118,11 +131,11 @@ class Driver:
 
 
 class Staging:
-    """Stands in for the session where timeline.record, the member events and tagging *add* rows.
+    """Stands in for the session where timeline.record and the member events *add* rows, and collects
+    the rows the writer builds itself (``entry``, ``event``) for new members and tags.
 
-    They build their timeline entries and outbox events exactly as for an RPC; this collects them so
-    the batch writes them with two executemany statements instead of one ORM insert (and one round
-    trip to the database thread) each. Everything else goes to the real session.
+    The batch writes them all with two executemany statements instead of one ORM insert (and one
+    round trip to the database thread) each. Everything else goes to the real session.
     """
 
     def __init__(self, session: AsyncSession) -> None:
@@ -130,8 +143,27 @@ class Staging:
         self.bind = session.bind
         self.added: list[Any] = []
 
+        # Rows built here directly (no ORM object each): (customer_id, kind, detail, actor_id, created_at) and
+        # (msg_id, subject, payload, created_at), times already in the driver's format.
+        self.entries: list[tuple[Any, ...]] = []
+        self.events: list[tuple[Any, ...]] = []
+        self.prefix = ""
+
     def add(self, row: Any) -> None:
         self.added.append(row)
+
+    def entry(self, customer_id: int, kind: str, actor_id: str, at: Any, **detail: Any) -> None:
+        """What timeline.record writes (same detail JSON), as a row."""
+        self.entries.append((customer_id, kind, json.dumps(detail, ensure_ascii=False, default=str, sort_keys=True),
+                             actor_id, at))
+
+    def event(self, message: Any, at: Any) -> None:
+        """What outbox.add_event writes, as a row: the msg id is unique like a uuid4 (a random 96-bit prefix for
+        the batch and a counter), without a system call for each event."""
+        if not self.events:
+            self.prefix = uuid.uuid4().hex[:24]
+        self.events.append((f"{self.prefix}{len(self.events):08x}", SUBJECTS[type(message)],
+                            message.SerializeToString(), at))
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
         return await self.session.execute(*args, **kwargs)
@@ -143,7 +175,9 @@ class Staging:
                        for r in self.added if isinstance(r, OutboxEvent)]
         if len(timeline_rows) + len(outbox_rows) != len(self.added):
             raise TypeError("only timeline entries and outbox events are staged")
-        self.added = []
+        timeline_rows += self.entries
+        outbox_rows += self.events
+        self.added, self.entries, self.events = [], [], []
         await driver.executemany(f"INSERT INTO timeline_entry (customer_id, kind, detail, actor_id, created_at) "
                                  f"VALUES ({driver.marks(5)})", timeline_rows)
         await driver.executemany(f"INSERT INTO outbox_event (msg_id, subject, payload, created_at) "
@@ -178,6 +212,53 @@ OPTIONAL_SOURCES = {
 
 def insert_columns(fields: frozenset[str]) -> tuple[str, ...]:
     return tuple(c for c in CREATE_COLUMNS if c not in OPTIONAL_SOURCES or OPTIONAL_SOURCES[c] & fields)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a new member's INSERT row needs besides the row's values: the reference data, the file's fields
+    and the database's formats. Rows are shaped where they are read and checked (the job's reading
+    thread), which takes that work off the event loop the writer runs on."""
+
+    reference: Reference
+    fields: frozenset[str]
+    sqlite: bool
+
+
+def shape_rows(shape: Shape, rows: Sequence[RowResult], now: datetime) -> None:
+    """Gives each OK row ``insert``: the customer row written if it creates a member, in ``insert_columns``
+    order without the id. A card number made from the id is left None (the writer fills it in)."""
+    ref = shape.reference
+    review = member_pb2.REVIEW_STATUS_PENDING if ref.review_required else member_pb2.REVIEW_STATUS_APPROVED
+    t, b, y = (_sqlite_time, _sqlite_bool, _sqlite_date) if shape.sqlite else (_same_value,) * 3
+    now_text, true, false = t(now), b(True), b(False)
+    staff, months_of = ref.staff_phones, ref.levels
+    columns = insert_columns(shape.fields)
+    # CREATE_COLUMNS without the id, picked down to the columns the file can fill.
+    pick = (itemgetter(*(CREATE_COLUMNS.index(c) - 1 for c in columns[1:]))
+            if len(columns) < len(CREATE_COLUMNS) else None)
+    for row in rows:
+        v = row.values
+        if row.status != OK or v is None:
+            continue
+        get = v.get
+        opens = "card_number" in v or "card_open_time" in v
+        level = get("level", 0)
+        months = months_of.get(level, 0) if level else 0
+        open_mall = get("card_open_mall_id") if opens else None
+        registered = get("registered_at")
+        phone = get("phone")
+        full = (
+            MEMBER, phone, get("email"), get("name", ""), get("real_name", ""),
+            get("gender", member_pb2.GENDER_UNKNOWN), y(get("birthday")), get("avatar_url", ""),
+            get("wechat_openid"), get("wechat_unionid"), get("douyin_id"), get("alipay_id"),
+            get("xiaohongshu_id"), t(registered) if registered else now_text,
+            get("registration_mall_id", open_mall), true if opens else false, get("card_number") if opens else None,
+            t(get("card_open_time", now)) if opens else None, open_mall, IMPORT_CHANNEL if opens else 0,
+            get("promotion_channel", ""), get("open_scene", ""), level, false,
+            t(add_months(now, months)) if months else None, None, false, review, true if phone in staff else false,
+            false, None, now_text, now_text)
+        row.insert = pick(full) if pick is not None else full
 
 
 @dataclass
@@ -254,8 +335,16 @@ class BatchWriter:
                 found[rec.id] = rec
         return found
 
-    async def apply(self, rows: Sequence[RowResult], before: int, after: int) -> Outcome:
-        """Writes ``rows`` (file rows ``before``..``after`` of the job) and moves the job's progress."""
+    async def apply(self, rows: Sequence[RowResult], before: int, after: int,
+                    now: datetime | None = None) -> Outcome:
+        """Writes ``rows`` (file rows ``before``..``after`` of the job) and moves the job's progress.
+
+        ``now`` is the time the rows were shaped at (shape_rows), the batch's time throughout; rows not
+        shaped yet are shaped here.
+        """
+        if now is None or any(r.status == OK and r.insert is None for r in rows):
+            now = utcnow()
+            shape_rows(Shape(self.ctx.reference, self.ctx.fields, self.driver.sqlite), rows, now)
         valid = []
         for row in rows:
             if row.status == OK:
@@ -302,7 +391,6 @@ class BatchWriter:
         if self.driver.sqlite:
             # Room for the customer indexes of a large table while batches go in (the one writer connection).
             await (await self.session.connection()).exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-        now = utcnow()
         created = await self._create(creates, now)
         changed = await self._update(updates, existing, now)
         touched = self.created_ids + list(updates)
@@ -332,65 +420,88 @@ class BatchWriter:
             raise Superseded(f"import job {self.ctx.job_id} moved past row {before} elsewhere")
 
     async def _create(self, rows: list[RowResult], now: datetime) -> list[dict[str, Any]]:
-        """Inserts the new members in one executemany; returns their values (dicts) for what follows."""
-        ref = self.ctx.reference
-        review = member_pb2.REVIEW_STATUS_PENDING if ref.review_required else member_pb2.REVIEW_STATUS_APPROVED
-        d = self.driver
-        t, b, y = d.time, d.bool, d.date
-        now_text, true, false = t(now), b(True), b(False)
+        """Inserts the new members in one executemany; returns the values (dicts) of those events or
+        interactions need. Each row's INSERT row was shaped where it was read (shape_rows); only the id, and a
+        card number made from it, are added here."""
         created: list[dict[str, Any]] = []
         tuples: list[tuple[Any, ...]] = []
-        staff = ref.staff_phones
-        for customer_id, row in zip(await allocate_ids(self.session, len(rows)), rows):
-            v = row.values
-            assert v is not None
-            get = v.get
-            opens = "card_number" in v or "card_open_time" in v
-            level = get("level", 0)
-            months = ref.levels.get(level, 0) if level else 0
-            open_mall = get("card_open_mall_id") if opens else None
-            registered = get("registered_at")
-            number = (get("card_number") or card_number(customer_id)) if opens else None
-            opened_at = get("card_open_time", now) if opens else None
-            expires = add_months(now, months) if months else None
-            phone = get("phone")
-            member = phone in staff
-            tuples.append((
-                customer_id, MEMBER, phone, get("email"), get("name", ""), get("real_name", ""),
-                get("gender", member_pb2.GENDER_UNKNOWN), y(get("birthday")), get("avatar_url", ""),
-                get("wechat_openid"), get("wechat_unionid"), get("douyin_id"), get("alipay_id"),
-                get("xiaohongshu_id"), t(registered) if registered else now_text,
-                get("registration_mall_id", open_mall), true if opens else false, number, t(opened_at), open_mall,
-                IMPORT_CHANNEL if opens else 0, get("promotion_channel", ""), get("open_scene", ""), level, false,
-                t(expires), None, false, review, true if member else false, false, None, now_text, now_text))
-            if self.normal or opens:
-                created.append({
-                    **dict(zip(CREATE_COLUMNS, tuples[-1])), "birthday": get("birthday"),
-                    "registered_at": registered or now, "card_opened": opens, "card_open_time": opened_at,
-                    "level_frozen": False, "level_expires_at": expires, "disabled": False, "store_member": member,
-                    "virtual": False, "created_at": now, "updated_at": now})
         columns = insert_columns(self.ctx.fields)
-        if len(columns) < len(CREATE_COLUMNS):
-            pick = itemgetter(*(CREATE_COLUMNS.index(c) for c in columns))
-            tuples = [pick(row) for row in tuples]
+        number_at = columns.index("card_number") - 1 if "card_number" in columns else -1
+        normal = self.normal
+        for customer_id, row in zip(await allocate_ids(self.session, len(rows)), rows):
+            v, body = row.values, row.insert
+            assert v is not None and body is not None
+            opens = "card_number" in v or "card_open_time" in v
+            if opens and "card_number" not in v:
+                body = (*body[:number_at], card_number(customer_id), *body[number_at + 1:])
+            tuples.append((customer_id, *body))
+            if normal or opens:
+                number = body[number_at] if opens else None
+                open_mall = v.get("card_open_mall_id") if opens else None
+                created.append({
+                    "id": customer_id, "phone": v.get("phone"), "email": v.get("email"), "level": v.get("level", 0),
+                    "registration_mall_id": v.get("registration_mall_id", open_mall), "card_opened": opens,
+                    "card_number": number, "card_open_mall_id": open_mall,
+                    "card_open_time": v.get("card_open_time", now) if opens else None})
         names = ", ".join(f'"{c}"' for c in columns)
+        d = self.driver
+        if not self.normal and tuples:
+            self._imported_event(tuples, columns.index("level"), now)
         await d.executemany(f"INSERT INTO customer ({names}) VALUES ({d.marks(len(columns))})", tuples)
         self.out.created += len(tuples)
         self.created_ids = [row[0] for row in tuples]
+        await self._stats(self.created_ids)
         if self.normal:
-            actor = self.ctx.operator_id
-            for values in created:
-                # The event builders only read attributes: a plain namespace costs far less than an ORM object.
-                member = SimpleNamespace(**values)
-                timeline.record(self.staging, member.id, "created", actor, source="import",  # type: ignore[arg-type]
-                                job_id=self.ctx.job_id)
-                events.created(self.staging, member)  # type: ignore[arg-type]
-                if member.card_opened:
-                    timeline.record(self.staging, member.id, "card_opened", actor,  # type: ignore[arg-type]
-                                    card_number=member.card_number, mall_id=member.card_open_mall_id,
-                                    channel="OPEN_CHANNEL_IMPORT")
-                    events.card_opened(self.staging, member)  # type: ignore[arg-type]
+            self._created_events(created, now)
         return created
+
+    def _created_events(self, created: list[dict[str, Any]], now: datetime) -> None:
+        """What CreateMember and OpenCard announce and record (members/events.py, timeline.record), per member.
+
+        Built here as rows, not through those helpers' ORM objects: the same messages and details at a
+        fraction of the cost.
+        """
+        actor, stage, at = self.ctx.operator_id, self.staging, self.driver.time(now)
+        detail = json.dumps({"job_id": self.ctx.job_id, "source": "import"}, sort_keys=True)
+        channel = member_pb2.OpenChannel.Name(IMPORT_CHANNEL)
+        entries, Created, Opened, stamp = stage.entries, event_pb.MemberCreated, event_pb.MemberCardOpened, to_timestamp
+        create_time = stamp(now)
+        for v in created:
+            member_id = v["id"]
+            entries.append((member_id, "created", detail, actor, at))
+            stage.event(Created(member_id=str(member_id), phone=v["phone"] or "", email=v["email"] or "",
+                                create_time=create_time, registration_mall_id=str(v["registration_mall_id"] or ""),
+                                level=v["level"]), at)
+            if v["card_opened"]:
+                stage.entry(member_id, "card_opened", actor, at, card_number=v["card_number"],
+                            mall_id=v["card_open_mall_id"], channel=channel)
+                stage.event(Opened(member_id=str(member_id), card_number=v["card_number"] or "",
+                                   mall_id=str(v["card_open_mall_id"] or ""), channel=channel,
+                                   open_time=stamp(v["card_open_time"])), at)
+
+    def _imported_event(self, tuples: list[tuple[Any, ...]], level_at: int, now: datetime) -> None:
+        """Fast mode's one announcement per batch: the members it created, for the ledger's accounts."""
+        for start in range(0, len(tuples), IMPORTED_PER_EVENT):
+            part = tuples[start:start + IMPORTED_PER_EVENT]
+            add_event(self.session, OutboxEvent, event_pb.MembersImported(
+                job_id=str(self.ctx.job_id), member_ids=[str(row[0]) for row in part],
+                levels=[row[level_at] for row in part], create_time=to_timestamp(now)))
+
+    async def _stats(self, ids: list[int]) -> None:
+        """Every member has its customer_stats row, all zero, from the start (the member list joins it)."""
+        if not ids:
+            return
+        d = self.driver
+        names = ", ".join(STATS_COLUMNS)
+        zeros = ", ".join(["0"] * (len(STATS_COLUMNS) - 1))
+        conn = await self.session.connection()
+        if d.sqlite:
+            # The ids of a batch are consecutive on SQLite (allocate_ids, one writer): one statement.
+            await conn.exec_driver_sql(f"INSERT INTO customer_stats ({names}) SELECT id, {zeros} FROM customer "
+                                       "WHERE id BETWEEN ? AND ?", (ids[0], ids[-1]))
+        else:
+            await conn.exec_driver_sql(f"INSERT INTO customer_stats ({names}) SELECT unnest(%s::bigint[]), {zeros}",
+                                       (ids,))
 
     async def _update(self, updates: dict[int, RowResult], existing: dict[int, Any],
                       now: datetime) -> dict[int, dict[str, Any]]:
@@ -475,15 +586,34 @@ class BatchWriter:
             await self.session.execute(stmt, pairs)
 
     async def _tag(self, customer_ids: list[int], now: datetime) -> None:
+        """Puts the job's tag on these customers; in normal mode each pair actually added is announced and recorded.
+
+        One statement that inserts the missing pairs and returns them, as tagging.add_tags does batch by batch
+        (a customer never carries a tag twice; a concurrent tagger's pair is not reported again).
+        """
         tag = self.ctx.tag
         assert tag is not None
-        if self.normal:
-            # Only tags actually added make an event and a timeline entry; a customer never carries a tag twice.
-            await tagging.add_tags(self.staging, customer_ids, [tag], self.ctx.operator_id, now)  # type: ignore[arg-type]
-            return
         d = self.driver
-        now_text = d.time(now)
-        await d.executemany(f"INSERT INTO customer_tag (customer_id, tag_id, created_at) VALUES ({d.marks(3)}) "
-                            "ON CONFLICT (customer_id, tag_id) DO NOTHING",
-                            [(c, tag.id, now_text) for c in customer_ids])
-
+        conn = await self.session.connection()
+        # Fast mode wants no rows back: the pairs added are not reported.
+        returning = " RETURNING customer_id" if self.normal else ""
+        if d.sqlite:
+            added = await conn.exec_driver_sql(
+                "INSERT INTO customer_tag (customer_id, tag_id, created_at) SELECT value, ?, ? FROM json_each(?) "
+                f"WHERE true ON CONFLICT (customer_id, tag_id) DO NOTHING{returning}",
+                (tag.id, d.time(now), json.dumps(customer_ids)))
+        else:
+            added = await conn.exec_driver_sql(
+                "INSERT INTO customer_tag (customer_id, tag_id, created_at) SELECT unnest(%s::bigint[]), %s, %s "
+                f"ON CONFLICT (customer_id, tag_id) DO NOTHING{returning}", (customer_ids, tag.id, now))
+        if not self.normal:
+            return
+        ids = sorted(row[0] for row in added)
+        # What tagging.add_tags records and announces for each pair it adds.
+        actor, at, stage = self.ctx.operator_id, d.time(now), self.staging
+        detail = json.dumps({"tag": tag.name}, ensure_ascii=False, sort_keys=True)
+        change_time, tag_id = to_timestamp(now), str(tag.id)
+        for customer_id in ids:
+            stage.entries.append((customer_id, "tag_added", detail, actor, at))
+            stage.event(event_pb.CustomerTagged(customer_id=str(customer_id), tag_id=tag_id, tag_name=tag.name,
+                                                operator_id=actor, change_time=change_time), at)
