@@ -41,6 +41,10 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_s: float = Field(5.0, gt=0, description="Seconds in-flight RPCs get on SIGTERM.")
     outbox_poll_s: float = Field(0.5, gt=0, description="How often the outbox relay looks for unsent events.")
     startup_retry_max_s: float = Field(30.0, gt=0, description="Longest wait between start-up retries.")
+    idempotency_retention_days: int = Field(30, ge=1, description="Days a request_id's first answer is kept.")
+    processed_retention_days: int = Field(30, ge=1, description="Days a consumer remembers a message id.")
+    outbox_retention_days: int = Field(7, ge=1, description="Days a published outbox row is kept.")
+    retention_interval_s: float = Field(3600.0, gt=0, description="Seconds between retention passes.")
 
 
 def database_url_for(service: str, settings: ServiceSettings, common: CommonSettings) -> str:

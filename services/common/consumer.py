@@ -43,7 +43,8 @@ class ProcessedMessageMixin:
 
     consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
     msg_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Indexed for retention (services/common/retention.py).
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
     def __repr__(self) -> str:
         return f"ProcessedMessage({self.consumer!r}, {self.msg_id!r})"

@@ -37,7 +37,8 @@ class IdempotencyMixin:
     method: Mapped[str] = mapped_column(String(200))
     request_hash: Mapped[str] = mapped_column(String(64))
     response: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Indexed for retention (services/common/retention.py).
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
     def __repr__(self) -> str:
         return f"IdempotencyRecord({self.request_id!r}, {self.method!r})"

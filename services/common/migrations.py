@@ -44,3 +44,19 @@ def create_messaging_tables() -> None:
         sa.Column("response", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
+
+
+# The indexes retention prunes by (services/common/retention.py): (name, table, column).
+RETENTION_INDEXES = (("ix_idempotency_record_created_at", "idempotency_record", "created_at"),
+                     ("ix_processed_message_processed_at", "processed_message", "processed_at"),
+                     ("ix_outbox_event_published_at", "outbox_event", "published_at"))
+
+
+def create_retention_indexes() -> None:
+    for name, table, column in RETENTION_INDEXES:
+        op.create_index(name, table, [column])
+
+
+def drop_retention_indexes() -> None:
+    for name, table, _ in RETENTION_INDEXES:
+        op.drop_index(name, table_name=table)

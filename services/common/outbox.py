@@ -54,7 +54,9 @@ class OutboxMixin:
     @declared_attr.directive
     def __table_args__(cls) -> tuple:  # noqa: N805
         unsent = text("published_at IS NULL")
-        return (Index("ix_outbox_event_unsent", "seq", sqlite_where=unsent, postgresql_where=unsent),)
+        return (Index("ix_outbox_event_unsent", "seq", sqlite_where=unsent, postgresql_where=unsent),
+                # For retention (services/common/retention.py).
+                Index("ix_outbox_event_published_at", "published_at"))
 
     def __repr__(self) -> str:
         return f"OutboxEvent(seq={self.seq}, subject={self.subject!r}, sent={self.published_at is not None})"

@@ -33,6 +33,7 @@ from services.common.errors import ErrorInterceptor
 from services.common.logs import configure_logging, get_logger
 from services.common.metrics import MetricsInterceptor, serve_metrics
 from services.common.outbox import OutboxMixin, OutboxRelay
+from services.common.retention import Pruner
 
 log = get_logger(__name__)
 
@@ -115,6 +116,10 @@ class Runtime:
         self._tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox"))
         for consumer in consumers:
             self._tasks.append(asyncio.create_task(consumer.run(), name=consumer.durable))
+        pruner = Pruner(db, spec.outbox_model.metadata, idempotency_days=settings.idempotency_retention_days,
+                        processed_days=settings.processed_retention_days, outbox_days=settings.outbox_retention_days,
+                        interval_s=settings.retention_interval_s)
+        self._tasks.append(asyncio.create_task(pruner.run(), name=f"{spec.name}-retention"))
         for job in spec.background(ctx):
             self._tasks.append(asyncio.create_task(job))
         log.info("service started", grpc=f"{settings.grpc_host}:{self.port}",

@@ -1,0 +1,17 @@
+"""Indexes for retention: the shared tables are pruned by age (services/common/retention.py).
+
+Revision ID: 0006
+"""
+
+from services.common.migrations import create_retention_indexes, drop_retention_indexes
+
+revision = "0006"
+down_revision = "0005"
+
+
+def upgrade() -> None:
+    create_retention_indexes()
+
+
+def downgrade() -> None:
+    drop_retention_indexes()
