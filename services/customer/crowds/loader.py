@@ -11,7 +11,9 @@ incremental updates, so a rebuild and an update always agree.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+import contextlib
+
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -92,26 +94,27 @@ def _in_lists(ids: Sequence[int]) -> Iterable[str]:
         yield ",".join(str(int(i)) for i in ids[start:start + IN_LIST])
 
 
-async def _chunks(session: AsyncSession, sql: str, width: int) -> AsyncIterator[np.ndarray]:
-    """Runs ``sql`` on the session's own connection with the driver's cursor: int64 arrays of ``width`` columns."""
+async def _read(session: AsyncSession, sql: str, width: int) -> np.ndarray:
+    """Runs ``sql`` on the session's own connection with the driver's cursor: an int64 array of ``width`` columns.
+
+    A plain coroutine, not an async generator, so the cursor is closed here even when the read is
+    cancelled half-way (an abandoned generator would leave psycopg's server-side cursor to the GC).
+    """
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
+    parts = []
     if connection.dialect.name == "sqlite":  # aiosqlite: one thread hop per chunk
         cursor = await driver.execute(sql)
-        try:
-            while rows := await cursor.fetchmany(CHUNK):
-                yield np.array(rows, dtype=np.int64).reshape(-1, width)
-        finally:
-            await cursor.close()
     else:  # psycopg: a server-side cursor, so the result is never all in memory at once
-        async with driver.cursor(name="crowd_index_read") as cursor:
+        cursor = driver.cursor(name="crowd_index_read")
+    try:
+        if connection.dialect.name != "sqlite":
             await cursor.execute(sql)
-            while rows := await cursor.fetchmany(CHUNK):
-                yield np.array(rows, dtype=np.int64).reshape(-1, width)
-
-
-async def _read(session: AsyncSession, sql: str, width: int) -> np.ndarray:
-    parts = [chunk async for chunk in _chunks(session, sql, width)]
+        while rows := await cursor.fetchmany(CHUNK):
+            parts.append(np.array(rows, dtype=np.int64).reshape(-1, width))
+    finally:
+        with contextlib.suppress(Exception):  # a broken connection: the pool discards it
+            await cursor.close()
     return np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
 
 
