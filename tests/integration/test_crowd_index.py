@@ -23,6 +23,7 @@ from services.common.db import Database
 from services.customer.config import CustomerSettings
 from services.customer.crowds.catalogue import load_catalogue
 from services.customer.crowds.columns import COLUMNS
+from services.customer.crowds import loader
 from services.customer.crowds.index import CrowdIndex, member_ids
 from services.customer.crowds.translate import Translator
 from services.customer.models import Customer, CustomerInteraction, CustomerStats, CustomerTag, MemberOrder
@@ -163,6 +164,13 @@ async def test_refreshing_changed_members_equals_a_rebuild_and_writes_only_the_b
     await index.refresh_members(members[20:40])
     index.index = recording.inner
     assert set(recording.written) == {"refresh:changed"} and contents(index) == rebuilt
+
+
+async def test_a_build_read_in_small_chunks_equals_one_read_in_large_ones(seeded, monkeypatch):
+    db, _ = seeded
+    whole = contents(await fresh(db))
+    monkeypatch.setattr(loader, "CHUNK", 7)  # many chunks (id ranges on PostgreSQL) for 200 members
+    assert contents(await fresh(db)) == whole
 
 
 async def test_unions_are_recomputed_only_when_a_bitmap_they_join_changes(seeded):

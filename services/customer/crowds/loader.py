@@ -11,8 +11,6 @@ incremental updates, so a rebuild and an update always agree.
 
 from __future__ import annotations
 
-import contextlib
-
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,27 +92,40 @@ def _in_lists(ids: Sequence[int]) -> Iterable[str]:
         yield ",".join(str(int(i)) for i in ids[start:start + IN_LIST])
 
 
-async def _read(session: AsyncSession, sql: str, width: int) -> np.ndarray:
+async def _read(session: AsyncSession, sql: str, width: int, key: tuple[str, str, str] | None = None) -> np.ndarray:
     """Runs ``sql`` on the session's own connection with the driver's cursor: an int64 array of ``width`` columns.
 
-    A plain coroutine, not an async generator, so the cursor is closed here even when the read is
-    cancelled half-way (an abandoned generator would leave psycopg's server-side cursor to the GC).
+    SQLite streams the result in chunks of ``CHUNK`` rows. On PostgreSQL a whole-table read names
+    its ``key`` (table, id column, the column as ``sql`` names it) and is run as one query per ``CHUNK`` ids of that key, so no
+    result is ever all in memory at once and no cursor outlives its query (a server-side cursor
+    left open by a read cancelled at shutdown would be left to the garbage collector).
     """
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
     parts = []
     if connection.dialect.name == "sqlite":  # aiosqlite: one thread hop per chunk
         cursor = await driver.execute(sql)
-    else:  # psycopg: a server-side cursor, so the result is never all in memory at once
-        cursor = driver.cursor(name="crowd_index_read")
-    try:
-        if connection.dialect.name != "sqlite":
-            await cursor.execute(sql)
-        while rows := await cursor.fetchmany(CHUNK):
-            parts.append(np.array(rows, dtype=np.int64).reshape(-1, width))
-    finally:
-        with contextlib.suppress(Exception):  # a broken connection: the pool discards it
+        try:
+            while rows := await cursor.fetchmany(CHUNK):
+                parts.append(np.array(rows, dtype=np.int64).reshape(-1, width))
+        finally:
             await cursor.close()
+    else:
+        queries = [sql]
+        if key is not None:
+            table, column, named = key
+            async with driver.cursor() as cursor:
+                await cursor.execute(f"SELECT COALESCE(MAX({column}), 0) FROM {table}")
+                top = (await cursor.fetchone())[0]
+            joiner = " AND " if " WHERE " in sql else " WHERE "
+            queries = [f"{sql}{joiner}{named} > {low} AND {named} <= {low + CHUNK}"
+                       for low in range(0, int(top), CHUNK)]
+        for query in queries:
+            async with driver.cursor() as cursor:
+                await cursor.execute(query)
+                rows = await cursor.fetchall()
+            if rows:
+                parts.append(np.array(rows, dtype=np.int64).reshape(-1, width))
     return np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
 
 
@@ -138,7 +149,7 @@ async def members(session: AsyncSession, tz: ZoneInfo, ids: Sequence[int] | None
             f"WHERE c.kind = {MEMBER}")
     width = len(select)
     if ids is None:
-        rows = await _read(session, base, width)
+        rows = await _read(session, base, width, key=("customer", "id", "c.id"))
     else:
         parts = [await _read(session, f"{base} AND c.id IN ({chunk})", width) for chunk in _in_lists(ids)]
         rows = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
@@ -162,7 +173,7 @@ async def memberships(session: AsyncSession, ids: Sequence[int] | None = None) -
     for name, sql in (("tag", "SELECT customer_id, tag_id FROM customer_tag"),
                       ("interaction", "SELECT customer_id, mall_id FROM customer_interaction")):
         if ids is None:
-            out[name] = await _read(session, sql, 2)
+            out[name] = await _read(session, sql, 2, key=(sql.rsplit(" ", 1)[1], "customer_id", "customer_id"))
         else:
             parts = [await _read(session, f"{sql} WHERE customer_id IN ({chunk})", 2) for chunk in _in_lists(ids)]
             out[name] = np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
@@ -185,7 +196,7 @@ async def orders(session: AsyncSession, zones: dict[int, ZoneInfo], default: Zon
     base = (f"SELECT order_id, customer_id, store_id, COALESCE(mall_id, 0), {_EPOCH[dialect].format('occurred_at')}, "
             "amount_fen - refunded_amount_fen FROM member_order WHERE NOT fully_refunded AND store_id IS NOT NULL")
     if order_ids is None:
-        rows = await _read(session, base, 6)
+        rows = await _read(session, base, 6, key=("member_order", "order_id", "order_id"))
     else:
         parts = [await _read(session, f"{base} AND order_id IN ({chunk})", 6) for chunk in _in_lists(order_ids)]
         rows = np.concatenate(parts) if parts else np.zeros((0, 6), dtype=np.int64)
