@@ -29,7 +29,8 @@ def tamper(database_url: str, sql: str) -> None:
     """Changes the ledger behind its back, as a faulty script or a manual fix would."""
     url = make_url(database_url)
     url = url.set(drivername="sqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg")
-    engine = create_engine(url)
+    # On SQLite, wait for the service's writer (its relay, its consumers) as long as the service itself would.
+    engine = create_engine(url, connect_args={"timeout": 30} if url.get_backend_name() == "sqlite" else {})
     try:
         with engine.begin() as conn:
             conn.execute(text(sql))

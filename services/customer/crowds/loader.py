@@ -4,7 +4,7 @@ The index reads every member, tag, interaction mall and order at start. Going th
 SQLAlchemy rows and a dict per member costs tens of microseconds a row; here the database
 hands back integers only (flags, ids, days since 1970-01-01 and seconds since the epoch; a
 NULL as ``NULL``, a value nothing can take), fetched with the driver's own cursor in chunks
-of ``CHUNK`` rows straight into ``int64`` arrays. Times become local days in numpy
+of ``CHUNK`` rows (on PostgreSQL, one query per ``CHUNK`` ids) straight into ``int64`` arrays. Times become local days in numpy
 (``local_days``). The same reads, narrowed to some ids, serve the
 incremental updates, so a rebuild and an update always agree.
 """
