@@ -47,6 +47,15 @@ def positive_amount(value: int, field: str) -> int:
     return value
 
 
+def external_key(value: str, field: str, limit: int = MAX_EXTERNAL_NO) -> str:
+    """An identifier another system gave (an order number, a voucher code): 1 to ``limit`` printable characters."""
+    if not value:
+        raise InvalidArgument("is required", field=field)
+    if len(value) > limit or not value.isprintable() or value != value.strip():
+        raise InvalidArgument(f"must be 1 to {limit} printable characters without surrounding spaces", field=field)
+    return value
+
+
 def bounded_text(value: str, field: str, limit: int = MAX_TEXT) -> str:
     value = value.strip()
     if len(value) > limit:

@@ -29,7 +29,7 @@ from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArg
 from services.common.validation import aware, known_enum, mainland_mobile, parse_int_id, to_timestamp
 from services.ledger.commands import Command, RunAlone
 from services.ledger.convert import order_to_proto, posted_to_proto, refund_to_proto
-from services.ledger.inputs import MAX_EXTERNAL_NO, member_id, optional_id, past_time, positive_amount
+from services.ledger.inputs import external_key, member_id, optional_id, past_time, positive_amount
 from services.ledger.journal import (
     Book, Journal, Needs, OrderDraft, Posted, Posting, chunks, write_staged_events, stage_event,
 )
@@ -61,12 +61,7 @@ class NewOrder:
 
 
 def external_order_no(value: str, field: str = "external_order_no") -> str:
-    if not value:
-        raise InvalidArgument("is required", field=field)
-    if len(value) > MAX_EXTERNAL_NO or not value.isprintable() or value != value.strip():
-        raise InvalidArgument(f"must be 1 to {MAX_EXTERNAL_NO} printable characters without surrounding spaces",
-                              field=field)
-    return value
+    return external_key(value, field)
 
 
 def buyer_real_name(value: str) -> str:

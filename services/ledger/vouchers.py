@@ -21,7 +21,7 @@ from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.common.validation import MAX_MONEY, to_timestamp
 from services.ledger.convert import posted_to_proto
-from services.ledger.inputs import bounded_text, member_id, optional_id, past_time
+from services.ledger.inputs import bounded_text, external_key, member_id, optional_id, past_time
 from services.ledger.journal import Journal, Posting, stage_event, write_staged_events
 from services.ledger.models import MemberState, VoucherRedemption
 
@@ -41,12 +41,7 @@ class NewRedemption:
 
 
 def voucher_code(value: str) -> str:
-    if not value:
-        raise InvalidArgument("is required", field="voucher_code")
-    if len(value) > MAX_CODE or not value.isprintable() or value != value.strip():
-        raise InvalidArgument(f"must be 1 to {MAX_CODE} printable characters without surrounding spaces",
-                              field="voucher_code")
-    return value
+    return external_key(value, "voucher_code", MAX_CODE)
 
 
 def parse_redemption(request: pb.RedeemVoucherRequest, now: datetime) -> NewRedemption:

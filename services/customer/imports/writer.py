@@ -75,7 +75,7 @@ SQLITE_CACHE_KIB = 65536
 SUBJECTS = {cls: subject for subject, cls in SUBJECT_TYPES.items()}
 # Most members one customer.members.imported event carries (a fast batch may make several).
 IMPORTED_PER_EVENT = 10_000
-# The customer_stats row every member has, all zero (see levels.rules.stats_row).
+# The customer_stats row every member has, all zero (as members.repository.empty_stats makes one).
 STATS_COLUMNS = ("customer_id", "points_balance", "red_packet_balance_fen", "stored_balance_fen", "spend_count",
                  "spend_total_fen", "level_spend_fen", "cumulative_spend_fen", "points_entry_id",
                  "red_packet_entry_id", "stored_entry_id")
