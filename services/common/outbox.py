@@ -70,6 +70,27 @@ def add_event(session: AsyncSession, model: type[OutboxMixin], message: Message)
     return msg_id
 
 
+OUTBOX_COLUMNS = ("msg_id", "subject", "payload", "created_at")
+
+
+def event_rows(messages: Iterable[Message], created_at: datetime) -> list[tuple[str, str, bytes, datetime]]:
+    """Outbox rows (``OUTBOX_COLUMNS``) for ``messages``, in order.
+
+    The msg ids are unique as ``uuid4().hex`` is (32 hex digits): one random 96-bit prefix per call
+    and a counter, so bulk work makes no system call per event.
+    """
+    prefix = uuid.uuid4().hex[:24]
+    subjects: dict[type[Message], str] = {}
+    rows = []
+    for n, message in enumerate(messages):
+        kind = type(message)
+        subject = subjects.get(kind)
+        if subject is None:
+            subject = subjects[kind] = subject_of(message)
+        rows.append((f"{prefix}{n:08x}", subject, message.SerializeToString(), created_at))
+    return rows
+
+
 def add_events(session: Session | Connection, model: type[OutboxMixin], messages: Iterable[Message]) -> list[str]:
     """Writes ``messages`` as outbox rows, in order, in the caller's (synchronous) transaction; returns their msg ids.
 
@@ -83,16 +104,8 @@ def add_events(session: Session | Connection, model: type[OutboxMixin], messages
         conn = session.connection()
     else:
         conn = session
-    now = utcnow()
-    subjects: dict[type[Message], str] = {}
-    rows = []
-    for message in messages:
-        kind = type(message)
-        subject = subjects.get(kind)
-        if subject is None:
-            subject = subjects[kind] = subject_of(message)
-        rows.append((uuid.uuid4().hex, subject, message.SerializeToString(), now))
-    insert_rows(conn, model.__table__, ("msg_id", "subject", "payload", "created_at"), rows)  # type: ignore[attr-defined]
+    rows = event_rows(messages, utcnow())
+    insert_rows(conn, model.__table__, OUTBOX_COLUMNS, rows)  # type: ignore[attr-defined]
     return [row[0] for row in rows]
 
 

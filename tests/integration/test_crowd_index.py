@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 from datetime import UTC, date, datetime, timedelta
@@ -22,42 +21,20 @@ from crowdpack.customer.v1 import organization_service_pb2_grpc
 from services.common.db import Database
 from services.customer.config import CustomerSettings
 from services.customer.crowds.catalogue import load_catalogue
-from services.customer.crowds.columns import COLUMNS
 from services.customer.crowds import loader
-from services.customer.crowds.index import CrowdIndex, member_ids
+from services.customer.crowds.index import MEMBER_ID_FIELDS, CrowdIndex, member_ids
 from services.customer.crowds.translate import Translator
 from services.customer.models import Customer, CustomerInteraction, CustomerStats, CustomerTag, MemberOrder
 from services.customer.service import build_spec
 from tests.integration.customer_fixtures import SUPER
 from tests.support import crowd_data
+from tests.support.crowd_index import contents, fresh, wait_until
 from tests.support.crowd_sql import SqlCrowd
 from tests.support.runtime import running_service
 
 MIGRATIONS = Path("services/customer/migrations")
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 TODAY = date(2026, 11, 1)
-
-
-def contents(crowd: CrowdIndex) -> dict:
-    """Everything a package can see: members, each column (values where valid), every non-empty member bitmap."""
-    ix = crowd.index
-    bitmaps = {}
-    for name in ix.bitmaps():
-        if name == "live" or name.startswith(("tag:", "group:", "interaction:")):
-            ids = sorted(ix.evaluate({"groups": [{"op": "include", "all": [{"bitmap": name}]}]}))
-            if ids:
-                bitmaps[name] = ids
-    columns = {}
-    for name in COLUMNS:
-        values, valid = ix.column_values(name)
-        columns[name] = ((values * valid).tolist(), valid.tolist())
-    return {"members": ix.n_members, "orders": ix.n_orders, "bitmaps": bitmaps, "columns": columns}
-
-
-async def fresh(db: Database) -> CrowdIndex:
-    index = CrowdIndex(db)
-    await index.build()
-    return index
 
 
 async def agree_with_sql(db: Database, index: CrowdIndex, ids: dict, seed: int, n: int = 25) -> None:
@@ -252,27 +229,19 @@ def test_events_name_their_members_by_any_id_field():
 
     assert list(member_ids(ev.MemberUpdated(member_id="12"))) == [12]
     assert list(member_ids(ev.CustomerTagged(customer_id="7", tag_id="3"))) == [7]
-    # a fast import's batch event names all its new members
+    # a fast import's batch events name the members it created and the ones it changed
     assert list(member_ids(ev.MembersImported(job_id="9", member_ids=["5", "6"]))) == [5, 6]
+    assert list(member_ids(ev.MembersImported(job_id="9", updated_member_ids=["2", "3"]))) == [2, 3]
 
     def names_members(descriptor, depth: int = 0) -> bool:  # noqa: ANN001
-        return any(f.name in {"member_id", "customer_id", "member_ids", "customer_ids"}
+        return any(f.name in MEMBER_ID_FIELDS
                    or (f.message_type is not None and depth < 3 and names_members(f.message_type, depth + 1))
                    for f in descriptor.fields)
 
-    # Every event about members carries ids the index finds (the completed import rebuilds instead).
+    # Every event about members carries ids the index finds.
     for subject, cls in SUBJECT_TYPES.items():
         if subject.startswith(("customer.member", "customer.tag")):
             assert names_members(cls.DESCRIPTOR), subject
-
-
-async def wait_until(predicate, timeout: float = 20.0):  # noqa: ANN001, ANN201
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value or asyncio.get_running_loop().time() > deadline:
-            return value
-        await asyncio.sleep(0.1)
 
 
 async def test_the_service_restarts_from_its_snapshot_and_replays_what_happened_while_it_was_down(

@@ -30,6 +30,7 @@ from crowdpack.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from services.common import events as subjects
 from services.common.db import Database
 from services.customer.config import CustomerSettings
+from services.customer.crowds.index import CrowdIndex
 from services.customer.imports import writer
 from services.customer.imports.jobs import ImportRunner
 from services.customer.models import CustomerStats, CustomerTag, OutboxEvent, Tag
@@ -41,6 +42,7 @@ from services.ledger.models import ProcessedMessage as Processed
 from services.ledger.service import build_spec as ledger_spec
 from tests.integration.customer_fixtures import SUPER, mall_admin, mask, rpc_error
 from tests.support.databases import fresh_database
+from tests.support.crowd_index import contents, fresh, wait_until
 from tests.support.runtime import running_service
 
 DONE = (pb.IMPORT_JOB_STATE_SUCCEEDED, pb.IMPORT_JOB_STATE_FAILED)
@@ -55,6 +57,7 @@ class Imports:
     db: Database
     runner: ImportRunner
     address: str
+    crowd: CrowdIndex
 
     async def upload(self, data: bytes, name: str = "user_2026-01-01.csv", request_id: str = "",
                      metadata=SUPER) -> pb.ImportFile:  # noqa: ANN001
@@ -125,7 +128,7 @@ async def imports(database_url, nats_url, tmp_path):
     async with running_service(build_spec, settings, nats_url=nats_url, state_dir=tmp_path) as (rt, channel):
         yield Imports(pb_grpc.ImportServiceStub(channel), mpb_grpc.MemberServiceStub(channel),
                       org_grpc.OrganizationServiceStub(channel), set_grpc.SettingsServiceStub(channel), rt.ctx.db,
-                      rt.ctx.extras["imports"], f"127.0.0.1:{rt.port}")
+                      rt.ctx.extras["imports"], f"127.0.0.1:{rt.port}", rt.ctx.extras["crowd_index"])
 
 
 def csv_file(rows: list[list[str]], encoding: str = "utf-8", bom: bool = False) -> bytes:
@@ -357,8 +360,9 @@ async def test_fast_mode_makes_one_completion_event_and_no_row_events(imports):
                                                  for i in range(50)]
     job = await imports.run(csv_file(rows), mode=pb.IMPORT_MODE_FAST, tag_name="fast")
     assert (job.created, job.updated, job.mode) == (49, 1, pb.IMPORT_MODE_FAST)
-    # One batch: one announcement of the members it created (for the ledger), no per-member events.
-    assert await imports.subjects() - before == Counter({subjects.IMPORT_COMPLETED: 1, subjects.MEMBERS_IMPORTED: 1})
+    # One batch: one announcement of the members it created (for the ledger) and one of the member it changed
+    # (for the crowd index), no per-member events.
+    assert await imports.subjects() - before == Counter({subjects.IMPORT_COMPLETED: 1, subjects.MEMBERS_IMPORTED: 2})
     new = await imports.by_phone("13100000001")
     assert new.review_status == m.REVIEW_STATUS_PENDING and list(new.tags) == ["fast"]
     carded = await imports.by_phone("13100000003")
@@ -367,6 +371,50 @@ async def test_fast_mode_makes_one_completion_event_and_no_row_events(imports):
     timeline = (await imports.members.ListTimeline(mpb.ListTimelineRequest(customer_id=new.member_id),
                                                    metadata=SUPER)).entries
     assert list(timeline) == []
+
+
+async def test_a_fast_import_reaches_the_crowd_index_batch_by_batch_without_a_rebuild(imports):
+    index, built_at = imports.crowd, imports.crowd.built_at
+    kept = (await imports.members.CreateMember(mpb.CreateMemberRequest(
+        request_id="kept", phone="13400000000", name="kept", gender=m.GENDER_MALE), metadata=SUPER)).member
+    imports.runner.fast_batch = 10
+
+    async def announced() -> list[tuple[list[int], list[int]]]:
+        async with imports.db.read() as session:
+            rows = (await session.scalars(select(OutboxEvent).where(
+                OutboxEvent.subject == subjects.MEMBERS_IMPORTED).order_by(OutboxEvent.seq))).all()
+        decoded = [subjects.decode(e.subject, e.payload) for e in rows]
+        return [([int(i) for i in d.member_ids], [int(i) for i in d.updated_member_ids]) for d in decoded]
+
+    async def caught_up() -> bool:
+        return contents(index) == contents(await fresh(imports.db))
+
+    # 24 new members and the existing one (female now), all tagged, in three batches.
+    rows = [["手机号", "姓名", "性别"], ["13400000000", "kept", "女"]] + [
+        [f"1340000{i:04d}", f"n{i}", "男"] for i in range(1, 25)]
+    job = await imports.run(csv_file(rows), mode=pb.IMPORT_MODE_FAST, tag_name="wave")
+    assert (job.created, job.updated) == (24, 1)
+    assert await wait_until(caught_up), "the index did not follow the import"
+    tagged = [int(x.member_id) for x in await imports.all_members()]
+    async with imports.db.read() as session:
+        tag_id = await session.scalar(select(Tag.id).where(Tag.name == "wave"))
+    assert contents(index)["bitmaps"][f"tag:{tag_id}"] == sorted(tagged)
+    events = await announced()
+    assert sorted(i for new, _ in events for i in new) == sorted(set(tagged) - {int(kept.member_id)})
+    assert [changed for _, changed in events if changed] == [[int(kept.member_id)]]
+
+    # The same file again changes nothing and names nobody; a third run changes two members' gender.
+    job = await imports.run(csv_file(rows), "again.csv", mode=pb.IMPORT_MODE_FAST, tag_name="wave")
+    assert (job.created, job.updated, job.unchanged) == (0, 0, 25)
+    assert len(await announced()) == len(events)
+    flipped = [rows[0], ["13400000001", "n1", "女"], ["13400000002", "n2", "女"]]
+    job = await imports.run(csv_file(flipped), "flip.csv", mode=pb.IMPORT_MODE_FAST)
+    assert job.updated == 2
+    two = sorted([int((await imports.by_phone("13400000001")).member_id),
+                  int((await imports.by_phone("13400000002")).member_id)])
+    assert (await announced())[len(events):] == [([], two)]
+    assert await wait_until(caught_up), "the index did not follow the changed members"
+    assert index.built_at == built_at  # refreshed in place, never rebuilt
 
 
 async def test_ledger_opens_accounts_for_fast_imported_members_once(imports, backend, js, nats_url, tmp_path):

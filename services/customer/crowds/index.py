@@ -5,8 +5,8 @@ and the orders from the database into a ``segment_engine.MemberIndex`` (columnar
 ``crowds/loader.py``). After that, the index follows the CUSTOMER stream (an ephemeral
 ordered consumer starting right after the sequence read before the load): every event naming
 members re-reads those members and updates the engine in place (their columns, and only the
-bitmaps they enter or leave), new orders are appended, a refund reloads the orders and a
-completed import rebuilds. Every change to indexed data commits with an outbox event, so the
+bitmaps they enter or leave; a fast import names its members batch by batch), new orders are
+appended and a refund reloads the orders. Every change to indexed data commits with an outbox event, so the
 database read after the event always sees it. ``save``/``restore`` snapshot the index with
 its stream sequence, so a start replays only what happened since (``start``).
 """
@@ -30,7 +30,7 @@ from sqlalchemy import make_url, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import Database
-from services.common.events import CUSTOMER_STREAM, IMPORT_COMPLETED, SUBJECT_TYPES, decode
+from services.common.events import CUSTOMER_STREAM, SUBJECT_TYPES, decode
 from services.common.logs import get_logger
 from services.common.retry import one_line
 from services.customer.crowds import loader
@@ -46,7 +46,8 @@ MEMBER_BITMAPS = ("tag:", "group:", "interaction:")
 MAX_U32 = 2**32 - 1
 CHANGED = "refresh:changed"  # the members a refresh re-reads, registered while it runs
 # Event fields naming the members an event is about (one id or many, as text or numbers).
-MEMBER_ID_FIELDS = frozenset({"member_id", "customer_id", "member_ids", "customer_ids"})
+MEMBER_ID_FIELDS = frozenset({"member_id", "customer_id", "member_ids", "customer_ids",
+                              "updated_member_ids"})
 
 
 def _bitmap_package(*names: str) -> dict:
@@ -269,21 +270,14 @@ class CrowdIndex:
     async def apply(self, msgs: Sequence) -> None:  # noqa: ANN001
         members: set[int] = set()
         new_orders: list[int] = []
-        rebuild = False
         for msg in msgs:
             if msg.subject not in SUBJECT_TYPES:
-                continue
-            if msg.subject == IMPORT_COMPLETED:
-                rebuild = True
                 continue
             event = decode(msg.subject, msg.data)
             members.update(member_ids(event))
             new_orders.extend(int(order_id) for order_id in getattr(event, "new_order_ids", ()))
             if getattr(event, "orders_changed", False):
                 self.orders_changed()
-        if rebuild:
-            await self.build()
-            return
         await self.refresh_members(members)
         if new_orders:
             await self.append_orders(new_orders)

@@ -6,9 +6,10 @@ each, decide per row create / update / unchanged / conflict, then write with bul
 set of changed columns, ``ON CONFLICT DO NOTHING`` for tags) and every new member's zero
 ``customer_stats`` row. The normal writer adds, per change, what an RPC would have made: member
 created/updated and card-opened events and timeline entries, and the tag-added event and entry
-for each tag actually added. The fast writer adds nothing per row, only one
-``customer.members.imported`` event per batch naming the members it created (the ledger opens
-their accounts from it). A new member's INSERT row is shaped where the row is read and checked
+for each tag actually added. The fast writer adds nothing per row, only
+``customer.members.imported`` events per batch naming the members it created (the ledger opens
+their accounts from them) and the existing members it changed or tagged (the crowd index re-reads
+every member both name). A new member's INSERT row is shaped where the row is read and checked
 (``shape_rows``); the writer adds the id.
 
 The job's progress moves first, in the same transaction, guarded by the progress it expects:
@@ -19,7 +20,6 @@ batch that does not commit leaves the progress where it was.
 from __future__ import annotations
 
 import json
-import uuid
 from collections import defaultdict
 from operator import itemgetter
 from types import SimpleNamespace
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from google.protobuf.message import Message
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,8 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.customer.v1 import import_service_pb2 as pb
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.events.v1 import customer_events_pb2 as event_pb
-from services.common.events import SUBJECT_TYPES
-from services.common.outbox import add_event, utcnow
+from services.common.db import insert_rows
+from services.common.outbox import OUTBOX_COLUMNS, add_event, event_rows, utcnow
 from services.common.validation import aware, to_timestamp
 from services.customer import timeline
 from services.customer.imports.models import ImportJob
@@ -72,7 +73,6 @@ TIME_COLUMNS = {"registered_at", "card_open_time", "level_expires_at", "deleted_
 DATE_COLUMNS = {"birthday"}
 BOOL_COLUMNS = {"card_opened", "level_frozen", "disabled", "store_member", "virtual"}
 SQLITE_CACHE_KIB = 65536
-SUBJECTS = {cls: subject for subject, cls in SUBJECT_TYPES.items()}
 # Most members one customer.members.imported event carries (a fast batch may make several).
 IMPORTED_PER_EVENT = 10_000
 # The customer_stats row every member has, all zero (as members.repository.empty_stats makes one).
@@ -143,11 +143,10 @@ class Staging:
         self.bind = session.bind
         self.added: list[Any] = []
 
-        # Rows built here directly (no ORM object each): (customer_id, kind, detail, actor_id, created_at) and
-        # (msg_id, subject, payload, created_at), times already in the driver's format.
+        # Built here directly (no ORM object each): timeline rows (customer_id, kind, detail, actor_id,
+        # created_at), the time in the driver's format, and event messages (outbox.event_rows writes them).
         self.entries: list[tuple[Any, ...]] = []
-        self.events: list[tuple[Any, ...]] = []
-        self.prefix = ""
+        self.events: list[Message] = []
 
     def add(self, row: Any) -> None:
         self.added.append(row)
@@ -157,31 +156,27 @@ class Staging:
         self.entries.append((customer_id, kind, json.dumps(detail, ensure_ascii=False, default=str, sort_keys=True),
                              actor_id, at))
 
-    def event(self, message: Any, at: Any) -> None:
-        """What outbox.add_event writes, as a row: the msg id is unique like a uuid4 (a random 96-bit prefix for
-        the batch and a counter), without a system call for each event."""
-        if not self.events:
-            self.prefix = uuid.uuid4().hex[:24]
-        self.events.append((f"{self.prefix}{len(self.events):08x}", SUBJECTS[type(message)],
-                            message.SerializeToString(), at))
+    def event(self, message: Any) -> None:
+        """What outbox.add_event writes, as a message the batch writes with the others (outbox.event_rows)."""
+        self.events.append(message)
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
         return await self.session.execute(*args, **kwargs)
 
-    async def write(self, driver: Driver) -> None:
+    async def write(self, driver: Driver, now: datetime) -> None:
         timeline_rows = [(r.customer_id, r.kind, r.detail, r.actor_id, driver.time(r.created_at))
                          for r in self.added if isinstance(r, TimelineEntry)]
-        outbox_rows = [(r.msg_id, r.subject, r.payload, driver.time(r.created_at))
-                       for r in self.added if isinstance(r, OutboxEvent)]
+        outbox_rows = [(r.msg_id, r.subject, r.payload, r.created_at) for r in self.added if isinstance(r, OutboxEvent)]
         if len(timeline_rows) + len(outbox_rows) != len(self.added):
             raise TypeError("only timeline entries and outbox events are staged")
         timeline_rows += self.entries
-        outbox_rows += self.events
+        outbox_rows += event_rows(self.events, now)
         self.added, self.entries, self.events = [], [], []
         await driver.executemany(f"INSERT INTO timeline_entry (customer_id, kind, detail, actor_id, created_at) "
                                  f"VALUES ({driver.marks(5)})", timeline_rows)
-        await driver.executemany(f"INSERT INTO outbox_event (msg_id, subject, payload, created_at) "
-                                 f"VALUES ({driver.marks(4)})", outbox_rows)
+        if outbox_rows:
+            await self.session.run_sync(lambda s: insert_rows(s.connection(), OutboxEvent.__table__, OUTBOX_COLUMNS,
+                                                              outbox_rows))
 
 
 class Superseded(Exception):
@@ -393,11 +388,17 @@ class BatchWriter:
             await (await self.session.connection()).exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         created = await self._create(creates, now)
         changed = await self._update(updates, existing, now)
-        touched = self.created_ids + list(updates)
         await self._interactions(created, changed, existing)
-        if self.ctx.tag is not None and touched:
-            await self._tag(touched, now)
-        await self.staging.write(self.driver)
+        if self.normal:
+            if self.ctx.tag is not None:
+                await self._tag(self.created_ids + list(updates), now)
+        else:
+            tagged: list[int] = []
+            if self.ctx.tag is not None:
+                await self._add_tag(self.created_ids, now, returning=False)  # all new: no rows back needed
+                tagged = await self._add_tag(list(updates), now, returning=True)
+            self._updated_event(sorted(changed.keys() | set(tagged)), now)
+        await self.staging.write(self.driver, now)
         await self.driver.executemany(
             f"INSERT INTO import_row_issue (job_id, row_number, status, field, reason) "
             f"VALUES ({self.driver.marks(5)})", self.issues)
@@ -471,21 +472,28 @@ class BatchWriter:
             entries.append((member_id, "created", detail, actor, at))
             stage.event(Created(member_id=str(member_id), phone=v["phone"] or "", email=v["email"] or "",
                                 create_time=create_time, registration_mall_id=str(v["registration_mall_id"] or ""),
-                                level=v["level"]), at)
+                                level=v["level"]))
             if v["card_opened"]:
                 stage.entry(member_id, "card_opened", actor, at, card_number=v["card_number"],
                             mall_id=v["card_open_mall_id"], channel=channel)
                 stage.event(Opened(member_id=str(member_id), card_number=v["card_number"] or "",
                                    mall_id=str(v["card_open_mall_id"] or ""), channel=channel,
-                                   open_time=stamp(v["card_open_time"])), at)
+                                   open_time=stamp(v["card_open_time"])))
 
     def _imported_event(self, tuples: list[tuple[Any, ...]], level_at: int, now: datetime) -> None:
-        """Fast mode's one announcement per batch: the members it created, for the ledger's accounts."""
+        """Fast mode's announcement of the members a batch created, for the ledger's accounts and the crowd index."""
         for start in range(0, len(tuples), IMPORTED_PER_EVENT):
             part = tuples[start:start + IMPORTED_PER_EVENT]
             add_event(self.session, OutboxEvent, event_pb.MembersImported(
                 job_id=str(self.ctx.job_id), member_ids=[str(row[0]) for row in part],
                 levels=[row[level_at] for row in part], create_time=to_timestamp(now)))
+
+    def _updated_event(self, ids: list[int], now: datetime) -> None:
+        """Fast mode's announcement of the existing members a batch changed or tagged, for the crowd index."""
+        for start in range(0, len(ids), IMPORTED_PER_EVENT):
+            add_event(self.session, OutboxEvent, event_pb.MembersImported(
+                job_id=str(self.ctx.job_id), updated_member_ids=[str(i) for i in ids[start:start + IMPORTED_PER_EVENT]],
+                create_time=to_timestamp(now)))
 
     async def _stats(self, ids: list[int]) -> None:
         """Every member has its customer_stats row, all zero, from the start (the member list joins it)."""
@@ -585,35 +593,40 @@ class BatchWriter:
                 index_elements=["customer_id", "mall_id"])
             await self.session.execute(stmt, pairs)
 
-    async def _tag(self, customer_ids: list[int], now: datetime) -> None:
-        """Puts the job's tag on these customers; in normal mode each pair actually added is announced and recorded.
+    async def _add_tag(self, customer_ids: list[int], now: datetime, *, returning: bool) -> list[int]:
+        """Puts the job's tag on these customers with one statement; with ``returning``, the ids it was added to.
 
-        One statement that inserts the missing pairs and returns them, as tagging.add_tags does batch by batch
-        (a customer never carries a tag twice; a concurrent tagger's pair is not reported again).
+        Inserts the missing pairs only, as tagging.add_tags does: a customer never carries a tag twice, and a
+        concurrent tagger's pair is not reported again.
         """
         tag = self.ctx.tag
         assert tag is not None
+        if not customer_ids:
+            return []
         d = self.driver
         conn = await self.session.connection()
-        # Fast mode wants no rows back: the pairs added are not reported.
-        returning = " RETURNING customer_id" if self.normal else ""
+        back = " RETURNING customer_id" if returning else ""
         if d.sqlite:
             added = await conn.exec_driver_sql(
                 "INSERT INTO customer_tag (customer_id, tag_id, created_at) SELECT value, ?, ? FROM json_each(?) "
-                f"WHERE true ON CONFLICT (customer_id, tag_id) DO NOTHING{returning}",
+                f"WHERE true ON CONFLICT (customer_id, tag_id) DO NOTHING{back}",
                 (tag.id, d.time(now), json.dumps(customer_ids)))
         else:
             added = await conn.exec_driver_sql(
                 "INSERT INTO customer_tag (customer_id, tag_id, created_at) SELECT unnest(%s::bigint[]), %s, %s "
-                f"ON CONFLICT (customer_id, tag_id) DO NOTHING{returning}", (customer_ids, tag.id, now))
-        if not self.normal:
-            return
-        ids = sorted(row[0] for row in added)
+                f"ON CONFLICT (customer_id, tag_id) DO NOTHING{back}", (customer_ids, tag.id, now))
+        return sorted(row[0] for row in added) if returning else []
+
+    async def _tag(self, customer_ids: list[int], now: datetime) -> None:
+        """Normal mode: puts the job's tag on these customers; each pair actually added is announced and recorded."""
+        tag = self.ctx.tag
+        assert tag is not None
+        ids = await self._add_tag(customer_ids, now, returning=True)
         # What tagging.add_tags records and announces for each pair it adds.
-        actor, at, stage = self.ctx.operator_id, d.time(now), self.staging
+        actor, at, stage = self.ctx.operator_id, self.driver.time(now), self.staging
         detail = json.dumps({"tag": tag.name}, ensure_ascii=False, sort_keys=True)
         change_time, tag_id = to_timestamp(now), str(tag.id)
         for customer_id in ids:
             stage.entries.append((customer_id, "tag_added", detail, actor, at))
             stage.event(event_pb.CustomerTagged(customer_id=str(customer_id), tag_id=tag_id, tag_name=tag.name,
-                                                operator_id=actor, change_time=change_time), at)
+                                                operator_id=actor, change_time=change_time))
