@@ -15,7 +15,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import grpc
@@ -51,8 +52,13 @@ class Ports:
     gateway: int = 8080
 
     @classmethod
-    def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(8)))
+    def free(cls, host: str = "127.0.0.1") -> Ports:
+        """Eight ports free right now, all different: every socket stays bound until all are picked."""
+        with ExitStack() as stack:
+            sockets = [stack.enter_context(socket.socket()) for _ in fields(cls)]
+            for s in sockets:
+                s.bind((host, 0))
+            return cls(*(s.getsockname()[1] for s in sockets))
 
 
 @dataclass

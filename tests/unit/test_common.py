@@ -88,3 +88,17 @@ def test_enums_and_ids():
     for bad in ("", "-1", "1.5", "x", "9" * 19):
         with pytest.raises(InvalidArgument):
             parse_int_id(bad, "member_id")
+
+
+def test_free_ports_are_all_different_and_bindable():
+    import socket
+    from dataclasses import astuple
+
+    from services.supervisor import Ports
+
+    for _ in range(50):
+        ports = astuple(Ports.free())
+        assert len(set(ports)) == len(ports) == 8
+    for port in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
