@@ -39,6 +39,7 @@ MEMBERS_IMPORTED = "customer.members.imported.v1"
 # ledger
 ACCOUNT_OPENED = "ledger.account.opened.v1"
 ENTRY_POSTED = "ledger.entry.posted.v1"
+ENTRIES_POSTED = "ledger.entries.posted.v1"
 ORDER_RECORDED = "ledger.order.recorded.v1"
 ORDER_REFUNDED = "ledger.order.refunded.v1"
 VOUCHER_REDEEMED = "ledger.voucher.redeemed.v1"
@@ -52,6 +53,7 @@ SUBJECT_TYPES: dict[str, type[Message]] = {
     MEMBER_ACTIVITY_CHANGED: customer_events_pb2.MemberActivityChanged,
     ACCOUNT_OPENED: ledger_events_pb2.AccountOpened,
     ENTRY_POSTED: ledger_events_pb2.EntryPosted,
+    ENTRIES_POSTED: ledger_events_pb2.EntriesPosted,
     ORDER_RECORDED: ledger_events_pb2.OrderRecorded,
     ORDER_REFUNDED: ledger_events_pb2.OrderRefunded,
     VOUCHER_REDEEMED: ledger_events_pb2.VoucherRedeemed,

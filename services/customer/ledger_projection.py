@@ -2,7 +2,8 @@
 
 - ``ledger.entry.posted``: balances per asset (newest entry wins, so a late redelivery cannot
   roll a balance back); a manual points or red-packet settlement in a mall relates the member
-  to that mall.
+  to that mall. ``ledger.entries.posted`` (a batch posting's entries, up to 1,000) does the same
+  for each entry, with one read of the members and their stats rows for the whole event.
 - ``ledger.order.recorded``: spend count, total, first and last time; the mall becomes an
   interaction mall; cumulative spend may upgrade the level; the order is kept for crowd packages;
   a member without a real name or phone takes the buyer's from the order (a phone another
@@ -20,6 +21,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from google.protobuf.message import Message
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
@@ -29,8 +31,8 @@ from services.common.validation import aware
 from services.customer import timeline
 from services.customer.levels import rules
 from services.customer.members import events as member_events
-from services.customer.members.repository import MemberRepository, stats_row
-from services.customer.models import Customer, MemberOrder
+from services.customer.members.repository import MEMBER, MemberRepository, stats_row
+from services.customer.models import Customer, CustomerStats, MemberOrder
 from services.customer.organization.repository import OrganizationRepository
 
 log = get_logger(__name__)
@@ -39,6 +41,7 @@ BALANCE_COLUMNS = {"ASSET_POINTS": ("points_balance", "points_entry_id"),
                    "ASSET_RED_PACKET": ("red_packet_balance_fen", "red_packet_entry_id"),
                    "ASSET_BALANCE": ("stored_balance_fen", "stored_entry_id")}
 SETTLEMENT_KINDS = {"ASSET_POINTS": "settle_points", "ASSET_RED_PACKET": "settle_red_packet"}
+IN_CHUNK = 1000  # member ids per IN (...) list
 
 
 def _id(value: str) -> int | None:
@@ -62,19 +65,60 @@ async def entry_posted(session: AsyncSession, event: Message) -> None:
     member = await _member(session, event.member_id, "entry.posted")
     if member is None or event.asset not in BALANCE_COLUMNS:
         return
-    stats = await stats_row(session, member.id)
-    balance_column, watermark_column = BALANCE_COLUMNS[event.asset]
-    entry_id = _id(event.entry_id) or 0
-    if entry_id > getattr(stats, watermark_column):
-        setattr(stats, balance_column, event.balance_after)
-        setattr(stats, watermark_column, entry_id)
+    if _newer_balance(await stats_row(session, member.id), event):
         member_events.activity_changed(session, member.id)
-    mall_id = _id(event.mall_id)
-    is_settlement = event.kind == "ENTRY_KIND_ADJUST" and not event.order_id
-    if mall_id is not None and is_settlement and event.asset in SETTLEMENT_KINDS:
-        if await MemberRepository(session).add_interaction(member.id, mall_id, SETTLEMENT_KINDS[event.asset],
-                                                           _time(event.create_time)):
-            member_events.activity_changed(session, member.id)
+    await _settlement(session, member.id, event)
+
+
+async def entries_posted(session: AsyncSession, event: Message) -> None:
+    """A batch posting's entries, each applied as ``entry_posted`` applies one, reading members and stats in bulk."""
+    assert isinstance(event, events.EntriesPosted)
+    wanted = sorted({n for e in event.entries if e.asset in BALANCE_COLUMNS and (n := _id(e.member_id)) is not None})
+    known: set[int] = set()
+    stats: dict[int, CustomerStats] = {}
+    for start in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[start:start + IN_CHUNK]
+        known.update(await session.scalars(select(Customer.id).where(Customer.id.in_(chunk), Customer.kind == MEMBER)))
+        stats.update((row.customer_id, row) for row in await session.scalars(
+            select(CustomerStats).where(CustomerStats.customer_id.in_(chunk))))
+    changed: set[int] = set()
+    for e in event.entries:
+        if e.asset not in BALANCE_COLUMNS:
+            continue
+        member_id = _id(e.member_id)
+        if member_id is None or member_id not in known:
+            log.warning("ledger event for an unknown member skipped", member_id=e.member_id,
+                        subject="entries.posted", entry_id=e.entry_id)
+            continue
+        row = stats.get(member_id)
+        if row is None:  # a member from before every member had its stats row
+            row = stats[member_id] = await stats_row(session, member_id)
+        if _newer_balance(row, e):
+            changed.add(member_id)
+        await _settlement(session, member_id, e)
+    for member_id in sorted(changed):
+        member_events.activity_changed(session, member_id)
+
+
+def _newer_balance(stats: CustomerStats, entry: events.EntryPosted) -> bool:
+    """Takes the entry's balance if it is newer than the one stored for its asset; says whether it did."""
+    balance_column, watermark_column = BALANCE_COLUMNS[entry.asset]
+    entry_id = _id(entry.entry_id) or 0
+    if entry_id <= getattr(stats, watermark_column):
+        return False
+    setattr(stats, balance_column, entry.balance_after)
+    setattr(stats, watermark_column, entry_id)
+    return True
+
+
+async def _settlement(session: AsyncSession, member_id: int, entry: events.EntryPosted) -> None:
+    """A manual points or red-packet settlement in a mall makes it an interaction mall."""
+    mall_id = _id(entry.mall_id)
+    is_settlement = entry.kind == "ENTRY_KIND_ADJUST" and not entry.order_id
+    if mall_id is not None and is_settlement and entry.asset in SETTLEMENT_KINDS:
+        if await MemberRepository(session).add_interaction(member_id, mall_id, SETTLEMENT_KINDS[entry.asset],
+                                                           _time(entry.create_time)):
+            member_events.activity_changed(session, member_id)
 
 
 async def order_recorded(session: AsyncSession, event: Message) -> None:

@@ -10,7 +10,9 @@ from crowdpack.customer.v1 import level_service_pb2_grpc, member_service_pb2_grp
 from crowdpack.customer.v1 import crowd_service_pb2_grpc, settings_service_pb2_grpc
 from crowdpack.customer.v1 import business_customer_service_pb2_grpc, classification_service_pb2_grpc
 from services.common.consumer import EventConsumer
-from services.common.events import ENTRY_POSTED, LEDGER_STREAM, ORDER_RECORDED, ORDER_REFUNDED, VOUCHER_REDEEMED
+from services.common.events import (
+    ENTRIES_POSTED, ENTRY_POSTED, LEDGER_STREAM, ORDER_RECORDED, ORDER_REFUNDED, VOUCHER_REDEEMED,
+)
 from services.common.server import Context, ServiceSpec
 from services.customer import ledger_projection
 from services.customer.business.servicer import BusinessCustomerServicer
@@ -53,6 +55,7 @@ def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
 def consumers(ctx: Context) -> list[EventConsumer]:
     return [EventConsumer(ctx.db, ctx.js, durable="customer-ledger-events", stream=LEDGER_STREAM, model=ProcessedMessage,
                           handlers={ENTRY_POSTED: ledger_projection.entry_posted,
+                                    ENTRIES_POSTED: ledger_projection.entries_posted,
                                     ORDER_RECORDED: ledger_projection.order_recorded,
                                     ORDER_REFUNDED: ledger_projection.order_refunded,
                                     VOUCHER_REDEEMED: ledger_projection.voucher_redeemed})]

@@ -114,7 +114,7 @@ class PostEntriesCommand(Command):
         return Needs.of(self.postings)
 
     def apply(self, book: Book) -> None:
-        self.posted = book.apply(self.request_id, self.postings, operator_id=self.operator_id)
+        self.posted = book.apply(self.request_id, self.postings, operator_id=self.operator_id, together=True)
         touched = {(p.member_id, p.asset) for p in self.postings}
         # The accounts as this request left them (later requests of the batch may move them on).
         self.accounts = [account_to_proto(book.accounts[key])

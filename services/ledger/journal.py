@@ -12,7 +12,8 @@ postings in memory, all or none per request:
 A refused request changes nothing, in memory or in the database. ``flush`` then writes what
 every accepted request did with one statement per table: balances (compare-and-set), orders,
 entries, points lots (a credit opens a lot, a debit takes from the oldest lots first, an expiry
-closes exactly the lots that expired) and one ``ledger.entry.posted`` event per entry.
+closes exactly the lots that expired) and the events: one ``ledger.entry.posted`` per entry, except
+that a batch posting's entries go out together in ``ledger.entries.posted`` events of up to 1,000.
 So a batch of many requests costs about as many statements as one request: the group commit
 (commit.py) decides a whole batch with a dozen statements, all in one synchronous transaction
 (``Database.run_sync_write``). Bulk rows go in with driver-level executemany.
@@ -24,6 +25,7 @@ async code, running the book through ``AsyncSession.run_sync``.
 from __future__ import annotations
 
 from collections import deque
+from itertools import groupby
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,6 +52,7 @@ ENTRIES = JournalEntry.__table__
 LOTS = PointsLot.__table__
 ORDERS = Order.__table__
 IN_CHUNK = 2000  # values per IN (...) list
+ENTRIES_PER_EVENT = 1000  # entries per ledger.entries.posted event (about 150 kB; NATS takes up to 1 MB)
 STAGED = "ledger_staged_events"  # session.info key: the events staged, in order
 ENTRY_COLUMNS = ("id", "request_id", "line", "account_id", "kind", "amount", "balance_after", "reason_template_id",
                  "reason", "note", "voucher", "document_at", "mall_id", "store_id", "operator_id", "order_id",
@@ -261,6 +264,7 @@ class Book:
         self.pending: list[Posted] = []
         self.orders: list[OrderDraft] = []
         self._lines: dict[str, int] = {}
+        self._together: set[str] = set()  # request ids whose entries are announced together
         self._looked_up: set[AccountKey] = set()
         self._missing_templates: set[int] = set()
 
@@ -316,8 +320,12 @@ class Book:
 
     # Checking
 
-    def apply(self, request_id: str, postings: Sequence[Posting], *, operator_id: str) -> list[Posted]:
-        """Checks and applies one request's postings in memory: all of them, or none and an error."""
+    def apply(self, request_id: str, postings: Sequence[Posting], *, operator_id: str,
+              together: bool = False) -> list[Posted]:
+        """Checks and applies one request's postings in memory: all of them, or none and an error.
+
+        ``together``: the entries are announced together (``ledger.entries.posted``), as a batch posting's are.
+        """
         before: dict[AccountKey, tuple[int, int]] = {}
         accepted: list[Posted] = []
         line = self._lines.get(request_id, 0)
@@ -355,6 +363,8 @@ class Book:
             raise
         self._lines[request_id] = line + len(accepted)
         self.pending.extend(accepted)
+        if together:
+            self._together.add(request_id)
         return accepted
 
     def _attach_reason(self, p: Posting) -> None:
@@ -391,11 +401,27 @@ class Book:
         if pending:
             self._insert_entries(pending)
             self._move_lots(pending)
-        create_time = to_timestamp(self.now)
-        messages: list[Message] = [entry_event(entry, create_time) for entry in pending]
+        messages = self._entry_events(pending)
         messages += [draft.event(draft) for draft in orders if draft.event is not None]
         add_events(conn, OutboxEvent, messages)
         return pending
+
+    def _entry_events(self, pending: list[Posted]) -> list[Message]:
+        """One ``ledger.entry.posted`` per entry; a ``together`` request's entries in ``ledger.entries.posted``."""
+        create_time = to_timestamp(self.now)
+        messages: list[Message] = []
+        for request_id, group in groupby(pending, key=lambda e: e.request_id):
+            if request_id not in self._together:
+                messages += [entry_event(entry, create_time) for entry in group]
+                continue
+            entries = list(group)
+            for start in range(0, len(entries), ENTRIES_PER_EVENT):
+                batch = events.EntriesPosted()
+                add = batch.entries.add
+                for entry in entries[start:start + ENTRIES_PER_EVENT]:
+                    add(**entry_fields(entry, create_time))
+                messages.append(batch)
+        return messages
 
     def _store_balances(self) -> None:
         changed = [a for a in self.accounts.values() if a.changed]
@@ -502,9 +528,10 @@ class Journal:
         return await self.session.run_sync(post)
 
 
-def entry_event(entry: Posted, create_time: Any = None) -> events.EntryPosted:
+def entry_fields(entry: Posted, create_time: Any = None) -> dict[str, Any]:
+    """What ``ledger.entry.posted`` carries for ``entry``, as ``EntryPosted`` keyword arguments."""
     p = entry.posting
-    return events.EntryPosted(
+    return dict(
         entry_id=str(entry.id), request_id=entry.request_id, line=entry.line, account_id=str(entry.account_id),
         member_id=entry.member_id, asset=ASSET_NAMES[entry.asset], kind=KIND_NAMES[p.kind], amount=p.amount,
         balance_after=entry.balance_after, mall_id=p.mall_id, store_id=p.store_id, operator_id=entry.operator_id,
@@ -513,3 +540,7 @@ def entry_event(entry: Posted, create_time: Any = None) -> events.EntryPosted:
         reversal_of_entry_id=str(p.reversal_of_id) if p.reversal_of_id else "",
         create_time=create_time or to_timestamp(entry.created_at), document_time=to_timestamp(p.document_at),
         points_debt_after=entry.debt_after if entry.asset == pb.ASSET_POINTS else 0)
+
+
+def entry_event(entry: Posted, create_time: Any = None) -> events.EntryPosted:
+    return events.EntryPosted(**entry_fields(entry, create_time))

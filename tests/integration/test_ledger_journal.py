@@ -141,9 +141,25 @@ async def test_a_batch_posts_all_or_nothing(ledger):
     assert (code, field) == (grpc.StatusCode.INVALID_ARGUMENT, "postings")
     assert (await ledger.balance("1", BALANCE)).balance == 600
     assert (await ledger.balance("2", BALANCE)).balance == 2_000
-    posted = await wait_for_events(ledger.js, "ledger.entry.posted.v1", 4)
-    assert [e.request_id for e in posted] == ["import-1"] * 4 and [e.line for e in posted] == [0, 1, 2, 3]
-    assert len(await ledger_events(ledger.js)) == 6 + 4  # six accounts opened, one event per entry
+    # A batch's entries are announced together, in posting order.
+    [posted] = await wait_for_events(ledger.js, "ledger.entries.posted.v1", 1)
+    assert [e.request_id for e in posted.entries] == ["import-1"] * 4
+    assert [e.line for e in posted.entries] == [0, 1, 2, 3]
+    assert [(e.entry_id, e.balance_after) for e in posted.entries] == [
+        (i, b) for i, b in zip(ok.entry_ids, [1_000, 2_000, 600, 50], strict=True)]
+    assert len(await ledger_events(ledger.js)) == 6 + 1  # six accounts opened, one event for the batch
+
+
+async def test_a_large_batch_is_announced_in_events_of_a_thousand_entries(ledger):
+    await ledger.open_members("1", "2")
+    postings = [_posting(member_id=str(1 + i % 2), amount=1 + i) for i in range(2_500)]
+    ok = await ledger.stub.PostEntries(pb.PostEntriesRequest(request_id="big", postings=postings))
+    events = await wait_for_events(ledger.js, "ledger.entries.posted.v1", 3)
+    assert [len(e.entries) for e in events] == [1_000, 1_000, 500]
+    entries = [entry for e in events for entry in e.entries]
+    assert [e.entry_id for e in entries] == list(ok.entry_ids)
+    assert [e.line for e in entries] == list(range(2_500)) and [e.amount for e in entries] == [1 + i for i in range(2_500)]
+    assert await ledger_events(ledger.js, "ledger.entry.posted.v1") == []
 
 
 async def test_concurrent_spends_never_overdraw_an_account(ledger):

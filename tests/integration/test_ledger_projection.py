@@ -89,6 +89,34 @@ async def test_orders_refunds_and_entries_update_the_member(customer, js):
     assert [x.member_id for x in seen.members] == [mid]
 
 
+async def test_a_batch_postings_entries_update_each_member_once_and_newest_wins(customer, js):
+    home, other = await customer.mall("Home"), await customer.mall("Other")
+    a, b = [(await customer.members.CreateMember(pb.CreateMemberRequest(
+        request_id=f"m{i}", phone=f"1350000001{i}", registration_mall_id=home), metadata=SUPER)).member.member_id
+        for i in range(2)]
+
+    def entry(entry_id: int, member_id: str, asset: str, balance: int, **kw) -> events.EntryPosted:  # noqa: ANN003
+        return events.EntryPosted(entry_id=str(entry_id), member_id=member_id, asset=asset, amount=1,
+                                  balance_after=balance, kind=kw.pop("kind", "ENTRY_KIND_EARN"), create_time=ts(5), **kw)
+
+    batch = events.EntriesPosted(entries=[
+        entry(20, a, "ASSET_POINTS", 200), entry(21, a, "ASSET_POINTS", 250), entry(22, a, "ASSET_BALANCE", 1_000),
+        entry(23, "999999", "ASSET_POINTS", 5),  # unknown: skipped, the rest still applies
+        entry(24, b, "ASSET_RED_PACKET", 700, kind="ENTRY_KIND_ADJUST", mall_id=other)])
+    await publish(js, "ledger.entries.posted.v1", batch, "batch-1")
+    # An older batch arriving late, redelivered under another id: the newer balances stay.
+    await publish(js, "ledger.entries.posted.v1", events.EntriesPosted(entries=[entry(19, a, "ASSET_POINTS", 50)]),
+                  "batch-0-late")
+    await publish(js, "ledger.entries.posted.v1", batch, "batch-1-again")
+    done = await member_when(customer.members, b, lambda x: x.stats.red_packet_balance_fen == 700)
+    assert list(done.interaction_mall_ids) == [other]  # a red-packet settlement in another mall
+    first = await member_when(customer.members, a, lambda x: x.stats.points_balance == 250)
+    assert (first.stats.points_balance, first.stats.stored_balance_fen) == (250, 1_000)
+    await asyncio.sleep(0.5)  # give the late batch time to (not) roll anything back
+    again = (await customer.members.GetMember(pb.GetMemberRequest(member_id=a))).member
+    assert (again.stats.points_balance, again.stats.stored_balance_fen) == (250, 1_000)
+
+
 async def test_the_first_order_fills_a_missing_real_name_and_phone(customer, js):
     mall = await customer.mall("Home")
     by_email = (await customer.members.CreateMember(pb.CreateMemberRequest(
