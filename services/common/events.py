@@ -38,6 +38,7 @@ IMPORT_COMPLETED = "customer.import.completed.v1"
 MEMBERS_IMPORTED = "customer.members.imported.v1"
 # ledger
 ACCOUNT_OPENED = "ledger.account.opened.v1"
+ACCOUNTS_OPENED = "ledger.accounts.opened.v1"
 ENTRY_POSTED = "ledger.entry.posted.v1"
 ENTRIES_POSTED = "ledger.entries.posted.v1"
 ORDER_RECORDED = "ledger.order.recorded.v1"
@@ -52,6 +53,7 @@ SUBJECT_TYPES: dict[str, type[Message]] = {
     MEMBER_CARD_OPENED: customer_events_pb2.MemberCardOpened,
     MEMBER_ACTIVITY_CHANGED: customer_events_pb2.MemberActivityChanged,
     ACCOUNT_OPENED: ledger_events_pb2.AccountOpened,
+    ACCOUNTS_OPENED: ledger_events_pb2.AccountsOpened,
     ENTRY_POSTED: ledger_events_pb2.EntryPosted,
     ENTRIES_POSTED: ledger_events_pb2.EntriesPosted,
     ORDER_RECORDED: ledger_events_pb2.OrderRecorded,

@@ -24,6 +24,7 @@ from services.ledger.accounts import ASSETS, open_member_accounts
 from services.ledger.models import Account, MemberState, OutboxEvent
 
 CHUNK = 1000
+ACCOUNTS_PER_EVENT = 1000  # accounts per ledger.accounts.opened event
 
 
 def _time(message: Message, name: str) -> datetime | None:
@@ -78,8 +79,8 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
 async def members_imported(session: AsyncSession, event: Message) -> None:
     """customer.members.imported: one fast-import batch's members, handled in bulk as member_created is one by one.
 
-    Each member gets the accounts it lacks (each announced by ``ledger.account.opened.v1``, as for a
-    member created alone) and, when the ledger has no state for it yet, a state with its level (a state
+    Each member gets the accounts it lacks (announced in ``ledger.accounts.opened.v1`` events of up to
+    1,000 accounts, each what ``ledger.account.opened.v1`` carries for a member created alone) and, when the ledger has no state for it yet, a state with its level (a state
     whose level never changed takes the level too). A member already known keeps what it has, so a
     repeat changes nothing. Driver-level statements in one hop: a batch holds up to 10,000 members.
     """
@@ -108,9 +109,14 @@ def _import_members(conn: Connection, levels: dict[str, int]) -> None:
             opened += [row for row in conn.execute(select(Account.id, Account.member_id, Account.asset).where(
                 Account.member_id.in_(chunk)).order_by(Account.id)).all() if (row.member_id, row.asset) in new]
         open_time = to_timestamp(now)
-        add_events(conn, OutboxEvent, (events.AccountOpened(
-            account_id=str(row.id), member_id=row.member_id, asset=pb.Asset.Name(row.asset), open_time=open_time)
-            for row in opened))
+        batches = []
+        for start in range(0, len(opened), ACCOUNTS_PER_EVENT):
+            batch = events.AccountsOpened()
+            for row in opened[start:start + ACCOUNTS_PER_EVENT]:
+                batch.accounts.add(account_id=str(row.id), member_id=row.member_id, asset=pb.Asset.Name(row.asset),
+                                   open_time=open_time)
+            batches.append(batch)
+        add_events(conn, OutboxEvent, batches)
     insert_rows(conn, MemberState.__table__, ("member_id", "level", "disabled", "deleted", "virtual"),
                 [(m, levels[m], False, False, False) for m in ids if m not in known])
     update_rows(conn, MemberState.__table__, ("level",), ("member_id",),

@@ -444,8 +444,8 @@ async def test_ledger_opens_accounts_for_fast_imported_members_once(imports, bac
                 async with ledger.ctx.db.read() as session:
                     return (await session.scalar(select(func.count()).select_from(Account)),
                             await session.scalar(select(func.count()).select_from(MemberState)),
-                            await session.scalar(select(func.count()).select_from(LedgerOutbox).where(
-                                LedgerOutbox.subject == subjects.ACCOUNT_OPENED)),
+                            sum(len(subjects.decode(r.subject, r.payload).accounts) for r in await session.scalars(
+                                select(LedgerOutbox).where(LedgerOutbox.subject == subjects.ACCOUNTS_OPENED))),
                             await session.scalar(select(func.count()).select_from(Processed)))
 
             assert (await counts())[:3] == (75, 25, 75)
