@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import UTC, date, datetime, timedelta
@@ -20,6 +19,7 @@ from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
 from services.customer.crowds.refresher import Refresher
 from tests.integration.customer_fixtures import SUPER, customer, mall_admin, mask, rpc_error  # noqa: F401
+from tests.support.crowd_index import wait_until
 from tests.support.crowd_sql import SqlCrowd
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -40,15 +40,6 @@ def example(mall_a: str) -> c.CrowdDefinition:
         c.ConditionGroup(join=c.GROUP_JOIN_EXCLUDE, conditions=[
             c.Condition(disabled=c.DisabledCondition(disabled=True))]),
     ])
-
-
-async def wait_for(predicate, timeout: float = 15.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value or asyncio.get_running_loop().time() > deadline:
-            return value
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
@@ -106,7 +97,7 @@ async def world(customer, js):
                 metric=c.CONSUMPTION_METRIC_COUNT, range=c.Int64Range(min=1)))])])), metadata=SUPER)
         return reply.member_count == 4
 
-    assert await wait_for(orders_indexed), "the orders never reached the crowd index"
+    assert await wait_until(orders_indexed), "the orders never reached the crowd index"
     return stubs, stub, a, members
 
 
@@ -134,7 +125,7 @@ async def test_the_example_package_end_to_end_equals_sql(world):
         got = (await stub.GetPackage(pb.GetPackageRequest(package_id=created.package_id), metadata=SUPER)).package
         return got if got.status == pb.PACKAGE_STATUS_READY else None
 
-    package = await wait_for(ready)
+    package = await wait_until(ready)
     assert package and package.member_count == len(expected) and package.HasField("compute_time")
     import pyroaring
 
@@ -164,7 +155,7 @@ async def test_the_example_package_end_to_end_equals_sql(world):
                                           metadata=SUPER)
         return reply.member_count == 3
 
-    assert await wait_for(bob_counted)
+    assert await wait_until(bob_counted)
     assert len(await sql_answer(stubs, definition)) == 3
     refreshed = await stub.RefreshPackage(pb.RefreshPackageRequest(request_id="r1", package_id=created.package_id),
                                           metadata=SUPER)
@@ -174,7 +165,7 @@ async def test_the_example_package_end_to_end_equals_sql(world):
         got = (await stub.GetPackage(pb.GetPackageRequest(package_id=created.package_id), metadata=SUPER)).package
         return got.status == pb.PACKAGE_STATUS_READY and got.member_count == 3
 
-    assert await wait_for(three)
+    assert await wait_until(three)
 
 
 async def test_categories_and_package_management(world):
@@ -272,7 +263,7 @@ async def test_a_failed_refresh_shows_its_error_and_is_retried_until_it_succeeds
         got = (await stub.GetPackage(pb.GetPackageRequest(package_id=package.package_id), metadata=SUPER)).package
         return got.status == pb.PACKAGE_STATUS_READY and not got.failure_reason
 
-    assert await wait_for(ready)
+    assert await wait_until(ready)
 
 
 def test_daily_moment_is_in_the_mall_time_zone():
