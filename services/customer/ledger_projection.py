@@ -82,13 +82,13 @@ async def entries_posted(session: AsyncSession, event: Message) -> None:
         stats.update((row.customer_id, row) for row in await session.scalars(
             select(CustomerStats).where(CustomerStats.customer_id.in_(chunk))))
     changed: set[int] = set()
+    unknown: list[str] = []
     for e in event.entries:
         if e.asset not in BALANCE_COLUMNS:
             continue
         member_id = _id(e.member_id)
         if member_id is None or member_id not in known:
-            log.warning("ledger event for an unknown member skipped", member_id=e.member_id,
-                        subject="entries.posted", entry_id=e.entry_id)
+            unknown.append(e.entry_id)
             continue
         row = stats.get(member_id)
         if row is None:  # a member from before every member had its stats row
@@ -98,6 +98,9 @@ async def entries_posted(session: AsyncSession, event: Message) -> None:
         await _settlement(session, member_id, e)
     for member_id in sorted(changed):
         member_events.activity_changed(session, member_id)
+    if unknown:
+        log.warning("ledger entries for unknown members skipped", subject="entries.posted", entries=len(unknown),
+                    first_entry_ids=unknown[:5])
 
 
 def _newer_balance(stats: CustomerStats, entry: events.EntryPosted) -> bool:
