@@ -6,12 +6,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from nats.js.errors import NoStreamResponseError
 from sqlalchemy import func, select, update
 
 from crowdpack.events.v1 import customer_events_pb2 as events
 from services.common.consumer import EventConsumer
 from services.common.db import Database
 from services.common.events import CUSTOMER_STREAM, MEMBER_CREATED
+from services.common.bus import ensure_streams
 from services.common.outbox import OutboxRelay, add_event
 from services.customer.models import OutboxEvent
 from services.ledger import accounts
@@ -52,6 +54,32 @@ async def test_relay_publishes_only_committed_events_and_republishes_without_dup
             await session.execute(update(OutboxEvent).values(published_at=None))
         assert await relay.relay_once() == 5
         assert await stream_count(js, "CUSTOMER") == 5
+    finally:
+        await db.dispose()
+
+
+async def test_a_refused_publish_leaves_its_rows_unsent_and_the_next_pass_sends_them_in_order(database_url, js):
+    db = await make_db(database_url, CUSTOMER_MIGRATIONS)
+    try:
+        async with db.transaction() as session:
+            for i in range(3):
+                add_event(session, OutboxEvent, events.MemberCreated(member_id=str(i + 1)))
+        await js.delete_stream("CUSTOMER")  # nobody takes customer.> now: each publish is refused
+        relay = OutboxRelay(db, js, OutboxEvent)
+        with pytest.raises(NoStreamResponseError):
+            await relay.relay_once()
+        async with db.read() as session:
+            assert await session.scalar(select(func.count()).select_from(OutboxEvent).where(
+                OutboxEvent.published_at.is_(None))) == 3
+        await ensure_streams(js)
+        assert await relay.relay_once() == 3
+        assert await relay.relay_once() == 0
+        info = await js.stream_info("CUSTOMER")
+        sent = [events.MemberCreated.FromString((await js.get_msg("CUSTOMER", seq)).data).member_id
+                for seq in range(info.state.first_seq, info.state.last_seq + 1)]
+        assert sent == ["1", "2", "3"]
+        # Nothing is left waiting for an ack: a refused pass gives back its places in the client's pending limit.
+        assert js.publish_async_pending() == 0
     finally:
         await db.dispose()
 
