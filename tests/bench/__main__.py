@@ -18,15 +18,21 @@ BENCHES = {
                                             "20000", "--reps", "3"]),
     "ledger": ("tests.bench.bench_ledger", ["--posts", "1000", "--batches", "2", "--batch-size", "1000", "--orders",
                                             "500", "--backend", "sqlite"]),
-    "import": ("tests.bench.bench_import", []),
+    "import": ("tests.bench.bench_import", ["--fast-rows", "20000", "--normal-rows", "2000"]),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the Crowdpack benchmarks.")
-    parser.add_argument("names", nargs="*", choices=list(BENCHES), help="benchmarks to run (default: all)")
+    # No argparse ``choices`` here: Python 3.11 checks an empty ``nargs="*"`` against them and refuses
+    # the default (running everything).
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"benchmarks to run: {', '.join(BENCHES)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="small data: checks the harness, not the figures")
     args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in BENCHES]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(BENCHES)})")
     failed = []
     for name in args.names or list(BENCHES):
         module_name, quick_args = BENCHES[name]
