@@ -22,7 +22,7 @@ BENCHES = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run the Crowdpack benchmarks.")
     # No argparse ``choices`` here: Python 3.11 checks an empty ``nargs="*"`` against them and refuses
     # the default (running everything).
@@ -33,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in args.names if name not in BENCHES]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(BENCHES)})")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     failed = []
     for name in args.names or list(BENCHES):
         module_name, quick_args = BENCHES[name]

@@ -102,3 +102,12 @@ def test_free_ports_are_all_different_and_bindable():
     for port in ports:
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
+
+
+def test_the_benchmark_runner_takes_no_names_some_names_or_refuses_unknown_ones():
+    from tests.bench.__main__ import parse_args
+
+    assert parse_args([]).names == [] and parse_args(["--quick"]).quick  # [] runs every benchmark
+    assert parse_args(["ledger", "import"]).names == ["ledger", "import"]
+    with pytest.raises(SystemExit):
+        parse_args(["nope"])
