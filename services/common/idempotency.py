@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from services.common.chunks import chunks
 from services.common.db import Database, insert_rows
 from services.common.errors import AlreadyExists, InvalidArgument
 from services.common.outbox import utcnow
@@ -91,8 +92,7 @@ def stored_answers(session: Session, model: type[IdempotencyMixin],
     method or body), or None (not seen yet). One query per 2,000 distinct request ids."""
     rows: dict[str, Any] = {}
     ids = sorted({r.request_id for r in requests})
-    for start in range(0, len(ids), IN_CHUNK):
-        chunk = ids[start:start + IN_CHUNK]
+    for chunk in chunks(ids, IN_CHUNK):
         for row in session.execute(select(model.request_id, model.method, model.request_hash, model.response)
                                    .where(model.request_id.in_(chunk))):
             rows[row.request_id] = row

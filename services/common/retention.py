@@ -19,7 +19,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from prometheus_client import Counter
-from sqlalchemy import MetaData, Table, delete, select, tuple_
+from sqlalchemy import ColumnElement, MetaData, Table, delete, select, tuple_
 
 from services.common.db import Database
 from services.common.logs import get_logger
@@ -36,9 +36,10 @@ class Pruner:
                  outbox_days: int, interval_s: float = 3600.0, batch: int = 5_000) -> None:
         self.db = db
         self.tables = metadata.tables
-        self.ages = {"idempotency_record": timedelta(days=idempotency_days),
-                     "processed_message": timedelta(days=processed_days),
-                     "outbox_event": timedelta(days=outbox_days)}
+        # Each table, the column its age is read from, and how old a row may get.
+        self.ages = {"idempotency_record": ("created_at", timedelta(days=idempotency_days)),
+                     "processed_message": ("processed_at", timedelta(days=processed_days)),
+                     "outbox_event": ("published_at", timedelta(days=outbox_days))}
         self.interval_s = interval_s
         self.batch = batch
 
@@ -56,24 +57,19 @@ class Pruner:
         """Deletes every row past its table's age; returns how many per table."""
         now = now or utcnow()
         deleted = {}
-        for name, age in self.ages.items():
+        for name, (column, age) in self.ages.items():
             table = self.tables.get(name)
             if table is None:
                 continue
-            deleted[name] = await self._prune(table, now - age)
+            deleted[name] = await self._prune(table, table.c[column] < now - age)
             if deleted[name]:
                 PRUNED.labels(name).inc(deleted[name])
                 log.info("retention pruned rows", table=name, rows=deleted[name])
         return deleted
 
-    async def _prune(self, table: Table, cutoff: datetime) -> int:
+    async def _prune(self, table: Table, old: ColumnElement[bool]) -> int:
+        """Deletes the rows ``old`` matches (a NULL age, an outbox row not yet published, never does)."""
         keys = list(table.primary_key.columns)
-        if table.name == "outbox_event":
-            old = table.c.published_at < cutoff  # NULL (not yet published) is never older
-        elif table.name == "processed_message":
-            old = table.c.processed_at < cutoff
-        else:
-            old = table.c.created_at < cutoff
         doomed = select(*keys).where(old).limit(self.batch)
         key = keys[0] if len(keys) == 1 else tuple_(*keys)
         total = 0

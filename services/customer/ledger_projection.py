@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
+from services.common.chunks import chunks
 from services.common.logs import get_logger
 from services.common.outbox import utcnow
 from services.common.validation import aware
@@ -76,8 +77,7 @@ async def entries_posted(session: AsyncSession, event: Message) -> None:
     wanted = sorted({n for e in event.entries if e.asset in BALANCE_COLUMNS and (n := _id(e.member_id)) is not None})
     known: set[int] = set()
     stats: dict[int, CustomerStats] = {}
-    for start in range(0, len(wanted), IN_CHUNK):
-        chunk = wanted[start:start + IN_CHUNK]
+    for chunk in chunks(wanted, IN_CHUNK):
         known.update(await session.scalars(select(Customer.id).where(Customer.id.in_(chunk), Customer.kind == MEMBER)))
         stats.update((row.customer_id, row) for row in await session.scalars(
             select(CustomerStats).where(CustomerStats.customer_id.in_(chunk))))

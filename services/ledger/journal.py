@@ -25,11 +25,11 @@ async code, running the book through ``AsyncSession.run_sync``.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from itertools import groupby
-from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from google.protobuf.message import Message
 from sqlalchemy import Table, func, select, text
@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
+from services.common.chunks import chunks
 from services.common.db import insert_rows, update_rows
 from services.common.errors import Aborted, FailedPrecondition, NotFound
 from services.common.outbox import add_events
@@ -62,13 +63,7 @@ LOT_COLUMNS = ("account_id", "entry_id", "amount", "remaining", "earned_at", "ex
 ASSET_NAMES = {v: pb.Asset.Name(v) for v in pb.Asset.values()}
 KIND_NAMES = {v: pb.EntryKind.Name(v) for v in pb.EntryKind.values()}
 
-T = TypeVar("T")
 AccountKey = tuple[str, int]
-
-
-def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def allocate_ids(session: Session, counts: dict[Table, int]) -> dict[Table, list[int]]:
@@ -274,7 +269,7 @@ class Book:
         """Reads (and on PostgreSQL locks) whatever ``needs`` names that this book has not read yet."""
         self._load_accounts(needs.accounts - self._looked_up)
         members = sorted(needs.members - self.members.keys())
-        for chunk in chunks(members):
+        for chunk in chunks(members, IN_CHUNK):
             rows = self.session.execute(
                 select(MemberState.member_id, MemberState.disabled, MemberState.level)
                 .where(MemberState.member_id.in_(chunk)))
@@ -286,7 +281,7 @@ class Book:
         if malls:
             self.rules.update(effective_rules(self.session, malls))
         templates = sorted(needs.templates - self.templates.keys() - self._missing_templates)
-        for chunk in chunks(templates):
+        for chunk in chunks(templates, IN_CHUNK):
             rows = self.session.execute(
                 select(ReasonTemplate.id, ReasonTemplate.asset, ReasonTemplate.name)
                 .where(ReasonTemplate.id.in_(chunk), ReasonTemplate.deleted_at.is_(None)))
@@ -297,7 +292,7 @@ class Book:
     def _load_accounts(self, keys: set[AccountKey]) -> None:
         self._looked_up |= keys
         members = sorted({member for member, _ in keys})
-        for chunk in chunks(members):
+        for chunk in chunks(members, IN_CHUNK):
             rows = self.session.execute(
                 select(ACCOUNTS.c.id, ACCOUNTS.c.member_id, ACCOUNTS.c.asset, ACCOUNTS.c.balance, ACCOUNTS.c.debt,
                        ACCOUNTS.c.opened_at)
@@ -414,12 +409,10 @@ class Book:
             if request_id not in self._together:
                 messages += [entry_event(entry, create_time) for entry in group]
                 continue
-            entries = list(group)
-            for start in range(0, len(entries), ENTRIES_PER_EVENT):
+            for part in chunks(list(group), ENTRIES_PER_EVENT):
                 batch = events.EntriesPosted()
-                add = batch.entries.add
-                for entry in entries[start:start + ENTRIES_PER_EVENT]:
-                    add(**entry_fields(entry, create_time))
+                for entry in part:
+                    batch.entries.add(**entry_fields(entry, create_time))
                 messages.append(batch)
         return messages
 
@@ -453,7 +446,7 @@ class Book:
             return
         spenders = sorted({e.account_id for e in points if e.posting.amount < 0 and e.posting.expired_lots is None})
         queues: dict[int, deque[_Lot]] = {}
-        for chunk in chunks(spenders):
+        for chunk in chunks(spenders, IN_CHUNK):
             rows = self.session.execute(
                 select(LOTS.c.id, LOTS.c.account_id, LOTS.c.remaining)
                 .where(LOTS.c.account_id.in_(chunk), LOTS.c.remaining > 0).order_by(LOTS.c.account_id, LOTS.c.id))

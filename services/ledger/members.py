@@ -8,7 +8,6 @@ is stored (a redelivery after a newer one) changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from google.protobuf.message import Message
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
+from services.common.chunks import chunks
 from services.common.db import insert_rows, update_rows
 from services.common.outbox import add_events, utcnow
 from services.common.validation import aware, to_timestamp
@@ -71,17 +71,13 @@ async def member_level_changed(session: AsyncSession, event: Message) -> None:
     state.level_changed_at = when
 
 
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start:start + CHUNK]
-
-
 async def members_imported(session: AsyncSession, event: Message) -> None:
     """customer.members.imported: one fast-import batch's members, handled in bulk as member_created is one by one.
 
     Each member gets the accounts it lacks (announced in ``ledger.accounts.opened.v1`` events of up to
-    1,000 accounts, each what ``ledger.account.opened.v1`` carries for a member created alone) and, when the ledger has no state for it yet, a state with its level (a state
-    whose level never changed takes the level too). A member already known keeps what it has, so a
+    1,000 accounts, each what ``ledger.account.opened.v1`` carries for a member created alone) and,
+    when the ledger has no state for it yet, a state with its level (a state whose level never
+    changed takes the level too). A member already known keeps what it has, so a
     repeat changes nothing. Driver-level statements in one hop: a batch holds up to 10,000 members.
     """
     if len(event.levels) != len(event.member_ids):
@@ -94,7 +90,7 @@ def _import_members(conn: Connection, levels: dict[str, int]) -> None:
     ids = sorted(levels)
     have: set[tuple[str, int]] = set()
     known: dict[str, datetime | None] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids, CHUNK):
         have.update((m, a) for m, a in conn.execute(
             select(Account.member_id, Account.asset).where(Account.member_id.in_(chunk))).all())
         known.update((m, changed) for m, changed in conn.execute(select(
@@ -105,18 +101,13 @@ def _import_members(conn: Connection, levels: dict[str, int]) -> None:
         insert_rows(conn, Account.__table__, ("member_id", "asset", "balance", "debt", "opened_at"), missing)
         new = {(m, a) for m, a, *_ in missing}
         opened = []
-        for chunk in _chunks(sorted({m for m, *_ in missing})):
+        for chunk in chunks(sorted({m for m, *_ in missing}), CHUNK):
             opened += [row for row in conn.execute(select(Account.id, Account.member_id, Account.asset).where(
                 Account.member_id.in_(chunk)).order_by(Account.id)).all() if (row.member_id, row.asset) in new]
         open_time = to_timestamp(now)
-        batches = []
-        for start in range(0, len(opened), ACCOUNTS_PER_EVENT):
-            batch = events.AccountsOpened()
-            for row in opened[start:start + ACCOUNTS_PER_EVENT]:
-                batch.accounts.add(account_id=str(row.id), member_id=row.member_id, asset=pb.Asset.Name(row.asset),
-                                   open_time=open_time)
-            batches.append(batch)
-        add_events(conn, OutboxEvent, batches)
+        add_events(conn, OutboxEvent, (events.AccountsOpened(accounts=[events.AccountOpened(
+            account_id=str(row.id), member_id=row.member_id, asset=pb.Asset.Name(row.asset), open_time=open_time)
+            for row in part]) for part in chunks(opened, ACCOUNTS_PER_EVENT)))
     insert_rows(conn, MemberState.__table__, ("member_id", "level", "disabled", "deleted", "virtual"),
                 [(m, levels[m], False, False, False) for m in ids if m not in known])
     update_rows(conn, MemberState.__table__, ("level",), ("member_id",),

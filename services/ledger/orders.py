@@ -25,13 +25,14 @@ from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
+from services.common.chunks import chunks
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.common.validation import aware, known_enum, mainland_mobile, parse_int_id, to_timestamp
 from services.ledger.commands import Command, RunAlone
 from services.ledger.convert import order_to_proto, posted_to_proto, refund_to_proto
 from services.ledger.inputs import external_key, member_id, optional_id, past_time, positive_amount
 from services.ledger.journal import (
-    Book, Journal, Needs, OrderDraft, Posted, Posting, chunks, write_staged_events, stage_event,
+    IN_CHUNK, Book, Journal, Needs, OrderDraft, Posted, Posting, write_staged_events, stage_event,
 )
 from services.ledger.models import Order, OrderRefund
 from services.ledger.statements import EntryRepository
@@ -167,7 +168,7 @@ class RecordOrderCommand(Command):
         """Orders whose external number is already recorded answer (or refuse) by themselves."""
         keys = [c.key for c in commands if isinstance(c, RecordOrderCommand)]
         recorded: set[tuple[int, str]] = set()
-        for chunk in chunks(sorted({number for _, number in keys})):
+        for chunk in chunks(sorted({number for _, number in keys}), IN_CHUNK):
             rows = session.execute(select(Order.channel, Order.external_order_no)
                                    .where(Order.external_order_no.in_(chunk)))
             recorded.update((r.channel, r.external_order_no) for r in rows)

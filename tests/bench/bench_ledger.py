@@ -14,6 +14,7 @@ import asyncio
 import os
 import platform
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -50,6 +51,35 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.1f}"
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of process ``pid`` so far, or of this process when ``pid`` is None."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuPerCall:
+    """CPU per call of the server process and of the clients (this process) over one phase, in µs."""
+
+    server_pid: int
+    server: float = 0.0
+    client: float = 0.0
+
+    async def measure(self, n: int, phase: Awaitable[float]) -> float:
+        server, client = cpu_seconds(self.server_pid), cpu_seconds()
+        rate = await phase
+        self.server = (cpu_seconds(self.server_pid) - server) / n * 1e6
+        self.client = (cpu_seconds() - client) / n * 1e6
+        log(f"  CPU per call: server {self.server:,.0f} µs, clients {self.client:,.0f} µs")
+        return rate
+
+    def __str__(self) -> str:
+        return f"{self.server:,.0f} / {self.client:,.0f} µs"
+
+
 @dataclass
 class Result:
     backend: str
@@ -60,6 +90,7 @@ class Result:
     engine: dict[str, float]
     batches_of: int
     problems: int
+    cpu: dict[str, CpuPerCall]
 
 
 async def bench_engine(db: Database, args: argparse.Namespace, backend: str) -> dict[str, float]:
@@ -158,7 +189,10 @@ async def bench_backend(backend: str, args: argparse.Namespace, state: Path, dat
         async def check(_i: int) -> None:
             await health.Check(health_pb2.HealthCheckRequest())
 
-        ceiling = await run_clients(args.posts // 2, args.clients, check, "health checks")
+        server_pid = system.processes["ledger"].popen.pid  # type: ignore[union-attr]
+        cpu = {"health": CpuPerCall(server_pid), "single": CpuPerCall(server_pid)}
+        ceiling = await cpu["health"].measure(args.posts // 2, run_clients(args.posts // 2, args.clients, check,
+                                                                           "health checks"))
         log(f"  {ceiling:,.0f} calls/s: the most any RPC can do on this machine")
 
         log(f"{backend}: single-entry PostEntry, {args.clients} concurrent clients, {args.posts:,} requests")
@@ -168,7 +202,7 @@ async def bench_backend(backend: str, args: argparse.Namespace, state: Path, dat
                 member_id=member(), asset=pb.ASSET_BALANCE, kind=pb.ENTRY_KIND_RECHARGE, amount=100 + i % 900)))
 
         await run_clients(min(500, args.posts), args.clients, lambda i: post(args.posts + i), "warm-up")
-        single = await run_clients(args.posts, args.clients, post, "single posts")
+        single = await cpu["single"].measure(args.posts, run_clients(args.posts, args.clients, post, "single posts"))
         log(f"  {single:,.0f} posts/s")
 
         log(f"{backend}: PostEntries, {args.batches} batches of {args.batch_size:,} postings")
@@ -225,7 +259,8 @@ async def bench_backend(backend: str, args: argparse.Namespace, state: Path, dat
         for problem in report.problems[:10]:
             log(f"  PROBLEM {problem}")
         log(f"  {'ok' if report.ok else 'FAILED'}: " + ", ".join(f"{n:,} {k}" for k, n in report.counts.items()))
-        return Result(backend, ceiling, single, batch_rate, orders, engine, args.batch_size, len(report.problems))
+        return Result(backend, ceiling, single, batch_rate, orders, engine, args.batch_size, len(report.problems),
+                      cpu)
     finally:
         system.stop()
 
@@ -261,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | " + " | ".join("---" for _ in results) + " | --- | --- |")
     ceiling = " | ".join(f"{r.ceiling:,.0f} calls/s" for r in results)
     print(f"| reference: a do-nothing RPC (health check) on the same server | {ceiling} | - | - |")
+    for label, key in (("CPU per do-nothing call, server / clients", "health"),
+                       ("CPU per PostEntry, server / clients", "single")):
+        print(f"| {label} | " + " | ".join(str(r.cpu[key]) for r in results) + " | - | - |")
     rows = [("single-entry PostEntry through gRPC, durable commits", "single", "posts/s"),
             (f"PostEntries, batches of {args.batch_size:,}", "batch", "entries/s"),
             ("RecordOrder end to end, events delivered", "orders", "orders/s")]

@@ -9,7 +9,7 @@ cannot make a duplicate, and a repeat is a no-op rather than an error.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -17,17 +17,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.events.v1 import customer_events_pb2 as events
+from services.common.chunks import chunks
 from services.common.outbox import add_event
 from services.common.validation import to_timestamp
 from services.customer import timeline
 from services.customer.models import CustomerTag, OutboxEvent, Tag
 
 BATCH = 300
-
-
-def _batches(items: Sequence, size: int = BATCH) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _record(session: AsyncSession, added: bool, customer_id: int, tag: Tag, actor_id: str, now: datetime) -> None:
@@ -43,7 +39,7 @@ async def add_tags(session: AsyncSession, customer_ids: Sequence[int], tags: Seq
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
     pairs = [{"customer_id": c, "tag_id": t.id, "created_at": now} for c in customer_ids for t in tags]
     inserted: list[tuple[int, int]] = []
-    for batch in _batches(pairs):
+    for batch in chunks(pairs, BATCH):
         stmt = (insert(CustomerTag).values(list(batch))
                 .on_conflict_do_nothing(index_elements=[CustomerTag.customer_id, CustomerTag.tag_id])
                 .returning(CustomerTag.customer_id, CustomerTag.tag_id))
@@ -59,7 +55,7 @@ async def remove_tags(session: AsyncSession, customer_ids: Sequence[int], tags: 
     """Takes every tag off every customer; returns how many pairs there were."""
     by_id = {t.id: t for t in tags}
     removed: list[tuple[int, int]] = []
-    for batch in _batches(list(customer_ids)):
+    for batch in chunks(list(customer_ids), BATCH):
         stmt = (delete(CustomerTag).where(CustomerTag.customer_id.in_(batch), CustomerTag.tag_id.in_(list(by_id)))
                 .returning(CustomerTag.customer_id, CustomerTag.tag_id))
         removed += [(c, t) for c, t in (await session.execute(stmt)).all()]

@@ -6,8 +6,8 @@ and the orders from the database into a ``segment_engine.MemberIndex`` (columnar
 ordered consumer starting right after the sequence read before the load): every event naming
 members re-reads those members and updates the engine in place (their columns, and only the
 bitmaps they enter or leave; a fast import names its members batch by batch), new orders are
-appended and a refund reloads the orders. Every change to indexed data commits with an outbox event, so the
-database read after the event always sees it. ``save``/``restore`` snapshot the index with
+appended and a refund reloads the orders. Every change to indexed data commits with an outbox
+event, so the database read after the event always sees it. ``save``/``restore`` snapshot the index with
 its stream sequence, so a start replays only what happened since (``start``).
 """
 

@@ -4,8 +4,8 @@ The index reads every member, tag, interaction mall and order at start. Going th
 SQLAlchemy rows and a dict per member costs tens of microseconds a row; here the database
 hands back integers only (flags, ids, days since 1970-01-01 and seconds since the epoch; a
 NULL as ``NULL``, a value nothing can take), fetched with the driver's own cursor in chunks
-of ``CHUNK`` rows (on PostgreSQL, one query per ``CHUNK`` ids) straight into ``int64`` arrays. Times become local days in numpy
-(``local_days``). The same reads, narrowed to some ids, serve the
+of ``CHUNK`` rows (on PostgreSQL, one query per ``CHUNK`` ids) straight into ``int64`` arrays.
+Times become local days in numpy (``local_days``). The same reads, narrowed to some ids, serve the
 incremental updates, so a rebuild and an update always agree.
 """
 
@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy import Boolean, Column
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.chunks import chunks
 from services.customer.crowds.columns import COLUMNS
 from services.customer.models import Customer
 
@@ -88,17 +89,18 @@ class Orders:
 
 
 def _in_lists(ids: Sequence[int]) -> Iterable[str]:
-    for start in range(0, len(ids), IN_LIST):
-        yield ",".join(str(int(i)) for i in ids[start:start + IN_LIST])
+    for part in chunks(ids, IN_LIST):
+        yield ",".join(str(int(i)) for i in part)
 
 
 async def _read(session: AsyncSession, sql: str, width: int, key: tuple[str, str, str] | None = None) -> np.ndarray:
     """Runs ``sql`` on the session's own connection with the driver's cursor: an int64 array of ``width`` columns.
 
     SQLite streams the result in chunks of ``CHUNK`` rows. On PostgreSQL a whole-table read names
-    its ``key`` (table, id column, the column as ``sql`` names it) and is run as one query per ``CHUNK`` ids of that key, so no
-    result is ever all in memory at once and no cursor outlives its query (a server-side cursor
-    left open by a read cancelled at shutdown would be left to the garbage collector).
+    its ``key`` (table, id column, the column as ``sql`` names it) and is run as one query per
+    ``CHUNK`` ids of that key, so no result is ever all in memory at once and no cursor outlives
+    its query (a server-side cursor left open by a read cancelled at shutdown would be left to the
+    garbage collector).
     """
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
@@ -170,10 +172,10 @@ async def members(session: AsyncSession, tz: ZoneInfo, ids: Sequence[int] | None
 async def memberships(session: AsyncSession, ids: Sequence[int] | None = None) -> dict[str, np.ndarray]:
     """``{"tag": (customer, tag) pairs, "interaction": (customer, mall) pairs}`` of every customer or of ``ids``."""
     out = {}
-    for name, sql in (("tag", "SELECT customer_id, tag_id FROM customer_tag"),
-                      ("interaction", "SELECT customer_id, mall_id FROM customer_interaction")):
+    for name, table, other in (("tag", "customer_tag", "tag_id"), ("interaction", "customer_interaction", "mall_id")):
+        sql = f"SELECT customer_id, {other} FROM {table}"
         if ids is None:
-            out[name] = await _read(session, sql, 2, key=(sql.rsplit(" ", 1)[1], "customer_id", "customer_id"))
+            out[name] = await _read(session, sql, 2, key=(table, "customer_id", "customer_id"))
         else:
             parts = [await _read(session, f"{sql} WHERE customer_id IN ({chunk})", 2) for chunk in _in_lists(ids)]
             out[name] = np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)

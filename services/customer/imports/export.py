@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as mpb
 from services.common.auth import Caller
+from services.common.chunks import chunks
 from services.common.validation import aware
 from services.customer.exports import csv_bytes
 from services.customer.members.repository import MemberRepository, filter_clauses
@@ -45,8 +46,7 @@ async def export_members(session: AsyncSession, caller: Caller, f: mpb.MemberFil
     tags: dict[int, list[str]] = {}
     stats = {}
     ids = [m.id for m in members]
-    for start in range(0, len(ids), LOOKUP_CHUNK):
-        chunk = ids[start:start + LOOKUP_CHUNK]
+    for chunk in chunks(ids, LOOKUP_CHUNK):
         tags.update(await repo.tags_of(chunk))
         stats.update(await repo.stats_of(chunk))
     rows = []

@@ -23,7 +23,7 @@ import json
 from collections import defaultdict
 from operator import itemgetter
 from types import SimpleNamespace
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.customer.v1 import import_service_pb2 as pb
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.events.v1 import customer_events_pb2 as event_pb
+from services.common.chunks import chunks
 from services.common.db import insert_rows
 from services.common.outbox import OUTBOX_COLUMNS, add_event, event_rows, utcnow
 from services.common.validation import aware, to_timestamp
@@ -266,11 +267,6 @@ class Outcome:
     conflict: int = 0
 
 
-def _chunks(items: Sequence[Any], size: int = LOOKUP_CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
 def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
     return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
 
@@ -316,7 +312,7 @@ class BatchWriter:
         """Value -> customer id for the stored ones (straight to the driver: most values of a big import are new)."""
         found: dict[str, int] = {}
         conn = await self.session.connection()
-        for chunk in _chunks(values):
+        for chunk in chunks(values, LOOKUP_CHUNK):
             rows = await conn.exec_driver_sql(
                 f"SELECT {column}, id FROM customer WHERE {column} IN ({self.driver.marks(len(chunk))})", tuple(chunk))
             found.update(rows.all())
@@ -325,7 +321,7 @@ class BatchWriter:
     async def _states(self, ids: set[int]) -> dict[int, Any]:
         found: dict[int, Any] = {}
         columns = [CUSTOMER.c[name] for name in STATE]
-        for chunk in _chunks(sorted(ids)):
+        for chunk in chunks(sorted(ids), LOOKUP_CHUNK):
             for rec in (await self.session.execute(select(*columns).where(CUSTOMER.c.id.in_(chunk)))).all():
                 found[rec.id] = rec
         return found
@@ -482,18 +478,16 @@ class BatchWriter:
 
     def _imported_event(self, tuples: list[tuple[Any, ...]], level_at: int, now: datetime) -> None:
         """Fast mode's announcement of the members a batch created, for the ledger's accounts and the crowd index."""
-        for start in range(0, len(tuples), IMPORTED_PER_EVENT):
-            part = tuples[start:start + IMPORTED_PER_EVENT]
+        for part in chunks(tuples, IMPORTED_PER_EVENT):
             add_event(self.session, OutboxEvent, event_pb.MembersImported(
                 job_id=str(self.ctx.job_id), member_ids=[str(row[0]) for row in part],
                 levels=[row[level_at] for row in part], create_time=to_timestamp(now)))
 
     def _updated_event(self, ids: list[int], now: datetime) -> None:
         """Fast mode's announcement of the existing members a batch changed or tagged, for the crowd index."""
-        for start in range(0, len(ids), IMPORTED_PER_EVENT):
+        for part in chunks(ids, IMPORTED_PER_EVENT):
             add_event(self.session, OutboxEvent, event_pb.MembersImported(
-                job_id=str(self.ctx.job_id), updated_member_ids=[str(i) for i in ids[start:start + IMPORTED_PER_EVENT]],
-                create_time=to_timestamp(now)))
+                job_id=str(self.ctx.job_id), updated_member_ids=[str(i) for i in part], create_time=to_timestamp(now)))
 
     async def _stats(self, ids: list[int]) -> None:
         """Every member has its customer_stats row, all zero, from the start (the member list joins it)."""
