@@ -8,22 +8,22 @@ small pool of their own and see the last commit (WAL). On PostgreSQL both are on
 ``run_sync_write`` runs a synchronous function in one write transaction with a single hop: on
 SQLite, on the writer thread with the synchronous driver (aiosqlite would cross threads three or
 four times per statement); on PostgreSQL through ``AsyncSession.run_sync``. Writers of both
-kinds queue for the same slot, so SQLite still has one writer at a time. ``insert_rows`` and
-``update_rows`` are driver-level executemany for bulk rows.
+kinds queue for the same slot, so SQLite still has one writer at a time. Bulk rows go through
+``services.common.bulk``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, LargeBinary, Table, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
@@ -65,70 +65,6 @@ def _sqlite_setup(engine: Engine, begin: str) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
         conn.exec_driver_sql(begin)
-
-
-def _placeholder(conn: Connection) -> str:
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
-
-
-def _processors(conn: Connection, table: Table, columns: Sequence[str]) -> list[Callable[[Any], Any] | None]:
-    """Each column's bind processor; none for binary columns, whose processor only wraps ``bytes`` in the
-    DBAPI's ``Binary``, which sqlite3 and psycopg do themselves (one wrapper object less per row)."""
-    dialect = conn.dialect
-    return [None if isinstance(table.c[name].type, LargeBinary)
-            else table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
-
-
-def _processed(conn: Connection, table: Table, columns: Sequence[str],
-               rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
-    """The rows as SQLAlchemy would send them: each value through its column type's bind processor.
-
-    Bulk rows repeat values (the transaction's time, None), so each column remembers its last conversion.
-    """
-    processors = [(i, f) for i, f in enumerate(_processors(conn, table, columns)) if f is not None]
-    if not processors:
-        return rows
-    last: list[tuple[Any, Any]] = [(object(), None) for _ in processors]
-    out = []
-    for row in rows:
-        values = list(row)
-        for k, (i, f) in enumerate(processors):
-            value = values[i]
-            seen, converted = last[k]
-            if value is not seen:
-                converted = f(value)
-                last[k] = (value, converted)
-            values[i] = converted
-        out.append(tuple(values))
-    return out
-
-
-def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """INSERTs ``rows`` (tuples in ``columns`` order) into ``table`` with one driver-level executemany.
-
-    The values are converted exactly as SQLAlchemy would convert them (each column type's bind
-    processor), without SQLAlchemy's per-row statement bookkeeping. Columns left out get their
-    server defaults (an autoincrement key its next value, in row order).
-    """
-    if not rows:
-        return
-    mark = _placeholder(conn)
-    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
-           f"VALUES ({', '.join(mark for _ in columns)})")
-    conn.exec_driver_sql(sql, _processed(conn, table, columns, rows))  # type: ignore[arg-type]
-
-
-def update_rows(conn: Connection, table: Table, set_columns: Sequence[str], where_columns: Sequence[str],
-                rows: Sequence[Sequence[Any]]) -> int:
-    """``UPDATE table SET set_columns WHERE where_columns = ...`` once per row (values: the set, then the where
-    columns), with one driver-level executemany; returns how many rows matched in all."""
-    if not rows:
-        return 0
-    mark = _placeholder(conn)
-    sql = (f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in set_columns)} "
-           f"WHERE {' AND '.join(f'{c} = {mark}' for c in where_columns)}")
-    result = conn.exec_driver_sql(sql, _processed(conn, table, [*set_columns, *where_columns], rows))  # type: ignore[arg-type]
-    return result.rowcount
 
 
 class Database:

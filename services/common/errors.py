@@ -26,8 +26,14 @@ class DomainError(Exception):
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         self.field = field
+        self.reason = message
         self.message = f"{field}: {message}" if field else message
         super().__init__(self.message)
+
+    def within(self, prefix: str) -> DomainError:
+        """The same error, its field named inside ``prefix``: ``amount`` within ``postings[3]`` is
+        ``postings[3].amount``. Hot paths check a part with short names and name the whole only on error."""
+        return type(self)(self.reason, field=f"{prefix}.{self.field}" if self.field else prefix)
 
 
 class InvalidArgument(DomainError):

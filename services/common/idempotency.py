@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.common.chunks import chunks
-from services.common.db import Database, insert_rows
+from services.common.bulk import insert_rows
+from services.common.db import Database
 from services.common.errors import AlreadyExists, InvalidArgument
 from services.common.outbox import utcnow
 

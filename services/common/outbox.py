@@ -22,7 +22,8 @@ from sqlalchemy import BigInteger, Connection, DateTime, Index, Integer, LargeBi
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
-from services.common.db import Database, insert_rows
+from services.common.bulk import insert_rows
+from services.common.db import Database
 from services.common.events import subject_of
 from services.common.logs import get_logger
 from services.common.retry import one_line

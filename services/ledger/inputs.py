@@ -109,31 +109,41 @@ def signed(amount: int, direction: int) -> int:
 
 
 def parse_posting(message: pb.Posting, field: str, now: datetime) -> Posting:
-    """A posting from the wire, checked; its reason template is resolved later, in the transaction."""
-    member = member_id(message.member_id, f"{field}.member_id")
-    which = asset(message.asset, f"{field}.asset")
-    kind = message.kind if message.kind in KINDS else known_enum(pb.EntryKind, message.kind, f"{field}.kind",
+    """A posting from the wire, checked; its reason template is resolved later, in the transaction.
+
+    Fields are checked under their own names and named within ``field`` only on error (a batch has thousands).
+    """
+    try:
+        posting = _posting(message, now)
+    except InvalidArgument as err:
+        raise err.within(field) from None
+    posting.field = field
+    return posting
+
+
+def _posting(message: pb.Posting, now: datetime) -> Posting:
+    member = member_id(message.member_id)
+    which = asset(message.asset)
+    kind = message.kind if message.kind in KINDS else known_enum(pb.EntryKind, message.kind, "kind",
                                                                   allow_unspecified=False)
     if kind not in POSTABLE_KINDS:
         raise InvalidArgument("must be EARN, SPEND, ADJUST, RECHARGE or REFUND (the ledger posts EXPIRE and "
-                              "REVERSAL itself)", field=f"{field}.kind")
+                              "REVERSAL itself)", field="kind")
     if kind == pb.ENTRY_KIND_RECHARGE and which != pb.ASSET_BALANCE:
-        raise InvalidArgument("only stored value (ASSET_BALANCE) is recharged", field=f"{field}.asset")
+        raise InvalidArgument("only stored value (ASSET_BALANCE) is recharged", field="asset")
     if kind == pb.ENTRY_KIND_EARN and which == pb.ASSET_BALANCE:
-        raise InvalidArgument("stored value is recharged, not earned", field=f"{field}.asset")
-    amount = positive_amount(message.amount, f"{field}.amount")
+        raise InvalidArgument("stored value is recharged, not earned", field="asset")
+    amount = positive_amount(message.amount, "amount")
     direction = message.direction if message.direction in DIRECTIONS else known_enum(
-        pb.Direction, message.direction, f"{field}.direction")
+        pb.Direction, message.direction, "direction")
     implied = IMPLIED_DIRECTION.get(kind)
     if implied is None and direction == pb.DIRECTION_UNSPECIFIED:
-        raise InvalidArgument(f"is required for {pb.EntryKind.Name(kind)}", field=f"{field}.direction")
+        raise InvalidArgument(f"is required for {pb.EntryKind.Name(kind)}", field="direction")
     if implied is not None and direction not in (pb.DIRECTION_UNSPECIFIED, implied):
-        raise InvalidArgument(f"{pb.EntryKind.Name(kind)} is always {pb.Direction.Name(implied)}",
-                              field=f"{field}.direction")
+        raise InvalidArgument(f"{pb.EntryKind.Name(kind)} is always {pb.Direction.Name(implied)}", field="direction")
     return Posting(
         member_id=member, asset=which, kind=kind, amount=signed(amount, implied or direction),
-        reason_template_id=optional_int_id(message.reason_template_id, f"{field}.reason_template_id"),
-        note=bounded_text(message.note, f"{field}.note"), voucher=bounded_text(message.voucher, f"{field}.voucher"),
-        document_at=past_time(message, "document_time", now, field=f"{field}.document_time"),
-        mall_id=optional_id(message.mall_id, f"{field}.mall_id"),
-        store_id=optional_id(message.store_id, f"{field}.store_id"), field=field)
+        reason_template_id=optional_int_id(message.reason_template_id, "reason_template_id"),
+        note=bounded_text(message.note, "note"), voucher=bounded_text(message.voucher, "voucher"),
+        document_at=past_time(message, "document_time", now),
+        mall_id=optional_id(message.mall_id, "mall_id"), store_id=optional_id(message.store_id, "store_id"))

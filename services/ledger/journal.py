@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.chunks import chunks
-from services.common.db import insert_rows, update_rows
+from services.common.bulk import insert_rows, update_rows
 from services.common.errors import Aborted, FailedPrecondition, NotFound
 from services.common.outbox import add_events
 from services.common.validation import MAX_MONEY, to_timestamp
@@ -189,6 +189,9 @@ class MemberView:
     level: int = 0
 
 
+NO_MEMBER_STATE = MemberView()  # a member the ledger has heard nothing about: enabled, base level
+
+
 @dataclass
 class Posted:
     """An entry: accepted by ``apply``, written (with its id) by ``flush``."""
@@ -276,7 +279,7 @@ class Book:
             for r in rows:
                 self.members[r.member_id] = MemberView(disabled=bool(r.disabled), level=r.level)
         for member in members:
-            self.members.setdefault(member, MemberView())
+            self.members.setdefault(member, NO_MEMBER_STATE)
         malls = needs.malls - self.rules.keys()
         if malls:
             self.rules.update(effective_rules(self.session, malls))
@@ -297,12 +300,13 @@ class Book:
                 select(ACCOUNTS.c.id, ACCOUNTS.c.member_id, ACCOUNTS.c.asset, ACCOUNTS.c.balance, ACCOUNTS.c.debt,
                        ACCOUNTS.c.opened_at)
                 .where(ACCOUNTS.c.member_id.in_(chunk)).order_by(ACCOUNTS.c.id).with_for_update())
-            for r in rows:
-                key = (r.member_id, r.asset)
-                self._looked_up.add(key)
-                self.accounts.setdefault(key, AccountState(
-                    id=r.id, member_id=r.member_id, asset=r.asset, balance=r.balance, debt=r.debt,
-                    opened_at=r.opened_at))
+            accounts, looked_up = self.accounts, self._looked_up
+            for id_, member, asset, balance, debt, opened_at in rows:
+                key = (member, asset)
+                looked_up.add(key)
+                if key not in accounts:
+                    accounts[key] = AccountState(id=id_, member_id=member, asset=asset, balance=balance, debt=debt,
+                                                 opened_at=opened_at)
 
     def account(self, member_id: str, asset: int, field: str = "member_id") -> AccountState:
         found = self.accounts.get((member_id, asset))
@@ -311,7 +315,7 @@ class Book:
         return found
 
     def member(self, member_id: str) -> MemberView:
-        return self.members.get(member_id, MemberView())
+        return self.members.get(member_id, NO_MEMBER_STATE)
 
     # Checking
 

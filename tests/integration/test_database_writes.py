@@ -1,5 +1,5 @@
 """The shared write paths for bulk work: the single-hop writer, driver-level rows, bulk outbox events and
-batch idempotency (services/common/db.py, outbox.py, idempotency.py), on SQLite and PostgreSQL."""
+batch idempotency (services/common/db.py, bulk.py, outbox.py, idempotency.py), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
-from services.common.db import Database, insert_rows, update_rows
+from services.common import bulk
+from services.common.bulk import insert_rows, update_rows
+from services.common.db import Database
 from services.common.errors import AlreadyExists
 from services.common.idempotency import request_hash, store_answers, stored_answers
 from services.common.outbox import OutboxRelay, add_event, add_events
@@ -116,6 +118,40 @@ async def test_driver_level_rows_read_back_as_the_orm_wrote_them(db):
     assert same_time == 3
     assert rows["1"].opened_at.replace(tzinfo=UTC) == OPENED
     assert rows["4"].opened_at.replace(tzinfo=UTC) == later
+
+
+async def test_bulk_rows_in_several_statements_keep_their_order_and_values(db, monkeypatch):
+    # PostgreSQL sends at most ARRAY_ROWS rows per statement: 7 rows go in three.
+    monkeypatch.setattr(bulk, "ARRAY_ROWS", 3)
+    blob = bytes(range(256))
+
+    def write(session: Session) -> int:
+        add_events(session, OutboxEvent, [events.AccountOpened(account_id=str(i)) for i in range(7)])
+        insert_rows(session.connection(), OutboxEvent.__table__, ("msg_id", "subject", "payload", "created_at"),
+                    [("blob", "x.v1", blob, OPENED)])
+        insert_rows(session.connection(), ACCOUNTS, ("member_id", "asset", "balance", "debt", "opened_at"),
+                    [(str(m), pb.ASSET_POINTS, m, 0, OPENED) for m in range(1, 8)])
+        return update_rows(session.connection(), ACCOUNTS, ("balance", "debt"), ("member_id",),
+                           [(m * 100, m, str(m)) for m in range(7, 0, -1)])
+
+    assert await db.run_sync_write(write) == 7
+    async with db.read() as session:
+        payloads = (await session.scalars(select(OutboxEvent.payload).order_by(OutboxEvent.seq))).all()
+        accounts = (await session.execute(select(Account.member_id, Account.balance, Account.debt))).all()
+    assert [events.AccountOpened.FromString(p).account_id for p in payloads[:7]] == [str(i) for i in range(7)]
+    assert payloads[7] == blob
+    assert sorted(accounts, key=lambda a: int(a.member_id)) == [(str(m), m * 100, m) for m in range(1, 8)]
+
+
+async def test_an_update_whose_keys_repeat_applies_each_row_in_turn(db):
+    def write(session: Session) -> int:
+        add_account(session, "1", 10)
+        # Compare-and-set twice on one row: the second sees the first's balance.
+        return update_rows(session.connection(), ACCOUNTS, ("balance",), ("member_id", "balance"),
+                           [(11, "1", 10), (12, "1", 11), (99, "1", 10)])
+
+    assert await db.run_sync_write(write) == 2
+    assert await balances(db) == {"1": 12}
 
 
 async def test_bulk_events_keep_their_order_after_single_ones_and_are_relayed_in_it(db, js):

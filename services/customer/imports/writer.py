@@ -37,7 +37,7 @@ from crowdpack.customer.v1 import import_service_pb2 as pb
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.events.v1 import customer_events_pb2 as event_pb
 from services.common.chunks import chunks
-from services.common.db import insert_rows
+from services.common.bulk import insert_rows
 from services.common.outbox import OUTBOX_COLUMNS, add_event, event_rows, utcnow
 from services.common.validation import aware, to_timestamp
 from services.customer import timeline

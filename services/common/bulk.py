@@ -1,0 +1,126 @@
+"""Bulk rows: many INSERTs or UPDATEs of one table in one call, inside the caller's transaction.
+
+``insert_rows`` and ``update_rows`` take plain tuples and convert each value exactly as
+SQLAlchemy would (each column type's bind processor), without SQLAlchemy's per-row statement
+bookkeeping. How the rows reach the database depends on it:
+
+- SQLite: one driver-level ``executemany`` (the statement is prepared once; each row is a step);
+- PostgreSQL: one statement per 20,000 rows that reads the rows from arrays, one array per column
+  (``INSERT ... SELECT ... FROM unnest(...) WITH ORDINALITY ... ORDER BY ordinality``). An
+  executemany would cost a round of the pipeline and a bind per row; the arrays cost one of each.
+  The ``ORDER BY`` keeps row order, so a serial key (the outbox's) numbers the rows as given.
+  A table with a JSON column, or an UPDATE whose keys repeat (an executemany would apply
+  each row in turn), still goes row by row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import JSON, Connection, LargeBinary, Table
+
+from services.common.chunks import chunks
+
+ARRAY_ROWS = 20_000  # rows per PostgreSQL statement
+
+
+def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """INSERTs ``rows`` (tuples in ``columns`` order) into ``table``, in order.
+
+    Columns left out get their server defaults (an autoincrement key its next value, in row order).
+    """
+    if not rows:
+        return
+    rows = _processed(conn, table, columns, rows)
+    names = ", ".join(columns)
+    if _arrays_fit(conn, table, columns):
+        source = _unnest(conn, table, columns, ordinality=True)
+        sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {source} ORDER BY n"
+        for part in chunks(rows, ARRAY_ROWS):
+            conn.exec_driver_sql(sql, _as_arrays(part, len(columns)))
+        return
+    mark = _placeholder(conn)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join(mark for _ in columns)})",
+                         rows)  # type: ignore[arg-type]
+
+
+def update_rows(conn: Connection, table: Table, set_columns: Sequence[str], where_columns: Sequence[str],
+                rows: Sequence[Sequence[Any]]) -> int:
+    """``UPDATE table SET set_columns WHERE where_columns = ...`` once per row (values: the set, then the where
+    columns); returns how many rows matched in all."""
+    if not rows:
+        return 0
+    columns = [*set_columns, *where_columns]
+    rows = _processed(conn, table, columns, rows)
+    keys = len(set_columns)
+    if _arrays_fit(conn, table, columns) and len({tuple(row[keys:]) for row in rows}) == len(rows):
+        source = _unnest(conn, table, columns, ordinality=False)
+        sql = (f"UPDATE {table.name} SET {', '.join(f'{c} = v.c{i}' for i, c in enumerate(set_columns))} "
+               f"FROM {source} WHERE "
+               + " AND ".join(f"{table.name}.{c} = v.c{keys + i}" for i, c in enumerate(where_columns)))
+        return sum(conn.exec_driver_sql(sql, _as_arrays(part, len(columns))).rowcount
+                   for part in chunks(rows, ARRAY_ROWS))
+    mark = _placeholder(conn)
+    sql = (f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in set_columns)} "
+           f"WHERE {' AND '.join(f'{c} = {mark}' for c in where_columns)}")
+    return conn.exec_driver_sql(sql, rows).rowcount  # type: ignore[arg-type]
+
+
+def _placeholder(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def _arrays_fit(conn: Connection, table: Table, columns: Sequence[str]) -> bool:
+    """Whether the rows can go to PostgreSQL as one array per column (no JSON: its values are text to cast)."""
+    return conn.dialect.name == "postgresql" and not any(isinstance(table.c[c].type, JSON) for c in columns)
+
+
+def _unnest(conn: Connection, table: Table, columns: Sequence[str], *, ordinality: bool) -> str:
+    """``unnest(%s::T0[], %s::T1[], ...) AS v(c0, c1, ...)``: the arrays as rows, each column typed as its own."""
+    arrays = ", ".join(f"%b::{table.c[c].type.compile(dialect=conn.dialect)}[]" for c in columns)
+    names = [f"c{i}" for i in range(len(columns))]
+    if ordinality:
+        # Named as the table's columns, so the INSERT selects them by name.
+        return f"unnest({arrays}) WITH ORDINALITY AS v({', '.join(columns)}, n)"
+    return f"unnest({arrays}) AS v({', '.join(names)})"
+
+
+def _as_arrays(rows: Sequence[Sequence[Any]], width: int) -> tuple[list[Any], ...]:
+    arrays: tuple[list[Any], ...] = tuple([] for _ in range(width))
+    for row in rows:
+        for array, value in zip(arrays, row):
+            array.append(value)
+    return arrays
+
+
+def _processors(conn: Connection, table: Table, columns: Sequence[str]) -> list[Callable[[Any], Any] | None]:
+    """Each column's bind processor; none for binary columns, whose processor only wraps ``bytes`` in the
+    DBAPI's ``Binary``, which sqlite3 and psycopg do themselves (one wrapper object less per row)."""
+    dialect = conn.dialect
+    return [None if isinstance(table.c[name].type, LargeBinary)
+            else table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+
+
+def _processed(conn: Connection, table: Table, columns: Sequence[str],
+               rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+    """The rows as SQLAlchemy would send them: each value through its column type's bind processor.
+
+    Bulk rows repeat values (the transaction's time, None), so each column remembers its last conversion.
+    """
+    processors = [(i, f) for i, f in enumerate(_processors(conn, table, columns)) if f is not None]
+    if not processors:
+        return rows
+    last: list[tuple[Any, Any]] = [(object(), None) for _ in processors]
+    out = []
+    for row in rows:
+        values = list(row)
+        for k, (i, f) in enumerate(processors):
+            value = values[i]
+            seen, converted = last[k]
+            if value is not seen:
+                converted = f(value)
+                last[k] = (value, converted)
+            values[i] = converted
+        out.append(tuple(values))
+    return out
