@@ -16,9 +16,10 @@ bookkeeping. How the rows reach the database depends on it:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Connection, LargeBinary, Table
+from sqlalchemy import JSON, Connection, Dialect, LargeBinary, Table
 
 from services.common.chunks import chunks
 
@@ -94,12 +95,13 @@ def _as_arrays(rows: Sequence[Sequence[Any]], width: int) -> tuple[list[Any], ..
     return arrays
 
 
-def _processors(conn: Connection, table: Table, columns: Sequence[str]) -> list[Callable[[Any], Any] | None]:
-    """Each column's bind processor; none for binary columns, whose processor only wraps ``bytes`` in the
-    DBAPI's ``Binary``, which sqlite3 and psycopg do themselves (one wrapper object less per row)."""
-    dialect = conn.dialect
-    return [None if isinstance(table.c[name].type, LargeBinary)
-            else table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+@cache
+def _processors(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> list[tuple[int, Callable[[Any], Any]]]:
+    """The columns (by position) that have a bind processor, and it; none for binary columns, whose processor
+    only wraps ``bytes`` in the DBAPI's ``Binary``, which sqlite3 and psycopg do themselves."""
+    found = [(i, None if isinstance(table.c[name].type, LargeBinary)
+              else table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for i, name in enumerate(columns)]
+    return [(i, f) for i, f in found if f is not None]
 
 
 def _processed(conn: Connection, table: Table, columns: Sequence[str],
@@ -108,7 +110,7 @@ def _processed(conn: Connection, table: Table, columns: Sequence[str],
 
     Bulk rows repeat values (the transaction's time, None), so each column remembers its last conversion.
     """
-    processors = [(i, f) for i, f in enumerate(_processors(conn, table, columns)) if f is not None]
+    processors = _processors(conn.dialect, table, tuple(columns))
     if not processors:
         return rows
     last: list[tuple[Any, Any]] = [(object(), None) for _ in processors]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.validation import to_timestamp
 from services.ledger.journal import AccountState, Posted
@@ -39,7 +41,8 @@ def entry_to_proto(entry: JournalEntry, member_id: str, asset: int) -> pb.Entry:
         create_time=to_timestamp(entry.created_at))
 
 
-def order_to_proto(order: Order) -> pb.Order:
+def order_to_proto(order: Order | SimpleNamespace) -> pb.Order:
+    """An order row, or the values of one just written (a namespace with the row's attributes)."""
     return pb.Order(
         order_id=str(order.id), member_id=order.member_id, mall_id=order.mall_id, store_id=order.store_id,
         channel=order.channel, external_order_no=order.external_order_no, amount=order.amount,

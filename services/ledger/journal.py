@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf.message import Message
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import Table, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -52,6 +52,7 @@ ACCOUNTS = Account.__table__
 ENTRIES = JournalEntry.__table__
 LOTS = PointsLot.__table__
 ORDERS = Order.__table__
+MEMBER_STATES = MemberState.__table__
 IN_CHUNK = 2000  # values per IN (...) list
 ENTRIES_PER_EVENT = 1000  # entries per ledger.entries.posted event (about 150 kB; NATS takes up to 1 MB)
 STAGED = "ledger_staged_events"  # session.info key: the events staged, in order
@@ -59,6 +60,17 @@ ENTRY_COLUMNS = ("id", "request_id", "line", "account_id", "kind", "amount", "ba
                  "reason", "note", "voucher", "document_at", "mall_id", "store_id", "operator_id", "order_id",
                  "reversal_of_id", "created_at")
 LOT_COLUMNS = ("account_id", "entry_id", "amount", "remaining", "earned_at", "expires_at")
+
+# The batch reads, built once (statement construction costs more than a small batch's rows).
+ACCOUNTS_OF = (select(ACCOUNTS.c.id, ACCOUNTS.c.member_id, ACCOUNTS.c.asset, ACCOUNTS.c.balance, ACCOUNTS.c.debt,
+                      ACCOUNTS.c.opened_at)
+               .where(ACCOUNTS.c.member_id.in_(bindparam("members", expanding=True)))
+               .order_by(ACCOUNTS.c.id).with_for_update())
+MEMBER_STATES_OF = select(MEMBER_STATES.c.member_id, MEMBER_STATES.c.disabled, MEMBER_STATES.c.level).where(
+    MEMBER_STATES.c.member_id.in_(bindparam("members", expanding=True)))
+OPEN_LOTS_OF = (select(LOTS.c.id, LOTS.c.account_id, LOTS.c.remaining)
+                .where(LOTS.c.account_id.in_(bindparam("accounts", expanding=True)), LOTS.c.remaining > 0)
+                .order_by(LOTS.c.account_id, LOTS.c.id))
 
 ASSET_NAMES = {v: pb.Asset.Name(v) for v in pb.Asset.values()}
 KIND_NAMES = {v: pb.EntryKind.Name(v) for v in pb.EntryKind.values()}
@@ -273,10 +285,7 @@ class Book:
         self._load_accounts(needs.accounts - self._looked_up)
         members = sorted(needs.members - self.members.keys())
         for chunk in chunks(members, IN_CHUNK):
-            rows = self.session.execute(
-                select(MemberState.member_id, MemberState.disabled, MemberState.level)
-                .where(MemberState.member_id.in_(chunk)))
-            for r in rows:
+            for r in self.session.execute(MEMBER_STATES_OF, {"members": chunk}):
                 self.members[r.member_id] = MemberView(disabled=bool(r.disabled), level=r.level)
         for member in members:
             self.members.setdefault(member, NO_MEMBER_STATE)
@@ -296,10 +305,7 @@ class Book:
         self._looked_up |= keys
         members = sorted({member for member, _ in keys})
         for chunk in chunks(members, IN_CHUNK):
-            rows = self.session.execute(
-                select(ACCOUNTS.c.id, ACCOUNTS.c.member_id, ACCOUNTS.c.asset, ACCOUNTS.c.balance, ACCOUNTS.c.debt,
-                       ACCOUNTS.c.opened_at)
-                .where(ACCOUNTS.c.member_id.in_(chunk)).order_by(ACCOUNTS.c.id).with_for_update())
+            rows = self.session.execute(ACCOUNTS_OF, {"members": chunk})
             accounts, looked_up = self.accounts, self._looked_up
             for id_, member, asset, balance, debt, opened_at in rows:
                 key = (member, asset)
@@ -451,10 +457,7 @@ class Book:
         spenders = sorted({e.account_id for e in points if e.posting.amount < 0 and e.posting.expired_lots is None})
         queues: dict[int, deque[_Lot]] = {}
         for chunk in chunks(spenders, IN_CHUNK):
-            rows = self.session.execute(
-                select(LOTS.c.id, LOTS.c.account_id, LOTS.c.remaining)
-                .where(LOTS.c.account_id.in_(chunk), LOTS.c.remaining > 0).order_by(LOTS.c.account_id, LOTS.c.id))
-            for r in rows:
+            for r in self.session.execute(OPEN_LOTS_OF, {"accounts": chunk}):
                 queues.setdefault(r.account_id, deque()).append(
                     _Lot(id=r.id, account_id=r.account_id, remaining=r.remaining, amount=r.remaining))
         missing = {e.posting.mall_id for e in points if e.posting.amount > 0} - self.rules.keys()

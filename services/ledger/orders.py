@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 
 from google.protobuf.message import Message
-from sqlalchemy import Row, case, func, select
+from sqlalchemy import Row, bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,9 @@ from services.ledger.statements import EntryRepository
 
 CHANNEL_NAMES = {v: pb.OrderChannel.Name(v) for v in pb.OrderChannel.values()}
 MAX_BUYER_NAME = 100
+# Which of some external order numbers are recorded (on any channel; the caller matches the channel).
+RECORDED_OF = select(Order.__table__.c.channel, Order.__table__.c.external_order_no).where(
+    Order.__table__.c.external_order_no.in_(bindparam("numbers", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -169,8 +173,7 @@ class RecordOrderCommand(Command):
         keys = [c.key for c in commands if isinstance(c, RecordOrderCommand)]
         recorded: set[tuple[int, str]] = set()
         for chunk in chunks(sorted({number for _, number in keys}), IN_CHUNK):
-            rows = session.execute(select(Order.channel, Order.external_order_no)
-                                   .where(Order.external_order_no.in_(chunk)))
+            rows = session.execute(RECORDED_OF, {"numbers": chunk})
             recorded.update((r.channel, r.external_order_no) for r in rows)
         return {i for i, key in enumerate(keys) if key in recorded}
 
@@ -208,7 +211,7 @@ class RecordOrderCommand(Command):
 
     def finish(self, session: Session) -> Message:
         assert self.draft is not None and self.draft.id is not None
-        return pb.RecordOrderResponse(order=order_to_proto(Order(id=self.draft.id, **self.draft.values)),
+        return pb.RecordOrderResponse(order=order_to_proto(SimpleNamespace(id=self.draft.id, **self.draft.values)),
                                       entries=[posted_to_proto(p) for p in self.posted])
 
     async def run_alone(self, session: AsyncSession, now: datetime) -> Message:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import ValidationError
 
 from crowdpack.customer.v1 import member_pb2 as pb
 from services.common.config import CommonSettings, database_url_for, describe_settings_error
 from services.common.errors import InvalidArgument
 from services.common.pagination import after_id, after_token, decode_token, encode_token, page_size
-from services.common.validation import known_enum, parse_int_id
+from services.common.validation import known_enum, parse_int_id, to_timestamp
 from services.customer.config import CustomerSettings
 from services.customer.validation import normalize_email, normalize_phone
 
@@ -76,6 +79,21 @@ def test_emails_are_lower_cased_and_validated():
     for bad in ("a@", "@b.cn", "a b@c.cn", "a@b", "a@-b.cn"):
         with pytest.raises(InvalidArgument):
             normalize_email(bad)
+
+
+@pytest.mark.parametrize("when", [
+    datetime(2026, 11, 22, 9, 30, 15, 123456, tzinfo=UTC),
+    datetime(2026, 11, 22, 17, 30, 15, 999999, tzinfo=timezone(timedelta(hours=8))),
+    datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC),
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999),  # naive: UTC
+])
+def test_a_time_becomes_the_timestamp_protobuf_makes_of_it(when):
+    expected = Timestamp()
+    expected.FromDatetime(when if when.tzinfo else when.replace(tzinfo=UTC))
+    assert to_timestamp(when) == expected
+    assert to_timestamp(when).ToDatetime(tzinfo=UTC) == (when if when.tzinfo else when.replace(tzinfo=UTC))
+    assert to_timestamp(None) is None
 
 
 def test_enums_and_ids():
