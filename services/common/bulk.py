@@ -34,15 +34,16 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
     if not rows:
         return
     rows = _processed(conn, table, columns, rows)
-    names = ", ".join(columns)
+    name, names = _names(conn, table, columns)
     if _arrays_fit(conn, table, columns):
-        source = _unnest(conn, table, columns, ordinality=True)
-        sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {source} ORDER BY n"
+        sql = (f"INSERT INTO {name} ({', '.join(names)}) SELECT {', '.join(_aliases(columns))} "
+               f"FROM {_unnest(conn, table, columns)} WITH ORDINALITY AS v({', '.join(_aliases(columns))}, n) "
+               "ORDER BY n")
         for part in chunks(rows, ARRAY_ROWS):
             conn.exec_driver_sql(sql, _as_arrays(part, len(columns)))
         return
     mark = _placeholder(conn)
-    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join(mark for _ in columns)})",
+    conn.exec_driver_sql(f"INSERT INTO {name} ({', '.join(names)}) VALUES ({', '.join(mark for _ in columns)})",
                          rows)  # type: ignore[arg-type]
 
 
@@ -54,17 +55,18 @@ def update_rows(conn: Connection, table: Table, set_columns: Sequence[str], wher
         return 0
     columns = [*set_columns, *where_columns]
     rows = _processed(conn, table, columns, rows)
+    name, names = _names(conn, table, columns)
     keys = len(set_columns)
     if _arrays_fit(conn, table, columns) and len({tuple(row[keys:]) for row in rows}) == len(rows):
-        source = _unnest(conn, table, columns, ordinality=False)
-        sql = (f"UPDATE {table.name} SET {', '.join(f'{c} = v.c{i}' for i, c in enumerate(set_columns))} "
-               f"FROM {source} WHERE "
-               + " AND ".join(f"{table.name}.{c} = v.c{keys + i}" for i, c in enumerate(where_columns)))
+        aliases = _aliases(columns)
+        sql = (f"UPDATE {name} SET {', '.join(f'{c} = v.{a}' for c, a in zip(names[:keys], aliases))} "
+               f"FROM {_unnest(conn, table, columns)} AS v({', '.join(aliases)}) WHERE "
+               + " AND ".join(f"{name}.{c} = v.{a}" for c, a in zip(names[keys:], aliases[keys:])))
         return sum(conn.exec_driver_sql(sql, _as_arrays(part, len(columns))).rowcount
                    for part in chunks(rows, ARRAY_ROWS))
     mark = _placeholder(conn)
-    sql = (f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in set_columns)} "
-           f"WHERE {' AND '.join(f'{c} = {mark}' for c in where_columns)}")
+    sql = (f"UPDATE {name} SET {', '.join(f'{c} = {mark}' for c in names[:keys])} "
+           f"WHERE {' AND '.join(f'{c} = {mark}' for c in names[keys:])}")
     return conn.exec_driver_sql(sql, rows).rowcount  # type: ignore[arg-type]
 
 
@@ -72,19 +74,24 @@ def _placeholder(conn: Connection) -> str:
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
+def _names(conn: Connection, table: Table, columns: Sequence[str]) -> tuple[str, list[str]]:
+    """The table's and the columns' names as the dialect quotes them (only where a name needs it)."""
+    quote = conn.dialect.identifier_preparer
+    return quote.format_table(table), [quote.quote(c) for c in columns]
+
+
+def _aliases(columns: Sequence[str]) -> list[str]:
+    return [f"c{i}" for i in range(len(columns))]
+
+
 def _arrays_fit(conn: Connection, table: Table, columns: Sequence[str]) -> bool:
     """Whether the rows can go to PostgreSQL as one array per column (no JSON: its values are text to cast)."""
     return conn.dialect.name == "postgresql" and not any(isinstance(table.c[c].type, JSON) for c in columns)
 
 
-def _unnest(conn: Connection, table: Table, columns: Sequence[str], *, ordinality: bool) -> str:
-    """``unnest(%s::T0[], %s::T1[], ...) AS v(c0, c1, ...)``: the arrays as rows, each column typed as its own."""
-    arrays = ", ".join(f"%b::{table.c[c].type.compile(dialect=conn.dialect)}[]" for c in columns)
-    names = [f"c{i}" for i in range(len(columns))]
-    if ordinality:
-        # Named as the table's columns, so the INSERT selects them by name.
-        return f"unnest({arrays}) WITH ORDINALITY AS v({', '.join(columns)}, n)"
-    return f"unnest({arrays}) AS v({', '.join(names)})"
+def _unnest(conn: Connection, table: Table, columns: Sequence[str]) -> str:
+    """``unnest(%b::T0[], %b::T1[], ...)``: one array per column, sent in binary, typed as the column is."""
+    return "unnest(" + ", ".join(f"%b::{table.c[c].type.compile(dialect=conn.dialect)}[]" for c in columns) + ")"
 
 
 def _as_arrays(rows: Sequence[Sequence[Any]], width: int) -> tuple[list[Any], ...]:

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf.message import Message
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,11 +37,11 @@ from crowdpack.customer.v1 import import_service_pb2 as pb
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.events.v1 import customer_events_pb2 as event_pb
 from services.common.chunks import chunks
-from services.common.bulk import insert_rows
+from services.common.bulk import insert_rows, update_rows
 from services.common.outbox import OUTBOX_COLUMNS, add_event, event_rows, utcnow
 from services.common.validation import aware, to_timestamp
 from services.customer import timeline
-from services.customer.imports.models import ImportJob
+from services.customer.imports.models import ImportJob, ImportRowIssue
 from services.customer.imports.rows import CONFLICT, DUPLICATE, OK, Reference, RowResult
 from services.customer.levels.rules import add_months
 from services.customer.members import events
@@ -125,10 +125,28 @@ class Driver:
     def marks(self, n: int) -> str:
         return ", ".join([self.mark] * n)
 
-    async def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            conn = await self.session.connection()
-            await conn.exec_driver_sql(sql, rows)
+    async def insert(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        """INSERTs rows in this driver's form: on SQLite with one executemany of the rows as they are (already
+        its text, ``convert``); on PostgreSQL through ``bulk.insert_rows``, one statement over arrays."""
+        if not rows:
+            return
+        if not self.sqlite:
+            await self.session.run_sync(lambda s: insert_rows(s.connection(), table, columns, rows))
+            return
+        names = ", ".join(f'"{c}"' for c in columns)
+        conn = await self.session.connection()
+        await conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({self.marks(len(columns))})", rows)
+
+    async def update(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        """``UPDATE table SET columns WHERE id = ...`` per row (the values, then the id), as ``insert`` goes."""
+        if not rows:
+            return
+        if not self.sqlite:
+            await self.session.run_sync(lambda s: update_rows(s.connection(), table, columns, ("id",), rows))
+            return
+        assignments = ", ".join(f'"{c}" = ?' for c in columns)
+        conn = await self.session.connection()
+        await conn.exec_driver_sql(f"UPDATE {table.name} SET {assignments} WHERE id = ?", rows)
 
 
 class Staging:
@@ -173,8 +191,8 @@ class Staging:
         timeline_rows += self.entries
         outbox_rows += event_rows(self.events, now)
         self.added, self.entries, self.events = [], [], []
-        await driver.executemany(f"INSERT INTO timeline_entry (customer_id, kind, detail, actor_id, created_at) "
-                                 f"VALUES ({driver.marks(5)})", timeline_rows)
+        await driver.insert(TimelineEntry.__table__, ("customer_id", "kind", "detail", "actor_id", "created_at"),
+                            timeline_rows)
         if outbox_rows:
             await self.session.run_sync(lambda s: insert_rows(s.connection(), OutboxEvent.__table__, OUTBOX_COLUMNS,
                                                               outbox_rows))
@@ -395,9 +413,8 @@ class BatchWriter:
                 tagged = await self._add_tag(list(updates), now, returning=True)
             self._updated_event(sorted(changed.keys() | set(tagged)), now)
         await self.staging.write(self.driver, now)
-        await self.driver.executemany(
-            f"INSERT INTO import_row_issue (job_id, row_number, status, field, reason) "
-            f"VALUES ({self.driver.marks(5)})", self.issues)
+        await self.driver.insert(ImportRowIssue.__table__, ("job_id", "row_number", "status", "field", "reason"),
+                                 self.issues)
         # The counters move with the rows they count.
         await self.session.execute(update(ImportJob).where(ImportJob.id == self.ctx.job_id).values(
             created_count=ImportJob.created_count + self.out.created,
@@ -440,11 +457,9 @@ class BatchWriter:
                     "registration_mall_id": v.get("registration_mall_id", open_mall), "card_opened": opens,
                     "card_number": number, "card_open_mall_id": open_mall,
                     "card_open_time": v.get("card_open_time", now) if opens else None})
-        names = ", ".join(f'"{c}"' for c in columns)
-        d = self.driver
         if not self.normal and tuples:
             self._imported_event(tuples, columns.index("level"), now)
-        await d.executemany(f"INSERT INTO customer ({names}) VALUES ({d.marks(len(columns))})", tuples)
+        await self.driver.insert(CUSTOMER, columns, tuples)
         self.out.created += len(tuples)
         self.created_ids = [row[0] for row in tuples]
         await self._stats(self.created_ids)
@@ -539,8 +554,7 @@ class BatchWriter:
             columns = tuple(sorted(changes))
             groups[columns].append((*(d.convert(c, changes[c]) for c in columns), now_text, customer_id))
         for columns, params in groups.items():
-            assignments = ", ".join(f"{c} = {d.mark}" for c in (*columns, "updated_at"))
-            await d.executemany(f"UPDATE customer SET {assignments} WHERE id = {d.mark}", params)
+            await d.update(CUSTOMER, (*columns, "updated_at"), params)
         self.out.updated += len(changed)
         if self.normal:
             await self._update_events(changed, existing)
