@@ -121,8 +121,9 @@ async def test_driver_level_rows_read_back_as_the_orm_wrote_them(db):
 
 
 async def test_bulk_rows_in_several_statements_keep_their_order_and_values(db, monkeypatch):
-    # PostgreSQL sends at most ARRAY_ROWS rows per statement: 7 rows go in three.
+    # At most 3 rows per statement (ARRAY_ROWS on PostgreSQL, VALUES_ROWS on SQLite): 7 rows go in three.
     monkeypatch.setattr(bulk, "ARRAY_ROWS", 3)
+    monkeypatch.setattr(bulk, "VALUES_ROWS", 3)
     blob = bytes(range(256))
 
     def write(session: Session) -> int:

@@ -126,27 +126,16 @@ class Driver:
         return ", ".join([self.mark] * n)
 
     async def insert(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        """INSERTs rows in this driver's form: on SQLite with one executemany of the rows as they are (already
-        its text, ``convert``); on PostgreSQL through ``bulk.insert_rows``, one statement over arrays."""
-        if not rows:
-            return
-        if not self.sqlite:
-            await self.session.run_sync(lambda s: insert_rows(s.connection(), table, columns, rows))
-            return
-        names = ", ".join(f'"{c}"' for c in columns)
-        conn = await self.session.connection()
-        await conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({self.marks(len(columns))})", rows)
+        """INSERTs rows in this driver's form (``convert``: on SQLite already its text), through ``bulk``."""
+        if rows:
+            await self.session.run_sync(lambda s: insert_rows(s.connection(), table, columns, rows,
+                                                              converted=self.sqlite))
 
     async def update(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         """``UPDATE table SET columns WHERE id = ...`` per row (the values, then the id), as ``insert`` goes."""
-        if not rows:
-            return
-        if not self.sqlite:
-            await self.session.run_sync(lambda s: update_rows(s.connection(), table, columns, ("id",), rows))
-            return
-        assignments = ", ".join(f'"{c}" = ?' for c in columns)
-        conn = await self.session.connection()
-        await conn.exec_driver_sql(f"UPDATE {table.name} SET {assignments} WHERE id = ?", rows)
+        if rows:
+            await self.session.run_sync(lambda s: update_rows(s.connection(), table, columns, ("id",), rows,
+                                                              converted=self.sqlite))
 
 
 class Staging:
