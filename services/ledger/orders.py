@@ -40,8 +40,10 @@ from services.ledger.statements import EntryRepository
 
 CHANNEL_NAMES = {v: pb.OrderChannel.Name(v) for v in pb.OrderChannel.values()}
 MAX_BUYER_NAME = 100
-# Which of some external order numbers are recorded (on any channel; the caller matches the channel).
+# Which of some external order numbers are recorded on some channels (the caller matches the pairs). Both lists,
+# so the search goes down the (channel, external_order_no) key: numbers alone would scan every order.
 RECORDED_OF = select(Order.__table__.c.channel, Order.__table__.c.external_order_no).where(
+    Order.__table__.c.channel.in_(bindparam("channels", expanding=True)),
     Order.__table__.c.external_order_no.in_(bindparam("numbers", expanding=True)))
 
 
@@ -172,8 +174,9 @@ class RecordOrderCommand(Command):
         """Orders whose external number is already recorded answer (or refuse) by themselves."""
         keys = [c.key for c in commands if isinstance(c, RecordOrderCommand)]
         recorded: set[tuple[int, str]] = set()
+        channels = sorted({channel for channel, _ in keys})
         for chunk in chunks(sorted({number for _, number in keys}), IN_CHUNK):
-            rows = session.execute(RECORDED_OF, {"numbers": chunk})
+            rows = session.execute(RECORDED_OF, {"channels": channels, "numbers": chunk})
             recorded.update((r.channel, r.external_order_no) for r in rows)
         return {i for i, key in enumerate(keys) if key in recorded}
 

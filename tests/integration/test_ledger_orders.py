@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
+from sqlalchemy import text
 
 from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.auth import Caller, Role
+from services.common.db import Database
+from services.ledger.orders import RECORDED_OF
 from tests.integration.test_ledger_support import (  # noqa: F401 - the fixture
     ago, eventually, ledger, ledger_events, refused, timestamp, wait_for_events,
 )
@@ -90,6 +94,21 @@ async def test_an_external_order_number_is_recorded_once_per_channel(ledger):
     fetched = await ledger.stub.GetOrder(pb.GetOrderRequest(channel=POS, external_order_no="X-1"))
     assert fetched.order == first.order
     assert len(await wait_for_events(ledger.js, "ledger.order.recorded.v1", 2)) == 2
+
+
+async def test_the_repeat_check_of_a_batch_searches_the_order_key_instead_of_scanning_every_order(tmp_path):
+    # Every RecordOrder batch asks which of its numbers are recorded; a scan would grow with the orders.
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}", Path("services/ledger/migrations"))
+    await db.migrate()
+    try:
+        query = RECORDED_OF.params(channels=[POS, ONLINE], numbers=["X-1", "X-2"])
+        sql = str(query.compile(db.read_engine.sync_engine,
+                                compile_kwargs={"literal_binds": True, "render_postcompile": True}))
+        async with db.read() as session:
+            plan = " ".join(row.detail for row in await session.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+    finally:
+        await db.dispose()
+    assert "SEARCH order_record USING COVERING INDEX" in plan and "(channel=? AND external_order_no=?)" in plan
 
 
 async def test_an_order_keeps_its_buyer_and_announces_it(ledger):
