@@ -46,7 +46,7 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
         return
     if not converted:
         rows = _processed(conn, table, columns, rows)
-    name, names = _names(conn, table, columns)
+    name, names = _names(conn.dialect, table, tuple(columns))
     into = f"INSERT INTO {name} ({', '.join(names)})"
     if _arrays_fit(conn, table, columns):
         aliases = ", ".join(_aliases(columns))
@@ -71,7 +71,7 @@ def update_rows(conn: Connection, table: Table, set_columns: Sequence[str], wher
     columns = [*set_columns, *where_columns]
     if not converted:
         rows = _processed(conn, table, columns, rows)
-    name, names = _names(conn, table, columns)
+    name, names = _names(conn.dialect, table, tuple(columns))
     keys, width = len(set_columns), len(columns)
     unique = len({tuple(row[keys:]) for row in rows}) == len(rows)
     if unique and _arrays_fit(conn, table, columns):
@@ -114,9 +114,10 @@ def _placeholder(conn: Connection) -> str:
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
-def _names(conn: Connection, table: Table, columns: Sequence[str]) -> tuple[str, list[str]]:
+@cache
+def _names(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tuple[str, list[str]]:
     """The table's and the columns' names as the dialect quotes them (only where a name needs it)."""
-    quote = conn.dialect.identifier_preparer
+    quote = dialect.identifier_preparer
     return quote.format_table(table), [quote.quote(c) for c in columns]
 
 

@@ -33,7 +33,7 @@ from services.ledger.commands import Command, RunAlone
 from services.ledger.convert import order_to_proto, posted_to_proto, refund_to_proto
 from services.ledger.inputs import external_key, member_id, optional_id, past_time, positive_amount
 from services.ledger.journal import (
-    IN_CHUNK, Book, Journal, Needs, OrderDraft, Posted, Posting, write_staged_events, stage_event,
+    IN_CHUNK, ORDERS, Book, Journal, Needs, OrderDraft, Posted, Posting, write_staged_events, stage_event,
 )
 from services.ledger.models import Order, OrderRefund
 from services.ledger.statements import EntryRepository
@@ -42,9 +42,9 @@ CHANNEL_NAMES = {v: pb.OrderChannel.Name(v) for v in pb.OrderChannel.values()}
 MAX_BUYER_NAME = 100
 # Which of some external order numbers are recorded on some channels (the caller matches the pairs). Both lists,
 # so the search goes down the (channel, external_order_no) key: numbers alone would scan every order.
-RECORDED_OF = select(Order.__table__.c.channel, Order.__table__.c.external_order_no).where(
-    Order.__table__.c.channel.in_(bindparam("channels", expanding=True)),
-    Order.__table__.c.external_order_no.in_(bindparam("numbers", expanding=True)))
+RECORDED_OF = select(ORDERS.c.channel, ORDERS.c.external_order_no).where(
+    ORDERS.c.channel.in_(bindparam("channels", expanding=True)),
+    ORDERS.c.external_order_no.in_(bindparam("numbers", expanding=True)))
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,17 @@ async def make_db(url: str, migrations: Path) -> Database:
     return db
 
 
+async def add_members_created(db: Database, count: int) -> None:
+    """Commits ``count`` customer.member.created events (members 1, 2, ...) to the outbox."""
+    async with db.transaction() as session:
+        for i in range(count):
+            add_event(session, OutboxEvent, events.MemberCreated(member_id=str(i + 1)))
+
+
 async def test_relay_publishes_only_committed_events_and_republishes_without_duplicates(database_url, js):
     db = await make_db(database_url, CUSTOMER_MIGRATIONS)
     try:
-        async with db.transaction() as session:
-            for i in range(5):
-                add_event(session, OutboxEvent, events.MemberCreated(member_id=str(i + 1)))
+        await add_members_created(db, 5)
         with pytest.raises(RuntimeError):
             async with db.transaction() as session:
                 add_event(session, OutboxEvent, events.MemberCreated(member_id="rolled-back"))
@@ -61,9 +66,7 @@ async def test_relay_publishes_only_committed_events_and_republishes_without_dup
 async def test_a_refused_publish_leaves_its_rows_unsent_and_the_next_pass_sends_them_in_order(database_url, js):
     db = await make_db(database_url, CUSTOMER_MIGRATIONS)
     try:
-        async with db.transaction() as session:
-            for i in range(3):
-                add_event(session, OutboxEvent, events.MemberCreated(member_id=str(i + 1)))
+        await add_members_created(db, 3)
         await js.delete_stream("CUSTOMER")  # nobody takes customer.> now: each publish is refused
         relay = OutboxRelay(db, js, OutboxEvent)
         with pytest.raises(NoStreamResponseError):
