@@ -7,6 +7,8 @@ import asyncio
 import codecs
 import io
 import json
+import os
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -291,6 +293,7 @@ async def test_preview_shows_twenty_rows_and_counts_and_writes_nothing(imports):
     assert await imports.all_members() == []
     assert list((await imports.stub.ListImportJobs(pb.ListImportJobsRequest(), metadata=SUPER)).jobs) == []
     assert imports.subjects and not (await imports.subjects())
+    assert list(imports.runner.spool_dir.iterdir()) == []  # the upload's and the preview's copies are gone
 
 
 async def test_a_tag_is_created_once_and_never_duplicated_on_a_customer(imports):
@@ -512,12 +515,18 @@ async def test_a_job_killed_mid_batch_leaves_whole_batches_and_resumes(imports, 
     stuck = (await imports.stub.GetImportJob(pb.GetImportJobRequest(job_id=job.job_id), metadata=SUPER)).job
     assert (stuck.state, stuck.processed_rows, stuck.created) == (pb.IMPORT_JOB_STATE_RUNNING, 10, 10)
     assert len(await imports.all_members()) == 10
+    # A killed process leaves its copies of files behind: this job's, half of another's, an upload's.
+    spool = imports.runner.spool_dir
+    for name in (f"job-{job.job_id}.csv", "job-9999.csv.part", "upload-0f.csv"):
+        (spool / name).write_bytes(b"left by the killed process")
+        os.utime(spool / name, (time.time() - 600, time.time() - 600))
     # A restarted service resumes it from its last committed batch.
     monkeypatch.setattr(writer.BatchWriter, "apply", original)
-    restarted = ImportRunner(imports.db, fast_batch=5, normal_batch=5)
+    restarted = ImportRunner(imports.db, spool, fast_batch=5, normal_batch=5)
     await restarted.resume()
     await restarted.wait(int(job.job_id))
     done = await imports.finished(job.job_id)
+    assert list(spool.iterdir()) == []  # the job read its file afresh and left nothing
     assert (done.state, done.processed_rows, done.created, done.invalid, done.duplicate) == (
         pb.IMPORT_JOB_STATE_SUCCEEDED, 23, 21, 1, 1)
     members = await imports.all_members()

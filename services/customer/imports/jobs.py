@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import tempfile
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,8 @@ log = get_logger(__name__)
 
 FAST_BATCH = 10_000
 NORMAL_BATCH = 2_000
+# A file copy this much older than its runner was left by an earlier process.
+SPOOL_MARGIN_S = 5.0
 PREVIEW_ROWS = 20
 RETRIES = 3
 ACTIVE = (pb.IMPORT_JOB_STATE_PENDING, pb.IMPORT_JOB_STATE_RUNNING)
@@ -71,21 +75,22 @@ async def store_file(session: AsyncSession, path: Path, record: ImportFile) -> I
     return record
 
 
-async def spool(db: Database, record: ImportFile) -> Path:
-    """The stored file's bytes in a temporary file (the caller deletes it)."""
-    fd, name = tempfile.mkstemp(prefix=f"crowdpack-import-{record.id}-", suffix=suffix_of(record.file_name))
+async def spool(db: Database, record: ImportFile, path: Path) -> None:
+    """Writes the stored file's bytes to ``path`` (whole, or not at all: through a temporary name)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
     try:
-        with os.fdopen(fd, "wb") as out:
+        with open(partial, "wb") as out:
             async with db.read() as session:
                 seqs = (await session.scalars(select(ImportFileChunk.seq).where(
                     ImportFileChunk.file_id == record.id).order_by(ImportFileChunk.seq))).all()
                 for seq in seqs:
                     out.write(await session.scalar(select(ImportFileChunk.data).where(
                         ImportFileChunk.file_id == record.id, ImportFileChunk.seq == seq)))
+        os.replace(partial, path)
     except BaseException:
-        os.unlink(name)
+        partial.unlink(missing_ok=True)
         raise
-    return Path(name)
 
 
 def file_to_proto(record: ImportFile) -> pb.ImportFile:
@@ -225,13 +230,44 @@ class BatchFailed(Exception):
 
 
 class ImportRunner:
-    """Runs import jobs as tasks of the service's event loop; CPU work (reading, checking) runs in a thread."""
+    """Runs import jobs as tasks of the service's event loop; CPU work (reading, checking) runs in a thread.
 
-    def __init__(self, db: Database, *, fast_batch: int = FAST_BATCH, normal_batch: int = NORMAL_BATCH) -> None:
+    Files are read from copies in ``spool_dir``: a job's as ``job-<id>``, an upload's, a check's or a
+    preview's under a fresh name, each removed after use. A process killed mid-job leaves its copies; the next start clears them.
+    """
+
+    def __init__(self, db: Database, spool_dir: Path, *, fast_batch: int = FAST_BATCH,
+                 normal_batch: int = NORMAL_BATCH) -> None:
         self.db = db
+        self.spool_dir = spool_dir
         self.fast_batch = fast_batch
         self.normal_batch = normal_batch
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        # Copies older than this were left by an earlier process (one killed before it could remove them).
+        self._since = time.time() - SPOOL_MARGIN_S
+
+    def fresh_path(self, kind: str, file_name: str) -> Path:
+        """A new name in ``spool_dir`` (made if missing) for a file being uploaded, checked or previewed."""
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        return self.spool_dir / f"{kind}-{uuid.uuid4().hex}{suffix_of(file_name)}"
+
+    @asynccontextmanager
+    async def file_copy(self, record: ImportFile, name: str = "") -> AsyncIterator[Path]:
+        """A copy of the stored file in ``spool_dir`` (named ``name``, or a fresh name), removed after use."""
+        path = (self.spool_dir / f"{name}{suffix_of(record.file_name)}" if name
+                else self.fresh_path("check", record.file_name))
+        await spool(self.db, record, path)
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+    def clear_spool(self) -> None:
+        """Removes the file copies an earlier process left behind."""
+        if self.spool_dir.is_dir():
+            for path in self.spool_dir.iterdir():
+                if path.stat().st_mtime < self._since:
+                    path.unlink(missing_ok=True)
 
     def start(self, job_id: int) -> None:
         if job_id in self._tasks:
@@ -246,7 +282,8 @@ class ImportRunner:
             await asyncio.wait({task})
 
     async def resume(self) -> None:
-        """Starts every job a previous process left PENDING or RUNNING."""
+        """Starts every job a previous process left PENDING or RUNNING (after clearing its file copies)."""
+        await asyncio.to_thread(self.clear_spool)
         async with self.db.read() as session:
             ids = (await session.scalars(select(ImportJob.id).where(ImportJob.state.in_(ACTIVE))
                                          .order_by(ImportJob.id))).all()
@@ -296,7 +333,11 @@ class ImportRunner:
                     state=pb.IMPORT_JOB_STATE_RUNNING, started_at=utcnow()))
             if started.rowcount != 1:
                 raise Superseded(f"import job {job_id} was started elsewhere")
-        path = await spool(self.db, record)
+        async with self.file_copy(record, f"job-{job_id}") as path:
+            await self._read_and_write(path, record, job, tag, reference)
+
+    async def _read_and_write(self, path: Path, record: ImportFile, job: ImportJob, tag: Tag | None,
+                              reference: Reference) -> None:
         rows = reading.open_rows(path, record.format, job.encoding)
         reading_ahead: asyncio.Future[tuple[list[RowResult], datetime]] | None = None
         try:
@@ -329,7 +370,6 @@ class ImportRunner:
                 if not reading_ahead.cancelled():
                     reading_ahead.exception()
             await asyncio.to_thread(_close, rows)
-            path.unlink(missing_ok=True)
 
     async def _apply(self, ctx: JobContext, rows: list[RowResult], before: int, after: int, now: datetime) -> None:
         for attempt in range(1, RETRIES + 1):

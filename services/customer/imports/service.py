@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 
 from crowdpack.customer.v1 import import_service_pb2 as pb
@@ -13,9 +15,14 @@ from services.customer.imports.servicer import ImportServicer
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ImportService"].full_name
 
 
+def spool_dir(ctx: Context) -> Path:
+    """Where running import jobs keep a copy of their file."""
+    return ctx.common.state_dir / "customer-import-spool"
+
+
 def register_imports(server: grpc.aio.Server, ctx: Context, export_max_rows: int) -> str:
     """Adds the servicer; returns its full service name. Run ``ctx.extras["imports"].run()`` in the background."""
-    runner = ImportRunner(ctx.db)
+    runner = ImportRunner(ctx.db, spool_dir(ctx))
     ctx.extras["imports"] = runner
     pb_grpc.add_ImportServiceServicer_to_server(ImportServicer(ctx.db, runner, export_max_rows), server)
     return SERVICE_NAME

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -89,8 +87,8 @@ class ImportServicer(pb_grpc.ImportServiceServicer):
                 if path is None:
                     check_request_id(message.request_id)
                     request_id, file_name = message.request_id, base_name(message.file_name)
-                    fd, name = tempfile.mkstemp(prefix="crowdpack-upload-", suffix=jobs.suffix_of(file_name))
-                    path, out = Path(name), os.fdopen(fd, "wb")
+                    path = self.runner.fresh_path("upload", file_name)
+                    out = open(path, "wb")  # noqa: SIM115 - closed in finally, also when the stream breaks off
                 size += len(message.chunk)
                 if size > reading.MAX_BYTES:
                     raise InvalidArgument("is larger than 100 MB", field="file")
@@ -147,14 +145,11 @@ class ImportServicer(pb_grpc.ImportServiceServicer):
             record = await self._file(session, file_id)
             reference = await jobs.load_reference(session)
         encoding = self._encoding(record, requested)
-        path = await jobs.spool(self.db, record)
-        try:
+        async with self.runner.file_copy(record) as path:
             if record.format == pb.IMPORT_FORMAT_CSV:
                 await asyncio.to_thread(reading.check_decodes, path, encoding)
             rows, counts, mapping = await asyncio.to_thread(jobs.preview, path, record.format, encoding, reference,
                                                             zone)
-        finally:
-            path.unlink(missing_ok=True)
         return pb.PreviewImportResponse(
             rows=rows, counts=counts, encoding=encoding,
             columns=[pb.ImportColumn(header=h, field=f) for h, f in zip(mapping.headers, mapping.fields)])
@@ -172,12 +167,9 @@ class ImportServicer(pb_grpc.ImportServiceServicer):
         async with self.db.read() as session:
             record = await self._file(session, file_id)
         encoding = self._encoding(record, requested)
-        path = await jobs.spool(self.db, record)
-        try:
+        async with self.runner.file_copy(record) as path:
             # A file the chosen encoding cannot read, or without a key column, never becomes a job.
             await asyncio.to_thread(jobs.check_file, path, record.format, encoding)
-        finally:
-            path.unlink(missing_ok=True)
 
         async def start(session: AsyncSession) -> pb.StartImportResponse:
             tag = None
