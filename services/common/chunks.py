@@ -7,6 +7,10 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+# Values per ``IN (...)`` list of bound parameters: far below SQLite's 32,766 and PostgreSQL's 65,535
+# parameters a statement, and short enough that the statement plans fast.
+IN_LIST = 2000
+
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """``items`` in order, ``size`` at a time (the last run may be shorter)."""

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from services.common.chunks import chunks
+from services.common.chunks import IN_LIST, chunks
 from services.common.bulk import insert_rows
 from services.common.db import Database
 from services.common.errors import AlreadyExists, InvalidArgument
@@ -30,7 +30,6 @@ from services.common.outbox import utcnow
 
 R = TypeVar("R", bound=Message)
 MAX_REQUEST_ID = 128
-IN_CHUNK = 2000  # request ids per IN (...) list
 
 
 class IdempotencyMixin:
@@ -102,7 +101,7 @@ def stored_answers(session: Session, model: type[IdempotencyMixin],
     method or body), or None (not seen yet). One query per 2,000 distinct request ids."""
     rows: dict[str, Any] = {}
     ids = sorted({r.request_id for r in requests})
-    for chunk in chunks(ids, IN_CHUNK):
+    for chunk in chunks(ids, IN_LIST):
         for row in session.execute(_answers_of(model.__table__), {"ids": chunk}):  # type: ignore[attr-defined]
             rows[row.request_id] = row
     answers: list[Message | AlreadyExists | None] = []

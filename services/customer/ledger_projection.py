@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
-from services.common.chunks import chunks
+from services.common.chunks import IN_LIST, chunks
 from services.common.logs import get_logger
 from services.common.outbox import utcnow
 from services.common.validation import aware
@@ -42,7 +42,6 @@ BALANCE_COLUMNS = {"ASSET_POINTS": ("points_balance", "points_entry_id"),
                    "ASSET_RED_PACKET": ("red_packet_balance_fen", "red_packet_entry_id"),
                    "ASSET_BALANCE": ("stored_balance_fen", "stored_entry_id")}
 SETTLEMENT_KINDS = {"ASSET_POINTS": "settle_points", "ASSET_RED_PACKET": "settle_red_packet"}
-IN_CHUNK = 1000  # member ids per IN (...) list
 
 
 def _id(value: str) -> int | None:
@@ -77,7 +76,7 @@ async def entries_posted(session: AsyncSession, event: Message) -> None:
     wanted = sorted({n for e in event.entries if e.asset in BALANCE_COLUMNS and (n := _id(e.member_id)) is not None})
     known: set[int] = set()
     stats: dict[int, CustomerStats] = {}
-    for chunk in chunks(wanted, IN_CHUNK):
+    for chunk in chunks(wanted, IN_LIST):
         known.update(await session.scalars(select(Customer.id).where(Customer.id.in_(chunk), Customer.kind == MEMBER)))
         stats.update((row.customer_id, row) for row in await session.scalars(
             select(CustomerStats).where(CustomerStats.customer_id.in_(chunk))))

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
-from services.common.chunks import chunks
+from services.common.chunks import IN_LIST, chunks
 from services.common.bulk import insert_rows, update_rows
 from services.common.errors import Aborted, FailedPrecondition, NotFound
 from services.common.outbox import add_events
@@ -53,7 +53,6 @@ ENTRIES = JournalEntry.__table__
 LOTS = PointsLot.__table__
 ORDERS = Order.__table__
 MEMBER_STATES = MemberState.__table__
-IN_CHUNK = 2000  # values per IN (...) list
 ENTRIES_PER_EVENT = 1000  # entries per ledger.entries.posted event (about 150 kB; NATS takes up to 1 MB)
 STAGED = "ledger_staged_events"  # session.info key: the events staged, in order
 ENTRY_COLUMNS = ("id", "request_id", "line", "account_id", "kind", "amount", "balance_after", "reason_template_id",
@@ -284,7 +283,7 @@ class Book:
         """Reads (and on PostgreSQL locks) whatever ``needs`` names that this book has not read yet."""
         self._load_accounts(needs.accounts - self._looked_up)
         members = sorted(needs.members - self.members.keys())
-        for chunk in chunks(members, IN_CHUNK):
+        for chunk in chunks(members, IN_LIST):
             for r in self.session.execute(MEMBER_STATES_OF, {"members": chunk}):
                 self.members[r.member_id] = MemberView(disabled=bool(r.disabled), level=r.level)
         for member in members:
@@ -293,7 +292,7 @@ class Book:
         if malls:
             self.rules.update(effective_rules(self.session, malls))
         templates = sorted(needs.templates - self.templates.keys() - self._missing_templates)
-        for chunk in chunks(templates, IN_CHUNK):
+        for chunk in chunks(templates, IN_LIST):
             rows = self.session.execute(
                 select(ReasonTemplate.id, ReasonTemplate.asset, ReasonTemplate.name)
                 .where(ReasonTemplate.id.in_(chunk), ReasonTemplate.deleted_at.is_(None)))
@@ -304,7 +303,7 @@ class Book:
     def _load_accounts(self, keys: set[AccountKey]) -> None:
         self._looked_up |= keys
         members = sorted({member for member, _ in keys})
-        for chunk in chunks(members, IN_CHUNK):
+        for chunk in chunks(members, IN_LIST):
             rows = self.session.execute(ACCOUNTS_OF, {"members": chunk})
             accounts, looked_up = self.accounts, self._looked_up
             for id_, member, asset, balance, debt, opened_at in rows:
@@ -456,7 +455,7 @@ class Book:
             return
         spenders = sorted({e.account_id for e in points if e.posting.amount < 0 and e.posting.expired_lots is None})
         queues: dict[int, deque[_Lot]] = {}
-        for chunk in chunks(spenders, IN_CHUNK):
+        for chunk in chunks(spenders, IN_LIST):
             for r in self.session.execute(OPEN_LOTS_OF, {"accounts": chunk}):
                 queues.setdefault(r.account_id, deque()).append(
                     _Lot(id=r.id, account_id=r.account_id, remaining=r.remaining, amount=r.remaining))

@@ -26,14 +26,14 @@ from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
-from services.common.chunks import chunks
+from services.common.chunks import IN_LIST, chunks
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.common.validation import aware, known_enum, mainland_mobile, parse_int_id, to_timestamp
 from services.ledger.commands import Command, RunAlone
 from services.ledger.convert import order_to_proto, posted_to_proto, refund_to_proto
 from services.ledger.inputs import external_key, member_id, optional_id, past_time, positive_amount
 from services.ledger.journal import (
-    IN_CHUNK, ORDERS, Book, Journal, Needs, OrderDraft, Posted, Posting, write_staged_events, stage_event,
+    ORDERS, Book, Journal, Needs, OrderDraft, Posted, Posting, write_staged_events, stage_event,
 )
 from services.ledger.models import Order, OrderRefund
 from services.ledger.statements import EntryRepository
@@ -175,7 +175,7 @@ class RecordOrderCommand(Command):
         keys = [c.key for c in commands if isinstance(c, RecordOrderCommand)]
         recorded: set[tuple[int, str]] = set()
         channels = sorted({channel for channel, _ in keys})
-        for chunk in chunks(sorted({number for _, number in keys}), IN_CHUNK):
+        for chunk in chunks(sorted({number for _, number in keys}), IN_LIST):
             rows = session.execute(RECORDED_OF, {"channels": channels, "numbers": chunk})
             recorded.update((r.channel, r.external_order_no) for r in rows)
         return {i for i, key in enumerate(keys) if key in recorded}

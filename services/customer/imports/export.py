@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as mpb
 from services.common.auth import Caller
-from services.common.chunks import chunks
+from services.common.chunks import IN_LIST, chunks
 from services.common.validation import aware
 from services.customer.exports import csv_bytes
 from services.customer.members.repository import MemberRepository, filter_clauses
@@ -28,7 +28,6 @@ GENDER_TEXT = {member_pb2.GENDER_MALE: "male", member_pb2.GENDER_FEMALE: "female
                member_pb2.GENDER_UNKNOWN: "unknown"}
 REVIEW_TEXT = {member_pb2.REVIEW_STATUS_PENDING: "pending", member_pb2.REVIEW_STATUS_APPROVED: "approved",
                member_pb2.REVIEW_STATUS_REJECTED: "rejected"}
-LOOKUP_CHUNK = 1000
 
 
 def _time(value: object) -> str:
@@ -46,7 +45,7 @@ async def export_members(session: AsyncSession, caller: Caller, f: mpb.MemberFil
     tags: dict[int, list[str]] = {}
     stats = {}
     ids = [m.id for m in members]
-    for chunk in chunks(ids, LOOKUP_CHUNK):
+    for chunk in chunks(ids, IN_LIST):
         tags.update(await repo.tags_of(chunk))
         stats.update(await repo.stats_of(chunk))
     rows = []

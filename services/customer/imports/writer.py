@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.customer.v1 import import_service_pb2 as pb
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.events.v1 import customer_events_pb2 as event_pb
-from services.common.chunks import chunks
+from services.common.chunks import IN_LIST, chunks
 from services.common.bulk import insert_rows, update_rows
 from services.common.outbox import OUTBOX_COLUMNS, add_event, event_rows, utcnow
 from services.common.validation import aware, to_timestamp
@@ -51,7 +51,6 @@ from services.customer.models import Customer, CustomerInteraction, OutboxEvent,
 CUSTOMER = Customer.__table__
 MEMBER = member_pb2.CUSTOMER_KIND_MEMBER
 IMPORT_CHANNEL = member_pb2.OPEN_CHANNEL_IMPORT
-LOOKUP_CHUNK = 2000
 PROFILE = ("phone", "email", "name", "real_name", "gender", "birthday", "avatar_url", "wechat_openid",
            "wechat_unionid", "douyin_id", "alipay_id", "xiaohongshu_id", "registration_mall_id", "registered_at")
 CARD = ("card_number", "card_open_time", "card_open_mall_id", "promotion_channel", "open_scene")
@@ -319,7 +318,7 @@ class BatchWriter:
         """Value -> customer id for the stored ones (straight to the driver: most values of a big import are new)."""
         found: dict[str, int] = {}
         conn = await self.session.connection()
-        for chunk in chunks(values, LOOKUP_CHUNK):
+        for chunk in chunks(values, IN_LIST):
             rows = await conn.exec_driver_sql(
                 f"SELECT {column}, id FROM customer WHERE {column} IN ({self.driver.marks(len(chunk))})", tuple(chunk))
             found.update(rows.all())
@@ -328,7 +327,7 @@ class BatchWriter:
     async def _states(self, ids: set[int]) -> dict[int, Any]:
         found: dict[int, Any] = {}
         columns = [CUSTOMER.c[name] for name in STATE]
-        for chunk in chunks(sorted(ids), LOOKUP_CHUNK):
+        for chunk in chunks(sorted(ids), IN_LIST):
             for rec in (await self.session.execute(select(*columns).where(CUSTOMER.c.id.in_(chunk)))).all():
                 found[rec.id] = rec
         return found
