@@ -89,7 +89,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     commands = ledger.add_subparsers(dest="ledger_command", required=True)
     url_help = "the ledger database (default: CROWDPACK_LEDGER_DATABASE_URL, else <state dir>/ledger.db)"
 
-    p_verify = commands.add_parser("verify", help="check every balance against its entries; non-zero exit on a mismatch")
+    p_verify = commands.add_parser(
+        "verify", help="check every balance against its entries; non-zero exit on a mismatch")
     p_verify.add_argument("--database-url", help=url_help)
     p_verify.set_defaults(func=verify_command)
 

@@ -12,9 +12,9 @@ them in at most two write transactions:
   raises rolls back alone and the others still commit.
 
 Answers are released only after the commit of the transaction that decided them, so no caller
-sees an answer whose change is not durable. Jobs run in the worker's task, not the caller's: a cancelled RPC cannot interrupt a
-transaction that others share (its work still commits, and a retry with the same request_id
-gets the stored answer).
+sees an answer whose change is not durable. Jobs run in the worker's task, not the caller's: a
+cancelled RPC cannot interrupt a transaction that others share (its work still commits, and a
+retry with the same request_id gets the stored answer).
 
 ``run_idempotent`` takes a ``BatchScope`` in place of the ``Database``: the scope's
 ``transaction()`` is a savepoint of the batch and its ``read()`` is the database's reader.
@@ -123,8 +123,8 @@ class GroupCommit:
 
     def _alone(self, command: Command) -> Callable[[BatchScope], Awaitable[Message]]:
         return lambda scope: run_idempotent(
-            scope, self.idempotency_model, command.method, command.request, command.response_cls,  # type: ignore[arg-type]
-            lambda session: command.run_alone(session, utcnow()))
+            scope, self.idempotency_model, command.method, command.request,  # type: ignore[arg-type]
+            command.response_cls, lambda session: command.run_alone(session, utcnow()))
 
     async def _drain(self) -> None:
         try:

@@ -496,7 +496,8 @@ class Book:
         conn = self.session.connection()
         update_rows(conn, LOTS, ("remaining",), ("id",), [(lot.remaining, lot.id) for lot in changed])
         insert_rows(conn, LOTS, LOT_COLUMNS, [
-            (lot.account_id, lot.entry.id, lot.amount, lot.remaining, self.now, lot.expires_at)  # type: ignore[union-attr]
+            (lot.account_id, lot.entry.id,  # type: ignore[union-attr]
+             lot.amount, lot.remaining, self.now, lot.expires_at)
             for lot in opened])
 
 

@@ -204,7 +204,8 @@ class Order(Base):
     buyer_phone: Mapped[str] = mapped_column(String(11), default="")
 
     def __repr__(self) -> str:
-        return f"Order(id={self.id}, member_id={self.member_id!r}, amount={self.amount}, refunded={self.refunded_amount})"
+        return (f"Order(id={self.id}, member_id={self.member_id!r}, amount={self.amount}, "
+                f"refunded={self.refunded_amount})")
 
 
 class OrderRefund(Base):

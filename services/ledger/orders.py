@@ -89,7 +89,8 @@ def parse_order(request: pb.RecordOrderRequest, now: datetime) -> NewOrder:
         member_id=member_id(request.member_id), mall_id=mall, store_id=optional_id(request.store_id, "store_id"),
         channel=known_enum(pb.OrderChannel, request.channel, "channel", allow_unspecified=False),
         external_order_no=external_order_no(request.external_order_no), amount=amount,
-        paid_amount=request.paid_amount, occurred_at=past_time(request, "occur_time", now, required=True),  # type: ignore[arg-type]
+        paid_amount=request.paid_amount,
+        occurred_at=past_time(request, "occur_time", now, required=True),  # type: ignore[arg-type]
         buyer_real_name=buyer_real_name(request.buyer_real_name),
         buyer_phone=mainland_mobile(request.buyer_phone, "buyer_phone") or "")
 

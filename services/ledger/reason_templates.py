@@ -1,8 +1,8 @@
 """Reason templates: the reasons the manual adjustment dialog offers (create, read, update, delete).
 
 A template belongs to one asset, or to every asset when its asset is unspecified. Names are
-unique among the live templates one dialog offers (an asset's own and those for every asset). Deleting only hides a template: entries keep the
-reason text they were posted with.
+unique among the live templates one dialog offers (an asset's own and those for every asset).
+Deleting only hides a template: entries keep the reason text they were posted with.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ to the reader. Domain rules live in the modules the methods call.
 
 from __future__ import annotations
 
+from typing import cast
+
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,7 +69,8 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         caller = mutator(context)
         now = utcnow()
         posting = parse_posting(request.posting, "posting", now)
-        return await self.commits.submit(PostEntryCommand(request, posting, caller.staff_id))  # type: ignore[return-value]
+        answer = await self.commits.submit(PostEntryCommand(request, posting, caller.staff_id))
+        return cast(pb.PostEntryResponse, answer)
 
     async def PostEntries(self, request: pb.PostEntriesRequest,
                           context: grpc.aio.ServicerContext) -> pb.PostEntriesResponse:
@@ -78,7 +81,8 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             raise InvalidArgument(f"must hold at most {MAX_POSTINGS} postings", field="postings")
         now = utcnow()
         postings = [parse_posting(p, f"postings[{i}]", now) for i, p in enumerate(request.postings)]
-        return await self.commits.submit(PostEntriesCommand(request, postings, caller.staff_id))  # type: ignore[return-value]
+        answer = await self.commits.submit(PostEntriesCommand(request, postings, caller.staff_id))
+        return cast(pb.PostEntriesResponse, answer)
 
     async def ReverseEntry(self, request: pb.ReverseEntryRequest,
                            context: grpc.aio.ServicerContext) -> pb.ReverseEntryResponse:
@@ -175,7 +179,8 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         caller = mutator(context)
         now = utcnow()
         order = orders.parse_order(request, now)
-        return await self.commits.submit(orders.RecordOrderCommand(request, order, caller.staff_id))  # type: ignore[return-value]
+        answer = await self.commits.submit(orders.RecordOrderCommand(request, order, caller.staff_id))
+        return cast(pb.RecordOrderResponse, answer)
 
     async def RefundOrder(self, request: pb.RefundOrderRequest,
                           context: grpc.aio.ServicerContext) -> pb.RefundOrderResponse:

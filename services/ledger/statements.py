@@ -62,7 +62,8 @@ class EntryRepository:
             raise NotFound(f"member {member} has no {pb.Asset.Name(which)} account", field="member_id")
         return account
 
-    async def page(self, account_id: int, filt: EntryFilter, limit: int, before_id: int | None) -> Sequence[JournalEntry]:
+    async def page(self, account_id: int, filt: EntryFilter, limit: int,
+                   before_id: int | None) -> Sequence[JournalEntry]:
         query = select(JournalEntry).where(JournalEntry.account_id == account_id)
         if filt.kinds:
             query = query.where(JournalEntry.kind.in_(filt.kinds))

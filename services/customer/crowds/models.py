@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, LargeBinary, SmallInteger, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger, Boolean, DateTime, ForeignKey, Integer, LargeBinary, SmallInteger, String, UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.customer.models import ID, Base

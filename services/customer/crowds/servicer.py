@@ -295,7 +295,8 @@ class CrowdServicer(pb_grpc.CrowdServiceServicer):
         return await run_idempotent(self.db, IdempotencyRecord, "DeletePackage", request, pb.DeletePackageResponse,
                                     delete)
 
-    async def GetPackage(self, request: pb.GetPackageRequest, context: grpc.aio.ServicerContext) -> pb.GetPackageResponse:
+    async def GetPackage(self, request: pb.GetPackageRequest,
+                         context: grpc.aio.ServicerContext) -> pb.GetPackageResponse:
         package_id = parse_int_id(request.package_id, "package_id")
         async with self.db.read() as session:
             package = await self._package(session, package_id, caller_of(context))

@@ -233,7 +233,8 @@ class ImportRunner:
     """Runs import jobs as tasks of the service's event loop; CPU work (reading, checking) runs in a thread.
 
     Files are read from copies in ``spool_dir``: a job's as ``job-<id>``, an upload's, a check's or a
-    preview's under a fresh name, each removed after use. A process killed mid-job leaves its copies; the next start clears them.
+    preview's under a fresh name, each removed after use. A process killed mid-job leaves its copies;
+    the next start clears them.
     """
 
     def __init__(self, db: Database, spool_dir: Path, *, fast_batch: int = FAST_BATCH,

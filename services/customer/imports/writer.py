@@ -566,8 +566,8 @@ class BatchWriter:
                                 channel="OPEN_CHANNEL_IMPORT")
                 events.card_opened(self.staging, member)  # type: ignore[arg-type]
             if fields:
-                events.updated(self.staging, member, [MEMBER_FIELDS.get(k, k) for k in fields],  # type: ignore[arg-type]
-                               actor)
+                events.updated(self.staging, member,  # type: ignore[arg-type]
+                               [MEMBER_FIELDS.get(k, k) for k in fields], actor)
 
     async def _interactions(self, created: list[dict[str, Any]], changed: dict[int, dict[str, Any]],
                             existing: dict[int, Any]) -> None:

@@ -157,7 +157,8 @@ class LevelServicer(pb_grpc.LevelServiceServicer):
 
         return await run_idempotent(self.db, IdempotencyRecord, "DeleteLevel", request, pb.DeleteLevelResponse, delete)
 
-    async def ListLevels(self, request: pb.ListLevelsRequest, context: grpc.aio.ServicerContext) -> pb.ListLevelsResponse:
+    async def ListLevels(self, request: pb.ListLevelsRequest,
+                         context: grpc.aio.ServicerContext) -> pb.ListLevelsResponse:
         limit = page_size(request.page_size, default=MAX_LEVELS)
         cursor = decode_token(request.page_token)
         after = cursor.get("after") if cursor else 0

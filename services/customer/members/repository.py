@@ -85,10 +85,10 @@ def filter_clauses(f: pb.MemberFilter) -> list[ColumnElement[bool]]:
         ids = [int(g) for g in f.group_ids if g != "default"]
         group = Customer.group_id.in_(ids)
         clauses.append(or_(group, Customer.group_id.is_(None)) if "default" in f.group_ids else group)
-    for tri, column in ((f.card_opened, Customer.card_opened), (f.disabled, Customer.disabled),
-                        (f.store_member, Customer.store_member)):
+    for tri, flag in ((f.card_opened, Customer.card_opened), (f.disabled, Customer.disabled),
+                      (f.store_member, Customer.store_member)):
         if tri:
-            clauses.append(column.is_(tri == pb.TRI_STATE_YES))
+            clauses.append(flag.is_(tri == pb.TRI_STATE_YES))
     if f.review_statuses:
         clauses.append(Customer.review_status.in_(list(f.review_statuses)))
     if f.registration_mall_ids:

@@ -286,7 +286,8 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
                 member.review_status, member.updated_at = status, utcnow()
                 await session.flush()
                 timeline.record(session, member.id, "reviewed", caller.staff_id, reason=reason,
-                                **{"from": member_pb2.ReviewStatus.Name(old), "to": member_pb2.ReviewStatus.Name(status)})
+                                **{"from": member_pb2.ReviewStatus.Name(old),
+                                   "to": member_pb2.ReviewStatus.Name(status)})
                 events.status_changed(session, member)
             return pb.ReviewMemberResponse(member=await self._view(session, member))
 

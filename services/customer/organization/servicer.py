@@ -78,7 +78,8 @@ class OrganizationServicer(pb_grpc.OrganizationServiceServicer):
 
     # --- malls
 
-    async def CreateMall(self, request: pb.CreateMallRequest, context: grpc.aio.ServicerContext) -> pb.CreateMallResponse:
+    async def CreateMall(self, request: pb.CreateMallRequest,
+                         context: grpc.aio.ServicerContext) -> pb.CreateMallResponse:
         require_super_admin(caller_of(context), "creating a mall")
         name = required_name(request.name)
         timezone = check_timezone(request.timezone)
@@ -101,7 +102,8 @@ class OrganizationServicer(pb_grpc.OrganizationServiceServicer):
             raise NotFound(f"no mall {mall_id}", field="mall_id")
         return pb.GetMallResponse(mall=mall_to_proto(mall))
 
-    async def UpdateMall(self, request: pb.UpdateMallRequest, context: grpc.aio.ServicerContext) -> pb.UpdateMallResponse:
+    async def UpdateMall(self, request: pb.UpdateMallRequest,
+                         context: grpc.aio.ServicerContext) -> pb.UpdateMallResponse:
         require_super_admin(caller_of(context), "changing a mall")
         mall_id = parse_int_id(request.mall.mall_id, "mall.mall_id")
         paths = mask_paths(request.update_mask, {"name", "timezone"})
