@@ -77,7 +77,6 @@ async def store_file(session: AsyncSession, path: Path, record: ImportFile) -> I
 
 async def spool(db: Database, record: ImportFile, path: Path) -> None:
     """Writes the stored file's bytes to ``path`` (whole, or not at all: through a temporary name)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
     try:
         with open(partial, "wb") as out:
@@ -241,6 +240,7 @@ class ImportRunner:
                  normal_batch: int = NORMAL_BATCH) -> None:
         self.db = db
         self.spool_dir = spool_dir
+        spool_dir.mkdir(parents=True, exist_ok=True)
         self.fast_batch = fast_batch
         self.normal_batch = normal_batch
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -248,8 +248,7 @@ class ImportRunner:
         self._since = time.time() - SPOOL_MARGIN_S
 
     def fresh_path(self, kind: str, file_name: str) -> Path:
-        """A new name in ``spool_dir`` (made if missing) for a file being uploaded, checked or previewed."""
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        """A new name in ``spool_dir`` for a file being uploaded, checked or previewed."""
         return self.spool_dir / f"{kind}-{uuid.uuid4().hex}{suffix_of(file_name)}"
 
     @asynccontextmanager
@@ -265,10 +264,9 @@ class ImportRunner:
 
     def clear_spool(self) -> None:
         """Removes the file copies an earlier process left behind."""
-        if self.spool_dir.is_dir():
-            for path in self.spool_dir.iterdir():
-                if path.stat().st_mtime < self._since:
-                    path.unlink(missing_ok=True)
+        for path in self.spool_dir.iterdir():
+            if path.stat().st_mtime < self._since:
+                path.unlink(missing_ok=True)
 
     def start(self, job_id: int) -> None:
         if job_id in self._tasks:

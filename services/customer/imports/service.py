@@ -16,7 +16,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ImportService"].full_name
 
 
 def spool_dir(ctx: Context) -> Path:
-    """Where running import jobs keep a copy of their file."""
+    """Where uploads, checks, previews and import jobs keep their copy of a file."""
     return ctx.common.state_dir / "customer-import-spool"
 
 
