@@ -5,6 +5,10 @@ their own processes (``services.supervisor.System``), exactly as deployed; the c
 here. SQLite always; PostgreSQL too when ``CROWDPACK_TEST_POSTGRES_URL`` is set (a fresh
 database is created and dropped). Every figure is checked: the ledger is verified afterwards,
 and the order events are counted as they arrive on NATS.
+
+The baselines: a do-nothing RPC on the same server (the most any RPC can do here) and, for batch
+posting on SQLite, plain SQL (``plain_sql_batches``): the same batches written by a hand-written
+sqlite3 loop that keeps balances and points lots and nothing else.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import platform
 import random
 import resource
+import sqlite3
 import sys
 import tempfile
 import time
@@ -44,6 +49,10 @@ from tests.support.databases import POSTGRES_ENV, fresh_database, postgres_admin
 from tests.bench.common import cpu_model, log
 
 GOALS = {"single": 2_000, "batch": 50_000, "orders": 1_000}
+PLAIN_ENTRY = ("INSERT INTO journal_entry (id, request_id, line, account_id, kind, amount, balance_after, reason, note, "
+               "voucher, mall_id, store_id, operator_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '', '', '', ?, '', "
+               "'bench', ?)")
+PLAIN_LOT = "INSERT INTO points_lot (account_id, entry_id, amount, remaining, earned_at) VALUES (?, ?, ?, ?, ?)"
 
 
 def load() -> str:
@@ -125,6 +134,60 @@ async def bench_engine(db: Database, args: argparse.Namespace, backend: str) -> 
              "batch": await run_clients(max(2, args.batches // 2), 1, batch, "engine batches") * args.batch_size}
     log("  " + ", ".join(f"{k} {v:,.0f}/s" for k, v in rates.items()))
     return rates
+
+
+def plain_sql_batches(path: Path, args: argparse.Namespace) -> float:
+    """The baseline for batch posting: the same batches by plain SQL on SQLite; returns entries/s.
+
+    A fresh database with the ledger's schema (its migrations: the same indexes and checks) and
+    the service's settings (WAL, ``synchronous=FULL``), one POINTS account per member. Each batch
+    is one transaction: lock, read the balances, insert the entries with their balance after and
+    a points lot each, write the balances back, commit. No checks, no idempotency record, no
+    events, no gRPC: the least a ledger that keeps balances and lots writes per entry.
+    """
+    async def migrate() -> None:
+        db = Database(f"sqlite+aiosqlite:///{path}", Path("services/ledger/migrations"))
+        await db.migrate()
+        await db.dispose()
+
+    asyncio.run(migrate())
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # how SQLAlchemy stores a DateTime on SQLite
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO account (member_id, asset, balance, debt, opened_at) VALUES (?, ?, 0, 0, ?)",
+                     [(str(m), pb.ASSET_POINTS, now) for m in range(1, args.members + 1)])
+    conn.execute("COMMIT")
+    rng = random.Random(7)
+    batches = max(2, args.batches // 2)
+    started = time.perf_counter()
+    for b in range(batches):
+        postings = [(str(rng.randint(1, args.members)), 1 + j % 50) for j in range(args.batch_size)]
+        conn.execute("BEGIN IMMEDIATE")
+        accounts = {member: [account_id, balance] for account_id, member, balance in conn.execute(
+            "SELECT id, member_id, balance FROM account WHERE asset = ?", (pb.ASSET_POINTS,))}
+        (entry_id,) = conn.execute("SELECT coalesce(max(id), 0) FROM journal_entry").fetchone()
+        entries, lots = [], []
+        for line, (member, amount) in enumerate(postings):
+            account = accounts[member]
+            account[1] += amount
+            entry_id += 1
+            entries.append((entry_id, f"plain-{b}", line, account[0], pb.ENTRY_KIND_EARN, amount, account[1], "100",
+                            now))
+            lots.append((account[0], entry_id, amount, amount, now))
+        conn.executemany(PLAIN_ENTRY, entries)
+        conn.executemany(PLAIN_LOT, lots)
+        conn.executemany("UPDATE account SET balance = ? WHERE id = ?",
+                         [(balance, account_id) for account_id, balance in accounts.values()])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    (wrong,) = conn.execute("SELECT count(*) FROM account a WHERE balance != "
+                            "(SELECT coalesce(sum(amount), 0) FROM journal_entry e WHERE e.account_id = a.id)").fetchone()
+    conn.close()
+    if wrong:
+        raise RuntimeError(f"plain SQL left {wrong} balance(s) unequal to their entries")
+    return batches * args.batch_size / elapsed
 
 
 async def run_clients(n: int, clients: int, call: Callable[[int], Awaitable[None]], what: str) -> float:
@@ -281,7 +344,12 @@ def main(argv: list[str] | None = None) -> int:
         backends.remove("postgres")
     log(f"machine: {os.cpu_count()} cores, {cpu_model()}; python {platform.python_version()}; {load()}")
     results = []
+    plain: float | None = None
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
+        if "sqlite" in backends:
+            log(f"the baseline: {max(2, args.batches // 2)} batches of {args.batch_size:,} by plain SQL (sqlite3)")
+            plain = plain_sql_batches(Path(tmp) / "plain-sql.db", args)
+            log(f"  {plain:,.0f} entries/s")
         for backend in backends:
             with ExitStack() as stack:
                 url = stack.enter_context(fresh_database("postgres", Path(tmp), "bench")) \
@@ -309,6 +377,11 @@ def main(argv: list[str] | None = None) -> int:
         met_all &= met
         figures = " | ".join(f"{getattr(r, key):,.0f} {unit}" for r in results)
         print(f"| {label} | {figures} | >= {GOALS[key]:,} | {'met' if met else 'MISSED'} |")
+    if plain:
+        sqlite = next(r for r in results if r.backend == "sqlite")
+        figures = " | ".join(f"{plain:,.0f} entries/s" if r.backend == "sqlite" else "-" for r in results)
+        print(f"| baseline: plain SQL, batches of {args.batch_size:,} (sqlite3: entries, lots and balances; no checks, "
+              f"idempotency or events) | {figures} | - | PostEntries is {sqlite.batch / plain:.2f}x of it |")
     engine_rows = [("engine alone (in-process, no gRPC): PostEntry", "single", "posts/s"),
                    (f"engine alone: PostEntries, batches of {args.batch_size:,}", "batch", "entries/s"),
                    ("engine alone: RecordOrder (events staged, not delivered)", "orders", "orders/s")]
