@@ -7,8 +7,8 @@ bookkeeping (or take them as converted already). How the rows reach the database
 - SQLite: statements of up to 1,000 rows each (``INSERT ... VALUES (...), (...)``, ``UPDATE ... FROM
   (VALUES ...)``). An executemany steps once per row, and sqlite3 lets go of the GIL around every
   step: with another thread busy in Python (a gRPC loop, an import's reader) each row then waits
-  for the GIL (the probe in commit f90a56d: 200,000 rows at 1,755 rows/s beside a busy thread, 44,238 alone). One step per 1,000
-  rows waits once.
+  for the GIL, many times slower than alone (the probe in commit f90a56d). One step per 1,000 rows
+  waits once.
 - PostgreSQL: one statement per 20,000 rows that reads the rows from arrays, one array per column
   (``INSERT ... SELECT ... FROM unnest(...) WITH ORDINALITY ... ORDER BY ordinality``). An
   executemany would cost a round of the pipeline and a bind per row; the arrays cost one of each.

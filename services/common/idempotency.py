@@ -98,7 +98,7 @@ def _answers_of(table: Table) -> Select[Any]:
 def stored_answers(session: Session, model: type[IdempotencyMixin],
                    requests: Sequence[Keyed]) -> list[Message | AlreadyExists | None]:
     """For each request, in order: its stored response, ALREADY_EXISTS (its request_id was used for another
-    method or body), or None (not seen yet). One query per 2,000 distinct request ids."""
+    method or body), or None (not seen yet). One query per ``IN_LIST`` distinct request ids."""
     rows: dict[str, Any] = {}
     ids = sorted({r.request_id for r in requests})
     for chunk in chunks(ids, IN_LIST):

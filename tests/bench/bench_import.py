@@ -20,7 +20,6 @@ import itertools
 import os
 import platform
 import random
-import sqlite3
 import sys
 import tempfile
 import time
@@ -32,12 +31,11 @@ from crowdpack.customer.v1 import import_service_pb2_grpc as pb_grpc
 from crowdpack.customer.v1 import member_pb2
 import services.customer
 from services.common.auth import Caller, Role
-from services.common.db import Database
 from services.customer.config import CustomerSettings
 from services.customer.service import build_spec
 from services.supervisor import Ports, System
 from tests.support.runtime import running_service
-from tests.bench.common import cpu_model, log
+from tests.bench.common import SQLITE_TIME, cpu_model, log, plain_sqlite
 
 SUPER = Caller(staff_id="bench", role=Role.SUPER_ADMIN).metadata()
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
@@ -79,20 +77,9 @@ def plain_sql(csv_path: Path, folder: Path) -> float:
     transaction. No checks, no matching of duplicates or existing customers, no card numbers, tag,
     statistics, events, progress or crowd index: the least any import of this file does.
     """
-    path = folder / "plain-sql.db"
-    migrations = Path(services.customer.__file__).parent / "migrations"
-
-    async def migrate() -> None:
-        db = Database(f"sqlite+aiosqlite:///{path}", migrations)
-        await db.migrate()
-        await db.dispose()
-
-    asyncio.run(migrate())
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # how SQLAlchemy stores a DateTime on SQLite
+    conn = plain_sqlite(folder / "plain-sql.db", Path(services.customer.__file__).parent / "migrations")
+    now = datetime.now(UTC).strftime(SQLITE_TIME)
     started = time.perf_counter()
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
     done = 0
     with open(csv_path, encoding="gb18030", newline="") as f:
         reader = csv.reader(f)

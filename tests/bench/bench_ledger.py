@@ -19,7 +19,6 @@ import os
 import platform
 import random
 import resource
-import sqlite3
 import sys
 import tempfile
 import time
@@ -46,12 +45,12 @@ from services.ledger.orders import RecordOrderCommand, parse_order
 from services.ledger.verify import verify
 from services.supervisor import Ports, System
 from tests.support.databases import POSTGRES_ENV, fresh_database, postgres_admin_url
-from tests.bench.common import cpu_model, log
+from tests.bench.common import SQLITE_TIME, cpu_model, log, plain_sqlite
 
 GOALS = {"single": 2_000, "batch": 50_000, "orders": 1_000}
-PLAIN_ENTRY = ("INSERT INTO journal_entry (id, request_id, line, account_id, kind, amount, balance_after, reason, note, "
-               "voucher, mall_id, store_id, operator_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '', '', '', ?, '', "
-               "'bench', ?)")
+PLAIN_ENTRY = ("INSERT INTO journal_entry (id, request_id, line, account_id, kind, amount, balance_after, reason, "
+               "note, voucher, mall_id, store_id, operator_id, created_at) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, '', '', '', ?, '', 'bench', ?)")
 PLAIN_LOT = "INSERT INTO points_lot (account_id, entry_id, amount, remaining, earned_at) VALUES (?, ?, ?, ?, ?)"
 
 
@@ -145,16 +144,8 @@ def plain_sql_batches(path: Path, args: argparse.Namespace) -> float:
     a points lot each, write the balances back, commit. No checks, no idempotency record, no
     events, no gRPC: the least a ledger that keeps balances and lots writes per entry.
     """
-    async def migrate() -> None:
-        db = Database(f"sqlite+aiosqlite:///{path}", Path("services/ledger/migrations"))
-        await db.migrate()
-        await db.dispose()
-
-    asyncio.run(migrate())
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # how SQLAlchemy stores a DateTime on SQLite
+    conn = plain_sqlite(path, Path("services/ledger/migrations"))
+    now = datetime.now(UTC).strftime(SQLITE_TIME)
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO account (member_id, asset, balance, debt, opened_at) VALUES (?, ?, 0, 0, ?)",
                      [(str(m), pb.ASSET_POINTS, now) for m in range(1, args.members + 1)])
@@ -181,8 +172,9 @@ def plain_sql_batches(path: Path, args: argparse.Namespace) -> float:
                          [(balance, account_id) for account_id, balance in accounts.values()])
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
-    (wrong,) = conn.execute("SELECT count(*) FROM account a WHERE balance != "
-                            "(SELECT coalesce(sum(amount), 0) FROM journal_entry e WHERE e.account_id = a.id)").fetchone()
+    (wrong,) = conn.execute(
+        "SELECT count(*) FROM account a "
+        "WHERE balance != (SELECT coalesce(sum(amount), 0) FROM journal_entry e WHERE e.account_id = a.id)").fetchone()
     conn.close()
     if wrong:
         raise RuntimeError(f"plain SQL left {wrong} balance(s) unequal to their entries")

@@ -1,11 +1,18 @@
-"""What every benchmark script shares: progress lines and the machine's name."""
+"""What every benchmark script shares: progress lines, the machine's name, and the plain-SQL baselines' database."""
 
 from __future__ import annotations
 
+import asyncio
 import platform
+import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+from services.common.db import Database
+
+SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime on SQLite
 
 
 def log(msg: str) -> None:
@@ -20,3 +27,19 @@ def cpu_model() -> str:
         return platform.processor() or "unknown"
     return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name:")),
                 "unknown")
+
+
+def plain_sqlite(path: Path, migrations_dir: Path) -> sqlite3.Connection:
+    """What a plain-SQL baseline writes to: a fresh SQLite database at ``path`` with a service's schema
+    (its migrations: the same indexes and constraints), opened by plain sqlite3 in autocommit mode with
+    the durability the services use (WAL, ``synchronous=FULL``, as ``services.common.db`` sets them)."""
+    async def migrate() -> None:
+        db = Database(f"sqlite+aiosqlite:///{path}", migrations_dir)
+        await db.migrate()
+        await db.dispose()
+
+    asyncio.run(migrate())
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn

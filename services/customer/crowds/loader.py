@@ -25,7 +25,9 @@ from services.customer.crowds.columns import COLUMNS
 from services.customer.models import Customer
 
 CHUNK = 100_000
-IN_LIST = 5_000  # ids per ``IN (...)`` when reading some members or orders
+# Ids per ``IN (...)`` when reading some members or orders. They are written into the statement as
+# integers, not bound, so ``services.common.chunks.IN_LIST`` (a bound-parameter budget) does not apply.
+LITERAL_IDS = 5_000
 MEMBER = 1
 
 # Per dialect: seconds since the epoch of a stored time (UTC), and days since 1970-01-01 of a date.
@@ -89,7 +91,7 @@ class Orders:
 
 
 def _in_lists(ids: Sequence[int]) -> Iterable[str]:
-    for part in chunks(ids, IN_LIST):
+    for part in chunks(ids, LITERAL_IDS):
         yield ",".join(str(int(i)) for i in part)
 
 
