@@ -112,7 +112,14 @@ def add_events(session: Session | Connection, model: type[OutboxMixin], messages
 
 
 class OutboxRelay:
-    """Publishes committed outbox rows to JetStream, in commit order."""
+    """Publishes committed outbox rows to JetStream in sequence order.
+
+    On SQLite (one writer) sequence order is commit order. On PostgreSQL it is not quite: a
+    transaction that took a lower ``seq`` may commit after one with a higher ``seq`` has been
+    published, and its events then go out later; two relays (two replicas) may also publish
+    the same rows (JetStream's duplicate window keeps one copy). Causally ordered changes keep
+    their order: a change made after another committed always takes a higher sequence.
+    """
 
     def __init__(self, db: Database, js: JetStreamContext, model: type[OutboxMixin], *,
                  poll_s: float = 0.5, batch: int = 200) -> None:
