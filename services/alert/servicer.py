@@ -15,7 +15,7 @@ from services.common.auth import caller_of
 from services.common.db import Database
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound
 from services.common.idempotency import run_idempotent
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.validation import aware, parse_int_id, to_timestamp
 

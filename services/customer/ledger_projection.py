@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from services.common.chunks import IN_LIST, chunks
 from services.common.logs import get_logger
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.common.validation import aware
 from services.customer import timeline
 from services.customer.levels import rules

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.customer.models import TimelineEntry
 
 

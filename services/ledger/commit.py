@@ -37,7 +37,7 @@ from services.common.db import Database
 from services.common.errors import Aborted
 from services.common.idempotency import IdempotencyMixin, check_request_id, run_idempotent
 from services.common.logs import get_logger
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.common.retry import one_line
 from services.ledger.commands import Command, run_batch
 

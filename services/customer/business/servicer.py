@@ -16,9 +16,9 @@ from services.common.auth import Caller, caller_of
 from services.common.db import Database
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.idempotency import run_idempotent
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.common.pagination import decode_token, encode_token, page_size
-from services.common.validation import aware, known_enum, mask_paths, parse_int_id, to_timestamp
+from services.common.validation import aware, bounded_text, known_enum, mask_paths, parse_int_id, to_timestamp
 from services.customer import timeline
 from services.customer.business import contacts as contact_rules
 from services.customer.business import fields
@@ -35,7 +35,6 @@ from services.customer.business.repository import BusinessRepository, BusinessRo
 from services.customer.classification import tagging
 from services.customer.classification.servicer import parse_ids
 from services.customer.models import Customer, IdempotencyRecord
-from services.customer.validation import bounded_text
 
 MAX_TRANSFER_IDS = 1000
 BAD_TOKEN = "is not a token this list returned"

@@ -14,9 +14,9 @@ from services.common.auth import Caller, caller_of
 from services.common.db import Database
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.idempotency import run_idempotent
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.common.pagination import decode_token, encode_token, page_size
-from services.common.validation import parse_int_id
+from services.common.validation import bounded_text, parse_int_id
 from services.customer import timeline
 from services.customer.members import events as member_events
 from services.customer.business.ownership import visible_customers
@@ -25,7 +25,6 @@ from services.customer.classification.convert import DEFAULT_GROUP_ID, DEFAULT_G
 from services.customer.classification.repository import ClassificationRepository
 from services.customer.models import CustomerGroup, IdempotencyRecord, Tag
 from services.customer.scope import require_admin
-from services.customer.validation import bounded_text
 
 MAX_CUSTOMERS = 1000
 MAX_TAGS = 20

@@ -19,7 +19,7 @@ from crowdpack.customer.v1 import crowd_pb2, crowd_service_pb2 as pb
 from services.common.db import Database
 from services.common.errors import DomainError
 from services.common.logs import get_logger
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.common.retry import one_line
 from services.common.validation import aware
 from services.customer.crowds.catalogue import translate

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.customer.crowds.models import CrowdCategory, CrowdPackage
 
 UNCATEGORISED = "uncategorised"

@@ -18,9 +18,9 @@ from services.common.auth import Caller, Role, caller_of
 from services.common.db import Database
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.idempotency import run_idempotent
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.common.pagination import after_id, after_token, page_size
-from services.common.validation import aware, mask_paths, parse_int_id, to_timestamp
+from services.common.validation import aware, bounded_text, mask_paths, parse_int_id, to_timestamp
 from services.customer.crowds.catalogue import translate
 from services.customer.crowds.index import CrowdIndex
 from services.customer.crowds.models import CrowdCategory, CrowdPackage
@@ -31,7 +31,6 @@ from services.customer.members.convert import member_to_proto
 from services.customer.members.repository import MemberRepository
 from services.customer.models import Customer, IdempotencyRecord, Mall
 from services.customer.scope import require_admin, require_super_admin
-from services.customer.validation import bounded_text
 
 EXPORT_HEADER = ["member_id", "phone", "email", "name", "real_name", "gender", "birthday", "level", "card_number",
                  "card_opened", "registration_mall_id", "disabled", "points_balance", "spend_count",

@@ -32,7 +32,8 @@ from crowdpack.events.v1 import customer_events_pb2 as events
 from services.common.db import Database
 from services.common.errors import InvalidArgument
 from services.common.logs import get_logger
-from services.common.outbox import add_event, utcnow
+from services.common.clock import utcnow
+from services.common.outbox import add_event
 from services.common.retry import one_line
 from services.common.validation import to_timestamp
 from services.customer.imports import reading

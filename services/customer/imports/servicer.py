@@ -20,9 +20,9 @@ from services.common.auth import caller_of
 from services.common.db import Database
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound
 from services.common.idempotency import check_request_id, run_idempotent
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.common.pagination import decode_token, encode_token, page_size
-from services.common.validation import known_enum, parse_int_id
+from services.common.validation import bounded_text, known_enum, parse_int_id
 from services.customer.classification.repository import ClassificationRepository
 from services.customer.imports import jobs, reading
 from services.customer.imports.export import export_members
@@ -31,7 +31,6 @@ from services.customer.imports.jobs import ImportRunner, file_to_proto, job_to_p
 from services.customer.imports.models import ImportFile, ImportJob, ImportRowIssue
 from services.customer.models import IdempotencyRecord, Tag
 from services.customer.scope import require_super_admin
-from services.customer.validation import bounded_text
 
 DEFAULT_ZONE = "Asia/Shanghai"
 

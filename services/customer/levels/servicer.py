@@ -16,16 +16,15 @@ from services.common.db import Database
 from services.common.auth import Caller
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.idempotency import run_idempotent
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.common.pagination import decode_token, encode_token, page_size
-from services.common.validation import MAX_MONEY, aware, known_enum, mask_paths, parse_int_id, to_timestamp
+from services.common.validation import MAX_MONEY, aware, bounded_text, known_enum, mask_paths, parse_int_id, to_timestamp
 from services.customer import timeline
 from services.customer.exports import csv_bytes
 from services.customer.levels import rules
 from services.customer.members.repository import MemberRepository
 from services.customer.models import Customer, IdempotencyRecord, Level, LevelChange
 from services.customer.scope import require_admin, require_super_admin, visible_members
-from services.customer.validation import bounded_text
 
 MAX_LEVELS = 10
 LEVEL_FIELDS = {"name", "discount_permille", "upgrade_mode", "upgrade_spend_fen", "validity_months",

@@ -17,9 +17,9 @@ from services.common.auth import Caller, caller_of
 from services.common.db import Database
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.idempotency import run_idempotent
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.common.pagination import decode_token, encode_token, page_size
-from services.common.validation import aware, known_enum, mask_paths, parse_int_id, to_timestamp
+from services.common.validation import aware, bounded_text, known_enum, mask_paths, parse_int_id, to_timestamp
 from services.customer import timeline
 from services.customer.crowds.catalogue import translate
 from services.customer.crowds.index import CrowdIndex
@@ -34,7 +34,7 @@ from services.customer.models import Customer, CustomerGroup, IdempotencyRecord,
 from services.customer.organization.repository import OrganizationRepository
 from services.customer.scope import require_admin, visible_members
 from services.customer.settings.repository import load as load_settings
-from services.customer.validation import bounded_text, normalize_email, normalize_phone, parse_birthday, url
+from services.customer.validation import normalize_email, normalize_phone, parse_birthday, url
 
 # Profile fields UpdateMember may change, and how each is validated.
 TEXT_FIELDS = {"name": 100, "real_name": 100}

@@ -13,13 +13,13 @@ from services.common.auth import caller_of
 from services.common.db import Database
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound
 from services.common.idempotency import run_idempotent
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.common.pagination import after_id, after_token, page_size
-from services.common.validation import known_enum, mask_paths, parse_int_id, to_timestamp
+from services.common.validation import bounded_text, known_enum, mask_paths, parse_int_id, to_timestamp
 from services.customer.models import IdempotencyRecord, Mall, Staff, Store
 from services.customer.organization.repository import OrganizationRepository
 from services.customer.scope import require_admin, require_super_admin
-from services.customer.validation import bounded_text, normalize_phone
+from services.customer.validation import normalize_phone
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 

@@ -13,7 +13,7 @@ from services.common.auth import caller_of
 from services.common.db import Database
 from services.common.errors import InvalidArgument
 from services.common.idempotency import run_idempotent
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.common.validation import mask_paths, to_timestamp
 from services.customer.models import IdempotencyRecord, TenantSetting
 from services.customer.scope import require_super_admin
