@@ -29,9 +29,9 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.common.chunks import IN_LIST, chunks
 from services.common.bulk import insert_rows
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import AlreadyExists, InvalidArgument
-from services.common.clock import utcnow
 
 R = TypeVar("R", bound=Message)
 Q = TypeVar("Q", bound=Message)

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from services.common.auth import Caller, Role, caller_of
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied
-from services.common.clock import utcnow
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.validation import bounded_text, known_enum, parse_int_id
 from services.ledger import adjustments, orders, reversals, statements, vouchers

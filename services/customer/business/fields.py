@@ -13,8 +13,8 @@ from typing import Any
 from google.protobuf.message import Message
 
 from crowdpack.customer.v1 import business_customer_service_pb2 as pb
-from services.common.errors import InvalidArgument
 from services.common.clock import utcnow
+from services.common.errors import InvalidArgument
 from services.common.validation import MAX_MONEY, aware, bounded_text, known_enum, parse_int_id
 from services.customer.validation import normalize_email, normalize_phone, url
 

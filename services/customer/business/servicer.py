@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.customer.v1 import business_customer_service_pb2 as pb
 from crowdpack.customer.v1 import business_customer_service_pb2_grpc as pb_grpc
 from services.common.auth import Caller, caller_of
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.idempotency import run_idempotent
-from services.common.clock import utcnow
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.validation import aware, bounded_text, known_enum, mask_paths, parse_int_id, to_timestamp
 from services.customer import timeline

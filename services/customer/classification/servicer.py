@@ -11,14 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.customer.v1 import classification_service_pb2 as pb
 from crowdpack.customer.v1 import classification_service_pb2_grpc as pb_grpc
 from services.common.auth import Caller, caller_of
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.idempotency import run_idempotent
-from services.common.clock import utcnow
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.validation import bounded_text, parse_int_id
 from services.customer import timeline
-from services.customer.members import events as member_events
+from services.customer import member_events
 from services.customer.business.ownership import visible_customers
 from services.customer.classification import tagging
 from services.customer.classification.convert import DEFAULT_GROUP_ID, DEFAULT_GROUP_NAME, group_to_proto, tag_to_proto

@@ -15,10 +15,10 @@ from crowdpack.customer.v1 import crowd_service_pb2 as pb
 from crowdpack.customer.v1 import crowd_service_pb2_grpc as pb_grpc
 from crowdpack.customer.v1 import member_pb2
 from services.common.auth import Caller, Role, caller_of
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.idempotency import run_idempotent
-from services.common.clock import utcnow
 from services.common.pagination import after_id, after_token, page_size
 from services.common.validation import aware, bounded_text, mask_paths, parse_int_id, to_timestamp
 from services.customer.crowds.catalogue import translate

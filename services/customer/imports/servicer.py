@@ -17,10 +17,10 @@ from crowdpack.customer.v1 import import_service_pb2 as pb
 from crowdpack.customer.v1 import import_service_pb2_grpc as pb_grpc
 from crowdpack.customer.v1 import member_service_pb2 as mpb
 from services.common.auth import caller_of
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound
 from services.common.idempotency import check_request_id, run_idempotent
-from services.common.clock import utcnow
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.validation import bounded_text, known_enum, parse_int_id
 from services.customer.classification.repository import ClassificationRepository

@@ -45,7 +45,7 @@ from services.customer import timeline
 from services.customer.imports.models import ImportJob, ImportRowIssue
 from services.customer.imports.rows import CONFLICT, DUPLICATE, OK, Reference, RowResult
 from services.customer.levels.rules import add_months
-from services.customer.members import events
+from services.customer import member_events
 from services.customer.members.cards import card_number
 from services.customer.models import Customer, CustomerInteraction, OutboxEvent, Tag, TimelineEntry
 
@@ -76,7 +76,7 @@ BOOL_COLUMNS = {"card_opened", "level_frozen", "disabled", "store_member", "virt
 SQLITE_CACHE_KIB = 65536
 # Most members one customer.members.imported event carries (a fast batch may make several).
 IMPORTED_PER_EVENT = 10_000
-# The customer_stats row every member has, all zero (as members.repository.empty_stats makes one).
+# The customer_stats row every member has, all zero (as stats.empty_stats makes one).
 STATS_COLUMNS = ("customer_id", "points_balance", "red_packet_balance_fen", "stored_balance_fen", "spend_count",
                  "spend_total_fen", "level_spend_fen", "cumulative_spend_fen", "points_entry_id",
                  "red_packet_entry_id", "stored_entry_id")
@@ -446,7 +446,7 @@ class BatchWriter:
         return created
 
     def _created_events(self, created: list[dict[str, Any]], now: datetime) -> None:
-        """What CreateMember and OpenCard announce and record (members/events.py, timeline.record), per member.
+        """What CreateMember and OpenCard announce and record (member_events.py, timeline.record), per member.
 
         Built here as rows, not through those helpers' ORM objects: the same messages and details at a
         fraction of the cost.
@@ -554,9 +554,9 @@ class BatchWriter:
                 timeline.record(self.staging, customer_id, "card_opened", actor,  # type: ignore[arg-type]
                                 card_number=member.card_number, mall_id=member.card_open_mall_id,
                                 channel="OPEN_CHANNEL_IMPORT")
-                events.card_opened(self.staging, member)  # type: ignore[arg-type]
+                member_events.card_opened(self.staging, member)  # type: ignore[arg-type]
             if fields:
-                events.updated(self.staging, member,  # type: ignore[arg-type]
+                member_events.updated(self.staging, member,  # type: ignore[arg-type]
                                [MEMBER_FIELDS.get(k, k) for k in fields], actor)
 
     async def _interactions(self, created: list[dict[str, Any]], changed: dict[int, dict[str, Any]],

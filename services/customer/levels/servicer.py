@@ -12,13 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.customer.v1 import level_service_pb2 as pb
 from crowdpack.customer.v1 import level_service_pb2_grpc as pb_grpc
 from services.common.auth import caller_of
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.auth import Caller
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.idempotency import run_idempotent
-from services.common.clock import utcnow
 from services.common.pagination import decode_token, encode_token, page_size
-from services.common.validation import MAX_MONEY, aware, bounded_text, known_enum, mask_paths, parse_int_id, to_timestamp
+from services.common.validation import (
+    MAX_MONEY, aware, bounded_text, known_enum, mask_paths, parse_int_id, to_timestamp,
+)
 from services.customer import timeline
 from services.customer.exports import csv_bytes
 from services.customer.levels import rules

@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.customer.v1 import settings_service_pb2 as pb
 from crowdpack.customer.v1 import settings_service_pb2_grpc as pb_grpc
 from services.common.auth import caller_of
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import InvalidArgument
 from services.common.idempotency import run_idempotent
-from services.common.clock import utcnow
 from services.common.validation import mask_paths, to_timestamp
 from services.customer.models import IdempotencyRecord, TenantSetting
 from services.customer.scope import require_super_admin
