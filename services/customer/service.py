@@ -15,6 +15,7 @@ from services.common.events import (
 )
 from services.common.server import Context, ServiceSpec
 from services.customer import ledger_projection
+from services.customer.business.ownership import visible_customers
 from services.customer.business.servicer import BusinessCustomerServicer
 from services.customer.classification.servicer import ClassificationServicer
 from services.customer.config import CustomerSettings
@@ -43,7 +44,8 @@ def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
         CrowdServicer(ctx.db, index, refresher, settings.export_max_rows), server)
     business_customer_service_pb2_grpc.add_BusinessCustomerServiceServicer_to_server(
         BusinessCustomerServicer(ctx.db), server)
-    classification_service_pb2_grpc.add_ClassificationServiceServicer_to_server(ClassificationServicer(ctx.db), server)
+    classification_service_pb2_grpc.add_ClassificationServiceServicer_to_server(
+        ClassificationServicer(ctx.db, visible_customers), server)
     imports = register_imports(server, ctx, settings.export_max_rows)
     return ["crowdpack.customer.v1.MemberService", "crowdpack.customer.v1.OrganizationService",
             "crowdpack.customer.v1.LevelService", "crowdpack.customer.v1.SettingsService",

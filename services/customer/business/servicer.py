@@ -33,7 +33,7 @@ from services.customer.business.ownership import (
 )
 from services.customer.business.repository import BusinessRepository, BusinessRow, filter_clauses
 from services.customer.classification import tagging
-from services.customer.classification.servicer import parse_ids
+from services.customer.ids import parse_ids
 from services.customer.models import Customer, IdempotencyRecord
 
 MAX_TRANSFER_IDS = 1000
