@@ -19,6 +19,7 @@ from services.customer.business.ownership import visible_customers
 from services.customer.business.servicer import BusinessCustomerServicer
 from services.customer.classification.servicer import ClassificationServicer
 from services.customer.config import CustomerSettings
+from services.customer.crowds.adhoc import AdHocCrowds
 from services.customer.crowds.index import CrowdIndex
 from services.customer.crowds.refresher import Refresher
 from services.customer.crowds.servicer import CrowdServicer
@@ -39,7 +40,8 @@ def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
     index = CrowdIndex(ctx.db, settings.crowd_timezone)
     refresher = Refresher(ctx.db, index, daily_hour=settings.crowd_refresh_hour, poll_s=settings.crowd_refresh_poll_s)
     ctx.extras.update(crowd_index=index, crowd_refresher=refresher)
-    member_service_pb2_grpc.add_MemberServiceServicer_to_server(MemberServicer(ctx.db, index), server)
+    member_service_pb2_grpc.add_MemberServiceServicer_to_server(
+        MemberServicer(ctx.db, AdHocCrowds(ctx.db, index)), server)
     crowd_service_pb2_grpc.add_CrowdServiceServicer_to_server(
         CrowdServicer(ctx.db, index, refresher, settings.export_max_rows), server)
     business_customer_service_pb2_grpc.add_BusinessCustomerServiceServicer_to_server(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,8 +20,6 @@ from services.common.idempotency import idempotent
 from services.common.pagination import Page, encode_token, keyset_page
 from services.customer import member_events, timeline
 from services.customer.classification.tagging import remove_all_tags
-from services.customer.crowds.catalogue import translate
-from services.customer.crowds.index import CrowdIndex
 from services.customer.feature import FeatureService
 from services.customer.member_changes import change_attributes
 from services.customer.members.cards import card_number
@@ -32,6 +30,12 @@ from services.customer.models import Customer, CustomerStats, TimelineEntry
 from services.customer.scope import visible_members
 from services.customer.settings.repository import load as load_settings
 from services.customer.store_members import is_store_staff_phone
+
+
+class CrowdMembers(Protocol):
+    """Evaluates a crowd given inline (the crowd service's ``AdHocCrowds``)."""
+
+    async def member_ids(self, mall_id: int, definition: Any, *, mall_field: str, field: str) -> list[int]: ...
 
 
 @dataclass(frozen=True)
@@ -95,9 +99,9 @@ async def _check_refs(repo: MemberRepository, values: dict[str, Any], prefix: st
 
 
 class MemberService(FeatureService):
-    def __init__(self, db: Database, index: CrowdIndex | None = None, clock: Clock = utcnow) -> None:
+    def __init__(self, db: Database, crowds: CrowdMembers | None = None, clock: Clock = utcnow) -> None:
         super().__init__(db, clock)
-        self.index = index
+        self.crowds = crowds
 
     # --- create, read, update, delete
 
@@ -229,13 +233,9 @@ class MemberService(FeatureService):
 
     async def _crowd_clause(self, crowd: Any, mall_id: int) -> ColumnElement[bool]:
         """The ad hoc crowd filter: evaluated by the segment engine, then joined to the SQL filters."""
-        if self.index is None:
+        if self.crowds is None:
             raise FailedPrecondition("the crowd index is not loaded in this process", field="filter.crowd")
-        async with self.db.read() as session:
-            if not await MemberRepository(session).mall_exists(mall_id):
-                raise NotFound(f"no mall {mall_id}", field="filter.crowd_mall_id")
-            translation = await translate(session, mall_id, crowd, self.clock(), "filter.crowd")
-        ids = (await self.index.evaluate(translation)).to_numpy().tolist()
+        ids = await self.crowds.member_ids(mall_id, crowd, mall_field="filter.crowd_mall_id", field="filter.crowd")
         return among(ids, self.db.dialect)
 
     async def eligibility(self, member_id: int) -> pb.CheckOrderEligibilityResponse:

@@ -18,10 +18,9 @@ from services.common.pagination import before_id, decode_token, page_size
 from services.common.validation import (
     aware, bounded_text, known_enum, mask_paths, optional_id, parse_int_id, to_timestamp,
 )
-from services.customer.crowds.index import CrowdIndex
 from services.customer.members.convert import member_to_proto
 from services.customer.members.repository import ORDER_KEYS, check_filter
-from services.customer.members.service import CardOpening, MemberService
+from services.customer.members.service import CardOpening, CrowdMembers, MemberService
 from services.customer.scope import require_admin
 from services.customer.validation import normalize_email, normalize_phone, parse_birthday, url
 
@@ -65,8 +64,8 @@ def profile_values(source: Any, paths: set[str], prefix: str = "") -> dict[str, 
 
 
 class MemberServicer(pb_grpc.MemberServiceServicer):
-    def __init__(self, db: Database, index: CrowdIndex | None = None, clock: Clock = utcnow) -> None:
-        self.service = MemberService(db, index, clock)
+    def __init__(self, db: Database, crowds: CrowdMembers | None = None, clock: Clock = utcnow) -> None:
+        self.service = MemberService(db, crowds, clock)
         self.clock = clock
 
     # --- create, read, update, delete
