@@ -23,7 +23,7 @@ from services.customer.crowds.adhoc import AdHocCrowds
 from services.customer.crowds.index import CrowdIndex
 from services.customer.crowds.refresher import Refresher
 from services.customer.crowds.servicer import CrowdServicer
-from services.customer.imports.service import register_imports
+from services.customer.imports.assembly import register_imports
 from services.customer.levels.servicer import LevelServicer
 from services.customer.members.servicer import MemberServicer
 from services.customer.models import OutboxEvent, ProcessedMessage
