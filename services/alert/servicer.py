@@ -12,10 +12,10 @@ from crowdpack.alert.v1 import alert_service_pb2_grpc as pb_grpc
 from services.alert.models import IdempotencyRecord, WhitelistEntry
 from services.alert.repository import WhitelistRepository
 from services.common.auth import caller_of
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound
 from services.common.idempotency import run_idempotent
-from services.common.outbox import utcnow
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.validation import aware, parse_int_id, to_timestamp
 

@@ -23,10 +23,10 @@ from sqlalchemy import DateTime, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.events import Stream, decode
 from services.common.logs import get_logger
-from services.common.outbox import utcnow
 from services.common.retry import one_line
 
 log = get_logger(__name__)

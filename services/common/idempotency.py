@@ -4,19 +4,24 @@ The first request with an id does its work and stores its response in the same
 transaction. A repeat with the same method and body gets the stored response and has no
 second effect; a repeat with a different body is ALREADY_EXISTS.
 
+``idempotent("RpcName")`` puts a service method under these rules: the method owns one write
+transaction, and its response type is the RPC's, read from the request's descriptor.
+
 ``stored_answers`` and ``store_answers`` are the same rules for a batch of requests decided in
 one synchronous transaction (the ledger's group commit): one lookup and one insert for all.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
 from sqlalchemy import DateTime, LargeBinary, Select, String, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,11 +29,13 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.common.chunks import IN_LIST, chunks
 from services.common.bulk import insert_rows
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import AlreadyExists, InvalidArgument
-from services.common.outbox import utcnow
 
 R = TypeVar("R", bound=Message)
+Q = TypeVar("Q", bound=Message)
+P = ParamSpec("P")
 MAX_REQUEST_ID = 128
 
 
@@ -152,3 +159,45 @@ async def run_idempotent(db: Database, model: type[IdempotencyMixin], method: st
         if stored is None:
             raise
         return stored
+
+
+class IdempotentOwner(Protocol):
+    """What ``idempotent`` needs of the object whose method it wraps."""
+
+    db: Database
+    idempotency: type[IdempotencyMixin]
+
+
+O = TypeVar("O", bound=IdempotentOwner)
+
+
+@cache
+def response_type(request_type: type[Message], method: str) -> type[Message]:
+    """The response class of RPC ``method`` whose request is ``request_type`` (from the proto descriptors)."""
+    for service in request_type.DESCRIPTOR.file.services_by_name.values():
+        rpc = service.methods_by_name.get(method)
+        if rpc is not None and rpc.input_type is request_type.DESCRIPTOR:
+            return GetMessageClass(rpc.output_type)
+    raise LookupError(f"no RPC {method} takes {request_type.DESCRIPTOR.full_name}")
+
+
+def idempotent(method: str) -> Callable[[Callable[Concatenate[O, AsyncSession, Q, P], Awaitable[R]]],
+                                        Callable[Concatenate[O, Q, P], Awaitable[R]]]:
+    """Runs the decorated method once per ``request.request_id`` (``run_idempotent``), keyed by RPC ``method``.
+
+    The method is written ``async def m(self, session, request, ...)`` and called ``m(request, ...)``:
+    the wrapper opens the write transaction (with the idempotency record in it) and hands it the
+    session. Its owner has ``db`` and ``idempotency`` (the service's IdempotencyRecord model).
+    """
+
+    def decorate(work: Callable[Concatenate[O, AsyncSession, Q, P], Awaitable[R]]
+                 ) -> Callable[Concatenate[O, Q, P], Awaitable[R]]:
+        @functools.wraps(work)
+        async def run(self: O, request: Q, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            response_cls: type[R] = response_type(type(request), method)  # type: ignore[assignment]
+            return await run_idempotent(self.db, self.idempotency, method, request, response_cls,
+                                        lambda session: work(self, session, request, *args, **kwargs))
+
+        return run
+
+    return decorate

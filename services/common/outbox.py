@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Optional
 
 from google.protobuf.message import Message
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from services.common.bulk import insert_rows
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.events import subject_of
 from services.common.logs import get_logger
@@ -35,10 +36,6 @@ UNSENT = Gauge("crowdpack_outbox_unsent", "Outbox events seen unsent on the last
 
 BIGINT_PK = BigInteger().with_variant(Integer(), "sqlite")
 ACK_TIMEOUT_S = 10.0  # for a relay pass's acks; unacked rows stay unsent and go again next pass
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class OutboxMixin:

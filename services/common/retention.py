@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 from prometheus_client import Counter
 from sqlalchemy import ColumnElement, MetaData, Table, delete, select, tuple_
 
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.logs import get_logger
-from services.common.outbox import utcnow
 from services.common.retry import one_line
 
 log = get_logger(__name__)

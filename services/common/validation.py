@@ -32,6 +32,22 @@ def parse_int_id(value: str, field: str) -> int:
     return int(value)
 
 
+def optional_id(value: str, field: str) -> int | None:
+    """A numeric id given as a string, or None when empty."""
+    return parse_int_id(value, field) if value else None
+
+
+MAX_TEXT = 500
+
+
+def bounded_text(value: str, field: str, maximum: int = MAX_TEXT) -> str:
+    """``value`` without surrounding spaces, at most ``maximum`` characters."""
+    value = value.strip()
+    if len(value) > maximum:
+        raise InvalidArgument(f"must be at most {maximum} characters", field=field)
+    return value
+
+
 def mainland_mobile(phone: str, field: str) -> str | None:
     """An 11-digit mainland mobile number (surrounding spaces dropped), or None when empty."""
     phone = phone.strip()

@@ -26,15 +26,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from services.common.chunks import IN_LIST, chunks
+from services.common.clock import utcnow
 from services.common.logs import get_logger
-from services.common.outbox import utcnow
 from services.common.validation import aware
 from services.customer import timeline
 from services.customer.levels import rules
-from services.customer.members import events as member_events
-from services.customer.members.repository import MEMBER, MemberRepository, stats_row
+from services.customer.member_changes import change_attributes
+from services.customer import member_events
+from services.customer.members.repository import MEMBER, MemberRepository
 from services.customer.models import Customer, CustomerStats, MemberOrder
-from services.customer.organization.repository import OrganizationRepository
+from services.customer.stats import stats_row
 
 log = get_logger(__name__)
 
@@ -152,28 +153,17 @@ async def order_recorded(session: AsyncSession, event: Message) -> None:
 
 async def _fill_from_order(session: AsyncSession, member: Customer, event: events.OrderRecorded) -> None:
     """Fills a missing real name and phone from the buyer the order names, as an attribute change by "system"."""
-    changed: dict[str, tuple[str | None, str]] = {}
+    values: dict[str, str] = {}
     if not member.real_name and event.buyer_real_name:
-        changed["real_name"] = (member.real_name, event.buyer_real_name)
+        values["real_name"] = event.buyer_real_name
     if not member.phone and event.buyer_phone:
         repo = MemberRepository(session)
         if await repo.id_by(Customer.phone, event.buyer_phone) is None:
-            changed["phone"] = (member.phone, event.buyer_phone)
+            values["phone"] = event.buyer_phone
         else:
             log.info("order's buyer phone belongs to another customer; not filled", member_id=member.id,
                      order_id=event.order_id)
-    if not changed:
-        return
-    for key, (_, new) in changed.items():
-        setattr(member, key, new)
-    member.updated_at = utcnow()
-    await session.flush()
-    if "phone" in changed:
-        member.store_member = await OrganizationRepository(session).is_store_staff_phone(member.phone)
-    for key, (old, new) in changed.items():
-        timeline.record(session, member.id, "attribute_changed", "system", field=key, order_id=event.order_id,
-                        **{"from": old, "to": new})
-    member_events.updated(session, member, changed, "system")
+    await change_attributes(session, member, values, "system", utcnow(), order_id=event.order_id)
 
 
 async def order_refunded(session: AsyncSession, event: Message) -> None:

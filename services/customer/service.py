@@ -15,13 +15,15 @@ from services.common.events import (
 )
 from services.common.server import Context, ServiceSpec
 from services.customer import ledger_projection
+from services.customer.business.ownership import visible_customers
 from services.customer.business.servicer import BusinessCustomerServicer
 from services.customer.classification.servicer import ClassificationServicer
 from services.customer.config import CustomerSettings
+from services.customer.crowds.adhoc import AdHocCrowds
 from services.customer.crowds.index import CrowdIndex
 from services.customer.crowds.refresher import Refresher
 from services.customer.crowds.servicer import CrowdServicer
-from services.customer.imports.service import register_imports
+from services.customer.imports.assembly import register_imports
 from services.customer.levels.servicer import LevelServicer
 from services.customer.members.servicer import MemberServicer
 from services.customer.models import OutboxEvent, ProcessedMessage
@@ -38,12 +40,14 @@ def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
     index = CrowdIndex(ctx.db, settings.crowd_timezone)
     refresher = Refresher(ctx.db, index, daily_hour=settings.crowd_refresh_hour, poll_s=settings.crowd_refresh_poll_s)
     ctx.extras.update(crowd_index=index, crowd_refresher=refresher)
-    member_service_pb2_grpc.add_MemberServiceServicer_to_server(MemberServicer(ctx.db, index), server)
+    member_service_pb2_grpc.add_MemberServiceServicer_to_server(
+        MemberServicer(ctx.db, AdHocCrowds(ctx.db, index)), server)
     crowd_service_pb2_grpc.add_CrowdServiceServicer_to_server(
         CrowdServicer(ctx.db, index, refresher, settings.export_max_rows), server)
     business_customer_service_pb2_grpc.add_BusinessCustomerServiceServicer_to_server(
         BusinessCustomerServicer(ctx.db), server)
-    classification_service_pb2_grpc.add_ClassificationServiceServicer_to_server(ClassificationServicer(ctx.db), server)
+    classification_service_pb2_grpc.add_ClassificationServiceServicer_to_server(
+        ClassificationServicer(ctx.db, visible_customers), server)
     imports = register_imports(server, ctx, settings.export_max_rows)
     return ["crowdpack.customer.v1.MemberService", "crowdpack.customer.v1.OrganizationService",
             "crowdpack.customer.v1.LevelService", "crowdpack.customer.v1.SettingsService",

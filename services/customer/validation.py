@@ -6,7 +6,7 @@ import re
 from datetime import date
 
 from services.common.errors import InvalidArgument
-from services.common.validation import mainland_mobile, parse_int_id
+from services.common.validation import bounded_text, mainland_mobile
 
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
@@ -26,13 +26,6 @@ def normalize_email(email: str, field: str = "email") -> str | None:
     if len(email) > 254 or not EMAIL.match(email):
         raise InvalidArgument("must be a valid email address", field=field)
     return email.lower()
-
-
-def bounded_text(value: str, field: str, maximum: int) -> str:
-    value = value.strip()
-    if len(value) > maximum:
-        raise InvalidArgument(f"must be at most {maximum} characters", field=field)
-    return value
 
 
 def parse_birthday(value: str, field: str = "birthday") -> date | None:
@@ -55,8 +48,3 @@ def url(value: str, field: str, maximum: int = 500) -> str:
     if value and not URL.match(value):
         raise InvalidArgument("must be an http:// or https:// URL", field=field)
     return value
-
-
-def optional_id(value: str, field: str) -> int | None:
-    """A numeric id, or None when empty."""
-    return parse_int_id(value, field) if value else None

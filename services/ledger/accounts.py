@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
-from services.common.outbox import add_event, utcnow
+from services.common.clock import utcnow
+from services.common.outbox import add_event
 from services.common.validation import to_timestamp
 from services.ledger.models import Account, OutboxEvent
 from services.ledger.repository import AccountRepository

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.auth import Caller, Role
 from services.common.errors import InvalidArgument, PermissionDenied
-from services.common.validation import known_enum, parse_int_id
+from services.common.validation import bounded_text, known_enum, parse_int_id
 from services.ledger.convert import posted_to_proto
-from services.ledger.inputs import asset, bounded_text, member_id, optional_id, past_time, positive_amount, signed
+from services.ledger.inputs import asset, id_text, member_id, past_time, positive_amount, signed
 from services.ledger.journal import Journal, Posting
 
 ADJUSTERS = (Role.SYSTEM, Role.SUPER_ADMIN, Role.MALL_ADMIN)
@@ -25,7 +25,7 @@ ADJUSTERS = (Role.SYSTEM, Role.SUPER_ADMIN, Role.MALL_ADMIN)
 
 def settlement_mall(requested: str, caller: Caller) -> str:
     """The mall an adjustment settles in, as the operator's malls allow."""
-    mall = optional_id(requested, "mall_id")
+    mall = id_text(requested, "mall_id")
     if caller.role == Role.SYSTEM:
         return mall
     if len(caller.mall_ids) == 1:
@@ -54,7 +54,7 @@ def parse_adjustment(request: pb.AdjustBalanceRequest, caller: Caller, now: date
         reason_template_id=parse_int_id(request.reason_template_id, "reason_template_id"),
         note=bounded_text(request.description, "description"), voucher=bounded_text(request.voucher, "voucher"),
         document_at=past_time(request, "document_time", now), mall_id=settlement_mall(request.mall_id, caller),
-        store_id=optional_id(request.store_id, "store_id"), field="", amount_field="value")
+        store_id=id_text(request.store_id, "store_id"), field="", amount_field="value")
 
 
 async def adjust(session: AsyncSession, request_id: str, posting: Posting, *, now: datetime,

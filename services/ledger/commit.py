@@ -33,11 +33,11 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import Aborted
 from services.common.idempotency import IdempotencyMixin, check_request_id, run_idempotent
 from services.common.logs import get_logger
-from services.common.outbox import utcnow
 from services.common.retry import one_line
 from services.ledger.commands import Command, run_batch
 

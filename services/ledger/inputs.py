@@ -8,10 +8,9 @@ from google.protobuf.message import Message
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.errors import InvalidArgument
-from services.common.validation import MAX_MONEY, known_enum, parse_int_id
+from services.common.validation import MAX_MONEY, bounded_text, known_enum, optional_id, parse_int_id
 from services.ledger.journal import Posting
 
-MAX_TEXT = 500
 MAX_EXTERNAL_NO = 64
 # Clients' clocks run a little ahead; a document time up to this far ahead still counts as now.
 CLOCK_SKEW = timedelta(seconds=60)
@@ -28,15 +27,10 @@ def member_id(value: str, field: str = "member_id") -> str:
     return value
 
 
-def optional_id(value: str, field: str) -> str:
-    """An optional opaque numeric-string id (malls, stores: owned by the customer service)."""
-    if value:
-        parse_int_id(value, field)
+def id_text(value: str, field: str) -> str:
+    """An optional numeric id kept as the text given (malls, stores: the customer service owns them)."""
+    optional_id(value, field)
     return value
-
-
-def optional_int_id(value: str, field: str) -> int | None:
-    return parse_int_id(value, field) if value else None
 
 
 def positive_amount(value: int, field: str) -> int:
@@ -53,13 +47,6 @@ def external_key(value: str, field: str, limit: int = MAX_EXTERNAL_NO) -> str:
         raise InvalidArgument("is required", field=field)
     if len(value) > limit or not value.isprintable() or value != value.strip():
         raise InvalidArgument(f"must be 1 to {limit} printable characters without surrounding spaces", field=field)
-    return value
-
-
-def bounded_text(value: str, field: str, limit: int = MAX_TEXT) -> str:
-    value = value.strip()
-    if len(value) > limit:
-        raise InvalidArgument(f"must be at most {limit} characters", field=field)
     return value
 
 
@@ -143,7 +130,7 @@ def _posting(message: pb.Posting, now: datetime) -> Posting:
         raise InvalidArgument(f"{pb.EntryKind.Name(kind)} is always {pb.Direction.Name(implied)}", field="direction")
     return Posting(
         member_id=member, asset=which, kind=kind, amount=signed(amount, implied or direction),
-        reason_template_id=optional_int_id(message.reason_template_id, "reason_template_id"),
+        reason_template_id=optional_id(message.reason_template_id, "reason_template_id"),
         note=bounded_text(message.note, "note"), voucher=bounded_text(message.voucher, "voucher"),
         document_at=past_time(message, "document_time", now),
-        mall_id=optional_id(message.mall_id, "mall_id"), store_id=optional_id(message.store_id, "store_id"))
+        mall_id=id_text(message.mall_id, "mall_id"), store_id=id_text(message.store_id, "store_id"))

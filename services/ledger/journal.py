@@ -32,14 +32,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf.message import Message
-from sqlalchemy import Table, bindparam, func, select, text
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.chunks import IN_LIST, chunks
-from services.common.bulk import insert_rows, update_rows
+from services.common.bulk import allocate_ids, insert_rows, update_rows
 from services.common.errors import Aborted, FailedPrecondition, NotFound
 from services.common.outbox import add_events
 from services.common.validation import MAX_MONEY, to_timestamp
@@ -75,38 +75,6 @@ ASSET_NAMES = {v: pb.Asset.Name(v) for v in pb.Asset.values()}
 KIND_NAMES = {v: pb.EntryKind.Name(v) for v in pb.EntryKind.values()}
 
 AccountKey = tuple[str, int]
-
-
-def allocate_ids(session: Session, counts: dict[Table, int]) -> dict[Table, list[int]]:
-    """New ids for each table's integer key (ascending), in one query, so rows insert in one statement.
-
-    SQLite cannot return the ids of a multi-row INSERT in order, so SQLAlchemy would insert such
-    rows one by one; with ids given up front they go in with one executemany. On SQLite the
-    transaction holds the only write lock, so max + 1 ... are free; PostgreSQL draws them from
-    each column's sequence.
-    """
-    wanted = [(table, n) for table, n in counts.items() if n > 0]
-    ids: dict[Table, list[int]] = {table: [] for table in counts}
-    if not wanted:
-        return ids
-    keys = [table.primary_key.columns.values()[0] for table, _ in wanted]
-    # The transaction's connection, not the session: a session query would first flush the rows
-    # that are waiting for these very ids.
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        parts = [f"SELECT {i} AS k, nextval(pg_get_serial_sequence('{table.name}', '{key.name}')) AS v "
-                 f"FROM generate_series(1, :n{i})" for i, ((table, _), key) in enumerate(zip(wanted, keys))]
-        rows = conn.execute(text(" UNION ALL ".join(parts)), {f"n{i}": n for i, (_, n) in enumerate(wanted)})
-        for k, v in rows:
-            ids[wanted[k][0]].append(v)
-        for table, _ in wanted:
-            ids[table].sort()
-        return ids
-    tops = (conn.execute(select(*[select(func.coalesce(func.max(key), 0)).scalar_subquery()
-                                        for key in keys]))).one()
-    for (table, n), top in zip(wanted, tops, strict=True):
-        ids[table] = list(range(top + 1, top + 1 + n))
-    return ids
 
 
 def stage_event(session: AsyncSession | Session, message: Message) -> None:

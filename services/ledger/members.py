@@ -18,7 +18,8 @@ from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.chunks import chunks
 from services.common.bulk import insert_rows, update_rows
-from services.common.outbox import add_events, utcnow
+from services.common.clock import utcnow
+from services.common.outbox import add_events
 from services.common.validation import aware, to_timestamp
 from services.ledger.accounts import ASSETS, open_member_accounts
 from services.ledger.models import Account, MemberState, OutboxEvent

@@ -31,7 +31,7 @@ from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArg
 from services.common.validation import aware, known_enum, mainland_mobile, parse_int_id, to_timestamp
 from services.ledger.commands import Command, RunAlone
 from services.ledger.convert import order_to_proto, posted_to_proto, refund_to_proto
-from services.ledger.inputs import external_key, member_id, optional_id, past_time, positive_amount
+from services.ledger.inputs import external_key, id_text, member_id, past_time, positive_amount
 from services.ledger.journal import (
     ORDERS, Book, Journal, Needs, OrderDraft, Posted, Posting, write_staged_events, stage_event,
 )
@@ -82,11 +82,11 @@ def parse_order(request: pb.RecordOrderRequest, now: datetime) -> NewOrder:
     amount = positive_amount(request.amount, "amount")
     if not 0 <= request.paid_amount <= amount:
         raise InvalidArgument("must be 0 to amount", field="paid_amount")
-    mall = optional_id(request.mall_id, "mall_id")
+    mall = id_text(request.mall_id, "mall_id")
     if not mall:
         raise InvalidArgument("is required", field="mall_id")
     return NewOrder(
-        member_id=member_id(request.member_id), mall_id=mall, store_id=optional_id(request.store_id, "store_id"),
+        member_id=member_id(request.member_id), mall_id=mall, store_id=id_text(request.store_id, "store_id"),
         channel=known_enum(pb.OrderChannel, request.channel, "channel", allow_unspecified=False),
         external_order_no=external_order_no(request.external_order_no), amount=amount,
         paid_amount=request.paid_amount,

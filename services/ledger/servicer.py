@@ -15,17 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from services.common.auth import Caller, Role, caller_of
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied
-from services.common.outbox import utcnow
 from services.common.pagination import decode_token, encode_token, page_size
-from services.common.validation import known_enum, parse_int_id
+from services.common.validation import bounded_text, known_enum, parse_int_id
 from services.ledger import adjustments, orders, reversals, statements, vouchers
 from services.ledger.commit import GroupCommit
 from services.ledger.commands import PostEntriesCommand, PostEntryCommand
 from services.ledger.convert import account_to_proto, order_to_proto, template_to_proto
 from services.ledger.inputs import (
-    bounded_text, member_id, optional_id, optional_time, parse_posting, past_time, positive_amount,
+    id_text, member_id, optional_time, parse_posting, past_time, positive_amount,
 )
 from services.ledger.models import IdempotencyRecord
 from services.ledger.reason_templates import TemplateRepository, template_name
@@ -250,7 +250,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
 
     async def GetPointsRule(self, request: pb.GetPointsRuleRequest,
                             context: grpc.aio.ServicerContext) -> pb.GetPointsRuleResponse:
-        mall = optional_id(request.mall_id, "mall_id")
+        mall = id_text(request.mall_id, "mall_id")
         async with self.db.read() as session:
             rule = (await RuleRepository(session).effective([mall]))[mall]
         return pb.GetPointsRuleResponse(rule=rule_to_proto(rule), built_in=rule is BUILT_IN)

@@ -16,7 +16,7 @@ from services.common.errors import InvalidArgument, NotFound
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.validation import known_enum, parse_int_id
 from services.ledger.convert import entry_to_proto
-from services.ledger.inputs import asset, member_id, optional_id, optional_time
+from services.ledger.inputs import asset, id_text, member_id, optional_time
 from services.ledger.models import Account, JournalEntry
 
 
@@ -40,7 +40,7 @@ def parse_filter(request: pb.ListEntriesRequest) -> EntryFilter:
     start, end = optional_time(request, "start_time"), optional_time(request, "end_time")
     if start is not None and end is not None and end <= start:
         raise InvalidArgument("must be after start_time", field="end_time")
-    return EntryFilter(kinds=kinds, start=start, end=end, mall_id=optional_id(request.mall_id, "mall_id"))
+    return EntryFilter(kinds=kinds, start=start, end=end, mall_id=id_text(request.mall_id, "mall_id"))
 
 
 class EntryRepository:

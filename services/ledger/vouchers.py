@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from services.common.validation import MAX_MONEY, to_timestamp
+from services.common.validation import MAX_MONEY, bounded_text, to_timestamp
 from services.ledger.convert import posted_to_proto
-from services.ledger.inputs import bounded_text, external_key, member_id, optional_id, past_time
+from services.ledger.inputs import external_key, id_text, member_id, past_time
 from services.ledger.journal import Journal, Posting, stage_event, write_staged_events
 from services.ledger.models import MemberState, VoucherRedemption
 
@@ -45,13 +45,13 @@ def voucher_code(value: str) -> str:
 
 
 def parse_redemption(request: pb.RedeemVoucherRequest, now: datetime) -> NewRedemption:
-    mall = optional_id(request.mall_id, "mall_id")
+    mall = id_text(request.mall_id, "mall_id")
     if not mall:
         raise InvalidArgument("is required", field="mall_id")
     if not 0 <= request.points_cost <= MAX_MONEY:
         raise InvalidArgument(f"must be 0 to {MAX_MONEY}", field="points_cost")
     return NewRedemption(
-        member_id=member_id(request.member_id), mall_id=mall, store_id=optional_id(request.store_id, "store_id"),
+        member_id=member_id(request.member_id), mall_id=mall, store_id=id_text(request.store_id, "store_id"),
         voucher_code=voucher_code(request.voucher_code),
         voucher_name=bounded_text(request.voucher_name, "voucher_name", MAX_NAME), points_cost=request.points_cost,
         occurred_at=past_time(request, "occur_time", now) or now)

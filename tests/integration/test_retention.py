@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from services.common.clock import utcnow
 from services.common.db import Database
-from services.common.outbox import utcnow
 from services.common.retention import Pruner
 from services.ledger.models import Base, IdempotencyRecord, OutboxEvent, ProcessedMessage
 

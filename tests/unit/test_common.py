@@ -11,8 +11,12 @@ from pydantic import ValidationError
 from crowdpack.customer.v1 import member_pb2 as pb
 from services.common.config import CommonSettings, database_url_for, describe_settings_error
 from services.common.errors import InvalidArgument
-from services.common.pagination import after_id, after_token, decode_token, encode_token, page_size
-from services.common.validation import known_enum, parse_int_id, to_timestamp
+from crowdpack.customer.v1 import organization_service_pb2 as org_pb
+from services.common.idempotency import response_type
+from services.common.pagination import (
+    after_id, after_token, before_id, decode_token, encode_token, keyset_page, page_size,
+)
+from services.common.validation import bounded_text, known_enum, optional_id, parse_int_id, to_timestamp
 from services.customer.config import CustomerSettings
 from services.customer.validation import normalize_email, normalize_phone
 
@@ -129,3 +133,45 @@ def test_the_benchmark_runner_takes_no_names_some_names_or_refuses_unknown_ones(
     assert parse_args(["ledger", "import"]).names == ["ledger", "import"]
     with pytest.raises(SystemExit):
         parse_args(["nope"])
+
+
+async def test_a_keyset_page_reads_one_row_more_than_it_shows():
+    rows = list(range(1, 8))
+    asked: list[int] = []
+
+    async def fetch(n: int) -> list[int]:
+        asked.append(n)
+        return rows[:n]
+
+    first = await keyset_page(fetch, 3)
+    assert (first.items, first.more, asked) == ([1, 2, 3], True, [4])
+    assert decode_token(first.next_token(lambda last: {"after": last})) == {"after": 3}
+    last = await keyset_page(fetch, 10)
+    assert (last.items, last.more, last.next_token(lambda r: {"after": r})) == (rows, False, "")
+
+
+def test_before_tokens_round_trip_and_foreign_tokens_are_rejected():
+    assert before_id("") is None
+    assert before_id(encode_token({"before": 41})) == 41
+    for foreign in (encode_token({"after": 3}), encode_token({"before": "x"}), "%%%"):
+        with pytest.raises(InvalidArgument) as err:
+            before_id(foreign)
+        assert err.value.field == "page_token"
+
+
+def test_the_response_type_of_an_rpc_comes_from_its_descriptor():
+    assert response_type(org_pb.CreateMallRequest, "CreateMall") is org_pb.CreateMallResponse
+    with pytest.raises(LookupError):
+        response_type(org_pb.CreateMallRequest, "CreateStore")
+
+
+def test_bounded_text_and_optional_id_name_their_field():
+    assert bounded_text("  a b  ", "note", 3) == "a b"
+    with pytest.raises(InvalidArgument) as err:
+        bounded_text("abcd", "note", 3)
+    assert err.value.field == "note"
+    assert optional_id("", "mall_id") is None
+    assert optional_id("12", "mall_id") == 12
+    with pytest.raises(InvalidArgument) as err:
+        optional_id("x1", "mall_id")
+    assert err.value.field == "mall_id"

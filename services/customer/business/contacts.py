@@ -15,10 +15,10 @@ from google.protobuf.message import Message
 
 from crowdpack.customer.v1 import business_customer_service_pb2 as pb
 from services.common.errors import InvalidArgument
-from services.common.validation import to_timestamp
+from services.common.validation import bounded_text, to_timestamp
 from services.customer.business.fields import required_text
 from services.customer.business.models import Contact
-from services.customer.validation import bounded_text, normalize_email, normalize_phone, parse_birthday
+from services.customer.validation import normalize_email, normalize_phone, parse_birthday
 
 TEXT_FIELDS = {"title": 50, "department": 50, "wechat": 64, "hobbies": 200, "notes": 2000}
 # Digits with the usual separators: "010-12345678", "0755 1234 5678", "+86-10-12345678", "(021)12345678-801".

@@ -13,10 +13,10 @@ from typing import Any
 from google.protobuf.message import Message
 
 from crowdpack.customer.v1 import business_customer_service_pb2 as pb
+from services.common.clock import utcnow
 from services.common.errors import InvalidArgument
-from services.common.outbox import utcnow
-from services.common.validation import MAX_MONEY, aware, known_enum, parse_int_id
-from services.customer.validation import bounded_text, normalize_email, normalize_phone, url
+from services.common.validation import MAX_MONEY, aware, bounded_text, known_enum, parse_int_id
+from services.customer.validation import normalize_email, normalize_phone, url
 
 # Text fields and their longest length.
 TEXT_FIELDS = {"short_name": 50, "industry": 50, "scale": 50, "address": 300, "payment_terms": 100, "source": 50}

@@ -215,3 +215,7 @@ class BusinessRepository:
     async def delete_contacts(self, customer_id: int) -> int:
         result = await self.session.execute(delete(Contact).where(Contact.customer_id == customer_id))
         return result.rowcount or 0
+
+    async def delete_contact(self, contact: Contact) -> None:
+        await self.session.delete(contact)
+        await self.session.flush()

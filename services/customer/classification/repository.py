@@ -107,3 +107,7 @@ class ClassificationRepository:
         if after is not None:
             query = query.where(Tag.id > after)
         return (await self.session.scalars(query.order_by(Tag.id).limit(limit))).all()
+
+    async def delete(self, row: CustomerGroup | Tag) -> None:
+        await self.session.delete(row)
+        await self.session.flush()

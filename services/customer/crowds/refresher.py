@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select, update
 
 from crowdpack.customer.v1 import crowd_pb2, crowd_service_pb2 as pb
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import DomainError
 from services.common.logs import get_logger
-from services.common.outbox import utcnow
 from services.common.retry import one_line
 from services.common.validation import aware
 from services.customer.crowds.catalogue import translate

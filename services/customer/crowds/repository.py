@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.customer.crowds.models import CrowdCategory, CrowdPackage
+from services.customer.models import Mall
 
 UNCATEGORISED = "uncategorised"
 
@@ -69,3 +70,13 @@ class CrowdRepository:
         if category_id is not None:
             query = query.where(CrowdPackage.category_id == category_id)
         return (await self.session.scalars(query)).all()
+
+    async def mall_exists(self, mall_id: int) -> bool:
+        return await self.session.get(Mall, mall_id) is not None
+
+    async def add(self, row: CrowdCategory | CrowdPackage) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def delete(self, row: CrowdCategory | CrowdPackage) -> None:
+        await self.session.delete(row)

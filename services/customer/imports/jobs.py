@@ -29,10 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import import_service_pb2 as pb
 from crowdpack.events.v1 import customer_events_pb2 as events
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import InvalidArgument
 from services.common.logs import get_logger
-from services.common.outbox import add_event, utcnow
+from services.common.outbox import add_event
 from services.common.retry import one_line
 from services.common.validation import to_timestamp
 from services.customer.imports import reading
@@ -40,9 +41,9 @@ from services.customer.imports.columns import HeaderMapping, map_header
 from services.customer.imports.models import ImportFile, ImportFileChunk, ImportJob
 from services.customer.imports.rows import DUPLICATE, OK, Reference, RowResult, RowValidator
 from services.customer.imports.writer import BatchWriter, JobContext, Shape, Superseded, shape_rows
-from services.customer.models import Level, Mall, OutboxEvent, Staff, Tag
-from services.customer.organization.repository import STORE_STAFF
+from services.customer.models import Level, Mall, OutboxEvent, Tag
 from services.customer.settings.repository import load as load_settings
+from services.customer.store_members import store_staff_phones
 
 log = get_logger(__name__)
 
@@ -127,8 +128,7 @@ async def load_reference(session: AsyncSession) -> Reference:
                                                               Level.validity_months))).all():
         ref.levels[number] = months
         ref.level_names[name.casefold()] = number
-    ref.staff_phones = set((await session.scalars(select(Staff.phone).where(
-        Staff.role == STORE_STAFF, Staff.disabled.is_(False), Staff.phone.is_not(None)))).all())
+    ref.staff_phones = await store_staff_phones(session)
     ref.review_required = (await load_settings(session)).review_required
     return ref
 

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf.message import Message
-from sqlalchemy import Table, func, select, text, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,14 +37,15 @@ from crowdpack.customer.v1 import import_service_pb2 as pb
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.events.v1 import customer_events_pb2 as event_pb
 from services.common.chunks import IN_LIST, chunks
-from services.common.bulk import insert_rows, update_rows
-from services.common.outbox import OUTBOX_COLUMNS, add_event, event_rows, utcnow
+from services.common.bulk import allocate_ids, insert_rows, update_rows
+from services.common.clock import utcnow
+from services.common.outbox import OUTBOX_COLUMNS, add_event, event_rows
 from services.common.validation import aware, to_timestamp
 from services.customer import timeline
 from services.customer.imports.models import ImportJob, ImportRowIssue
 from services.customer.imports.rows import CONFLICT, DUPLICATE, OK, Reference, RowResult
 from services.customer.levels.rules import add_months
-from services.customer.members import events
+from services.customer import member_events
 from services.customer.members.cards import card_number
 from services.customer.models import Customer, CustomerInteraction, OutboxEvent, Tag, TimelineEntry
 
@@ -75,7 +76,7 @@ BOOL_COLUMNS = {"card_opened", "level_frozen", "disabled", "store_member", "virt
 SQLITE_CACHE_KIB = 65536
 # Most members one customer.members.imported event carries (a fast batch may make several).
 IMPORTED_PER_EVENT = 10_000
-# The customer_stats row every member has, all zero (as members.repository.empty_stats makes one).
+# The customer_stats row every member has, all zero (as stats.empty_stats makes one).
 STATS_COLUMNS = ("customer_id", "points_balance", "red_packet_balance_fen", "stored_balance_fen", "spend_count",
                  "spend_total_fen", "level_spend_fen", "cumulative_spend_fen", "points_entry_id",
                  "red_packet_entry_id", "stored_entry_id")
@@ -277,18 +278,6 @@ def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
     return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
 
 
-async def allocate_ids(session: AsyncSession, n: int) -> list[int]:
-    """``n`` fresh customer ids: from the sequence on PostgreSQL, after the largest on SQLite (one writer)."""
-    if n == 0:
-        return []
-    if session.bind.dialect.name == "postgresql":
-        rows = await session.execute(text(
-            "SELECT nextval(pg_get_serial_sequence('customer', 'id')) FROM generate_series(1, :n)"), {"n": n})
-        return sorted(r[0] for r in rows)
-    top = await session.scalar(select(func.max(Customer.id))) or 0
-    return list(range(top + 1, top + 1 + n))
-
-
 def _same(old: Any, new: Any) -> bool:
     if isinstance(old, datetime) and isinstance(new, datetime):
         return aware(old) == new
@@ -430,7 +419,8 @@ class BatchWriter:
         columns = insert_columns(self.ctx.fields)
         number_at = columns.index("card_number") - 1 if "card_number" in columns else -1
         normal = self.normal
-        for customer_id, row in zip(await allocate_ids(self.session, len(rows)), rows):
+        ids = await self.session.run_sync(lambda s: allocate_ids(s, {CUSTOMER: len(rows)}))
+        for customer_id, row in zip(ids[CUSTOMER], rows):
             v, body = row.values, row.insert
             assert v is not None and body is not None
             opens = "card_number" in v or "card_open_time" in v
@@ -456,7 +446,7 @@ class BatchWriter:
         return created
 
     def _created_events(self, created: list[dict[str, Any]], now: datetime) -> None:
-        """What CreateMember and OpenCard announce and record (members/events.py, timeline.record), per member.
+        """What CreateMember and OpenCard announce and record (member_events.py, timeline.record), per member.
 
         Built here as rows, not through those helpers' ORM objects: the same messages and details at a
         fraction of the cost.
@@ -564,9 +554,9 @@ class BatchWriter:
                 timeline.record(self.staging, customer_id, "card_opened", actor,  # type: ignore[arg-type]
                                 card_number=member.card_number, mall_id=member.card_open_mall_id,
                                 channel="OPEN_CHANNEL_IMPORT")
-                events.card_opened(self.staging, member)  # type: ignore[arg-type]
+                member_events.card_opened(self.staging, member)  # type: ignore[arg-type]
             if fields:
-                events.updated(self.staging, member,  # type: ignore[arg-type]
+                member_events.updated(self.staging, member,  # type: ignore[arg-type]
                                [MEMBER_FIELDS.get(k, k) for k in fields], actor)
 
     async def _interactions(self, created: list[dict[str, Any]], changed: dict[int, dict[str, Any]],

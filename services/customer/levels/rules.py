@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import level_service_pb2 as pb
 from services.customer import timeline
-from services.customer.members import events
-from services.customer.members.repository import stats_row
+from services.customer import member_events
 from services.customer.models import Customer, Level, LevelChange
+from services.customer.stats import stats_row
 
 KIND_NAMES = {pb.LEVEL_CHANGE_KIND_UPGRADE: "upgrade", pb.LEVEL_CHANGE_KIND_RETAIN: "retain",
               pb.LEVEL_CHANGE_KIND_DOWNGRADE: "downgrade", pb.LEVEL_CHANGE_KIND_MANUAL: "manual"}
@@ -49,7 +49,7 @@ async def move(session: AsyncSession, member: Customer, to_level: int, kind: int
     await session.flush()
     timeline.record(session, member.id, "level_changed", operator_id, **{"from": from_level, "to": to_level},
                     change=KIND_NAMES[kind], reason=reason)
-    events.level_changed(session, member, from_level, KIND_NAMES[kind], reason, operator_id)
+    member_events.level_changed(session, member, from_level, KIND_NAMES[kind], reason, operator_id)
     return change
 
 

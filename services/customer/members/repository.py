@@ -9,7 +9,7 @@ from typing import Any
 import json
 
 from sqlalchemy import (
-    ARRAY, BigInteger, ColumnElement, Integer, and_, any_, cast, column, func, literal, or_, select, tuple_,
+    ARRAY, BigInteger, ColumnElement, Integer, and_, any_, cast, column, delete, func, literal, or_, select, tuple_,
 )
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +18,11 @@ from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
 from services.common.errors import InvalidArgument
 from services.common.validation import aware, known_enum, parse_int_id
-from services.customer.models import Customer, CustomerInteraction, CustomerStats, CustomerTag, Tag
+from services.customer.business.models import Contact
+from services.customer.models import (
+    Customer, CustomerGroup, CustomerInteraction, CustomerStats, CustomerTag, Mall, Tag,
+)
+from services.customer.stats import empty_stats
 
 MEMBER = 1  # crowdpack.customer.v1.CUSTOMER_KIND_MEMBER
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -104,22 +108,6 @@ def among(ids: Sequence[int], dialect: str) -> ColumnElement[bool]:
         return Customer.id == any_(cast(array(list(ids)), ARRAY(BigInteger)))
     values = select(column("value", Integer)).select_from(func.json_each(json.dumps(list(ids))))
     return Customer.id.in_(values.scalar_subquery())
-
-
-def empty_stats(customer_id: int) -> CustomerStats:
-    return CustomerStats(customer_id=customer_id, points_balance=0, red_packet_balance_fen=0, stored_balance_fen=0,
-                         spend_count=0, spend_total_fen=0, level_spend_fen=0, cumulative_spend_fen=0,
-                         points_entry_id=0, red_packet_entry_id=0, stored_entry_id=0)
-
-
-async def stats_row(session: AsyncSession, customer_id: int) -> CustomerStats:
-    """The member's stats row (created if a member from before every member had one lacks it)."""
-    row = await session.get(CustomerStats, customer_id)
-    if row is None:
-        row = empty_stats(customer_id)
-        session.add(row)
-        await session.flush()
-    return row
 
 
 class MemberRepository:
@@ -249,3 +237,20 @@ class MemberRepository:
         self.session.add(CustomerInteraction(customer_id=customer_id, mall_id=mall_id, first_kind=kind, first_at=at))
         await self.session.flush()
         return True
+
+    async def customer(self, customer_id: int) -> Customer | None:
+        """Any customer, member or business."""
+        return await self.session.get(Customer, customer_id)
+
+    async def group_exists(self, group_id: int) -> bool:
+        return await self.session.get(CustomerGroup, group_id) is not None
+
+    async def mall_exists(self, mall_id: int) -> bool:
+        return await self.session.get(Mall, mall_id) is not None
+
+    async def delete_contacts(self, customer_id: int) -> None:
+        await self.session.execute(delete(Contact).where(Contact.customer_id == customer_id))
+
+    async def customers(self, ids: Sequence[int]) -> Sequence[Customer]:
+        """The customers with these ids (any kind, deleted too)."""
+        return (await self.session.scalars(select(Customer).where(Customer.id.in_(ids)))).all()

@@ -7,10 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.customer.members import events
-from services.customer.models import Customer, Mall, Staff, StaffMall, Store
-
-STORE_STAFF = 4  # crowdpack.customer.v1.STAFF_ROLE_STORE_STAFF
+from services.customer.models import Mall, Staff, StaffMall, Store
 
 
 class OrganizationRepository:
@@ -77,20 +74,3 @@ class OrganizationRepository:
         await self.session.execute(delete(StaffMall).where(StaffMall.staff_id == staff_id))
         self.session.add_all(StaffMall(staff_id=staff_id, mall_id=m) for m in sorted(set(mall_ids)))
         await self.session.flush()
-
-    async def is_store_staff_phone(self, phone: str) -> bool:
-        found = await self.session.scalar(select(Staff.id).where(
-            Staff.phone == phone, Staff.role == STORE_STAFF, Staff.disabled.is_(False)).limit(1))
-        return found is not None
-
-    async def refresh_store_member(self, phone: str | None) -> None:
-        """Keeps ``customer.store_member`` true exactly when the phone belongs to active store staff."""
-        if not phone:
-            return
-        flag = await self.is_store_staff_phone(phone)
-        changed = (await self.session.scalars(select(Customer).where(
-            Customer.phone == phone, Customer.store_member.is_not(flag)))).all()
-        for customer in changed:
-            customer.store_member = flag
-            await self.session.flush()
-            events.updated(self.session, customer, ["store_member"], "system")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.customer.models import TenantSetting
 
 DEFAULT_TENANT = "default"

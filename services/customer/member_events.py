@@ -8,7 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.events.v1 import customer_events_pb2 as events
-from services.common.outbox import add_event, utcnow
+from services.common.clock import utcnow
+from services.common.outbox import add_event
 from services.common.validation import to_timestamp
 from services.customer.models import Customer, OutboxEvent
 
