@@ -6,13 +6,11 @@ import threading
 import time
 
 import grpc
-import pytest
 
 from crowdpack.customer.v1 import member_service_pb2 as customer_pb
 from crowdpack.customer.v1 import member_service_pb2_grpc as customer_grpc
 from tests.support.inspect import scalar, stream_messages
 
-pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 MEMBERS = 300
 
 

@@ -24,6 +24,8 @@ from services.common.idempotency import request_hash, store_answers, stored_answ
 from services.common.outbox import OutboxRelay, add_event, add_events
 from services.ledger.models import Account, IdempotencyRecord, OutboxEvent
 
+pytestmark = pytest.mark.database("ledger")
+
 MIGRATIONS = Path("services/ledger/migrations")
 ACCOUNTS = Account.__table__
 OPENED = datetime(2024, 5, 1, 8, 30, 15, 123456, tzinfo=UTC)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import grpc
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
-from tests.integration.test_ledger_support import (  # noqa: F401 - the fixture
-    ago, ledger, ledger_events, refused, timestamp, wait_for_events,
-)
+from tests.support.ledger import ago, ledger_events, refused, timestamp, wait_for_events
+
+pytestmark = pytest.mark.database("ledger")
 
 POINTS = pb.ASSET_POINTS
 
