@@ -13,7 +13,6 @@ Each test is marked after its folder (unit, integration, e2e, chaos, browser), w
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -77,9 +76,8 @@ def database_url(request: pytest.FixtureRequest, backend: str, databases: Databa
 @pytest.fixture(scope="session")
 def nats_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     """The session's nats-server with JetStream (one per xdist worker), on a port it picked."""
-    wanted = request.config.stash.get(NATS_ACCOUNTS, 0)
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    server = NatsServer(tmp_path_factory.mktemp("nats"), accounts=wanted // workers + 16)
+    # Enough accounts for every test of the run (a worker does not know which it will get); more on demand.
+    server = NatsServer(tmp_path_factory.mktemp("nats"), accounts=request.config.stash.get(NATS_ACCOUNTS, 0) + 8)
     server.start()
     try:
         yield server

@@ -270,8 +270,9 @@ def test_the_bank_survives_sigkill_without_losing_or_doubling_a_cent(ledger_syst
     total = CLIENTS * OPS_PER_CLIENT
     for share in KILLS_AT:
         wait_until(lambda s=share: book.done >= total * s or book.errors, 120, f"{share:.0%} of the operations")
+        retries = book.retries
         system.processes["ledger"].kill()
-        time.sleep(0.5)
+        wait_until(lambda r=retries: book.retries > r or book.errors, 60, "a client to find the ledger gone")
         system.start(("ledger",))
     for t in threads:
         t.join(180)

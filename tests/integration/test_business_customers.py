@@ -39,6 +39,8 @@ from tests.support.runtime import running_service
 from tests.support.customer import rpc_error, violated_field
 
 pytestmark = pytest.mark.database("customer")
+
+
 SUPER = Caller(staff_id="super-1", role=Role.SUPER_ADMIN).metadata()
 MALL_ADMIN = Caller(staff_id="mall-admin-1", role=Role.MALL_ADMIN, mall_ids=frozenset({"1"})).metadata()
 MEMBER = Caller(staff_id="7", role=Role.MEMBER).metadata()

@@ -34,6 +34,7 @@ from tests.support.runtime import running_service
 
 pytestmark = pytest.mark.database("customer")
 
+
 MIGRATIONS = Path("services/customer/migrations")
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 TODAY = date(2026, 11, 1)

@@ -24,6 +24,7 @@ from tests.support.crowd_sql import SqlCrowd
 
 pytestmark = pytest.mark.database("customer")
 
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 

@@ -34,6 +34,8 @@ from tests.support.runtime import running_service
 from tests.support.customer import rpc_error, violated_field
 
 pytestmark = pytest.mark.database("customer")
+
+
 SUPER = Caller(staff_id="super-1", role=Role.SUPER_ADMIN).metadata()
 MEMBER = Caller(staff_id="1", role=Role.MEMBER).metadata()
 PREDEFINED = ["key customer", "strategic", "regular", "lost", "high value", "long-term", "new"]

@@ -43,10 +43,12 @@ from services.ledger.models import OutboxEvent as LedgerOutbox
 from services.ledger.models import ProcessedMessage as Processed
 from services.ledger.service import build_spec as ledger_spec
 from tests.support.customer import SUPER, mall_admin, mask, rpc_error
+from tests.support.waiting import caught_up
 from tests.support.crowd_index import contents, fresh, wait_until
 from tests.support.runtime import running_service
 
 pytestmark = pytest.mark.database("customer")
+
 
 DONE = (pb.IMPORT_JOB_STATE_SUCCEEDED, pb.IMPORT_JOB_STATE_FAILED)
 
@@ -463,10 +465,7 @@ async def test_ledger_opens_accounts_for_fast_imported_members_once(imports, bac
             for e in announced:
                 await js.publish(e.subject, e.payload, headers={"Nats-Msg-Id": e.msg_id})
                 await js.publish(e.subject, e.payload, headers={"Nats-Msg-Id": f"again-{e.msg_id}"})
-            for _ in range(200):
-                if (await counts())[3] == applied + len(announced):
-                    break
-                await asyncio.sleep(0.05)
+            await caught_up(js, "CUSTOMER", "ledger-customer-events")
             assert await counts() == (75, 25, 75, applied + len(announced))
 
 

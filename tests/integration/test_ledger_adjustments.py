@@ -13,6 +13,7 @@ from tests.support.ledger import ago, refused, timestamp, wait_for_events
 
 pytestmark = pytest.mark.database("ledger")
 
+
 POINTS, BALANCE, RED = pb.ASSET_POINTS, pb.ASSET_BALANCE, pb.ASSET_RED_PACKET
 UP, DOWN = pb.DIRECTION_INCREASE, pb.DIRECTION_DECREASE
 ONE_MALL = Caller(staff_id="li", role=Role.MALL_ADMIN, mall_ids=frozenset({"100"})).metadata()

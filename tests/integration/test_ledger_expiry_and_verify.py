@@ -16,6 +16,7 @@ from tests.support.ledger import refused, wait_for_events
 
 pytestmark = pytest.mark.database("ledger")
 
+
 POINTS, BALANCE = pb.ASSET_POINTS, pb.ASSET_BALANCE
 EARN, SPEND = pb.ENTRY_KIND_EARN, pb.ENTRY_KIND_SPEND
 

@@ -12,6 +12,7 @@ from services.common.auth import Role
 
 pytestmark = pytest.mark.database("ledger")
 
+
 ADMIN = {"Authorization": "Bearer admin-token"}
 CLERK = {"Authorization": "Bearer clerk-token"}
 

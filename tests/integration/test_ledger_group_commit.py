@@ -32,6 +32,7 @@ from services.ledger.repository import AccountRepository
 
 pytestmark = pytest.mark.database("ledger")
 
+
 MIGRATIONS = Path("services/ledger/migrations")
 
 

@@ -18,6 +18,7 @@ from tests.support.runtime import running_service
 
 pytestmark = pytest.mark.database("ledger")
 
+
 POINTS, BALANCE, RED = pb.ASSET_POINTS, pb.ASSET_BALANCE, pb.ASSET_RED_PACKET
 EARN, SPEND, ADJUST, RECHARGE, REFUND = (pb.ENTRY_KIND_EARN, pb.ENTRY_KIND_SPEND, pb.ENTRY_KIND_ADJUST,
                                          pb.ENTRY_KIND_RECHARGE, pb.ENTRY_KIND_REFUND)

@@ -19,6 +19,7 @@ from tests.support.ledger import ago, eventually, ledger_events, refused, timest
 
 pytestmark = pytest.mark.database("ledger")
 
+
 POINTS = pb.ASSET_POINTS
 POS, ONLINE, FAST = pb.ORDER_CHANNEL_POS, pb.ORDER_CHANNEL_ONLINE, pb.ORDER_CHANNEL_FAST_POINTS
 

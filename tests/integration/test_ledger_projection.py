@@ -15,6 +15,7 @@ from crowdpack.customer.v1 import member_service_pb2 as pb
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from services.customer.models import MemberOrder
 from tests.support.customer import SUPER
+from tests.support.waiting import caught_up
 
 pytestmark = pytest.mark.database("customer")
 
@@ -114,7 +115,7 @@ async def test_a_batch_postings_entries_update_each_member_once_and_newest_wins(
     assert list(done.interaction_mall_ids) == [other]  # a red-packet settlement in another mall
     first = await member_when(customer.members, a, lambda x: x.stats.points_balance == 250)
     assert (first.stats.points_balance, first.stats.stored_balance_fen) == (250, 1_000)
-    await asyncio.sleep(0.5)  # give the late batch time to (not) roll anything back
+    await caught_up(js, "LEDGER", "customer-ledger-events")  # the late batch and the repeat are handled too
     again = (await customer.members.GetMember(pb.GetMemberRequest(member_id=a))).member
     assert (again.stats.points_balance, again.stats.stored_balance_fen) == (250, 1_000)
 

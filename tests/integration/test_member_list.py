@@ -16,6 +16,7 @@ from tests.support.customer import SUPER, rpc_error
 
 pytestmark = pytest.mark.database("customer")
 
+
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 

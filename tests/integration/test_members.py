@@ -14,12 +14,13 @@ from tests.support.runtime import running_service
 from tests.support.customer import violated_field
 
 pytestmark = pytest.mark.database("customer")
+
+
 @pytest.fixture
 async def customer(database_url, nats_url, tmp_path):
     settings = CustomerSettings(grpc_port=0, metrics_port=0, database_url=database_url, outbox_poll_s=0.05)
     async with running_service(build_spec, settings, nats_url=nats_url, state_dir=tmp_path) as (rt, channel):
         yield pb_grpc.MemberServiceStub(channel), rt
-
 
 
 async def test_create_then_get_member(customer):

@@ -5,7 +5,6 @@ The ``ledger`` fixture that starts the service is in tests/integration/conftest.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from services.common.errors import field_of
 from services.common.events import decode
 from services.common.server import Runtime
+from tests.support.waiting import eventually
 
 
 @dataclass
@@ -68,22 +68,6 @@ def timestamp(when: datetime) -> Timestamp:
 
 def ago(**delta: float) -> Timestamp:
     return timestamp(datetime.now(UTC) - timedelta(**delta))
-
-
-async def eventually(attempt, timeout: float = 10.0) -> Any:  # type: ignore[no-untyped-def]
-    """Retries ``attempt`` (a coroutine function) while it raises or returns a falsy value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            result = await attempt()
-            if result:
-                return result
-        except (grpc.aio.AioRpcError, AssertionError):
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def refused(call: Awaitable[Any]) -> tuple[grpc.StatusCode, str | None]:
