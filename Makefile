@@ -39,8 +39,17 @@ $(VENV)/.engine: $(ENGINE_SRC) $(VENV)/.deps
 run: setup
 	$(PY) -m services.cli run
 
+# make test: unit, integration and e2e tests, in parallel (pytest-xdist), a worker per core.
+# CI (CI=true, as .ci/run runs) adds the chaos tests; CROWDPACK_TEST_POSTGRES_URL adds the PostgreSQL twins.
+TEST_WORKERS ?= auto
+TEST_SELECT := $(if $(filter true,$(CI)),,-m "not chaos")
+
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) $(TEST_SELECT)
+
+# The unit tests alone: no server, no database (well under a minute).
+test-fast: setup
+	$(PY) -m pytest -q -m unit
 
 bench: setup
 	$(PY) -m tests.bench

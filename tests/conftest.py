@@ -1,16 +1,45 @@
-"""Shared fixtures: a real NATS server, fresh databases on SQLite and PostgreSQL, running services."""
+"""Shared fixtures: a real NATS server, fresh databases on SQLite and PostgreSQL, running services.
+
+Expensive real parts are shared, cheap isolation is per test:
+- one nats-server per session (per xdist worker); each test connects as the only user of an
+  account of its own, so its streams and consumers are its own;
+- one migrated template database per service and backend; each test gets a copy;
+- every server binds port 0.
+
+Each test is marked after its folder (unit, integration, e2e, chaos, browser), which is what
+``make test`` selects on.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from nats.js import JetStreamContext
 
-from services.supervisor import Ports, System
-from tests.support.databases import POSTGRES_ENV, fresh_database, postgres_admin_url
+from services.supervisor import SERVICES, Ports, System
+from tests.support.databases import POSTGRES_ENV, Databases, postgres_admin_url
+from tests.support.nats import NatsServer, delete_streams
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+FOLDER_MARKERS = ("unit", "integration", "e2e", "chaos", "browser")
+NATS_ACCOUNTS = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if folder in FOLDER_MARKERS:
+            item.add_marker(folder)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # How many tests of this run want a NATS account: the session server declares that many at start.
+    session.config.stash[NATS_ACCOUNTS] = sum("nats_url" in getattr(i, "fixturenames", ()) for i in session.items)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -20,25 +49,52 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    """This session's databases: each service's migrated template, and the copies tests get."""
+    pool = Databases(tmp_path_factory.mktemp("templates"))
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 @pytest.fixture
-def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    with fresh_database(backend, tmp_path) as url:
+def database_url(request: pytest.FixtureRequest, backend: str, databases: Databases, tmp_path: Path) -> Iterator[str]:
+    """The test's own database on ``backend``.
+
+    A test (or its module, through ``pytestmark``) marked ``@pytest.mark.database("ledger")``
+    gets a copy of the ledger's migrated template; otherwise the database is empty, and
+    whatever uses it migrates it.
+    """
+    marker = request.node.get_closest_marker("database")
+    service = marker.args[0] if marker else None
+    with databases.fresh(backend, tmp_path, service=service) as url:
         yield url
 
 
-@pytest.fixture
-def nats_url(tmp_path: Path) -> Iterator[str]:
-    """A real nats-server with JetStream, on a free loopback port, data in a temp folder."""
-    system = System(state_dir=tmp_path / "nats-state", ports=Ports.free())
-    system.start(("nats",))
+@pytest.fixture(scope="session")
+def nats_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """The session's nats-server with JetStream (one per xdist worker), on a port it picked."""
+    # Enough accounts for every test of the run (a worker does not know which it will get); more on demand.
+    server = NatsServer(tmp_path_factory.mktemp("nats"), accounts=request.config.stash.get(NATS_ACCOUNTS, 0) + 8)
+    server.start()
     try:
-        yield system.nats_url
+        yield server
     finally:
-        system.processes["nats"].stop()
+        server.stop()
 
 
 @pytest.fixture
-async def js(nats_url: str) -> AsyncIterator:
+def nats_url(nats_server: NatsServer) -> Iterator[str]:
+    """A URL to the session's NATS server, as the only user of a JetStream account of this test's own."""
+    url = nats_server.new_account()
+    yield url
+    asyncio.run(delete_streams(url))
+
+
+@pytest.fixture
+async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
     from services.common import bus
 
     nc, jetstream = await bus.connect(nats_url, "tests")
@@ -49,19 +105,18 @@ async def js(nats_url: str) -> AsyncIterator:
 
 
 @pytest.fixture
-def system(backend: str, tmp_path: Path) -> Iterator[System]:
+def system(backend: str, databases: Databases, tmp_path: Path) -> Iterator[System]:
     """The whole system as OS processes (NATS, three services, gateway) on free loopback ports.
 
-    On the postgres backend each service gets its own fresh PostgreSQL database.
+    Each service gets a fresh copy of its migrated template (on SQLite, in the state folder).
     """
     from contextlib import ExitStack
 
+    state = tmp_path / "state"
+    state.mkdir()
     with ExitStack() as stack:
-        urls = {}
-        if backend == "postgres":
-            urls = {n: stack.enter_context(fresh_database("postgres", tmp_path, n))
-                    for n in ("customer", "ledger", "alert")}
-        sys_ = System(state_dir=tmp_path / "state", ports=Ports.free(), database_urls=urls,
+        urls = {n: stack.enter_context(databases.fresh(backend, state, n, service=n)) for n in SERVICES}
+        sys_ = System(state_dir=state, ports=Ports.free(), database_urls=urls,
                       env={"CROWDPACK_CUSTOMER_OUTBOX_POLL_S": "0.1", "CROWDPACK_LEDGER_OUTBOX_POLL_S": "0.1"})
         stack.callback(sys_.stop)
         sys_.start()

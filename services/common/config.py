@@ -41,6 +41,9 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_s: float = Field(5.0, gt=0, description="Seconds in-flight RPCs get on SIGTERM.")
     outbox_poll_s: float = Field(0.5, gt=0, description="How often the outbox relay looks for unsent events.")
     startup_retry_max_s: float = Field(30.0, gt=0, description="Longest wait between start-up retries.")
+    startup_lock_wait_s: float = Field(
+        60.0, gt=0, description="SQLite: how long start-up waits for a write lock another connection holds, then exits."
+    )
     idempotency_retention_days: int = Field(30, ge=1, description="Days a request_id's first answer is kept.")
     processed_retention_days: int = Field(30, ge=1, description="Days a consumer remembers a message id.")
     outbox_retention_days: int = Field(7, ge=1, description="Days a published outbox row is kept.")

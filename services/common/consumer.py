@@ -66,10 +66,17 @@ class EventConsumer:
         self.batch = batch
         self._sub: JetStreamContext.PullSubscription | None = None
         self._stopping = False
+        self._fetching: asyncio.Future[list[Msg]] | None = None
 
     def stop(self) -> None:
-        """Ends ``run`` after the batch under way (each message's transaction completes or never starts)."""
+        """Ends ``run`` after the batch under way (each message's transaction completes or never starts).
+
+        A fetch waiting for messages ends at once rather than at its timeout; a message it was being
+        handed is not acked, so it is redelivered to whoever runs next.
+        """
         self._stopping = True
+        if self._fetching is not None:
+            self._fetching.cancel()
 
     async def ensure(self) -> None:
         """Creates the durable consumer, or updates it to the configuration in code."""
@@ -85,16 +92,22 @@ class EventConsumer:
             await self.ensure()
         assert self._sub is not None
         while not self._stopping:
+            self._fetching = asyncio.ensure_future(self._sub.fetch(self.batch, timeout=1))
             try:
-                msgs = await self._sub.fetch(self.batch, timeout=1)
+                msgs = await self._fetching
             except (FetchTimeoutError, TimeoutError):
                 continue  # an empty stream: normal
             except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if self._stopping and current is not None and not current.cancelling():
+                    break  # stop() ended the fetch
                 raise
             except Exception as err:  # noqa: BLE001 - NATS is away; the client reconnects
                 log.warning("fetch failed", consumer=self.durable, error=one_line(err))
                 await asyncio.sleep(1)
                 continue
+            finally:
+                self._fetching = None
             for msg in msgs:
                 if self._stopping:
                     break  # not acked: redelivered to whoever runs next

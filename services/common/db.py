@@ -15,6 +15,8 @@ kinds queue for the same slot, so SQLite still has one writer at a time. Bulk ro
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -25,6 +27,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
@@ -36,21 +39,28 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 
-def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> AsyncEngine:
+BUSY_TIMEOUT_S = 10.0
+
+
+class WriteLockHeld(RuntimeError):
+    """SQLite's write lock stayed with another connection for longer than the start-up allows."""
+
+
+def _sqlite_engine(url: str, *, begin: str, pool_size: int, busy_timeout_s: float) -> AsyncEngine:
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
-    _sqlite_setup(engine.sync_engine, begin)
+    _sqlite_setup(engine.sync_engine, begin, busy_timeout_s)
     return engine
 
 
-def _sqlite_sync_engine(url: str, *, begin: str) -> Engine:
+def _sqlite_sync_engine(url: str, *, begin: str, busy_timeout_s: float) -> Engine:
     """The synchronous driver on the same file, for ``run_sync_write``; used from its writer thread only."""
     sync_url = make_url(url).set(drivername="sqlite+pysqlite")
     engine = create_engine(sync_url, pool_size=1, max_overflow=0, connect_args={"check_same_thread": False})
-    _sqlite_setup(engine, begin)
+    _sqlite_setup(engine, begin, busy_timeout_s)
     return engine
 
 
-def _sqlite_setup(engine: Engine, begin: str) -> None:
+def _sqlite_setup(engine: Engine, begin: str, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         # Let SQLAlchemy's "begin" event below decide how transactions start.
@@ -59,7 +69,7 @@ def _sqlite_setup(engine: Engine, begin: str) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -70,17 +80,20 @@ def _sqlite_setup(engine: Engine, begin: str) -> None:
 class Database:
     """One service's database: a writer, a reader, and the migrations that shape it."""
 
-    def __init__(self, url: str, migrations_dir: Path) -> None:
+    def __init__(self, url: str, migrations_dir: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.url = url
         self.migrations_dir = migrations_dir
         self.dialect = make_url(url).get_backend_name()
+        self.sqlite_path: Path | None = None
         if self.dialect == "sqlite":
             path = make_url(url).database
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=1)
-            self.read_engine = _sqlite_engine(url, begin="BEGIN", pool_size=4)
-            self._sync_write_engine: Engine | None = _sqlite_sync_engine(url, begin="BEGIN IMMEDIATE")
+                self.sqlite_path = Path(path).resolve()
+                self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=1, busy_timeout_s=busy_timeout_s)
+            self.read_engine = _sqlite_engine(url, begin="BEGIN", pool_size=4, busy_timeout_s=busy_timeout_s)
+            self._sync_write_engine: Engine | None = _sqlite_sync_engine(url, begin="BEGIN IMMEDIATE",
+                                                                         busy_timeout_s=busy_timeout_s)
         else:
             self.write_engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
             self.read_engine = self.write_engine
@@ -185,9 +198,19 @@ class Database:
                 yield session
 
     async def migrate(self) -> None:
-        """Applies every Alembic migration up to every head (features may branch from a common base)."""
-        async with self.write_engine.begin() as conn:
-            await conn.run_sync(self._upgrade)
+        """Applies every Alembic migration up to every head (features may branch from a common base).
+
+        On SQLite the migration takes the write lock first; if another connection keeps it past the
+        busy timeout, the error names who has the file open.
+        """
+        try:
+            async with self.write_engine.begin() as conn:
+                await conn.run_sync(self._upgrade)
+        except OperationalError as err:
+            if self.sqlite_path is None or "database is locked" not in str(err):
+                raise
+            raise WriteLockHeld(f"the SQLite write lock on {self.sqlite_path} is held by another connection; "
+                                f"the file is open in {sqlite_holders(self.sqlite_path)}") from err
 
     def _upgrade(self, conn: Connection) -> None:
         if self.dialect == "postgresql":
@@ -198,10 +221,24 @@ class Database:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
 
-    async def connect(self, max_delay_s: float = 30.0) -> None:
-        """Migrates, retrying with backoff while the database cannot be reached."""
-        await retry_forever(self.migrate, what=f"database {make_url(self.url).render_as_string(hide_password=True)}",
-                            max_delay_s=max_delay_s)
+    async def connect(self, max_delay_s: float = 30.0, lock_wait_s: float = 60.0) -> None:
+        """Migrates, retrying with backoff while the database cannot be reached.
+
+        A SQLite write lock that another connection holds is waited for ``lock_wait_s`` seconds at
+        most (each try logs who has the file open), then ``WriteLockHeld`` is raised.
+        """
+        started = time.monotonic()
+
+        async def attempt() -> None:
+            try:
+                await self.migrate()
+            except WriteLockHeld as err:
+                if time.monotonic() - started >= lock_wait_s:
+                    raise WriteLockHeld(f"gave up after {lock_wait_s:.0f} s: {err}") from err
+                raise RuntimeError(str(err)) from err  # retried (and logged) like any other start-up failure
+
+        await retry_forever(attempt, what=f"database {make_url(self.url).render_as_string(hide_password=True)}",
+                            max_delay_s=max_delay_s, fatal=(WriteLockHeld,))
 
     async def dispose(self) -> None:
         if self._writer_thread is not None:
@@ -214,3 +251,44 @@ class Database:
             await self.read_engine.dispose()
 
 
+def sqlite_holders(path: Path) -> str:
+    """Who has ``path`` open, from /proc: each other process by pid and command line, and this process's
+    own connections beyond the one asking (an engine not disposed, a connection left to the collector)."""
+    target = str(path)
+    others: list[str] = []
+    own = 0
+    me = os.getpid()
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return "processes this system cannot list (no /proc)"
+    for pid in pids:
+        count = _open_count(pid, target)
+        if not count:
+            continue
+        if pid == me:
+            own = count - 1
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            command = "?"
+        others.append(f"pid {pid} ({command[:120]})")
+    parts = others + ([f"this process (pid {me}): {own} other connection(s)"] if own > 0 else [])
+    return "; ".join(parts) if parts else "no other process (the holder has closed it since)"
+
+
+def _open_count(pid: int, target: str) -> int:
+    """How many of ``pid``'s file descriptors are ``target`` (0 for a process gone or not ours to look at)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return 0
+    count = 0
+    for fd in fds:
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}") == target
+        except OSError:
+            continue  # closed meanwhile (the listing's own descriptor among them)
+    return count

@@ -19,15 +19,19 @@ def one_line(err: BaseException) -> str:
 
 
 async def retry_forever(
-    attempt: Callable[[], Awaitable[T]], *, what: str, max_delay_s: float = 30.0, first_delay_s: float = 0.2
+    attempt: Callable[[], Awaitable[T]], *, what: str, max_delay_s: float = 30.0, first_delay_s: float = 0.2,
+    fatal: tuple[type[Exception], ...] = (),
 ) -> T:
-    """Runs ``attempt`` until it succeeds, logging one line per failure and backing off."""
+    """Runs ``attempt`` until it succeeds, logging one line per failure and backing off.
+
+    An error of a ``fatal`` type is not retried: it propagates.
+    """
     delay = first_delay_s
     tries = 0
     while True:
         try:
             return await attempt()
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, *fatal):
             raise
         except Exception as err:  # noqa: BLE001 - every failure is retried and logged in one line
             tries += 1

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from services.common import bus
 from services.common.config import CommonSettings, ServiceSettings, database_url_for, describe_settings_error
 from services.common.consumer import EventConsumer
-from services.common.db import Database
+from services.common.db import Database, WriteLockHeld
 from services.common.errors import ErrorInterceptor
 from services.common.logs import configure_logging, get_logger
 from services.common.metrics import MetricsInterceptor, serve_metrics
@@ -92,7 +92,7 @@ class Runtime:
     async def start(self) -> None:
         spec, settings, common = self.spec, self.spec.settings, self.spec.common
         db = Database(database_url_for(spec.name, settings, common), spec.migrations_dir)
-        await db.connect(max_delay_s=settings.startup_retry_max_s)
+        await db.connect(max_delay_s=settings.startup_retry_max_s, lock_wait_s=settings.startup_lock_wait_s)
         nc, js = await bus.connect(common.nats_url, f"crowdpack-{spec.name}", max_delay_s=settings.startup_retry_max_s)
         self.ctx = ctx = Context(spec.name, settings, common, db, nc, js)
 
@@ -184,4 +184,7 @@ def main(build_spec: Callable[[], ServiceSpec]) -> None:
     except ValidationError as err:
         sys.exit(f"error: {describe_settings_error(err)}")
     configure_logging(spec.name, spec.common.log_level, spec.common.log_format)
-    asyncio.run(serve(spec))
+    try:
+        asyncio.run(serve(spec))
+    except WriteLockHeld as err:
+        sys.exit(f"error: {err}")

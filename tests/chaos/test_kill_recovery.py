@@ -6,17 +6,16 @@ import threading
 import time
 
 import grpc
-import pytest
 
 from crowdpack.customer.v1 import member_service_pb2 as customer_pb
 from crowdpack.customer.v1 import member_service_pb2_grpc as customer_grpc
-from tests.support.inspect import scalar, stream_messages
+from tests.support.inspect import caught_up, scalar, stream_messages
 
-pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 MEMBERS = 300
 
 
-def create_members(address: str, created: list[str], errors: list[BaseException]) -> None:
+def create_members(address: str, created: list[str], refusals: list[grpc.StatusCode],
+                   errors: list[BaseException]) -> None:
     """Creates MEMBERS members, retrying each with its request_id until the service answers."""
     try:
         for i in range(MEMBERS):
@@ -32,6 +31,7 @@ def create_members(address: str, created: list[str], errors: list[BaseException]
                     if err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
                             or time.monotonic() > deadline:
                         raise
+                    refusals.append(err.code())
                     time.sleep(0.05)
     except BaseException as err:  # noqa: BLE001 - reported to the test thread
         errors.append(err)
@@ -46,16 +46,17 @@ def wait_until(predicate, timeout: float, what: str) -> None:
 
 def test_sigkill_customer_and_ledger_mid_flight_loses_nothing_and_applies_nothing_twice(system):
     created: list[str] = []
+    refusals: list[grpc.StatusCode] = []
     errors: list[BaseException] = []
     writer = threading.Thread(target=create_members,
-                              args=(system.processes["customer"].address, created, errors))
+                              args=(system.processes["customer"].address, created, refusals, errors))
     writer.start()
 
     wait_until(lambda: len(created) >= MEMBERS // 5 or errors, 60, "the first members")
     system.processes["ledger"].kill()          # the consumer dies mid-batch
     wait_until(lambda: len(created) >= MEMBERS // 2 or errors, 60, "more members")
     system.processes["customer"].kill()        # the producer dies with events in its outbox
-    time.sleep(0.5)
+    wait_until(lambda: refusals or errors, 60, "the writer to find the customer service gone")
     system.start(("customer", "ledger"))
     writer.join(120)
     assert not errors, errors
@@ -63,7 +64,12 @@ def test_sigkill_customer_and_ledger_mid_flight_loses_nothing_and_applies_nothin
 
     wait_until(lambda: scalar(system, "ledger", "SELECT count(*) FROM account") >= 3 * MEMBERS
                and stream_messages(system, "LEDGER") >= 3 * MEMBERS, 60, "the ledger to catch up")
-    time.sleep(1.0)  # anything applied twice would show up by now
+    # Settled: both outboxes sent and the ledger's consumer has acked all of CUSTOMER. Whatever would
+    # apply twice has applied by now.
+    unsent = "SELECT count(*) FROM outbox_event WHERE published_at IS NULL"
+    wait_until(lambda: scalar(system, "customer", unsent) == 0, 60, "the customer outbox to be sent")
+    caught_up(system, "CUSTOMER", "ledger-customer-events", timeout=60)
+    wait_until(lambda: scalar(system, "ledger", unsent) == 0, 60, "the ledger outbox to be sent")
 
     assert scalar(system, "customer", "SELECT count(*) FROM customer") == MEMBERS
     assert scalar(system, "customer", "SELECT count(*) FROM outbox_event WHERE published_at IS NULL") == 0

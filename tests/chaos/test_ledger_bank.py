@@ -39,10 +39,10 @@ from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from services.supervisor import Ports, System
-from tests.support.databases import fresh_database
+from tests.support.databases import Databases
 from tests.support.inspect import database_url, scalar, stream_messages
 
-pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 MEMBERS = 12
 CLIENTS = 6
@@ -54,11 +54,12 @@ POINTS, BALANCE, RED = pb.ASSET_POINTS, pb.ASSET_BALANCE, pb.ASSET_RED_PACKET
 
 
 @pytest.fixture
-def ledger_system(backend: str, tmp_path: Path) -> Iterator[System]:
+def ledger_system(backend: str, databases: Databases, tmp_path: Path) -> Iterator[System]:
+    state = tmp_path / "state"
+    state.mkdir()
     with ExitStack() as stack:
-        urls = {"ledger": stack.enter_context(fresh_database("postgres", tmp_path, "ledger"))} \
-            if backend == "postgres" else {}
-        system = System(state_dir=tmp_path / "state", ports=Ports.free(), database_urls=urls,
+        urls = {"ledger": stack.enter_context(databases.fresh(backend, state, "ledger", service="ledger"))}
+        system = System(state_dir=state, ports=Ports.free(), database_urls=urls,
                         env={"CROWDPACK_LEDGER_OUTBOX_POLL_S": "0.1"})
         stack.callback(system.stop)
         system.start(("nats", "ledger"))
@@ -269,8 +270,9 @@ def test_the_bank_survives_sigkill_without_losing_or_doubling_a_cent(ledger_syst
     total = CLIENTS * OPS_PER_CLIENT
     for share in KILLS_AT:
         wait_until(lambda s=share: book.done >= total * s or book.errors, 120, f"{share:.0%} of the operations")
+        retries = book.retries
         system.processes["ledger"].kill()
-        time.sleep(0.5)
+        wait_until(lambda r=retries: book.retries > r or book.errors, 60, "a client to find the ledger gone")
         system.start(("ledger",))
     for t in threads:
         t.join(180)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
-import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 AUTH = {"Authorization": "Bearer dev-admin-token"}
 
 

@@ -36,7 +36,10 @@ from services.customer.config import CustomerSettings
 from services.customer.models import CustomerTag, TimelineEntry
 from services.customer.service import build_spec
 from tests.support.runtime import running_service
-from tests.integration.customer_fixtures import rpc_error, violated_field
+from tests.support.customer import rpc_error, violated_field
+
+pytestmark = pytest.mark.database("customer")
+
 
 SUPER = Caller(staff_id="super-1", role=Role.SUPER_ADMIN).metadata()
 MALL_ADMIN = Caller(staff_id="mall-admin-1", role=Role.MALL_ADMIN, mall_ids=frozenset({"1"})).metadata()

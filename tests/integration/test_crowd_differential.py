@@ -16,6 +16,9 @@ from services.customer.crowds.translate import Translator
 from tests.support import crowd_data
 from tests.support.crowd_sql import SqlCrowd
 
+pytestmark = pytest.mark.database("customer")
+
+
 MIGRATIONS = Path("services/customer/migrations")
 TODAYS = [date(2026, 11, 1), date(2027, 2, 28), date(2028, 2, 29), date(2026, 12, 31), date(2026, 3, 15)]
 

@@ -26,11 +26,14 @@ from services.customer.crowds.index import MEMBER_ID_FIELDS, CrowdIndex, member_
 from services.customer.crowds.translate import Translator
 from services.customer.models import Customer, CustomerInteraction, CustomerStats, CustomerTag, MemberOrder
 from services.customer.service import build_spec
-from tests.integration.customer_fixtures import SUPER
+from tests.support.customer import SUPER
 from tests.support import crowd_data
 from tests.support.crowd_index import contents, fresh, wait_until
 from tests.support.crowd_sql import SqlCrowd
 from tests.support.runtime import running_service
+
+pytestmark = pytest.mark.database("customer")
+
 
 MIGRATIONS = Path("services/customer/migrations")
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +22,9 @@ from services.common.errors import AlreadyExists
 from services.common.idempotency import request_hash, store_answers, stored_answers
 from services.common.outbox import OutboxRelay, add_event, add_events
 from services.ledger.models import Account, IdempotencyRecord, OutboxEvent
+
+pytestmark = pytest.mark.database("ledger")
+
 
 MIGRATIONS = Path("services/ledger/migrations")
 ACCOUNTS = Account.__table__
@@ -77,17 +79,18 @@ async def test_sync_writes_and_async_transactions_share_one_writer_without_lost_
 
 
 async def test_a_cancelled_caller_does_not_cut_its_sync_write_short(db):
-    started = threading.Event()
+    started, cancelled = threading.Event(), threading.Event()
 
     def slow(session: Session) -> None:
         started.set()
         add_account(session, "1", 7)
-        time.sleep(0.3)
+        assert cancelled.wait(10), "the caller was never cancelled"  # the cancellation lands mid-transaction
 
     task = asyncio.create_task(db.run_sync_write(slow))
     while not started.is_set():
         await asyncio.sleep(0.01)
     task.cancel()
+    cancelled.set()
     with pytest.raises(asyncio.CancelledError):
         await task
     # The transaction finished before the cancellation went on: it committed, and the writer is free.

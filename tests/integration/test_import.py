@@ -42,10 +42,13 @@ from services.ledger.models import Account, MemberState
 from services.ledger.models import OutboxEvent as LedgerOutbox
 from services.ledger.models import ProcessedMessage as Processed
 from services.ledger.service import build_spec as ledger_spec
-from tests.integration.customer_fixtures import SUPER, mall_admin, mask, rpc_error
-from tests.support.databases import fresh_database
+from tests.support.customer import SUPER, mall_admin, mask, rpc_error
+from tests.support.waiting import caught_up
 from tests.support.crowd_index import contents, fresh, wait_until
 from tests.support.runtime import running_service
+
+pytestmark = pytest.mark.database("customer")
+
 
 DONE = (pb.IMPORT_JOB_STATE_SUCCEEDED, pb.IMPORT_JOB_STATE_FAILED)
 
@@ -420,10 +423,11 @@ async def test_a_fast_import_reaches_the_crowd_index_batch_by_batch_without_a_re
     assert index.built_at == built_at  # refreshed in place, never rebuilt
 
 
-async def test_ledger_opens_accounts_for_fast_imported_members_once(imports, backend, js, nats_url, tmp_path):
+async def test_ledger_opens_accounts_for_fast_imported_members_once(imports, backend, databases, js, nats_url,
+                                                                    tmp_path):
     rows = [["phone", "name"]] + [[f"1320000{i:04d}", f"n{i}"] for i in range(25)]
     imports.runner.fast_batch = 10  # three batches, three customer.members.imported events
-    with fresh_database(backend, tmp_path, "ledger") as ledger_url:
+    with databases.fresh(backend, tmp_path, "ledger", service="ledger") as ledger_url:
         settings = LedgerSettings(grpc_port=0, metrics_port=0, database_url=ledger_url, outbox_poll_s=0.05)
         async with running_service(ledger_spec, settings, nats_url=nats_url, state_dir=tmp_path / "ledger") as (
                 ledger, channel):
@@ -461,10 +465,7 @@ async def test_ledger_opens_accounts_for_fast_imported_members_once(imports, bac
             for e in announced:
                 await js.publish(e.subject, e.payload, headers={"Nats-Msg-Id": e.msg_id})
                 await js.publish(e.subject, e.payload, headers={"Nats-Msg-Id": f"again-{e.msg_id}"})
-            for _ in range(200):
-                if (await counts())[3] == applied + len(announced):
-                    break
-                await asyncio.sleep(0.05)
+            await caught_up(js, "CUSTOMER", "ledger-customer-events")
             assert await counts() == (75, 25, 75, applied + len(announced))
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import grpc
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.auth import Caller, Role
-from tests.integration.test_ledger_support import (  # noqa: F401 - the fixture
-    ago, ledger, refused, timestamp, wait_for_events,
-)
+from tests.support.ledger import ago, refused, timestamp, wait_for_events
+
+pytestmark = pytest.mark.database("ledger")
+
 
 POINTS, BALANCE, RED = pb.ASSET_POINTS, pb.ASSET_BALANCE, pb.ASSET_RED_PACKET
 UP, DOWN = pb.DIRECTION_INCREASE, pb.DIRECTION_DECREASE

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import pytest
 
@@ -18,36 +16,26 @@ from services.common.auth import Caller, Role
 from services.ledger.config import LedgerSettings
 from services.ledger.service import build_spec as ledger_spec
 from tests.support.runtime import running_service
+from tests.support.waiting import caught_up, outbox_sent
 
 
+@pytest.mark.database("ledger")
 async def test_member_created_opens_three_zero_accounts_once(database_url, nats_url, js, tmp_path):
     settings = LedgerSettings(grpc_port=0, metrics_port=0, database_url=database_url, outbox_poll_s=0.05)
-    async with running_service(ledger_spec, settings, nats_url=nats_url, state_dir=tmp_path) as (_, channel):
+    async with running_service(ledger_spec, settings, nats_url=nats_url, state_dir=tmp_path) as (rt, channel):
         stub = ledger_grpc.LedgerServiceStub(channel)
         payload = events.MemberCreated(member_id="5").SerializeToString()
         await js.publish("customer.member.created.v1", payload, headers={"Nats-Msg-Id": "a"})
         await js.publish("customer.member.created.v1", payload, headers={"Nats-Msg-Id": "b"})  # a second event
-        for _ in range(100):
-            try:
-                reply = await stub.GetBalances(ledger_pb.GetBalancesRequest(member_id="5"))
-                break
-            except grpc.aio.AioRpcError as err:
-                assert err.code() == grpc.StatusCode.NOT_FOUND
-                await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
+        await caught_up(js, "CUSTOMER", "ledger-customer-events")
         reply = await stub.GetBalances(ledger_pb.GetBalancesRequest(member_id="5"))
         assert sorted(a.asset for a in reply.accounts) == [
             ledger_pb.ASSET_POINTS, ledger_pb.ASSET_BALANCE, ledger_pb.ASSET_RED_PACKET]
         assert all(a.balance == 0 for a in reply.accounts)
         points = await stub.GetBalances(ledger_pb.GetBalancesRequest(member_id="5", asset=ledger_pb.ASSET_POINTS))
         assert [a.asset for a in points.accounts] == [ledger_pb.ASSET_POINTS]
-        opened = await js.stream_info("LEDGER")
-        for _ in range(50):
-            if opened.state.messages == 3:
-                break
-            await asyncio.sleep(0.05)
-            opened = await js.stream_info("LEDGER")
-        assert opened.state.messages == 3  # one ledger.account.opened per asset
+        await outbox_sent(rt.ctx.db)  # whatever the two events committed is on the stream now
+        assert (await js.stream_info("LEDGER")).state.messages == 3  # one ledger.account.opened per asset
         for bad, code in [(ledger_pb.GetBalancesRequest(member_id=""), grpc.StatusCode.INVALID_ARGUMENT),
                           (ledger_pb.GetBalancesRequest(member_id="5", asset=9), grpc.StatusCode.INVALID_ARGUMENT),
                           (ledger_pb.GetBalancesRequest(member_id="6"), grpc.StatusCode.NOT_FOUND)]:
@@ -56,6 +44,7 @@ async def test_member_created_opens_three_zero_accounts_once(database_url, nats_
             assert info.value.code() == code
 
 
+@pytest.mark.database("alert")
 async def test_whitelist_add_list_remove(database_url, nats_url, tmp_path):
     settings = AlertSettings(grpc_port=0, metrics_port=0, database_url=database_url)
     async with running_service(alert_spec, settings, nats_url=nats_url, state_dir=tmp_path) as (_, channel):

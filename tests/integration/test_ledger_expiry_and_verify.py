@@ -6,12 +6,16 @@ import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import grpc
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
-from tests.integration.test_ledger_support import ledger, refused, wait_for_events  # noqa: F401 - the fixture
+from tests.support.ledger import refused, wait_for_events
+
+pytestmark = pytest.mark.database("ledger")
+
 
 POINTS, BALANCE = pb.ASSET_POINTS, pb.ASSET_BALANCE
 EARN, SPEND = pb.ENTRY_KIND_EARN, pb.ENTRY_KIND_SPEND

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import httpx
 
+import pytest
 from gateway.app import create_app
 from gateway.clients import Clients
 from gateway.config import GatewaySettings, Principal
 from services.common.auth import Role
-from tests.integration.test_ledger_support import ledger  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.database("ledger")
+
 
 ADMIN = {"Authorization": "Bearer admin-token"}
 CLERK = {"Authorization": "Bearer clerk-token"}

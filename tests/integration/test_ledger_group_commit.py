@@ -30,6 +30,9 @@ from services.ledger.members import member_created
 from services.ledger.models import IdempotencyRecord
 from services.ledger.repository import AccountRepository
 
+pytestmark = pytest.mark.database("ledger")
+
+
 MIGRATIONS = Path("services/ledger/migrations")
 
 

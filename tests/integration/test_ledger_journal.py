@@ -13,10 +13,11 @@ from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from services.common.auth import Caller, Role
 from services.ledger.config import LedgerSettings
 from services.ledger.service import build_spec
-from tests.integration.test_ledger_support import (  # noqa: F401 - the fixture
-    ago, eventually, ledger, ledger_events, refused, timestamp, wait_for_events,
-)
+from tests.support.ledger import ago, eventually, ledger_events, refused, timestamp, wait_for_events
 from tests.support.runtime import running_service
+
+pytestmark = pytest.mark.database("ledger")
+
 
 POINTS, BALANCE, RED = pb.ASSET_POINTS, pb.ASSET_BALANCE, pb.ASSET_RED_PACKET
 EARN, SPEND, ADJUST, RECHARGE, REFUND = (pb.ENTRY_KIND_EARN, pb.ENTRY_KIND_SPEND, pb.ENTRY_KIND_ADJUST,

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import grpc
 from sqlalchemy import text
 
@@ -14,9 +15,10 @@ from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.auth import Caller, Role
 from services.common.db import Database
 from services.ledger.orders import RECORDED_OF
-from tests.integration.test_ledger_support import (  # noqa: F401 - the fixture
-    ago, eventually, ledger, ledger_events, refused, timestamp, wait_for_events,
-)
+from tests.support.ledger import ago, eventually, ledger_events, refused, timestamp, wait_for_events
+
+pytestmark = pytest.mark.database("ledger")
+
 
 POINTS = pb.ASSET_POINTS
 POS, ONLINE, FAST = pb.ORDER_CHANNEL_POS, pb.ORDER_CHANNEL_ONLINE, pb.ORDER_CHANNEL_FAST_POINTS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import func, select
 
@@ -13,7 +14,10 @@ from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from services.customer.models import MemberOrder
-from tests.integration.customer_fixtures import SUPER, customer  # noqa: F401
+from tests.support.customer import SUPER
+from tests.support.waiting import caught_up
+
+pytestmark = pytest.mark.database("customer")
 
 
 def ts(day: int) -> Timestamp:
@@ -83,8 +87,7 @@ async def test_orders_refunds_and_entries_update_the_member(customer, js):
         assert [(o.order_id, o.fully_refunded, o.store_id) for o in orders] == [(1, True, 7), (2, False, 8)]
         assert await session.scalar(select(func.count()).select_from(MemberOrder)) == 2
     # The mall admin of the third mall now sees the member (a settlement there is an interaction).
-    from tests.integration.customer_fixtures import mall_admin
-
+    from tests.support.customer import mall_admin
     seen = await customer.members.ListMembers(pb.ListMembersRequest(), metadata=mall_admin(third))
     assert [x.member_id for x in seen.members] == [mid]
 
@@ -112,7 +115,7 @@ async def test_a_batch_postings_entries_update_each_member_once_and_newest_wins(
     assert list(done.interaction_mall_ids) == [other]  # a red-packet settlement in another mall
     first = await member_when(customer.members, a, lambda x: x.stats.points_balance == 250)
     assert (first.stats.points_balance, first.stats.stored_balance_fen) == (250, 1_000)
-    await asyncio.sleep(0.5)  # give the late batch time to (not) roll anything back
+    await caught_up(js, "LEDGER", "customer-ledger-events")  # the late batch and the repeat are handled too
     again = (await customer.members.GetMember(pb.GetMemberRequest(member_id=a))).member
     assert (again.stats.points_balance, again.stats.stored_balance_fen) == (250, 1_000)
 
@@ -169,8 +172,7 @@ async def test_a_voucher_redeemed_in_another_mall_relates_the_member_to_it(custo
         await publish(js, "ledger.voucher.redeemed.v1", events.VoucherRedeemed(
             redemption_id=code, member_id=member.member_id, mall_id=mall, voucher_code=code, points_cost=100,
             occur_time=ts(5)), f"msg-{code}")
-    from tests.integration.customer_fixtures import mall_admin
-
+    from tests.support.customer import mall_admin
     async def seen_by_other():
         page = await customer.members.ListMembers(pb.ListMembersRequest(), metadata=mall_admin(other))
         return [x.member_id for x in page.members]

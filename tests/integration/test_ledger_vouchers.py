@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import grpc
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
-from tests.integration.test_ledger_support import (  # noqa: F401 - the fixture
-    ago, ledger, ledger_events, refused, timestamp, wait_for_events,
-)
+from tests.support.ledger import ago, ledger_events, refused, timestamp, wait_for_events
+from tests.support.waiting import outbox_sent
+
+pytestmark = pytest.mark.database("ledger")
+
 
 POINTS = pb.ASSET_POINTS
 
@@ -50,7 +53,7 @@ async def test_a_voucher_bought_with_points_spends_them_once(ledger):
     announced = await wait_for_events(ledger.js, "ledger.voucher.redeemed.v1", 2)
     assert [(e.voucher_code, e.member_id, e.mall_id, e.points_cost) for e in announced] == [
         ("V-1", "1", "200", 300), ("V-2", "1", "200", 0)]
-    await asyncio.sleep(0.3)
+    await outbox_sent(ledger.runtime.ctx.db)  # every event committed so far is on the stream: no third one
     assert len(await ledger_events(ledger.js, "ledger.voucher.redeemed.v1")) == 2
 
 

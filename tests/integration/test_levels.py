@@ -6,6 +6,7 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -13,7 +14,9 @@ from crowdpack.customer.v1 import level_service_pb2 as pb
 from crowdpack.customer.v1 import member_service_pb2 as member_pb
 from services.customer.levels import rules
 from services.customer.members.repository import MemberRepository
-from tests.integration.customer_fixtures import SUPER, customer, mall_admin, mask, rpc_error  # noqa: F401
+from tests.support.customer import SUPER, mall_admin, mask, rpc_error
+
+pytestmark = pytest.mark.database("customer")
 
 
 def level(number: int, **kw) -> pb.Level:

@@ -11,7 +11,9 @@ import pytest
 from crowdpack.customer.v1 import import_service_pb2 as pb
 from crowdpack.customer.v1 import import_service_pb2_grpc as pb_grpc
 from crowdpack.customer.v1 import member_service_pb2 as mpb
-from tests.integration.customer_fixtures import SUPER, customer, mall_admin, rpc_error  # noqa: F401
+from tests.support.customer import SUPER, mall_admin, rpc_error
+
+pytestmark = pytest.mark.database("customer")
 
 
 def parse(data: bytes) -> list[dict[str, str]]:

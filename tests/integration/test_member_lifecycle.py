@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import grpc
 
 from crowdpack.customer.v1 import member_pb2 as m
@@ -11,7 +12,9 @@ from crowdpack.customer.v1 import member_service_pb2 as pb
 from crowdpack.customer.v1 import settings_service_pb2 as settings_pb
 from crowdpack.events.v1 import customer_events_pb2 as events
 from services.customer.members.cards import is_valid
-from tests.integration.customer_fixtures import SUPER, customer, mall_admin, mask, rpc_error  # noqa: F401
+from tests.support.customer import SUPER, mall_admin, mask, rpc_error
+
+pytestmark = pytest.mark.database("customer")
 
 
 async def fetch_all(js, subject: str, count: int) -> list:

@@ -12,7 +12,10 @@ from crowdpack.customer.v1 import member_pb2 as m
 from crowdpack.customer.v1 import member_service_pb2 as pb
 from services.customer.members import repository
 from services.customer.models import CustomerStats
-from tests.integration.customer_fixtures import SUPER, customer, rpc_error  # noqa: F401
+from tests.support.customer import SUPER, rpc_error
+
+pytestmark = pytest.mark.database("customer")
+
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 

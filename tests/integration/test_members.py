@@ -11,7 +11,9 @@ from crowdpack.customer.v1 import member_service_pb2_grpc as pb_grpc
 from services.customer.config import CustomerSettings
 from services.customer.service import build_spec
 from tests.support.runtime import running_service
-from tests.integration.customer_fixtures import violated_field
+from tests.support.customer import violated_field
+
+pytestmark = pytest.mark.database("customer")
 
 
 @pytest.fixture
@@ -19,7 +21,6 @@ async def customer(database_url, nats_url, tmp_path):
     settings = CustomerSettings(grpc_port=0, metrics_port=0, database_url=database_url, outbox_poll_s=0.05)
     async with running_service(build_spec, settings, nats_url=nats_url, state_dir=tmp_path) as (rt, channel):
         yield pb_grpc.MemberServiceStub(channel), rt
-
 
 
 async def test_create_then_get_member(customer):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import grpc
 
+import pytest
 from crowdpack.customer.v1 import member_service_pb2 as member_pb
 from crowdpack.customer.v1 import organization_service_pb2 as pb
-from tests.integration.customer_fixtures import SUPER, customer, mall_admin, mask, rpc_error  # noqa: F401
+from tests.support.customer import SUPER, mall_admin, mask, rpc_error
+
+pytestmark = pytest.mark.database("customer")
 
 
 async def test_malls_and_stores(customer):

@@ -18,6 +18,7 @@ from services.common.outbox import OutboxRelay, add_event
 from services.customer.models import OutboxEvent
 from services.ledger import accounts
 from services.ledger.models import Account, ProcessedMessage
+from tests.support.waiting import caught_up, eventually
 
 CUSTOMER_MIGRATIONS = Path("services/customer/migrations")
 LEDGER_MIGRATIONS = Path("services/ledger/migrations")
@@ -40,6 +41,7 @@ async def add_members_created(db: Database, count: int) -> None:
             add_event(session, OutboxEvent, events.MemberCreated(member_id=str(i + 1)))
 
 
+@pytest.mark.database("customer")
 async def test_relay_publishes_only_committed_events_and_republishes_without_duplicates(database_url, js):
     db = await make_db(database_url, CUSTOMER_MIGRATIONS)
     try:
@@ -63,6 +65,7 @@ async def test_relay_publishes_only_committed_events_and_republishes_without_dup
         await db.dispose()
 
 
+@pytest.mark.database("customer")
 async def test_a_refused_publish_leaves_its_rows_unsent_and_the_next_pass_sends_them_in_order(database_url, js):
     db = await make_db(database_url, CUSTOMER_MIGRATIONS)
     try:
@@ -87,19 +90,24 @@ async def test_a_refused_publish_leaves_its_rows_unsent_and_the_next_pass_sends_
         await db.dispose()
 
 
+@pytest.mark.database("customer")
 async def test_relay_wakes_on_commit(database_url, js):
     db = await make_db(database_url, CUSTOMER_MIGRATIONS)
     relay = OutboxRelay(db, js, OutboxEvent, poll_s=30)  # polling alone would take 30 s
+    passes = []
+    first_pass = relay.relay_once
+
+    async def counted_pass() -> int:
+        passes.append(await first_pass())
+        return passes[-1]
+
+    relay.relay_once = counted_pass  # type: ignore[method-assign]
     task = asyncio.create_task(relay.run())
     try:
-        await asyncio.sleep(0.2)
+        await eventually(lambda: passes == [0])  # the first pass found nothing: the relay waits now
         async with db.transaction() as session:
             add_event(session, OutboxEvent, events.MemberCreated(member_id="7"))
-        for _ in range(50):
-            if await stream_count(js, "CUSTOMER") == 1:
-                break
-            await asyncio.sleep(0.1)
-        assert await stream_count(js, "CUSTOMER") == 1
+        assert await eventually(lambda: stream_count(js, "CUSTOMER"), timeout=5) == 1
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -111,13 +119,7 @@ async def count_accounts(db: Database) -> int:
         return await session.scalar(select(func.count()).select_from(Account))
 
 
-async def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
+@pytest.mark.database("ledger")
 async def test_consumer_applies_a_message_once_even_when_redelivered(database_url, js):
     db = await make_db(database_url, LEDGER_MIGRATIONS)
     consumer = EventConsumer(db, js, durable="ledger-test", stream=CUSTOMER_STREAM,
@@ -135,9 +137,8 @@ async def test_consumer_applies_a_message_once_even_when_redelivered(database_ur
                          headers={"Nats-Msg-Id": "msg-2"})
         task = asyncio.create_task(consumer.run())
         try:
-            await wait_for(lambda: _count_is(db, 6))
+            await caught_up(js, "CUSTOMER", "ledger-test")
             info = await js.consumer_info("CUSTOMER", "ledger-test")
-            await wait_for(lambda: _no_pending(js))
             assert info.num_redelivered == 0
         finally:
             task.cancel()
@@ -150,15 +151,7 @@ async def test_consumer_applies_a_message_once_even_when_redelivered(database_ur
         await db.dispose()
 
 
-async def _count_is(db: Database, n: int) -> bool:
-    return await count_accounts(db) == n
-
-
-async def _no_pending(js) -> bool:
-    info = await js.consumer_info("CUSTOMER", "ledger-test")
-    return info.num_ack_pending == 0 and info.num_pending == 0
-
-
+@pytest.mark.database("ledger")
 async def test_consumer_retries_a_failing_handler_then_terminates_poison(database_url, js):
     db = await make_db(database_url, LEDGER_MIGRATIONS)
     calls: dict[str, int] = {}
@@ -177,8 +170,7 @@ async def test_consumer_retries_a_failing_handler_then_terminates_poison(databas
                          headers={"Nats-Msg-Id": f"m{i}"})
     task = asyncio.create_task(consumer.run())
     try:
-        await wait_for(lambda: _count_is(db, 3), timeout=15)
-        await wait_for(lambda: _no_pending(js), timeout=15)
+        await caught_up(js, "CUSTOMER", "ledger-test", timeout=15)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -6,14 +6,12 @@ import signal
 import time
 
 import grpc
-import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from services.supervisor import Ports, System
 from tests.support.inspect import log_text, scalar
 
-pytestmark = pytest.mark.integration
 
 
 def test_health_reflection_and_graceful_sigterm(tmp_path):

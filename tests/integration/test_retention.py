@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.retention import Pruner
 from services.ledger.models import Base, IdempotencyRecord, OutboxEvent, ProcessedMessage
+
+pytestmark = pytest.mark.database("ledger")
 
 
 async def test_old_rows_go_in_batches_and_unsent_events_stay(database_url):

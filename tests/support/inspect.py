@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from services.supervisor import System
+from tests.support import waiting
 
 
 def database_url(system: System, service: str) -> str:
@@ -37,6 +38,19 @@ def stream_messages(system: System, stream: str) -> int:
             await nc.close()
 
     return asyncio.run(count())
+
+
+def caught_up(system: System, stream: str, durable: str, timeout: float = 10.0) -> None:
+    """Returns once the durable consumer has acked every message of ``stream`` (tests.support.waiting.caught_up)."""
+
+    async def wait() -> None:
+        nc = await nats.connect(system.nats_url)
+        try:
+            await waiting.caught_up(nc.jetstream(), stream, durable, timeout)
+        finally:
+            await nc.close()
+
+    asyncio.run(wait())
 
 
 def log_text(system: System, service: str) -> str:

@@ -1,12 +1,11 @@
-"""What the ledger tests share: a ledger service in-process on real NATS and a real database.
+"""What the ledger tests share: a handle on a running ledger service, and helpers to wait and to check refusals.
 
-No tests here; the ledger test modules import the ``ledger`` fixture and the helpers.
+The ``ledger`` fixture that starts the service is in tests/integration/conftest.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,9 +22,7 @@ from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from services.common.errors import field_of
 from services.common.events import decode
 from services.common.server import Runtime
-from services.ledger.config import LedgerSettings
-from services.ledger.service import build_spec
-from tests.support.runtime import running_service
+from tests.support.waiting import eventually
 
 
 @dataclass
@@ -63,13 +60,6 @@ class Ledger:
         return reply.entry
 
 
-@pytest.fixture
-async def ledger(database_url: str, nats_url: str, js: JetStreamContext, tmp_path) -> AsyncIterator[Ledger]:
-    settings = LedgerSettings(grpc_port=0, metrics_port=0, database_url=database_url, outbox_poll_s=0.05)
-    async with running_service(build_spec, settings, nats_url=nats_url, state_dir=tmp_path) as (runtime, channel):
-        yield Ledger(runtime, pb_grpc.LedgerServiceStub(channel), js)
-
-
 def timestamp(when: datetime) -> Timestamp:
     ts = Timestamp()
     ts.FromDatetime(when)
@@ -78,22 +68,6 @@ def timestamp(when: datetime) -> Timestamp:
 
 def ago(**delta: float) -> Timestamp:
     return timestamp(datetime.now(UTC) - timedelta(**delta))
-
-
-async def eventually(attempt, timeout: float = 10.0) -> Any:  # type: ignore[no-untyped-def]
-    """Retries ``attempt`` (a coroutine function) while it raises or returns a falsy value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            result = await attempt()
-            if result:
-                return result
-        except (grpc.aio.AioRpcError, AssertionError):
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def refused(call: Awaitable[Any]) -> tuple[grpc.StatusCode, str | None]:
@@ -112,7 +86,6 @@ async def ledger_events(js: JetStreamContext, subject: str | None = None) -> lis
         if subject is None or msg.subject == subject:
             found.append(decode(msg.subject, msg.data))
     return found
-
 
 
 async def wait_for_events(js: JetStreamContext, subject: str, count: int, timeout: float = 10.0) -> list[Message]:

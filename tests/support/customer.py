@@ -1,11 +1,13 @@
-"""The customer service running in-process, with a stub per gRPC service and caller identities."""
+"""What customer-service tests share: caller identities, the stubs of a running service, error helpers.
+
+The ``customer`` fixture that starts the service is in tests/integration/conftest.py.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import grpc
-import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from google.protobuf.field_mask_pb2 import FieldMask
@@ -15,9 +17,6 @@ from crowdpack.customer.v1 import (level_service_pb2_grpc, member_service_pb2_gr
 from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from services.common.auth import Caller, Role
 from services.common.db import Database
-from services.customer.config import CustomerSettings
-from services.customer.service import build_spec
-from tests.support.runtime import running_service
 
 SUPER = Caller(staff_id="super-1", role=Role.SUPER_ADMIN).metadata()
 
@@ -44,15 +43,12 @@ class CustomerStubs:
         return reply.mall.mall_id
 
 
-@pytest.fixture
-async def customer(database_url, nats_url, tmp_path):
-    settings = CustomerSettings(grpc_port=0, metrics_port=0, database_url=database_url, outbox_poll_s=0.05,
-                                export_max_rows=5)
-    async with running_service(build_spec, settings, nats_url=nats_url, state_dir=tmp_path) as (rt, channel):
-        yield CustomerStubs(member_service_pb2_grpc.MemberServiceStub(channel),
-                            organization_service_pb2_grpc.OrganizationServiceStub(channel),
-                            level_service_pb2_grpc.LevelServiceStub(channel),
-                            settings_service_pb2_grpc.SettingsServiceStub(channel), channel, rt.ctx.db)
+    @classmethod
+    def on(cls, channel: grpc.aio.Channel, db: Database) -> CustomerStubs:
+        return cls(member_service_pb2_grpc.MemberServiceStub(channel),
+                   organization_service_pb2_grpc.OrganizationServiceStub(channel),
+                   level_service_pb2_grpc.LevelServiceStub(channel),
+                   settings_service_pb2_grpc.SettingsServiceStub(channel), channel, db)
 
 
 async def rpc_error(call) -> grpc.aio.AioRpcError:  # noqa: ANN001
