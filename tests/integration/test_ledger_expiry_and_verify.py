@@ -29,8 +29,15 @@ async def crowdpack(*args: str) -> tuple[int, str]:
     return proc.returncode or 0, out.decode()
 
 
-def tamper(database_url: str, sql: str) -> None:
-    """Changes the ledger behind its back, as a faulty script or a manual fix would."""
+async def tamper(database_url: str, sql: str) -> None:
+    """Changes the ledger behind its back, as a faulty script or a manual fix would.
+
+    In a thread: the service runs on this event loop, and a write it has begun can only commit while the loop runs.
+    """
+    await asyncio.to_thread(change_behind_its_back, database_url, sql)
+
+
+def change_behind_its_back(database_url: str, sql: str) -> None:
     url = make_url(database_url)
     url = url.set(drivername="sqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg")
     # On SQLite, wait for the service's writer (its relay, its consumers) as long as the service itself would.
@@ -89,8 +96,8 @@ async def test_verify_exits_non_zero_naming_every_mismatch(ledger, database_url)
     code, out = await crowdpack("ledger", "verify", "--database-url", database_url)
     assert code == 0, out
 
-    tamper(database_url, f"UPDATE account SET balance = balance + 1 WHERE member_id = '1' AND asset = {BALANCE}")
-    tamper(database_url, "UPDATE points_lot SET remaining = remaining - 1")
+    await tamper(database_url, f"UPDATE account SET balance = balance + 1 WHERE member_id = '1' AND asset = {BALANCE}")
+    await tamper(database_url, "UPDATE points_lot SET remaining = remaining - 1")
     code, out = await crowdpack("ledger", "verify", "--database-url", database_url)
     assert code == 1
     assert "balance 1001 but its entries sum to 1000" in out
@@ -104,7 +111,7 @@ async def test_a_request_that_breaks_its_batch_fails_alone_and_the_others_commit
     await ledger.open_members("1", "2")
     await ledger.post("p", "1", POINTS, EARN, 100)
     # The lots no longer cover member 1's points: spending them cannot be written consistently.
-    tamper(database_url, "UPDATE points_lot SET remaining = 0")
+    await tamper(database_url, "UPDATE points_lot SET remaining = 0")
     results = await asyncio.gather(ledger.post("bad", "1", POINTS, SPEND, 50),
                                    *(ledger.post(f"good-{i}", "2", BALANCE, pb.ENTRY_KIND_RECHARGE, 10)
                                      for i in range(8)), return_exceptions=True)
