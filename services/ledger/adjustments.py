@@ -19,6 +19,7 @@ from services.common.validation import bounded_text, known_enum, parse_int_id
 from services.ledger.convert import posted_to_proto
 from services.ledger.inputs import asset, id_text, member_id, past_time, positive_amount, signed
 from services.ledger.journal import Journal, Posting
+from services.ledger.places import checked
 
 ADJUSTERS = (Role.SYSTEM, Role.SUPER_ADMIN, Role.MALL_ADMIN)
 
@@ -59,5 +60,6 @@ def parse_adjustment(request: pb.AdjustBalanceRequest, caller: Caller, now: date
 
 async def adjust(session: AsyncSession, request_id: str, posting: Posting, *, now: datetime,
                  operator_id: str) -> pb.AdjustBalanceResponse:
+    await checked(session, posting.mall_id, posting.store_id)
     [entry] = await Journal(session, now=now, operator_id=operator_id).post(request_id, [posting])
     return pb.AdjustBalanceResponse(entry=posted_to_proto(entry))

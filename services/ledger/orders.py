@@ -168,7 +168,7 @@ class RecordOrderCommand(Command):
 
     def needs(self) -> Needs:
         return Needs(accounts={(self.new.member_id, pb.ASSET_POINTS)}, members={self.new.member_id},
-                     malls={self.new.mall_id})
+                     malls={self.new.mall_id}, places={(self.new.mall_id, self.new.store_id)})
 
     @classmethod
     def run_alone_first(cls, session: Session, commands: Sequence[Command]) -> set[int]:
@@ -186,6 +186,7 @@ class RecordOrderCommand(Command):
         if any(d.values["channel"] == new.channel and d.values["external_order_no"] == new.external_order_no
                for d in book.orders):
             raise RunAlone  # the same order twice in one batch: the second answers as a repeat
+        book.places.check(new.mall_id, new.store_id)
         points = book.account(new.member_id, pb.ASSET_POINTS)
         member = book.member(new.member_id)
         earned = 0 if member.disabled else book.rules[new.mall_id].points_for(new.paid_amount, member.level,

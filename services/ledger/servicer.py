@@ -30,7 +30,9 @@ from services.ledger.inputs import (
 from services.ledger.models import IdempotencyRecord
 from services.ledger.reason_templates import TemplateRepository, template_name
 from services.ledger.repository import AccountRepository
-from services.ledger.rules import BUILT_IN, DEFAULT_MALL, RuleRepository, parse_rule, rule_to_proto
+from services.ledger.rules import (
+    BUILT_IN, DEFAULT_MALL, RuleRepository, check_rule_places, parse_rule, rule_to_proto,
+)
 
 MAX_POSTINGS = 10_000
 RULE_SETTERS = (Role.SYSTEM, Role.SUPER_ADMIN, Role.MALL_ADMIN)
@@ -243,6 +245,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                                    field="rule.mall_id")
 
         async def work(session: AsyncSession) -> pb.SetPointsRuleResponse:
+            await check_rule_places(session, rule, request.rule.excluded_store_ids)
             stored = await RuleRepository(session).put(rule, operator_id=caller.staff_id, now=utcnow())
             return pb.SetPointsRuleResponse(rule=rule_to_proto(stored))
 

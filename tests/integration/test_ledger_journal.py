@@ -31,6 +31,7 @@ async def entries_of(ledger, member: str, asset: int) -> list[pb.Entry]:
 
 
 async def test_postings_move_balances_record_entries_and_announce_them(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1")
     recharge = await ledger.post("r-1", "1", BALANCE, RECHARGE, 10_000, mall_id="100", store_id="7",
                                  note="counter top-up", voucher="files/receipt-1.jpg",
@@ -247,6 +248,7 @@ async def test_disabled_members_cannot_use_points_or_red_packets(ledger):
 
 
 async def test_statements_filter_by_kind_time_and_mall_and_page(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1")
     for i in range(7):
         await ledger.post(f"r{i}", "1", BALANCE, RECHARGE, 100 + i, mall_id="100" if i % 2 else "200")
