@@ -164,6 +164,24 @@ class StoreState(Base):
         return f"StoreState({self.store_id!r}, mall_id={self.mall_id!r}, name={self.name!r})"
 
 
+class MemberMall(Base):
+    """A mall a member is related to by the customer service's events: registered or bound a card there.
+
+    With the ledger's own orders, voucher redemptions and manual settlements it decides which
+    members a mall admin sees (services/ledger/scope.py).
+    """
+
+    __tablename__ = "member_mall"
+
+    member_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mall_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # "register" or "bind_card": the first relation seen.
+    kind: Mapped[str] = mapped_column(String(30))
+
+    def __repr__(self) -> str:
+        return f"MemberMall({self.member_id!r}, {self.mall_id!r}, {self.kind!r})"
+
+
 class ReasonTemplate(Base):
     """A reason the adjustment dialog offers. Deleting hides it; entries keep their reason text."""
 

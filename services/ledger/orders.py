@@ -27,7 +27,9 @@ from sqlalchemy.orm import Session
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.chunks import IN_LIST, chunks
+from services.common.auth import Caller
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from services.common.scope import require_managed_mall
 from services.common.validation import aware, known_enum, mainland_mobile, parse_int_id, to_timestamp
 from services.ledger.commands import Command, RunAlone
 from services.ledger.convert import order_to_proto, posted_to_proto, refund_to_proto
@@ -231,11 +233,13 @@ class RecordOrderCommand(Command):
 
 
 async def refund_order(session: AsyncSession, request_id: str, order_id: int, amount: int,
-                       occurred_at: datetime, *, now: datetime, operator_id: str) -> pb.RefundOrderResponse:
+                       occurred_at: datetime, *, now: datetime, caller: Caller) -> pb.RefundOrderResponse:
     repo = OrderRepository(session)
     order = await repo.get(order_id, lock=True)
     if order is None:
         raise NotFound(f"no order {order_id}", field="order_id")
+    require_managed_mall(caller, order.mall_id, "order_id")  # a mall admin refunds their malls' orders only
+    operator_id = caller.staff_id
     left = order.amount - order.refunded_amount
     if left == 0:
         raise FailedPrecondition(f"order {order_id} is already fully refunded", field="order_id")

@@ -19,7 +19,7 @@ CLERK = {"Authorization": "Bearer clerk-token"}
 
 async def test_balances_statements_adjustments_and_templates_over_http(ledger):
     await ledger.open_malls()
-    await ledger.open_members("1")
+    await ledger.open_members("1", registration_mall_id="100")  # the clerk's member
     settings = GatewaySettings(ledger_address=f"127.0.0.1:{ledger.runtime.port}", api_tokens={
         "admin-token": Principal(staff_id="boss", role=Role.SUPER_ADMIN),
         "clerk-token": Principal(staff_id="li", role=Role.MALL_ADMIN, mall_ids=["100"])})

@@ -194,9 +194,10 @@ async def test_two_ledger_processes_on_one_database_never_overdraw(ledger, datab
 
 
 async def test_a_reversal_points_at_its_entry_and_happens_once(ledger):
-    await ledger.open_members("1")
+    await ledger.open_malls()
+    await ledger.open_members("1", registration_mall_id="100")  # the clerk's member
     await ledger.post("r", "1", BALANCE, RECHARGE, 700)
-    wrong = await ledger.post("r-again", "1", BALANCE, RECHARGE, 700)
+    wrong = await ledger.post("r-again", "1", BALANCE, RECHARGE, 700, mall_id="100")
     reversal = await ledger.stub.ReverseEntry(pb.ReverseEntryRequest(request_id="rev", entry_id=wrong.entry_id,
                                                                      note="keyed in twice"), metadata=STAFF)
     assert (reversal.entry.kind, reversal.entry.amount, reversal.entry.balance_after) == (pb.ENTRY_KIND_REVERSAL,

@@ -22,7 +22,7 @@ from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from services.common.errors import field_of
 from services.common.events import decode
 from services.common.server import Runtime
-from services.ledger.models import MallState, StoreState
+from services.ledger.models import MallState, MemberMall, StoreState
 from tests.support.waiting import eventually
 
 
@@ -42,13 +42,21 @@ class Ledger:
         await self.js.publish(subject, event.SerializeToString(),
                               headers={"Nats-Msg-Id": f"test-{subject}-{self._seq}"})
 
-    async def open_members(self, *member_ids: str, level: int = 0) -> None:
-        """Announces members as the customer service would, and waits for their accounts."""
+    async def open_members(self, *member_ids: str, level: int = 0, registration_mall_id: str = "") -> None:
+        """Announces members as the customer service would, and waits for their accounts (and their
+        registration mall, when one is named)."""
         for member in member_ids:
-            await self.announce("customer.member.created.v1",
-                                customer_events.MemberCreated(member_id=member, level=level))
+            await self.announce("customer.member.created.v1", customer_events.MemberCreated(
+                member_id=member, level=level, registration_mall_id=registration_mall_id))
         for member in member_ids:
             await eventually(lambda m=member: self.stub.GetBalances(pb.GetBalancesRequest(member_id=m)))
+            if registration_mall_id:
+                await eventually(lambda m=member: self.related(m, registration_mall_id))
+
+    async def related(self, member_id: str, mall_id: str) -> bool:
+        """Whether the ledger has stored that the customer service related the member to the mall."""
+        async with self.runtime.ctx.db.read() as session:
+            return await session.get(MemberMall, (member_id, mall_id)) is not None
 
     async def open_mall(self, mall_id: str, *store_ids: str) -> None:
         """Announces a mall and its stores as the customer service would, and waits until the ledger knows them."""

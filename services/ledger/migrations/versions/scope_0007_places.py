@@ -1,4 +1,5 @@
-"""The ledger's projection of malls and stores (customer.mall.changed.v1, customer.store.changed.v1).
+"""The ledger's projection of malls and stores (customer.mall.changed.v1, customer.store.changed.v1), and of the
+malls members registered or bound cards in (for the caller's scope).
 
 Revision ID: scope_0007_places
 """
@@ -31,9 +32,16 @@ def upgrade() -> None:
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_store_state_mall_id", "store_state", ["mall_id"])
+    op.create_table(
+        "member_mall",
+        sa.Column("member_id", sa.String(32), primary_key=True),
+        sa.Column("mall_id", sa.String(32), primary_key=True),
+        sa.Column("kind", sa.String(30), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("member_mall")
     op.drop_index("ix_store_state_mall_id", table_name="store_state")
     op.drop_table("store_state")
     op.drop_table("mall_state")
