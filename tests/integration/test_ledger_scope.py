@@ -12,8 +12,8 @@ from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.auth import Caller, Role
 from services.ledger.models import JournalEntry, Order, OrderRefund, VoucherRedemption
-from tests.integration.test_ledger_support import (  # noqa: F401 - the fixture
-    ago, eventually, ledger, refused, timestamp,
+from tests.support.ledger import (
+    ago, eventually, refused, timestamp,
 )
 
 POINTS, BALANCE, RED = pb.ASSET_POINTS, pb.ASSET_BALANCE, pb.ASSET_RED_PACKET
