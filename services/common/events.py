@@ -36,6 +36,8 @@ TAG_ADDED = "customer.tag.added.v1"
 TAG_REMOVED = "customer.tag.removed.v1"
 IMPORT_COMPLETED = "customer.import.completed.v1"
 MEMBERS_IMPORTED = "customer.members.imported.v1"
+MALL_CHANGED = "customer.mall.changed.v1"
+STORE_CHANGED = "customer.store.changed.v1"
 # ledger
 ACCOUNT_OPENED = "ledger.account.opened.v1"
 ACCOUNTS_OPENED = "ledger.accounts.opened.v1"
@@ -63,6 +65,8 @@ SUBJECT_TYPES: dict[str, type[Message]] = {
     TAG_REMOVED: customer_events_pb2.CustomerUntagged,
     IMPORT_COMPLETED: customer_events_pb2.ImportCompleted,
     MEMBERS_IMPORTED: customer_events_pb2.MembersImported,
+    MALL_CHANGED: customer_events_pb2.MallChanged,
+    STORE_CHANGED: customer_events_pb2.StoreChanged,
 }
 
 

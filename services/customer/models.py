@@ -49,6 +49,7 @@ class Store(Base):
     floor: Mapped[str] = mapped_column(String(20), default="")
     # Comma-separated store tags, e.g. "flagship,new".
     tags: Mapped[str] = mapped_column(String(500), default="")
+    brand: Mapped[str] = mapped_column(String(100), default="", index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     def __repr__(self) -> str:

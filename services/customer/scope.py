@@ -1,9 +1,8 @@
-"""Who may see and change which members.
+"""Who may see and change which members: services/common/scope.py's rule over the customer service's data.
 
-Super admins and internal services see everyone. A mall admin only ever sees members who
-registered in their malls or interacted with them (consumed, redeemed, settled points or
-red packets, or bound a card there). Sales work with business customers, not members.
-A member sees only themself.
+A mall admin's members are those who registered in their malls or interacted with them (the
+``customer_interaction`` table: consumed, redeemed, settled points or red packets, or bound a card
+there). Sales work with business customers, not members. A member sees only themself.
 """
 
 from __future__ import annotations
@@ -12,24 +11,24 @@ from sqlalchemy import ColumnElement, exists, false, or_, select, true
 
 from services.common.auth import Caller, Role
 from services.common.errors import PermissionDenied
+from services.common.scope import member_scope
 from services.customer.models import Customer, CustomerInteraction
 
 
 def visible_members(caller: Caller) -> ColumnElement[bool]:
     """A WHERE clause on ``Customer`` selecting the members ``caller`` may see."""
-    if caller.role in (Role.SYSTEM, Role.SUPER_ADMIN):
+    scope = member_scope(caller)
+    if scope.everyone:
         return true()
-    if caller.role == Role.MALL_ADMIN:
-        malls = [int(m) for m in caller.mall_ids if m.isdigit()]
-        if not malls:
-            return false()
+    if scope.malls:
+        malls = sorted(int(m) for m in scope.malls)
         return or_(
             Customer.registration_mall_id.in_(malls),
             exists(select(CustomerInteraction.customer_id).where(
                 CustomerInteraction.customer_id == Customer.id, CustomerInteraction.mall_id.in_(malls))),
         )
-    if caller.role == Role.MEMBER and caller.staff_id.isdigit():
-        return Customer.id == int(caller.staff_id)
+    if scope.member_id:
+        return Customer.id == int(scope.member_id)
     return false()
 
 

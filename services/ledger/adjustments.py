@@ -16,26 +16,28 @@ from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.auth import Caller, Role
 from services.common.errors import InvalidArgument, PermissionDenied
 from services.common.validation import bounded_text, known_enum, parse_int_id
+from services.common.scope import require_managed_mall
 from services.ledger.convert import posted_to_proto
 from services.ledger.inputs import asset, id_text, member_id, past_time, positive_amount, signed
 from services.ledger.journal import Journal, Posting
+from services.ledger.places import checked
+from services.ledger.scope import require_visible
 
 ADJUSTERS = (Role.SYSTEM, Role.SUPER_ADMIN, Role.MALL_ADMIN)
 
 
 def settlement_mall(requested: str, caller: Caller) -> str:
-    """The mall an adjustment settles in, as the operator's malls allow."""
+    """The mall an adjustment settles in, as the operator's malls allow (services/common/scope.py)."""
     mall = id_text(requested, "mall_id")
     if caller.role == Role.SYSTEM:
         return mall
-    if len(caller.mall_ids) == 1:
-        (only,) = caller.mall_ids
-        if mall and mall != only:
-            raise PermissionDenied(f"operator {caller.staff_id} manages mall {only} only", field="mall_id")
-        return only
+    if not mall and len(caller.mall_ids) == 1:
+        (mall,) = caller.mall_ids  # an operator of one mall settles in it
     if not mall:
         raise InvalidArgument("is required: the operator manages several malls", field="mall_id")
-    if caller.mall_ids and mall not in caller.mall_ids:
+    if caller.role == Role.MALL_ADMIN:
+        require_managed_mall(caller, mall)
+    elif caller.mall_ids and mall not in caller.mall_ids:  # a super admin given a list of malls keeps to it
         raise PermissionDenied(f"operator {caller.staff_id} does not manage mall {mall}", field="mall_id")
     return mall
 
@@ -58,6 +60,11 @@ def parse_adjustment(request: pb.AdjustBalanceRequest, caller: Caller, now: date
 
 
 async def adjust(session: AsyncSession, request_id: str, posting: Posting, *, now: datetime,
-                 operator_id: str) -> pb.AdjustBalanceResponse:
-    [entry] = await Journal(session, now=now, operator_id=operator_id).post(request_id, [posting])
+                 caller: Caller) -> pb.AdjustBalanceResponse:
+    await checked(session, posting.mall_id, posting.store_id)
+    journal = Journal(session, now=now, operator_id=caller.staff_id)
+    await journal.account(posting.member_id, posting.asset)  # an unknown member is NOT_FOUND for everyone
+    # Checked before the entry exists: an adjustment must not make a member "theirs" for a mall admin.
+    await require_visible(session, caller, posting.member_id)
+    [entry] = await journal.post(request_id, [posting])
     return pb.AdjustBalanceResponse(entry=posted_to_proto(entry))

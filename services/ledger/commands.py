@@ -94,6 +94,7 @@ class PostEntryCommand(Command):
         return Needs.of([self.posting])
 
     def apply(self, book: Book) -> None:
+        book.check_places([self.posting])
         self.posted = book.apply(self.request_id, [self.posting], operator_id=self.operator_id)
 
     def finish(self, session: Session) -> Message:
@@ -114,6 +115,7 @@ class PostEntriesCommand(Command):
         return Needs.of(self.postings)
 
     def apply(self, book: Book) -> None:
+        book.check_places(self.postings)
         self.posted = book.apply(self.request_id, self.postings, operator_id=self.operator_id, together=True)
         touched = {(p.member_id, p.asset) for p in self.postings}
         # The accounts as this request left them (later requests of the batch may move them on).

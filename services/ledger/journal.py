@@ -46,6 +46,7 @@ from services.common.validation import MAX_MONEY, to_timestamp
 from services.ledger.models import (
     Account, JournalEntry, MemberState, Order, OutboxEvent, PointsLot, ReasonTemplate,
 )
+from services.ledger.places import Places
 from services.ledger.rules import Rule, effective_rules
 
 ACCOUNTS = Account.__table__
@@ -196,12 +197,15 @@ class Needs:
     members: set[str] = field(default_factory=set)
     malls: set[str] = field(default_factory=set)
     templates: set[int] = field(default_factory=set)
+    # (mall id, store id) pairs a request names, to check against the malls and stores the ledger knows.
+    places: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, other: Needs) -> None:
         self.accounts |= other.accounts
         self.members |= other.members
         self.malls |= other.malls
         self.templates |= other.templates
+        self.places |= other.places
 
     @classmethod
     def of(cls, postings: Iterable[Posting]) -> Needs:
@@ -214,6 +218,8 @@ class Needs:
                 needs.malls.add(p.mall_id)
             if p.reason_template_id is not None:
                 needs.templates.add(p.reason_template_id)
+            if p.mall_id or p.store_id:
+                needs.places.add((p.mall_id, p.store_id))
         return needs
 
 
@@ -238,6 +244,7 @@ class Book:
         self.members: dict[str, MemberView] = {}
         self.rules: dict[str, Rule] = {}
         self.templates: dict[int, tuple[int, str]] = {}  # id -> (asset, name), live ones
+        self.places = Places()
         self.pending: list[Posted] = []
         self.orders: list[OrderDraft] = []
         self._lines: dict[str, int] = {}
@@ -267,6 +274,7 @@ class Book:
             for r in rows:
                 self.templates[r.id] = (r.asset, r.name)
         self._missing_templates.update(t for t in templates if t not in self.templates)
+        self.places.load(self.session, needs.places)
 
     def _load_accounts(self, keys: set[AccountKey]) -> None:
         self._looked_up |= keys
@@ -289,6 +297,12 @@ class Book:
 
     def member(self, member_id: str) -> MemberView:
         return self.members.get(member_id, NO_MEMBER_STATE)
+
+    def check_places(self, postings: Iterable[Posting]) -> None:
+        """The malls and stores the postings name are ones the ledger knows, and each store is its mall's."""
+        for p in postings:
+            if p.mall_id or p.store_id:
+                self.places.check(p.mall_id, p.store_id, mall_field=p.at("mall_id"), store_field=p.at("store_id"))
 
     # Checking
 

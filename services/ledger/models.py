@@ -131,6 +131,57 @@ class MemberState(Base):
         return f"MemberState({self.member_id!r}, level={self.level}, disabled={self.disabled})"
 
 
+class MallState(Base):
+    """A mall as the customer service announced it (customer.mall.changed): the ids the ledger accepts."""
+
+    __tablename__ = "mall_state"
+
+    mall_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="")
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"MallState({self.mall_id!r}, name={self.name!r}, deleted={self.deleted})"
+
+
+class StoreState(Base):
+    """A store as the customer service announced it (customer.store.changed); a store never changes mall."""
+
+    __tablename__ = "store_state"
+
+    store_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mall_id: Mapped[str] = mapped_column(String(32), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    category: Mapped[str] = mapped_column(String(50), default="")
+    business_format: Mapped[str] = mapped_column(String(50), default="")
+    brand: Mapped[str] = mapped_column(String(100), default="")
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"StoreState({self.store_id!r}, mall_id={self.mall_id!r}, name={self.name!r})"
+
+
+class MemberMall(Base):
+    """A mall a member is related to by the customer service's events: registered or bound a card there.
+
+    With the ledger's own orders, voucher redemptions and manual settlements it decides which
+    members a mall admin sees (services/ledger/scope.py).
+    """
+
+    __tablename__ = "member_mall"
+
+    member_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mall_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # "register" or "bind_card": the first relation seen.
+    kind: Mapped[str] = mapped_column(String(30))
+
+    def __repr__(self) -> str:
+        return f"MemberMall({self.member_id!r}, {self.mall_id!r}, {self.kind!r})"
+
+
 class ReasonTemplate(Base):
     """A reason the adjustment dialog offers. Deleting hides it; entries keep their reason text."""
 

@@ -27,7 +27,9 @@ from sqlalchemy.orm import Session
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.chunks import IN_LIST, chunks
+from services.common.auth import Caller
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from services.common.scope import require_managed_mall
 from services.common.validation import aware, known_enum, mainland_mobile, parse_int_id, to_timestamp
 from services.ledger.commands import Command, RunAlone
 from services.ledger.convert import order_to_proto, posted_to_proto, refund_to_proto
@@ -168,7 +170,7 @@ class RecordOrderCommand(Command):
 
     def needs(self) -> Needs:
         return Needs(accounts={(self.new.member_id, pb.ASSET_POINTS)}, members={self.new.member_id},
-                     malls={self.new.mall_id})
+                     malls={self.new.mall_id}, places={(self.new.mall_id, self.new.store_id)})
 
     @classmethod
     def run_alone_first(cls, session: Session, commands: Sequence[Command]) -> set[int]:
@@ -186,6 +188,7 @@ class RecordOrderCommand(Command):
         if any(d.values["channel"] == new.channel and d.values["external_order_no"] == new.external_order_no
                for d in book.orders):
             raise RunAlone  # the same order twice in one batch: the second answers as a repeat
+        book.places.check(new.mall_id, new.store_id)
         points = book.account(new.member_id, pb.ASSET_POINTS)
         member = book.member(new.member_id)
         earned = 0 if member.disabled else book.rules[new.mall_id].points_for(new.paid_amount, member.level,
@@ -230,11 +233,13 @@ class RecordOrderCommand(Command):
 
 
 async def refund_order(session: AsyncSession, request_id: str, order_id: int, amount: int,
-                       occurred_at: datetime, *, now: datetime, operator_id: str) -> pb.RefundOrderResponse:
+                       occurred_at: datetime, *, now: datetime, caller: Caller) -> pb.RefundOrderResponse:
     repo = OrderRepository(session)
     order = await repo.get(order_id, lock=True)
     if order is None:
         raise NotFound(f"no order {order_id}", field="order_id")
+    require_managed_mall(caller, order.mall_id, "order_id")  # a mall admin refunds their malls' orders only
+    operator_id = caller.staff_id
     left = order.amount - order.refunded_amount
     if left == 0:
         raise FailedPrecondition(f"order {order_id} is already fully refunded", field="order_id")

@@ -8,7 +8,7 @@ down.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,6 +20,7 @@ from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.errors import InvalidArgument
 from services.common.validation import MAX_MONEY, parse_int_id, to_timestamp
 from services.ledger.models import PointsRule
+from services.ledger.places import Places
 
 DEFAULT_MALL = ""
 MAX_POINTS_PER_YUAN = 10_000
@@ -101,6 +102,17 @@ def effective_rules(session: Session, mall_ids: Iterable[str]) -> dict[str, Rule
     found = {row.mall_id: rule_from_row(row) for row in rows}
     fallback = found.get(DEFAULT_MALL, BUILT_IN)
     return {mall_id: found.get(mall_id, fallback) for mall_id in wanted}
+
+
+async def check_rule_places(session: AsyncSession, rule: Rule, excluded_store_ids: Sequence[str],
+                            field_name: str = "rule") -> None:
+    """A mall's rule names a mall the ledger knows, and excludes only stores of that mall (the default rule:
+    any known store)."""
+    places = Places()
+    await session.run_sync(lambda s: places.load(s, [(rule.mall_id, store) for store in excluded_store_ids]
+                                                 or [(rule.mall_id, "")]))
+    places.check(rule.mall_id, "", mall_field=f"{field_name}.mall_id")
+    places.check_stores(excluded_store_ids, rule.mall_id, f"{field_name}.excluded_store_ids")
 
 
 class RuleRepository:

@@ -18,6 +18,7 @@ from services.common.auth import Caller, Role, caller_of
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied
+from services.common.scope import require_managed_mall, require_member_staff
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.validation import bounded_text, known_enum, parse_int_id
 from services.ledger import adjustments, orders, reversals, statements, vouchers
@@ -27,21 +28,33 @@ from services.ledger.convert import account_to_proto, order_to_proto, template_t
 from services.ledger.inputs import (
     id_text, member_id, optional_time, parse_posting, past_time, positive_amount,
 )
+from services.ledger.journal import Posting
 from services.ledger.models import IdempotencyRecord
 from services.ledger.reason_templates import TemplateRepository, template_name
+from services.ledger.scope import require_visible
 from services.ledger.repository import AccountRepository
-from services.ledger.rules import BUILT_IN, DEFAULT_MALL, RuleRepository, parse_rule, rule_to_proto
+from services.ledger.rules import (
+    BUILT_IN, DEFAULT_MALL, RuleRepository, check_rule_places, parse_rule, rule_to_proto,
+)
 
 MAX_POSTINGS = 10_000
 RULE_SETTERS = (Role.SYSTEM, Role.SUPER_ADMIN, Role.MALL_ADMIN)
 
 
 def mutator(context: grpc.aio.ServicerContext) -> Caller:
-    """The caller of a mutation; members act through the services that serve them, never directly."""
+    """The caller of a mutation: administrators or the system. Members act through the services that serve
+    them, never directly; sales have no member ledger (services/common/scope.py)."""
     caller = caller_of(context)
     if caller.role == Role.MEMBER:
         raise PermissionDenied("members cannot change the ledger directly", field="x-crowdpack-role")
+    require_member_staff(caller, "change members' ledgers")
     return caller
+
+
+def check_postings_malls(caller: Caller, postings: list[Posting]) -> None:
+    """A mall admin's postings each name one of their malls."""
+    for p in postings:
+        require_managed_mall(caller, p.mall_id, p.at("mall_id"))
 
 
 def template_id(value: str) -> int:
@@ -59,16 +72,19 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                           context: grpc.aio.ServicerContext) -> pb.GetBalancesResponse:
         member = member_id(request.member_id)
         which = known_enum(pb.Asset, request.asset, "asset")
+        caller = caller_of(context)
         async with self.db.read() as session:
             accounts = await AccountRepository(session).for_member(member, which)
-        if not accounts:
-            raise NotFound(f"member {member} has no accounts", field="member_id")
+            if not accounts:
+                raise NotFound(f"member {member} has no accounts", field="member_id")
+            await require_visible(session, caller, member)
         return pb.GetBalancesResponse(accounts=[account_to_proto(a) for a in accounts])
 
     async def PostEntry(self, request: pb.PostEntryRequest, context: grpc.aio.ServicerContext) -> pb.PostEntryResponse:
         caller = mutator(context)
         now = utcnow()
         posting = parse_posting(request.posting, "posting", now)
+        check_postings_malls(caller, [posting])
         answer = await self.commits.submit(PostEntryCommand(request, posting, caller.staff_id))
         return cast(pb.PostEntryResponse, answer)
 
@@ -81,6 +97,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             raise InvalidArgument(f"must hold at most {MAX_POSTINGS} postings", field="postings")
         now = utcnow()
         postings = [parse_posting(p, f"postings[{i}]", now) for i, p in enumerate(request.postings)]
+        check_postings_malls(caller, postings)
         answer = await self.commits.submit(PostEntriesCommand(request, postings, caller.staff_id))
         return cast(pb.PostEntriesResponse, answer)
 
@@ -93,12 +110,13 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         return await self.commits.idempotent(
             "ReverseEntry", request, pb.ReverseEntryResponse,
             lambda session: reversals.reverse_entry(session, request.request_id, entry_id, note, now=now,
-                                                    operator_id=caller.staff_id))
+                                                    caller=caller))
 
     async def ListEntries(self, request: pb.ListEntriesRequest,
                           context: grpc.aio.ServicerContext) -> pb.ListEntriesResponse:
+        caller = caller_of(context)
         async with self.db.read() as session:
-            return await statements.list_entries(session, request)
+            return await statements.list_entries(session, request, lambda m: require_visible(session, caller, m))
 
     # Manual adjustments and their reason templates
 
@@ -109,8 +127,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         posting = adjustments.parse_adjustment(request, caller, now)
         return await self.commits.idempotent(
             "AdjustBalance", request, pb.AdjustBalanceResponse,
-            lambda session: adjustments.adjust(session, request.request_id, posting, now=now,
-                                               operator_id=caller.staff_id))
+            lambda session: adjustments.adjust(session, request.request_id, posting, now=now, caller=caller))
 
     async def CreateReasonTemplate(self, request: pb.CreateReasonTemplateRequest,
                                    context: grpc.aio.ServicerContext) -> pb.CreateReasonTemplateResponse:
@@ -179,6 +196,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         caller = mutator(context)
         now = utcnow()
         order = orders.parse_order(request, now)
+        require_managed_mall(caller, order.mall_id)
         answer = await self.commits.submit(orders.RecordOrderCommand(request, order, caller.staff_id))
         return cast(pb.RecordOrderResponse, answer)
 
@@ -192,7 +210,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         return await self.commits.idempotent(
             "RefundOrder", request, pb.RefundOrderResponse,
             lambda session: orders.refund_order(session, request.request_id, order_id, amount, occurred_at, now=now,
-                                                operator_id=caller.staff_id))
+                                                caller=caller))
 
     # Vouchers
 
@@ -201,6 +219,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         caller = mutator(context)
         now = utcnow()
         redemption = vouchers.parse_redemption(request, now)
+        require_managed_mall(caller, redemption.mall_id)
         return await self.commits.idempotent(
             "RedeemVoucher", request, pb.RedeemVoucherResponse,
             lambda session: vouchers.redeem(session, request.request_id, redemption, now=now,
@@ -208,13 +227,18 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
 
     async def GetVoucherRedemption(self, request: pb.GetVoucherRedemptionRequest,
                                    context: grpc.aio.ServicerContext) -> pb.GetVoucherRedemptionResponse:
+        caller = caller_of(context)
         async with self.db.read() as session:
-            return pb.GetVoucherRedemptionResponse(
-                redemption=vouchers.redemption_to_proto(await vouchers.find(session, request)))
+            redemption = await vouchers.find(session, request)
+            await require_visible(session, caller, redemption.member_id)
+            return pb.GetVoucherRedemptionResponse(redemption=vouchers.redemption_to_proto(redemption))
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext) -> pb.GetOrderResponse:
+        caller = caller_of(context)
         async with self.db.read() as session:
-            return pb.GetOrderResponse(order=order_to_proto(await orders.find_order(session, request)))
+            order = await orders.find_order(session, request)
+            await require_visible(session, caller, order.member_id)
+            return pb.GetOrderResponse(order=order_to_proto(order))
 
     async def GetConsumptionSummary(self, request: pb.GetConsumptionSummaryRequest,
                                     context: grpc.aio.ServicerContext) -> pb.GetConsumptionSummaryResponse:
@@ -224,9 +248,11 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             raise InvalidArgument("must be after start_time", field="end_time")
         channels = sorted({known_enum(pb.OrderChannel, c, f"channels[{i}]", allow_unspecified=False)
                            for i, c in enumerate(request.channels)})
+        caller = caller_of(context)
         async with self.db.read() as session:
             if not await AccountRepository(session).for_member(member):
                 raise NotFound(f"no member {member}", field="member_id")
+            await require_visible(session, caller, member)
             rows = await orders.OrderRepository(session).consumption(member, start, end, channels)
         return orders.summarize(member, rows)
 
@@ -243,6 +269,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                                    field="rule.mall_id")
 
         async def work(session: AsyncSession) -> pb.SetPointsRuleResponse:
+            await check_rule_places(session, rule, request.rule.excluded_store_ids)
             stored = await RuleRepository(session).put(rule, operator_id=caller.staff_id, now=utcnow())
             return pb.SetPointsRuleResponse(rule=rule_to_proto(stored))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -85,11 +85,14 @@ class EntryRepository:
         return [entry_to_proto(entry, member, which) for entry, member, which in rows]
 
 
-async def list_entries(session: AsyncSession, request: pb.ListEntriesRequest) -> pb.ListEntriesResponse:
+async def list_entries(session: AsyncSession, request: pb.ListEntriesRequest,
+                       may_see: Callable[[str], Awaitable[None]]) -> pb.ListEntriesResponse:
+    """A page of an account's statement; ``may_see`` refuses a member outside the caller's scope."""
     limit = page_size(request.page_size)
     filt = parse_filter(request)
     repo = EntryRepository(session)
     account = await repo.account(request)
+    await may_see(account.member_id)
     fingerprint = filt.fingerprint(account.id)
     cursor = decode_token(request.page_token)
     before = None

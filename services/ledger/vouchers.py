@@ -24,6 +24,7 @@ from services.ledger.convert import posted_to_proto
 from services.ledger.inputs import external_key, id_text, member_id, past_time
 from services.ledger.journal import Journal, Posting, stage_event, write_staged_events
 from services.ledger.models import MemberState, VoucherRedemption
+from services.ledger.places import checked
 
 MAX_CODE = 64
 MAX_NAME = 100
@@ -71,6 +72,7 @@ async def by_code(session: AsyncSession, code: str) -> VoucherRedemption | None:
 
 async def redeem(session: AsyncSession, request_id: str, new: NewRedemption, *, now: datetime,
                  operator_id: str) -> pb.RedeemVoucherResponse:
+    await checked(session, new.mall_id, new.store_id)
     if await by_code(session, new.voucher_code) is not None:
         raise AlreadyExists(f"voucher {new.voucher_code} was already redeemed", field="voucher_code")
     journal = Journal(session, now=now, operator_id=operator_id)

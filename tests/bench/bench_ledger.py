@@ -40,14 +40,17 @@ from services.common.db import Database
 from services.ledger.commands import PostEntriesCommand, PostEntryCommand
 from services.ledger.commit import GroupCommit
 from services.ledger.inputs import parse_posting
-from services.ledger.models import IdempotencyRecord
+from services.ledger.models import IdempotencyRecord, MallState, StoreState
 from services.ledger.orders import RecordOrderCommand, parse_order
 from services.ledger.verify import verify
 from services.supervisor import Ports, System
 from tests.support.databases import POSTGRES_ENV, fresh_database, postgres_admin_url
 from tests.bench.common import SQLITE_TIME, cpu_model, log, plain_sqlite
+from tests.support.inspect import scalar
 
 GOALS = {"single": 2_000, "batch": 50_000, "orders": 1_000}
+# The mall the orders and postings name, and its stores (the ledger refuses ids the customer service never announced).
+MALL, STORES = "100", [str(n) for n in range(1, 41)]
 PLAIN_ENTRY = ("INSERT INTO journal_entry (id, request_id, line, account_id, kind, amount, balance_after, reason, "
                "note, voucher, mall_id, store_id, operator_id, created_at) "
                "VALUES (?, ?, ?, ?, ?, ?, ?, '', '', '', ?, '', 'bench', ?)")
@@ -107,6 +110,12 @@ async def bench_engine(db: Database, args: argparse.Namespace, backend: str) -> 
     rng = random.Random(11)
     member = lambda: str(rng.randint(1, args.members))  # noqa: E731
     now = datetime.now(UTC)
+    async with db.transaction() as session:  # what the places consumer stores (already there after a system run)
+        await session.merge(MallState(mall_id=MALL, name=MALL, timezone="Asia/Shanghai", deleted=False,
+                                      changed_at=now))
+        for store in STORES:
+            await session.merge(StoreState(store_id=store, mall_id=MALL, name=store, category="", business_format="",
+                                           brand="", deleted=False, changed_at=now))
 
     async def post(i: int) -> None:
         request = pb.PostEntryRequest(request_id=f"engine-post-{i}", posting=pb.Posting(
@@ -115,7 +124,7 @@ async def bench_engine(db: Database, args: argparse.Namespace, backend: str) -> 
 
     async def record(i: int) -> None:
         request = pb.RecordOrderRequest(
-            request_id=f"engine-order-{i}", member_id=member(), mall_id="100", store_id="1",
+            request_id=f"engine-order-{i}", member_id=member(), mall_id=MALL, store_id=STORES[0],
             channel=pb.ORDER_CHANNEL_POS, external_order_no=f"engine-{i}", amount=10_000, paid_amount=10_000)
         request.occur_time.FromDatetime(now)
         await commits.submit(RecordOrderCommand(request, parse_order(request, now), "bench"))
@@ -208,19 +217,26 @@ async def run_clients(n: int, clients: int, call: Callable[[int], Awaitable[None
     return rate
 
 
-async def open_members(nats_url: str, stub: pb_grpc.LedgerServiceStub, members: int) -> None:
-    nc = await nats.connect(nats_url)
+async def open_members(system: System, stub: pb_grpc.LedgerServiceStub, members: int) -> None:
+    """Announces the members, the mall and its stores, and waits until the ledger knows them all."""
+    nc = await nats.connect(system.nats_url)
     js = nc.jetstream()
     await asyncio.gather(*(js.publish("customer.member.created.v1",
                                       customer_events.MemberCreated(member_id=str(m)).SerializeToString(),
                                       headers={"Nats-Msg-Id": f"bench-member-{m}"}) for m in range(1, members + 1)))
+    await js.publish("customer.mall.changed.v1", customer_events.MallChanged(mall_id=MALL).SerializeToString())
+    for store in STORES:
+        await js.publish("customer.store.changed.v1", customer_events.StoreChanged(
+            store_id=store, mall_id=MALL).SerializeToString())
     await nc.close()
     while True:
         try:
             await stub.GetBalances(pb.GetBalancesRequest(member_id=str(members)))
-            return
+            break
         except grpc.aio.AioRpcError:
             await asyncio.sleep(0.2)
+    while scalar(system, "ledger", "SELECT count(*) FROM store_state") < len(STORES):
+        await asyncio.sleep(0.2)
 
 
 async def bench_backend(backend: str, args: argparse.Namespace, state: Path, database_url: str | None) -> Result:
@@ -233,7 +249,7 @@ async def bench_backend(backend: str, args: argparse.Namespace, state: Path, dat
         channel = grpc.aio.insecure_channel(address)
         stub = pb_grpc.LedgerServiceStub(channel)
         log(f"{backend}: opening {args.members:,} members (three accounts each)")
-        await open_members(system.nats_url, stub, args.members)
+        await open_members(system, stub, args.members)
         rng = random.Random(7)
         member = lambda: str(rng.randint(1, args.members))  # noqa: E731
 
@@ -289,7 +305,7 @@ async def bench_backend(backend: str, args: argparse.Namespace, state: Path, dat
 
         async def record(i: int) -> None:
             request = pb.RecordOrderRequest(
-                request_id=f"order-{i}", member_id=member(), mall_id="100", store_id=str(1 + i % 40),
+                request_id=f"order-{i}", member_id=member(), mall_id=MALL, store_id=STORES[i % len(STORES)],
                 channel=pb.ORDER_CHANNEL_POS, external_order_no=f"bench-{i}", amount=5_000 + i % 20_000,
                 paid_amount=5_000 + i % 20_000)
             request.occur_time.FromDatetime(now)

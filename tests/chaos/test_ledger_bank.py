@@ -50,6 +50,8 @@ OPS_PER_CLIENT = 70
 KILLS_AT = (0.3, 0.65)  # of all operations done
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED)
 REFUSALS = (grpc.StatusCode.FAILED_PRECONDITION,)
+# The malls the bank's requests name, and their stores (the ledger refuses ids the customer service never announced).
+STORES = {"100": [str(n) for n in range(1, 10)], "200": [str(n) for n in range(11, 20)]}
 POINTS, BALANCE, RED = pb.ASSET_POINTS, pb.ASSET_BALANCE, pb.ASSET_RED_PACKET
 
 
@@ -177,9 +179,10 @@ class Client:
                 reason_template_id=reason_template_id, mall_id=rng.choice(["100", "200"])), entry)
         elif op == "order" or (op == "refund" and not self.orders):
             amount = rng.randint(1_000, 60_000)
+            mall = rng.choice(sorted(STORES))
             request = pb.RecordOrderRequest(
-                request_id=self.next_id("order"), member_id=self.member(), mall_id=rng.choice(["100", "200"]),
-                store_id=str(rng.randint(1, 9)), channel=rng.choice([pb.ORDER_CHANNEL_POS, pb.ORDER_CHANNEL_FAST_POINTS]),
+                request_id=self.next_id("order"), member_id=self.member(), mall_id=mall,
+                store_id=rng.choice(STORES[mall]), channel=rng.choice([pb.ORDER_CHANNEL_POS, pb.ORDER_CHANNEL_FAST_POINTS]),
                 external_order_no=f"c{self.number}-{self.seq}", amount=amount,
                 paid_amount=rng.randint(amount // 2, amount))
             request.occur_time.FromDatetime(datetime.now(UTC))
@@ -226,9 +229,19 @@ def open_members(system: System) -> None:
         for m in range(1, MEMBERS + 1):
             await js.publish("customer.member.created.v1", customer_events.MemberCreated(
                 member_id=str(m)).SerializeToString(), headers={"Nats-Msg-Id": f"bank-member-{m}"})
+        for mall, stores in STORES.items():
+            await js.publish("customer.mall.changed.v1", customer_events.MallChanged(
+                mall_id=mall, name=f"Mall {mall}").SerializeToString(), headers={"Nats-Msg-Id": f"bank-mall-{mall}"})
+            for store in stores:
+                await js.publish("customer.store.changed.v1", customer_events.StoreChanged(
+                    store_id=store, mall_id=mall, name=f"Store {store}").SerializeToString(),
+                    headers={"Nats-Msg-Id": f"bank-store-{store}"})
         await nc.close()
 
     asyncio.run(publish())
+    stores = sum(len(s) for s in STORES.values())
+    wait_until(lambda: scalar(system, "ledger", "SELECT count(*) FROM store_state") == stores, 60,
+               "the ledger to know the malls' stores")
     with grpc.insecure_channel(system.processes["ledger"].address) as channel:
         stub = pb_grpc.LedgerServiceStub(channel)
         deadline = time.monotonic() + 60

@@ -89,7 +89,8 @@ def adjustment(request_id: str, value: int, direction: int = UP, **fields) -> pb
 
 
 async def test_an_adjustment_records_the_dialog_its_operator_and_announces_itself(ledger):
-    await ledger.open_members("1")
+    await ledger.open_malls()
+    await ledger.open_members("1", registration_mall_id="100")  # the mall admins' member
     reason = await template(ledger, "补录消费积分")
     made = await ledger.stub.AdjustBalance(adjustment(
         "adj-1", 300, reason_template_id=reason.reason_template_id, description="小票补录",
@@ -117,7 +118,8 @@ async def test_an_adjustment_records_the_dialog_its_operator_and_announces_itsel
 
 
 async def test_an_adjustment_needs_a_settlement_mall_where_the_operator_manages_several(ledger):
-    await ledger.open_members("1")
+    await ledger.open_malls()
+    await ledger.open_members("1", registration_mall_id="100")
     reason = (await template(ledger, "补发红包", RED)).reason_template_id
     points_reason = (await template(ledger, "积分原因")).reason_template_id
     future = timestamp(datetime.now(UTC) + timedelta(days=3))

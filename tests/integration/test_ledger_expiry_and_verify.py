@@ -50,6 +50,7 @@ def change_behind_its_back(database_url: str, sql: str) -> None:
 
 
 async def test_points_expire_by_lot_oldest_spent_first_and_never_twice(ledger, database_url):
+    await ledger.open_malls()
     await ledger.open_members("1", "2")
     for request_id, mall, days in [("r-100", "100", 10), ("r-200", "200", 40)]:
         await ledger.stub.SetPointsRule(pb.SetPointsRuleRequest(request_id=request_id, rule=pb.PointsRule(

@@ -18,7 +18,8 @@ CLERK = {"Authorization": "Bearer clerk-token"}
 
 
 async def test_balances_statements_adjustments_and_templates_over_http(ledger):
-    await ledger.open_members("1")
+    await ledger.open_malls()
+    await ledger.open_members("1", registration_mall_id="100")  # the clerk's member
     settings = GatewaySettings(ledger_address=f"127.0.0.1:{ledger.runtime.port}", api_tokens={
         "admin-token": Principal(staff_id="boss", role=Role.SUPER_ADMIN),
         "clerk-token": Principal(staff_id="li", role=Role.MALL_ADMIN, mall_ids=["100"])})
@@ -39,7 +40,7 @@ async def test_balances_statements_adjustments_and_templates_over_http(ledger):
 
             adjustment = {"asset": "ASSET_POINTS", "direction": "DIRECTION_INCREASE", "value": 300,
                           "reason_template_id": template["reason_template_id"], "description": "小票补录",
-                          "document_time": "2024-05-01T10:00:00Z", "store_id": "31"}
+                          "document_time": "2024-05-01T10:00:00Z", "store_id": "7"}
             first = await http.post("/v1/members/1/adjustments", headers={**CLERK, "Idempotency-Key": "adj-1"},
                                     json=adjustment)
             assert first.status_code == 201, first.text

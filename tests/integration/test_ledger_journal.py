@@ -31,6 +31,7 @@ async def entries_of(ledger, member: str, asset: int) -> list[pb.Entry]:
 
 
 async def test_postings_move_balances_record_entries_and_announce_them(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1")
     recharge = await ledger.post("r-1", "1", BALANCE, RECHARGE, 10_000, mall_id="100", store_id="7",
                                  note="counter top-up", voucher="files/receipt-1.jpg",
@@ -193,9 +194,10 @@ async def test_two_ledger_processes_on_one_database_never_overdraw(ledger, datab
 
 
 async def test_a_reversal_points_at_its_entry_and_happens_once(ledger):
-    await ledger.open_members("1")
+    await ledger.open_malls()
+    await ledger.open_members("1", registration_mall_id="100")  # the clerk's member
     await ledger.post("r", "1", BALANCE, RECHARGE, 700)
-    wrong = await ledger.post("r-again", "1", BALANCE, RECHARGE, 700)
+    wrong = await ledger.post("r-again", "1", BALANCE, RECHARGE, 700, mall_id="100")
     reversal = await ledger.stub.ReverseEntry(pb.ReverseEntryRequest(request_id="rev", entry_id=wrong.entry_id,
                                                                      note="keyed in twice"), metadata=STAFF)
     assert (reversal.entry.kind, reversal.entry.amount, reversal.entry.balance_after) == (pb.ENTRY_KIND_REVERSAL,
@@ -247,6 +249,7 @@ async def test_disabled_members_cannot_use_points_or_red_packets(ledger):
 
 
 async def test_statements_filter_by_kind_time_and_mall_and_page(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1")
     for i in range(7):
         await ledger.post(f"r{i}", "1", BALANCE, RECHARGE, 100 + i, mall_id="100" if i % 2 else "200")

@@ -39,6 +39,7 @@ async def set_rule(ledger, request_id: str, **fields) -> pb.PointsRule:
 
 
 async def test_orders_earn_points_by_the_malls_rule_in_the_same_transaction(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1", level=2)
     # Without any rule the built-in one applies: 1 point per yuan paid.
     builtin = await ledger.stub.GetPointsRule(pb.GetPointsRuleRequest(mall_id="100"))
@@ -54,7 +55,7 @@ async def test_orders_earn_points_by_the_malls_rule_in_the_same_transaction(ledg
 
     level2 = await ledger.stub.RecordOrder(order("A-2", 20_000))      # 200 yuan × 3 × 1.5
     excluded = await ledger.stub.RecordOrder(order("A-3", 20_000, store="9"))
-    elsewhere = await ledger.stub.RecordOrder(order("A-4", 20_000, mall="200"))  # the default rule: × 2
+    elsewhere = await ledger.stub.RecordOrder(order("A-4", 20_000, mall="200", store="8"))  # the default rule: × 2
     assert [r.order.points_earned for r in (level2, excluded, elsewhere)] == [900, 0, 400]
     assert [(e.kind, e.amount, e.order_id) for e in level2.entries] == [
         (pb.ENTRY_KIND_EARN, 900, level2.order.order_id)]
@@ -82,6 +83,7 @@ async def test_orders_earn_points_by_the_malls_rule_in_the_same_transaction(ledg
 
 
 async def test_an_external_order_number_is_recorded_once_per_channel(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1", "2")
     first = await ledger.stub.RecordOrder(order("X-1", 5_000))
     again = await ledger.stub.RecordOrder(order("X-1", 5_000, request_id="another-request",
@@ -114,6 +116,7 @@ async def test_the_repeat_check_of_a_batch_searches_the_order_key_instead_of_sca
 
 
 async def test_an_order_keeps_its_buyer_and_announces_it(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1")
     recorded = await ledger.stub.RecordOrder(order("N-1", 5_000, buyer_real_name=" 张三 ", buyer_phone="13912345678"))
     assert (recorded.order.buyer_real_name, recorded.order.buyer_phone) == ("张三", "13912345678")
@@ -129,6 +132,7 @@ async def test_an_order_keeps_its_buyer_and_announces_it(ledger):
 
 
 async def test_bad_orders_are_refused_naming_the_field(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1")
     future = timestamp(datetime.now(UTC) + timedelta(hours=2))
     cases = [
@@ -159,6 +163,7 @@ async def test_bad_orders_are_refused_naming_the_field(ledger):
 
 
 async def test_refunds_take_back_proportional_points_and_add_up_to_the_order(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1")
     await set_rule(ledger, "rule", points_per_yuan=1)
     recorded = await ledger.stub.RecordOrder(order("R-1", 10_000, 9_990))  # 99 points (99.90 yuan paid)
@@ -195,6 +200,7 @@ async def test_refunds_take_back_proportional_points_and_add_up_to_the_order(led
 
 
 async def test_buy_earn_spend_refund_leaves_a_points_debt_that_later_earnings_pay_first(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1")
     recorded = await ledger.stub.RecordOrder(order("D-1", 10_000))  # 100 points
     await ledger.post("spend", "1", POINTS, pb.ENTRY_KIND_SPEND, 80)
@@ -223,6 +229,7 @@ async def test_buy_earn_spend_refund_leaves_a_points_debt_that_later_earnings_pa
 
 
 async def test_a_disabled_members_order_is_recorded_without_points(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1")
     await ledger.set_status("1", disabled=True)
 
@@ -239,6 +246,7 @@ async def test_a_disabled_members_order_is_recorded_without_points(ledger):
 
 
 async def test_consumption_summary_per_mall_and_store_net_of_refunds(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1", "2")
     t0 = datetime.now(UTC) - timedelta(days=3)
     a = await ledger.stub.RecordOrder(order("S-1", 1_000, 900, mall="100", store="1", when=timestamp(t0)))
@@ -273,6 +281,7 @@ async def test_consumption_summary_per_mall_and_store_net_of_refunds(ledger):
 
 
 async def test_points_rules_are_checked_and_only_admins_set_them(ledger):
+    await ledger.open_malls()
     for bad, field in [(pb.PointsRule(points_per_yuan=-1), "rule.points_per_yuan"),
                        (pb.PointsRule(points_per_yuan=10_001), "rule.points_per_yuan"),
                        (pb.PointsRule(level_multiplier_permille={11: 1000}), "rule.level_multiplier_permille[11]"),
@@ -293,6 +302,7 @@ async def test_points_rules_are_checked_and_only_admins_set_them(ledger):
 
 
 async def test_one_order_sent_concurrently_under_many_request_ids_is_recorded_once(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1")
     when = ago(minutes=1)
     replies = await asyncio.gather(*(ledger.stub.RecordOrder(order("C-1", 7_000, when=when, request_id=f"try-{i}"))

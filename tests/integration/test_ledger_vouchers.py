@@ -26,6 +26,7 @@ def voucher(code: str, *, member: str = "1", mall: str = "200", store: str = "8"
 
 
 async def test_a_voucher_bought_with_points_spends_them_once(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1")
     await ledger.post("earn", "1", POINTS, pb.ENTRY_KIND_EARN, 500)
     request = voucher("V-1", cost=300)
@@ -58,6 +59,7 @@ async def test_a_voucher_bought_with_points_spends_them_once(ledger):
 
 
 async def test_concurrent_redemptions_of_one_code_redeem_it_once(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1", "2")
     for member in ("1", "2"):
         await ledger.post(f"earn-{member}", member, POINTS, pb.ENTRY_KIND_EARN, 1_000)
@@ -73,6 +75,7 @@ async def test_concurrent_redemptions_of_one_code_redeem_it_once(ledger):
 
 
 async def test_bad_redemptions_are_refused_naming_the_field(ledger):
+    await ledger.open_malls()
     await ledger.open_members("1", "9")
     await ledger.set_status("9", disabled=True)
     future = timestamp(datetime.now(UTC) + timedelta(hours=2))

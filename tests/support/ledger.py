@@ -22,7 +22,12 @@ from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from services.common.errors import field_of
 from services.common.events import decode
 from services.common.server import Runtime
+from services.ledger.models import MallState, MemberMall, StoreState
 from tests.support.waiting import eventually
+
+
+# The malls the ledger tests name, with their stores. The ledger refuses ids the customer service never announced.
+TEST_MALLS = {"100": ("1", "2", "7", "9"), "200": ("5", "8", "31"), "300": ()}
 
 
 @dataclass
@@ -37,13 +42,43 @@ class Ledger:
         await self.js.publish(subject, event.SerializeToString(),
                               headers={"Nats-Msg-Id": f"test-{subject}-{self._seq}"})
 
-    async def open_members(self, *member_ids: str, level: int = 0) -> None:
-        """Announces members as the customer service would, and waits for their accounts."""
+    async def open_members(self, *member_ids: str, level: int = 0, registration_mall_id: str = "") -> None:
+        """Announces members as the customer service would, and waits for their accounts (and their
+        registration mall, when one is named)."""
         for member in member_ids:
-            await self.announce("customer.member.created.v1",
-                                customer_events.MemberCreated(member_id=member, level=level))
+            await self.announce("customer.member.created.v1", customer_events.MemberCreated(
+                member_id=member, level=level, registration_mall_id=registration_mall_id))
         for member in member_ids:
             await eventually(lambda m=member: self.stub.GetBalances(pb.GetBalancesRequest(member_id=m)))
+            if registration_mall_id:
+                await eventually(lambda m=member: self.related(m, registration_mall_id))
+
+    async def related(self, member_id: str, mall_id: str) -> bool:
+        """Whether the ledger has stored that the customer service related the member to the mall."""
+        async with self.runtime.ctx.db.read() as session:
+            return await session.get(MemberMall, (member_id, mall_id)) is not None
+
+    async def open_mall(self, mall_id: str, *store_ids: str) -> None:
+        """Announces a mall and its stores as the customer service would, and waits until the ledger knows them."""
+        now = timestamp(datetime.now(UTC))
+        await self.announce("customer.mall.changed.v1", customer_events.MallChanged(
+            mall_id=mall_id, name=f"Mall {mall_id}", timezone="Asia/Shanghai", change_time=now))
+        for store_id in store_ids:
+            await self.announce("customer.store.changed.v1", customer_events.StoreChanged(
+                store_id=store_id, mall_id=mall_id, name=f"Store {store_id}", change_time=now))
+
+        async def known() -> bool:
+            async with self.runtime.ctx.db.read() as session:
+                mall = await session.get(MallState, mall_id)
+                stores = [await session.get(StoreState, s) for s in store_ids]
+            return mall is not None and all(s is not None and s.mall_id == mall_id for s in stores)
+
+        await eventually(known)
+
+    async def open_malls(self) -> None:
+        """Opens the malls and stores the ledger tests name (``TEST_MALLS``)."""
+        for mall_id, store_ids in TEST_MALLS.items():
+            await self.open_mall(mall_id, *store_ids)
 
     async def set_status(self, member_id: str, *, disabled: bool) -> None:
         await self.announce("customer.member.status_changed.v1", customer_events.MemberStatusChanged(

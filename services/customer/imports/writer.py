@@ -436,7 +436,7 @@ class BatchWriter:
                     "card_number": number, "card_open_mall_id": open_mall,
                     "card_open_time": v.get("card_open_time", now) if opens else None})
         if not self.normal and tuples:
-            self._imported_event(tuples, columns.index("level"), now)
+            self._imported_event(tuples, columns, now)
         await self.driver.insert(CUSTOMER, columns, tuples)
         self.out.created += len(tuples)
         self.created_ids = [row[0] for row in tuples]
@@ -469,12 +469,20 @@ class BatchWriter:
                                    mall_id=str(v["card_open_mall_id"] or ""), channel=channel,
                                    open_time=stamp(v["card_open_time"])))
 
-    def _imported_event(self, tuples: list[tuple[Any, ...]], level_at: int, now: datetime) -> None:
-        """Fast mode's announcement of the members a batch created, for the ledger's accounts and the crowd index."""
+    def _imported_event(self, tuples: list[tuple[Any, ...]], columns: Sequence[str], now: datetime) -> None:
+        """Fast mode's announcement of the members a batch created, for the ledger's accounts and scope and the
+        crowd index."""
+        level_at = columns.index("level")
+        malls_at = [columns.index(c) if c in columns else None for c in ("registration_mall_id", "card_open_mall_id")]
+
+        def malls(part: list[tuple[Any, ...]], at: int | None) -> list[str]:
+            return [] if at is None else [str(row[at] or "") for row in part]
+
         for part in chunks(tuples, IMPORTED_PER_EVENT):
             add_event(self.session, OutboxEvent, event_pb.MembersImported(
                 job_id=str(self.ctx.job_id), member_ids=[str(row[0]) for row in part],
-                levels=[row[level_at] for row in part], create_time=to_timestamp(now)))
+                levels=[row[level_at] for row in part], create_time=to_timestamp(now),
+                registration_mall_ids=malls(part, malls_at[0]), card_open_mall_ids=malls(part, malls_at[1])))
 
     def _updated_event(self, ids: list[int], now: datetime) -> None:
         """Fast mode's announcement of the existing members a batch changed or tagged, for the crowd index."""

@@ -15,7 +15,8 @@ def mall_to_proto(mall: Mall) -> pb.Mall:
 def store_to_proto(store: Store) -> pb.Store:
     return pb.Store(store_id=str(store.id), mall_id=str(store.mall_id), name=store.name, category=store.category,
                     business_format=store.business_format, floor=store.floor,
-                    tags=[t for t in store.tags.split(",") if t], create_time=to_timestamp(store.created_at))
+                    tags=[t for t in store.tags.split(",") if t], create_time=to_timestamp(store.created_at),
+                    brand=store.brand)
 
 
 def staff_to_proto(staff: Staff, mall_ids: list[int]) -> pb.Staff:

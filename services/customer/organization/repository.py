@@ -35,12 +35,12 @@ class OrganizationRepository:
         return await self.session.scalar(select(Store).where(Store.mall_id == mall_id, Store.name == name))
 
     async def stores(self, limit: int, after_id: int, *, mall_id: int | None, category: str, business_format: str,
-                     floor: str, tag: str) -> Sequence[Store]:
+                     floor: str, tag: str, brand: str = "") -> Sequence[Store]:
         query = select(Store).where(Store.id > after_id).order_by(Store.id).limit(limit)
         if mall_id is not None:
             query = query.where(Store.mall_id == mall_id)
         for column, value in ((Store.category, category), (Store.business_format, business_format),
-                              (Store.floor, floor)):
+                              (Store.floor, floor), (Store.brand, brand)):
             if value:
                 query = query.where(column == value)
         if tag:

@@ -12,6 +12,7 @@ from services.common.idempotency import idempotent
 from services.common.pagination import Page, keyset_page
 from services.customer.feature import FeatureService
 from services.customer.models import Mall, Staff, Store
+from services.customer.organization import events
 from services.customer.organization.convert import mall_to_proto, staff_to_proto, store_to_proto
 from services.customer.organization.repository import OrganizationRepository
 from services.customer.store_members import refresh_store_member
@@ -54,6 +55,7 @@ class OrganizationService(FeatureService):
             raise AlreadyExists(f"a mall named {name!r} exists", field="name")
         mall = Mall(name=name, timezone=timezone, created_at=self.clock())
         await repo.add(mall)
+        events.mall_changed(session, mall, self.clock())
         return pb.CreateMallResponse(mall=mall_to_proto(mall))
 
     async def mall(self, mall_id: int) -> Mall:
@@ -77,6 +79,7 @@ class OrganizationService(FeatureService):
         if timezone is not None:
             mall.timezone = timezone
         await session.flush()
+        events.mall_changed(session, mall, self.clock())
         return pb.UpdateMallResponse(mall=mall_to_proto(mall))
 
     async def malls(self, limit: int, after_id: int) -> Page[Mall]:
@@ -95,6 +98,7 @@ class OrganizationService(FeatureService):
             raise AlreadyExists(f"mall {mall_id} has a store named {name!r}", field="name")
         store = Store(mall_id=mall_id, name=name, created_at=self.clock(), **fields)
         await repo.add(store)
+        events.store_changed(session, store, self.clock())
         return pb.CreateStoreResponse(store=store_to_proto(store))
 
     async def store(self, store_id: int) -> Store:
@@ -117,14 +121,15 @@ class OrganizationService(FeatureService):
         for key, value in values.items():
             setattr(store, key, value)
         await session.flush()
+        events.store_changed(session, store, self.clock())
         return pb.UpdateStoreResponse(store=store_to_proto(store))
 
     async def stores(self, limit: int, after_id: int, *, mall_id: int | None, category: str, business_format: str,
-                     floor: str, tag: str) -> Page[Store]:
+                     floor: str, tag: str, brand: str = "") -> Page[Store]:
         async with self.db.read() as session:
             return await keyset_page(lambda n: OrganizationRepository(session).stores(
                 n, after_id, mall_id=mall_id, category=category, business_format=business_format, floor=floor,
-                tag=tag), limit)
+                tag=tag, brand=brand), limit)
 
     # --- staff
 

@@ -91,7 +91,8 @@ class OrganizationServicer(pb_grpc.OrganizationServiceServicer):
         name = required_name(request.name)
         fields = dict(category=bounded_text(request.category, "category", 50),
                       business_format=bounded_text(request.business_format, "business_format", 50),
-                      floor=bounded_text(request.floor, "floor", 20), tags=store_tags(list(request.tags)))
+                      floor=bounded_text(request.floor, "floor", 20), tags=store_tags(list(request.tags)),
+                      brand=bounded_text(request.brand, "brand", 100))
         return await self.service.create_store(request, mall_id, name, fields)
 
     async def GetStore(self, request: pb.GetStoreRequest, context: grpc.aio.ServicerContext) -> pb.GetStoreResponse:
@@ -102,12 +103,12 @@ class OrganizationServicer(pb_grpc.OrganizationServiceServicer):
                           context: grpc.aio.ServicerContext) -> pb.UpdateStoreResponse:
         require_admin(caller_of(context), "changing a store")
         store_id = parse_int_id(request.store.store_id, "store.store_id")
-        paths = mask_paths(request.update_mask, {"name", "category", "business_format", "floor", "tags"})
+        paths = mask_paths(request.update_mask, {"name", "category", "business_format", "floor", "tags", "brand"})
         s = request.store
         values: dict[str, str] = {}
         if "name" in paths:
             values["name"] = required_name(s.name, "store.name")
-        for path, maximum in (("category", 50), ("business_format", 50), ("floor", 20)):
+        for path, maximum in (("category", 50), ("business_format", 50), ("floor", 20), ("brand", 100)):
             if path in paths:
                 values[path] = bounded_text(getattr(s, path), f"store.{path}", maximum)
         if "tags" in paths:
@@ -120,7 +121,7 @@ class OrganizationServicer(pb_grpc.OrganizationServiceServicer):
         page = await self.service.stores(
             limit, after_id(request.page_token), mall_id=optional_id(request.mall_id, "mall_id"),
             category=request.category, business_format=request.business_format, floor=request.floor,
-            tag=request.tag)
+            tag=request.tag, brand=request.brand)
         return pb.ListStoresResponse(stores=[store_to_proto(s) for s in page.items],
                                      next_page_token=page.next_token(lambda s: {"after": s.id}))
 
