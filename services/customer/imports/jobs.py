@@ -41,7 +41,10 @@ from services.customer.imports.columns import HeaderMapping, map_header
 from services.customer.imports.models import ImportFile, ImportFileChunk, ImportJob
 from services.customer.imports.rows import DUPLICATE, OK, Reference, RowResult, RowValidator
 from services.customer.imports.writer import BatchWriter, JobContext, Shape, Superseded, shape_rows
-from services.customer.models import Level, Mall, OutboxEvent, Tag
+from services.customer.classification.models import Tag
+from services.customer.levels.models import Level
+from services.customer.models import OutboxEvent
+from services.customer.organization.models import Mall
 from services.customer.settings.repository import load as load_settings
 from services.customer.store_members import store_staff_phones
 

@@ -47,7 +47,8 @@ from services.customer.imports.rows import CONFLICT, DUPLICATE, OK, Reference, R
 from services.customer.levels.rules import add_months
 from services.customer import member_events
 from services.customer.members.cards import card_number
-from services.customer.models import Customer, CustomerInteraction, OutboxEvent, Tag, TimelineEntry
+from services.customer.classification.models import Tag
+from services.customer.models import Customer, CustomerInteraction, OutboxEvent, TimelineEntry
 
 CUSTOMER = Customer.__table__
 MEMBER = member_pb2.CUSTOMER_KIND_MEMBER
