@@ -7,7 +7,7 @@ SITE := $(VENV)/lib/python3.11/site-packages
 PROTOS := $(shell find protos -name '*.proto')
 ENGINE_SRC := $(shell find segment_engine/src segment_engine/python -type f -not -name "*.so" -not -path "*/__pycache__/*" 2>/dev/null) segment_engine/Cargo.toml segment_engine/pyproject.toml
 
-.PHONY: all setup run test test-fast bench protos engine clean
+.PHONY: all setup run check test test-fast bench protos engine clean
 
 all: setup
 
@@ -39,12 +39,16 @@ $(VENV)/.engine: $(ENGINE_SRC) $(VENV)/.deps
 run: setup
 	$(PY) -m services.cli run
 
+# Static checks that keep the house in order: the import contracts (pyproject.toml, [tool.importlinter]).
+check: setup
+	$(BIN)/lint-imports
+
 # make test: unit, integration and e2e tests, in parallel (pytest-xdist), a worker per core.
 # CI (CI=true, as .ci/run runs) adds the chaos tests; CROWDPACK_TEST_POSTGRES_URL adds the PostgreSQL twins.
 TEST_WORKERS ?= auto
 TEST_SELECT := $(if $(filter true,$(CI)),,-m "not chaos")
 
-test: setup
+test: setup check
 	$(PY) -m pytest -q -n $(TEST_WORKERS) $(TEST_SELECT)
 
 # The unit tests alone: no server, no database (well under a minute).

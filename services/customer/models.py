@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Optional
 
 from sqlalchemy import (
-    BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint,
+    BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, SmallInteger, String, Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -23,63 +23,6 @@ ID = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     pass
-
-
-class Mall(Base):
-    __tablename__ = "mall"
-
-    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    timezone: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-    def __repr__(self) -> str:
-        return f"Mall(id={self.id}, name={self.name!r})"
-
-
-class Store(Base):
-    __tablename__ = "store"
-    __table_args__ = (UniqueConstraint("mall_id", "name", name="uq_store_mall_name"),)
-
-    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    mall_id: Mapped[int] = mapped_column(ForeignKey("mall.id"), index=True)
-    name: Mapped[str] = mapped_column(String(100))
-    category: Mapped[str] = mapped_column(String(50), default="")
-    business_format: Mapped[str] = mapped_column(String(50), default="")
-    floor: Mapped[str] = mapped_column(String(20), default="")
-    # Comma-separated store tags, e.g. "flagship,new".
-    tags: Mapped[str] = mapped_column(String(500), default="")
-    brand: Mapped[str] = mapped_column(String(100), default="", index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-    def __repr__(self) -> str:
-        return f"Store(id={self.id}, mall_id={self.mall_id}, name={self.name!r})"
-
-
-class Staff(Base):
-    __tablename__ = "staff"
-
-    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(100))
-    phone: Mapped[Optional[str]] = mapped_column(String(11), unique=True)
-    # crowdpack.customer.v1.StaffRole value.
-    role: Mapped[int] = mapped_column(SmallInteger)
-    # A store's staff member (their phone makes a member a "store member").
-    store_id: Mapped[Optional[int]] = mapped_column(ForeignKey("store.id"))
-    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-    def __repr__(self) -> str:
-        return f"Staff(id={self.id}, name={self.name!r}, role={self.role})"
-
-
-class StaffMall(Base):
-    """The malls a mall admin manages."""
-
-    __tablename__ = "staff_mall"
-
-    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True)
-    mall_id: Mapped[int] = mapped_column(ForeignKey("mall.id"), primary_key=True)
 
 
 class Customer(Base):
@@ -128,37 +71,6 @@ class Customer(Base):
         return f"Customer(id={self.id}, phone={self.phone!r}, email={self.email!r})"
 
 
-class CustomerGroup(Base):
-    __tablename__ = "customer_group"
-
-    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(50), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-    def __repr__(self) -> str:
-        return f"CustomerGroup(id={self.id}, name={self.name!r})"
-
-
-class Tag(Base):
-    __tablename__ = "tag"
-
-    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(50), unique=True)
-    predefined: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-    def __repr__(self) -> str:
-        return f"Tag(id={self.id}, name={self.name!r})"
-
-
-class CustomerTag(Base):
-    __tablename__ = "customer_tag"
-
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), primary_key=True)
-    tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id"), primary_key=True, index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
 class TimelineEntry(Base):
     """What happened to a customer, by whom and when: attribute changes, tags, levels, reviews, orders."""
 
@@ -175,61 +87,6 @@ class TimelineEntry(Base):
 
     def __repr__(self) -> str:
         return f"TimelineEntry(customer_id={self.customer_id}, kind={self.kind!r})"
-
-
-class Level(Base):
-    """A member level (1..10): its discount, how members reach it, and how long it lasts."""
-
-    __tablename__ = "level"
-
-    number: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
-    name: Mapped[str] = mapped_column(String(50), unique=True)
-    # 950 = 95% of the price.
-    discount_permille: Mapped[int] = mapped_column(Integer)
-    # crowdpack.customer.v1.UpgradeMode value: manual or automatic by cumulative spend.
-    upgrade_mode: Mapped[int] = mapped_column(SmallInteger)
-    upgrade_spend_fen: Mapped[int] = mapped_column(BigInteger, default=0)
-    # 0 = never expires.
-    validity_months: Mapped[int] = mapped_column(SmallInteger, default=0)
-    # Spend within the validity period that keeps the level at expiry; below it, one level down.
-    retain_spend_fen: Mapped[int] = mapped_column(BigInteger, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-    def __repr__(self) -> str:
-        return f"Level({self.number}, {self.name!r})"
-
-
-class LevelChange(Base):
-    __tablename__ = "level_change"
-
-    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
-    from_level: Mapped[int] = mapped_column(SmallInteger)
-    to_level: Mapped[int] = mapped_column(SmallInteger)
-    # crowdpack.customer.v1.LevelChangeKind value: upgrade, retain, downgrade, manual.
-    kind: Mapped[int] = mapped_column(SmallInteger)
-    reason: Mapped[str] = mapped_column(String(200), default="")
-    operator_id: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-
-    def __repr__(self) -> str:
-        return f"LevelChange(customer_id={self.customer_id}, {self.from_level}->{self.to_level})"
-
-
-class TenantSetting(Base):
-    """The member settings of one tenant (one row per tenant id)."""
-
-    __tablename__ = "tenant_setting"
-
-    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    phone_authorization: Mapped[bool] = mapped_column(Boolean, default=True)
-    show_user_id: Mapped[bool] = mapped_column(Boolean, default=False)
-    show_level: Mapped[bool] = mapped_column(Boolean, default=True)
-    review_required: Mapped[bool] = mapped_column(Boolean, default=False)
-    hide_prices_until_approved: Mapped[bool] = mapped_column(Boolean, default=False)
-    base_level_may_order: Mapped[bool] = mapped_column(Boolean, default=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class CustomerInteraction(Base):

@@ -27,6 +27,7 @@ from services.customer.imports.assembly import register_imports
 from services.customer.levels.servicer import LevelServicer
 from services.customer.members.servicer import MemberServicer
 from services.customer.models import OutboxEvent, ProcessedMessage
+from services.customer.schema import metadata  # noqa: F401 - every table on the metadata (foreign keys resolve)
 from services.customer.organization.servicer import OrganizationServicer
 from services.customer.settings.servicer import SettingsServicer
 

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer import member_events
-from services.customer.models import Customer, Staff
+from services.customer.models import Customer
+from services.customer.organization.models import Staff
 
 STORE_STAFF = 4  # crowdpack.customer.v1.STAFF_ROLE_STORE_STAFF
 

@@ -33,7 +33,8 @@ from services.common.db import Database
 from services.customer.business.codes import CODE_TZ
 from services.customer.business.models import Contact
 from services.customer.config import CustomerSettings
-from services.customer.models import CustomerTag, TimelineEntry
+from services.customer.classification.models import CustomerTag
+from services.customer.models import TimelineEntry
 from services.customer.service import build_spec
 from tests.support.runtime import running_service
 from tests.support.customer import rpc_error, violated_field

@@ -24,7 +24,8 @@ from services.customer.crowds.catalogue import load_catalogue
 from services.customer.crowds import loader
 from services.customer.crowds.index import MEMBER_ID_FIELDS, CrowdIndex, member_ids
 from services.customer.crowds.translate import Translator
-from services.customer.models import Customer, CustomerInteraction, CustomerStats, CustomerTag, MemberOrder
+from services.customer.classification.models import CustomerTag
+from services.customer.models import Customer, CustomerInteraction, CustomerStats, MemberOrder
 from services.customer.service import build_spec
 from tests.support.customer import SUPER
 from tests.support import crowd_data

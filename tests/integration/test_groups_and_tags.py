@@ -28,7 +28,8 @@ from crowdpack.events.v1 import customer_events_pb2 as events
 from services.common.auth import Caller, Role
 from services.common.db import Database
 from services.customer.config import CustomerSettings
-from services.customer.models import CustomerTag, TimelineEntry
+from services.customer.classification.models import CustomerTag
+from services.customer.models import TimelineEntry
 from services.customer.service import build_spec
 from tests.support.runtime import running_service
 from tests.support.customer import rpc_error, violated_field

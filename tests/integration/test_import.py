@@ -35,7 +35,8 @@ from services.customer.config import CustomerSettings
 from services.customer.crowds.index import CrowdIndex
 from services.customer.imports import writer
 from services.customer.imports.jobs import ImportRunner
-from services.customer.models import CustomerStats, CustomerTag, OutboxEvent, Tag
+from services.customer.classification.models import CustomerTag, Tag
+from services.customer.models import CustomerStats, OutboxEvent
 from services.customer.service import build_spec
 from services.ledger.config import LedgerSettings
 from services.ledger.models import Account, MemberState

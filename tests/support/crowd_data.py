@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 
 from crowdpack.customer.v1 import crowd_pb2 as pb
 from services.common.db import Database
-from services.customer.models import (Customer, CustomerGroup, CustomerInteraction, CustomerStats, CustomerTag, Mall,
-                                      MemberOrder, Store, Tag)
+from services.customer.classification.models import CustomerGroup, CustomerTag, Tag
+from services.customer.models import Customer, CustomerInteraction, CustomerStats, MemberOrder
+from services.customer.organization.models import Mall, Store
 
 CATEGORIES = ["food and beverage", "retail", "cinema"]
 FORMATS = ["noodle", "coffee", "shoes", "imax"]

@@ -16,7 +16,9 @@ from sqlalchemy import and_, case, exists, extract, false, func, not_, or_, sele
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import crowd_pb2 as pb
-from services.customer.models import Customer, CustomerInteraction, CustomerStats, CustomerTag, MemberOrder, Store
+from services.customer.classification.models import CustomerTag
+from services.customer.models import Customer, CustomerInteraction, CustomerStats, MemberOrder
+from services.customer.organization.models import Store
 
 
 def _months(d: date, n: int) -> date:

@@ -9,7 +9,7 @@ from services.common.validation import to_timestamp
 from services.customer.business.models import OwnershipTransfer
 from services.customer.business.repository import BusinessRow
 from services.customer.classification.convert import tag_to_proto
-from services.customer.models import Tag
+from services.customer.classification.models import Tag
 
 
 def business_to_proto(row: BusinessRow, *, contact_count: int = 0, tags: Sequence[Tag] = ()) -> pb.BusinessCustomer:

@@ -19,7 +19,8 @@ from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.customer import timeline
 from services.customer.business.models import KIND_BUSINESS, BusinessProfile, OwnershipTransfer
 from services.customer.business.repository import BusinessRow
-from services.customer.models import Customer, Staff
+from services.customer.models import Customer
+from services.customer.organization.models import Staff
 from services.customer.scope import visible_members
 
 ADMINS = (Role.SYSTEM, Role.SUPER_ADMIN, Role.MALL_ADMIN)

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import business_customer_service_pb2 as pb
 from services.customer.business.models import KIND_BUSINESS, BusinessProfile, Contact, OwnershipTransfer
-from services.customer.models import Customer, CustomerGroup, CustomerTag, Tag
+from services.customer.classification.models import CustomerGroup, CustomerTag, Tag
+from services.customer.models import Customer
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crowdpack.customer.v1 import classification_service_pb2 as pb
 from services.common.validation import to_timestamp
-from services.customer.models import CustomerGroup, Tag
+from services.customer.classification.models import CustomerGroup, Tag
 
 DEFAULT_GROUP_ID = "default"
 DEFAULT_GROUP_NAME = "Default"

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.customer.models import Customer, CustomerGroup, CustomerTag, Tag
+from services.customer.classification.models import CustomerGroup, CustomerTag, Tag
+from services.customer.models import Customer
 
 
 def live() -> ColumnElement[bool]:

@@ -24,7 +24,7 @@ from services.customer.classification import tagging
 from services.customer.classification.convert import DEFAULT_GROUP_ID, DEFAULT_GROUP_NAME, group_to_proto, tag_to_proto
 from services.customer.classification.repository import ClassificationRepository
 from services.customer.feature import FeatureService
-from services.customer.models import CustomerGroup, Tag
+from services.customer.classification.models import CustomerGroup, Tag
 
 Scope = Callable[[Caller], ColumnElement[bool]]
 

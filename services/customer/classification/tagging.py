@@ -21,7 +21,8 @@ from services.common.chunks import chunks
 from services.common.outbox import add_event
 from services.common.validation import to_timestamp
 from services.customer import timeline
-from services.customer.models import CustomerTag, OutboxEvent, Tag
+from services.customer.classification.models import CustomerTag, Tag
+from services.customer.models import OutboxEvent
 
 BATCH = 300
 

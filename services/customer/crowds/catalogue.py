@@ -9,7 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer.crowds.translate import Catalogue, Translation, Translator
-from services.customer.models import CustomerGroup, Level, Mall, Store, Tag
+from services.customer.classification.models import CustomerGroup, Tag
+from services.customer.levels.models import Level
+from services.customer.organization.models import Mall, Store
 
 from crowdpack.customer.v1 import crowd_pb2
 

@@ -36,7 +36,7 @@ from services.common.retry import one_line
 from services.customer.crowds import loader
 from services.customer.crowds.columns import COLUMNS, DEFAULT_GROUP, LIVE, group_bitmap, interaction_bitmap, tag_bitmap
 from services.customer.crowds.translate import Translation
-from services.customer.models import Mall
+from services.customer.organization.models import Mall
 
 log = get_logger(__name__)
 

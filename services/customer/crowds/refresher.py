@@ -25,7 +25,7 @@ from services.common.validation import aware
 from services.customer.crowds.catalogue import translate
 from services.customer.crowds.index import CrowdIndex
 from services.customer.crowds.models import CrowdPackage
-from services.customer.models import Mall
+from services.customer.organization.models import Mall
 
 log = get_logger(__name__)
 MAX_BACKOFF_S = 3600

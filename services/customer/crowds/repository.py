@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.clock import utcnow
 from services.customer.crowds.models import CrowdCategory, CrowdPackage
-from services.customer.models import Mall
+from services.customer.organization.models import Mall
 
 UNCATEGORISED = "uncategorised"
 

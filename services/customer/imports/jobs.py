@@ -40,8 +40,12 @@ from services.customer.imports import reading
 from services.customer.imports.columns import HeaderMapping, map_header
 from services.customer.imports.models import ImportFile, ImportFileChunk, ImportJob
 from services.customer.imports.rows import DUPLICATE, OK, Reference, RowResult, RowValidator
-from services.customer.imports.writer import BatchWriter, JobContext, Shape, Superseded, shape_rows
-from services.customer.models import Level, Mall, OutboxEvent, Tag
+from services.customer.imports.plan import JobContext, Shape, shape_rows
+from services.customer.imports.writer import BatchWriter, Superseded
+from services.customer.classification.models import Tag
+from services.customer.levels.models import Level
+from services.customer.models import OutboxEvent
+from services.customer.organization.models import Mall
 from services.customer.settings.repository import load as load_settings
 from services.customer.store_members import store_staff_phones
 
@@ -217,7 +221,7 @@ def take(rows: Iterator[list[str]], validator: RowValidator, position: int, size
 
 def take_shaped(rows: Iterator[list[str]], validator: RowValidator, shape: Shape, position: int,
                 size: int) -> tuple[list[RowResult], datetime]:
-    """``take``, with each OK row's INSERT row shaped (writer.shape_rows) at the returned time, the batch's."""
+    """``take``, with each OK row's INSERT row shaped (plan.shape_rows) at the returned time, the batch's."""
     batch = take(rows, validator, position, size)
     now = utcnow()
     shape_rows(shape, batch, now)

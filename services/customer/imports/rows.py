@@ -57,7 +57,7 @@ class RowResult:
     values: dict[str, Any] | None = None
     field: str = ""
     reason: str = ""
-    # The INSERT row of the member it would create, without the id (writer.shape_rows).
+    # The INSERT row of the member it would create, without the id (plan.shape_rows).
     insert: tuple[Any, ...] | None = None
 
 

@@ -25,7 +25,7 @@ from services.customer.imports.export import export_members
 from services.customer.imports.jobs import ImportRunner, file_to_proto, job_to_proto
 from services.customer.imports.models import ImportFile, ImportJob, ImportRowIssue
 from services.customer.imports.repository import ImportRepository
-from services.customer.models import Tag
+from services.customer.classification.models import Tag
 
 
 def _encoding(record: ImportFile, requested: int) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crowdpack.customer.v1 import level_service_pb2 as pb
 from services.common.validation import to_timestamp
-from services.customer.models import Level, LevelChange
+from services.customer.levels.models import Level, LevelChange
 
 
 def level_to_proto(level: Level, members: int = 0) -> pb.Level:

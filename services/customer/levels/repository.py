@@ -9,7 +9,8 @@ from datetime import datetime
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.customer.models import Customer, Level, LevelChange
+from services.customer.levels.models import Level, LevelChange
+from services.customer.models import Customer
 
 
 @dataclass(frozen=True)

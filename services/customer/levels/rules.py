@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.customer.v1 import level_service_pb2 as pb
 from services.customer import timeline
 from services.customer import member_events
-from services.customer.models import Customer, Level, LevelChange
+from services.customer.levels.models import Level, LevelChange
+from services.customer.models import Customer
 from services.customer.stats import stats_row
 
 KIND_NAMES = {pb.LEVEL_CHANGE_KIND_UPGRADE: "upgrade", pb.LEVEL_CHANGE_KIND_RETAIN: "retain",

@@ -19,9 +19,9 @@ from crowdpack.customer.v1 import member_service_pb2 as pb
 from services.common.errors import InvalidArgument
 from services.common.validation import aware, known_enum, parse_int_id
 from services.customer.business.models import Contact
-from services.customer.models import (
-    Customer, CustomerGroup, CustomerInteraction, CustomerStats, CustomerTag, Mall, Tag,
-)
+from services.customer.classification.models import CustomerGroup, CustomerTag, Tag
+from services.customer.models import Customer, CustomerInteraction, CustomerStats
+from services.customer.organization.models import Mall
 from services.customer.stats import empty_stats
 
 MEMBER = 1  # crowdpack.customer.v1.CUSTOMER_KIND_MEMBER

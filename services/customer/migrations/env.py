@@ -1,4 +1,4 @@
 from services.common.migrations import run_env
-from services.customer.models import Base
+from services.customer.schema import metadata
 
-run_env(Base.metadata)
+run_env(metadata)

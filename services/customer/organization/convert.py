@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crowdpack.customer.v1 import organization_service_pb2 as pb
 from services.common.validation import to_timestamp
-from services.customer.models import Mall, Staff, Store
+from services.customer.organization.models import Mall, Staff, Store
 
 
 def mall_to_proto(mall: Mall) -> pb.Mall:

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.events.v1 import customer_events_pb2 as events
 from services.common.outbox import add_event
 from services.common.validation import to_timestamp
-from services.customer.models import Mall, OutboxEvent, Store
+from services.customer.models import OutboxEvent
+from services.customer.organization.models import Mall, Store
 
 
 def mall_changed_event(mall: Mall, when: datetime, *, deleted: bool = False) -> events.MallChanged:

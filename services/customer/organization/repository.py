@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.customer.models import Mall, Staff, StaffMall, Store
+from services.customer.organization.models import Mall, Staff, StaffMall, Store
 
 
 class OrganizationRepository:

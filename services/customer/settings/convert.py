@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crowdpack.customer.v1 import settings_service_pb2 as pb
 from services.common.validation import to_timestamp
-from services.customer.models import TenantSetting
+from services.customer.settings.models import TenantSetting
 
 FLAGS = ("phone_authorization", "show_user_id", "show_level", "review_required", "hide_prices_until_approved",
          "base_level_may_order")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.clock import utcnow
-from services.customer.models import TenantSetting
+from services.customer.settings.models import TenantSetting
 
 DEFAULT_TENANT = "default"
 
