@@ -1,0 +1,137 @@
+"""What the alert service learns from other services' events, each applied in the consumer's transaction.
+
+- ``ledger.order.recorded.v1`` / ``ledger.order.refunded.v1``: the order windows (not online orders, the
+  last 90 days), and for a new order the evaluation of the mall's rules for its member.
+- ``customer.mall.changed.v1`` / ``customer.store.changed.v1``: the projection of malls (time zones) and
+  stores (category, format, floor, tags) that rules' store scopes follow.
+- ``customer.member.created / status_changed / updated.v1``: virtual members (never alerted), disabled
+  members and store members (list filters).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crowdpack.alert.v1 import alert_service_pb2 as pb
+from crowdpack.events.v1 import customer_events_pb2 as customer_events
+from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
+from services.alert.evaluation import HORIZON_DAYS
+from services.alert.models import Alert, MallView, MemberOrder, MemberView, ProcessedMessage, StoreView
+from services.alert.raising import Raiser
+from services.common.clock import utcnow
+from services.common.consumer import EventConsumer, Handler
+from services.common.db import Database
+from services.common.events import (
+    CUSTOMER_STREAM, LEDGER_STREAM, MALL_CHANGED, MEMBER_CREATED, MEMBER_STATUS_CHANGED, MEMBER_UPDATED,
+    ORDER_RECORDED, ORDER_REFUNDED, STORE_CHANGED,
+)
+from services.common.validation import aware
+
+ONLINE = "ORDER_CHANNEL_ONLINE"
+# An order older than this can never count again (the widest window is 90 days; a day's slack for time zones).
+TOO_OLD = timedelta(days=HORIZON_DAYS + 1)
+
+
+class OrderHandlers:
+    def __init__(self, raiser: Raiser) -> None:
+        self.raiser = raiser
+
+    async def recorded(self, session: AsyncSession, event: ledger_events.OrderRecorded) -> None:
+        if event.channel == ONLINE or not event.member_id or not event.mall_id:
+            return
+        occur = aware(event.occur_time.ToDatetime())
+        now = utcnow()
+        if occur < now - TOO_OLD:
+            return
+        if await session.get(MemberOrder, event.order_id) is None:
+            session.add(MemberOrder(order_id=event.order_id, member_id=event.member_id, mall_id=event.mall_id,
+                                    store_id=event.store_id, paid_amount=event.paid_amount, fully_refunded=False,
+                                    occur_time=occur))
+            await session.flush()
+        await self.raiser.on_order(session, event.mall_id, event.member_id, now)
+
+    async def refunded(self, session: AsyncSession, event: ledger_events.OrderRefunded) -> None:
+        # A refund only lowers sums: it never fires a rule, and alerts already raised stay.
+        await session.execute(update(MemberOrder).where(MemberOrder.order_id == event.order_id).values(
+            paid_amount=max(event.order_paid_amount - event.total_refunded_paid_amount, 0),
+            fully_refunded=event.fully_refunded))
+
+
+async def bump_mall(session: AsyncSession, mall_id: str) -> MallView:
+    """The mall's row (made if its own event has not arrived yet), its revision moved on."""
+    mall = await session.get(MallView, mall_id)
+    if mall is None:
+        mall = MallView(mall_id=mall_id, name="", timezone="Asia/Shanghai", deleted=False, revision=0)
+        session.add(mall)
+    mall.revision += 1
+    return mall
+
+
+async def mall_changed(session: AsyncSession, event: customer_events.MallChanged) -> None:
+    mall = await bump_mall(session, event.mall_id)
+    mall.name, mall.deleted = event.name, event.deleted
+    mall.timezone = event.timezone or "Asia/Shanghai"
+
+
+async def store_changed(session: AsyncSession, event: customer_events.StoreChanged) -> None:
+    store = await session.get(StoreView, event.store_id)
+    if store is None:
+        store = StoreView(store_id=event.store_id)
+        session.add(store)
+    elif store.mall_id != event.mall_id:
+        await bump_mall(session, store.mall_id)
+    store.mall_id, store.name, store.category = event.mall_id, event.name, event.category
+    store.business_format, store.floor, store.tags = event.business_format, event.floor, sorted(set(event.tags))
+    store.deleted = event.deleted
+    await bump_mall(session, event.mall_id)
+
+
+async def _member(session: AsyncSession, member_id: str) -> MemberView:
+    member = await session.get(MemberView, member_id)
+    if member is None:
+        member = MemberView(member_id=member_id, virtual=False, disabled=False, store_member=False, deleted=False)
+        session.add(member)
+    return member
+
+
+async def member_created(session: AsyncSession, event: customer_events.MemberCreated) -> None:
+    member = await _member(session, event.member_id)
+    member.virtual, member.store_member = event.virtual, event.store_member
+
+
+async def member_status_changed(session: AsyncSession, event: customer_events.MemberStatusChanged) -> None:
+    member = await _member(session, event.member_id)
+    member.virtual, member.deleted, member.store_member = event.virtual, event.deleted, event.store_member
+    member.disabled = event.disabled
+    if event.disabled:
+        await close_open_alerts(session, event.member_id, pb.ALERT_STATE_MEMBER_DISABLED)
+
+
+async def member_updated(session: AsyncSession, event: customer_events.MemberUpdated) -> None:
+    if {"store_member", "phone"} & set(event.changed_fields):
+        member = await _member(session, event.member_id)
+        member.store_member = event.store_member
+
+
+async def close_open_alerts(session: AsyncSession, member_id: str, state: int) -> int:
+    result = await session.execute(update(Alert).where(
+        Alert.member_id == member_id, Alert.state == pb.ALERT_STATE_OPEN).values(state=state))
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+def order_consumer(db: Database, js, raiser: Raiser, **options) -> EventConsumer:  # type: ignore[no-untyped-def]
+    handlers = OrderHandlers(raiser)
+    table: dict[str, Handler] = {ORDER_RECORDED: handlers.recorded, ORDER_REFUNDED: handlers.refunded}  # type: ignore[dict-item]
+    return EventConsumer(db, js, durable="alert-ledger-orders", stream=LEDGER_STREAM, handlers=table,
+                         model=ProcessedMessage, **options)
+
+
+def customer_consumer(db: Database, js) -> EventConsumer:  # type: ignore[no-untyped-def]
+    table: dict[str, Handler] = {  # type: ignore[dict-item]
+        MALL_CHANGED: mall_changed, STORE_CHANGED: store_changed, MEMBER_CREATED: member_created,
+        MEMBER_STATUS_CHANGED: member_status_changed, MEMBER_UPDATED: member_updated}
+    return EventConsumer(db, js, durable="alert-customer-events", stream=CUSTOMER_STREAM, handlers=table,
+                         model=ProcessedMessage)
