@@ -81,7 +81,7 @@ class DigestJob:
         """Makes the digests due at ``now``; returns their ids."""
         async with self.db.read() as session:
             malls = (await session.execute(select(MallView.mall_id, MallView.timezone).where(
-                MallView.deleted.is_(False)))).tuples().all()
+                MallView.deleted.is_(False)))).all()
             done = set((await session.scalars(select(Digest.id).where(
                 Digest.created_at >= now - timedelta(days=2)))).all())
         made = []
@@ -129,7 +129,7 @@ class DigestJob:
         async with self.db.read() as session:
             due = (await session.execute(select(Digest.id, Digest.body).where(
                 Digest.delivery_state == PENDING, Digest.next_attempt_at <= now)
-                .order_by(Digest.created_at).limit(50))).tuples().all()
+                .order_by(Digest.created_at).limit(50))).all()
         accepted = 0
         for digest_id, body in due:
             error = await self._post(url, digest_id, body)

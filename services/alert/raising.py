@@ -112,7 +112,7 @@ async def record(session: AsyncSession, mall_id: str, member_id: str, rule: Rule
         _raised(session, alert, hits, now)
         return 1
     held = set((await session.execute(select(AlertOrder.condition, AlertOrder.order_id)
-                                      .where(AlertOrder.alert_id == alert.id))).tuples().all())
+                                      .where(AlertOrder.alert_id == alert.id))).all())
     new = {key: row for key, row in _orders_of(alert.id, hits).items() if key not in held}
     reopened = alert.state == WHITELISTED  # the member was taken off the whitelist since
     if not new and not reopened:

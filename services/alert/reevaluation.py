@@ -86,7 +86,7 @@ class Reevaluator:
                 MemberOrder.mall_id == rule.mall_id, MemberOrder.occur_time >= since)) or 0
             log.info("re-evaluation started", rule_id=rule.id, version=rule.version, members=rule.eval_total)
         members = list((await session.scalars(
-            select(distinct(MemberOrder.member_id)).where(
+            select(MemberOrder.member_id).distinct().where(
                 MemberOrder.mall_id == rule.mall_id, MemberOrder.occur_time >= since,
                 MemberOrder.member_id > rule.eval_cursor)
             .order_by(MemberOrder.member_id).limit(self.batch))).all())

@@ -81,15 +81,15 @@ class AlertRepository:
         query = self._select(q)
         if before_id is not None:
             query = query.where(Alert.id < before_id)
-        return (await self.session.execute(query.order_by(Alert.id.desc()).limit(limit))).tuples().all()
+        return (await self.session.execute(query.order_by(Alert.id.desc()).limit(limit))).all()
 
     async def get(self, alert_id: int) -> tuple[Alert, bool, bool] | None:
         row = (await self.session.execute(self._select(AlertQuery(None)).where(Alert.id == alert_id))).first()
-        return row.tuple() if row is not None else None
+        return tuple(row) if row is not None else None  # type: ignore[return-value]
 
     async def of_member(self, mall_id: str, member_id: str) -> Sequence[tuple[Alert, bool, bool]]:
         return (await self.session.execute(self._select(AlertQuery(frozenset([mall_id]))).where(
-            Alert.member_id == member_id).order_by(Alert.id))).tuples().all()
+            Alert.member_id == member_id).order_by(Alert.id))).all()
 
     async def orders(self, alert_ids: Sequence[int]) -> dict[int, list[AlertOrder]]:
         rows = (await self.session.scalars(select(AlertOrder).where(AlertOrder.alert_id.in_(alert_ids)).order_by(

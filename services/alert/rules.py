@@ -118,7 +118,7 @@ async def check_scope_stores(session: AsyncSession, mall_id: str, kind: int, val
         return
     found = dict((await session.execute(
         select(StoreView.store_id, StoreView.mall_id).where(StoreView.store_id.in_(values),
-                                                            StoreView.deleted.is_(False)))).tuples().all())
+                                                            StoreView.deleted.is_(False)))).all())
     for i, store_id in enumerate(values):
         if store_id not in found:
             raise InvalidArgument(f"unknown store {store_id}", field=f"{field}.values[{i}]")
