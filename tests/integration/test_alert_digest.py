@@ -44,7 +44,7 @@ async def test_digest_reaches_the_webhook_once_across_a_restart(database_url, na
         due, early = zone_at_local_hour(10), zone_at_local_hour(8)
         async with running_service(build_spec, settings, nats_url=nats_url, state_dir=tmp_path) as (_, channel):
             stub = pb_grpc.AlertServiceStub(channel)
-            await ev.mall(js, "1", "一号商场", due)
+            await ev.mall(js, "1", "一号商场", early)  # moved to the due zone once its alerts are in
             await ev.mall(js, "2", "二号商场", early)
             await ev.store(js, "11", "1")
             await ev.store(js, "21", "2")
@@ -58,6 +58,7 @@ async def test_digest_reaches_the_webhook_once_across_a_restart(database_url, na
             for i, (mall_id, store_id) in enumerate([("1", "11"), ("1", "11"), ("2", "21")]):
                 await ev.order(js, f"70{i}", f"30{i}", mall_id, store_id, 5_000, now)
             await ev.caught_up(js, "LEDGER", "alert-ledger-orders")
+            await ev.mall(js, "1", "一号商场", due)
             # The digest pass runs every 0.2 s: mall 1's digest is made and its POST held by the receiver.
             await until(lambda: len(receiver.posts) == 1, "the first POST")
         # The service stopped while its POST was in flight; the receiver took the digest and now answers
