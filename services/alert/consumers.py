@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,10 +72,23 @@ async def bump_mall(session: AsyncSession, mall_id: str) -> MallView:
     return mall
 
 
+def _stale(held: datetime | None, event_time: Timestamp) -> bool:
+    """An event older than the state held (a redelivery after a newer one) changes nothing."""
+    return held is not None and event_time.ByteSize() > 0 and aware(event_time.ToDatetime()) < aware(held)
+
+
+def _time(event_time: Timestamp) -> datetime | None:
+    return aware(event_time.ToDatetime()) if event_time.ByteSize() > 0 else None
+
+
 async def mall_changed(session: AsyncSession, event: customer_events.MallChanged) -> None:
+    held = await session.get(MallView, event.mall_id)
+    if held is not None and _stale(held.changed_at, event.change_time):
+        return
     mall = await bump_mall(session, event.mall_id)
     mall.name, mall.deleted = event.name, event.deleted
     mall.timezone = event.timezone or "Asia/Shanghai"
+    mall.changed_at = _time(event.change_time)
 
 
 async def store_changed(session: AsyncSession, event: customer_events.StoreChanged) -> None:
@@ -81,11 +96,13 @@ async def store_changed(session: AsyncSession, event: customer_events.StoreChang
     if store is None:
         store = StoreView(store_id=event.store_id)
         session.add(store)
+    elif _stale(store.changed_at, event.change_time):
+        return
     elif store.mall_id != event.mall_id:
         await bump_mall(session, store.mall_id)
     store.mall_id, store.name, store.category = event.mall_id, event.name, event.category
     store.business_format, store.floor, store.tags = event.business_format, event.floor, sorted(set(event.tags))
-    store.deleted = event.deleted
+    store.deleted, store.changed_at = event.deleted, _time(event.change_time)
     await bump_mall(session, event.mall_id)
 
 

@@ -43,6 +43,8 @@ class MallView(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bumped whenever the mall's rules or stores change: evaluators cache both per revision.
     revision: Mapped[int] = mapped_column(Integer, default=0)
+    # The change_time of the event applied last (an older event changes nothing); None until the mall's own.
+    changed_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
 
     def __repr__(self) -> str:
         return f"MallView(mall_id={self.mall_id!r}, timezone={self.timezone!r})"
@@ -61,6 +63,7 @@ class StoreView(Base):
     floor: Mapped[str] = mapped_column(String(20), default="")
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
 
     def __repr__(self) -> str:
         return f"StoreView(store_id={self.store_id!r}, mall_id={self.mall_id!r})"

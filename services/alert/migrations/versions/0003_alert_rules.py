@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("timezone", sa.String(64), nullable=False),
         sa.Column("deleted", sa.Boolean(), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("changed_at", TS, nullable=True),
     )
     op.create_table(
         "store_view",
@@ -33,6 +34,7 @@ def upgrade() -> None:
         sa.Column("floor", sa.String(20), nullable=False),
         sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("deleted", sa.Boolean(), nullable=False),
+        sa.Column("changed_at", TS, nullable=True),
     )
     op.create_index("ix_store_view_mall_id", "store_view", ["mall_id"])
     op.create_table(
