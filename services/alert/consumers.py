@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
@@ -48,11 +50,10 @@ class OrderHandlers:
         now = utcnow()
         if occur < now - TOO_OLD:
             return
-        if await session.get(MemberOrder, event.order_id) is None:
-            session.add(MemberOrder(order_id=event.order_id, member_id=event.member_id, mall_id=event.mall_id,
-                                    store_id=event.store_id, paid_amount=event.paid_amount, fully_refunded=False,
-                                    occur_time=occur))
-            await session.flush()
+        insert = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        await session.execute(insert(MemberOrder).values(
+            order_id=event.order_id, member_id=event.member_id, mall_id=event.mall_id, store_id=event.store_id,
+            paid_amount=event.paid_amount, fully_refunded=False, occur_time=occur).on_conflict_do_nothing())
         await self.raiser.on_order(session, event.mall_id, event.member_id, now)
 
     async def refunded(self, session: AsyncSession, event: ledger_events.OrderRefunded) -> None:

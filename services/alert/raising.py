@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
@@ -31,11 +31,10 @@ async def excluded_members(session: AsyncSession, member_ids: Sequence[str]) -> 
     """Those of ``member_ids`` who never raise alerts: whitelisted or virtual."""
     if not member_ids:
         return set()
-    white = (await session.scalars(select(WhitelistEntry.member_id).where(
-        WhitelistEntry.member_id.in_(member_ids)))).all()
-    virtual = (await session.scalars(select(MemberView.member_id).where(
-        MemberView.member_id.in_(member_ids), MemberView.virtual.is_(True)))).all()
-    return {*white, *virtual}
+    found = await session.scalars(union_all(
+        select(WhitelistEntry.member_id).where(WhitelistEntry.member_id.in_(member_ids)),
+        select(MemberView.member_id).where(MemberView.member_id.in_(member_ids), MemberView.virtual.is_(True))))
+    return set(found.all())
 
 
 async def member_orders(session: AsyncSession, mall_id: str, member_ids: Sequence[str],
@@ -68,9 +67,12 @@ class Raiser:
             return 0
         existing = {a.rule_id: a for a in (await session.scalars(select(Alert).where(
             Alert.member_id == member_id, Alert.rule_id.in_([rule.rule_id for rule, _ in fired])))).all()}
+        held = await held_orders(session, [a.id for a in existing.values()])
         opened = 0
         for rule, hits in fired:
-            opened += await record(session, mall_id, member_id, rule, hits, existing.get(rule.rule_id), now)
+            alert = existing.get(rule.rule_id)
+            opened += await record(session, mall_id, member_id, rule, hits, alert, now,
+                                   held.get(alert.id, set()) if alert else set())
         return opened
 
     async def evaluate_members(self, session: AsyncSession, mall_id: str, tz: ZoneInfo, rule: RuleSpec,
@@ -84,10 +86,24 @@ class Raiser:
             return 0
         existing = {a.member_id: a for a in (await session.scalars(select(Alert).where(
             Alert.rule_id == rule.rule_id, Alert.member_id.in_([m for m, _ in fired])))).all()}
+        held = await held_orders(session, [a.id for a in existing.values()])
         opened = 0
         for member_id, hits in fired:
-            opened += await record(session, mall_id, member_id, rule, hits, existing.get(member_id), now)
+            alert = existing.get(member_id)
+            opened += await record(session, mall_id, member_id, rule, hits, alert, now,
+                                   held.get(alert.id, set()) if alert else set())
         return opened
+
+
+async def held_orders(session: AsyncSession, alert_ids: Sequence[int]) -> dict[int, set[tuple[int, str]]]:
+    """The (condition, order) pairs each alert holds already."""
+    held: dict[int, set[tuple[int, str]]] = defaultdict(set)
+    if alert_ids:
+        rows = await session.execute(select(AlertOrder.alert_id, AlertOrder.condition, AlertOrder.order_id)
+                                     .where(AlertOrder.alert_id.in_(alert_ids)))
+        for alert_id, condition, order_id in rows:
+            held[alert_id].add((condition, order_id))
+    return held
 
 
 def _orders_of(alert_id: int, hits: Iterable[Hit]) -> dict[tuple[int, str], AlertOrder]:
@@ -98,7 +114,7 @@ def _orders_of(alert_id: int, hits: Iterable[Hit]) -> dict[tuple[int, str], Aler
 
 
 async def record(session: AsyncSession, mall_id: str, member_id: str, rule: RuleSpec, hits: Sequence[Hit],
-                 alert: Alert | None, now: datetime) -> int:
+                 alert: Alert | None, now: datetime, held: set[tuple[int, str]]) -> int:
     """Writes a trigger of ``rule`` for the member; returns 1 when it opened the alert, else 0."""
     bits = condition_bits(hits)
     if alert is None:
@@ -111,8 +127,6 @@ async def record(session: AsyncSession, mall_id: str, member_id: str, rule: Rule
         alert.order_count = len({order_id for _, order_id in new})
         _raised(session, alert, hits, now)
         return 1
-    held = set((await session.execute(select(AlertOrder.condition, AlertOrder.order_id)
-                                      .where(AlertOrder.alert_id == alert.id))).all())
     new = {key: row for key, row in _orders_of(alert.id, hits).items() if key not in held}
     reopened = alert.state == WHITELISTED  # the member was taken off the whitelist since
     if not new and not reopened:
