@@ -10,23 +10,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
 from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
-from services.alert.evaluation import HORIZON_DAYS
-from services.alert.models import Alert, MallView, MemberOrder, MemberView, ProcessedMessage, StoreView
-from services.alert.raising import Raiser
-from services.common.clock import utcnow
+from services.alert.models import Alert, MallView, MemberView, ProcessedMessage, StoreView
+from services.alert.ordering import apply_orders
+from services.alert.rules import RuleCache
 from services.common.consumer import EventConsumer, Handler
+from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.events import (
     CUSTOMER_STREAM, LEDGER_STREAM, MALL_CHANGED, MEMBER_CREATED, MEMBER_STATUS_CHANGED, MEMBER_UPDATED,
@@ -34,33 +33,21 @@ from services.common.events import (
 )
 from services.common.validation import aware
 
-ONLINE = "ORDER_CHANNEL_ONLINE"
-# An order older than this can never count again (the widest window is 90 days; a day's slack for time zones).
-TOO_OLD = timedelta(days=HORIZON_DAYS + 1)
-
 
 class OrderHandlers:
-    def __init__(self, raiser: Raiser) -> None:
-        self.raiser = raiser
+    """The order events, each applied alone (``recorded``, ``refunded``) or a consumer's batch at once."""
+
+    def __init__(self, cache: RuleCache) -> None:
+        self.cache = cache
 
     async def recorded(self, session: AsyncSession, event: ledger_events.OrderRecorded) -> None:
-        if event.channel == ONLINE or not event.member_id or not event.mall_id:
-            return
-        occur = aware(event.occur_time.ToDatetime())
-        now = utcnow()
-        if occur < now - TOO_OLD:
-            return
-        insert = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-        await session.execute(insert(MemberOrder).values(
-            order_id=event.order_id, member_id=event.member_id, mall_id=event.mall_id, store_id=event.store_id,
-            paid_amount=event.paid_amount, fully_refunded=False, occur_time=occur).on_conflict_do_nothing())
-        await self.raiser.on_order(session, event.mall_id, event.member_id, now)
+        await apply_orders(session, self.cache, [event], utcnow())
 
     async def refunded(self, session: AsyncSession, event: ledger_events.OrderRefunded) -> None:
-        # A refund only lowers sums: it never fires a rule, and alerts already raised stay.
-        await session.execute(update(MemberOrder).where(MemberOrder.order_id == event.order_id).values(
-            paid_amount=max(event.order_paid_amount - event.total_refunded_paid_amount, 0),
-            fully_refunded=event.fully_refunded))
+        await apply_orders(session, self.cache, [event], utcnow())
+
+    async def batch(self, session: AsyncSession, items: Sequence[tuple[str, Message]]) -> None:
+        await apply_orders(session, self.cache, [event for _, event in items], utcnow())  # type: ignore[misc]
 
 
 async def bump_mall(session: AsyncSession, mall_id: str) -> MallView:
@@ -140,8 +127,8 @@ async def close_open_alerts(session: AsyncSession, member_id: str, state: int) -
     return result.rowcount or 0  # type: ignore[attr-defined]
 
 
-def order_consumer(db: Database, js, raiser: Raiser, **options) -> EventConsumer:  # type: ignore[no-untyped-def]
-    handlers = OrderHandlers(raiser)
+def order_consumer(db: Database, js, cache: RuleCache, **options) -> EventConsumer:  # type: ignore[no-untyped-def]
+    handlers = OrderHandlers(cache)
     table: dict[str, Handler] = {ORDER_RECORDED: handlers.recorded, ORDER_REFUNDED: handlers.refunded}  # type: ignore[dict-item]
     return EventConsumer(db, js, durable="alert-ledger-orders", stream=LEDGER_STREAM, handlers=table,
                          model=ProcessedMessage, **options)

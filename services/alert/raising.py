@@ -54,27 +54,6 @@ class Raiser:
     def __init__(self, cache: RuleCache) -> None:
         self.cache = cache
 
-    async def on_order(self, session: AsyncSession, mall_id: str, member_id: str, now: datetime) -> int:
-        """Evaluates every rule of the mall for the member; returns how many alerts opened."""
-        mall = await self.cache.get(session, mall_id)
-        if mall is None or not mall.rules:
-            return 0
-        if await excluded_members(session, [member_id]):
-            return 0
-        orders = (await member_orders(session, mall_id, [member_id], horizon_start(now, mall.tz))).get(member_id, [])
-        fired = [(rule, hits) for rule in mall.rules if (hits := evaluate(rule, orders, now, mall.tz))]
-        if not fired:
-            return 0
-        existing = {a.rule_id: a for a in (await session.scalars(select(Alert).where(
-            Alert.member_id == member_id, Alert.rule_id.in_([rule.rule_id for rule, _ in fired])))).all()}
-        held = await held_orders(session, [a.id for a in existing.values()])
-        opened = 0
-        for rule, hits in fired:
-            alert = existing.get(rule.rule_id)
-            opened += await record(session, mall_id, member_id, rule, hits, alert, now,
-                                   held.get(alert.id, set()) if alert else set())
-        return opened
-
     async def evaluate_members(self, session: AsyncSession, mall_id: str, tz: ZoneInfo, rule: RuleSpec,
                                member_ids: Sequence[str], now: datetime) -> int:
         """One rule over many members (a re-evaluation batch); returns how many alerts opened."""
@@ -90,8 +69,8 @@ class Raiser:
         opened = 0
         for member_id, hits in fired:
             alert = existing.get(member_id)
-            opened += await record(session, mall_id, member_id, rule, hits, alert, now,
-                                   held.get(alert.id, set()) if alert else set())
+            opened += (await record(session, mall_id, member_id, rule, hits, alert, now,
+                                    held[alert.id] if alert else set()))[0]
         return opened
 
 
@@ -114,8 +93,10 @@ def _orders_of(alert_id: int, hits: Iterable[Hit]) -> dict[tuple[int, str], Aler
 
 
 async def record(session: AsyncSession, mall_id: str, member_id: str, rule: RuleSpec, hits: Sequence[Hit],
-                 alert: Alert | None, now: datetime, held: set[tuple[int, str]]) -> int:
-    """Writes a trigger of ``rule`` for the member; returns 1 when it opened the alert, else 0."""
+                 alert: Alert | None, now: datetime, held: set[tuple[int, str]]) -> tuple[int, Alert]:
+    """Writes a trigger of ``rule`` for the member; returns 1 when it opened the alert (else 0), and the alert.
+
+    ``held`` is the (condition, order) pairs the alert holds; it is kept up to date."""
     bits = condition_bits(hits)
     if alert is None:
         alert = Alert(mall_id=mall_id, member_id=member_id, rule_id=rule.rule_id, rule_name=rule.name,
@@ -125,22 +106,24 @@ async def record(session: AsyncSession, mall_id: str, member_id: str, rule: Rule
         new = _orders_of(alert.id, hits)
         session.add_all(new.values())
         alert.order_count = len({order_id for _, order_id in new})
+        held.update(new)
         _raised(session, alert, hits, now)
-        return 1
+        return 1, alert
     new = {key: row for key, row in _orders_of(alert.id, hits).items() if key not in held}
     reopened = alert.state == WHITELISTED  # the member was taken off the whitelist since
     if not new and not reopened:
-        return 0
+        return 0, alert
     session.add_all(new.values())
+    held.update(new)
     alert.conditions |= bits
     alert.rule_name = rule.name
     alert.last_triggered_at = now
-    alert.order_count = len({order_id for _, order_id in held} | {order_id for _, order_id in new})
+    alert.order_count = len({order_id for _, order_id in held})
     if reopened:
         alert.state = OPEN
         _raised(session, alert, hits, now)
-        return 1
-    return 0
+        return 1, alert
+    return 0, alert
 
 
 def _raised(session: AsyncSession, alert: Alert, hits: Sequence[Hit], now: datetime) -> None:

@@ -25,15 +25,14 @@ from services.common.server import Context, ServiceSpec
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AlertService"].full_name
 
 
-def _parts(ctx: Context) -> tuple[Raiser, Reevaluator]:
-    """The rule cache, the raiser and the re-evaluator, made once per running service."""
+def _parts(ctx: Context) -> tuple[RuleCache, Reevaluator]:
+    """The order consumer's rule cache and the re-evaluator, made once per running service."""
     if "reevaluator" not in ctx.extras:
         settings = ctx.settings
         assert isinstance(settings, AlertSettings)
-        raiser = Raiser(RuleCache())
-        ctx.extras["raiser"] = raiser
+        ctx.extras["rules"] = RuleCache()
         ctx.extras["reevaluator"] = Reevaluator(ctx.db, Raiser(RuleCache()), batch=settings.reevaluation_batch)
-    return ctx.extras["raiser"], ctx.extras["reevaluator"]
+    return ctx.extras["rules"], ctx.extras["reevaluator"]
 
 
 def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
@@ -46,8 +45,8 @@ def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
 
 
 def consumers(ctx: Context) -> list[EventConsumer]:
-    raiser, _ = _parts(ctx)
-    return [customer_consumer(ctx.db, ctx.js), order_consumer(ctx.db, ctx.js, raiser)]
+    rules, _ = _parts(ctx)
+    return [customer_consumer(ctx.db, ctx.js), order_consumer(ctx.db, ctx.js, rules)]
 
 
 def background(ctx: Context) -> list[Coroutine[Any, Any, None]]:

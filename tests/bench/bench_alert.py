@@ -44,10 +44,10 @@ from services.alert.reevaluation import Reevaluator
 from services.alert.rules import RuleCache
 from services.common import bus
 from services.common.auth import Caller, Role
+from services.common.clock import utcnow
 from services.common.consumer import EventConsumer
 from services.common.db import Database
 from services.common.events import LEDGER_STREAM, ORDER_RECORDED
-from services.common.outbox import utcnow
 from services.common.validation import to_timestamp
 from services.supervisor import Ports, System
 from tests.bench.common import cpu_model, log
@@ -150,7 +150,7 @@ async def replay_and_reevaluate(args: argparse.Namespace, state: Path) -> dict[s
                                              handlers={ORDER_RECORDED: nothing}, model=ProcessedMessage), js, args.orders)
             log(f"  {noop:,.0f} orders/s")
             log(f"replay through the alert consumer ({args.rules} rules)")
-            real = await drain(order_consumer(db, js, Raiser(RuleCache())), js, args.orders)
+            real = await drain(order_consumer(db, js, RuleCache()), js, args.orders)
             log(f"  {real:,.0f} orders/s; {load()}")
         finally:
             await nc.close()
