@@ -33,7 +33,6 @@ from crowdpack.customer.v1 import member_service_pb2_grpc as member_grpc
 from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from crowdpack.customer.v1 import organization_service_pb2_grpc as org_grpc
 from crowdpack.events.v1 import alert_events_pb2
-from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
 from crowdpack.ledger.v1 import ledger_service_pb2 as ledger_pb
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
@@ -221,12 +220,6 @@ async def lag(args: argparse.Namespace, state: Path) -> dict[str, float]:
         mall = (await orgs.CreateMall(org_pb.CreateMallRequest(request_id="m", name="基准商场"), metadata=ADMIN)).mall
         store = (await orgs.CreateStore(org_pb.CreateStoreRequest(request_id="s", mall_id=mall.mall_id, name="门店"),
                                         metadata=ADMIN)).store
-        # The customer service announces malls and stores (customer.mall/store.changed.v1) once the scope work
-        # is in; announcing them here too is harmless (full-state upserts).
-        await js.publish("customer.mall.changed.v1", customer_events.MallChanged(
-            mall_id=mall.mall_id, name=mall.name, timezone=mall.timezone).SerializeToString())
-        await js.publish("customer.store.changed.v1", customer_events.StoreChanged(
-            store_id=store.store_id, mall_id=mall.mall_id, name=store.name).SerializeToString())
         n = args.lag_orders
         log(f"lag: creating {n:,} members")
         ids: list[str] = []
