@@ -26,7 +26,7 @@ $(VENV)/.deps: pyproject.toml
 protos: gen/.stamp
 gen/.stamp: $(PROTOS) $(VENV)/.deps
 	rm -rf gen && mkdir -p gen
-	$(PY) -m grpc_tools.protoc -Iprotos --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
+	$(PY) -m grpc_tools.protoc -Iprotos -I$(SITE) --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
 	touch $@
 
 # The Rust segment engine, built by maturin into the virtualenv.

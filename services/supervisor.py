@@ -133,6 +133,8 @@ class System:
             env = {**base, f"CROWDPACK_{name.upper()}_GRPC_HOST": self.host,
                    f"CROWDPACK_{name.upper()}_GRPC_PORT": str(getattr(self.ports, name)),
                    f"CROWDPACK_{name.upper()}_METRICS_PORT": str(getattr(self.ports, f"{name}_metrics"))}
+            if name == "alert":
+                env["CROWDPACK_ALERT_CUSTOMER_ADDRESS"] = f"{self.host}:{self.ports.customer}"
             if name in self.database_urls:
                 env[f"CROWDPACK_{name.upper()}_DATABASE_URL"] = self.database_urls[name]
             self.processes[name] = Process(name, [sys.executable, "-m", f"services.{name}"], env,

@@ -1,14 +1,18 @@
-"""Queries over the whitelist."""
+"""Queries over the whitelist and the alerts."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import Select, delete, false, func, not_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alert.models import WhitelistEntry
+from crowdpack.alert.v1 import alert_service_pb2 as pb
+from services.alert.models import Alert, AlertOrder, MemberView, WhitelistEntry
+
+MEMBER_DISABLED = pb.ALERT_STATE_MEMBER_DISABLED
 
 
 class WhitelistRepository:
@@ -32,3 +36,65 @@ class WhitelistRepository:
         if after is not None:
             query = query.where(tuple_(WhitelistEntry.created_at, WhitelistEntry.member_id) < after)
         return (await self.session.scalars(query.limit(limit))).all()
+
+
+@dataclass(frozen=True)
+class AlertQuery:
+    """What ListAlerts and ExportAlerts select; ``malls`` None means every mall."""
+
+    malls: frozenset[str] | None
+    store_member: bool | None = None
+    member_disabled: bool | None = None
+    rule_id: int | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    state: int = 0
+
+
+class AlertRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _select(self, q: AlertQuery) -> Select[tuple[Alert, bool, bool]]:
+        store_member = func.coalesce(MemberView.store_member, false())
+        disabled = or_(Alert.state == MEMBER_DISABLED, func.coalesce(MemberView.disabled, false()))
+        query = (select(Alert, store_member, disabled)
+                 .outerjoin(MemberView, MemberView.member_id == Alert.member_id))
+        if q.malls is not None:
+            query = query.where(Alert.mall_id.in_(q.malls))
+        if q.store_member is not None:
+            query = query.where(store_member if q.store_member else not_(store_member))
+        if q.member_disabled is not None:
+            query = query.where(disabled if q.member_disabled else not_(disabled))
+        if q.rule_id is not None:
+            query = query.where(Alert.rule_id == q.rule_id)
+        if q.start is not None:
+            query = query.where(Alert.first_triggered_at >= q.start)
+        if q.end is not None:
+            query = query.where(Alert.first_triggered_at < q.end)
+        if q.state:
+            query = query.where(Alert.state == q.state)
+        return query
+
+    async def page(self, q: AlertQuery, limit: int, before_id: int | None) -> Sequence[tuple[Alert, bool, bool]]:
+        """Newest first (by id)."""
+        query = self._select(q)
+        if before_id is not None:
+            query = query.where(Alert.id < before_id)
+        return (await self.session.execute(query.order_by(Alert.id.desc()).limit(limit))).all()
+
+    async def get(self, alert_id: int) -> tuple[Alert, bool, bool] | None:
+        row = (await self.session.execute(self._select(AlertQuery(None)).where(Alert.id == alert_id))).first()
+        return tuple(row) if row is not None else None  # type: ignore[return-value]
+
+    async def of_member(self, mall_id: str, member_id: str) -> Sequence[tuple[Alert, bool, bool]]:
+        return (await self.session.execute(self._select(AlertQuery(frozenset([mall_id]))).where(
+            Alert.member_id == member_id).order_by(Alert.id))).all()
+
+    async def orders(self, alert_ids: Sequence[int]) -> dict[int, list[AlertOrder]]:
+        rows = (await self.session.scalars(select(AlertOrder).where(AlertOrder.alert_id.in_(alert_ids)).order_by(
+            AlertOrder.alert_id, AlertOrder.condition, AlertOrder.occur_time, AlertOrder.order_id))).all()
+        found: dict[int, list[AlertOrder]] = {}
+        for row in rows:
+            found.setdefault(row.alert_id, []).append(row)
+        return found

@@ -1,28 +1,70 @@
-"""How the alert service is put together: settings, migrations, servicers, consumers."""
+"""How the alert service is put together: settings, migrations, servicers, consumers, background jobs."""
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
 from crowdpack.alert.v1 import alert_service_pb2_grpc as pb_grpc
 from services.alert.config import AlertSettings
+from services.alert.consumers import customer_consumer, order_consumer
+from services.alert.customer_client import CustomerClient
+from services.alert.digest import DigestJob
 from services.alert.models import OutboxEvent
+from services.alert.raising import Raiser
+from services.alert.reevaluation import Reevaluator
+from services.alert.rules import RuleCache
 from services.alert.servicer import AlertServicer
+from services.common.consumer import EventConsumer
 from services.common.server import Context, ServiceSpec
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AlertService"].full_name
 
 
+def _parts(ctx: Context) -> tuple[RuleCache, Reevaluator]:
+    """The order consumer's rule cache and the re-evaluator, made once per running service."""
+    if "reevaluator" not in ctx.extras:
+        settings = ctx.settings
+        assert isinstance(settings, AlertSettings)
+        ctx.extras["rules"] = RuleCache()
+        ctx.extras["reevaluator"] = Reevaluator(ctx.db, Raiser(RuleCache()), batch=settings.reevaluation_batch)
+    return ctx.extras["rules"], ctx.extras["reevaluator"]
+
+
 def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
-    pb_grpc.add_AlertServiceServicer_to_server(AlertServicer(ctx.db), server)
+    settings = ctx.settings
+    assert isinstance(settings, AlertSettings)
+    _, reevaluator = _parts(ctx)
+    customers = ctx.extras["customers"] = CustomerClient(settings.customer_address)
+    pb_grpc.add_AlertServiceServicer_to_server(AlertServicer(ctx.db, customers, reevaluator.wake), server)
     return [SERVICE_NAME]
+
+
+def consumers(ctx: Context) -> list[EventConsumer]:
+    rules, _ = _parts(ctx)
+    return [customer_consumer(ctx.db, ctx.js), order_consumer(ctx.db, ctx.js, rules)]
+
+
+def background(ctx: Context) -> list[Coroutine[Any, Any, None]]:
+    settings = ctx.settings
+    assert isinstance(settings, AlertSettings)
+    _, reevaluator = _parts(ctx)
+    return [reevaluator.run(), DigestJob(ctx.db, settings).run()]
+
+
+async def shutdown(ctx: Context) -> None:
+    customers = ctx.extras.get("customers")
+    if customers is not None:
+        await customers.close()
 
 
 def build_spec(settings: AlertSettings | None = None) -> ServiceSpec:
     return ServiceSpec(
         name="alert", settings=settings or AlertSettings(),
         migrations_dir=Path(__file__).parent / "migrations", outbox_model=OutboxEvent, register=register,
+        consumers=consumers, background=background, shutdown=shutdown,
     )

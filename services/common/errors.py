@@ -60,6 +60,12 @@ class Unauthenticated(DomainError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
+class Unavailable(DomainError):
+    """A service this one depends on cannot be reached; the caller may retry with the same request_id."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
 class Aborted(DomainError):
     """A conflict with a concurrent writer; the caller may retry with the same request_id."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
-from crowdpack.events.v1 import customer_events_pb2, ledger_events_pb2
+from crowdpack.events.v1 import alert_events_pb2, customer_events_pb2, ledger_events_pb2
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ ENTRIES_POSTED = "ledger.entries.posted.v1"
 ORDER_RECORDED = "ledger.order.recorded.v1"
 ORDER_REFUNDED = "ledger.order.refunded.v1"
 VOUCHER_REDEEMED = "ledger.voucher.redeemed.v1"
+# alert
+ALERT_RAISED = "alert.alert.raised.v1"
+DIGEST_CREATED = "alert.digest.created.v1"
 
 SUBJECT_TYPES: dict[str, type[Message]] = {
     MEMBER_CREATED: customer_events_pb2.MemberCreated,
@@ -67,6 +70,8 @@ SUBJECT_TYPES: dict[str, type[Message]] = {
     MEMBERS_IMPORTED: customer_events_pb2.MembersImported,
     MALL_CHANGED: customer_events_pb2.MallChanged,
     STORE_CHANGED: customer_events_pb2.StoreChanged,
+    ALERT_RAISED: alert_events_pb2.AlertRaised,
+    DIGEST_CREATED: alert_events_pb2.DigestCreated,
 }
 
 

@@ -20,19 +20,21 @@ REVIEW_NAMES = {member_pb2.REVIEW_STATUS_PENDING: "pending", member_pb2.REVIEW_S
 def created(session: AsyncSession, c: Customer) -> None:
     add_event(session, OutboxEvent, events.MemberCreated(
         member_id=str(c.id), phone=c.phone or "", email=c.email or "", create_time=to_timestamp(c.created_at),
-        registration_mall_id=str(c.registration_mall_id or ""), level=c.level))
+        registration_mall_id=str(c.registration_mall_id or ""), level=c.level, virtual=c.virtual,
+        store_member=c.store_member))
 
 
 def status_changed(session: AsyncSession, c: Customer) -> None:
     add_event(session, OutboxEvent, events.MemberStatusChanged(
         member_id=str(c.id), disabled=c.disabled, deleted=c.deleted_at is not None, virtual=c.virtual,
-        review_status=REVIEW_NAMES.get(c.review_status, ""), change_time=to_timestamp(utcnow())))
+        review_status=REVIEW_NAMES.get(c.review_status, ""), change_time=to_timestamp(utcnow()),
+        store_member=c.store_member))
 
 
 def updated(session: AsyncSession, c: Customer, fields: Iterable[str], operator_id: str) -> None:
     add_event(session, OutboxEvent, events.MemberUpdated(
         member_id=str(c.id), changed_fields=sorted(fields), phone=c.phone or "", email=c.email or "",
-        operator_id=operator_id, change_time=to_timestamp(utcnow())))
+        operator_id=operator_id, change_time=to_timestamp(utcnow()), store_member=c.store_member))
 
 
 def fields_changed(session: AsyncSession, customer_id: int, fields: Iterable[str], operator_id: str) -> None:

@@ -19,6 +19,8 @@ BENCHES = {
     "ledger": ("tests.bench.bench_ledger", ["--posts", "1000", "--batches", "2", "--batch-size", "1000", "--orders",
                                             "500", "--backend", "sqlite"]),
     "import": ("tests.bench.bench_import", ["--fast-rows", "20000", "--normal-rows", "2000"]),
+    "alert": ("tests.bench.bench_alert", ["--orders", "5000", "--members", "500", "--stores", "20",
+                                          "--lag-orders", "300"]),
 }
 
 

@@ -1,0 +1,114 @@
+"""What a rule means: which of a member's orders fire which condition (docs/alerts.md).
+
+Pure functions over plain values, so the order consumer and the background re-evaluation apply
+exactly the same semantics:
+
+- the orders considered are the member's orders in the rule's mall, not online, not fully refunded,
+  whose store is in the rule's scope, within the last 90 calendar days of the mall's time zone;
+- "the last D days" is today and the D-1 days before it in the mall's time zone (as crowd packages);
+- an order's amount is what the member paid less what was refunded of it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from crowdpack.alert.v1 import alert_service_pb2 as pb
+
+HORIZON_DAYS = 90
+SINGLE_ORDER = pb.CONDITION_KIND_SINGLE_ORDER
+ANY_STORE = pb.CONDITION_KIND_ANY_STORE
+SCOPE_TOTAL = pb.CONDITION_KIND_SCOPE_TOTAL
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    order_id: str
+    store_id: str
+    paid_amount: int  # fen, less refunds
+    occur_time: datetime  # aware
+    fully_refunded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    days: int
+    min_count: int | None
+    min_paid: int | None
+
+    def reached(self, count: int, paid: int) -> bool:
+        return ((self.min_count is not None and count >= self.min_count)
+                or (self.min_paid is not None and paid >= self.min_paid))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    rule_id: int
+    name: str
+    # None: every store of the mall.
+    stores: frozenset[str] | None
+    single_min_paid: int | None
+    any_store: Window | None
+    scope_total: Window | None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    condition: int  # ConditionKind
+    orders: tuple[Order, ...]
+
+
+def day_start(now: datetime, tz: ZoneInfo, days: int) -> datetime:
+    """The first instant (UTC) of "the last ``days`` days" as of ``now`` in ``tz``: today counts as one."""
+    today = now.astimezone(tz).date()
+    first = today - timedelta(days=days - 1)
+    return datetime.combine(first, time(0), tzinfo=tz).astimezone(UTC)
+
+
+def horizon_start(now: datetime, tz: ZoneInfo) -> datetime:
+    return day_start(now, tz, HORIZON_DAYS)
+
+
+def evaluate(rule: RuleSpec, orders: Iterable[Order], now: datetime, tz: ZoneInfo) -> list[Hit]:
+    """The conditions of ``rule`` that ``orders`` (one member's, in the rule's mall) fire, with their orders."""
+    horizon = horizon_start(now, tz)
+    scoped = [o for o in orders if not o.fully_refunded and horizon <= o.occur_time <= now
+              and (rule.stores is None or o.store_id in rule.stores)]
+    if not scoped:
+        return []
+    hits = []
+    if rule.single_min_paid is not None:
+        big = tuple(o for o in scoped if o.paid_amount >= rule.single_min_paid)
+        if big:
+            hits.append(Hit(SINGLE_ORDER, big))
+    if rule.any_store is not None:
+        start = day_start(now, tz, rule.any_store.days)
+        by_store: dict[str, list[Order]] = defaultdict(list)
+        for o in scoped:
+            if o.occur_time >= start:
+                by_store[o.store_id].append(o)
+        fired = tuple(o for store in sorted(by_store) for o in by_store[store]
+                      if rule.any_store.reached(len(by_store[store]), sum(x.paid_amount for x in by_store[store])))
+        if fired:
+            hits.append(Hit(ANY_STORE, fired))
+    if rule.scope_total is not None:
+        start = day_start(now, tz, rule.scope_total.days)
+        recent = tuple(o for o in scoped if o.occur_time >= start)
+        if recent and rule.scope_total.reached(len(recent), sum(o.paid_amount for o in recent)):
+            hits.append(Hit(SCOPE_TOTAL, recent))
+    return hits
+
+
+def condition_bits(hits: Sequence[Hit]) -> int:
+    bits = 0
+    for hit in hits:
+        bits |= 1 << hit.condition
+    return bits
+
+
+def conditions_of(bits: int) -> list[int]:
+    return [kind for kind in (SINGLE_ORDER, ANY_STORE, SCOPE_TOTAL) if bits & (1 << kind)]

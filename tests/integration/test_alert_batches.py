@@ -1,0 +1,89 @@
+"""A batch of order events gives the alerts that applying them one at a time gives (the consumer's batched
+mode hands the order handler a whole fetched batch in one transaction)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from crowdpack.alert.v1 import alert_service_pb2 as pb
+from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
+from services.alert.models import Alert, AlertOrder, AlertRule, MallView, StoreView
+from services.alert.ordering import apply_orders
+from services.alert.rules import RuleCache
+from services.common.db import Database
+from services.common.validation import to_timestamp
+
+
+async def test_batches_raise_what_one_at_a_time_raises(database_url):
+    db = Database(database_url, Path("services/alert/migrations"))
+    await db.migrate()
+    rng = random.Random(5)
+    now = datetime.now(UTC)
+    try:
+        async with db.transaction() as session:
+            for mall_id in ("1", "2"):  # two identical malls: one fed event by event, the other in batches
+                session.add(MallView(mall_id=mall_id, name=f"商场{mall_id}", timezone="Asia/Shanghai", deleted=False,
+                                     revision=1))
+                for s in range(4):
+                    session.add(StoreView(store_id=f"{mall_id}{s}", mall_id=mall_id, name="店", category="",
+                                          business_format="", floor="", tags=["t"] if s < 2 else [], deleted=False))
+                for name, kind, values, extra in [
+                    ("single", pb.STORE_SCOPE_KIND_ALL, [], dict(single_enabled=True, single_min_paid=5_000)),
+                    ("store", pb.STORE_SCOPE_KIND_TAG, ["t"], dict(any_enabled=True, any_days=3, any_min_count=3)),
+                    ("total", pb.STORE_SCOPE_KIND_ALL, [], dict(total_enabled=True, total_days=10,
+                                                                total_min_paid=12_000))]:
+                    session.add(AlertRule(mall_id=mall_id, name=name, scope_kind=kind, scope_values=values,
+                                          creator_id="t", created_at=now, editor_id="t", updated_at=now, version=1,
+                                          eval_state=pb.EVALUATION_STATE_DONE, eval_version=1, eval_total=0,
+                                          eval_done=0, eval_raised=0, eval_cursor="", **extra))
+        events: list[tuple[str, ledger_events.OrderRecorded | ledger_events.OrderRefunded]] = []
+        placed = []
+        for i in range(400):
+            member, store = str(rng.randrange(25)), str(rng.randrange(4))
+            paid = rng.choice([500, 2_000, 4_000, 6_000])
+            when = to_timestamp(now - timedelta(days=rng.choice([0, 1, 2, 5, 9, 20]), hours=rng.uniform(0, 20)))
+            events.append(("o", ledger_events.OrderRecorded(order_id=f"{i}", member_id=member, store_id=store,
+                                                            channel="ORDER_CHANNEL_POS", paid_amount=paid,
+                                                            occur_time=when)))
+            placed.append((f"{i}", member, store, paid))
+            if rng.random() < 0.2:
+                oid, m, s, p = rng.choice(placed)
+                full = rng.random() < 0.5
+                events.append(("r", ledger_events.OrderRefunded(
+                    order_id=oid, member_id=m, store_id=s, order_paid_amount=p,
+                    total_refunded_paid_amount=p if full else p // 3, fully_refunded=full)))
+
+        def for_mall(mall_id: str, event):  # noqa: ANN001, ANN202
+            copy = type(event)()
+            copy.CopyFrom(event)
+            copy.mall_id = mall_id
+            copy.order_id = f"{mall_id}-{event.order_id}"
+            copy.store_id = f"{mall_id}{event.store_id}"
+            return copy
+
+        cache = RuleCache()
+        for _, event in events:
+            async with db.transaction() as session:
+                await apply_orders(session, cache, [for_mall("1", event)], now)
+        start = 0
+        while start < len(events):
+            size = rng.choice([1, 7, 30, 100])
+            async with db.transaction() as session:
+                await apply_orders(session, cache, [for_mall("2", e) for _, e in events[start:start + size]], now)
+            start += size
+
+        async with db.read() as session:
+            rules = {r.id: r.name for r in (await session.scalars(select(AlertRule))).all()}
+            result: dict[str, dict] = {"1": {}, "2": {}}
+            for alert in (await session.scalars(select(Alert))).all():
+                orders = (await session.scalars(select(AlertOrder).where(AlertOrder.alert_id == alert.id))).all()
+                result[alert.mall_id][(alert.member_id, rules[alert.rule_id])] = (
+                    alert.conditions, alert.order_count,
+                    {(o.condition, o.order_id.split("-")[1], o.paid_amount) for o in orders})
+        assert result["1"] and result["1"] == result["2"]
+    finally:
+        await db.dispose()

@@ -1,0 +1,60 @@
+"""Publishing the events the alert service consumes, and waiting until it has applied them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from datetime import datetime
+
+from google.protobuf.message import Message
+from nats.js import JetStreamContext
+
+from crowdpack.events.v1 import customer_events_pb2 as customer_events
+from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
+from services.common.events import subject_of
+from services.common.validation import to_timestamp
+
+_ids = itertools.count(1)
+
+
+async def publish(js: JetStreamContext, message: Message) -> None:
+    await js.publish(subject_of(message), message.SerializeToString(), headers={"Nats-Msg-Id": f"t{next(_ids)}"})
+
+
+async def caught_up(js: JetStreamContext, stream: str, durable: str, timeout: float = 60.0) -> None:
+    """Returns once the durable consumer has acked everything in its stream."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = await js.consumer_info(stream, durable)
+        if info.num_pending == 0 and info.num_ack_pending == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{durable} still has {info.num_pending} pending, {info.num_ack_pending} unacked")
+        await asyncio.sleep(0.02)
+
+
+async def mall(js: JetStreamContext, mall_id: str, name: str, timezone: str) -> None:
+    await publish(js, customer_events.MallChanged(mall_id=mall_id, name=name, timezone=timezone))
+
+
+async def store(js: JetStreamContext, store_id: str, mall_id: str, *, category: str = "", business_format: str = "",
+                floor: str = "", tags: tuple[str, ...] = ()) -> None:
+    await publish(js, customer_events.StoreChanged(
+        store_id=store_id, mall_id=mall_id, name=f"门店{store_id}", category=category,
+        business_format=business_format, floor=floor, tags=list(tags)))
+
+
+async def order(js: JetStreamContext, order_id: str, member_id: str, mall_id: str, store_id: str, paid: int,
+                when: datetime, channel: str = "ORDER_CHANNEL_POS") -> None:
+    await publish(js, ledger_events.OrderRecorded(
+        order_id=order_id, member_id=member_id, mall_id=mall_id, store_id=store_id, channel=channel, amount=paid,
+        paid_amount=paid, occur_time=to_timestamp(when), record_time=to_timestamp(when)))
+
+
+async def refund(js: JetStreamContext, order_id: str, member_id: str, mall_id: str, store_id: str, paid: int,
+                 refunded_total: int, full: bool) -> None:
+    await publish(js, ledger_events.OrderRefunded(
+        refund_id=f"r{next(_ids)}", order_id=order_id, member_id=member_id, mall_id=mall_id, store_id=store_id,
+        channel="ORDER_CHANNEL_POS", order_amount=paid, order_paid_amount=paid,
+        total_refunded_amount=refunded_total, total_refunded_paid_amount=refunded_total, fully_refunded=full))
