@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 SITE := $(VENV)/lib/python3.11/site-packages
 PROTOS := $(shell find protos -name '*.proto')
-ENGINE_SRC := $(shell find segment_engine/src segment_engine/python -type f -not -name "*.so" -not -path "*/__pycache__/*" 2>/dev/null) segment_engine/Cargo.toml segment_engine/pyproject.toml
+ENGINE_SRC := $(shell find segment_engine/src segment_engine/python -type f -not -name "*.so" -not -path "*/__pycache__/*" -not -path "*/.mypy_cache/*" 2>/dev/null) segment_engine/Cargo.toml segment_engine/pyproject.toml
 
-.PHONY: all setup run check test test-fast bench protos engine clean
+.PHONY: all setup run check check-engine test test-fast bench protos engine clean
 
 all: setup
 
@@ -39,9 +39,18 @@ $(VENV)/.engine: $(ENGINE_SRC) $(VENV)/.deps
 run: setup
 	$(PY) -m services.cli run
 
-# Static checks that keep the house in order: the import contracts (pyproject.toml, [tool.importlinter]).
-check: setup
+# Static checks that keep the house in order: the import contracts (pyproject.toml, [tool.importlinter])
+# and the segment engine's checks.
+check: setup check-engine
 	$(BIN)/lint-imports
+
+# The segment engine: the Rust property tests, clippy with warnings as errors, and the hand-written
+# _core.pyi against the built module (mypy's stubtest; stub-only type names are in the allowlist).
+check-engine: setup
+	cd segment_engine && cargo test --quiet
+	cd segment_engine && cargo clippy --quiet --all-targets -- -D warnings
+	cd segment_engine/python && MYPY_CACHE_DIR=$(CURDIR)/.mypy_cache $(CURDIR)/$(PY) -m mypy.stubtest segment_engine._core \
+		--allowlist ../stubtest-allowlist.txt
 
 # make test: unit, integration and e2e tests, in parallel (pytest-xdist), a worker per core.
 # CI (CI=true, as .ci/run runs) adds the chaos tests; CROWDPACK_TEST_POSTGRES_URL adds the PostgreSQL twins.

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::container::Container;
 use crate::error::{EngineError, Result};
 use crate::expr::{ChunkSource, Node, Scratch};
-use crate::numpy_in::IntLike;
+use crate::ints::IntLike;
 use crate::pred::{Interval, Pred};
 use crate::set::RoaringSet;
 use crate::words::{self, Words, WORDS};

@@ -495,7 +495,7 @@ impl Container {
                 let c = words::popcount(&w);
                 Container::from_words(w, c)
             }
-            (Container::Run(a), Container::Run(b)) => runs_and(a, b),
+            (Container::Run(a), Container::Run(b)) => Container::Run(runs_and(a, b)),
             (Container::Bits(w, _), r @ Container::Run(_)) | (r @ Container::Run(_), Container::Bits(w, _)) => {
                 if r.is_full() {
                     return Some(other_of(self, other, r).clone());
@@ -518,7 +518,7 @@ impl Container {
             (Container::Bits(w, _), Container::Run(r)) | (Container::Run(r), Container::Bits(w, _)) => {
                 r.iter().map(|&(s, l)| words::popcount_range(w, s, l)).sum()
             }
-            (Container::Run(a), Container::Run(b)) => runs_and(a, b).len(),
+            (Container::Run(a), Container::Run(b)) => Container::Run(runs_and(a, b)).len(),
         }
     }
 
@@ -528,7 +528,7 @@ impl Container {
             (Container::Array(a), Container::Array(b)) if a.len() + b.len() <= ARRAY_MAX => {
                 Container::Array(union_sorted(a, b))
             }
-            (Container::Run(a), Container::Run(b)) => runs_or(a, b),
+            (Container::Run(a), Container::Run(b)) => Container::Run(runs_or(a, b)),
             (a, b) if a.is_full() || b.is_full() => Container::full(),
             (Container::Bits(a, _), Container::Bits(b, _)) => {
                 let mut w = words::zeroed();
@@ -557,7 +557,7 @@ impl Container {
             (Container::Array(a), Container::Array(b)) => Container::Array(difference_sorted(a, b)),
             (Container::Array(a), o) => Container::Array(a.iter().copied().filter(|&v| !o.contains(v)).collect()),
             (_, o) if o.is_full() => return None,
-            (Container::Run(a), Container::Run(b)) => runs_andnot(a, b),
+            (Container::Run(a), Container::Run(b)) => Container::Run(runs_andnot(a, b)),
             (Container::Bits(a, _), Container::Bits(b, _)) => {
                 let mut w = words::zeroed();
                 words::andnot_to(&mut w, a, b);
@@ -628,7 +628,7 @@ pub fn runs_of_sorted(a: &[u16]) -> Vec<Run> {
     runs
 }
 
-fn runs_and(a: &[Run], b: &[Run]) -> Container {
+pub fn runs_and(a: &[Run], b: &[Run]) -> Vec<Run> {
     let mut out = Vec::new();
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
@@ -643,7 +643,7 @@ fn runs_and(a: &[Run], b: &[Run]) -> Container {
             j += 1;
         }
     }
-    Container::Run(out)
+    out
 }
 
 fn push_run(out: &mut Vec<Run>, r: Run) {
@@ -653,7 +653,7 @@ fn push_run(out: &mut Vec<Run>, r: Run) {
     }
 }
 
-fn runs_or(a: &[Run], b: &[Run]) -> Container {
+pub fn runs_or(a: &[Run], b: &[Run]) -> Vec<Run> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() || j < b.len() {
@@ -666,10 +666,10 @@ fn runs_or(a: &[Run], b: &[Run]) -> Container {
             j += 1;
         }
     }
-    Container::Run(out)
+    out
 }
 
-fn runs_andnot(a: &[Run], b: &[Run]) -> Container {
+pub fn runs_andnot(a: &[Run], b: &[Run]) -> Vec<Run> {
     let mut out = Vec::new();
     let mut j = 0;
     for &(s, l) in a {
@@ -693,7 +693,7 @@ fn runs_andnot(a: &[Run], b: &[Run]) -> Container {
             }
         }
     }
-    Container::Run(out)
+    out
 }
 
 /// Sorted intersection of two sorted distinct arrays (galloping when sizes differ a lot).

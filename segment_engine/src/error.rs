@@ -1,7 +1,4 @@
-//! The engine's single error type and its mapping to Python exceptions.
-
-use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError};
-use pyo3::PyErr;
+//! The engine's single error type (`python::error` maps it to Python exceptions).
 
 /// Every failure the engine reports.
 #[derive(Debug, thiserror::Error)]
@@ -33,18 +30,5 @@ impl EngineError {
     /// Corrupt serialized bytes.
     pub fn corrupt(msg: impl Into<String>) -> Self {
         EngineError::Corrupt(msg.into())
-    }
-}
-
-impl From<EngineError> for PyErr {
-    fn from(err: EngineError) -> PyErr {
-        match err {
-            EngineError::Invalid(_) | EngineError::Corrupt(_) => PyValueError::new_err(err.to_string()),
-            EngineError::Io { ref source, .. } => match source.kind() {
-                std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(err.to_string()),
-                std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(err.to_string()),
-                _ => PyOSError::new_err(err.to_string()),
-            },
-        }
     }
 }

@@ -7,7 +7,9 @@
 
 use rayon::prelude::*;
 
-use crate::container::{difference_sorted, intersect_sorted, union_sorted, Container, ARRAY_MAX};
+use crate::container::{
+    difference_sorted, intersect_sorted, runs_and, runs_andnot, runs_or, union_sorted, Container, Run,
+};
 use crate::set::RoaringSet;
 use crate::words::{self, Words};
 
@@ -68,6 +70,17 @@ enum Val<'a> {
     C(&'a Container),
     Arr(Vec<u16>),
     W(Box<Words>),
+    /// An owned run container (the result of run-only operations), never empty or full.
+    Own(Container),
+}
+
+/// A run-only result as a value.
+fn runs_val<'a>(r: Vec<Run>) -> Val<'a> {
+    match r.as_slice() {
+        [] => Val::Empty,
+        [(0, 0xFFFF)] => Val::Full,
+        _ => Val::Own(Container::Run(r)),
+    }
 }
 
 impl Val<'_> {
@@ -79,12 +92,25 @@ impl Val<'_> {
         }
     }
 
+    fn runs(&self) -> Option<&[Run]> {
+        match self {
+            Val::C(Container::Run(r)) | Val::Own(Container::Run(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Both sides are run containers: operate on the runs, without a bitset.
+    fn both_runs(a: &Val<'_>, b: &Val<'_>) -> bool {
+        a.runs().is_some() && b.runs().is_some()
+    }
+
     /// Writes this value as a block into `out`.
     fn write(&self, out: &mut Words) {
         match self {
             Val::Empty => out.fill(0),
             Val::Full => out.fill(!0),
             Val::C(c) => c.write_words(out),
+            Val::Own(c) => c.write_words(out),
             Val::Arr(a) => {
                 out.fill(0);
                 set_bits(out, a);
@@ -98,6 +124,7 @@ impl Val<'_> {
             Val::Empty => {}
             Val::Full => out.fill(!0),
             Val::C(c) => c.or_into_words(out),
+            Val::Own(c) => c.or_into_words(out),
             Val::Arr(a) => set_bits(out, a),
             Val::W(w) => words::or_assign(out, w),
         }
@@ -108,6 +135,7 @@ impl Val<'_> {
             Val::Empty => out.fill(0),
             Val::Full => {}
             Val::C(c) => c.and_into_words(out),
+            Val::Own(c) => c.and_into_words(out),
             Val::Arr(a) => {
                 let mut keep = [0u64; words::WORDS];
                 set_bits(&mut keep, a);
@@ -122,6 +150,7 @@ impl Val<'_> {
             Val::Empty => {}
             Val::Full => out.fill(0),
             Val::C(c) => c.andnot_into_words(out),
+            Val::Own(c) => c.andnot_into_words(out),
             Val::Arr(a) => {
                 for &v in a.iter() {
                     out[v as usize / 64] &= !(1 << (v % 64));
@@ -176,6 +205,7 @@ fn filter_val(a: &[u16], other: &Val<'_>, keep: bool) -> Vec<u16> {
             }
         }
         Val::C(c) => a.iter().copied().filter(|&v| c.contains(v) == keep).collect(),
+        Val::Own(c) => a.iter().copied().filter(|&v| c.contains(v) == keep).collect(),
     }
 }
 
@@ -211,6 +241,7 @@ fn and_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
             Val::Empty
         }
         (Val::Full, x) | (x, Val::Full) => x,
+        (a, b) if Val::both_runs(&a, &b) => runs_val(runs_and(a.runs().expect("runs"), b.runs().expect("runs"))),
         (a, b) if big_array_and_bits(&a, &b) || big_array_and_bits(&b, &a) => {
             // A large array against a bitset: set its bits and AND word by word, staying in
             // words for the operations that follow.
@@ -260,7 +291,9 @@ fn or_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
             x.release(s);
             Val::Full
         }
-        (a, b) if matches!((a.array(), b.array()), (Some(x), Some(y)) if x.len() + y.len() <= ARRAY_MAX) => {
+        (a, b) if Val::both_runs(&a, &b) => runs_val(runs_or(a.runs().expect("runs"), b.runs().expect("runs"))),
+        // Small arrays merge; bigger ones go to a bitset, which the next operands OR into cheaply.
+        (a, b) if matches!((a.array(), b.array()), (Some(x), Some(y)) if x.len() + y.len() <= RESULT_ARRAY_MAX) => {
             Val::Arr(union_sorted(a.array().expect("checked"), b.array().expect("checked")))
         }
         (Val::W(mut w), x) | (x, Val::W(mut w)) => {
@@ -293,6 +326,7 @@ fn andnot_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
             x.release(s);
             Val::Empty
         }
+        (a, b) if Val::both_runs(&a, &b) => runs_val(runs_andnot(a.runs().expect("runs"), b.runs().expect("runs"))),
         (a, b) if a.array().is_some() => {
             let out = filter_val(a.array().expect("checked"), &b, false);
             b.release(s);
@@ -328,6 +362,14 @@ impl<'a> Node<'a> {
             None => Val::Empty,
             Some(c) if c.is_full() => Val::Full,
             Some(c) => Val::C(c),
+        }
+    }
+
+    /// The values of `cur` not in `set`'s block `key`.
+    fn filter_out(cur: Vec<u16>, set: &RoaringSet, key: u16) -> Vec<u16> {
+        match set.container(key) {
+            None => cur,
+            Some(o) => filter_container(&cur, o, false),
         }
     }
 
@@ -390,6 +432,16 @@ impl<'a> Node<'a> {
             Node::And(ch) => ch.iter().map(|c| c.estimate()).min().unwrap_or(0),
             Node::Or(ch) => ch.iter().map(|c| c.estimate()).fold(0u64, |a, b| a.saturating_add(b)),
             Node::AndNot(l, _) => l.estimate(),
+        }
+    }
+
+    /// How much work one key of this tree is, in leaf visits (a computed leaf reads several slices).
+    pub fn weight(&self) -> usize {
+        match self {
+            Node::Empty | Node::Universe(_) | Node::Set(_) | Node::Owned(_) => 1,
+            Node::Computed(_) => 8,
+            Node::And(ch) | Node::Or(ch) => ch.iter().map(|c| c.weight()).sum(),
+            Node::AndNot(l, r) => l.weight() + r.weight(),
         }
     }
 
@@ -491,6 +543,30 @@ impl<'a> Node<'a> {
                 if matches!(a, Val::Empty) {
                     return a;
                 }
+                // A sparse left side is filtered by each excluded operand in turn, without
+                // building their union.
+                if let (Some(values), Node::Or(children)) = (a.array(), r.as_ref()) {
+                    if values.len() <= FILTER_MAX {
+                        let mut cur = values.to_vec();
+                        for c in children {
+                            if cur.is_empty() {
+                                break;
+                            }
+                            cur = match c {
+                                Node::Set(set) => Self::filter_out(cur, set, key),
+                                Node::Owned(set) => Self::filter_out(cur, set, key),
+                                _ => {
+                                    let v = c.eval(key, s);
+                                    let out = filter_val(&cur, &v, false);
+                                    v.release(s);
+                                    out
+                                }
+                            };
+                        }
+                        a.release(s);
+                        return if cur.is_empty() { Val::Empty } else { Val::Arr(cur) };
+                    }
+                }
                 let b = r.eval(key, s);
                 andnot_vals(a, b, s)
             }
@@ -508,6 +584,7 @@ fn finish(v: Val<'_>, s: &mut Scratch) -> Option<Container> {
         Val::Empty => None,
         Val::Full => Some(Container::full()),
         Val::C(c) => Some(c.clone()),
+        Val::Own(c) => Some(c),
         Val::Arr(a) => (!a.is_empty()).then_some(Container::Array(a)),
         Val::W(w) => {
             let card = words::popcount(&w);
@@ -530,6 +607,7 @@ fn finish_count(v: Val<'_>, s: &mut Scratch) -> u64 {
         Val::Empty => 0,
         Val::Full => 65536,
         Val::C(c) => c.len() as u64,
+        Val::Own(c) => c.len() as u64,
         Val::Arr(a) => a.len() as u64,
         Val::W(w) => {
             let n = words::popcount(&w) as u64;
@@ -554,16 +632,25 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
 /// Keys per rayon task; a handful keeps the split overhead well below the per-key work.
 const KEYS_PER_TASK: usize = 2;
 
+/// Trees with fewer (key, leaf) visits than this run on the calling thread: waking the pool costs
+/// more than it saves there, and on a busy machine a parallel join waits for its slowest worker,
+/// which may be descheduled for a whole time slice.
+const PAR_MIN_VISITS: usize = 1024;
+
+/// Runs `one` for each key, in parallel when the tree is big enough to gain from it.
+fn map_keys<T: Send>(node: &Node<'_>, keys: &[u16], one: impl Fn(u16) -> T + Sync + Send) -> Vec<T> {
+    if keys.len() < 4 || keys.len() * node.weight() < PAR_MIN_VISITS {
+        keys.iter().map(|&k| one(k)).collect()
+    } else {
+        keys.par_iter().with_min_len(KEYS_PER_TASK).map(|&k| one(k)).collect()
+    }
+}
+
 /// Evaluates the tree into a new set.
 pub fn evaluate(node: Node<'_>) -> RoaringSet {
     let node = node.simplify();
     let keys = node.keys();
-    let one = |k: u16| with_scratch(|s| (k, finish(node.eval(k, s), s)));
-    let results: Vec<(u16, Option<Container>)> = if keys.len() < 4 {
-        keys.iter().map(|&k| one(k)).collect()
-    } else {
-        keys.par_iter().with_min_len(KEYS_PER_TASK).map(|&k| one(k)).collect()
-    };
+    let results = map_keys(&node, &keys, |k| with_scratch(|s| (k, finish(node.eval(k, s), s))));
     RoaringSet::from_pairs(results.into_iter().filter_map(|(k, c)| c.map(|c| (k, c))))
 }
 
@@ -571,9 +658,7 @@ pub fn evaluate(node: Node<'_>) -> RoaringSet {
 pub fn count(node: Node<'_>) -> u64 {
     let node = node.simplify();
     let keys = node.keys();
-    let one = |k: u16| with_scratch(|s| finish_count(node.eval(k, s), s));
-    if keys.len() < 4 {
-        return keys.iter().map(|&k| one(k)).sum();
-    }
-    keys.par_iter().with_min_len(KEYS_PER_TASK).map(|&k| one(k)).sum()
+    map_keys(&node, &keys, |k| with_scratch(|s| finish_count(node.eval(k, s), s)))
+        .into_iter()
+        .sum()
 }

@@ -321,6 +321,11 @@ impl RoaringSet {
             .sum()
     }
 
+    /// `len(self - other)` without building it.
+    pub fn difference_len(&self, other: &RoaringSet) -> u64 {
+        self.len() - self.intersection_len(other)
+    }
+
     /// `len(self | other)` without building it.
     pub fn union_len(&self, other: &RoaringSet) -> u64 {
         self.len() + other.len() - self.intersection_len(other)

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::columns::{Bsi, Column, Encoding, Kind};
 use crate::error::{EngineError, Result};
-use crate::index::{IndexState, MAX_MEMBERS};
+use crate::state::{IndexState, MAX_MEMBERS};
 use crate::orders::{DayPart, Orders, StoreCol};
 use crate::portable;
 use crate::set::RoaringSet;

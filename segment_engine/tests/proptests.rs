@@ -88,6 +88,7 @@ proptest! {
         prop_assert_eq!(x.xor(&y).to_vec(), (&r ^ &s).iter().collect::<Vec<_>>());
         prop_assert_eq!(x.intersection_len(&y), (&r & &s).len());
         prop_assert_eq!(x.union_len(&y), (&r | &s).len());
+        prop_assert_eq!(x.difference_len(&y), (&r - &s).len());
         for v in a.iter().take(20) {
             prop_assert!(x.contains(*v));
         }

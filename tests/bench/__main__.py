@@ -13,7 +13,8 @@ import sys
 import time
 
 BENCHES = {
-    "segment_engine": ("tests.bench.bench_segment_engine", ["--members", "200000", "--orders", "1000000"]),
+    "segment_engine": ("tests.bench.bench_segment_engine", ["--members", "200000", "--orders", "1000000",
+                                                            "--matrix-sizes", "1M", "--reps", "3"]),
     "crowds": ("tests.bench.bench_crowds", ["--members", "200000", "--orders", "1000000", "--service-members",
                                             "20000", "--reps", "3"]),
     "ledger": ("tests.bench.bench_ledger", ["--posts", "1000", "--batches", "2", "--batch-size", "1000", "--orders",

@@ -2,7 +2,9 @@
 
 Run with ``python -m tests.bench.bench_segment_engine`` (``make bench``). Every result is checked
 against its baseline's; times are medians of interleaved repetitions. Use ``--members`` and
-``--orders`` for a smaller run.
+``--orders`` for a smaller run. The matrix of data shapes x package shapes x member counts
+(``tests/bench/segment_matrix.py``) runs after the headline table; ``--matrix-sizes`` picks its
+member counts (empty: none).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy.typing as npt
 import duckdb
 import pyroaring
 from segment_engine import Bitmap, MemberIndex, evaluate
+from tests.bench import segment_matrix
 from tests.bench.common import cpu_model, log
 
 TODAY = 20_400  # days since 1970-01-01 (2025-11-08)
@@ -198,7 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=9, help="interleaved repetitions per comparison")
     ap.add_argument("--updates", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--matrix-sizes", default="1M,10M,50M",
+                    help=f"member counts of the matrix, out of {', '.join(segment_matrix.SIZES)} (empty: no matrix)")
     args = ap.parse_args(argv)
+    matrix_sizes = [s for s in args.matrix_sizes.split(",") if s]
+    if unknown := [s for s in matrix_sizes if s not in segment_matrix.SIZES]:
+        ap.error(f"--matrix-sizes: unknown {', '.join(unknown)} (choose from {', '.join(segment_matrix.SIZES)})")
     threads = os.cpu_count() or 1
     log(f"machine: {threads} cores, {cpu_model()}; python {platform.python_version()}, duckdb {duckdb.__version__}, pyroaring {pyroaring.__version__}")
     rng = np.random.default_rng(args.seed)
@@ -313,6 +321,18 @@ def main(argv: list[str] | None = None) -> int:
     if missed:
         print(f"goals missed on this run: {'; '.join(missed)} (see docs/benchmarks.md for what was tried)")
     con.close()
+    if matrix_sizes:
+        # The headline index and tables go first: the matrix's 50M cells want the memory.
+        del ix, members, orders, ours_leaves, pr_leaves, con
+        gc.collect()
+        lines, notes = segment_matrix.run(matrix_sizes, args.reps, args.seed)
+        print()
+        print("Segment engine matrix (data shape x package shape x members); medians of interleaved repetitions")
+        print()
+        print("\n".join(lines))
+        print()
+        for note in notes:
+            print(f"extra: {note}")
     return 0
 
 

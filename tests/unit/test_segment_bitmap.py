@@ -100,6 +100,26 @@ def test_operators_agree_with_sets_and_pyroaring(a: set[int], b: set[int]) -> No
         assert ours == Bitmap.deserialize(theirs.serialize())
     assert x.intersection_len(y) == len(a & b)
     assert x.union_len(y) == len(a | b)
+    assert x.difference_len(y) == len(a - b)
+
+
+@settings(max_examples=40, deadline=None)
+@given(id_sets(), st.lists(id_sets(), max_size=3))
+def test_named_methods_agree_with_set_methods(a: set[int], others: list[set[int]]) -> None:
+    x, ys = Bitmap(a), [Bitmap(o) for o in others]
+    assert list(x.union(*ys)) == sorted(a.union(*others))
+    assert list(x.intersection(*ys)) == sorted(a.intersection(*others))
+    assert list(x.difference(*ys)) == sorted(a.difference(*others))
+    assert x.union(*ys) == Bitmap(a.union(*others))
+    for y, o in zip(ys, others):
+        assert list(x.symmetric_difference(y)) == sorted(a.symmetric_difference(o))
+
+
+def test_named_methods_take_only_bitmaps() -> None:
+    with pytest.raises(TypeError):
+        Bitmap([1]).union([2])  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Bitmap([1]).difference_len({2})  # type: ignore[arg-type]
 
 
 @settings(max_examples=40, deadline=None)

@@ -1,4 +1,5 @@
-//! `segment_engine.evaluate(expr, leaves)`: an AND/OR/ANDNOT tree over named Bitmaps.
+//! Expressions from Python: `{"and": [...]}`, `{"or": [...]}`, `{"andnot": [l, r]}` or a leaf
+//! name, over a dict of named Bitmaps; read with the GIL held into a tree over shared sets.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -6,13 +7,13 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-use crate::bitmap::PyBitmap;
+use crate::python::bitmap::PyBitmap;
 use crate::error::{EngineError, Result};
-use crate::expr::{self, Node};
+use crate::expr::Node;
 use crate::set::RoaringSet;
 
 /// A parsed expression whose leaves index into a list of sets.
-enum Tree {
+pub enum Tree {
     Leaf(usize),
     And(Vec<Tree>),
     Or(Vec<Tree>),
@@ -102,7 +103,8 @@ impl Parser<'_, '_> {
     }
 }
 
-fn to_node<'a>(t: &Tree, sets: &'a [Arc<RoaringSet>]) -> Node<'a> {
+/// The tree as an expression over `sets` (the sets `parse` returned with it).
+pub fn to_node<'a>(t: &Tree, sets: &'a [Arc<RoaringSet>]) -> Node<'a> {
     match t {
         Tree::Leaf(i) => Node::Set(&sets[*i]),
         Tree::And(ch) => Node::And(ch.iter().map(|c| to_node(c, sets)).collect()),
@@ -111,7 +113,8 @@ fn to_node<'a>(t: &Tree, sets: &'a [Arc<RoaringSet>]) -> Node<'a> {
     }
 }
 
-fn parse(expr: &Bound<'_, PyAny>, leaves: &Bound<'_, PyAny>) -> Result<(Tree, Vec<Arc<RoaringSet>>)> {
+/// Reads `expr` over `leaves`; returns the tree and the sets its leaves index.
+pub fn parse(expr: &Bound<'_, PyAny>, leaves: &Bound<'_, PyAny>) -> Result<(Tree, Vec<Arc<RoaringSet>>)> {
     let leaves = leaves
         .cast::<PyDict>()
         .map_err(|_| EngineError::invalid("leaves must be a dict of name -> Bitmap"))?;
@@ -122,19 +125,4 @@ fn parse(expr: &Bound<'_, PyAny>, leaves: &Bound<'_, PyAny>) -> Result<(Tree, Ve
     };
     let tree = p.parse(expr, "expr")?;
     Ok((tree, p.sets))
-}
-
-/// Evaluates `expr` over `leaves` in one call, block by block, with the GIL released.
-#[pyfunction]
-pub fn evaluate(py: Python<'_>, expr: &Bound<'_, PyAny>, leaves: &Bound<'_, PyAny>) -> PyResult<PyBitmap> {
-    let (tree, sets) = parse(expr, leaves)?;
-    let out = py.detach(|| expr::evaluate(to_node(&tree, &sets)));
-    Ok(PyBitmap::new(out))
-}
-
-/// `len(evaluate(expr, leaves))` without building the result.
-#[pyfunction]
-pub fn count(py: Python<'_>, expr: &Bound<'_, PyAny>, leaves: &Bound<'_, PyAny>) -> PyResult<u64> {
-    let (tree, sets) = parse(expr, leaves)?;
-    Ok(py.detach(|| expr::count(to_node(&tree, &sets))))
 }

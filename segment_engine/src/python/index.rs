@@ -1,48 +1,26 @@
-//! `segment_engine.MemberIndex`: member columns, named bitmaps and orders, evaluated as packages.
+//! `segment_engine.MemberIndex`: an [`IndexState`] behind a lock, with Python arguments.
 //!
-//! Member ids are the row numbers `0..n_members`. Readers (evaluate, count, save) share a read
-//! lock and run with the GIL released; updates take the write lock.
+//! Arguments are converted with the GIL held; the work runs with it released. Readers (evaluate,
+//! count, save) share a read lock; updates take the write lock.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::bitmap::PyBitmap;
 use crate::columns::{Column, Kind};
 use crate::error::{EngineError, Result};
-use crate::expr;
-use crate::numpy_in::{read_as, read_bool, read_u32_array, with_int_slice, IntLike};
-use crate::orders::{OrderBatch, Orders};
-use crate::package;
-use crate::set::RoaringSet;
+use crate::ints::IntLike;
+use crate::orders::OrderBatch;
+use crate::python::bitmap::PyBitmap;
+use crate::python::input::numpy::{read_as, read_bool, read_u32_array, with_int_slice};
+use crate::python::input::package;
 use crate::snapshot;
+use crate::state::IndexState;
 
 /// A column's values and valid mask as numpy arrays.
 type ColumnArrays<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<bool>>);
-
-/// Largest number of members: ids are u32.
-pub const MAX_MEMBERS: u64 = 1 << 32;
-
-/// Everything the index holds.
-#[derive(Clone, Debug, Default)]
-pub struct IndexState {
-    pub n: u64,
-    pub columns: BTreeMap<String, Column>,
-    pub bitmaps: BTreeMap<String, Arc<RoaringSet>>,
-    pub orders: Orders,
-}
-
-impl IndexState {
-    /// Heap bytes held by columns, bitmaps and orders.
-    pub fn heap_bytes(&self) -> usize {
-        self.columns.values().map(|c| c.heap_bytes()).sum::<usize>()
-            + self.bitmaps.values().map(|b| b.heap_bytes()).sum::<usize>()
-            + self.orders.heap_bytes()
-    }
-}
 
 /// Member columns, named member sets and orders, answering crowd packages.
 #[pyclass(name = "MemberIndex", module = "segment_engine", frozen)]
@@ -84,17 +62,12 @@ impl PyMemberIndex {
         };
         py.detach(|| -> Result<()> {
             if replace {
-                let n = self.read().n;
-                batch.validate(n)?;
-                let mut fresh = Orders::default();
-                fresh.append(&batch);
+                let fresh = self.read().orders_of(&batch)?;
                 self.write().orders = fresh;
+                Ok(())
             } else {
-                let mut st = self.write();
-                batch.validate(st.n)?;
-                st.orders.append(&batch);
+                self.write().append_orders(&batch)
             }
-            Ok(())
         })?;
         Ok(())
     }
@@ -113,14 +86,10 @@ fn check_len(name: &str, len: usize, n: u64) -> Result<()> {
 impl PyMemberIndex {
     #[new]
     fn py_new(n_members: i64) -> PyResult<Self> {
-        if n_members < 0 || n_members as u64 > MAX_MEMBERS {
-            return Err(EngineError::invalid(format!("n_members must be in 0..=2^32, got {n_members}")).into());
-        }
+        let n = u64::try_from(n_members)
+            .map_err(|_| EngineError::invalid(format!("n_members must be in 0..=2^32, got {n_members}")))?;
         Ok(PyMemberIndex {
-            state: RwLock::new(IndexState {
-                n: n_members as u64,
-                ..Default::default()
-            }),
+            state: RwLock::new(IndexState::new(n)?),
         })
     }
 
@@ -220,72 +189,29 @@ impl PyMemberIndex {
                 .into());
             }
         }
-        py.detach(|| -> Result<()> {
-            let mut st = self.write();
-            let n = st.n;
-            if let Some(i) = ids.iter().position(|&m| m as u64 >= n) {
-                return Err(EngineError::invalid(format!(
-                    "member_ids[{i}] = {} is not a member id (n_members = {n})",
-                    ids[i]
-                )));
-            }
-            let col = st
-                .columns
-                .get_mut(&name)
-                .ok_or_else(|| EngineError::invalid(format!("name: unknown column {name:?}")))?;
-            let ups: Vec<(u32, Option<i64>)> = ids
-                .iter()
-                .zip(&vals)
-                .enumerate()
-                .map(|(i, (&m, &v))| {
-                    (
-                        m,
-                        if valid_slice.is_some_and(|ok| !ok[i]) {
-                            None
-                        } else {
-                            Some(v)
-                        },
-                    )
-                })
-                .collect();
-            col.set_many(&ups, n as usize);
-            Ok(())
-        })?;
+        let ups: Vec<(u32, Option<i64>)> = ids
+            .iter()
+            .zip(&vals)
+            .enumerate()
+            .map(|(i, (&m, &v))| (m, valid_slice.is_none_or(|ok| ok[i]).then_some(v)))
+            .collect();
+        py.detach(|| self.write().update(&name, &ups))?;
         Ok(())
     }
 
     /// Adds members up to `n_members` (new members are null in every column and in no bitmap).
     fn grow(&self, py: Python<'_>, n_members: i64) -> PyResult<()> {
-        py.detach(|| -> Result<()> {
-            let mut st = self.write();
-            if n_members < st.n as i64 || n_members as u64 > MAX_MEMBERS {
-                return Err(EngineError::invalid(format!(
-                    "n_members must be in {}..=2^32 (grow never removes members), got {n_members}",
-                    st.n
-                )));
-            }
-            st.n = n_members as u64;
-            Ok(())
+        let n = u64::try_from(n_members).map_err(|_| {
+            EngineError::invalid(format!("n_members must be in 0..=2^32 (grow never removes members), got {n_members}"))
         })?;
+        py.detach(|| self.write().grow(n))?;
         Ok(())
     }
 
     /// Names a member set (a tag, a group, a whitelist, a mall's interacting members).
     fn set_bitmap(&self, py: Python<'_>, name: String, bitmap: PyRef<'_, PyBitmap>) -> PyResult<()> {
         let set = bitmap.inner.clone();
-        py.detach(|| -> Result<()> {
-            let mut st = self.write();
-            if let Some(m) = set.max() {
-                if m as u64 >= st.n {
-                    return Err(EngineError::invalid(format!(
-                        "bitmap {name:?} holds id {m}, not a member id (n_members = {})",
-                        st.n
-                    )));
-                }
-            }
-            st.bitmaps.insert(name, set);
-            Ok(())
-        })?;
+        py.detach(|| self.write().set_bitmap(name, set))?;
         Ok(())
     }
 
@@ -326,42 +252,19 @@ impl PyMemberIndex {
     /// The members matching a crowd package.
     fn evaluate(&self, py: Python<'_>, package: &Bound<'_, PyAny>) -> PyResult<PyBitmap> {
         let pkg = package::parse(package)?;
-        let set = py.detach(|| -> Result<RoaringSet> {
-            let st = self.read();
-            let node = package::plan(&pkg, &st)?;
-            let out = expr::evaluate(node);
-            Ok(out)
-        })?;
+        let set = py.detach(|| self.read().evaluate(&pkg))?;
         Ok(PyBitmap::new(set))
     }
 
     /// How many members match a crowd package, without building the set.
     fn count(&self, py: Python<'_>, package: &Bound<'_, PyAny>) -> PyResult<u64> {
         let pkg = package::parse(package)?;
-        Ok(py.detach(|| -> Result<u64> {
-            let st = self.read();
-            let node = package::plan(&pkg, &st)?;
-            let out = expr::count(node);
-            Ok(out)
-        })?)
+        Ok(py.detach(|| self.read().count(&pkg))?)
     }
 
     /// A column's values as `(int64 values, bool valid)` arrays (values of null rows are 0).
     fn column_values<'py>(&self, py: Python<'py>, name: String) -> PyResult<ColumnArrays<'py>> {
-        let (values, valid) = py.detach(|| -> Result<(Vec<i64>, Vec<bool>)> {
-            let st = self.read();
-            let col = st
-                .columns
-                .get(&name)
-                .ok_or_else(|| EngineError::invalid(format!("name: unknown column {name:?}")))?;
-            let (mut v, ok) = col.decode(st.n as usize);
-            for (x, k) in v.iter_mut().zip(&ok) {
-                if !k {
-                    *x = 0;
-                }
-            }
-            Ok((v, ok))
-        })?;
+        let (values, valid) = py.detach(|| self.read().column_values(&name))?;
         Ok((PyArray1::from_vec(py, values), PyArray1::from_vec(py, valid)))
     }
 

@@ -7,7 +7,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyType};
 
 use crate::error::EngineError;
-use crate::numpy_in::read_u32_array;
+use crate::expr::{self, Node};
+use crate::python::input::numpy::read_u32_array;
 use crate::portable;
 use crate::set::RoaringSet;
 
@@ -21,6 +22,13 @@ pub struct PyBitmap {
 impl PyBitmap {
     pub fn new(bm: RoaringSet) -> Self {
         PyBitmap { inner: Arc::new(bm) }
+    }
+
+    /// This bitmap's set followed by the others' (shared, not copied).
+    fn with(&self, others: &[PyRef<'_, PyBitmap>]) -> Vec<Arc<RoaringSet>> {
+        std::iter::once(self.inner.clone())
+            .chain(others.iter().map(|o| o.inner.clone()))
+            .collect()
     }
 }
 
@@ -152,14 +160,55 @@ impl PyBitmap {
         Some(PyBitmap::new(py.detach(|| s.xor(&o))))
     }
 
+    /// `self | others[0] | ...`, like `set.union`: one fused pass over every operand.
+    #[pyo3(signature = (*others))]
+    fn union(&self, py: Python<'_>, others: Vec<PyRef<'_, PyBitmap>>) -> PyBitmap {
+        let sets = self.with(&others);
+        PyBitmap::new(py.detach(|| expr::evaluate(Node::Or(sets.iter().map(|s| Node::Set(s)).collect()))))
+    }
+
+    /// `self & others[0] & ...`, like `set.intersection`: one fused pass, smallest operand first.
+    #[pyo3(signature = (*others))]
+    fn intersection(&self, py: Python<'_>, others: Vec<PyRef<'_, PyBitmap>>) -> PyBitmap {
+        let sets = self.with(&others);
+        PyBitmap::new(py.detach(|| expr::evaluate(Node::And(sets.iter().map(|s| Node::Set(s)).collect()))))
+    }
+
+    /// `self - others[0] - ...`, like `set.difference`: one fused pass.
+    #[pyo3(signature = (*others))]
+    fn difference(&self, py: Python<'_>, others: Vec<PyRef<'_, PyBitmap>>) -> PyBitmap {
+        let sets = self.with(&others);
+        PyBitmap::new(py.detach(|| {
+            let (first, rest) = sets.split_first().expect("self is first");
+            expr::evaluate(Node::AndNot(
+                Box::new(Node::Set(first)),
+                Box::new(Node::Or(rest.iter().map(|s| Node::Set(s)).collect())),
+            ))
+        }))
+    }
+
+    /// `self ^ other`, like `set.symmetric_difference`.
+    fn symmetric_difference(&self, py: Python<'_>, other: PyRef<'_, PyBitmap>) -> PyBitmap {
+        let (s, o) = (self.inner.clone(), other.inner.clone());
+        PyBitmap::new(py.detach(|| s.xor(&o)))
+    }
+
     /// `len(self & other)` without building the intersection.
-    fn intersection_len(&self, other: PyRef<'_, PyBitmap>) -> u64 {
-        self.inner.intersection_len(&other.inner)
+    fn intersection_len(&self, py: Python<'_>, other: PyRef<'_, PyBitmap>) -> u64 {
+        let (s, o) = (self.inner.clone(), other.inner.clone());
+        py.detach(|| s.intersection_len(&o))
     }
 
     /// `len(self | other)` without building the union.
-    fn union_len(&self, other: PyRef<'_, PyBitmap>) -> u64 {
-        self.inner.union_len(&other.inner)
+    fn union_len(&self, py: Python<'_>, other: PyRef<'_, PyBitmap>) -> u64 {
+        let (s, o) = (self.inner.clone(), other.inner.clone());
+        py.detach(|| s.union_len(&o))
+    }
+
+    /// `len(self - other)` without building the difference.
+    fn difference_len(&self, py: Python<'_>, other: PyRef<'_, PyBitmap>) -> u64 {
+        let (s, o) = (self.inner.clone(), other.inner.clone());
+        py.detach(|| s.difference_len(&o))
     }
 
     /// The ids at ranks `offset .. offset+limit` as a uint32 array.

@@ -4,6 +4,7 @@ use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::error::{EngineError, Result};
+use crate::ints::{to_u32_vec, IntLike};
 
 /// Calls `$body` with `$slice` bound to a `&[T]` view of `$obj` for each supported integer dtype.
 /// Non-contiguous arrays are copied once.
@@ -32,7 +33,7 @@ macro_rules! with_int_slice {
         )*
         match done {
             Some(v) => v,
-            None => Err($crate::numpy_in::not_an_int_array($obj, $name)),
+            None => Err($crate::python::input::numpy::not_an_int_array($obj, $name)),
         }
     }};
 }
@@ -49,37 +50,6 @@ pub fn not_an_int_array(obj: &Bound<'_, PyAny>, name: &str) -> EngineError {
             .unwrap_or_else(|_| "an unknown object".to_string()),
     };
     EngineError::invalid(format!("{name} must be a 1-d integer numpy array, got {what}"))
-}
-
-/// A value that can be checked and widened into the engine's integer types.
-pub trait IntLike: Copy {
-    fn to_i128(self) -> i128;
-}
-macro_rules! int_like {
-    ($($t:ty),*) => {$(impl IntLike for $t { #[inline] fn to_i128(self) -> i128 { self as i128 } })*};
-}
-int_like!(u8, i8, u16, i16, u32, i32, u64, i64);
-impl IntLike for bool {
-    #[inline]
-    fn to_i128(self) -> i128 {
-        self as i128
-    }
-}
-
-/// Converts a slice to `u32` ids, failing with a message naming `name` on the first value outside 0..2^32-1.
-pub fn to_u32_vec<T: IntLike>(values: &[T], name: &str) -> Result<Vec<u32>> {
-    let mut out = Vec::with_capacity(values.len());
-    for (i, &v) in values.iter().enumerate() {
-        let w = v.to_i128();
-        if !(0..=u32::MAX as i128).contains(&w) {
-            return Err(EngineError::invalid(format!(
-                "{name}[{i}] = {w} is outside 0..{}",
-                u32::MAX
-            )));
-        }
-        out.push(w as u32);
-    }
-    Ok(out)
 }
 
 /// Reads any 1-d integer numpy array as `u32` values (copying).
