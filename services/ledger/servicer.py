@@ -23,13 +23,13 @@ from services.common.pagination import decode_token, encode_token, page_size
 from services.common.validation import bounded_text, known_enum, parse_int_id
 from services.ledger import adjustments, orders, reversals, statements, vouchers
 from services.ledger.commit import GroupCommit
-from services.ledger.commands import PostEntriesCommand, PostEntryCommand
+from services.ledger.commands import PostEntriesCommand, PostEntryCommand, RecordOrderCommand
 from services.ledger.convert import account_to_proto, order_to_proto, template_to_proto
 from services.ledger.inputs import (
-    id_text, member_id, optional_time, parse_posting, past_time, positive_amount,
+    id_text, member_id, optional_time, parse_order, parse_posting, past_time, positive_amount,
 )
-from services.ledger.journal import Posting
 from services.ledger.models import IdempotencyRecord
+from services.ledger.postings import Posting
 from services.ledger.reason_templates import TemplateRepository, template_name
 from services.ledger.scope import require_visible
 from services.ledger.repository import AccountRepository
@@ -195,9 +195,9 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                           context: grpc.aio.ServicerContext) -> pb.RecordOrderResponse:
         caller = mutator(context)
         now = utcnow()
-        order = orders.parse_order(request, now)
+        order = parse_order(request, now)
         require_managed_mall(caller, order.mall_id)
-        answer = await self.commits.submit(orders.RecordOrderCommand(request, order, caller.staff_id))
+        answer = await self.commits.submit(RecordOrderCommand(request, order, caller.staff_id))
         return cast(pb.RecordOrderResponse, answer)
 
     async def RefundOrder(self, request: pb.RefundOrderRequest,
