@@ -19,8 +19,9 @@ from services.common.validation import bounded_text, known_enum, parse_int_id
 from services.common.scope import require_managed_mall
 from services.ledger.convert import posted_to_proto
 from services.ledger.inputs import asset, id_text, member_id, past_time, positive_amount, signed
-from services.ledger.journal import Journal, Posting
+from services.ledger.journal import Journal
 from services.ledger.places import checked
+from services.ledger.postings import Posting
 from services.ledger.scope import require_visible
 
 ADJUSTERS = (Role.SYSTEM, Role.SUPER_ADMIN, Role.MALL_ADMIN)

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.validation import to_timestamp
-from services.ledger.journal import AccountState, Posted
+from services.ledger.postings import AccountState, Posted
 from services.ledger.models import Account, JournalEntry, Order, OrderRefund, ReasonTemplate
 
 

@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.db import Database
-from services.ledger.journal import Journal, Posting
+from services.ledger.journal import Journal
+from services.ledger.postings import Posting
 from services.ledger.models import Account, PointsLot
 
 OPERATOR = "system:expire"

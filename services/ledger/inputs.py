@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import Message
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.errors import InvalidArgument
-from services.common.validation import MAX_MONEY, bounded_text, known_enum, optional_id, parse_int_id
-from services.ledger.journal import Posting
+from services.common.validation import (
+    MAX_MONEY, aware, bounded_text, known_enum, mainland_mobile, optional_id, parse_int_id,
+)
+from services.ledger.models import Order
+from services.ledger.postings import Posting
 
 MAX_EXTERNAL_NO = 64
+MAX_BUYER_NAME = 100
 # Clients' clocks run a little ahead; a document time up to this far ahead still counts as now.
 CLOCK_SKEW = timedelta(seconds=60)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -134,3 +139,54 @@ def _posting(message: pb.Posting, now: datetime) -> Posting:
         note=bounded_text(message.note, "note"), voucher=bounded_text(message.voucher, "voucher"),
         document_at=past_time(message, "document_time", now),
         mall_id=id_text(message.mall_id, "mall_id"), store_id=id_text(message.store_id, "store_id"))
+
+
+CHANNEL_NAMES = {v: pb.OrderChannel.Name(v) for v in pb.OrderChannel.values()}
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    member_id: str
+    mall_id: str
+    store_id: str
+    channel: int
+    external_order_no: str
+    amount: int
+    paid_amount: int
+    occurred_at: datetime
+    buyer_real_name: str = ""
+    buyer_phone: str = ""
+
+    def same_as(self, order: Order) -> bool:
+        return (order.member_id, order.mall_id, order.store_id, order.amount, order.paid_amount,
+                aware(order.occurred_at), order.buyer_real_name, order.buyer_phone) == (
+                    self.member_id, self.mall_id, self.store_id, self.amount, self.paid_amount, self.occurred_at,
+                    self.buyer_real_name, self.buyer_phone)
+
+
+def external_order_no(value: str, field: str = "external_order_no") -> str:
+    return external_key(value, field)
+
+
+def buyer_real_name(value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_BUYER_NAME or not value.isprintable():
+        raise InvalidArgument(f"must be at most {MAX_BUYER_NAME} printable characters", field="buyer_real_name")
+    return value
+
+
+def parse_order(request: pb.RecordOrderRequest, now: datetime) -> NewOrder:
+    amount = positive_amount(request.amount, "amount")
+    if not 0 <= request.paid_amount <= amount:
+        raise InvalidArgument("must be 0 to amount", field="paid_amount")
+    mall = id_text(request.mall_id, "mall_id")
+    if not mall:
+        raise InvalidArgument("is required", field="mall_id")
+    return NewOrder(
+        member_id=member_id(request.member_id), mall_id=mall, store_id=id_text(request.store_id, "store_id"),
+        channel=known_enum(pb.OrderChannel, request.channel, "channel", allow_unspecified=False),
+        external_order_no=external_order_no(request.external_order_no), amount=amount,
+        paid_amount=request.paid_amount,
+        occurred_at=past_time(request, "occur_time", now, required=True),  # type: ignore[arg-type]
+        buyer_real_name=buyer_real_name(request.buyer_real_name),
+        buyer_phone=mainland_mobile(request.buyer_phone, "buyer_phone") or "")

@@ -24,42 +24,37 @@ async code, running the book through ``AsyncSession.run_sync``.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from itertools import groupby
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 
-from google.protobuf.message import Message
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.chunks import IN_LIST, chunks
 from services.common.bulk import allocate_ids, insert_rows, update_rows
 from services.common.errors import Aborted, FailedPrecondition, NotFound
 from services.common.outbox import add_events
-from services.common.validation import MAX_MONEY, to_timestamp
+from services.common.validation import MAX_MONEY
 from services.ledger.models import (
-    Account, JournalEntry, MemberState, Order, OutboxEvent, PointsLot, ReasonTemplate,
+    Account, JournalEntry, MemberState, Order, OutboxEvent, ReasonTemplate,
+)
+from services.ledger.journal_events import entry_events
+from services.ledger.lots import move_lots
+from services.ledger.postings import (
+    ASSET_NAMES, NO_MEMBER_STATE, AccountKey, AccountState, MemberView, Needs, OrderDraft, Posted, Posting, is_benefit,
 )
 from services.ledger.places import Places
 from services.ledger.rules import Rule, effective_rules
 
 ACCOUNTS = Account.__table__
 ENTRIES = JournalEntry.__table__
-LOTS = PointsLot.__table__
 ORDERS = Order.__table__
 MEMBER_STATES = MemberState.__table__
-ENTRIES_PER_EVENT = 1000  # entries per ledger.entries.posted event (about 150 kB; NATS takes up to 1 MB)
-STAGED = "ledger_staged_events"  # session.info key: the events staged, in order
 ENTRY_COLUMNS = ("id", "request_id", "line", "account_id", "kind", "amount", "balance_after", "reason_template_id",
                  "reason", "note", "voucher", "document_at", "mall_id", "store_id", "operator_id", "order_id",
                  "reversal_of_id", "created_at")
-LOT_COLUMNS = ("account_id", "entry_id", "amount", "remaining", "earned_at", "expires_at")
 
 # The batch reads, built once (statement construction costs more than a small batch's rows).
 ACCOUNTS_OF = (select(ACCOUNTS.c.id, ACCOUNTS.c.member_id, ACCOUNTS.c.asset, ACCOUNTS.c.balance, ACCOUNTS.c.debt,
@@ -68,170 +63,6 @@ ACCOUNTS_OF = (select(ACCOUNTS.c.id, ACCOUNTS.c.member_id, ACCOUNTS.c.asset, ACC
                .order_by(ACCOUNTS.c.id).with_for_update())
 MEMBER_STATES_OF = select(MEMBER_STATES.c.member_id, MEMBER_STATES.c.disabled, MEMBER_STATES.c.level).where(
     MEMBER_STATES.c.member_id.in_(bindparam("members", expanding=True)))
-OPEN_LOTS_OF = (select(LOTS.c.id, LOTS.c.account_id, LOTS.c.remaining)
-                .where(LOTS.c.account_id.in_(bindparam("accounts", expanding=True)), LOTS.c.remaining > 0)
-                .order_by(LOTS.c.account_id, LOTS.c.id))
-
-ASSET_NAMES = {v: pb.Asset.Name(v) for v in pb.Asset.values()}
-KIND_NAMES = {v: pb.EntryKind.Name(v) for v in pb.EntryKind.values()}
-
-AccountKey = tuple[str, int]
-
-
-def stage_event(session: AsyncSession | Session, message: Message) -> None:
-    """Stages an event for ``write_staged_events``, which writes the staged events in order with one INSERT."""
-    session.info.setdefault(STAGED, []).append(message)
-
-
-async def write_staged_events(session: AsyncSession) -> None:
-    """Writes the events ``stage_event`` staged, in staging order (``add_events``)."""
-    staged = session.info.pop(STAGED, [])
-    if staged:
-        await session.run_sync(lambda s: add_events(s, OutboxEvent, staged))
-
-
-def is_benefit(asset: int, kind: int) -> bool:
-    """Points use (spending or earning points) and red packets: refused to disabled members."""
-    if asset == pb.ASSET_POINTS:
-        return kind in (pb.ENTRY_KIND_SPEND, pb.ENTRY_KIND_EARN)
-    return asset == pb.ASSET_RED_PACKET and kind == pb.ENTRY_KIND_SPEND
-
-
-@dataclass
-class OrderDraft:
-    """An order row to insert with the entries; ``id`` is known after the flush, and then its event."""
-
-    values: dict[str, Any]
-    event: Callable[[OrderDraft], Message] | None = None
-    id: int | None = None
-
-
-@dataclass
-class Posting:
-    """One checked change. ``amount`` is signed: positive credits, negative debits."""
-
-    member_id: str
-    asset: int
-    kind: int
-    amount: int
-    reason_template_id: int | None = None
-    reason: str = ""
-    note: str = ""
-    voucher: str = ""
-    document_at: datetime | None = None
-    mall_id: str = ""
-    store_id: str = ""
-    order_id: int | None = None
-    # An order written in the same flush: its id becomes order_id.
-    order: OrderDraft | None = None
-    reversal_of_id: int | None = None
-    # POINTS only: how the account's points debt moves with this entry (a refund adds what it
-    # could not take back; an earning's repayment takes it off).
-    debt_change: int = 0
-    # EXPIRE only: the lots it closes, lot id -> what was left of it.
-    expired_lots: dict[int, int] | None = None
-    # Where the posting sits in the request, e.g. "postings[3]" ("" for the request itself) ...
-    field: str = "posting"
-    # ... and what the request calls the amount.
-    amount_field: str = "amount"
-
-    def at(self, name: str) -> str:
-        """The request field that holds ``name`` of this posting, for error messages."""
-        if name == "amount":
-            name = self.amount_field
-        return f"{self.field}.{name}" if self.field else name
-
-
-@dataclass
-class AccountState:
-    """An account locked by this transaction; ``balance`` and ``debt`` move as postings apply."""
-
-    id: int
-    member_id: str
-    asset: int
-    balance: int
-    debt: int
-    opened_at: datetime
-    stored_balance: int = 0
-    stored_debt: int = 0
-
-    def __post_init__(self) -> None:
-        self.stored_balance, self.stored_debt = self.balance, self.debt
-
-    @property
-    def changed(self) -> bool:
-        return self.balance != self.stored_balance or self.debt != self.stored_debt
-
-
-@dataclass(frozen=True)
-class MemberView:
-    disabled: bool = False
-    level: int = 0
-
-
-NO_MEMBER_STATE = MemberView()  # a member the ledger has heard nothing about: enabled, base level
-
-
-@dataclass
-class Posted:
-    """An entry: accepted by ``apply``, written (with its id) by ``flush``."""
-
-    request_id: str
-    line: int
-    account_id: int
-    member_id: str
-    asset: int
-    posting: Posting
-    balance_after: int
-    debt_after: int
-    operator_id: str
-    created_at: datetime
-    id: int = 0
-
-
-@dataclass
-class Needs:
-    """What a request reads before it can be checked."""
-
-    accounts: set[AccountKey] = field(default_factory=set)
-    members: set[str] = field(default_factory=set)
-    malls: set[str] = field(default_factory=set)
-    templates: set[int] = field(default_factory=set)
-    # (mall id, store id) pairs a request names, to check against the malls and stores the ledger knows.
-    places: set[tuple[str, str]] = field(default_factory=set)
-
-    def add(self, other: Needs) -> None:
-        self.accounts |= other.accounts
-        self.members |= other.members
-        self.malls |= other.malls
-        self.templates |= other.templates
-        self.places |= other.places
-
-    @classmethod
-    def of(cls, postings: Iterable[Posting]) -> Needs:
-        needs = cls()
-        for p in postings:
-            needs.accounts.add((p.member_id, p.asset))
-            if is_benefit(p.asset, p.kind):
-                needs.members.add(p.member_id)
-            if p.asset == pb.ASSET_POINTS and p.amount > 0:
-                needs.malls.add(p.mall_id)
-            if p.reason_template_id is not None:
-                needs.templates.add(p.reason_template_id)
-            if p.mall_id or p.store_id:
-                needs.places.add((p.mall_id, p.store_id))
-        return needs
-
-
-@dataclass
-class _Lot:
-    id: int | None  # None until inserted
-    account_id: int
-    remaining: int
-    amount: int
-    entry: Posted | None = None  # new lots: the entry that opened it
-    expires_at: datetime | None = None
-    touched: bool = False
 
 
 class Book:
@@ -386,26 +217,11 @@ class Book:
         self._store_balances()
         if pending:
             self._insert_entries(pending)
-            self._move_lots(pending)
-        messages = self._entry_events(pending)
+            move_lots(self.session, pending, self.rules, self.now)
+        messages = entry_events(pending, self._together, self.now)
         messages += [draft.event(draft) for draft in orders if draft.event is not None]
         add_events(conn, OutboxEvent, messages)
         return pending
-
-    def _entry_events(self, pending: list[Posted]) -> list[Message]:
-        """One ``ledger.entry.posted`` per entry; a ``together`` request's entries in ``ledger.entries.posted``."""
-        create_time = to_timestamp(self.now)
-        messages: list[Message] = []
-        for request_id, group in groupby(pending, key=lambda e: e.request_id):
-            if request_id not in self._together:
-                messages += [entry_event(entry, create_time) for entry in group]
-                continue
-            for part in chunks(list(group), ENTRIES_PER_EVENT):
-                batch = events.EntriesPosted()
-                for entry in part:
-                    batch.entries.add(**entry_fields(entry, create_time))
-                messages.append(batch)
-        return messages
 
     def _store_balances(self) -> None:
         changed = [a for a in self.accounts.values() if a.changed]
@@ -430,58 +246,6 @@ class Book:
                          p.reason_template_id, p.reason, p.note, p.voucher, p.document_at, p.mall_id, p.store_id,
                          e.operator_id, p.order_id, p.reversal_of_id, now))
         insert_rows(self.session.connection(), ENTRIES, ENTRY_COLUMNS, rows)
-
-    def _move_lots(self, pending: list[Posted]) -> None:
-        points = [e for e in pending if e.asset == pb.ASSET_POINTS]
-        if not points:
-            return
-        spenders = sorted({e.account_id for e in points if e.posting.amount < 0 and e.posting.expired_lots is None})
-        queues: dict[int, deque[_Lot]] = {}
-        for chunk in chunks(spenders, IN_LIST):
-            for r in self.session.execute(OPEN_LOTS_OF, {"accounts": chunk}):
-                queues.setdefault(r.account_id, deque()).append(
-                    _Lot(id=r.id, account_id=r.account_id, remaining=r.remaining, amount=r.remaining))
-        missing = {e.posting.mall_id for e in points if e.posting.amount > 0} - self.rules.keys()
-        if missing:
-            self.rules.update(effective_rules(self.session, missing))
-        changed: list[_Lot] = []
-        opened: list[_Lot] = []
-        for e in points:
-            p = e.posting
-            queue = queues.setdefault(e.account_id, deque())
-            if p.amount > 0:
-                days = self.rules[p.mall_id].expiry_days
-                lot = _Lot(id=None, account_id=e.account_id, remaining=p.amount, amount=p.amount, entry=e,
-                           expires_at=self.now + timedelta(days=days) if days else None)
-                queue.append(lot)
-                opened.append(lot)
-            elif p.expired_lots is not None:
-                closing = p.expired_lots
-                changed += [_Lot(id=i, account_id=e.account_id, remaining=0, amount=left)
-                            for i, left in closing.items()]
-                queues[e.account_id] = deque(lot for lot in queue if lot.id not in closing)
-            else:
-                need = -p.amount
-                while need > 0:
-                    if not queue:
-                        raise RuntimeError(f"points lots of account {e.account_id} do not cover its balance; "
-                                           "run 'crowdpack ledger verify'")
-                    lot = queue[0]
-                    used = min(need, lot.remaining)
-                    lot.remaining -= used
-                    need -= used
-                    if lot.id is not None and not lot.touched:
-                        lot.touched = True
-                        changed.append(lot)
-                    if lot.remaining == 0:
-                        queue.popleft()
-        conn = self.session.connection()
-        update_rows(conn, LOTS, ("remaining",), ("id",), [(lot.remaining, lot.id) for lot in changed])
-        insert_rows(conn, LOTS, LOT_COLUMNS, [
-            (lot.account_id, lot.entry.id,  # type: ignore[union-attr]
-             lot.amount, lot.remaining, self.now, lot.expires_at)
-            for lot in opened])
-
 
 class Journal:
     """One request's postings: read, check, write (``Book`` for a single request, from async code)."""
@@ -510,19 +274,3 @@ class Journal:
         return await self.session.run_sync(post)
 
 
-def entry_fields(entry: Posted, create_time: Any = None) -> dict[str, Any]:
-    """What ``ledger.entry.posted`` carries for ``entry``, as ``EntryPosted`` keyword arguments."""
-    p = entry.posting
-    return dict(
-        entry_id=str(entry.id), request_id=entry.request_id, line=entry.line, account_id=str(entry.account_id),
-        member_id=entry.member_id, asset=ASSET_NAMES[entry.asset], kind=KIND_NAMES[p.kind], amount=p.amount,
-        balance_after=entry.balance_after, mall_id=p.mall_id, store_id=p.store_id, operator_id=entry.operator_id,
-        order_id=str(p.order_id) if p.order_id else "",
-        reason_template_id=str(p.reason_template_id) if p.reason_template_id else "", reason=p.reason,
-        reversal_of_entry_id=str(p.reversal_of_id) if p.reversal_of_id else "",
-        create_time=create_time or to_timestamp(entry.created_at), document_time=to_timestamp(p.document_at),
-        points_debt_after=entry.debt_after if entry.asset == pb.ASSET_POINTS else 0)
-
-
-def entry_event(entry: Posted, create_time: Any = None) -> events.EntryPosted:
-    return events.EntryPosted(**entry_fields(entry, create_time))

@@ -1,4 +1,4 @@
-"""Orders: recording them with the points they earn, refunding them, and the points debt.
+"""Orders: refunding them, the points debt, and reading them (RecordOrderCommand, in commands.py, records them).
 
 Recording an order earns points in the same transaction, by the mall's points rule and the
 member's level; a disabled member's order is recorded but earns nothing. The external order
@@ -15,87 +15,23 @@ spend, refund, keep the points" therefore nets to nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from types import SimpleNamespace
 
-from google.protobuf.message import Message
-from sqlalchemy import Row, bindparam, case, func, select
+from sqlalchemy import Row, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
-from services.common.chunks import IN_LIST, chunks
 from services.common.auth import Caller
-from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.scope import require_managed_mall
-from services.common.validation import aware, known_enum, mainland_mobile, parse_int_id, to_timestamp
-from services.ledger.commands import Command, RunAlone
+from services.common.validation import aware, known_enum, parse_int_id, to_timestamp
 from services.ledger.convert import order_to_proto, posted_to_proto, refund_to_proto
-from services.ledger.inputs import external_key, id_text, member_id, past_time, positive_amount
-from services.ledger.journal import (
-    ORDERS, Book, Journal, Needs, OrderDraft, Posted, Posting, write_staged_events, stage_event,
-)
+from services.ledger.inputs import CHANNEL_NAMES, external_order_no
+from services.ledger.journal import Journal
+from services.ledger.journal_events import stage_event, write_staged_events
+from services.ledger.postings import Posting
 from services.ledger.models import Order, OrderRefund
-from services.ledger.statements import EntryRepository
-
-CHANNEL_NAMES = {v: pb.OrderChannel.Name(v) for v in pb.OrderChannel.values()}
-MAX_BUYER_NAME = 100
-# Which of some external order numbers are recorded on some channels (the caller matches the pairs). Both lists,
-# so the search goes down the (channel, external_order_no) key: numbers alone would scan every order.
-RECORDED_OF = select(ORDERS.c.channel, ORDERS.c.external_order_no).where(
-    ORDERS.c.channel.in_(bindparam("channels", expanding=True)),
-    ORDERS.c.external_order_no.in_(bindparam("numbers", expanding=True)))
-
-
-@dataclass(frozen=True)
-class NewOrder:
-    member_id: str
-    mall_id: str
-    store_id: str
-    channel: int
-    external_order_no: str
-    amount: int
-    paid_amount: int
-    occurred_at: datetime
-    buyer_real_name: str = ""
-    buyer_phone: str = ""
-
-    def same_as(self, order: Order) -> bool:
-        return (order.member_id, order.mall_id, order.store_id, order.amount, order.paid_amount,
-                aware(order.occurred_at), order.buyer_real_name, order.buyer_phone) == (
-                    self.member_id, self.mall_id, self.store_id, self.amount, self.paid_amount, self.occurred_at,
-                    self.buyer_real_name, self.buyer_phone)
-
-
-def external_order_no(value: str, field: str = "external_order_no") -> str:
-    return external_key(value, field)
-
-
-def buyer_real_name(value: str) -> str:
-    value = value.strip()
-    if len(value) > MAX_BUYER_NAME or not value.isprintable():
-        raise InvalidArgument(f"must be at most {MAX_BUYER_NAME} printable characters", field="buyer_real_name")
-    return value
-
-
-def parse_order(request: pb.RecordOrderRequest, now: datetime) -> NewOrder:
-    amount = positive_amount(request.amount, "amount")
-    if not 0 <= request.paid_amount <= amount:
-        raise InvalidArgument("must be 0 to amount", field="paid_amount")
-    mall = id_text(request.mall_id, "mall_id")
-    if not mall:
-        raise InvalidArgument("is required", field="mall_id")
-    return NewOrder(
-        member_id=member_id(request.member_id), mall_id=mall, store_id=id_text(request.store_id, "store_id"),
-        channel=known_enum(pb.OrderChannel, request.channel, "channel", allow_unspecified=False),
-        external_order_no=external_order_no(request.external_order_no), amount=amount,
-        paid_amount=request.paid_amount,
-        occurred_at=past_time(request, "occur_time", now, required=True),  # type: ignore[arg-type]
-        buyer_real_name=buyer_real_name(request.buyer_real_name),
-        buyer_phone=mainland_mobile(request.buyer_phone, "buyer_phone") or "")
-
 
 class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -141,95 +77,6 @@ class OrderRepository:
         if channels:
             query = query.where(Order.channel.in_(channels))
         return (await self.session.execute(query)).all()
-
-
-def order_recorded(draft: OrderDraft) -> events.OrderRecorded:
-    v = draft.values
-    return events.OrderRecorded(
-        order_id=str(draft.id), member_id=v["member_id"], mall_id=v["mall_id"], store_id=v["store_id"],
-        channel=CHANNEL_NAMES[v["channel"]], external_order_no=v["external_order_no"], amount=v["amount"],
-        paid_amount=v["paid_amount"], occur_time=to_timestamp(v["occurred_at"]), points_earned=v["points_earned"],
-        record_time=to_timestamp(v["created_at"]), buyer_real_name=v["buyer_real_name"], buyer_phone=v["buyer_phone"])
-
-
-class RecordOrderCommand(Command):
-    """RecordOrder, batchable: the order row, its points and their events, checked against the batch's book."""
-
-    method = "RecordOrder"
-    response_cls = pb.RecordOrderResponse
-
-    def __init__(self, request: pb.RecordOrderRequest, new: NewOrder, operator_id: str) -> None:
-        super().__init__(request, operator_id)
-        self.new = new
-        self.draft: OrderDraft | None = None
-        self.posted: list[Posted] = []
-
-    @property
-    def key(self) -> tuple[int, str]:
-        return self.new.channel, self.new.external_order_no
-
-    def needs(self) -> Needs:
-        return Needs(accounts={(self.new.member_id, pb.ASSET_POINTS)}, members={self.new.member_id},
-                     malls={self.new.mall_id}, places={(self.new.mall_id, self.new.store_id)})
-
-    @classmethod
-    def run_alone_first(cls, session: Session, commands: Sequence[Command]) -> set[int]:
-        """Orders whose external number is already recorded answer (or refuse) by themselves."""
-        keys = [c.key for c in commands if isinstance(c, RecordOrderCommand)]
-        recorded: set[tuple[int, str]] = set()
-        channels = sorted({channel for channel, _ in keys})
-        for chunk in chunks(sorted({number for _, number in keys}), IN_LIST):
-            rows = session.execute(RECORDED_OF, {"channels": channels, "numbers": chunk})
-            recorded.update((r.channel, r.external_order_no) for r in rows)
-        return {i for i, key in enumerate(keys) if key in recorded}
-
-    def apply(self, book: Book) -> None:
-        new = self.new
-        if any(d.values["channel"] == new.channel and d.values["external_order_no"] == new.external_order_no
-               for d in book.orders):
-            raise RunAlone  # the same order twice in one batch: the second answers as a repeat
-        book.places.check(new.mall_id, new.store_id)
-        points = book.account(new.member_id, pb.ASSET_POINTS)
-        member = book.member(new.member_id)
-        earned = 0 if member.disabled else book.rules[new.mall_id].points_for(new.paid_amount, member.level,
-                                                                               new.store_id)
-        draft = OrderDraft(values={
-            "request_id": self.request_id, "member_id": new.member_id, "mall_id": new.mall_id,
-            "store_id": new.store_id, "channel": new.channel, "external_order_no": new.external_order_no,
-            "amount": new.amount, "paid_amount": new.paid_amount, "occurred_at": new.occurred_at,
-            "points_earned": earned, "refunded_amount": 0, "refunded_paid_amount": 0, "points_reversed": 0,
-            "created_at": book.now, "buyer_real_name": new.buyer_real_name, "buyer_phone": new.buyer_phone},
-            event=order_recorded)
-        postings = []
-        if earned:
-            about = f"{CHANNEL_NAMES[new.channel]} order {new.external_order_no}"
-            postings.append(Posting(member_id=new.member_id, asset=pb.ASSET_POINTS, kind=pb.ENTRY_KIND_EARN,
-                                    amount=earned, note=about, document_at=new.occurred_at, mall_id=new.mall_id,
-                                    store_id=new.store_id, order=draft, field=""))
-            repay = min(points.debt, earned)
-            if repay:
-                postings.append(Posting(member_id=new.member_id, asset=pb.ASSET_POINTS, kind=pb.ENTRY_KIND_REFUND,
-                                        amount=-repay, debt_change=-repay, note=f"pays off points debt from {about}",
-                                        document_at=new.occurred_at, mall_id=new.mall_id, store_id=new.store_id,
-                                        order=draft, field=""))
-        self.posted = book.apply(self.request_id, postings, operator_id=self.operator_id)
-        book.add_order(draft)
-        self.draft = draft
-
-    def finish(self, session: Session) -> Message:
-        assert self.draft is not None and self.draft.id is not None
-        return pb.RecordOrderResponse(order=order_to_proto(SimpleNamespace(id=self.draft.id, **self.draft.values)),
-                                      entries=[posted_to_proto(p) for p in self.posted])
-
-    async def run_alone(self, session: AsyncSession, now: datetime) -> Message:
-        existing = await OrderRepository(session).by_external_no(self.new.channel, self.new.external_order_no)
-        if existing is None:
-            return await super().run_alone(session, now)
-        if not self.new.same_as(existing):
-            raise AlreadyExists(f"{CHANNEL_NAMES[self.new.channel]} order {self.new.external_order_no} was recorded "
-                                "with other details", field="external_order_no")
-        entries = await EntryRepository(session).of_request(existing.request_id)
-        return pb.RecordOrderResponse(order=order_to_proto(existing), entries=entries)
 
 
 async def refund_order(session: AsyncSession, request_id: str, order_id: int, amount: int,

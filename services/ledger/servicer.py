@@ -19,17 +19,17 @@ from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied
 from services.common.scope import require_managed_mall, require_member_staff
-from services.common.pagination import decode_token, encode_token, page_size
+from services.common.pagination import decode_token, keyset_page, page_size
 from services.common.validation import bounded_text, known_enum, parse_int_id
 from services.ledger import adjustments, orders, reversals, statements, vouchers
 from services.ledger.commit import GroupCommit
-from services.ledger.commands import PostEntriesCommand, PostEntryCommand
+from services.ledger.commands import PostEntriesCommand, PostEntryCommand, RecordOrderCommand
 from services.ledger.convert import account_to_proto, order_to_proto, template_to_proto
 from services.ledger.inputs import (
-    id_text, member_id, optional_time, parse_posting, past_time, positive_amount,
+    id_text, member_id, optional_time, parse_order, parse_posting, past_time, positive_amount,
 )
-from services.ledger.journal import Posting
 from services.ledger.models import IdempotencyRecord
+from services.ledger.postings import Posting
 from services.ledger.reason_templates import TemplateRepository, template_name
 from services.ledger.scope import require_visible
 from services.ledger.repository import AccountRepository
@@ -159,12 +159,11 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             if not isinstance(before, int) or cursor.get("asset") != which:
                 raise InvalidArgument("is not a token this list returned", field="page_token")
         async with self.db.read() as session:
-            templates = await TemplateRepository(session).page(limit + 1, before, which)
-        more = len(templates) > limit
-        templates = templates[:limit]
-        token = encode_token({"before": templates[-1].id, "asset": which}) if more else ""
-        return pb.ListReasonTemplatesResponse(reason_templates=[template_to_proto(t) for t in templates],
-                                              next_page_token=token)
+            repo = TemplateRepository(session)
+            page = await keyset_page(lambda n: repo.page(n, before, which), limit)
+        return pb.ListReasonTemplatesResponse(reason_templates=[template_to_proto(t) for t in page.items],
+                                              next_page_token=page.next_token(lambda t: {"before": t.id,
+                                                                                         "asset": which}))
 
     async def UpdateReasonTemplate(self, request: pb.UpdateReasonTemplateRequest,
                                    context: grpc.aio.ServicerContext) -> pb.UpdateReasonTemplateResponse:
@@ -195,9 +194,9 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                           context: grpc.aio.ServicerContext) -> pb.RecordOrderResponse:
         caller = mutator(context)
         now = utcnow()
-        order = orders.parse_order(request, now)
+        order = parse_order(request, now)
         require_managed_mall(caller, order.mall_id)
-        answer = await self.commits.submit(orders.RecordOrderCommand(request, order, caller.staff_id))
+        answer = await self.commits.submit(RecordOrderCommand(request, order, caller.staff_id))
         return cast(pb.RecordOrderResponse, answer)
 
     async def RefundOrder(self, request: pb.RefundOrderRequest,

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.errors import InvalidArgument, NotFound
-from services.common.pagination import decode_token, encode_token, page_size
+from services.common.pagination import decode_token, keyset_page, page_size
 from services.common.validation import known_enum, parse_int_id
 from services.ledger.convert import entry_to_proto
 from services.ledger.inputs import asset, id_text, member_id, optional_time
@@ -100,9 +100,7 @@ async def list_entries(session: AsyncSession, request: pb.ListEntriesRequest,
         before = cursor.get("before")
         if not isinstance(before, int) or cursor.get("list") != fingerprint:
             raise InvalidArgument("is not a token this list returned (with these filters)", field="page_token")
-    entries = await repo.page(account.id, filt, limit + 1, before)
-    more = len(entries) > limit
-    entries = entries[:limit]
-    token = encode_token({"before": entries[-1].id, "list": fingerprint}) if more else ""
-    return pb.ListEntriesResponse(entries=[entry_to_proto(e, account.member_id, account.asset) for e in entries],
-                                  next_page_token=token)
+    page = await keyset_page(lambda n: repo.page(account.id, filt, n, before), limit)
+    return pb.ListEntriesResponse(
+        entries=[entry_to_proto(e, account.member_id, account.asset) for e in page.items],
+        next_page_token=page.next_token(lambda e: {"before": e.id, "list": fingerprint}))

@@ -22,7 +22,9 @@ from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArg
 from services.common.validation import MAX_MONEY, bounded_text, to_timestamp
 from services.ledger.convert import posted_to_proto
 from services.ledger.inputs import external_key, id_text, member_id, past_time
-from services.ledger.journal import Journal, Posting, stage_event, write_staged_events
+from services.ledger.journal import Journal
+from services.ledger.journal_events import stage_event, write_staged_events
+from services.ledger.postings import Posting
 from services.ledger.models import MemberState, VoucherRedemption
 from services.ledger.places import checked
 

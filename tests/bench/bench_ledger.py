@@ -40,8 +40,9 @@ from services.common.db import Database
 from services.ledger.commands import PostEntriesCommand, PostEntryCommand
 from services.ledger.commit import GroupCommit
 from services.ledger.inputs import parse_posting
+from services.ledger.commands import RecordOrderCommand
+from services.ledger.inputs import parse_order
 from services.ledger.models import IdempotencyRecord, MallState, StoreState
-from services.ledger.orders import RecordOrderCommand, parse_order
 from services.ledger.verify import verify
 from services.supervisor import Ports, System
 from tests.support.databases import POSTGRES_ENV, fresh_database, postgres_admin_url

@@ -14,7 +14,7 @@ from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.auth import Caller, Role
 from services.common.db import Database
-from services.ledger.orders import RECORDED_OF
+from services.ledger.commands import RECORDED_OF
 from tests.support.ledger import ago, eventually, ledger_events, refused, timestamp, wait_for_events
 
 pytestmark = pytest.mark.database("ledger")

@@ -98,7 +98,7 @@ class CrowdService(FeatureService):
         if await repo.category_named(mall_id, name) is not None:
             raise AlreadyExists(f"the mall has a category named {name!r}", field="name")
         category = CrowdCategory(mall_id=mall_id, name=name, position=await repo.next_position(mall_id),
-                                 is_default=False, created_at=utcnow())
+                                 is_default=False, created_at=self.clock())
         await repo.add(category)
         return pb.CreateCategoryResponse(category=category_to_proto(category))
 
@@ -174,7 +174,7 @@ class CrowdService(FeatureService):
         if await repo.package_named(mall_id, name) is not None:
             raise AlreadyExists(f"the mall has a package named {name!r}", field="name")
         await translate(session, mall_id, request.definition, self.clock(), "definition")
-        now = utcnow()
+        now = self.clock()
         package = CrowdPackage(mall_id=mall_id, category_id=category.id, name=name, remark=remark,
                                definition=request.definition.SerializeToString(deterministic=True),
                                status=pb.PACKAGE_STATUS_UPDATING, member_count=0, failure_reason="",
@@ -209,7 +209,7 @@ class CrowdService(FeatureService):
             if category.mall_id != package.mall_id:
                 raise InvalidArgument("the category belongs to another mall", field="package.category_id")
             package.category_id = category.id
-        now = utcnow()
+        now = self.clock()
         if change.definition is not None:
             await translate(session, package.mall_id, change.definition, self.clock(), "package.definition")
             package.definition = change.definition.SerializeToString(deterministic=True)
@@ -256,7 +256,7 @@ class CrowdService(FeatureService):
     async def _refresh_package(self, session: AsyncSession, request: pb.RefreshPackageRequest, caller: Caller,
                                package_id: int) -> pb.RefreshPackageResponse:
         package = await _package(CrowdRepository(session), package_id, caller)
-        now = utcnow()
+        now = self.clock()
         if package.refresh_requested_at is None:
             package.refresh_requested_at = package.next_attempt_at = now
             package.attempts = 0

@@ -73,7 +73,7 @@ class ImportService(FeatureService):
         record = ImportFile(request_id=request_id, file_name=file_name, size_bytes=size, sha256=sha,
                             format=info.format, detected_encoding=info.encoding,
                             header=json.dumps(info.header, ensure_ascii=False), row_count=info.row_count,
-                            uploaded_by=caller.staff_id, created_at=utcnow())
+                            uploaded_by=caller.staff_id, created_at=self.clock())
         try:
             async with self.db.transaction() as session:
                 await jobs.store_file(session, path, record)
@@ -120,12 +120,12 @@ class ImportService(FeatureService):
         if tag_name:
             repo = ClassificationRepository(session)
             tag = await repo.tag_named(tag_name) or await repo.add_tag(
-                Tag(name=tag_name, predefined=False, created_at=utcnow()))
+                Tag(name=tag_name, predefined=False, created_at=self.clock()))
         job = ImportJob(file_id=record.id, mode=mode, encoding=encoding, state=pb.IMPORT_JOB_STATE_PENDING,
                         tag_id=tag.id if tag else None, time_zone=zone_name, operator_id=caller.staff_id,
                         total_rows=record.row_count, processed_rows=0, created_count=0, updated_count=0,
                         unchanged_count=0, invalid_count=0, duplicate_count=0, conflict_count=0,
-                        error_message="", created_at=utcnow())
+                        error_message="", created_at=self.clock())
         await ImportRepository(session).add_job(job)
         return pb.StartImportResponse(job=job_to_proto(job, record.file_name, tag.name if tag else ""))
 
