@@ -12,6 +12,8 @@ from gateway.config import DEV_TOKENS, GatewaySettings
 from gateway.errors import install_error_handlers
 from gateway.routes import health, members
 from gateway.routes import ledger
+from services.common.config import CommonSettings
+from services.common.identity import CachingSigner, signer_from
 from services.common.logs import get_logger
 
 log = get_logger(__name__)
@@ -31,6 +33,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Crowdpack gateway", version="1", lifespan=lifespan)
     app.state.settings = settings
+    app.state.signer = CachingSigner(signer_from(CommonSettings(), issuer="gateway", ttl_s=settings.identity_ttl_s))
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(members.router)

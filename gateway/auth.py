@@ -21,3 +21,8 @@ def authenticate(request: Request) -> Caller:
         if hmac.compare_digest(known.encode(), token.strip().encode()):
             return Caller(staff_id=principal.staff_id, role=principal.role, mall_ids=frozenset(principal.mall_ids))
     raise HttpError(401, "UNAUTHENTICATED", "Authorization: the token is not valid", field="Authorization")
+
+
+def forwarded(request: Request, caller: Caller) -> tuple[tuple[str, str], ...]:
+    """The gRPC metadata carrying ``caller`` as an identity the services verify (signed, short-lived)."""
+    return request.app.state.signer.metadata(caller)

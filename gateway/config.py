@@ -30,5 +30,6 @@ class GatewaySettings(BaseSettings):
         description='Bearer tokens as JSON: {"<token>": {"staff_id": "...", "role": "super_admin", "mall_ids": []}}',
     )
     rpc_timeout_s: float = Field(10.0, gt=0)
+    identity_ttl_s: float = Field(60.0, gt=0, description="Seconds a signed identity forwarded to a service lives.")
     log_level: str = Field("INFO", validation_alias="CROWDPACK_LOG_LEVEL")
     log_format: str = Field("json", validation_alias="CROWDPACK_LOG_FORMAT")

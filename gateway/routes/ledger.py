@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from google.protobuf.message import Message
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
-from gateway.auth import authenticate
+from gateway.auth import authenticate, forwarded
 from gateway.routes.members import request_id
 from gateway.translate import json_body, to_json, to_proto
 from services.common.auth import Caller
@@ -43,7 +43,7 @@ def timeout(request: Request) -> float:
 @router.get("/v1/members/{member_id}/balances")
 async def get_balances(member_id: str, request: Request, caller: Caller = Depends(authenticate)) -> dict[str, Any]:
     message = from_query(request, pb.GetBalancesRequest(), member_id=member_id)
-    reply = await stub(request).GetBalances(message, metadata=caller.metadata(), timeout=timeout(request))
+    reply = await stub(request).GetBalances(message, metadata=forwarded(request, caller), timeout=timeout(request))
     return to_json(reply)
 
 
@@ -51,7 +51,7 @@ async def get_balances(member_id: str, request: Request, caller: Caller = Depend
 async def list_entries(member_id: str, request: Request, caller: Caller = Depends(authenticate)) -> dict[str, Any]:
     """The statement of one of the member's accounts: ``?asset=ASSET_POINTS`` (required), filters, paging."""
     message = from_query(request, pb.ListEntriesRequest(), member_id=member_id)
-    reply = await stub(request).ListEntries(message, metadata=caller.metadata(), timeout=timeout(request))
+    reply = await stub(request).ListEntries(message, metadata=forwarded(request, caller), timeout=timeout(request))
     return to_json(reply)
 
 
@@ -59,21 +59,21 @@ async def list_entries(member_id: str, request: Request, caller: Caller = Depend
 async def adjust_balance(member_id: str, request: Request, caller: Caller = Depends(authenticate)) -> dict[str, Any]:
     body = request_id(request, await json_body(request))
     message = to_proto({**body, "member_id": member_id}, pb.AdjustBalanceRequest())
-    reply = await stub(request).AdjustBalance(message, metadata=caller.metadata(), timeout=timeout(request))
+    reply = await stub(request).AdjustBalance(message, metadata=forwarded(request, caller), timeout=timeout(request))
     return to_json(reply.entry)
 
 
 @router.get("/v1/reason-templates")
 async def list_reason_templates(request: Request, caller: Caller = Depends(authenticate)) -> dict[str, Any]:
     message = from_query(request, pb.ListReasonTemplatesRequest())
-    reply = await stub(request).ListReasonTemplates(message, metadata=caller.metadata(), timeout=timeout(request))
+    reply = await stub(request).ListReasonTemplates(message, metadata=forwarded(request, caller), timeout=timeout(request))
     return to_json(reply)
 
 
 @router.post("/v1/reason-templates", status_code=201)
 async def create_reason_template(request: Request, caller: Caller = Depends(authenticate)) -> dict[str, Any]:
     message = to_proto(request_id(request, await json_body(request)), pb.CreateReasonTemplateRequest())
-    reply = await stub(request).CreateReasonTemplate(message, metadata=caller.metadata(), timeout=timeout(request))
+    reply = await stub(request).CreateReasonTemplate(message, metadata=forwarded(request, caller), timeout=timeout(request))
     return to_json(reply.reason_template)
 
 
@@ -81,7 +81,7 @@ async def create_reason_template(request: Request, caller: Caller = Depends(auth
 async def get_reason_template(reason_template_id: str, request: Request,
                               caller: Caller = Depends(authenticate)) -> dict[str, Any]:
     reply = await stub(request).GetReasonTemplate(pb.GetReasonTemplateRequest(reason_template_id=reason_template_id),
-                                                  metadata=caller.metadata(), timeout=timeout(request))
+                                                  metadata=forwarded(request, caller), timeout=timeout(request))
     return to_json(reply.reason_template)
 
 
@@ -90,7 +90,7 @@ async def update_reason_template(reason_template_id: str, request: Request,
                                  caller: Caller = Depends(authenticate)) -> dict[str, Any]:
     body = request_id(request, await json_body(request))
     message = to_proto({**body, "reason_template_id": reason_template_id}, pb.UpdateReasonTemplateRequest())
-    reply = await stub(request).UpdateReasonTemplate(message, metadata=caller.metadata(), timeout=timeout(request))
+    reply = await stub(request).UpdateReasonTemplate(message, metadata=forwarded(request, caller), timeout=timeout(request))
     return to_json(reply.reason_template)
 
 
@@ -100,5 +100,5 @@ async def delete_reason_template(reason_template_id: str, request: Request,
     key = request.headers.get("idempotency-key") or uuid.uuid4().hex
     reply = await stub(request).DeleteReasonTemplate(
         pb.DeleteReasonTemplateRequest(request_id=key, reason_template_id=reason_template_id),
-        metadata=caller.metadata(), timeout=timeout(request))
+        metadata=forwarded(request, caller), timeout=timeout(request))
     return to_json(reply.reason_template)

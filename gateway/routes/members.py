@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 
 from crowdpack.customer.v1 import member_service_pb2 as customer_pb
 from crowdpack.ledger.v1 import ledger_service_pb2 as ledger_pb
-from gateway.auth import authenticate
+from gateway.auth import authenticate, forwarded
 from gateway.translate import json_body, to_json, to_proto
 from services.common.auth import Caller
 
@@ -27,7 +27,7 @@ async def create_member(request: Request, caller: Caller = Depends(authenticate)
     body = request_id(request, await json_body(request))
     message = to_proto(body, customer_pb.CreateMemberRequest())
     clients, timeout = request.app.state.clients, request.app.state.settings.rpc_timeout_s
-    reply = await clients.members.CreateMember(message, metadata=caller.metadata(), timeout=timeout)
+    reply = await clients.members.CreateMember(message, metadata=forwarded(request, caller), timeout=timeout)
     return to_json(reply.member)
 
 
@@ -36,7 +36,7 @@ async def list_members(request: Request, page_size: int = 0, page_token: str = "
                        caller: Caller = Depends(authenticate)) -> dict[str, Any]:
     message = customer_pb.ListMembersRequest(page_size=page_size, page_token=page_token)
     clients, timeout = request.app.state.clients, request.app.state.settings.rpc_timeout_s
-    reply = await clients.members.ListMembers(message, metadata=caller.metadata(), timeout=timeout)
+    reply = await clients.members.ListMembers(message, metadata=forwarded(request, caller), timeout=timeout)
     return to_json(reply)
 
 
@@ -44,7 +44,7 @@ async def list_members(request: Request, page_size: int = 0, page_token: str = "
 async def get_member(member_id: str, request: Request, caller: Caller = Depends(authenticate)) -> dict[str, Any]:
     clients, timeout = request.app.state.clients, request.app.state.settings.rpc_timeout_s
     reply = await clients.members.GetMember(customer_pb.GetMemberRequest(member_id=member_id),
-                                             metadata=caller.metadata(), timeout=timeout)
+                                             metadata=forwarded(request, caller), timeout=timeout)
     return to_json(reply.member)
 
 
@@ -53,5 +53,5 @@ async def get_points(member_id: str, request: Request, caller: Caller = Depends(
     clients, timeout = request.app.state.clients, request.app.state.settings.rpc_timeout_s
     reply = await clients.ledger.GetBalances(
         ledger_pb.GetBalancesRequest(member_id=member_id, asset=ledger_pb.ASSET_POINTS),
-        metadata=caller.metadata(), timeout=timeout)
+        metadata=forwarded(request, caller), timeout=timeout)
     return to_json(reply.accounts[0])

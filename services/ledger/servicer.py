@@ -46,7 +46,7 @@ def mutator(context: grpc.aio.ServicerContext) -> Caller:
     them, never directly; sales have no member ledger (services/common/scope.py)."""
     caller = caller_of(context)
     if caller.role == Role.MEMBER:
-        raise PermissionDenied("members cannot change the ledger directly", field="x-crowdpack-role")
+        raise PermissionDenied("members cannot change the ledger directly", field="role")
     require_member_staff(caller, "change members' ledgers")
     return caller
 
@@ -263,7 +263,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         caller = mutator(context)
         rule = parse_rule(request.rule)
         if caller.role not in RULE_SETTERS:
-            raise PermissionDenied(f"a {caller.role.value} may not set points rules", field="x-crowdpack-role")
+            raise PermissionDenied(f"a {caller.role.value} may not set points rules", field="role")
         if caller.role == Role.MALL_ADMIN and (rule.mall_id == DEFAULT_MALL or rule.mall_id not in caller.mall_ids):
             raise PermissionDenied(f"operator {caller.staff_id} does not manage mall {rule.mall_id or '(default)'}",
                                    field="rule.mall_id")
