@@ -22,6 +22,8 @@ class Role(StrEnum):
     MALL_ADMIN = "mall_admin"
     SALES = "sales"
     MEMBER = "member"
+    # Someone who has not signed in yet: the gateway forwards sign-in and refresh calls as this.
+    ANONYMOUS = "anonymous"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class Caller:
     role: Role = Role.SYSTEM
     # For Role.MEMBER, staff_id is the member's id: a member caller is that one member.
     mall_ids: frozenset[str] = field(default_factory=frozenset)
+    # The network address the person called from, as the gateway saw it (sign-in rate limits use it).
+    address: str = ""
 
 
 def caller_of(_context: grpc.aio.ServicerContext | None = None) -> Caller:

@@ -38,6 +38,10 @@ AUDIENCE = "crowdpack-services"
 ALGORITHM = "EdDSA"
 # Methods any caller may reach without an identity: probes and service discovery.
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+# What a caller who has not signed in (Role.ANONYMOUS, forwarded by the gateway) may reach: signing in.
+ANONYMOUS_METHODS = frozenset({"/crowdpack.customer.v1.SessionService/CreateSession",
+                               "/crowdpack.customer.v1.SessionService/RefreshSession",
+                               "/crowdpack.customer.v1.SessionService/RevokeSession"})
 PRIVATE_KEY_FILE = "identity_ed25519.pem"
 PUBLIC_KEY_FILE = "identity_ed25519.pub.pem"
 
@@ -120,6 +124,8 @@ class Signer:
             "iss": self.issuer, "aud": self.audience, "sub": caller.staff_id, "role": caller.role.value,
             "malls": sorted(caller.mall_ids), "iat": issued, "exp": issued + int(ttl_s or self.ttl_s),
         }
+        if caller.address:
+            claims["addr"] = caller.address
         claims.update(extra or {})
         return jwt.encode(claims, self.private, algorithm=ALGORITHM, headers={"kid": self.kid})
 
@@ -185,7 +191,7 @@ class Verifier:
             malls = frozenset(str(m) for m in claims.get("malls", ()))
         except (ValueError, TypeError):
             raise IdentityError("the identity token names an unknown role") from None
-        caller = Caller(staff_id=str(claims["sub"]), role=role, mall_ids=malls)
+        caller = Caller(staff_id=str(claims["sub"]), role=role, mall_ids=malls, address=str(claims.get("addr", "")))
         self._cache[token] = (caller, float(claims["exp"]))
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)
@@ -206,14 +212,17 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, verifier: Verifier) -> None:
         self.verifier = verifier
 
-    def _caller(self, context: grpc.aio.ServicerContext) -> Caller | str:
+    def _caller(self, context: grpc.aio.ServicerContext, method: str) -> Caller | str:
         token = token_of(context.invocation_metadata())
         if token is None:
             return "a signed identity is required ('authorization: Bearer <token>' metadata)"
         try:
-            return self.verifier.verify(token)
+            caller = self.verifier.verify(token)
         except IdentityError as err:
             return str(err)
+        if caller.role == Role.ANONYMOUS and method not in ANONYMOUS_METHODS:
+            return "sign in first: this call needs a signed-in identity"
+        return caller
 
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = await continuation(handler_call_details)
@@ -223,7 +232,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             inner: Callable[..., Awaitable[Any]] = handler.unary_unary or handler.stream_unary
 
             async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                caller = self._caller(context)
+                caller = self._caller(context, handler_call_details.method)
                 if isinstance(caller, str):
                     await context.abort(grpc.StatusCode.UNAUTHENTICATED, caller)
                 CALLER.set(caller)  # type: ignore[arg-type]
@@ -236,7 +245,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         streaming: Callable[..., AsyncIterator[Any]] = handler.unary_stream or handler.stream_stream
 
         async def checked_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            caller = self._caller(context)
+            caller = self._caller(context, handler_call_details.method)
             if isinstance(caller, str):
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, caller)
             CALLER.set(caller)  # type: ignore[arg-type]

@@ -90,3 +90,9 @@ class _Details(grpc.ClientCallDetails):
 def sync_channel(address: str) -> grpc.Channel:
     """A blocking channel to ``address`` whose calls carry a SYSTEM identity unless they pass their own."""
     return grpc.intercept_channel(grpc.insecure_channel(address), _SyncDefaultIdentity())
+
+
+def access_headers(caller: Caller, ttl_s: float = 900) -> dict[str, str]:
+    """HTTP headers carrying an API access token for ``caller`` (as SessionService issues at sign-in)."""
+    token = Signer(signer().private, issuer="tests", ttl_s=ttl_s, audience="crowdpack-api").sign(caller)
+    return {"Authorization": f"Bearer {token}"}

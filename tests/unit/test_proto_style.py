@@ -82,7 +82,11 @@ def test_money_is_int64_and_times_are_timestamps(file):
 def test_generated_code_is_current(tmp_path):
     """gen/ is not committed; make rebuilds it when a proto changes. This checks the rebuild is complete."""
     protos = sorted(str(p.relative_to(ROOT / "protos")) for p in (ROOT / "protos").rglob("*.proto"))
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT / 'protos'}", f"--python_out={tmp_path}",
+    from google.api import annotations_pb2  # googleapis-common-protos ships google/api/*.proto beside it
+
+    common_protos = Path(annotations_pb2.__file__).parents[2]
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT / 'protos'}", f"-I{common_protos}",
+                    f"--python_out={tmp_path}",
                     *protos], check=True, cwd=ROOT / "protos")
     for proto in protos:
         fresh = (tmp_path / proto.replace(".proto", "_pb2.py")).read_text()
