@@ -9,6 +9,9 @@ Sign-in and refresh are open; everything else needs a token.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from starlette.requests import Request
 
 from gateway.bindings import Binding
@@ -23,8 +26,11 @@ PUBLIC_METHODS = frozenset({
     "crowdpack.customer.v1.SessionService.RefreshSession",
     "crowdpack.customer.v1.SessionService.RevokeSession",
 })
+# Called by a mini-program's server with its channel's API key (X-Api-Key).
+CHANNEL_METHODS = frozenset({"crowdpack.customer.v1.MemberCentreService.CreateMemberSession"})
 # What a member's token reaches: only these, and only with its own member_id.
 MEMBER_METHODS = frozenset({
+    "crowdpack.customer.v1.MemberCentreService.GetMemberProfile",
     "crowdpack.customer.v1.MemberService.GetMember",
     "crowdpack.customer.v1.MemberService.CheckOrderEligibility",
     "crowdpack.ledger.v1.LedgerService.GetBalances",
@@ -36,9 +42,22 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+def channel_of(request: Request) -> str:
+    """The channel whose API key the request carries (keys are configured as sha256 hex digests)."""
+    key = request.headers.get("x-api-key", "")
+    if key:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        for channel, expected in request.app.state.settings.channel_api_keys.items():
+            if hmac.compare_digest(digest, expected.lower()):
+                return channel
+    raise HttpError(401, "UNAUTHENTICATED", "X-Api-Key: a channel API key is required", field="X-Api-Key")
+
+
 async def authenticate(request: Request, binding: Binding) -> Caller:
     if binding.method.full_name in PUBLIC_METHODS:
         return Caller(staff_id="anonymous", role=Role.ANONYMOUS, address=client_address(request))
+    if binding.method.full_name in CHANNEL_METHODS:
+        return Caller(staff_id=f"channel:{channel_of(request)}", role=Role.CHANNEL, address=client_address(request))
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -48,7 +67,7 @@ async def authenticate(request: Request, binding: Binding) -> Caller:
         caller = request.app.state.access_verifier.verify(token.strip())
     except IdentityError as err:
         raise HttpError(401, "UNAUTHENTICATED", f"Authorization: {err}", field="Authorization") from None
-    if caller.role in (Role.SYSTEM, Role.ANONYMOUS):
+    if caller.role in (Role.SYSTEM, Role.ANONYMOUS, Role.CHANNEL):
         raise HttpError(401, "UNAUTHENTICATED", "Authorization: not an access token", field="Authorization")
     return Caller(staff_id=caller.staff_id, role=caller.role, mall_ids=caller.mall_ids,
                   address=client_address(request))

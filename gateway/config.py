@@ -17,6 +17,9 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest JSON body accepted (413 beyond).")
     max_upload_bytes: int = Field(100 * 1024 * 1024, gt=0, description="Largest import file accepted (413 beyond).")
     identity_ttl_s: float = Field(60.0, gt=0, description="Seconds a signed identity forwarded to a service lives.")
+    channel_api_keys: dict[str, str] = Field(
+        default_factory=dict, description='The mini-programs\' API keys as sha256 hex digests, JSON by channel: '
+                                          '{"wechat": "<sha256 of the key>", "alipay": ..., "douyin": ...}.')
     cors_origins: list[str] = Field(
         default_factory=list, description='Origins allowed by CORS, as JSON (["https://admin.example.com"]); none by '
                                           "default.")

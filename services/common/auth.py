@@ -24,6 +24,8 @@ class Role(StrEnum):
     MEMBER = "member"
     # Someone who has not signed in yet: the gateway forwards sign-in and refresh calls as this.
     ANONYMOUS = "anonymous"
+    # A mini-program's server, authenticated by its channel's API key (staff_id "channel:<name>").
+    CHANNEL = "channel"
 
 
 @dataclass(frozen=True)

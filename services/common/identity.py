@@ -38,10 +38,14 @@ AUDIENCE = "crowdpack-services"
 ALGORITHM = "EdDSA"
 # Methods any caller may reach without an identity: probes and service discovery.
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-# What a caller who has not signed in (Role.ANONYMOUS, forwarded by the gateway) may reach: signing in.
-ANONYMOUS_METHODS = frozenset({"/crowdpack.customer.v1.SessionService/CreateSession",
+# What the restricted roles reach: someone not signed in (Role.ANONYMOUS) only signing in; a mini-program's
+# server (Role.CHANNEL) only exchanging a channel identity for a member session.
+RESTRICTED_METHODS = {
+    Role.ANONYMOUS: frozenset({"/crowdpack.customer.v1.SessionService/CreateSession",
                                "/crowdpack.customer.v1.SessionService/RefreshSession",
-                               "/crowdpack.customer.v1.SessionService/RevokeSession"})
+                               "/crowdpack.customer.v1.SessionService/RevokeSession"}),
+    Role.CHANNEL: frozenset({"/crowdpack.customer.v1.MemberCentreService/CreateMemberSession"}),
+}
 PRIVATE_KEY_FILE = "identity_ed25519.pem"
 PUBLIC_KEY_FILE = "identity_ed25519.pub.pem"
 
@@ -220,7 +224,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             caller = self.verifier.verify(token)
         except IdentityError as err:
             return str(err)
-        if caller.role == Role.ANONYMOUS and method not in ANONYMOUS_METHODS:
+        allowed = RESTRICTED_METHODS.get(caller.role)
+        if allowed is not None and method not in allowed:
             return "sign in first: this call needs a signed-in identity"
         return caller
 

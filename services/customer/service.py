@@ -56,7 +56,7 @@ def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
             "crowdpack.customer.v1.LevelService", "crowdpack.customer.v1.SettingsService",
             "crowdpack.customer.v1.CrowdService",
             "crowdpack.customer.v1.BusinessCustomerService", "crowdpack.customer.v1.ClassificationService",
-            imports, sessions]
+            imports, *sessions]
 
 
 def consumers(ctx: Context) -> list[EventConsumer]:

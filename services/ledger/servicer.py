@@ -57,6 +57,13 @@ def check_postings_malls(caller: Caller, postings: list[Posting]) -> None:
         require_managed_mall(caller, p.mall_id, p.at("mall_id"))
 
 
+def own_member_only(context: grpc.aio.ServicerContext, member_id: str) -> None:
+    """A member caller reads only its own accounts (by member_id; an account_id alone is not enough)."""
+    caller = caller_of(context)
+    if caller.role == Role.MEMBER and member_id != caller.staff_id:
+        raise PermissionDenied("a member reads only their own accounts", field="member_id")
+
+
 def template_id(value: str) -> int:
     return parse_int_id(value, "reason_template_id")
 
@@ -70,6 +77,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
 
     async def GetBalances(self, request: pb.GetBalancesRequest,
                           context: grpc.aio.ServicerContext) -> pb.GetBalancesResponse:
+        own_member_only(context, request.member_id)
         member = member_id(request.member_id)
         which = known_enum(pb.Asset, request.asset, "asset")
         caller = caller_of(context)
@@ -115,6 +123,9 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     async def ListEntries(self, request: pb.ListEntriesRequest,
                           context: grpc.aio.ServicerContext) -> pb.ListEntriesResponse:
         caller = caller_of(context)
+
+
+        own_member_only(context, request.member_id)
         async with self.db.read() as session:
             return await statements.list_entries(session, request, lambda m: require_visible(session, caller, m))
 

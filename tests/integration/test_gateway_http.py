@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import time
 from contextlib import AsyncExitStack
 
 import httpx
@@ -12,6 +15,8 @@ from crowdpack.customer.v1 import member_service_pb2_grpc as member_grpc
 from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from crowdpack.customer.v1 import organization_service_pb2_grpc as org_grpc
 from crowdpack.customer.v1 import session_service_pb2 as session_pb
+from crowdpack.customer.v1 import settings_service_pb2 as settings_pb
+from crowdpack.customer.v1 import settings_service_pb2_grpc as settings_grpc
 from crowdpack.customer.v1 import session_service_pb2_grpc as session_grpc
 from gateway.app import create_app
 from gateway.config import GatewaySettings
@@ -25,6 +30,7 @@ from tests.support.runtime import running_service
 
 pytestmark = pytest.mark.integration
 PASSWORD = "correct horse battery"
+WECHAT_KEY = "wechat-mini-program-key"
 
 
 @pytest.fixture
@@ -41,7 +47,8 @@ async def door(database_url, nats_url, tmp_path):
             runtime, channel = await stack.enter_async_context(
                 running_service(build, settings, nats_url=nats_url, state_dir=tmp_path / name))
             ports[name], channels[name] = runtime.port, channel
-        app = create_app(GatewaySettings(**{f"{n}_address": f"127.0.0.1:{p}" for n, p in ports.items()}))
+        app = create_app(GatewaySettings(**{f"{n}_address": f"127.0.0.1:{p}" for n, p in ports.items()},
+                                         channel_api_keys={"wechat": hashlib.sha256(WECHAT_KEY.encode()).hexdigest()}))
         await stack.enter_async_context(app.router.lifespan_context(app))
         client = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway"))
@@ -145,3 +152,54 @@ async def test_bad_input_is_a_4xx_naming_the_field_or_route(door):
     for pending, status, field in cases:
         reply = await pending
         assert (reply.status_code, reply.json()["error"].get("field")) == (status, field), reply.text
+
+
+async def test_a_member_session_reaches_its_own_member_and_nothing_else(door):
+    client, channel = door
+    members = member_grpc.MemberServiceStub(channel)
+    mine = (await members.CreateMember(member_pb.CreateMemberRequest(
+        request_id="m1", phone="13700000001", name="小王", wechat_openid="wx-openid-1"))).member.member_id
+    other = (await members.CreateMember(member_pb.CreateMemberRequest(
+        request_id="m2", phone="13700000002"))).member.member_id
+    exchange = {"channel": "MEMBER_CHANNEL_WECHAT", "channel_user_id": "wx-openid-1", "phone": "13700000001"}
+    assert (await client.post("/v1/memberSessions", json=exchange)).status_code == 401
+    wrong_key = await client.post("/v1/memberSessions", json=exchange, headers={"X-Api-Key": "guess"})
+    assert wrong_key.status_code == 401
+    other_channel = await client.post("/v1/memberSessions", headers={"X-Api-Key": WECHAT_KEY},
+                                      json={**exchange, "channel": "MEMBER_CHANNEL_ALIPAY"})
+    assert other_channel.status_code == 403
+    unknown = await client.post("/v1/memberSessions", headers={"X-Api-Key": WECHAT_KEY},
+                                json={**exchange, "channel_user_id": "wx-nobody", "phone": "13700000009"})
+    assert (unknown.status_code, unknown.json()["error"]["field"]) == (404, "channel_user_id")
+    session = await client.post("/v1/memberSessions", headers={"X-Api-Key": WECHAT_KEY}, json=exchange)
+    assert session.status_code == 200, session.text
+    assert session.json()["member_id"] == mine
+    auth = {"Authorization": f"Bearer {session.json()['access_token']}"}
+
+    # The profile follows the tenant settings: user id hidden by default, then shown.
+    profile = (await client.get(f"/v1/members/{mine}/profile", headers=auth)).json()["profile"]
+    assert (profile["user_id"], profile["name"], profile["card"]["opened"]) == ("", "小王", False)
+    await settings_grpc.SettingsServiceStub(channel).UpdateTenantSettings(settings_pb.UpdateTenantSettingsRequest(
+        request_id="show-id", settings=settings_pb.TenantSettings(show_user_id=True), update_mask={"paths": [
+            "show_user_id"]}))
+    assert (await client.get(f"/v1/members/{mine}/profile", headers=auth)).json()["profile"]["user_id"] == mine
+
+    # Balances (once the ledger has opened the accounts from the member-created event), statements, eligibility.
+    deadline = time.monotonic() + 15
+    while (balances := await client.get(f"/v1/members/{mine}/balances", headers=auth)).status_code == 404:
+        assert time.monotonic() < deadline, balances.text
+        await asyncio.sleep(0.05)
+    assert sorted(a["asset"] for a in balances.json()["accounts"]) == [
+        "ASSET_BALANCE", "ASSET_POINTS", "ASSET_RED_PACKET"]
+    statement = await client.get(f"/v1/entries?member_id={mine}&asset=ASSET_POINTS&page_size=10", headers=auth)
+    assert statement.status_code == 200, statement.text
+    eligible = await client.get(f"/v1/members/{mine}:checkOrderEligibility", headers=auth)
+    assert eligible.status_code == 200, eligible.text
+
+    # Everything else is refused with 403.
+    for method, path in [("GET", f"/v1/members/{other}/profile"), ("GET", f"/v1/members/{other}"),
+                         ("GET", f"/v1/members/{other}/balances"), ("GET", f"/v1/entries?member_id={other}"),
+                         ("GET", "/v1/entries?asset=ASSET_POINTS"), ("GET", "/v1/members"), ("GET", "/v1/malls"),
+                         ("POST", "/v1/members"), ("POST", f"/v1/members/{mine}/adjustments")]:
+        refused = await client.request(method, path, headers=auth, json={} if method == "POST" else None)
+        assert refused.status_code == 403, (method, path, refused.text)
