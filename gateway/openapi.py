@@ -106,13 +106,12 @@ def document(bindings: list[Binding], extra_paths: dict[str, Any] | None = None)
     schemas = Schemas()
     paths: dict[str, dict[str, Any]] = {}
     for binding in bindings:
-        path = binding.template
-        for dotted in binding.variables.values():
-            path = path.replace("{" + dotted + "}", "{" + dotted + "}")
+        path = openapi_path(binding)
         method = binding.method
         skip = set(binding.variables.values())
         parameters: list[dict[str, Any]] = [
-            {"name": dotted, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+            {"name": dotted.rsplit(".", 1)[-1], "in": "path", "required": True,
+             "schema": {"type": "string", "minLength": 1}, "description": f"sets {dotted}"}
             for dotted in binding.variables.values()]
         operation: dict[str, Any] = {
             "operationId": binding.operation_id if binding.template == _first_template(bindings, method)
@@ -126,7 +125,7 @@ def document(bindings: list[Binding], extra_paths: dict[str, Any] | None = None)
                 "type": "object", "required": ["file"],
                 "properties": {"file": {"type": "string", "format": "binary"}}}}}}
         elif binding.body == "*":
-            top = {name.split(".")[0] for name in skip}
+            top = {name for name in skip if "." not in name}
             operation["requestBody"] = {"required": False, "content": {"application/json": {
                 "schema": schemas.message(method.input_type, frozenset(top))}}}
         elif binding.body:
@@ -162,6 +161,14 @@ def document(bindings: list[Binding], extra_paths: dict[str, Any] | None = None)
         "components": {"schemas": schemas.components,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
     }
+
+
+def openapi_path(binding: Binding) -> str:
+    """The template with each variable named by its last part (``{package.package_id}`` -> ``{package_id}``)."""
+    path = binding.template
+    for dotted in binding.variables.values():
+        path = path.replace("{" + dotted + "}", "{" + dotted.rsplit(".", 1)[-1] + "}")
+    return path
 
 
 def _first_template(bindings: list[Binding], method: Any) -> str:

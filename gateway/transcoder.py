@@ -159,19 +159,28 @@ async def build_request(binding: Binding, request: Request, limit: int) -> Messa
     return parse_into(data, descriptor)
 
 
+CLIENT_GONE = HttpError(499, "CANCELLED", "the client closed the request")
+
+
 async def call_cancellable(request: Request, call: Any) -> Any:
-    """Awaits the RPC; if the HTTP client disconnects first, the RPC is cancelled too."""
+    """Awaits the RPC; if the HTTP client disconnects first, the RPC is cancelled too (nobody reads the 499)."""
+    gone = asyncio.Event()
 
     async def disconnected() -> None:
         while True:
             message = await request.receive()
             if message["type"] == "http.disconnect":
+                gone.set()
                 call.cancel()
                 return
 
     watcher = asyncio.create_task(disconnected())
     try:
         return await call
+    except asyncio.CancelledError:
+        if gone.is_set():
+            raise CLIENT_GONE from None
+        raise
     finally:
         watcher.cancel()
 
@@ -280,7 +289,8 @@ def endpoint(binding: Binding) -> Callable[[Request], Awaitable[Response]]:
             call = multi(guarded(), timeout=settings.upload_timeout_s, metadata=metadata)
             try:
                 reply = await call
-            except grpc.aio.AioRpcError:
+            except (grpc.aio.AioRpcError, asyncio.CancelledError):
+                # A bad upload (not multipart, too large, no file part) ends the stream; its error is the answer.
                 if errors:
                     raise errors[0] from None
                 raise

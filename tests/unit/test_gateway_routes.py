@@ -23,4 +23,4 @@ def test_every_mapping_is_a_served_route_and_in_the_openapi_document():
 
     document = openapi.document(bindings)
     operations = {(verb.upper(), path) for path, ops in document["paths"].items() for verb in ops}
-    assert operations == {(b.verb, b.template) for b in bindings}
+    assert operations == {(b.verb, openapi.openapi_path(b)) for b in bindings}
