@@ -22,7 +22,7 @@ from services.common.db import Database
 from services.common.errors import (FailedPrecondition, InvalidArgument, NotFound, PermissionDenied,
                                     ResourceExhausted, Unauthenticated)
 from services.common.identity import Signer
-from services.common.outbox import utcnow
+from services.common.clock import utcnow
 from services.customer.sessions.models import SignInThrottle, StaffCredential, StaffSession
 from services.customer.sessions.passwords import check_new_password, hash_password, verify_password
 from services.customer.sessions.repository import SessionRepository
