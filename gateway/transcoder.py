@@ -159,9 +159,6 @@ async def build_request(binding: Binding, request: Request, limit: int) -> Messa
     return parse_into(data, descriptor)
 
 
-CLIENT_GONE = HttpError(499, "CANCELLED", "the client closed the request")
-
-
 async def call_cancellable(request: Request, call: Any) -> Any:
     """Awaits the RPC; if the HTTP client disconnects first, the RPC is cancelled too (nobody reads the 499)."""
     gone = asyncio.Event()
@@ -179,7 +176,7 @@ async def call_cancellable(request: Request, call: Any) -> Any:
         return await call
     except asyncio.CancelledError:
         if gone.is_set():
-            raise CLIENT_GONE from None
+            raise HttpError(499, "CANCELLED", "the client closed the request") from None
         raise
     finally:
         watcher.cancel()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from crowdpack.customer.v1 import member_centre_service_pb2 as pb
 from crowdpack.customer.v1 import member_pb2
 from services.common.auth import Caller, Role
@@ -11,8 +9,8 @@ from services.common.db import Database
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied
 from services.common.identity import Signer
 from services.common.validation import to_timestamp
-from services.customer.models import Customer, Level
-from services.customer.scope import visible_members
+from services.customer.membercentre.repository import MemberCentreRepository
+from services.customer.models import Customer
 from services.customer.settings.repository import load as load_settings
 from services.customer.validation import normalize_phone
 
@@ -43,10 +41,10 @@ class MemberCentre:
         number = normalize_phone(phone) if phone else None
         column = getattr(Customer, CHANNELS[channel][0])
         async with self.db.read() as session:
-            members = Customer.kind == member_pb2.CUSTOMER_KIND_MEMBER
-            member = (await session.scalars(select(Customer).where(members, column == user_id).limit(1))).first()
+            repo = MemberCentreRepository(session)
+            member = await repo.by_channel(column, user_id)
             if member is None and number is not None:
-                member = (await session.scalars(select(Customer).where(members, Customer.phone == number))).first()
+                member = await repo.by_phone(number)
         if member is None:
             raise NotFound("no member has this channel user id or phone: register the member first",
                            field="channel_user_id")
@@ -59,17 +57,14 @@ class MemberCentre:
         if not member_id.isdigit() or len(member_id) > 18:
             raise InvalidArgument("must be a member id", field="member_id")
         async with self.db.read() as session:
-            member = await session.get(Customer, int(member_id))
-            if member is None or member.kind != member_pb2.CUSTOMER_KIND_MEMBER:
+            repo = MemberCentreRepository(session)
+            member = await repo.member(int(member_id))
+            if member is None:
                 raise NotFound(f"no member {member_id}", field="member_id")
-            visible = await session.scalar(select(Customer.id).where(Customer.id == member.id,
-                                                                     visible_members(caller)))
-            if visible is None:
+            if not await repo.visible(member.id, caller):
                 raise PermissionDenied(f"member {member_id} is not yours to see", field="member_id")
             settings = await load_settings(session)
-            level_name = ""
-            if settings.show_level and member.level:
-                level_name = (await session.scalar(select(Level.name).where(Level.number == member.level))) or ""
+            level_name = await repo.level_name(member.level) if settings.show_level and member.level else ""
         profile = pb.MemberProfile(
             user_id=str(member.id) if settings.show_user_id else "", name=member.name, avatar_url=member.avatar_url,
             level=member.level if settings.show_level else 0, level_name=level_name,
