@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import member_pb2
 from services.common.auth import Caller
-from services.customer.models import Customer, Level
+from services.customer.levels.models import Level
+from services.customer.models import Customer
 from services.customer.scope import visible_members
 
 MEMBERS = Customer.kind == member_pb2.CUSTOMER_KIND_MEMBER

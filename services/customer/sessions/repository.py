@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.customer.models import Staff, StaffMall
+from services.customer.organization.models import Staff, StaffMall
 from services.customer.sessions.models import SignInThrottle, StaffCredential, StaffSession
 
 
