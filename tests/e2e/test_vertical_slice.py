@@ -53,7 +53,7 @@ def test_post_member_then_points_balance_is_zero(system, AUTH):  # noqa: N803
         account = points.json()["accounts"][0]
         assert account["balance"] == 0 and account["asset"] == "ASSET_POINTS"
         # A route of every service with the same token.
-        for path in ("/v1/reasonTemplates", "/v1/whitelistEntries", "/v1/malls", "/v1/levels"):
+        for path in ("/v1/reasonTemplates", "/v1/alert-whitelist", "/v1/malls", "/v1/levels"):
             assert client.get(path, headers=AUTH).status_code == 200, path
 
 

@@ -83,7 +83,7 @@ async def test_sign_in_reach_every_service_refresh_and_sign_out(door):
     created = await client.post("/v1/members", json={"phone": "13800000077"}, headers=auth)
     assert created.status_code == 200, created.text
     member_id = created.json()["member"]["member_id"]
-    for path in ("/v1/members", f"/v1/members/{member_id}", "/v1/reasonTemplates", "/v1/whitelistEntries",
+    for path in ("/v1/members", f"/v1/members/{member_id}", "/v1/reasonTemplates", "/v1/alert-whitelist",
                  "/v1/malls", "/v1/members?page_size=5&filter.card_opened=TRI_STATE_NO&filter.levels=1&filter.levels=2"):
         reply = await client.get(path, headers=auth)
         assert reply.status_code == 200, (path, reply.text)
