@@ -7,7 +7,7 @@ SITE := $(VENV)/lib/python3.11/site-packages
 PROTOS := $(shell find protos -name '*.proto')
 ENGINE_SRC := $(shell find segment_engine/src segment_engine/python -type f -not -name "*.so" -not -path "*/__pycache__/*" -not -path "*/.mypy_cache/*" 2>/dev/null) segment_engine/Cargo.toml segment_engine/pyproject.toml
 
-.PHONY: all setup run check check-engine test test-fast bench protos engine clean
+.PHONY: all setup run check check-engine proto-baseline test test-fast bench protos engine clean
 
 all: setup
 
@@ -39,10 +39,21 @@ $(VENV)/.engine: $(ENGINE_SRC) $(VENV)/.deps
 run: setup
 	$(PY) -m services.cli run
 
-# Static checks that keep the house in order: the import contracts (pyproject.toml, [tool.importlinter])
-# and the segment engine's checks.
-check: setup check-engine
+# The protos' contract as an image buf reads (googleapis-common-protos supplies google/api offline).
+API_IMAGE := gen/api.binpb
+$(API_IMAGE): gen/.stamp
+	$(PY) -m grpc_tools.protoc -Iprotos -I$(SITE) --include_imports --include_source_info --descriptor_set_out=$@ $(PROTOS)
+
+# Static checks that keep the house in order: the import contracts (pyproject.toml, [tool.importlinter]);
+# buf lint, and no breaking change against the released API (protos/released.binpb); the segment engine's checks.
+check: setup $(API_IMAGE) check-engine
 	$(BIN)/lint-imports
+	$(BIN)/buf lint $(API_IMAGE) --config buf.yaml --path crowdpack
+	$(BIN)/buf breaking $(API_IMAGE) --against protos/released.binpb --config buf.yaml --path crowdpack
+
+# At a release: the current protos become the API later changes must not break (commit the file).
+proto-baseline: $(API_IMAGE)
+	cp $(API_IMAGE) protos/released.binpb
 
 # The segment engine: the Rust property tests, clippy with warnings as errors, and the hand-written
 # _core.pyi against the built module (mypy's stubtest; stub-only type names are in the allowlist).
@@ -52,7 +63,7 @@ check-engine: setup
 	cd segment_engine/python && MYPY_CACHE_DIR=$(CURDIR)/.mypy_cache $(CURDIR)/$(PY) -m mypy.stubtest segment_engine._core \
 		--allowlist ../stubtest-allowlist.txt
 
-# make test: unit, integration and e2e tests, in parallel (pytest-xdist), a worker per core.
+# make test: make check, then unit, integration and e2e tests, in parallel (pytest-xdist), a worker per core.
 # CI (CI=true, as .ci/run runs) adds the chaos tests; CROWDPACK_TEST_POSTGRES_URL adds the PostgreSQL twins.
 TEST_WORKERS ?= auto
 TEST_SELECT := $(if $(filter true,$(CI)),,-m "not chaos")

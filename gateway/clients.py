@@ -1,4 +1,4 @@
-"""gRPC channels and stubs to the services, opened once per gateway process."""
+"""gRPC channels to the services, opened once per gateway process and shared by every request."""
 
 from __future__ import annotations
 
@@ -6,27 +6,27 @@ from dataclasses import dataclass
 
 import grpc
 
-from crowdpack.alert.v1 import alert_service_pb2_grpc
-from crowdpack.customer.v1 import member_service_pb2_grpc
-from crowdpack.ledger.v1 import ledger_service_pb2_grpc
 from gateway.config import GatewaySettings
+
+# Keep connections warm between bursts; every call still sets its own deadline.
+CHANNEL_OPTIONS = [("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                   ("grpc.max_send_message_length", 8 * 1024 * 1024)]
 
 
 @dataclass
 class Clients:
-    channels: list[grpc.aio.Channel]
-    members: member_service_pb2_grpc.MemberServiceStub
-    ledger: ledger_service_pb2_grpc.LedgerServiceStub
-    alert: alert_service_pb2_grpc.AlertServiceStub
+    channels: dict[str, grpc.aio.Channel]
 
     @classmethod
     def connect(cls, settings: GatewaySettings) -> Clients:
-        customer = grpc.aio.insecure_channel(settings.customer_address)
-        ledger = grpc.aio.insecure_channel(settings.ledger_address)
-        alert = grpc.aio.insecure_channel(settings.alert_address)
-        return cls([customer, ledger, alert], member_service_pb2_grpc.MemberServiceStub(customer),
-                   ledger_service_pb2_grpc.LedgerServiceStub(ledger), alert_service_pb2_grpc.AlertServiceStub(alert))
+        addresses = {"customer": settings.customer_address, "ledger": settings.ledger_address,
+                     "alert": settings.alert_address}
+        return cls({name: grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+                    for name, address in addresses.items()})
+
+    def channel(self, backend: str) -> grpc.aio.Channel:
+        return self.channels[backend]
 
     async def close(self) -> None:
-        for channel in self.channels:
+        for channel in self.channels.values():
             await channel.close()

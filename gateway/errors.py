@@ -1,4 +1,9 @@
-"""Every error the gateway returns is JSON: {"error": {"code", "message", "field"}}; never a stack trace."""
+"""Every error the gateway returns is JSON: {"error": {"code", "message", "field"}}; never a stack trace.
+
+A service's status becomes the HTTP status of the google.rpc table grpc-gateway uses; ``code`` is the
+status name (a stable reason), ``field`` the field a BadRequest detail names, and a RetryInfo detail
+becomes ``Retry-After``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.common.errors import field_of
+from services.common.errors import field_of, retry_after_of
 from services.common.logs import get_logger
 
 log = get_logger(__name__)
@@ -29,31 +34,37 @@ GRPC_TO_HTTP = {
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
+        self.status, self.code, self.message, self.field, self.headers = status, code, message, field, headers
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+def error_response(status: int, code: str, message: str, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
     body: dict[str, object] = {"code": code, "message": message}
     if field:
         body["field"] = field
-    return JSONResponse({"error": body}, status_code=status)
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def from_rpc_error(err: grpc.aio.AioRpcError) -> JSONResponse:
     code = err.code()
     status = GRPC_TO_HTTP.get(code, 502)
-    if status == 502:
+    if status == 502 and code != grpc.StatusCode.CANCELLED:
         log.error("upstream failure", code=code.name, details=err.details())
         return error_response(502, code.name, "an upstream service failed; try again")
-    return error_response(status, code.name, err.details() or code.name, field_of(err))
+    if code == grpc.StatusCode.CANCELLED:
+        return error_response(499, "CANCELLED", "the request was cancelled")
+    retry = retry_after_of(err)
+    headers = {"Retry-After": str(max(1, int(retry + 0.999)))} if retry is not None else None
+    return error_response(status, code.name, err.details() or code.name, field_of(err), headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HttpError)
     async def _http_error(_request: Request, err: HttpError) -> JSONResponse:
-        return error_response(err.status, err.code, err.message, err.field)
+        return error_response(err.status, err.code, err.message, err.field, err.headers)
 
     @app.exception_handler(grpc.aio.AioRpcError)
     async def _rpc_error(_request: Request, err: grpc.aio.AioRpcError) -> JSONResponse:
@@ -62,9 +73,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _starlette(_request: Request, err: StarletteHTTPException) -> JSONResponse:
         if err.status_code == 404:
-            return error_response(404, "NOT_FOUND", "no such route")
+            return error_response(404, "NOT_FOUND", f"{_request.url.path}: no such route", "route")
         if err.status_code == 405:
-            return error_response(405, "METHOD_NOT_ALLOWED", "method not allowed on this route")
+            return error_response(405, "METHOD_NOT_ALLOWED",
+                                  f"{_request.method} {_request.url.path}: method not allowed on this route", "route")
         return error_response(err.status_code, "HTTP_ERROR", str(err.detail))
 
     @app.exception_handler(RequestValidationError)

@@ -6,10 +6,8 @@ a JavaScript number holds exactly.
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
-from fastapi import Request
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -19,19 +17,6 @@ from gateway.errors import HttpError
 M = TypeVar("M", bound=Message)
 INT64_TYPES = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
                FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64}
-
-
-async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise HttpError(400, "INVALID_ARGUMENT", f"body: malformed JSON ({err})", field="body") from None
-    if not isinstance(body, dict):
-        raise HttpError(400, "INVALID_ARGUMENT", "body: must be a JSON object", field="body")
-    return body
 
 
 def to_proto(body: dict[str, Any], message: M) -> M:

@@ -31,8 +31,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if not stopping:
         print("crowdpack is running:\n" + system.describe(), flush=True)
-        print(f"try: curl -s -X POST {system.gateway_url}/v1/members -H 'Authorization: Bearer dev-admin-token' "
-              "-d '{\"phone\": \"13800000000\"}'", flush=True)
+        url = system.gateway_url
+        print("sign in:\n"
+              f"  1. first time only: CROWDPACK_STATE_DIR={system.state_dir} .venv/bin/crowdpack staff create-admin "
+              f"--phone 13800000000 --customer {system.processes['customer'].address}\n"
+              f"  2. curl -s -X POST {url}/v1/sessions -d '{{\"login\": \"13800000000\", \"password\": \"...\"}}'\n"
+              f"  3. curl -s {url}/v1/members -H 'Authorization: Bearer <tokens.access_token>'\n"
+              f"  API reference: {url}/docs", flush=True)
         print("Ctrl-C stops everything.", flush=True)
     code = 0
     while not stopping:
@@ -55,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--state-dir", default="var", help="folder for databases, NATS data and logs")
     p_run.set_defaults(func=run)
     import_cli.register(sub)
+    from services.customer.sessions.cli import register as register_staff
+    register_staff(sub)
     from services.ledger.cli import register as register_ledger
     register_ledger(sub)
     args = parser.parse_args(argv)

@@ -22,6 +22,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common.identity import generate_dev_keys
+
 SERVICES = ("customer", "ledger", "alert")
 
 
@@ -119,12 +121,19 @@ class System:
     env: dict[str, str] = field(default_factory=dict)
     database_urls: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
+    base_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.state_dir = self.state_dir.resolve()
         logs = self.state_dir / "logs"
         base = {**os.environ, **self.env, "CROWDPACK_STATE_DIR": str(self.state_dir),
                 "CROWDPACK_NATS_URL": self.nats_url, "PYTHONUNBUFFERED": "1"}
+        if not any(base.get(f"CROWDPACK_IDENTITY_PRIVATE_KEY{s}") for s in ("", "_FILE")):
+            # First start on this machine: development keys into the state folder (production uses a Secret).
+            private, public = generate_dev_keys(self.state_dir / "keys")
+            base |= {"CROWDPACK_IDENTITY_PRIVATE_KEY_FILE": str(private),
+                     "CROWDPACK_IDENTITY_PUBLIC_KEY_FILE": str(public)}
+        self.base_env = base
         self.processes["nats"] = Process(
             "nats", [nats_server_binary(), "-js", "-a", self.host, "-p", str(self.ports.nats),
                      "-sd", str(self.state_dir / "nats"), "--server_name", "crowdpack"],

@@ -21,7 +21,11 @@ from nats.js import JetStreamContext
 
 from services.supervisor import SERVICES, Ports, System
 from tests.support.databases import POSTGRES_ENV, Databases, postgres_admin_url
+from tests.support.identity import use_test_keys
 from tests.support.nats import NatsServer, delete_streams
+
+# Every service a test starts trusts the test key; tests sign their calls with tests.support.identity.signed.
+use_test_keys()
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 FOLDER_MARKERS = ("unit", "integration", "e2e", "chaos", "browser")

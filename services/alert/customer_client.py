@@ -1,7 +1,8 @@
 """The one place the alert service calls the customer service (disabling a member from an alert).
 
-It acts for the staff member who asked: their identity is forwarded, so the customer service checks
-their role and malls as for any other call. Switching to a service identity changes this module only.
+It acts for the staff member who asked: their identity is forwarded, signed by the alert service with the
+identity key (services/common/identity.py), so the customer service verifies it and checks their role and
+malls as for any other call.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import grpc
 from crowdpack.customer.v1 import member_service_pb2 as member_pb
 from crowdpack.customer.v1 import member_service_pb2_grpc as member_grpc
 from services.common.auth import Caller
+from services.common.identity import CachingSigner, Signer
 from services.common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, \
     Unavailable
 
@@ -22,8 +24,9 @@ PASSED_ON: dict[grpc.StatusCode, type[DomainError]] = {
 
 
 class CustomerClient:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, signer: Signer | CachingSigner) -> None:
         self.address = address
+        self.signer = signer
         self._channel: grpc.aio.Channel | None = None
 
     def _stub(self) -> member_grpc.MemberServiceStub:
@@ -36,7 +39,7 @@ class CustomerClient:
         try:
             await self._stub().SetMemberDisabled(
                 member_pb.SetMemberDisabledRequest(request_id=request_id, member_id=member_id, disabled=True),
-                metadata=caller.metadata(), timeout=TIMEOUT_S)
+                metadata=self.signer.metadata(caller), timeout=TIMEOUT_S)
         except grpc.aio.AioRpcError as err:
             passed = PASSED_ON.get(err.code())
             if passed is not None:

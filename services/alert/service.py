@@ -20,6 +20,7 @@ from services.alert.reevaluation import Reevaluator
 from services.alert.rules import RuleCache
 from services.alert.servicer import AlertServicer
 from services.common.consumer import EventConsumer
+from services.common.identity import CachingSigner, signer_from
 from services.common.server import Context, ServiceSpec
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AlertService"].full_name
@@ -39,7 +40,8 @@ def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
     settings = ctx.settings
     assert isinstance(settings, AlertSettings)
     _, reevaluator = _parts(ctx)
-    customers = ctx.extras["customers"] = CustomerClient(settings.customer_address)
+    customers = ctx.extras["customers"] = CustomerClient(
+        settings.customer_address, CachingSigner(signer_from(ctx.common, issuer="alert")))
     pb_grpc.add_AlertServiceServicer_to_server(AlertServicer(ctx.db, customers, reevaluator.wake), server)
     return [SERVICE_NAME]
 

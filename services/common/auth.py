@@ -1,8 +1,9 @@
-"""Who is calling: the staff identity the gateway authenticated, carried as gRPC metadata.
+"""Who is calling: the verified identity of a gRPC call, and the roles there are.
 
-The gateway authenticates a person and forwards ``x-crowdpack-staff-id``,
-``x-crowdpack-role`` and ``x-crowdpack-mall-ids``. A call without them comes from an
-internal service and acts as the system.
+Every call carries a signed identity (services/common/identity.py); ``AuthInterceptor``
+verifies it before the handler runs and handlers read it here with ``caller_of``. There is no
+unauthenticated "system" caller: a service or a tool acting for itself signs a ``SYSTEM``
+identity naming itself.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from enum import StrEnum
 
 import grpc
 
-from services.common.errors import InvalidArgument
+from services.common.errors import Unauthenticated
 
 
 class Role(StrEnum):
@@ -21,30 +22,27 @@ class Role(StrEnum):
     MALL_ADMIN = "mall_admin"
     SALES = "sales"
     MEMBER = "member"
-
-
-STAFF_ID = "x-crowdpack-staff-id"
-ROLE = "x-crowdpack-role"
-MALL_IDS = "x-crowdpack-mall-ids"
+    # Someone who has not signed in yet: the gateway forwards sign-in and refresh calls as this.
+    ANONYMOUS = "anonymous"
+    # A mini-program's server, authenticated by its channel's API key (staff_id "channel:<name>").
+    CHANNEL = "channel"
 
 
 @dataclass(frozen=True)
 class Caller:
     staff_id: str = "system"
     role: Role = Role.SYSTEM
+    # For Role.MEMBER, staff_id is the member's id: a member caller is that one member.
     mall_ids: frozenset[str] = field(default_factory=frozenset)
+    # The network address the person called from, as the gateway saw it (sign-in rate limits use it).
+    address: str = ""
 
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        return ((STAFF_ID, self.staff_id), (ROLE, self.role.value), (MALL_IDS, ",".join(sorted(self.mall_ids))))
 
+def caller_of(_context: grpc.aio.ServicerContext | None = None) -> Caller:
+    """The caller ``AuthInterceptor`` verified for the RPC under way."""
+    from services.common.identity import CALLER
 
-def caller_of(context: grpc.aio.ServicerContext) -> Caller:
-    meta = {k: v for k, v in (context.invocation_metadata() or ())}
-    if ROLE not in meta:
-        return Caller()
-    try:
-        role = Role(meta[ROLE])
-    except ValueError:
-        raise InvalidArgument(f"unknown role {meta[ROLE]!r}", field=ROLE) from None
-    malls = frozenset(m for m in meta.get(MALL_IDS, "").split(",") if m)
-    return Caller(staff_id=meta.get(STAFF_ID, ""), role=role, mall_ids=malls)
+    caller = CALLER.get(None)
+    if caller is None:
+        raise Unauthenticated("no verified identity for this call")
+    return caller

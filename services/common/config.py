@@ -25,6 +25,14 @@ class CommonSettings(BaseSettings):
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server with JetStream.")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: str = Field("json", description="json (one object per line) or console.")
+    identity_public_keys: str = Field(
+        "", description="PEM Ed25519 public key(s) whose signed identities the services trust (several may follow "
+                        "each other while a key is rotated). Empty: the file setting, else <state_dir>/keys/.")
+    identity_public_key_file: Path | None = Field(None, description="A file holding identity_public_keys.")
+    identity_private_key: str = Field(
+        "", description="PEM Ed25519 private key that signs identities (gateway, services calling each other, "
+                        "operator tools). Empty: the file setting, else <state_dir>/keys/.")
+    identity_private_key_file: Path | None = Field(None, description="A file holding identity_private_key.")
 
 
 class ServiceSettings(BaseSettings):

@@ -66,6 +66,20 @@ class Unavailable(DomainError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class ResourceExhausted(DomainError):
+    """Too many attempts: the caller may try again after ``retry_after_s`` (a RetryInfo detail says when)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, *, retry_after_s: float, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after_s = retry_after_s
+
+    def within(self, prefix: str) -> DomainError:
+        return ResourceExhausted(self.reason, retry_after_s=self.retry_after_s,
+                                 field=f"{prefix}.{self.field}" if self.field else prefix)
+
+
 class Aborted(DomainError):
     """A conflict with a concurrent writer; the caller may retry with the same request_id."""
 
@@ -81,8 +95,25 @@ def to_status(err: DomainError) -> grpc.Status:
         packed = any_pb2.Any()
         packed.Pack(bad)
         details.append(packed)
+    if isinstance(err, ResourceExhausted):
+        packed = any_pb2.Any()
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromMilliseconds(int(err.retry_after_s * 1000))
+        packed.Pack(retry)
+        details.append(packed)
     status = status_pb2.Status(code=getattr(code_pb2, err.code.name), message=err.message, details=details)
     return rpc_status.to_status(status)
+
+
+def retry_after_of(call_error: grpc.aio.AioRpcError | grpc.RpcError) -> float | None:
+    """Seconds a RetryInfo detail asks the caller to wait, if any."""
+    status = rpc_status.from_call(call_error) if hasattr(call_error, "trailing_metadata") else None
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            return retry.retry_delay.ToMilliseconds() / 1000
+    return None
 
 
 def field_of(call_error: grpc.aio.AioRpcError | grpc.RpcError) -> str | None:

@@ -59,7 +59,7 @@ def acts_everywhere(caller: Caller) -> bool:
 def require_member_staff(caller: Caller, what: str) -> None:
     """Changes to a member's ledger come from administrators or the system (sales and members are refused)."""
     if caller.role not in (Role.SYSTEM, Role.SUPER_ADMIN, Role.MALL_ADMIN):
-        raise PermissionDenied(f"a {caller.role.value} may not {what}", field="x-crowdpack-role")
+        raise PermissionDenied(f"a {caller.role.value} may not {what}", field="role")
 
 
 def require_managed_mall(caller: Caller, mall_id: str, field: str = "mall_id") -> None:

@@ -31,6 +31,7 @@ from services.common.config import CommonSettings, ServiceSettings, database_url
 from services.common.consumer import EventConsumer
 from services.common.db import Database, WriteLockHeld
 from services.common.errors import ErrorInterceptor
+from services.common.identity import AuthInterceptor, Verifier, verifier_from
 from services.common.logs import configure_logging, get_logger
 from services.common.metrics import MetricsInterceptor, serve_metrics
 from services.common.outbox import OutboxMixin, OutboxRelay
@@ -70,9 +71,11 @@ class ServiceSpec:
     common: CommonSettings = field(default_factory=CommonSettings)
 
 
-def create_server(address: str) -> tuple[grpc.aio.Server, int]:
-    """A grpc.aio server with the shared interceptors, bound to ``address`` (port 0 picks one)."""
-    server = grpc.aio.server(interceptors=[MetricsInterceptor(), ErrorInterceptor()])
+def create_server(address: str, verifier: Verifier) -> tuple[grpc.aio.Server, int]:
+    """A grpc.aio server with the shared interceptors, bound to ``address`` (port 0 picks one).
+
+    ``AuthInterceptor`` runs innermost, right before the handler: a refused call is still counted."""
+    server = grpc.aio.server(interceptors=[MetricsInterceptor(), ErrorInterceptor(), AuthInterceptor(verifier)])
     port = server.add_insecure_port(address)
     return server, port
 
@@ -91,6 +94,7 @@ class Runtime:
 
     async def start(self) -> None:
         spec, settings, common = self.spec, self.spec.settings, self.spec.common
+        verifier = verifier_from(common)
         db = Database(database_url_for(spec.name, settings, common), spec.migrations_dir)
         await db.connect(max_delay_s=settings.startup_retry_max_s, lock_wait_s=settings.startup_lock_wait_s)
         nc, js = await bus.connect(common.nats_url, f"crowdpack-{spec.name}", max_delay_s=settings.startup_retry_max_s)
@@ -100,7 +104,7 @@ class Runtime:
         for consumer in consumers:
             await consumer.ensure()
 
-        self.server, self.port = create_server(f"{settings.grpc_host}:{settings.grpc_port}")
+        self.server, self.port = create_server(f"{settings.grpc_host}:{settings.grpc_port}", verifier)
         names = list(spec.register(self.server, ctx))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server)
@@ -183,6 +187,10 @@ def main(build_spec: Callable[[], ServiceSpec]) -> None:
         spec = build_spec()
     except ValidationError as err:
         sys.exit(f"error: {describe_settings_error(err)}")
+    try:
+        verifier_from(spec.common)
+    except (RuntimeError, ValueError) as err:
+        sys.exit(f"error: {err}")
     configure_logging(spec.name, spec.common.log_level, spec.common.log_format)
     try:
         asyncio.run(serve(spec))

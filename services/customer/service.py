@@ -29,6 +29,7 @@ from services.customer.members.servicer import MemberServicer
 from services.customer.models import OutboxEvent, ProcessedMessage
 from services.customer.schema import metadata  # noqa: F401 - every table on the metadata (foreign keys resolve)
 from services.customer.organization.servicer import OrganizationServicer
+from services.customer.sessions.register import register_sessions
 from services.customer.settings.servicer import SettingsServicer
 
 
@@ -50,11 +51,12 @@ def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
     classification_service_pb2_grpc.add_ClassificationServiceServicer_to_server(
         ClassificationServicer(ctx.db, visible_customers), server)
     imports = register_imports(server, ctx, settings.export_max_rows)
+    sessions = register_sessions(server, ctx)
     return ["crowdpack.customer.v1.MemberService", "crowdpack.customer.v1.OrganizationService",
             "crowdpack.customer.v1.LevelService", "crowdpack.customer.v1.SettingsService",
             "crowdpack.customer.v1.CrowdService",
             "crowdpack.customer.v1.BusinessCustomerService", "crowdpack.customer.v1.ClassificationService",
-            imports]
+            imports, *sessions]
 
 
 def consumers(ctx: Context) -> list[EventConsumer]:

@@ -45,7 +45,7 @@ def settlement_mall(requested: str, caller: Caller) -> str:
 
 def parse_adjustment(request: pb.AdjustBalanceRequest, caller: Caller, now: datetime) -> Posting:
     if caller.role not in ADJUSTERS:
-        raise PermissionDenied(f"a {caller.role.value} may not adjust balances", field="x-crowdpack-role")
+        raise PermissionDenied(f"a {caller.role.value} may not adjust balances", field="role")
     member = member_id(request.member_id)
     which = asset(request.asset)
     direction = known_enum(pb.Direction, request.direction, "direction", allow_unspecified=False)

@@ -46,7 +46,7 @@ def mutator(context: grpc.aio.ServicerContext) -> Caller:
     them, never directly; sales have no member ledger (services/common/scope.py)."""
     caller = caller_of(context)
     if caller.role == Role.MEMBER:
-        raise PermissionDenied("members cannot change the ledger directly", field="x-crowdpack-role")
+        raise PermissionDenied("members cannot change the ledger directly", field="role")
     require_member_staff(caller, "change members' ledgers")
     return caller
 
@@ -55,6 +55,13 @@ def check_postings_malls(caller: Caller, postings: list[Posting]) -> None:
     """A mall admin's postings each name one of their malls."""
     for p in postings:
         require_managed_mall(caller, p.mall_id, p.at("mall_id"))
+
+
+def own_member_only(context: grpc.aio.ServicerContext, member_id: str) -> None:
+    """A member caller reads only its own accounts (by member_id; an account_id alone is not enough)."""
+    caller = caller_of(context)
+    if caller.role == Role.MEMBER and member_id != caller.staff_id:
+        raise PermissionDenied("a member reads only their own accounts", field="member_id")
 
 
 def template_id(value: str) -> int:
@@ -70,6 +77,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
 
     async def GetBalances(self, request: pb.GetBalancesRequest,
                           context: grpc.aio.ServicerContext) -> pb.GetBalancesResponse:
+        own_member_only(context, request.member_id)
         member = member_id(request.member_id)
         which = known_enum(pb.Asset, request.asset, "asset")
         caller = caller_of(context)
@@ -115,6 +123,9 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     async def ListEntries(self, request: pb.ListEntriesRequest,
                           context: grpc.aio.ServicerContext) -> pb.ListEntriesResponse:
         caller = caller_of(context)
+
+
+        own_member_only(context, request.member_id)
         async with self.db.read() as session:
             return await statements.list_entries(session, request, lambda m: require_visible(session, caller, m))
 
@@ -262,7 +273,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         caller = mutator(context)
         rule = parse_rule(request.rule)
         if caller.role not in RULE_SETTERS:
-            raise PermissionDenied(f"a {caller.role.value} may not set points rules", field="x-crowdpack-role")
+            raise PermissionDenied(f"a {caller.role.value} may not set points rules", field="role")
         if caller.role == Role.MALL_ADMIN and (rule.mall_id == DEFAULT_MALL or rule.mall_id not in caller.mall_ids):
             raise PermissionDenied(f"operator {caller.staff_id} does not manage mall {rule.mall_id or '(default)'}",
                                    field="rule.mall_id")

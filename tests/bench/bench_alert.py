@@ -50,10 +50,12 @@ from services.common.events import LEDGER_STREAM, ORDER_RECORDED
 from services.common.validation import to_timestamp
 from services.supervisor import Ports, System
 from tests.bench.common import cpu_model, log
+from tests.support.identity import signed
+from tests.support import identity
 
 MIGRATIONS = Path("services/alert/migrations")
 GOALS = {"replay": 10_000, "ratio": 0.5, "lag_p99_s": 1.0, "reeval_s": 30.0}
-ADMIN = Caller(staff_id="bench", role=Role.SUPER_ADMIN).metadata()
+ADMIN = signed(Caller(staff_id="bench", role=Role.SUPER_ADMIN))
 CATEGORIES = ["餐饮", "零售", "服饰", "数码", "亲子"]
 FLOORS = ["B1", "1F", "2F", "3F", "4F"]
 
@@ -211,7 +213,7 @@ async def lag(args: argparse.Namespace, state: Path) -> dict[str, float]:
                          "CROWDPACK_ALERT_OUTBOX_POLL_S": "0.05", "CROWDPACK_LOG_LEVEL": "WARNING"})
     system.start(("nats", "customer", "ledger", "alert"))
     nc, js = await bus.connect(system.nats_url, "bench-alert-lag")
-    channels = {n: grpc.aio.insecure_channel(system.processes[n].address) for n in ("customer", "ledger", "alert")}
+    channels = {n: identity.channel(system.processes[n].address) for n in ("customer", "ledger", "alert")}
     try:
         orgs = org_grpc.OrganizationServiceStub(channels["customer"])
         members = member_grpc.MemberServiceStub(channels["customer"])

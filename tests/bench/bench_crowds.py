@@ -37,6 +37,7 @@ from services.customer.crowds.translate import Catalogue, Translator
 from tests.bench.bench_segment_engine import TODAY as ORDERS_TODAY
 from tests.bench.bench_segment_engine import make_orders
 from tests.bench.common import cpu_model, log
+from tests.support import identity
 
 TODAY = date(2026, 11, 22)
 N_STORES = 200
@@ -196,7 +197,7 @@ async def part_b(n: int, reps: int) -> dict[str, Any]:
             assert runtime.ctx.extras["crowd_index"].source == "database"
             import grpc
 
-            channel = grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}")
+            channel = identity.channel(f"127.0.0.1:{runtime.port}")
             crowds = crowd_service_pb2_grpc.CrowdServiceStub(channel)
             members = member_service_pb2_grpc.MemberServiceStub(channel)
             definition = package_definition("1")
@@ -240,7 +241,7 @@ async def part_b(n: int, reps: int) -> dict[str, Any]:
             await runtime.start()
             restart_s = time.perf_counter() - started
             assert runtime.ctx.extras["crowd_index"].source == "snapshot"
-            channel = grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}")
+            channel = identity.channel(f"127.0.0.1:{runtime.port}")
             restarted_count = (await crowd_service_pb2_grpc.CrowdServiceStub(channel).PreviewPackage(
                 crowd_pb.PreviewPackageRequest(mall_id="1", definition=definition))).member_count
             assert restarted_count == count, (restarted_count, count)

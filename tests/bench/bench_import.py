@@ -36,8 +36,9 @@ from services.customer.service import build_spec
 from services.supervisor import Ports, System
 from tests.support.runtime import running_service
 from tests.bench.common import SQLITE_TIME, cpu_model, log, plain_sqlite
+from tests.support.identity import signed
 
-SUPER = Caller(staff_id="bench", role=Role.SUPER_ADMIN).metadata()
+SUPER = signed(Caller(staff_id="bench", role=Role.SUPER_ADMIN))
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华玉萍红娥玲芬燕彬鑫欣怡子涵浩宇梓轩"
 GENDERS = ("男", "女", "未知")

@@ -48,6 +48,7 @@ from services.supervisor import Ports, System
 from tests.support.databases import POSTGRES_ENV, fresh_database, postgres_admin_url
 from tests.bench.common import SQLITE_TIME, cpu_model, log, plain_sqlite
 from tests.support.inspect import scalar
+from tests.support import identity
 
 GOALS = {"single": 2_000, "batch": 50_000, "orders": 1_000}
 # The mall the orders and postings name, and its stores (the ledger refuses ids the customer service never announced).
@@ -247,7 +248,7 @@ async def bench_backend(backend: str, args: argparse.Namespace, state: Path, dat
     system.start(("nats", "ledger"))
     try:
         address = system.processes["ledger"].address
-        channel = grpc.aio.insecure_channel(address)
+        channel = identity.channel(address)
         stub = pb_grpc.LedgerServiceStub(channel)
         log(f"{backend}: opening {args.members:,} members (three accounts each)")
         await open_members(system, stub, args.members)

@@ -11,6 +11,9 @@ import time
 from pathlib import Path
 
 from services.common.db import Database
+from tests.support.identity import use_test_keys
+
+use_test_keys()  # every service a benchmark starts trusts the test key its calls are signed with
 
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime on SQLite
 

@@ -10,6 +10,7 @@ import grpc
 from crowdpack.customer.v1 import member_service_pb2 as customer_pb
 from crowdpack.customer.v1 import member_service_pb2_grpc as customer_grpc
 from tests.support.inspect import caught_up, scalar, stream_messages
+from tests.support import identity
 
 MEMBERS = 300
 
@@ -22,7 +23,7 @@ def create_members(address: str, created: list[str], refusals: list[grpc.StatusC
             deadline = time.monotonic() + 60
             while True:
                 try:
-                    with grpc.insecure_channel(address) as channel:
+                    with identity.sync_channel(address) as channel:
                         reply = customer_grpc.MemberServiceStub(channel).CreateMember(
                             customer_pb.CreateMemberRequest(request_id=f"chaos-{i}", phone=f"13{i:09d}"), timeout=5)
                     created.append(reply.member.member_id)

@@ -41,6 +41,7 @@ from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from services.supervisor import Ports, System
 from tests.support.databases import Databases
 from tests.support.inspect import database_url, scalar, stream_messages
+from tests.support import identity
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +100,7 @@ class Client:
         self.book = book
         self.rng = random.Random(1000 + number)
         self.orders: list[list[int | str]] = []  # [order_id, amount left to refund]
-        self.channel = grpc.insecure_channel(system.processes["ledger"].address)
+        self.channel = identity.sync_channel(system.processes["ledger"].address)
         self.stub = pb_grpc.LedgerServiceStub(self.channel)
         self.seq = 0
 
@@ -118,7 +119,7 @@ class Client:
                     self.book.retries += 1
                 # A fresh channel skips the reconnect backoff once the ledger is back.
                 self.channel.close()
-                self.channel = grpc.insecure_channel(self.system.processes["ledger"].address)
+                self.channel = identity.sync_channel(self.system.processes["ledger"].address)
                 self.stub = pb_grpc.LedgerServiceStub(self.channel)
                 time.sleep(0.05)
 
@@ -242,7 +243,7 @@ def open_members(system: System) -> None:
     stores = sum(len(s) for s in STORES.values())
     wait_until(lambda: scalar(system, "ledger", "SELECT count(*) FROM store_state") == stores, 60,
                "the ledger to know the malls' stores")
-    with grpc.insecure_channel(system.processes["ledger"].address) as channel:
+    with identity.sync_channel(system.processes["ledger"].address) as channel:
         stub = pb_grpc.LedgerServiceStub(channel)
         deadline = time.monotonic() + 60
         while True:
@@ -268,7 +269,7 @@ def ledger_url(system: System) -> str:
 def test_the_bank_survives_sigkill_without_losing_or_doubling_a_cent(ledger_system):
     system = ledger_system
     open_members(system)
-    with grpc.insecure_channel(system.processes["ledger"].address) as channel:
+    with identity.sync_channel(system.processes["ledger"].address) as channel:
         stub = pb_grpc.LedgerServiceStub(channel)
         stub.SetPointsRule(pb.SetPointsRuleRequest(request_id="bank-rule", rule=pb.PointsRule(
             points_per_yuan=1, level_multiplier_permille={0: 1500})))
@@ -295,7 +296,7 @@ def test_the_bank_survives_sigkill_without_losing_or_doubling_a_cent(ledger_syst
     assert book.retries > 0  # the kills did land in the middle of requests
 
     # Every balance is what the answers add up to, and none is negative.
-    with grpc.insecure_channel(system.processes["ledger"].address) as channel:
+    with identity.sync_channel(system.processes["ledger"].address) as channel:
         stub = pb_grpc.LedgerServiceStub(channel)
         actual = {}
         for m in range(1, MEMBERS + 1):

@@ -27,9 +27,11 @@ from services.common.auth import Caller, Role
 from services.common.validation import to_timestamp
 from tests.support.alert_events import caught_up
 from tests.support.alert_model import PlainAlerts, PlainRule
+from tests.support.identity import signed
+from tests.support import identity
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-ADMIN = Caller(staff_id="ops-1", role=Role.SUPER_ADMIN).metadata()
+ADMIN = signed(Caller(staff_id="ops-1", role=Role.SUPER_ADMIN))
 
 
 async def retry(call, what: str, timeout: float = 30.0):  # noqa: ANN001, ANN201
@@ -56,7 +58,7 @@ def window(days: int, count: int | None = None, paid: int | None = None) -> pb.W
 
 async def test_alerts_match_a_plain_recomputation_across_the_system(system):
     nc, js = await bus.connect(system.nats_url, "e2e-alerts")
-    channels = {name: grpc.aio.insecure_channel(system.processes[name].address)
+    channels = {name: identity.channel(system.processes[name].address)
                 for name in ("customer", "ledger", "alert")}
     try:
         orgs = org_grpc.OrganizationServiceStub(channels["customer"])

@@ -15,8 +15,9 @@ from services.common.auth import Caller, Role
 from tests.support import alert_events as ev
 from tests.support.runtime import running_service
 from tests.support.webhook import Receiver
+from tests.support.identity import signed
 
-ADMIN = Caller(staff_id="admin-1", role=Role.SUPER_ADMIN).metadata()
+ADMIN = signed(Caller(staff_id="admin-1", role=Role.SUPER_ADMIN))
 
 
 def zone_at_local_hour(hour: int) -> str:

@@ -20,9 +20,10 @@ from services.common.auth import Caller, Role
 from tests.support import alert_events as ev
 from tests.support.alert_model import PlainAlerts, PlainRule
 from tests.support.runtime import running_service
+from tests.support.identity import signed
 
-ADMIN = Caller(staff_id="admin-1", role=Role.SUPER_ADMIN).metadata()
-EDITOR = Caller(staff_id="admin-2", role=Role.SUPER_ADMIN).metadata()
+ADMIN = signed(Caller(staff_id="admin-1", role=Role.SUPER_ADMIN))
+EDITOR = signed(Caller(staff_id="admin-2", role=Role.SUPER_ADMIN))
 SHANGHAI, LOS_ANGELES = "Asia/Shanghai", "America/Los_Angeles"
 
 
@@ -216,7 +217,7 @@ async def test_orders_raise_exactly_the_alerts_a_plain_recomputation_expects(dat
             [a for a in await all_alerts(stub) if a.member_id == victim]
         future = datetime.now(UTC) + timedelta(hours=1)
         assert await all_alerts(stub, start_time=future) == []
-        mall2 = Caller(staff_id="m2", role=Role.MALL_ADMIN, mall_ids=frozenset({"2"})).metadata()
+        mall2 = signed(Caller(staff_id="m2", role=Role.MALL_ADMIN, mall_ids=frozenset({"2"})))
         listed = await stub.ListAlerts(pb.ListAlertsRequest(page_size=1000), metadata=mall2)
         assert {a.mall_id for a in listed.alerts} == {"2"}
         assert len(listed.alerts) == sum(1 for _, r in model.alerts if model.rules[r].mall == "2")
@@ -304,7 +305,7 @@ async def test_rules_crud_limit_and_bad_input(database_url, nats_url, js, tmp_pa
         assert replaced.rule.rule_id  # a deleted rule frees its place
         assert len((await stub.ListAlertRules(pb.ListAlertRulesRequest(mall_id="1"), metadata=ADMIN)).rules) == 20
 
-        mall2 = Caller(staff_id="m2", role=Role.MALL_ADMIN, mall_ids=frozenset({"2"})).metadata()
+        mall2 = signed(Caller(staff_id="m2", role=Role.MALL_ADMIN, mall_ids=frozenset({"2"})))
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await stub.CreateAlertRule(pb.CreateAlertRuleRequest(request_id="x", **good), metadata=mall2)
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED

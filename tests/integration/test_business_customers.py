@@ -38,13 +38,14 @@ from services.customer.models import TimelineEntry
 from services.customer.service import build_spec
 from tests.support.runtime import running_service
 from tests.support.customer import rpc_error, violated_field
+from tests.support.identity import signed
 
 pytestmark = pytest.mark.database("customer")
 
 
-SUPER = Caller(staff_id="super-1", role=Role.SUPER_ADMIN).metadata()
-MALL_ADMIN = Caller(staff_id="mall-admin-1", role=Role.MALL_ADMIN, mall_ids=frozenset({"1"})).metadata()
-MEMBER = Caller(staff_id="7", role=Role.MEMBER).metadata()
+SUPER = signed(Caller(staff_id="super-1", role=Role.SUPER_ADMIN))
+MALL_ADMIN = signed(Caller(staff_id="mall-admin-1", role=Role.MALL_ADMIN, mall_ids=frozenset({"1"})))
+MEMBER = signed(Caller(staff_id="7", role=Role.MEMBER))
 YUAN = 100
 
 S = pb.BusinessCustomerStatus
@@ -52,7 +53,7 @@ G = pb.BusinessCustomerGrade
 
 
 def sales(staff_id: str) -> tuple[tuple[str, str], ...]:
-    return Caller(staff_id=staff_id, role=Role.SALES).metadata()
+    return signed(Caller(staff_id=staff_id, role=Role.SALES))
 
 
 def mask(*paths: str) -> FieldMask:

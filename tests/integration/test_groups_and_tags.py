@@ -33,21 +33,22 @@ from services.customer.models import TimelineEntry
 from services.customer.service import build_spec
 from tests.support.runtime import running_service
 from tests.support.customer import rpc_error, violated_field
+from tests.support.identity import signed
 
 pytestmark = pytest.mark.database("customer")
 
 
-SUPER = Caller(staff_id="super-1", role=Role.SUPER_ADMIN).metadata()
-MEMBER = Caller(staff_id="1", role=Role.MEMBER).metadata()
+SUPER = signed(Caller(staff_id="super-1", role=Role.SUPER_ADMIN))
+MEMBER = signed(Caller(staff_id="1", role=Role.MEMBER))
 PREDEFINED = ["key customer", "strategic", "regular", "lost", "high value", "long-term", "new"]
 
 
 def sales(staff_id: str) -> tuple[tuple[str, str], ...]:
-    return Caller(staff_id=staff_id, role=Role.SALES).metadata()
+    return signed(Caller(staff_id=staff_id, role=Role.SALES))
 
 
 def mall_admin(*mall_ids: str) -> tuple[tuple[str, str], ...]:
-    return Caller(staff_id="mall-admin-1", role=Role.MALL_ADMIN, mall_ids=frozenset(mall_ids)).metadata()
+    return signed(Caller(staff_id="mall-admin-1", role=Role.MALL_ADMIN, mall_ids=frozenset(mall_ids)))
 
 
 @dataclass

@@ -10,15 +10,16 @@ import grpc
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.auth import Caller, Role
 from tests.support.ledger import ago, refused, timestamp, wait_for_events
+from tests.support.identity import signed
 
 pytestmark = pytest.mark.database("ledger")
 
 
 POINTS, BALANCE, RED = pb.ASSET_POINTS, pb.ASSET_BALANCE, pb.ASSET_RED_PACKET
 UP, DOWN = pb.DIRECTION_INCREASE, pb.DIRECTION_DECREASE
-ONE_MALL = Caller(staff_id="li", role=Role.MALL_ADMIN, mall_ids=frozenset({"100"})).metadata()
-TWO_MALLS = Caller(staff_id="wang", role=Role.MALL_ADMIN, mall_ids=frozenset({"100", "200"})).metadata()
-SUPER = Caller(staff_id="boss", role=Role.SUPER_ADMIN).metadata()
+ONE_MALL = signed(Caller(staff_id="li", role=Role.MALL_ADMIN, mall_ids=frozenset({"100"})))
+TWO_MALLS = signed(Caller(staff_id="wang", role=Role.MALL_ADMIN, mall_ids=frozenset({"100", "200"})))
+SUPER = signed(Caller(staff_id="boss", role=Role.SUPER_ADMIN))
 
 
 async def template(ledger, name: str, asset: int = POINTS, request_id: str | None = None) -> pb.ReasonTemplate:
@@ -146,8 +147,8 @@ async def test_an_adjustment_needs_a_settlement_mall_where_the_operator_manages_
         (adjustment("a12", 10, asset=RED, reason_template_id=reason, description="x" * 501), ONE_MALL,
          grpc.StatusCode.INVALID_ARGUMENT, "description"),
         (adjustment("a13", 10, asset=RED, reason_template_id=reason),
-         Caller(staff_id="s", role=Role.SALES, mall_ids=frozenset({"100"})).metadata(),
-         grpc.StatusCode.PERMISSION_DENIED, "x-crowdpack-role"),
+         signed(Caller(staff_id="s", role=Role.SALES, mall_ids=frozenset({"100"}))),
+         grpc.StatusCode.PERMISSION_DENIED, "role"),
     ]
     for request, who, code, field in cases:
         assert await refused(ledger.stub.AdjustBalance(request, metadata=who)) == (code, field), request.request_id

@@ -17,6 +17,7 @@ from services.ledger.config import LedgerSettings
 from services.ledger.service import build_spec as ledger_spec
 from tests.support.runtime import running_service
 from tests.support.waiting import caught_up, outbox_sent
+from tests.support.identity import signed
 
 
 @pytest.mark.database("ledger")
@@ -49,7 +50,7 @@ async def test_whitelist_add_list_remove(database_url, nats_url, tmp_path):
     settings = AlertSettings(grpc_port=0, metrics_port=0, database_url=database_url)
     async with running_service(alert_spec, settings, nats_url=nats_url, state_dir=tmp_path) as (_, channel):
         stub = alert_grpc.AlertServiceStub(channel)
-        staff = Caller(staff_id="s-1", role=Role.MALL_ADMIN).metadata()
+        staff = signed(Caller(staff_id="s-1", role=Role.MALL_ADMIN))
         for i in range(3):
             added = await stub.AddWhitelistEntry(
                 alert_pb.AddWhitelistEntryRequest(request_id=f"w{i}", member_id=str(10 + i), reason="VIP"),

@@ -15,6 +15,7 @@ from services.ledger.config import LedgerSettings
 from services.ledger.service import build_spec
 from tests.support.ledger import ago, eventually, ledger_events, refused, timestamp, wait_for_events
 from tests.support.runtime import running_service
+from tests.support.identity import signed
 
 pytestmark = pytest.mark.database("ledger")
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.database("ledger")
 POINTS, BALANCE, RED = pb.ASSET_POINTS, pb.ASSET_BALANCE, pb.ASSET_RED_PACKET
 EARN, SPEND, ADJUST, RECHARGE, REFUND = (pb.ENTRY_KIND_EARN, pb.ENTRY_KIND_SPEND, pb.ENTRY_KIND_ADJUST,
                                          pb.ENTRY_KIND_RECHARGE, pb.ENTRY_KIND_REFUND)
-STAFF = Caller(staff_id="clerk-7", role=Role.MALL_ADMIN, mall_ids=frozenset({"100"})).metadata()
+STAFF = signed(Caller(staff_id="clerk-7", role=Role.MALL_ADMIN, mall_ids=frozenset({"100"})))
 
 
 async def entries_of(ledger, member: str, asset: int) -> list[pb.Entry]:
@@ -292,10 +293,10 @@ async def test_statements_filter_by_kind_time_and_mall_and_page(ledger):
 @pytest.mark.parametrize("role", [Role.MEMBER])
 async def test_members_cannot_post_directly(ledger, role):
     await ledger.open_members("1")
-    member = Caller(staff_id="1", role=role).metadata()
+    member = signed(Caller(staff_id="1", role=role))
     code, field = await refused(ledger.stub.PostEntry(pb.PostEntryRequest(request_id="x", posting=_posting()),
                                                       metadata=member))
-    assert (code, field) == (grpc.StatusCode.PERMISSION_DENIED, "x-crowdpack-role")
+    assert (code, field) == (grpc.StatusCode.PERMISSION_DENIED, "role")
 
 
 async def test_twins_of_one_request_in_flight_together_apply_once(ledger):

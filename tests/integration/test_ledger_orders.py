@@ -16,6 +16,7 @@ from services.common.auth import Caller, Role
 from services.common.db import Database
 from services.ledger.commands import RECORDED_OF
 from tests.support.ledger import ago, eventually, ledger_events, refused, timestamp, wait_for_events
+from tests.support.identity import signed
 
 pytestmark = pytest.mark.database("ledger")
 
@@ -291,7 +292,7 @@ async def test_points_rules_are_checked_and_only_admins_set_them(ledger):
                        (pb.PointsRule(mall_id="m"), "rule.mall_id")]:
         got = await refused(ledger.stub.SetPointsRule(pb.SetPointsRuleRequest(request_id="x", rule=bad)))
         assert got == (grpc.StatusCode.INVALID_ARGUMENT, field)
-    admin_100 = Caller(staff_id="a", role=Role.MALL_ADMIN, mall_ids=frozenset({"100"})).metadata()
+    admin_100 = signed(Caller(staff_id="a", role=Role.MALL_ADMIN, mall_ids=frozenset({"100"})))
     ok = await ledger.stub.SetPointsRule(pb.SetPointsRuleRequest(
         request_id="own", rule=pb.PointsRule(mall_id="100", points_per_yuan=5, expiry_days=365)), metadata=admin_100)
     assert (ok.rule.operator_id, ok.rule.expiry_days) == ("a", 365)

@@ -19,6 +19,7 @@ from tests.support.customer import SUPER, mask
 from tests.support.ledger import ago, eventually, refused, timestamp
 from tests.support.databases import fresh_database
 from tests.support.runtime import running_service
+from tests.support.identity import signed
 
 POINTS, BALANCE = pb.ASSET_POINTS, pb.ASSET_BALANCE
 
@@ -59,7 +60,7 @@ async def test_unknown_or_mismatched_malls_and_stores_are_refused_naming_the_fie
     await ledger.announce("customer.mall.changed.v1", customer_events.MallChanged(
         mall_id="3", name="closed", deleted=True, change_time=timestamp(datetime.now(UTC))))
     await eventually(lambda: _deleted(ledger, "3"))
-    admin = Caller(staff_id="boss", role=Role.SUPER_ADMIN).metadata()
+    admin = signed(Caller(staff_id="boss", role=Role.SUPER_ADMIN))
     reason = (await ledger.stub.CreateReasonTemplate(pb.CreateReasonTemplateRequest(
         request_id="t", asset=POINTS, name="补录"), metadata=admin)).reason_template.reason_template_id
 

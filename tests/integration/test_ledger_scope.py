@@ -15,12 +15,13 @@ from services.ledger.models import JournalEntry, Order, OrderRefund, VoucherRede
 from tests.support.ledger import (
     ago, eventually, refused, timestamp,
 )
+from tests.support.identity import signed
 
 POINTS, BALANCE, RED = pb.ASSET_POINTS, pb.ASSET_BALANCE, pb.ASSET_RED_PACKET
-SUPER = Caller(staff_id="boss", role=Role.SUPER_ADMIN).metadata()
-ADMIN_100 = Caller(staff_id="li", role=Role.MALL_ADMIN, mall_ids=frozenset({"100"})).metadata()
-NO_MALLS = Caller(staff_id="new", role=Role.MALL_ADMIN).metadata()
-SALES = Caller(staff_id="s", role=Role.SALES, mall_ids=frozenset({"100"})).metadata()
+SUPER = signed(Caller(staff_id="boss", role=Role.SUPER_ADMIN))
+ADMIN_100 = signed(Caller(staff_id="li", role=Role.MALL_ADMIN, mall_ids=frozenset({"100"})))
+NO_MALLS = signed(Caller(staff_id="new", role=Role.MALL_ADMIN))
+SALES = signed(Caller(staff_id="s", role=Role.SALES, mall_ids=frozenset({"100"})))
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -57,7 +58,7 @@ async def test_sales_read_no_members_ledger(ledger):
         assert code == DENIED
     code, field = await refused(ledger.stub.PostEntry(pb.PostEntryRequest(request_id="p", posting=pb.Posting(
         member_id="1", asset=BALANCE, kind=pb.ENTRY_KIND_RECHARGE, amount=10, mall_id="100")), metadata=SALES))
-    assert (code, field) == (DENIED, "x-crowdpack-role")
+    assert (code, field) == (DENIED, "role")
 
 
 async def test_a_mall_admin_reads_the_members_related_to_their_malls(ledger):
@@ -89,7 +90,7 @@ async def test_a_mall_admin_reads_the_members_related_to_their_malls(ledger):
     assert (await refused(ledger.stub.GetBalances(pb.GetBalancesRequest(member_id="1"),
                                                   metadata=NO_MALLS)))[0] == DENIED
     # A member reads their own ledger only.
-    me = Caller(staff_id="6", role=Role.MEMBER).metadata()
+    me = signed(Caller(staff_id="6", role=Role.MEMBER))
     assert (await ledger.stub.GetBalances(pb.GetBalancesRequest(member_id="6"), metadata=me)).accounts
     assert (await refused(ledger.stub.GetBalances(pb.GetBalancesRequest(member_id="7"), metadata=me)))[0] == DENIED
     # An unknown member is NOT_FOUND for everyone (no scope question to answer).

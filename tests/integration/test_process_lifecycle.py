@@ -11,6 +11,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from services.supervisor import Ports, System
 from tests.support.inspect import log_text, scalar
+from tests.support import identity
 
 
 
@@ -19,7 +20,7 @@ def test_health_reflection_and_graceful_sigterm(tmp_path):
     try:
         system.start(("nats", "customer"))
         address = system.processes["customer"].address
-        with grpc.insecure_channel(address) as channel:
+        with identity.sync_channel(address) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             reply = health.Check(health_pb2.HealthCheckRequest(service="crowdpack.customer.v1.MemberService"))
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
@@ -62,7 +63,7 @@ def test_a_second_run_finds_the_data_of_the_first(tmp_path):
         system = System(state_dir=tmp_path, ports=Ports.free())
         try:
             system.start(("nats", "customer"))
-            with grpc.insecure_channel(system.processes["customer"].address) as channel:
+            with identity.sync_channel(system.processes["customer"].address) as channel:
                 stub = pb_grpc.MemberServiceStub(channel)
                 stub.CreateMember(pb.CreateMemberRequest(request_id=f"run-{run}", phone=f"1380000000{run}"))
                 listed = stub.ListMembers(pb.ListMembersRequest())

@@ -17,12 +17,13 @@ from crowdpack.customer.v1 import (level_service_pb2_grpc, member_service_pb2_gr
 from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from services.common.auth import Caller, Role
 from services.common.db import Database
+from tests.support.identity import signed
 
-SUPER = Caller(staff_id="super-1", role=Role.SUPER_ADMIN).metadata()
+SUPER = signed(Caller(staff_id="super-1", role=Role.SUPER_ADMIN))
 
 
 def mall_admin(*mall_ids: str) -> tuple[tuple[str, str], ...]:
-    return Caller(staff_id="mall-admin-1", role=Role.MALL_ADMIN, mall_ids=frozenset(mall_ids)).metadata()
+    return signed(Caller(staff_id="mall-admin-1", role=Role.MALL_ADMIN, mall_ids=frozenset(mall_ids)))
 
 
 def mask(*paths: str) -> FieldMask:

@@ -12,16 +12,18 @@ import grpc
 
 from services.common.config import CommonSettings, ServiceSettings
 from services.common.server import Runtime, ServiceSpec
+from tests.support import identity
 
 
 @asynccontextmanager
 async def running_service(build_spec: Callable[..., ServiceSpec], settings: ServiceSettings, *,
                           nats_url: str, state_dir: Path) -> AsyncIterator[tuple[Runtime, grpc.aio.Channel]]:
     spec = build_spec(settings)
+    identity.use_test_keys()
     spec.common = CommonSettings(state_dir=state_dir, nats_url=nats_url)
     runtime = Runtime(spec)
     await runtime.start()
-    channel = grpc.aio.insecure_channel(f"{settings.grpc_host}:{runtime.port}")
+    channel = identity.channel(f"{settings.grpc_host}:{runtime.port}")
     try:
         yield runtime, channel
     finally:

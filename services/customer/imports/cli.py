@@ -19,6 +19,8 @@ import grpc
 from crowdpack.customer.v1 import import_service_pb2 as pb
 from crowdpack.customer.v1 import import_service_pb2_grpc as pb_grpc
 from services.common.auth import Caller, Role
+from services.common.config import CommonSettings
+from services.common.identity import signer_from
 
 CHUNK = 1024 * 1024
 ENCODINGS = {"auto": pb.IMPORT_ENCODING_UNSPECIFIED, "utf8": pb.IMPORT_ENCODING_UTF8,
@@ -81,7 +83,9 @@ def _import(args: argparse.Namespace) -> int:
     path: Path = args.file
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    metadata = Caller(staff_id=args.operator, role=Role.SUPER_ADMIN).metadata()
+    # The operator's tool signs a super admin identity with the configured key (the state folder's in development).
+    metadata = signer_from(CommonSettings(), issuer="crowdpack-cli", ttl_s=3600).metadata(
+        Caller(staff_id=args.operator, role=Role.SUPER_ADMIN))
     run_id = uuid.uuid4().hex
     with grpc.insecure_channel(args.customer) as channel:
         stub = pb_grpc.ImportServiceStub(channel)

@@ -1,0 +1,1 @@
+"""Staff sign-in: passwords (argon2id), refresh sessions, and sign-in rate limits."""
