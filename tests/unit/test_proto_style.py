@@ -13,11 +13,11 @@ from crowdpack.alert.v1 import alert_service_pb2
 from crowdpack.customer.v1 import (level_service_pb2, member_pb2, member_service_pb2, organization_service_pb2,
                                    settings_service_pb2)
 from crowdpack.customer.v1 import business_customer_service_pb2, classification_service_pb2
-from crowdpack.events.v1 import customer_events_pb2, ledger_events_pb2
+from crowdpack.events.v1 import alert_events_pb2, customer_events_pb2, ledger_events_pb2
 from crowdpack.ledger.v1 import ledger_service_pb2
 
 FILES = [member_service_pb2, organization_service_pb2, level_service_pb2, settings_service_pb2, member_pb2,
-         ledger_service_pb2, alert_service_pb2, customer_events_pb2, ledger_events_pb2]
+         ledger_service_pb2, alert_service_pb2, customer_events_pb2, ledger_events_pb2, alert_events_pb2]
 FILES += [business_customer_service_pb2, classification_service_pb2]
 FILES += [__import__("crowdpack.customer.v1.import_service_pb2", fromlist=["_"])]
 SERVICE_FILES = [f for f in FILES if f.DESCRIPTOR.services_by_name]
@@ -82,8 +82,10 @@ def test_money_is_int64_and_times_are_timestamps(file):
 def test_generated_code_is_current(tmp_path):
     """gen/ is not committed; make rebuilds it when a proto changes. This checks the rebuild is complete."""
     protos = sorted(str(p.relative_to(ROOT / "protos")) for p in (ROOT / "protos").rglob("*.proto"))
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT / 'protos'}", f"--python_out={tmp_path}",
-                    *protos], check=True, cwd=ROOT / "protos")
+    from google.api import annotations_pb2  # googleapis-common-protos ships google/api/*.proto beside it
+    googleapis = Path(annotations_pb2.__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT / 'protos'}", f"-I{googleapis}",
+                    f"--python_out={tmp_path}", *protos], check=True, cwd=ROOT / "protos")
     for proto in protos:
         fresh = (tmp_path / proto.replace(".proto", "_pb2.py")).read_text()
         current = (ROOT / "gen" / proto.replace(".proto", "_pb2.py")).read_text()
