@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
@@ -62,11 +63,14 @@ class Hit:
     orders: tuple[Order, ...]
 
 
+@lru_cache(maxsize=4096)
+def _start_of(today: date, tz: ZoneInfo, days: int) -> datetime:
+    return datetime.combine(today - timedelta(days=days - 1), time(0), tzinfo=tz).astimezone(UTC)
+
+
 def day_start(now: datetime, tz: ZoneInfo, days: int) -> datetime:
     """The first instant (UTC) of "the last ``days`` days" as of ``now`` in ``tz``: today counts as one."""
-    today = now.astimezone(tz).date()
-    first = today - timedelta(days=days - 1)
-    return datetime.combine(first, time(0), tzinfo=tz).astimezone(UTC)
+    return _start_of(now.astimezone(tz).date(), tz, days)
 
 
 def horizon_start(now: datetime, tz: ZoneInfo) -> datetime:
@@ -75,7 +79,8 @@ def horizon_start(now: datetime, tz: ZoneInfo) -> datetime:
 
 def evaluate(rule: RuleSpec, orders: Iterable[Order], now: datetime, tz: ZoneInfo) -> list[Hit]:
     """The conditions of ``rule`` that ``orders`` (one member's, in the rule's mall) fire, with their orders."""
-    horizon = horizon_start(now, tz)
+    today = now.astimezone(tz).date()
+    horizon = _start_of(today, tz, HORIZON_DAYS)
     scoped = [o for o in orders if not o.fully_refunded and horizon <= o.occur_time <= now
               and (rule.stores is None or o.store_id in rule.stores)]
     if not scoped:
@@ -86,7 +91,7 @@ def evaluate(rule: RuleSpec, orders: Iterable[Order], now: datetime, tz: ZoneInf
         if big:
             hits.append(Hit(SINGLE_ORDER, big))
     if rule.any_store is not None:
-        start = day_start(now, tz, rule.any_store.days)
+        start = _start_of(today, tz, rule.any_store.days)
         by_store: dict[str, list[Order]] = defaultdict(list)
         for o in scoped:
             if o.occur_time >= start:
@@ -96,7 +101,7 @@ def evaluate(rule: RuleSpec, orders: Iterable[Order], now: datetime, tz: ZoneInf
         if fired:
             hits.append(Hit(ANY_STORE, fired))
     if rule.scope_total is not None:
-        start = day_start(now, tz, rule.scope_total.days)
+        start = _start_of(today, tz, rule.scope_total.days)
         recent = tuple(o for o in scoped if o.occur_time >= start)
         if recent and rule.scope_total.reached(len(recent), sum(o.paid_amount for o in recent)):
             hits.append(Hit(SCOPE_TOTAL, recent))

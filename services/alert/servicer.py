@@ -188,10 +188,16 @@ class AlertServicer(pb_grpc.AlertServiceServicer):
                              context: grpc.aio.ServicerContext) -> pb.ListAlertRulesResponse:
         mall_id = str(parse_int_id(request.mall_id, "mall_id"))
         require_mall(caller_of(context), mall_id, "listing alert rules")
+        limit = page_size(request.page_size)
+        after = after_id(request.page_token)
         async with self.db.read() as session:
             rules = (await session.scalars(select(AlertRule).where(
-                AlertRule.mall_id == mall_id, AlertRule.deleted_at.is_(None)).order_by(AlertRule.id))).all()
-            return pb.ListAlertRulesResponse(rules=[to_proto(r) for r in rules])
+                AlertRule.mall_id == mall_id, AlertRule.deleted_at.is_(None), AlertRule.id > after)
+                .order_by(AlertRule.id).limit(limit + 1))).all()
+        more = len(rules) > limit
+        rules = rules[:limit]
+        return pb.ListAlertRulesResponse(rules=[to_proto(r) for r in rules],
+                                         next_page_token=after_token(rules[-1].id) if more else "")
 
     async def _live_mall(self, session: AsyncSession, mall_id: str) -> MallView:
         mall = await session.get(MallView, mall_id)

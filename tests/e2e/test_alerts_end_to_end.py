@@ -20,12 +20,13 @@ from crowdpack.customer.v1 import member_service_pb2 as member_pb
 from crowdpack.customer.v1 import member_service_pb2_grpc as member_grpc
 from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from crowdpack.customer.v1 import organization_service_pb2_grpc as org_grpc
+from crowdpack.events.v1 import customer_events_pb2, ledger_events_pb2
 from crowdpack.ledger.v1 import ledger_service_pb2 as ledger_pb
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from services.common import bus
 from services.common.auth import Caller, Role
 from services.common.validation import to_timestamp
-from tests.support.alert_events import caught_up
+from tests.support.alert_events import caught_up, published
 from tests.support.alert_model import PlainAlerts, PlainRule
 from tests.support.identity import signed
 from tests.support import identity
@@ -159,7 +160,12 @@ async def test_alerts_match_a_plain_recomputation_across_the_system(system):
             request_id="rf2", order_id=recorded[5].order_id, amount=1_000), metadata=ADMIN)
         model.refund(recorded[5].order_id, full.order.refunded_paid_amount, True)
 
-        async def observed() -> dict:
+        async def observed(last_order: str, last_refund: str) -> dict:
+            # The ledger's outbox has relayed the last order and refund; the alert consumer has applied them.
+            await published(js, "LEDGER", "ledger.order.recorded.v1", ledger_events_pb2.OrderRecorded,
+                            lambda e: e.order_id == last_order)
+            await published(js, "LEDGER", "ledger.order.refunded.v1", ledger_events_pb2.OrderRefunded,
+                            lambda e: e.order_id == last_refund)
             await caught_up(js, "LEDGER", "alert-ledger-orders")
             seen = {}
             listed = await alerts.ListAlerts(pb.ListAlertsRequest(page_size=1000), metadata=ADMIN)
@@ -170,7 +176,7 @@ async def test_alerts_match_a_plain_recomputation_across_the_system(system):
                     {(pb.ConditionKind.Name(o.condition), o.order_id) for o in detail.alert.orders})
             return seen
 
-        got = await observed()
+        got = await observed(last.order_id, recorded[5].order_id)
         assert got == model.alerts
         fired = {(people.index(m), next(k for k, v in rules.items() if v == r)) for m, r in got}
         assert fired == {(0, "单笔"), (2, "促销门店频繁"), (4, "累计金额"), (0, "洛杉矶当日")}
@@ -187,7 +193,7 @@ async def test_alerts_match_a_plain_recomputation_across_the_system(system):
             await asyncio.sleep(0.1)
         model.reevaluate(rules["促销门店频繁"])
         assert rule.evaluation.alerts_raised == 1
-        assert await observed() == model.alerts
+        assert await observed(last.order_id, recorded[5].order_id) == model.alerts
         assert (people[1], rules["促销门店频繁"]) in model.alerts
 
         # Whitelist member 0: both their alerts close as whitelisted.
@@ -212,6 +218,8 @@ async def test_alerts_match_a_plain_recomputation_across_the_system(system):
         assert disabled.alert.state == pb.ALERT_STATE_MEMBER_DISABLED and disabled.alert.member_disabled
         member = (await members.GetMember(member_pb.GetMemberRequest(member_id=people[4]), metadata=ADMIN)).member
         assert member.disabled
+        await published(js, "CUSTOMER", "customer.member.status_changed.v1", customer_events_pb2.MemberStatusChanged,
+                        lambda e: e.member_id == people[4] and e.disabled)
         await caught_up(js, "CUSTOMER", "ledger-customer-events")
         after = await ledger.RecordOrder(ledger_pb.RecordOrderRequest(
             request_id="pts-after", member_id=people[4], mall_id=sh, store_id=s_food,

@@ -58,3 +58,22 @@ async def refund(js: JetStreamContext, order_id: str, member_id: str, mall_id: s
         refund_id=f"r{next(_ids)}", order_id=order_id, member_id=member_id, mall_id=mall_id, store_id=store_id,
         channel="ORDER_CHANNEL_POS", order_amount=paid, order_paid_amount=paid,
         total_refunded_amount=refunded_total, total_refunded_paid_amount=refunded_total, fully_refunded=full))
+
+
+async def published(js: JetStreamContext, stream: str, subject: str, message_type: type[Message], check,  # noqa: ANN001
+                    timeout: float = 30.0) -> None:
+    """Returns once the newest ``subject`` message on ``stream`` passes ``check`` (an outbox relays in commit
+    order, so everything committed before it is on the stream too)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            raw = await js.get_last_msg(stream, subject)
+            message = message_type()
+            message.ParseFromString(raw.data or b"")
+            if check(message):
+                return
+        except Exception:  # noqa: BLE001 - nothing published on the subject yet
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{subject} did not reach {stream} in {timeout:.0f} s")
+        await asyncio.sleep(0.02)
