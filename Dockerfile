@@ -14,8 +14,10 @@ ENV PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml ./
 COPY protos/ protos/
-RUN pip install "$(grep -o '"grpcio-tools==[^"]*"' pyproject.toml | tr -d '"')" && mkdir gen && \
-    python -m grpc_tools.protoc -Iprotos --python_out=gen --grpc_python_out=gen $(find protos -name '*.proto')
+RUN pip install "$(grep -o '"grpcio-tools==[^"]*"' pyproject.toml | tr -d '"')" \
+                "$(grep -o '"googleapis-common-protos==[^"]*"' pyproject.toml | tr -d '"')" && mkdir gen && \
+    python -m grpc_tools.protoc -Iprotos -I"$(python -c 'import site; print(site.getsitepackages()[0])')" \
+        --python_out=gen --grpc_python_out=gen $(find protos -name '*.proto')
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
