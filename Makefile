@@ -45,11 +45,14 @@ $(API_IMAGE): gen/.stamp
 	$(PY) -m grpc_tools.protoc -Iprotos -I$(SITE) --include_imports --include_source_info --descriptor_set_out=$@ $(PROTOS)
 
 # Static checks that keep the house in order: the import contracts (pyproject.toml, [tool.importlinter]);
-# buf lint, and no breaking change against the released API (protos/released.binpb); the segment engine's checks.
+# buf lint, and no breaking change against the released API (protos/released.binpb); the segment engine's checks;
+# ruff (lint, import order) on the tree; mypy on services/ and gateway/ (with protoc's .pyi stubs in gen/).
 check: setup $(API_IMAGE) check-engine
 	$(BIN)/lint-imports
 	$(BIN)/buf lint $(API_IMAGE) --config buf.yaml --path crowdpack
 	$(BIN)/buf breaking $(API_IMAGE) --against protos/released.binpb --config buf.yaml --path crowdpack
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # At a release: the current protos become the API later changes must not break (commit the file).
 proto-baseline: $(API_IMAGE)

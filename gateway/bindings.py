@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from google.api import annotations_pb2, http_pb2
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
-
 # The services the gateway fronts, by proto package, and the setting naming where each listens.
 BACKENDS = {"crowdpack.customer.v1": "customer", "crowdpack.ledger.v1": "ledger", "crowdpack.alert.v1": "alert"}
 VARIABLE = re.compile(r"\{([a-z_][a-z0-9_.]*)(?:=([^}]*))?\}")

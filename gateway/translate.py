@@ -52,7 +52,8 @@ def _int64_as_numbers(message: Message, data: dict[str, Any]) -> dict[str, Any]:
         if field.type in INT64_TYPES:
             value = data[field.name]
             data[field.name] = [int(v) for v in value] if isinstance(value, list) else int(value)
-        elif field.type == FieldDescriptor.TYPE_MESSAGE and not field.message_type.GetOptions().map_entry \
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type is not None \
+                and not field.message_type.GetOptions().map_entry \
                 and field.message_type.full_name.split(".")[0] != "google":
             value = getattr(message, field.name)
             if field.is_repeated:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from nats.js import JetStreamContext
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,12 +26,19 @@ from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
 from services.alert.models import Alert, MallView, MemberView, ProcessedMessage, StoreView
 from services.alert.ordering import apply_orders
 from services.alert.rules import RuleCache
-from services.common.consumer import EventConsumer, Handler
 from services.common.clock import utcnow
+from services.common.consumer import EventConsumer, Handler
 from services.common.db import Database
 from services.common.events import (
-    CUSTOMER_STREAM, LEDGER_STREAM, MALL_CHANGED, MEMBER_CREATED, MEMBER_STATUS_CHANGED, MEMBER_UPDATED,
-    ORDER_RECORDED, ORDER_REFUNDED, STORE_CHANGED,
+    CUSTOMER_STREAM,
+    LEDGER_STREAM,
+    MALL_CHANGED,
+    MEMBER_CREATED,
+    MEMBER_STATUS_CHANGED,
+    MEMBER_UPDATED,
+    ORDER_RECORDED,
+    ORDER_REFUNDED,
+    STORE_CHANGED,
 )
 from services.common.validation import aware
 
@@ -127,15 +136,15 @@ async def close_open_alerts(session: AsyncSession, member_id: str, state: int) -
     return result.rowcount or 0  # type: ignore[attr-defined]
 
 
-def order_consumer(db: Database, js, cache: RuleCache, **options) -> EventConsumer:  # type: ignore[no-untyped-def]
+def order_consumer(db: Database, js: JetStreamContext, cache: RuleCache, **options: Any) -> EventConsumer:
     handlers = OrderHandlers(cache)
-    table: dict[str, Handler] = {ORDER_RECORDED: handlers.recorded, ORDER_REFUNDED: handlers.refunded}  # type: ignore[dict-item]
+    table: dict[str, Handler] = {ORDER_RECORDED: handlers.recorded, ORDER_REFUNDED: handlers.refunded}
     return EventConsumer(db, js, durable="alert-ledger-orders", stream=LEDGER_STREAM, handlers=table,
                          model=ProcessedMessage, **options)
 
 
-def customer_consumer(db: Database, js) -> EventConsumer:  # type: ignore[no-untyped-def]
-    table: dict[str, Handler] = {  # type: ignore[dict-item]
+def customer_consumer(db: Database, js: JetStreamContext) -> EventConsumer:
+    table: dict[str, Handler] = {
         MALL_CHANGED: mall_changed, STORE_CHANGED: store_changed, MEMBER_CREATED: member_created,
         MEMBER_STATUS_CHANGED: member_status_changed, MEMBER_UPDATED: member_updated}
     return EventConsumer(db, js, durable="alert-customer-events", stream=CUSTOMER_STREAM, handlers=table,

@@ -12,9 +12,15 @@ import grpc
 from crowdpack.customer.v1 import member_service_pb2 as member_pb
 from crowdpack.customer.v1 import member_service_pb2_grpc as member_grpc
 from services.common.auth import Caller
+from services.common.errors import (
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from services.common.identity import CachingSigner, Signer
-from services.common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, \
-    Unavailable
 
 TIMEOUT_S = 10.0
 PASSED_ON: dict[grpc.StatusCode, type[DomainError]] = {

@@ -16,11 +16,23 @@ from services.alert.customer_client import CustomerClient
 from services.alert.evaluation import conditions_of
 from services.alert.export import alerts_csv
 from services.alert.models import (
-    Alert, AlertOrder, AlertRule, Digest, IdempotencyRecord, MallView, MemberView, WhitelistEntry,
+    Alert,
+    AlertOrder,
+    AlertRule,
+    Digest,
+    IdempotencyRecord,
+    MallView,
+    MemberView,
+    WhitelistEntry,
 )
 from services.alert.repository import AlertQuery, AlertRepository, WhitelistRepository
 from services.alert.rules import (
-    CONDITION_FIELDS, MAX_RULES_PER_MALL, RuleInput, check_scope_stores, require_enabled_condition, to_proto,
+    CONDITION_FIELDS,
+    MAX_RULES_PER_MALL,
+    RuleInput,
+    check_scope_stores,
+    require_enabled_condition,
+    to_proto,
 )
 from services.common.auth import Caller, Role, caller_of
 from services.common.clock import utcnow
@@ -252,7 +264,8 @@ class AlertServicer(pb_grpc.AlertServiceServicer):
             raise FailedPrecondition(f"more than {EXPORT_LIMIT} alerts: narrow the filter", field="filter")
         charset = "GB18030" if encoding == pb.EXPORT_ENCODING_GB18030 else "UTF-8"
         stamp = utcnow().strftime("%Y%m%d%H%M%S")
-        return pb.ExportAlertsResponse(filename=f"异常会员预警_{stamp}.csv", content_type=f"text/csv; charset={charset}",
+        return pb.ExportAlertsResponse(filename=f"异常会员预警_{stamp}.csv",
+                                       content_type=f"text/csv; charset={charset}",
                                        content=alerts_csv(rows, encoding), row_count=len(rows))
 
     async def DisableAlertMember(self, request: pb.DisableAlertMemberRequest,

@@ -60,7 +60,7 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
             conn.exec_driver_sql(f"{into} VALUES {_values(len(part), len(columns))}", _flat(part))
     else:
         mark = _placeholder(conn)
-        conn.exec_driver_sql(f"{into} VALUES ({', '.join(mark for _ in columns)})", rows)  # type: ignore[arg-type]
+        conn.exec_driver_sql(f"{into} VALUES ({', '.join(mark for _ in columns)})", rows)
 
 
 def update_rows(conn: Connection, table: Table, set_columns: Sequence[str], where_columns: Sequence[str],
@@ -87,7 +87,7 @@ def update_rows(conn: Connection, table: Table, set_columns: Sequence[str], wher
     mark = _placeholder(conn)
     sql = (f"UPDATE {name} SET {', '.join(f'{c} = {mark}' for c in names[:keys])} "
            f"WHERE {' AND '.join(f'{c} = {mark}' for c in names[keys:])}")
-    return conn.exec_driver_sql(sql, rows).rowcount  # type: ignore[arg-type]
+    return conn.exec_driver_sql(sql, rows).rowcount
 
 
 def _update_from(name: str, names: list[str], keys: int, source: str, aliases: list[str]) -> str:

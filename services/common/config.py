@@ -12,7 +12,6 @@ from typing import Annotated
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 Port = Annotated[int, Field(ge=0, le=65535)]
 
 
@@ -69,7 +68,7 @@ def database_url_for(service: str, settings: ServiceSettings, common: CommonSett
 def describe_settings_error(err: ValidationError) -> str:
     """One line naming the environment variable that is wrong."""
     first = err.errors()[0]
-    classes = [CommonSettings, *ServiceSettings.__subclasses__()]
+    classes: list[type[BaseSettings]] = [CommonSettings, *ServiceSettings.__subclasses__()]
     prefix = next((c.model_config.get("env_prefix", "") for c in classes if c.__name__ == err.title), "")
     name = (prefix + "_".join(str(p) for p in first["loc"])).upper()
     return f"{name}: {first['msg']}"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
-from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -33,7 +33,9 @@ log = get_logger(__name__)
 
 HANDLED = Counter("crowdpack_consumer_messages_total", "Messages a consumer handled", ["consumer", "outcome"])
 
-Handler = Callable[[AsyncSession, Message], Awaitable[None]]
+# A handler takes the message class its subject carries (events.SUBJECT_TYPES): a concrete protobuf type per
+# subject, which one dict of handlers cannot state to the type checker, hence Any.
+Handler = Callable[[AsyncSession, Any], Awaitable[None]]
 
 
 class ProcessedMessageMixin:

@@ -62,7 +62,7 @@ def _sqlite_sync_engine(url: str, *, begin: str, busy_timeout_s: float) -> Engin
 
 def _sqlite_setup(engine: Engine, begin: str, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn, _record):
         # Let SQLAlchemy's "begin" event below decide how transactions start.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
@@ -73,7 +73,7 @@ def _sqlite_setup(engine: Engine, begin: str, busy_timeout_s: float) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # type: ignore[no-untyped-def]
+    def _on_begin(conn):
         conn.exec_driver_sql(begin)
 
 
@@ -144,10 +144,8 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
-        async with self._write_slot():
-            async with self._writer() as session:
-                async with session.begin():
-                    yield session
+        async with self._write_slot(), self._writer() as session, session.begin():
+            yield session
         self._committed()
 
     async def run_sync_write(self, fn: Callable[[Session], T]) -> T:
@@ -159,6 +157,7 @@ class Database:
         caller cancelled while ``fn`` runs does not cut the transaction short: it finishes
         (committed or rolled back) before the cancellation goes on.
         """
+        work: asyncio.Future[T]
         if self._sync_write_engine is None:
             work = asyncio.ensure_future(self._run_sync_in_session(fn))
         else:
@@ -181,9 +180,8 @@ class Database:
         return result
 
     async def _run_sync_in_session(self, fn: Callable[[Session], T]) -> T:
-        async with self._writer() as session:
-            async with session.begin():
-                return await session.run_sync(fn)
+        async with self._writer() as session, session.begin():
+            return await session.run_sync(fn)
 
     @staticmethod
     def _sync_transaction(engine: Engine, fn: Callable[[Session], T]) -> T:
@@ -193,9 +191,8 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A read-only session."""
-        async with self._reader() as session:
-            async with session.begin():
-                yield session
+        async with self._reader() as session, session.begin():
+            yield session
 
     async def migrate(self) -> None:
         """Applies every Alembic migration up to every head (features may branch from a common base).

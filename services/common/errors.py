@@ -148,7 +148,7 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callabl
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Maps DomainError to its status code for every unary-response RPC of a server (unary or client-streaming)."""
 
-    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+    async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler

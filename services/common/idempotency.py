@@ -27,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from services.common.chunks import IN_LIST, chunks
 from services.common.bulk import insert_rows
+from services.common.chunks import IN_LIST, chunks
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import AlreadyExists, InvalidArgument
@@ -168,7 +168,7 @@ class IdempotentOwner(Protocol):
     idempotency: type[IdempotencyMixin]
 
 
-O = TypeVar("O", bound=IdempotentOwner)
+OwnerT = TypeVar("OwnerT", bound=IdempotentOwner)
 
 
 @cache
@@ -181,8 +181,8 @@ def response_type(request_type: type[Message], method: str) -> type[Message]:
     raise LookupError(f"no RPC {method} takes {request_type.DESCRIPTOR.full_name}")
 
 
-def idempotent(method: str) -> Callable[[Callable[Concatenate[O, AsyncSession, Q, P], Awaitable[R]]],
-                                        Callable[Concatenate[O, Q, P], Awaitable[R]]]:
+def idempotent(method: str) -> Callable[[Callable[Concatenate[OwnerT, AsyncSession, Q, P], Awaitable[R]]],
+                                        Callable[Concatenate[OwnerT, Q, P], Awaitable[R]]]:
     """Runs the decorated method once per ``request.request_id`` (``run_idempotent``), keyed by RPC ``method``.
 
     The method is written ``async def m(self, session, request, ...)`` and called ``m(request, ...)``:
@@ -190,10 +190,10 @@ def idempotent(method: str) -> Callable[[Callable[Concatenate[O, AsyncSession, Q
     session. Its owner has ``db`` and ``idempotency`` (the service's IdempotencyRecord model).
     """
 
-    def decorate(work: Callable[Concatenate[O, AsyncSession, Q, P], Awaitable[R]]
-                 ) -> Callable[Concatenate[O, Q, P], Awaitable[R]]:
+    def decorate(work: Callable[Concatenate[OwnerT, AsyncSession, Q, P], Awaitable[R]]
+                 ) -> Callable[Concatenate[OwnerT, Q, P], Awaitable[R]]:
         @functools.wraps(work)
-        async def run(self: O, request: Q, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        async def run(self: OwnerT, request: Q, /, *args: P.args, **kwargs: P.kwargs) -> R:
             response_cls: type[R] = response_type(type(request), method)  # type: ignore[assignment]
             return await run_idempotent(self.db, self.idempotency, method, request, response_cls,
                                         lambda session: work(self, session, request, *args, **kwargs))

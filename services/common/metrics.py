@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -20,14 +19,14 @@ def serve_metrics(host: str, port: int) -> WSGIServer:
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+    async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None or (handler.unary_unary is None and handler.stream_unary is None):
             return handler
         inner = handler.unary_unary or handler.stream_unary
         method = handler_call_details.method
 
-        async def observed(request, context):  # type: ignore[no-untyped-def]
+        async def observed(request, context):
             start = time.perf_counter()
             try:
                 return await inner(request, context)

@@ -31,7 +31,9 @@ async def retry_forever(
     while True:
         try:
             return await attempt()
-        except (asyncio.CancelledError, *fatal):
+        except asyncio.CancelledError:
+            raise
+        except fatal:
             raise
         except Exception as err:  # noqa: BLE001 - every failure is retried and logged in one line
             tries += 1

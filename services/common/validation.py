@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.errors import InvalidArgument
@@ -18,7 +18,7 @@ MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 def known_enum(enum: EnumTypeWrapper, value: int, field: str, *, allow_unspecified: bool = True) -> int:
     """``value`` if the enum defines it (and, unless allowed, it is not the zero value)."""
     if value not in enum.values() or (value == 0 and not allow_unspecified):
-        names = ", ".join(n for n in enum.keys() if not n.endswith("_UNSPECIFIED"))
+        names = ", ".join(n for n in enum.keys() if not n.endswith("_UNSPECIFIED"))  # noqa: SIM118 - not a dict
         raise InvalidArgument(f"must be one of {names}", field=field)
     return value
 

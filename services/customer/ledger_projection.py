@@ -29,10 +29,9 @@ from services.common.chunks import IN_LIST, chunks
 from services.common.clock import utcnow
 from services.common.logs import get_logger
 from services.common.validation import aware
-from services.customer import timeline
+from services.customer import member_events, timeline
 from services.customer.levels import rules
 from services.customer.member_changes import change_attributes
-from services.customer import member_events
 from services.customer.members.repository import MEMBER, MemberRepository
 from services.customer.models import Customer, CustomerStats, MemberOrder
 from services.customer.stats import stats_row
@@ -57,7 +56,7 @@ async def _member(session: AsyncSession, member_id: str, subject: str) -> Custom
     return member
 
 
-def _time(ts) -> datetime:  # noqa: ANN001 - a protobuf Timestamp
+def _time(ts) -> datetime:
     return aware(ts.ToDatetime())
 
 

@@ -6,12 +6,23 @@ from pathlib import Path
 
 import grpc
 
-from crowdpack.customer.v1 import level_service_pb2_grpc, member_service_pb2_grpc, organization_service_pb2_grpc
-from crowdpack.customer.v1 import crowd_service_pb2_grpc, settings_service_pb2_grpc
-from crowdpack.customer.v1 import business_customer_service_pb2_grpc, classification_service_pb2_grpc
+from crowdpack.customer.v1 import (
+    business_customer_service_pb2_grpc,
+    classification_service_pb2_grpc,
+    crowd_service_pb2_grpc,
+    level_service_pb2_grpc,
+    member_service_pb2_grpc,
+    organization_service_pb2_grpc,
+    settings_service_pb2_grpc,
+)
 from services.common.consumer import EventConsumer
 from services.common.events import (
-    ENTRIES_POSTED, ENTRY_POSTED, LEDGER_STREAM, ORDER_RECORDED, ORDER_REFUNDED, VOUCHER_REDEEMED,
+    ENTRIES_POSTED,
+    ENTRY_POSTED,
+    LEDGER_STREAM,
+    ORDER_RECORDED,
+    ORDER_REFUNDED,
+    VOUCHER_REDEEMED,
 )
 from services.common.server import Context, ServiceSpec
 from services.customer import ledger_projection
@@ -27,8 +38,8 @@ from services.customer.imports.assembly import register_imports
 from services.customer.levels.servicer import LevelServicer
 from services.customer.members.servicer import MemberServicer
 from services.customer.models import OutboxEvent, ProcessedMessage
-from services.customer.schema import metadata  # noqa: F401 - every table on the metadata (foreign keys resolve)
 from services.customer.organization.servicer import OrganizationServicer
+from services.customer.schema import metadata  # noqa: F401 - every table on the metadata (foreign keys resolve)
 from services.customer.sessions.register import register_sessions
 from services.customer.settings.servicer import SettingsServicer
 

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.auth import Caller, Role
 from services.common.errors import InvalidArgument, PermissionDenied
-from services.common.validation import bounded_text, known_enum, parse_int_id
 from services.common.scope import require_managed_mall
+from services.common.validation import bounded_text, known_enum, parse_int_id
 from services.ledger.convert import posted_to_proto
 from services.ledger.inputs import asset, id_text, member_id, past_time, positive_amount, signed
 from services.ledger.journal import Journal

@@ -84,7 +84,7 @@ def _as_of(value: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     ledger = subparsers.add_parser("ledger", help="ledger operator commands: verify, expire")
     commands = ledger.add_subparsers(dest="ledger_command", required=True)
     url_help = "the ledger database (default: CROWDPACK_LEDGER_DATABASE_URL, else <state dir>/ledger.db)"

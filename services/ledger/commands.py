@@ -41,7 +41,6 @@ from services.ledger.orders import OrderRepository
 from services.ledger.postings import Needs, OrderDraft, Posted, Posting
 from services.ledger.statements import EntryRepository
 
-
 # Which of some external order numbers are recorded on some channels (the caller matches the pairs). Both lists,
 # so the search goes down the (channel, external_order_no) key: numbers alone would scan every order.
 RECORDED_OF = select(ORDERS.c.channel, ORDERS.c.external_order_no).where(
@@ -66,7 +65,7 @@ class Command(ABC):
 
     @property
     def request_id(self) -> str:
-        return self.request.request_id  # type: ignore[attr-defined, no-any-return]
+        return self.request.request_id  # type: ignore[attr-defined]
 
     @abstractmethod
     def needs(self) -> Needs:

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.validation import to_timestamp
-from services.ledger.postings import AccountState, Posted
 from services.ledger.models import Account, JournalEntry, Order, OrderRefund, ReasonTemplate
+from services.ledger.postings import AccountState, Posted
 
 
 def _id(value: int | None) -> str:

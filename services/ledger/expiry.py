@@ -17,8 +17,8 @@ from sqlalchemy import select
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.db import Database
 from services.ledger.journal import Journal
-from services.ledger.postings import Posting
 from services.ledger.models import Account, PointsLot
+from services.ledger.postings import Posting
 
 OPERATOR = "system:expire"
 
@@ -30,7 +30,7 @@ class ExpiryReport:
     points: int = 0
 
 
-def _due(now: datetime):  # type: ignore[no-untyped-def]
+def _due(now: datetime):
     return (PointsLot.remaining > 0, PointsLot.expires_at.is_not(None), PointsLot.expires_at <= now)
 
 

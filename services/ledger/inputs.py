@@ -10,7 +10,13 @@ from google.protobuf.message import Message
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.errors import InvalidArgument
 from services.common.validation import (
-    MAX_MONEY, aware, bounded_text, known_enum, mainland_mobile, optional_id, parse_int_id,
+    MAX_MONEY,
+    aware,
+    bounded_text,
+    known_enum,
+    mainland_mobile,
+    optional_id,
+    parse_int_id,
 )
 from services.ledger.models import Order
 from services.ledger.postings import Posting

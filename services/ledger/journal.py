@@ -32,20 +32,34 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
-from services.common.chunks import IN_LIST, chunks
 from services.common.bulk import allocate_ids, insert_rows, update_rows
+from services.common.chunks import IN_LIST, chunks
 from services.common.errors import Aborted, FailedPrecondition, NotFound
 from services.common.outbox import add_events
 from services.common.validation import MAX_MONEY
-from services.ledger.models import (
-    Account, JournalEntry, MemberState, Order, OutboxEvent, ReasonTemplate,
-)
 from services.ledger.journal_events import entry_events
 from services.ledger.lots import move_lots
-from services.ledger.postings import (
-    ASSET_NAMES, NO_MEMBER_STATE, AccountKey, AccountState, MemberView, Needs, OrderDraft, Posted, Posting, is_benefit,
+from services.ledger.models import (
+    Account,
+    JournalEntry,
+    MemberState,
+    Order,
+    OutboxEvent,
+    ReasonTemplate,
 )
 from services.ledger.places import Places
+from services.ledger.postings import (
+    ASSET_NAMES,
+    NO_MEMBER_STATE,
+    AccountKey,
+    AccountState,
+    MemberView,
+    Needs,
+    OrderDraft,
+    Posted,
+    Posting,
+    is_benefit,
+)
 from services.ledger.rules import Rule, effective_rules
 
 ACCOUNTS = Account.__table__

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
-from services.common.chunks import chunks
 from services.common.bulk import insert_rows, update_rows
+from services.common.chunks import chunks
 from services.common.clock import utcnow
 from services.common.outbox import add_events
 from services.common.validation import aware, to_timestamp

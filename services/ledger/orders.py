@@ -30,8 +30,9 @@ from services.ledger.convert import order_to_proto, posted_to_proto, refund_to_p
 from services.ledger.inputs import CHANNEL_NAMES, external_order_no
 from services.ledger.journal import Journal
 from services.ledger.journal_events import stage_event, write_staged_events
-from services.ledger.postings import Posting
 from services.ledger.models import Order, OrderRefund
+from services.ledger.postings import Posting
+
 
 class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:

@@ -18,8 +18,8 @@ from services.common.errors import FailedPrecondition, NotFound
 from services.common.scope import require_managed_mall
 from services.ledger.convert import posted_to_proto
 from services.ledger.journal import Journal
-from services.ledger.postings import Posting
 from services.ledger.models import Account, JournalEntry
+from services.ledger.postings import Posting
 from services.ledger.scope import require_visible
 
 

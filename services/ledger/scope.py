@@ -25,7 +25,7 @@ CHUNK = 1000
 SETTLED_ASSETS = (pb.ASSET_POINTS, pb.ASSET_RED_PACKET)
 
 
-def _related(member_id: str, malls: list[str]):  # noqa: ANN202 - a SQL expression
+def _related(member_id: str, malls: list[str]):
     settled = (select(JournalEntry.id).join(Account, Account.id == JournalEntry.account_id)
                .where(Account.member_id == member_id, Account.asset.in_(SETTLED_ASSETS),
                       JournalEntry.kind == pb.ENTRY_KIND_ADJUST, JournalEntry.order_id.is_(None),

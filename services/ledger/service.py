@@ -10,14 +10,20 @@ from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from services.common.consumer import EventConsumer
 from services.common.events import (
-    CUSTOMER_STREAM, MALL_CHANGED, MEMBER_CARD_OPENED, MEMBER_CREATED, MEMBER_LEVEL_CHANGED, MEMBER_STATUS_CHANGED,
-    MEMBERS_IMPORTED, STORE_CHANGED,
+    CUSTOMER_STREAM,
+    MALL_CHANGED,
+    MEMBER_CARD_OPENED,
+    MEMBER_CREATED,
+    MEMBER_LEVEL_CHANGED,
+    MEMBER_STATUS_CHANGED,
+    MEMBERS_IMPORTED,
+    STORE_CHANGED,
 )
 from services.common.server import Context, ServiceSpec
+from services.ledger import scope
 from services.ledger.config import LedgerSettings
 from services.ledger.members import member_created, member_level_changed, member_status_changed, members_imported
 from services.ledger.models import OutboxEvent, ProcessedMessage
-from services.ledger import scope
 from services.ledger.places import mall_changed, store_changed
 from services.ledger.servicer import LedgerServicer
 

@@ -18,24 +18,35 @@ from services.common.auth import Caller, Role, caller_of
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied
-from services.common.scope import require_managed_mall, require_member_staff
 from services.common.pagination import decode_token, keyset_page, page_size
+from services.common.scope import require_managed_mall, require_member_staff
 from services.common.validation import bounded_text, known_enum, parse_int_id
 from services.ledger import adjustments, orders, reversals, statements, vouchers
-from services.ledger.commit import GroupCommit
 from services.ledger.commands import PostEntriesCommand, PostEntryCommand, RecordOrderCommand
+from services.ledger.commit import GroupCommit
 from services.ledger.convert import account_to_proto, order_to_proto, template_to_proto
 from services.ledger.inputs import (
-    id_text, member_id, optional_time, parse_order, parse_posting, past_time, positive_amount,
+    id_text,
+    member_id,
+    optional_time,
+    parse_order,
+    parse_posting,
+    past_time,
+    positive_amount,
 )
 from services.ledger.models import IdempotencyRecord
 from services.ledger.postings import Posting
 from services.ledger.reason_templates import TemplateRepository, template_name
-from services.ledger.scope import require_visible
 from services.ledger.repository import AccountRepository
 from services.ledger.rules import (
-    BUILT_IN, DEFAULT_MALL, RuleRepository, check_rule_places, parse_rule, rule_to_proto,
+    BUILT_IN,
+    DEFAULT_MALL,
+    RuleRepository,
+    check_rule_places,
+    parse_rule,
+    rule_to_proto,
 )
+from services.ledger.scope import require_visible
 
 MAX_POSTINGS = 10_000
 RULE_SETTERS = (Role.SYSTEM, Role.SUPER_ADMIN, Role.MALL_ADMIN)

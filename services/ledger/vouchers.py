@@ -24,9 +24,9 @@ from services.ledger.convert import posted_to_proto
 from services.ledger.inputs import external_key, id_text, member_id, past_time
 from services.ledger.journal import Journal
 from services.ledger.journal_events import stage_event, write_staged_events
-from services.ledger.postings import Posting
 from services.ledger.models import MemberState, VoucherRedemption
 from services.ledger.places import checked
+from services.ledger.postings import Posting
 
 MAX_CODE = 64
 MAX_NAME = 100

@@ -50,8 +50,8 @@ from services.common.events import LEDGER_STREAM, ORDER_RECORDED
 from services.common.validation import to_timestamp
 from services.supervisor import Ports, System
 from tests.bench.common import cpu_model, log
-from tests.support.identity import signed
 from tests.support import identity
+from tests.support.identity import signed
 
 MIGRATIONS = Path("services/alert/migrations")
 GOALS = {"replay": 10_000, "ratio": 0.5, "lag_p99_s": 1.0, "reeval_s": 30.0}
@@ -90,7 +90,7 @@ async def seed(db: Database, args: argparse.Namespace) -> None:
                 eval_done=0, eval_raised=0, eval_cursor=""))
 
 
-async def publish_orders(js, args: argparse.Namespace) -> None:  # noqa: ANN001
+async def publish_orders(js, args: argparse.Namespace) -> None:
     rng = random.Random(11)
     now = datetime.now(UTC)
     pending = []
@@ -131,7 +131,7 @@ async def handler_alone(db: Database, args: argparse.Namespace) -> float:
     return n / (time.perf_counter() - started)
 
 
-async def drain(consumer: EventConsumer, js, total: int) -> float:  # noqa: ANN001
+async def drain(consumer: EventConsumer, js, total: int) -> float:
     """Runs ``consumer`` until it has acked the whole stream; returns messages per second."""
     await consumer.ensure()
     started = time.perf_counter()
@@ -164,7 +164,7 @@ async def replay_and_reevaluate(args: argparse.Namespace, state: Path) -> dict[s
             log(f"publishing {args.orders:,} orders of {args.members:,} members at {args.stores} stores")
             await publish_orders(js, args)
 
-            async def nothing(_session, _event) -> None:  # noqa: ANN001
+            async def nothing(_session, _event) -> None:
                 return None
 
             log("replay with a do-nothing handler (the shared consumer: dedupe record, one transaction a message)")
@@ -251,7 +251,7 @@ async def lag(args: argparse.Namespace, state: Path) -> dict[str, float]:
                     await asyncio.sleep(0.2)
         raised: dict[str, float] = {}
 
-        async def on_raised(msg) -> None:  # noqa: ANN001
+        async def on_raised(msg) -> None:
             event = alert_events_pb2.AlertRaised()
             event.ParseFromString(msg.data)
             raised.setdefault(event.member_id, time.perf_counter())

@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import segment_engine as se
 from sqlalchemy import insert
 
+import segment_engine as se
 from crowdpack.customer.v1 import crowd_pb2 as c
 from crowdpack.customer.v1 import crowd_service_pb2 as crowd_pb
-from crowdpack.customer.v1 import crowd_service_pb2_grpc
+from crowdpack.customer.v1 import crowd_service_pb2_grpc, member_service_pb2_grpc
 from crowdpack.customer.v1 import member_service_pb2 as member_pb
-from crowdpack.customer.v1 import member_service_pb2_grpc
 from services.customer.crowds.columns import COLUMNS, LIVE, day_number
 from services.customer.crowds.translate import Catalogue, Translator
 from tests.bench.bench_segment_engine import TODAY as ORDERS_TODAY
@@ -195,7 +194,6 @@ async def part_b(n: int, reps: int) -> dict[str, Any]:
             await runtime.start()
             startup_s = time.perf_counter() - started
             assert runtime.ctx.extras["crowd_index"].source == "database"
-            import grpc
 
             channel = identity.channel(f"127.0.0.1:{runtime.port}")
             crowds = crowd_service_pb2_grpc.CrowdServiceStub(channel)
@@ -226,9 +224,10 @@ async def part_b(n: int, reps: int) -> dict[str, Any]:
                 deep.append(time.perf_counter() - t0)
                 token = page.next_page_token
             log("B: the same package in plain SQL, to check the count")
+            from zoneinfo import ZoneInfo
+
             from services.customer.crowds.catalogue import mall_today
             from tests.support.crowd_sql import SqlCrowd
-            from zoneinfo import ZoneInfo
 
             async with runtime.ctx.db.read() as session:
                 today = await mall_today(session, 1, datetime.now(UTC))

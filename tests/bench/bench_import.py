@@ -26,17 +26,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import services.customer
 from crowdpack.customer.v1 import import_service_pb2 as pb
 from crowdpack.customer.v1 import import_service_pb2_grpc as pb_grpc
 from crowdpack.customer.v1 import member_pb2
-import services.customer
 from services.common.auth import Caller, Role
 from services.customer.config import CustomerSettings
 from services.customer.service import build_spec
 from services.supervisor import Ports, System
-from tests.support.runtime import running_service
 from tests.bench.common import SQLITE_TIME, cpu_model, log, plain_sqlite
 from tests.support.identity import signed
+from tests.support.runtime import running_service
 
 SUPER = signed(Caller(staff_id="bench", role=Role.SUPER_ADMIN))
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"

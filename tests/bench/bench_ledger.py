@@ -37,18 +37,16 @@ from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from services.common.db import Database
-from services.ledger.commands import PostEntriesCommand, PostEntryCommand
+from services.ledger.commands import PostEntriesCommand, PostEntryCommand, RecordOrderCommand
 from services.ledger.commit import GroupCommit
-from services.ledger.inputs import parse_posting
-from services.ledger.commands import RecordOrderCommand
-from services.ledger.inputs import parse_order
+from services.ledger.inputs import parse_order, parse_posting
 from services.ledger.models import IdempotencyRecord, MallState, StoreState
 from services.ledger.verify import verify
 from services.supervisor import Ports, System
-from tests.support.databases import POSTGRES_ENV, fresh_database, postgres_admin_url
 from tests.bench.common import SQLITE_TIME, cpu_model, log, plain_sqlite
-from tests.support.inspect import scalar
 from tests.support import identity
+from tests.support.databases import POSTGRES_ENV, fresh_database, postgres_admin_url
+from tests.support.inspect import scalar
 
 GOALS = {"single": 2_000, "batch": 50_000, "orders": 1_000}
 # The mall the orders and postings name, and its stores (the ledger refuses ids the customer service never announced).

@@ -40,11 +40,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import numpy as np
 import numpy.typing as npt
-
-import duckdb
 import pyroaring
+
 from segment_engine import Bitmap, MemberIndex, evaluate
 from tests.bench.common import cpu_model, log
 

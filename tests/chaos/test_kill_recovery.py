@@ -9,8 +9,8 @@ import grpc
 
 from crowdpack.customer.v1 import member_service_pb2 as customer_pb
 from crowdpack.customer.v1 import member_service_pb2_grpc as customer_grpc
-from tests.support.inspect import caught_up, scalar, stream_messages
 from tests.support import identity
+from tests.support.inspect import caught_up, scalar, stream_messages
 
 MEMBERS = 300
 

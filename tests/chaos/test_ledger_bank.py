@@ -39,9 +39,9 @@ from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from services.supervisor import Ports, System
+from tests.support import identity
 from tests.support.databases import Databases
 from tests.support.inspect import database_url, scalar, stream_messages
-from tests.support import identity
 
 pytestmark = pytest.mark.slow
 
@@ -183,7 +183,8 @@ class Client:
             mall = rng.choice(sorted(STORES))
             request = pb.RecordOrderRequest(
                 request_id=self.next_id("order"), member_id=self.member(), mall_id=mall,
-                store_id=rng.choice(STORES[mall]), channel=rng.choice([pb.ORDER_CHANNEL_POS, pb.ORDER_CHANNEL_FAST_POINTS]),
+                store_id=rng.choice(STORES[mall]),
+                channel=rng.choice([pb.ORDER_CHANNEL_POS, pb.ORDER_CHANNEL_FAST_POINTS]),
                 external_order_no=f"c{self.number}-{self.seq}", amount=amount,
                 paid_amount=rng.randint(amount // 2, amount))
             request.occur_time.FromDatetime(datetime.now(UTC))
@@ -312,7 +313,8 @@ def test_the_bank_survives_sigkill_without_losing_or_doubling_a_cent(ledger_syst
     engine = create_engine(database_url(system, "ledger"))
     try:
         with engine.connect() as conn:
-            for request_id, n in conn.execute(text("SELECT request_id, count(*) FROM journal_entry GROUP BY request_id")):
+            per_request = text("SELECT request_id, count(*) FROM journal_entry GROUP BY request_id")
+            for request_id, n in conn.execute(per_request):
                 counts[request_id] = n
     finally:
         engine.dispose()

@@ -26,16 +26,16 @@ from crowdpack.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from services.common import bus
 from services.common.auth import Caller, Role
 from services.common.validation import to_timestamp
+from tests.support import identity
 from tests.support.alert_events import caught_up, published
 from tests.support.alert_model import PlainAlerts, PlainRule
 from tests.support.identity import signed
-from tests.support import identity
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 ADMIN = signed(Caller(staff_id="ops-1", role=Role.SUPER_ADMIN))
 
 
-async def retry(call, what: str, timeout: float = 30.0):  # noqa: ANN001, ANN201
+async def retry(call, what: str, timeout: float = 30.0):
     """Repeats ``call`` while it fails with NOT_FOUND / INVALID_ARGUMENT (a projection not caught up yet)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -93,7 +93,7 @@ async def test_alerts_match_a_plain_recomputation_across_the_system(system):
 
         rules: dict[str, str] = {}
 
-        async def create(key: str, mall_id: str, scope: pb.StoreScope, plain: PlainRule, **conditions) -> None:  # noqa: ANN003
+        async def create(key: str, mall_id: str, scope: pb.StoreScope, plain: PlainRule, **conditions) -> None:
             made = await retry(lambda: alerts.CreateAlertRule(pb.CreateAlertRuleRequest(
                 request_id=f"rule-{key}", mall_id=mall_id, name=key, scope=scope, **conditions), metadata=ADMIN),
                 f"rule {key}")

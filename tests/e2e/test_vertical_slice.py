@@ -26,7 +26,7 @@ def first_admin(system) -> dict[str, str]:
 
 
 @pytest.fixture
-def AUTH(system) -> dict[str, str]:  # noqa: N802 - reads like the constant it replaced
+def AUTH(system) -> dict[str, str]:
     return first_admin(system)
 
 

@@ -57,7 +57,7 @@ async def test_batches_raise_what_one_at_a_time_raises(database_url):
                     order_id=oid, member_id=m, store_id=s, order_paid_amount=p,
                     total_refunded_paid_amount=p if full else p // 3, fully_refunded=full)))
 
-        def for_mall(mall_id: str, event):  # noqa: ANN001, ANN202
+        def for_mall(mall_id: str, event):
             copy = type(event)()
             copy.CopyFrom(event)
             copy.mall_id = mall_id

@@ -13,9 +13,9 @@ from services.alert.config import AlertSettings
 from services.alert.service import build_spec
 from services.common.auth import Caller, Role
 from tests.support import alert_events as ev
+from tests.support.identity import signed
 from tests.support.runtime import running_service
 from tests.support.webhook import Receiver
-from tests.support.identity import signed
 
 ADMIN = signed(Caller(staff_id="admin-1", role=Role.SUPER_ADMIN))
 
@@ -27,7 +27,7 @@ def zone_at_local_hour(hour: int) -> str:
     return f"Etc/GMT{-offset:+d}"
 
 
-async def until(check, what: str, timeout: float = 30.0) -> None:  # noqa: ANN001
+async def until(check, what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:

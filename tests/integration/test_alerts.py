@@ -19,8 +19,8 @@ from services.alert.service import build_spec
 from services.common.auth import Caller, Role
 from tests.support import alert_events as ev
 from tests.support.alert_model import PlainAlerts, PlainRule
-from tests.support.runtime import running_service
 from tests.support.identity import signed
+from tests.support.runtime import running_service
 from tests.support.waiting import eventually
 
 ADMIN = signed(Caller(staff_id="admin-1", role=Role.SUPER_ADMIN))
@@ -33,11 +33,11 @@ def settings_for(database_url: str, **extra: object) -> AlertSettings:
                          digest_check_s=3600, reevaluation_batch=7, **extra)
 
 
-async def customer_done(js) -> None:  # noqa: ANN001
+async def customer_done(js) -> None:
     await ev.caught_up(js, "CUSTOMER", "alert-customer-events")
 
 
-async def orders_done(js) -> None:  # noqa: ANN001
+async def orders_done(js) -> None:
     await ev.caught_up(js, "LEDGER", "alert-ledger-orders")
 
 

@@ -32,13 +32,13 @@ from services.common.auth import Caller, Role
 from services.common.db import Database
 from services.customer.business.codes import CODE_TZ
 from services.customer.business.models import Contact
-from services.customer.config import CustomerSettings
 from services.customer.classification.models import CustomerTag
+from services.customer.config import CustomerSettings
 from services.customer.models import TimelineEntry
 from services.customer.service import build_spec
-from tests.support.runtime import running_service
 from tests.support.customer import rpc_error, violated_field
 from tests.support.identity import signed
+from tests.support.runtime import running_service
 
 pytestmark = pytest.mark.database("customer")
 
@@ -79,13 +79,13 @@ class Stubs:
                                            metadata=SUPER)
         return reply.staff.staff_id
 
-    async def create(self, request_id: str, metadata=SUPER, **fields) -> pb.BusinessCustomer:  # noqa: ANN001
+    async def create(self, request_id: str, metadata=SUPER, **fields) -> pb.BusinessCustomer:
         fields.setdefault("name", f"Company {request_id}")
         reply = await self.business.CreateBusinessCustomer(
             pb.CreateBusinessCustomerRequest(request_id=request_id, **fields), metadata=metadata)
         return reply.business_customer
 
-    async def listed(self, metadata=SUPER, **request) -> list[pb.BusinessCustomer]:  # noqa: ANN001
+    async def listed(self, metadata=SUPER, **request) -> list[pb.BusinessCustomer]:
         reply = await self.business.ListBusinessCustomers(pb.ListBusinessCustomersRequest(**request),
                                                           metadata=metadata)
         return list(reply.business_customers)
@@ -225,7 +225,7 @@ async def test_update_changes_the_named_fields_recomputes_the_grade_and_records_
     c = await svc.create("u", status=S.Value("BUSINESS_CUSTOMER_STATUS_INTENT"), annual_revenue_fen=50_000 * YUAN)
     assert c.grade == pb.BUSINESS_CUSTOMER_GRADE_D
 
-    async def update(rid: str, *paths: str, **fields) -> pb.BusinessCustomer:  # noqa: ANN003
+    async def update(rid: str, *paths: str, **fields) -> pb.BusinessCustomer:
         reply = await svc.business.UpdateBusinessCustomer(pb.UpdateBusinessCustomerRequest(
             request_id=rid, customer_id=c.customer_id, business_customer=pb.BusinessCustomer(**fields),
             update_mask=mask(*paths)), metadata=SUPER)
@@ -281,7 +281,7 @@ async def test_update_changes_the_named_fields_recomputes_the_grade_and_records_
 async def test_one_primary_contact_swapped_in_one_transaction_and_listed_first(svc):
     c = await svc.create("cc")
 
-    async def add(rid: str, name: str, primary: bool = False, **fields) -> pb.Contact:  # noqa: ANN003
+    async def add(rid: str, name: str, primary: bool = False, **fields) -> pb.Contact:
         reply = await svc.business.CreateContact(pb.CreateContactRequest(
             request_id=rid, customer_id=c.customer_id, name=name, is_primary=primary, **fields), metadata=SUPER)
         return reply.contact
@@ -388,7 +388,7 @@ async def test_search_contacts_across_customers_by_name_phone_or_email_in_the_ca
             request_id=f"k{i}", customer_id=customer.customer_id, name=name, mobile=mobile, email=email),
             metadata=SUPER)
 
-    async def search(query: str, metadata=SUPER, page_size: int = 0) -> list[str]:  # noqa: ANN001
+    async def search(query: str, metadata=SUPER, page_size: int = 0) -> list[str]:
         out, token = [], ""
         while True:
             page = await svc.business.SearchContacts(pb.SearchContactsRequest(
@@ -562,7 +562,7 @@ async def test_list_searches_filters_sorts_and_pages(svc):
         request_id="tag", customer_ids=[created["Epsilon"].customer_id, created["Alpha Trading"].customer_id],
         tag_ids=[key.tag_id]), metadata=SUPER)
 
-    async def names(**f) -> list[str]:  # noqa: ANN003
+    async def names(**f) -> list[str]:
         order = {k: f.pop(k) for k in ("order_by", "ascending") if k in f}
         return [c.name for c in await svc.listed(filter=pb.BusinessCustomerFilter(**f), **order)]
 
@@ -638,7 +638,7 @@ async def test_statistics_count_by_status_and_grade_in_the_callers_scope(svc):
     await svc.business.DeleteBusinessCustomer(pb.DeleteBusinessCustomerRequest(
         request_id="del", customer_id=gone.customer_id), metadata=SUPER)
 
-    async def stats(metadata=SUPER, **request) -> pb.BusinessCustomerStatistics:  # noqa: ANN001
+    async def stats(metadata=SUPER, **request) -> pb.BusinessCustomerStatistics:
         reply = await svc.business.GetBusinessCustomerStatistics(
             pb.GetBusinessCustomerStatisticsRequest(**request), metadata=metadata)
         return reply.statistics

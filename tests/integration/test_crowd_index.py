@@ -12,25 +12,27 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from crowdpack.customer.v1 import classification_service_pb2 as cls_pb
-from crowdpack.customer.v1 import classification_service_pb2_grpc
+from crowdpack.customer.v1 import (
+    classification_service_pb2_grpc,
+    member_service_pb2_grpc,
+    organization_service_pb2_grpc,
+)
 from crowdpack.customer.v1 import member_pb2 as m
 from crowdpack.customer.v1 import member_service_pb2 as member_pb
-from crowdpack.customer.v1 import member_service_pb2_grpc
 from crowdpack.customer.v1 import organization_service_pb2 as org_pb
-from crowdpack.customer.v1 import organization_service_pb2_grpc
 from services.common.db import Database
+from services.customer.classification.models import CustomerTag
 from services.customer.config import CustomerSettings
-from services.customer.crowds.catalogue import load_catalogue
 from services.customer.crowds import loader
+from services.customer.crowds.catalogue import load_catalogue
 from services.customer.crowds.index import MEMBER_ID_FIELDS, CrowdIndex, member_ids
 from services.customer.crowds.translate import Translator
-from services.customer.classification.models import CustomerTag
 from services.customer.models import Customer, CustomerInteraction, CustomerStats, MemberOrder
 from services.customer.service import build_spec
-from tests.support.customer import SUPER
 from tests.support import crowd_data
 from tests.support.crowd_index import contents, fresh, wait_until
 from tests.support.crowd_sql import SqlCrowd
+from tests.support.customer import SUPER
 from tests.support.runtime import running_service
 
 pytestmark = pytest.mark.database("customer")
@@ -65,14 +67,14 @@ async def seeded(database_url):
 class Recording:
     """A MemberIndex that notes which bitmaps are written."""
 
-    def __init__(self, inner) -> None:  # noqa: ANN001
+    def __init__(self, inner) -> None:
         self.inner, self.written = inner, []
 
-    def set_bitmap(self, name, bitmap) -> None:  # noqa: ANN001
+    def set_bitmap(self, name, bitmap) -> None:
         self.written.append(name)
         self.inner.set_bitmap(name, bitmap)
 
-    def __getattr__(self, name: str):  # noqa: ANN204
+    def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
 
@@ -237,7 +239,7 @@ def test_events_name_their_members_by_any_id_field():
     assert list(member_ids(ev.MembersImported(job_id="9", member_ids=["5", "6"]))) == [5, 6]
     assert list(member_ids(ev.MembersImported(job_id="9", updated_member_ids=["2", "3"]))) == [2, 3]
 
-    def names_members(descriptor, depth: int = 0) -> bool:  # noqa: ANN001
+    def names_members(descriptor, depth: int = 0) -> bool:
         return any(f.name in MEMBER_ID_FIELDS
                    or (f.message_type is not None and depth < 3 and names_members(f.message_type, depth + 1))
                    for f in descriptor.fields)
@@ -253,11 +255,11 @@ async def test_the_service_restarts_from_its_snapshot_and_replays_what_happened_
     settings = CustomerSettings(grpc_port=0, metrics_port=0, database_url=database_url, outbox_poll_s=0.05)
     ours, elsewhere = tmp_path / "ours", tmp_path / "elsewhere"
 
-    async def caught_up(rt) -> bool:  # noqa: ANN001
+    async def caught_up(rt) -> bool:
         index = rt.ctx.extras["crowd_index"]
         return contents(index) == contents(await fresh(rt.ctx.db))
 
-    async def member(channel, name: str, i: int, mall: str) -> str:  # noqa: ANN001
+    async def member(channel, name: str, i: int, mall: str) -> str:
         stub = member_service_pb2_grpc.MemberServiceStub(channel)
         return (await stub.CreateMember(member_pb.CreateMemberRequest(
             request_id=f"m-{name}", phone=f"1380000{i:04d}", name=name, gender=m.GENDER_FEMALE,

@@ -18,9 +18,9 @@ from crowdpack.customer.v1 import member_service_pb2 as member_pb
 from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
 from services.customer.crowds.refresher import Refresher
-from tests.support.customer import SUPER, mall_admin, mask, rpc_error
 from tests.support.crowd_index import wait_until
 from tests.support.crowd_sql import SqlCrowd
+from tests.support.customer import SUPER, mall_admin, rpc_error
 
 pytestmark = pytest.mark.database("customer")
 

@@ -15,9 +15,9 @@ from crowdpack.customer.v1 import member_service_pb2_grpc as member_grpc
 from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from crowdpack.customer.v1 import organization_service_pb2_grpc as org_grpc
 from crowdpack.customer.v1 import session_service_pb2 as session_pb
+from crowdpack.customer.v1 import session_service_pb2_grpc as session_grpc
 from crowdpack.customer.v1 import settings_service_pb2 as settings_pb
 from crowdpack.customer.v1 import settings_service_pb2_grpc as settings_grpc
-from crowdpack.customer.v1 import session_service_pb2_grpc as session_grpc
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from services.alert.config import AlertSettings

@@ -27,13 +27,13 @@ from crowdpack.customer.v1 import organization_service_pb2_grpc as org_grpc
 from crowdpack.events.v1 import customer_events_pb2 as events
 from services.common.auth import Caller, Role
 from services.common.db import Database
-from services.customer.config import CustomerSettings
 from services.customer.classification.models import CustomerTag
+from services.customer.config import CustomerSettings
 from services.customer.models import TimelineEntry
 from services.customer.service import build_spec
-from tests.support.runtime import running_service
 from tests.support.customer import rpc_error, violated_field
 from tests.support.identity import signed
+from tests.support.runtime import running_service
 
 pytestmark = pytest.mark.database("customer")
 
@@ -64,12 +64,12 @@ class Stubs:
             request_id=f"m-{phone}", phone=phone, registration_mall_id=mall_id), metadata=SUPER)
         return reply.member.member_id
 
-    async def business_customer(self, name: str, metadata=SUPER) -> str:  # noqa: ANN001
+    async def business_customer(self, name: str, metadata=SUPER) -> str:
         reply = await self.business.CreateBusinessCustomer(biz_pb.CreateBusinessCustomerRequest(
             request_id=f"b-{name}", name=name), metadata=metadata)
         return reply.business_customer.customer_id
 
-    async def groups(self, metadata=SUPER, page_size: int = 0) -> list[tuple[str, str, int]]:  # noqa: ANN001
+    async def groups(self, metadata=SUPER, page_size: int = 0) -> list[tuple[str, str, int]]:
         out, token = [], ""
         while True:
             page = await self.cls.ListCustomerGroups(pb.ListCustomerGroupsRequest(
@@ -79,7 +79,7 @@ class Stubs:
             if not token:
                 return out
 
-    async def tags(self, metadata=SUPER, page_size: int = 0) -> list[pb.Tag]:  # noqa: ANN001
+    async def tags(self, metadata=SUPER, page_size: int = 0) -> list[pb.Tag]:
         out, token = [], ""
         while True:
             page = await self.cls.ListTags(pb.ListTagsRequest(page_size=page_size, page_token=token),
@@ -309,7 +309,7 @@ async def test_tagging_never_duplicates_records_each_change_and_publishes_events
     assert await svc.tags_of(m) == ["key customer", "regular"]
     assert sorted((c, d["tag"]) for c, d, _ in await svc.timeline("tag_removed")) == [(int(m), "new"), (int(b), "new")]
 
-    async def published(subject: str, cls, n: int) -> list:  # noqa: ANN001
+    async def published(subject: str, cls, n: int) -> list:
         sub = await js.pull_subscribe(subject, durable=subject.replace(".", "-"), stream="CUSTOMER")
         got = []
         while len(got) < n:

@@ -7,6 +7,7 @@ import time
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from crowdpack.alert.v1 import alert_service_pb2 as alert_pb
 from crowdpack.alert.v1 import alert_service_pb2_grpc as alert_grpc
@@ -14,7 +15,6 @@ from crowdpack.customer.v1 import member_service_pb2 as member_pb
 from crowdpack.customer.v1 import member_service_pb2_grpc as member_grpc
 from crowdpack.ledger.v1 import ledger_service_pb2 as ledger_pb
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.alert.config import AlertSettings
 from services.alert.service import build_spec as alert_spec
 from services.common.auth import Caller, Role

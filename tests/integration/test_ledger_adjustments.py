@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import grpc
+import pytest
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.auth import Caller, Role
-from tests.support.ledger import ago, refused, timestamp, wait_for_events
 from tests.support.identity import signed
+from tests.support.ledger import ago, refused, timestamp, wait_for_events
 
 pytestmark = pytest.mark.database("ledger")
 
@@ -40,7 +40,8 @@ async def test_reason_templates_can_be_created_read_updated_and_deleted(ledger):
     for i in range(3):
         await template(ledger, f"其他 {i}", BALANCE)
 
-    fetched = await ledger.stub.GetReasonTemplate(pb.GetReasonTemplateRequest(reason_template_id=made.reason_template_id))
+    fetched = await ledger.stub.GetReasonTemplate(
+        pb.GetReasonTemplateRequest(reason_template_id=made.reason_template_id))
     assert fetched.reason_template == made
     for_points = await ledger.stub.ListReasonTemplates(pb.ListReasonTemplatesRequest(asset=POINTS))
     assert [t.reason_template_id for t in for_points.reason_templates] == [anywhere.reason_template_id,
@@ -127,7 +128,8 @@ async def test_an_adjustment_needs_a_settlement_mall_where_the_operator_manages_
     cases = [
         (adjustment("a1", 10, asset=RED, reason_template_id=reason), TWO_MALLS,
          grpc.StatusCode.INVALID_ARGUMENT, "mall_id"),
-        (adjustment("a2", 10, asset=RED, reason_template_id=reason), SUPER, grpc.StatusCode.INVALID_ARGUMENT, "mall_id"),
+        (adjustment("a2", 10, asset=RED, reason_template_id=reason), SUPER, grpc.StatusCode.INVALID_ARGUMENT,
+         "mall_id"),
         (adjustment("a3", 10, asset=RED, reason_template_id=reason, mall_id="300"), TWO_MALLS,
          grpc.StatusCode.PERMISSION_DENIED, "mall_id"),
         (adjustment("a4", 10, asset=RED, reason_template_id=reason, mall_id="200"), ONE_MALL,
@@ -137,7 +139,8 @@ async def test_an_adjustment_needs_a_settlement_mall_where_the_operator_manages_
          "reason_template_id"),
         (adjustment("a7", 10, asset=RED, reason_template_id=points_reason), ONE_MALL,
          grpc.StatusCode.FAILED_PRECONDITION, "reason_template_id"),
-        (adjustment("a8", 0, asset=RED, reason_template_id=reason), ONE_MALL, grpc.StatusCode.INVALID_ARGUMENT, "value"),
+        (adjustment("a8", 0, asset=RED, reason_template_id=reason), ONE_MALL, grpc.StatusCode.INVALID_ARGUMENT,
+         "value"),
         (adjustment("a9", 10, 0, asset=RED, reason_template_id=reason), ONE_MALL, grpc.StatusCode.INVALID_ARGUMENT,
          "direction"),
         (adjustment("a10", 10, asset=RED, reason_template_id=reason, document_time=future), ONE_MALL,

@@ -15,9 +15,9 @@ from services.alert.service import build_spec as alert_spec
 from services.common.auth import Caller, Role
 from services.ledger.config import LedgerSettings
 from services.ledger.service import build_spec as ledger_spec
+from tests.support.identity import signed
 from tests.support.runtime import running_service
 from tests.support.waiting import caught_up, outbox_sent
-from tests.support.identity import signed
 
 
 @pytest.mark.database("ledger")

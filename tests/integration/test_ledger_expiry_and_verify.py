@@ -6,8 +6,8 @@ import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import grpc
+import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import httpx
-
 import pytest
+
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from services.common.auth import Caller, Role

@@ -26,9 +26,9 @@ from services.ledger.commit import GroupCommit
 from services.ledger.convert import posted_to_proto
 from services.ledger.inputs import parse_posting
 from services.ledger.journal import Journal
-from services.ledger.postings import Posting
 from services.ledger.members import member_created
 from services.ledger.models import IdempotencyRecord
+from services.ledger.postings import Posting
 from services.ledger.repository import AccountRepository
 
 pytestmark = pytest.mark.database("ledger")

@@ -13,9 +13,9 @@ from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from services.common.auth import Caller, Role
 from services.ledger.config import LedgerSettings
 from services.ledger.service import build_spec
+from tests.support.identity import signed
 from tests.support.ledger import ago, eventually, ledger_events, refused, timestamp, wait_for_events
 from tests.support.runtime import running_service
-from tests.support.identity import signed
 
 pytestmark = pytest.mark.database("ledger")
 
@@ -161,7 +161,8 @@ async def test_a_large_batch_is_announced_in_events_of_a_thousand_entries(ledger
     assert [len(e.entries) for e in events] == [1_000, 1_000, 500]
     entries = [entry for e in events for entry in e.entries]
     assert [e.entry_id for e in entries] == list(ok.entry_ids)
-    assert [e.line for e in entries] == list(range(2_500)) and [e.amount for e in entries] == [1 + i for i in range(2_500)]
+    assert [e.line for e in entries] == list(range(2_500))
+    assert [e.amount for e in entries] == [1 + i for i in range(2_500)]
     assert await ledger_events(ledger.js, "ledger.entry.posted.v1") == []
 
 

@@ -6,8 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import grpc
+import pytest
 from sqlalchemy import text
 
 from crowdpack.events.v1 import customer_events_pb2 as customer_events
@@ -15,8 +15,8 @@ from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.auth import Caller, Role
 from services.common.db import Database
 from services.ledger.commands import RECORDED_OF
-from tests.support.ledger import ago, eventually, ledger_events, refused, timestamp, wait_for_events
 from tests.support.identity import signed
+from tests.support.ledger import ago, eventually, ledger_events, refused, timestamp, wait_for_events
 
 pytestmark = pytest.mark.database("ledger")
 
@@ -35,7 +35,8 @@ def order(number: str, amount: int = 10_000, paid: int | None = None, *, member:
 
 
 async def set_rule(ledger, request_id: str, **fields) -> pb.PointsRule:
-    reply = await ledger.stub.SetPointsRule(pb.SetPointsRuleRequest(request_id=request_id, rule=pb.PointsRule(**fields)))
+    reply = await ledger.stub.SetPointsRule(
+        pb.SetPointsRuleRequest(request_id=request_id, rule=pb.PointsRule(**fields)))
     return reply.rule
 
 

@@ -16,10 +16,10 @@ from services.ledger.config import LedgerSettings
 from services.ledger.models import JournalEntry, MallState, Order, PointsRule, StoreState, VoucherRedemption
 from services.ledger.service import build_spec
 from tests.support.customer import SUPER, mask
-from tests.support.ledger import ago, eventually, refused, timestamp
 from tests.support.databases import fresh_database
-from tests.support.runtime import running_service
 from tests.support.identity import signed
+from tests.support.ledger import ago, eventually, refused, timestamp
+from tests.support.runtime import running_service
 
 POINTS, BALANCE = pb.ASSET_POINTS, pb.ASSET_BALANCE
 
@@ -30,7 +30,7 @@ def order(number: str, *, mall: str, store: str = "") -> pb.RecordOrderRequest:
                                  paid_amount=1_000, occur_time=ago(minutes=1))
 
 
-async def count(ledger, model) -> int:  # noqa: ANN001
+async def count(ledger, model) -> int:
     async with ledger.runtime.ctx.db.read() as session:
         return await session.scalar(select(func.count()).select_from(model))
 
@@ -102,7 +102,7 @@ async def test_unknown_or_mismatched_malls_and_stores_are_refused_naming_the_fie
     assert list(rule.rule.excluded_store_ids) == ["20"]
 
 
-async def _deleted(ledger, mall_id: str) -> bool:  # noqa: ANN001
+async def _deleted(ledger, mall_id: str) -> bool:
     async with ledger.runtime.ctx.db.read() as session:
         mall = await session.get(MallState, mall_id)
     return mall is not None and mall.deleted
@@ -142,5 +142,5 @@ async def test_malls_and_stores_made_in_the_customer_service_reach_the_ledger(cu
             assert await eventually(lambda: _equals(brand, "海底捞火锅"))
 
 
-async def _equals(read, expected) -> bool:  # noqa: ANN001
+async def _equals(read, expected) -> bool:
     return await read() == expected

@@ -98,9 +98,10 @@ async def test_a_batch_postings_entries_update_each_member_once_and_newest_wins(
         request_id=f"m{i}", phone=f"1350000001{i}", registration_mall_id=home), metadata=SUPER)).member.member_id
         for i in range(2)]
 
-    def entry(entry_id: int, member_id: str, asset: str, balance: int, **kw) -> events.EntryPosted:  # noqa: ANN003
+    def entry(entry_id: int, member_id: str, asset: str, balance: int, **kw) -> events.EntryPosted:
         return events.EntryPosted(entry_id=str(entry_id), member_id=member_id, asset=asset, amount=1,
-                                  balance_after=balance, kind=kw.pop("kind", "ENTRY_KIND_EARN"), create_time=ts(5), **kw)
+                                  balance_after=balance, kind=kw.pop("kind", "ENTRY_KIND_EARN"), create_time=ts(5),
+                                  **kw)
 
     batch = events.EntriesPosted(entries=[
         entry(20, a, "ASSET_POINTS", 200), entry(21, a, "ASSET_POINTS", 250), entry(22, a, "ASSET_BALANCE", 1_000),

@@ -12,10 +12,13 @@ from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.auth import Caller, Role
 from services.ledger.models import JournalEntry, Order, OrderRefund, VoucherRedemption
-from tests.support.ledger import (
-    ago, eventually, refused, timestamp,
-)
 from tests.support.identity import signed
+from tests.support.ledger import (
+    ago,
+    eventually,
+    refused,
+    timestamp,
+)
 
 POINTS, BALANCE, RED = pb.ASSET_POINTS, pb.ASSET_BALANCE, pb.ASSET_RED_PACKET
 SUPER = signed(Caller(staff_id="boss", role=Role.SUPER_ADMIN))
@@ -31,13 +34,13 @@ def order(number: str, member: str, mall: str) -> pb.RecordOrderRequest:
                                  paid_amount=1_000, occur_time=ago(minutes=1))
 
 
-async def reason(ledger, asset: int = POINTS) -> str:  # noqa: ANN001
+async def reason(ledger, asset: int = POINTS) -> str:
     reply = await ledger.stub.CreateReasonTemplate(pb.CreateReasonTemplateRequest(
         request_id=f"t-{asset}", asset=asset, name=f"补录 {asset}"), metadata=SUPER)
     return reply.reason_template.reason_template_id
 
 
-async def count(ledger, model) -> int:  # noqa: ANN001
+async def count(ledger, model) -> int:
     async with ledger.runtime.ctx.db.read() as session:
         return await session.scalar(select(func.count()).select_from(model))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import grpc
+import pytest
 
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from tests.support.ledger import ago, ledger_events, refused, timestamp, wait_for_events

@@ -6,8 +6,8 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import grpc
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crowdpack.customer.v1 import level_service_pb2 as pb

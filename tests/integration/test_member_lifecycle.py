@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import grpc
+import pytest
 
 from crowdpack.customer.v1 import member_pb2 as m
 from crowdpack.customer.v1 import member_service_pb2 as pb
@@ -47,7 +47,8 @@ async def test_full_profile_and_partial_update_with_timeline(customer):
         request_id="u1", member_id=member.member_id, member=m.Member(real_name="王明", email="W@x.cn", name="ignored"),
         update_mask=mask("real_name", "email")), metadata=SUPER)).member
     assert updated.real_name == "王明" and updated.email == "w@x.cn" and updated.name == "Wang"
-    for fields, field in [({"birthday": "2990-01-01"}, "member.birthday"), ({"avatar_url": "ftp://x"}, "member.avatar_url"),
+    for fields, field in [({"birthday": "2990-01-01"}, "member.birthday"),
+                          ({"avatar_url": "ftp://x"}, "member.avatar_url"),
                           ({"phone": "123"}, "member.phone")]:
         path = field.split(".")[1]
         err = await rpc_error(stub.UpdateMember(pb.UpdateMemberRequest(
@@ -74,7 +75,8 @@ async def test_open_card_generates_a_unique_checked_number_and_relates_the_mall(
                                                      channel=m.OPEN_CHANNEL_WECHAT), metadata=SUPER)).member
     card_b = (await stub.OpenCard(pb.OpenCardRequest(request_id="o2", member_id=b.member_id, mall_id=home,
                                                      channel=m.OPEN_CHANNEL_ALIPAY), metadata=SUPER)).member
-    assert card_a.card.opened and is_valid(card_a.card.card_number) and card_a.card.card_number != card_b.card.card_number
+    assert card_a.card.opened and is_valid(card_a.card.card_number)
+    assert card_a.card.card_number != card_b.card.card_number
     assert list(card_a.interaction_mall_ids) == [other]       # bound a card in another mall
     assert card_b.registration_mall_id == home and list(card_b.interaction_mall_ids) == []
     err = await rpc_error(stub.OpenCard(pb.OpenCardRequest(request_id="o3", member_id=a.member_id, mall_id=home,

@@ -10,8 +10,8 @@ from crowdpack.customer.v1 import member_service_pb2 as pb
 from crowdpack.customer.v1 import member_service_pb2_grpc as pb_grpc
 from services.customer.config import CustomerSettings
 from services.customer.service import build_spec
-from tests.support.runtime import running_service
 from tests.support.customer import violated_field
+from tests.support.runtime import running_service
 
 pytestmark = pytest.mark.database("customer")
 

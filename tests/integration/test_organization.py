@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import grpc
-
 import pytest
+
 from crowdpack.customer.v1 import member_service_pb2 as member_pb
 from crowdpack.customer.v1 import organization_service_pb2 as pb
 from tests.support.customer import SUPER, mall_admin, mask, rpc_error

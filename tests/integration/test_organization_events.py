@@ -72,7 +72,7 @@ async def test_every_create_and_update_publishes_the_full_state(customer, js):
 async def test_a_database_from_before_the_events_announces_its_malls_and_stores(database_url):
     db = Database(database_url, MIGRATIONS)
     try:
-        def upgrade(conn, target: str) -> None:  # noqa: ANN001
+        def upgrade(conn, target: str) -> None:
             cfg = Config()
             cfg.set_main_option("script_location", str(MIGRATIONS))
             cfg.attributes["connection"] = conn

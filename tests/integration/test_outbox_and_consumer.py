@@ -10,10 +10,10 @@ from nats.js.errors import NoStreamResponseError
 from sqlalchemy import func, select, update
 
 from crowdpack.events.v1 import customer_events_pb2 as events
+from services.common.bus import ensure_streams
 from services.common.consumer import EventConsumer
 from services.common.db import Database
 from services.common.events import CUSTOMER_STREAM, MEMBER_CREATED
-from services.common.bus import ensure_streams
 from services.common.outbox import OutboxRelay, add_event
 from services.customer.models import OutboxEvent
 from services.ledger import accounts

@@ -5,14 +5,12 @@ from __future__ import annotations
 import signal
 import time
 
-import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from services.supervisor import Ports, System
-from tests.support.inspect import log_text, scalar
 from tests.support import identity
-
+from tests.support.inspect import log_text, scalar
 
 
 def test_health_reflection_and_graceful_sigterm(tmp_path):
@@ -25,7 +23,8 @@ def test_health_reflection_and_graceful_sigterm(tmp_path):
             reply = health.Check(health_pb2.HealthCheckRequest(service="crowdpack.customer.v1.MemberService"))
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
             reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
-            answer = next(reflect.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+            asked = reflection_pb2.ServerReflectionRequest(list_services="")
+            answer = next(reflect.ServerReflectionInfo(iter([asked])))
             names = {s.name for s in answer.list_services_response.service}
             assert "crowdpack.customer.v1.MemberService" in names and "grpc.health.v1.Health" in names
 

@@ -15,7 +15,7 @@ from services.common.db import Database
 SERVICES = ("customer", "ledger", "alert")
 
 
-def models_of(service: str):  # noqa: ANN201 - the service's declarative Base
+def models_of(service: str):
     """The service's Base, with every feature's models imported onto it."""
     base = importlib.import_module(f"services.{service}.models").Base
     for module in pkgutil.walk_packages([f"services/{service}"], prefix=f"services.{service}."):

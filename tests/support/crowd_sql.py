@@ -73,7 +73,7 @@ class SqlCrowd:
         live = set((await self.session.scalars(select(Customer.id).where(*base))).all())
         return result & live
 
-    def _range(self, expr, r: pb.Int64Range):  # noqa: ANN001, ANN202
+    def _range(self, expr, r: pb.Int64Range):
         parts = []
         if r.HasField("min"):
             parts.append(expr >= r.min)
@@ -81,7 +81,7 @@ class SqlCrowd:
             parts.append(expr <= r.max)
         return and_(*parts)
 
-    def condition(self, c: pb.Condition):  # noqa: ANN201, C901
+    def condition(self, c: pb.Condition):
         kind = c.WhichOneof("kind")
         x = getattr(c, kind)
         month, day, year = extract("month", Customer.birthday), extract("day", Customer.birthday), \
@@ -147,7 +147,7 @@ class SqlCrowd:
             return Customer.review_status.in_(list(x.statuses))
         raise AssertionError(kind)
 
-    def _consumption(self, x: pb.ConsumptionCondition):  # noqa: ANN202
+    def _consumption(self, x: pb.ConsumptionCondition):
         s = x.scope
         in_scope = [MemberOrder.customer_id == Customer.id, MemberOrder.fully_refunded.is_(False)]
         store_filters = []

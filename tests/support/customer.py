@@ -8,12 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from google.protobuf.field_mask_pb2 import FieldMask
 
-from crowdpack.customer.v1 import (level_service_pb2_grpc, member_service_pb2_grpc, organization_service_pb2_grpc,
-                                   settings_service_pb2_grpc)
+from crowdpack.customer.v1 import (
+    level_service_pb2_grpc,
+    member_service_pb2_grpc,
+    organization_service_pb2_grpc,
+    settings_service_pb2_grpc,
+)
 from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from services.common.auth import Caller, Role
 from services.common.db import Database
@@ -40,7 +44,8 @@ class CustomerStubs:
     db: Database
 
     async def mall(self, name: str) -> str:
-        reply = await self.org.CreateMall(org_pb.CreateMallRequest(request_id=f"mall-{name}", name=name), metadata=SUPER)
+        reply = await self.org.CreateMall(org_pb.CreateMallRequest(request_id=f"mall-{name}", name=name),
+                                          metadata=SUPER)
         return reply.mall.mall_id
 
 
@@ -52,7 +57,7 @@ class CustomerStubs:
                    settings_service_pb2_grpc.SettingsServiceStub(channel), channel, db)
 
 
-async def rpc_error(call) -> grpc.aio.AioRpcError:  # noqa: ANN001
+async def rpc_error(call) -> grpc.aio.AioRpcError:
     try:
         await call
     except grpc.aio.AioRpcError as err:

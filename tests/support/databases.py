@@ -42,12 +42,18 @@ def _migrations(service: str) -> Path:
     return Path(__file__).resolve().parents[2] / "services" / service / "migrations"
 
 
-async def _migrate(url: str, service: str) -> None:
+async def _migrate_async(url: str, service: str) -> None:
     db = Database(url, _migrations(service))
     try:
         await db.migrate()
     finally:
         await db.dispose()
+
+
+def _migrate(url: str, service: str) -> None:
+    """Migrates on a thread of its own, so that it also works when asked from inside a running event loop."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrate-template") as thread:
+        thread.submit(asyncio.run, _migrate_async(url, service)).result()
 
 
 class Databases:
@@ -68,7 +74,7 @@ class Databases:
         if key not in self._templates:
             if backend == "sqlite":
                 path = self.folder / f"template-{service}.db"
-                asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}", service))
+                _migrate(f"sqlite+aiosqlite:///{path}", service)
                 with sqlite3.connect(path) as conn:  # everything into the main file, so a file copy is whole
                     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 conn.close()
@@ -76,7 +82,7 @@ class Databases:
             else:
                 name = f"cp_template_{service}_{self.session_id}"
                 url = self._create_postgres(name, template=None)
-                asyncio.run(_migrate(url, service))
+                _migrate(url, service)
                 self._templates[key] = name
         return self._templates[key]
 

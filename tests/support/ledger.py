@@ -25,7 +25,6 @@ from services.common.server import Runtime
 from services.ledger.models import MallState, MemberMall, StoreState
 from tests.support.waiting import eventually
 
-
 # The malls the ledger tests name, with their stores. The ledger refuses ids the customer service never announced.
 TEST_MALLS = {"100": ("1", "2", "7", "9"), "200": ("5", "8", "31"), "300": ()}
 

@@ -11,7 +11,7 @@ SHANGHAI, LA = ZoneInfo("Asia/Shanghai"), ZoneInfo("America/Los_Angeles")
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)  # 10:00 on 10 March in Shanghai; 18:00 on 9 March in Los Angeles
 
 
-def rule(**kw) -> RuleSpec:  # noqa: ANN003
+def rule(**kw) -> RuleSpec:
     base = dict(rule_id=1, name="r", stores=None, single_min_paid=None, any_store=None, scope_total=None)
     return RuleSpec(**{**base, **kw})
 

@@ -9,12 +9,18 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import ValidationError
 
 from crowdpack.customer.v1 import member_pb2 as pb
+from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from services.common.config import CommonSettings, database_url_for, describe_settings_error
 from services.common.errors import InvalidArgument
-from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from services.common.idempotency import response_type
 from services.common.pagination import (
-    after_id, after_token, before_id, decode_token, encode_token, keyset_page, page_size,
+    after_id,
+    after_token,
+    before_id,
+    decode_token,
+    encode_token,
+    keyset_page,
+    page_size,
 )
 from services.common.validation import bounded_text, known_enum, optional_id, parse_int_id, to_timestamp
 from services.customer.config import CustomerSettings

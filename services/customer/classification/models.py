@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    Boolean, DateTime, ForeignKey, String,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    String,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 

@@ -22,9 +22,9 @@ from services.common.pagination import Page, keyset_page
 from services.customer import member_events, timeline
 from services.customer.classification import tagging
 from services.customer.classification.convert import DEFAULT_GROUP_ID, DEFAULT_GROUP_NAME, group_to_proto, tag_to_proto
+from services.customer.classification.models import CustomerGroup, Tag
 from services.customer.classification.repository import ClassificationRepository
 from services.customer.feature import FeatureService
-from services.customer.classification.models import CustomerGroup, Tag
 
 Scope = Callable[[Caller], ColumnElement[bool]]
 

@@ -8,12 +8,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.customer.crowds.translate import Catalogue, Translation, Translator
+from crowdpack.customer.v1 import crowd_pb2
 from services.customer.classification.models import CustomerGroup, Tag
+from services.customer.crowds.translate import Catalogue, Translation, Translator
 from services.customer.levels.models import Level
 from services.customer.organization.models import Mall, Store
-
-from crowdpack.customer.v1 import crowd_pb2
 
 
 async def load_catalogue(session: AsyncSession) -> Catalogue:

@@ -22,13 +22,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import segment_engine as se
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import make_url, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import segment_engine as se
 from services.common.db import Database
 from services.common.events import CUSTOMER_STREAM, SUBJECT_TYPES, decode
 from services.common.logs import get_logger
@@ -247,7 +247,7 @@ class CrowdIndex:
         """Applies CUSTOMER events after ``self.sequence`` for ever (an ephemeral ordered consumer)."""
         queue: asyncio.Queue = asyncio.Queue()
 
-        async def on_message(msg) -> None:  # noqa: ANN001
+        async def on_message(msg) -> None:
             await queue.put(msg)
 
         config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.sequence + 1)
@@ -267,7 +267,7 @@ class CrowdIndex:
         finally:
             await sub.unsubscribe()
 
-    async def apply(self, msgs: Sequence) -> None:  # noqa: ANN001
+    async def apply(self, msgs: Sequence) -> None:
         members: set[int] = set()
         new_orders: list[int] = []
         for msg in msgs:

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, update
 
-from crowdpack.customer.v1 import crowd_pb2, crowd_service_pb2 as pb
+from crowdpack.customer.v1 import crowd_pb2
+from crowdpack.customer.v1 import crowd_service_pb2 as pb
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import DomainError

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import segment_engine as se
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import segment_engine as se
 from crowdpack.customer.v1 import crowd_pb2
 from crowdpack.customer.v1 import crowd_service_pb2 as pb
 from services.common.auth import Caller, Role

@@ -19,8 +19,14 @@ from typing import Any
 from crowdpack.customer.v1 import crowd_pb2 as pb
 from crowdpack.customer.v1 import member_pb2
 from services.common.errors import InvalidArgument
-from services.customer.crowds.columns import (DEFAULT_GROUP, LIVE, day_number, group_bitmap, interaction_bitmap,
-                                              tag_bitmap)
+from services.customer.crowds.columns import (
+    DEFAULT_GROUP,
+    LIVE,
+    day_number,
+    group_bitmap,
+    interaction_bitmap,
+    tag_bitmap,
+)
 
 MAX_GROUPS = 20
 MAX_CONDITIONS = 30

@@ -40,7 +40,8 @@ def created_events(stage: Staging, ctx: JobContext, created: list[dict[str, Any]
     actor = ctx.operator_id
     detail = json.dumps({"job_id": ctx.job_id, "source": "import"}, sort_keys=True)
     channel = member_pb2.OpenChannel.Name(IMPORT_CHANNEL)
-    entries, Created, Opened, stamp = stage.entries, event_pb.MemberCreated, event_pb.MemberCardOpened, to_timestamp
+    entries, Created, Opened, stamp = (  # noqa: N806 - classes keep class-style names
+        stage.entries, event_pb.MemberCreated, event_pb.MemberCardOpened, to_timestamp)
     create_time = stamp(now)
     for v in created:
         member_id = v["id"]

@@ -36,13 +36,13 @@ from services.common.logs import get_logger
 from services.common.outbox import add_event
 from services.common.retry import one_line
 from services.common.validation import to_timestamp
+from services.customer.classification.models import Tag
 from services.customer.imports import reading
 from services.customer.imports.columns import HeaderMapping, map_header
 from services.customer.imports.models import ImportFile, ImportFileChunk, ImportJob
-from services.customer.imports.rows import DUPLICATE, OK, Reference, RowResult, RowValidator
 from services.customer.imports.plan import JobContext, Shape, shape_rows
+from services.customer.imports.rows import DUPLICATE, OK, Reference, RowResult, RowValidator
 from services.customer.imports.writer import BatchWriter, Superseded
-from services.customer.classification.models import Tag
 from services.customer.levels.models import Level
 from services.customer.models import OutboxEvent
 from services.customer.organization.models import Mall
@@ -316,7 +316,7 @@ class ImportRunner:
             await self._run(job_id)
         except Superseded as err:
             log.info("import job continues elsewhere", job_id=job_id, reason=str(err))
-        except Exception as err:  # noqa: BLE001 - the job fails with its reason; the service goes on
+        except Exception as err:
             log.exception("import job failed", job_id=job_id)
             await self._fail(job_id, one_line(err) if not isinstance(err, BatchFailed) else str(err))
 
@@ -410,5 +410,5 @@ class ImportRunner:
                 await session.execute(update(ImportJob).where(ImportJob.id == job_id, ImportJob.state.in_(ACTIVE))
                                       .values(state=pb.IMPORT_JOB_STATE_FAILED, error_message=reason[:2000],
                                               completed_at=utcnow()))
-        except Exception:  # noqa: BLE001 - the database is away; the job stays active and resumes on restart
+        except Exception:
             log.exception("could not mark import job failed", job_id=job_id)

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.customer.imports.models import ImportFile, ImportJob, ImportRowIssue
 from services.customer.classification.models import Tag
+from services.customer.imports.models import ImportFile, ImportJob, ImportRowIssue
 
 
 class ImportRepository:

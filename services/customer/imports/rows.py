@@ -177,7 +177,7 @@ class RowValidator:
             except ValueError:
                 pass
             else:
-                if 1900 <= parsed.year and parsed <= self.today:
+                if parsed.year >= 1900 and parsed <= self.today:
                     return parsed
         text = value.strip()
         if " " in text:  # a spreadsheet date-time cell

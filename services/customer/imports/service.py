@@ -18,6 +18,7 @@ from services.common.db import Database
 from services.common.errors import AlreadyExists, NotFound
 from services.common.idempotency import idempotent
 from services.common.pagination import Page, keyset_page
+from services.customer.classification.models import Tag
 from services.customer.classification.repository import ClassificationRepository
 from services.customer.feature import FeatureService
 from services.customer.imports import jobs, reading
@@ -25,7 +26,6 @@ from services.customer.imports.export import export_members
 from services.customer.imports.jobs import ImportRunner, file_to_proto, job_to_proto
 from services.customer.imports.models import ImportFile, ImportJob, ImportRowIssue
 from services.customer.imports.repository import ImportRepository
-from services.customer.classification.models import Tag
 
 
 def _encoding(record: ImportFile, requested: int) -> int:

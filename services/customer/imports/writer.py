@@ -38,11 +38,25 @@ from services.common.bulk import allocate_ids
 from services.common.chunks import IN_LIST, chunks
 from services.common.clock import utcnow
 from services.customer.imports.import_events import (
-    created_events, imported_events, tag_events, update_events, updated_events,
+    created_events,
+    imported_events,
+    tag_events,
+    update_events,
+    updated_events,
 )
 from services.customer.imports.models import ImportJob, ImportRowIssue
 from services.customer.imports.plan import (
-    CARD, CUSTOMER, IMPORT_CHANNEL, PROFILE, STATE, JobContext, Outcome, Shape, insert_columns, plan, same,
+    CARD,
+    CUSTOMER,
+    IMPORT_CHANNEL,
+    PROFILE,
+    STATE,
+    JobContext,
+    Outcome,
+    Shape,
+    insert_columns,
+    plan,
+    same,
     shape_rows,
 )
 from services.customer.imports.rows import CONFLICT, DUPLICATE, OK, RowResult

@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger, DateTime, ForeignKey, Integer, SmallInteger, String,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    String,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 

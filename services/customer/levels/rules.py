@@ -15,8 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import level_service_pb2 as pb
-from services.customer import timeline
-from services.customer import member_events
+from services.customer import member_events, timeline
 from services.customer.levels.models import Level, LevelChange
 from services.customer.models import Customer
 from services.customer.stats import stats_row

@@ -17,9 +17,9 @@ from services.customer import timeline
 from services.customer.feature import FeatureService
 from services.customer.levels import rules
 from services.customer.levels.convert import change_to_proto, level_to_proto
+from services.customer.levels.models import Level, LevelChange
 from services.customer.levels.repository import ChangeFilter, LevelRepository
 from services.customer.members.repository import MemberRepository
-from services.customer.levels.models import Level, LevelChange
 from services.customer.models import Customer
 from services.customer.scope import visible_members
 

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import json
-
 from sqlalchemy import (
-    ARRAY, BigInteger, ColumnElement, Integer, and_, any_, cast, column, delete, func, literal, or_, select, tuple_,
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Integer,
+    and_,
+    any_,
+    cast,
+    column,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession

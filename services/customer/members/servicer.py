@@ -16,7 +16,13 @@ from services.common.db import Database
 from services.common.errors import InvalidArgument
 from services.common.pagination import before_id, decode_token, page_size
 from services.common.validation import (
-    aware, bounded_text, known_enum, mask_paths, optional_id, parse_int_id, to_timestamp,
+    aware,
+    bounded_text,
+    known_enum,
+    mask_paths,
+    optional_id,
+    parse_int_id,
+    to_timestamp,
 )
 from services.customer.members.convert import member_to_proto
 from services.customer.members.repository import ORDER_KEYS, check_filter

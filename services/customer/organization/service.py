@@ -12,8 +12,8 @@ from services.common.idempotency import idempotent
 from services.common.pagination import Page, keyset_page
 from services.customer.feature import FeatureService
 from services.customer.organization import events
-from services.customer.organization.models import Mall, Staff, Store
 from services.customer.organization.convert import mall_to_proto, staff_to_proto, store_to_proto
+from services.customer.organization.models import Mall, Staff, Store
 from services.customer.organization.repository import OrganizationRepository
 from services.customer.store_members import refresh_store_member
 

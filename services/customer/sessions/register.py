@@ -10,8 +10,8 @@ from services.common.identity import signer_from
 from services.common.server import Context
 from services.customer.membercentre.service import MemberCentre
 from services.customer.membercentre.servicer import MemberCentreServicer
-from services.customer.sessions.servicer import SessionServicer
 from services.customer.sessions.service import SessionService
+from services.customer.sessions.servicer import SessionServicer
 
 API_AUDIENCE = "crowdpack-api"  # access tokens are for the gateway, never accepted by a service
 

@@ -18,11 +18,17 @@ from datetime import UTC, datetime, timedelta
 
 from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from services.common.auth import Caller, Role
-from services.common.db import Database
-from services.common.errors import (FailedPrecondition, InvalidArgument, NotFound, PermissionDenied,
-                                    ResourceExhausted, Unauthenticated)
-from services.common.identity import Signer
 from services.common.clock import utcnow
+from services.common.db import Database
+from services.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
+from services.common.identity import Signer
 from services.customer.sessions.models import SignInThrottle, StaffCredential, StaffSession
 from services.customer.sessions.passwords import check_new_password, hash_password, verify_password
 from services.customer.sessions.repository import SessionRepository

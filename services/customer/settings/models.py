@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    Boolean, DateTime, String,
+    Boolean,
+    DateTime,
+    String,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 

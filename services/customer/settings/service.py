@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.customer.v1 import settings_service_pb2 as pb
 from services.common.idempotency import idempotent
 from services.customer.feature import FeatureService
-from services.customer.settings.models import TenantSetting
 from services.customer.settings.convert import settings_to_proto
+from services.customer.settings.models import TenantSetting
 from services.customer.settings.repository import load
 
 
