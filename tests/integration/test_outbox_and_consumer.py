@@ -178,6 +178,7 @@ async def test_consumer_retries_a_failing_handler_then_terminates_poison(databas
     assert calls == {"poison": 2, "1": 2}
 
 
+@pytest.mark.database("ledger")
 async def test_a_batch_commits_once_and_a_poison_message_in_it_blocks_and_redoes_nothing(database_url, js):
     """Batched mode: a fetched batch applies in one transaction; when one message of it fails, the batch is
     applied again one message per transaction, so the others apply exactly once and the poison one is terminated
@@ -210,8 +211,7 @@ async def test_a_batch_commits_once_and_a_poison_message_in_it_blocks_and_redoes
                      headers={"Nats-Msg-Id": "m0-again"})
     task = asyncio.create_task(consumer.run())
     try:
-        await wait_for(lambda: _count_is(db, 3 * 20), timeout=20)
-        await wait_for(lambda: _no_pending(js), timeout=20)
+        await caught_up(js, "CUSTOMER", "ledger-test", timeout=20)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -222,7 +222,5 @@ async def test_a_batch_commits_once_and_a_poison_message_in_it_blocks_and_redoes
         assert "m7" not in recorded  # the poison message was terminated, never recorded as applied
         assert {f"m{i}" for i in range(len(members)) if i != 7} | {"m0-again"} <= recorded
         assert batches and max(batches) > 1  # the batch went as one transaction first
-        info = await js.consumer_info("CUSTOMER", "ledger-test")
-        assert info.num_ack_pending == 0 and info.num_pending == 0
     finally:
         await db.dispose()
