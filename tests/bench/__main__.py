@@ -22,6 +22,7 @@ BENCHES = {
     "import": ("tests.bench.bench_import", ["--fast-rows", "20000", "--normal-rows", "2000"]),
     "alert": ("tests.bench.bench_alert", ["--orders", "5000", "--members", "500", "--stores", "20",
                                           "--lag-orders", "300"]),
+    "freshness": ("tests.bench.bench_freshness", ["--members", "5000", "--events", "1000"]),
 }
 
 
