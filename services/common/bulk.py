@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Dialect, LargeBinary, Table, func, select, text
+from sqlalchemy import JSON, Connection, Dialect, LargeBinary, Table, func, inspect, select, text
 from sqlalchemy.orm import Session
 
 from services.common.chunks import chunks
@@ -207,3 +207,36 @@ def allocate_ids(session: Session | Connection, counts: dict[Table, int]) -> dic
     for (table, n), top in zip(wanted, tops, strict=True):
         ids[table] = list(range(top + 1, top + 1 + n))
     return ids
+
+
+def flush_in_bulk(session: Session, inserts: Sequence[type], updates: Sequence[type] = ()) -> None:
+    """Writes what ``session`` holds of these models as bulk rows instead of the unit of work's statements.
+
+    New objects of the ``inserts`` models become ``insert_rows`` (in the order they were added; a
+    primary key left unset takes its autoincrement value, and is not read back); changed objects of
+    the ``updates`` models become one ``update_rows`` per model, every column set by primary key. Both
+    leave the session, which no longer tracks them: for work that is done with them, e.g. at the end
+    of a batch. Whatever else the session holds is flushed first, as the unit of work would.
+    """
+    inserted = sorted((o for o in session.new if isinstance(o, tuple(inserts))), key=lambda o: inspect(o).insert_order)
+    updated = [o for o in session.dirty if isinstance(o, tuple(updates)) and session.is_modified(o)]
+    for obj in (*inserted, *updated):
+        session.expunge(obj)
+    session.flush()
+    conn = session.connection()
+    for model in inserts:
+        objects = [o for o in inserted if type(o) is model]
+        if not objects:
+            continue
+        table: Table = model.__table__  # type: ignore[attr-defined]
+        keys = [c.key for c in table.columns
+                if not (c.primary_key and c.autoincrement is not False and getattr(objects[0], c.key) is None)]
+        insert_rows(conn, table, keys, [tuple(getattr(o, k) for k in keys) for o in objects])
+    for model in updates:
+        objects = [o for o in updated if type(o) is model]
+        if not objects:
+            continue
+        table = model.__table__  # type: ignore[attr-defined]
+        key = [c.key for c in table.primary_key.columns]
+        values = [c.key for c in table.columns if not c.primary_key]
+        update_rows(conn, table, values, key, [tuple(getattr(o, k) for k in (*values, *key)) for o in objects])

@@ -1,16 +1,22 @@
 """Idempotent JetStream consumers: durable pull, explicit ack, dedupe in the same transaction as the effect.
 
-For each message, ``EventConsumer`` opens a write transaction, records the message id in
-``processed_message`` and runs the handler. Both commit together, then the message is
-acked. A redelivery (after a crash before the ack, or a republish) finds its id recorded
-and is acked without effect. A failing handler is nak'ed with a growing delay and
-terminated after ``max_deliver`` attempts (logged as poison).
+``EventConsumer`` applies each fetched batch in one write transaction (``batched``, the default):
+it reads which of the batch's message ids ``processed_message`` already holds, records the new
+ones together and runs the handlers on the new messages in stream order (a ``batch_handler``, when
+given, gets them all at once and can read what they need in bulk). All of it commits together,
+then every message of the batch is acked. A redelivery (after a crash before the ack, or a
+republish) finds its id recorded and is acked without effect.
+
+If anything in the batch fails, the batch's transaction rolls back (nothing of it applied) and
+the batch is applied again one message per transaction: the poison message is isolated, the
+others apply once each. A failing message is nak'ed with a growing delay and terminated after
+``max_deliver`` attempts (logged as poison). ``batched=False`` keeps one transaction per message.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,10 +25,11 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 from prometheus_client import Counter
-from sqlalchemy import DateTime, String, select
+from sqlalchemy import DateTime, String, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from services.common.chunks import IN_LIST, chunks
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.events import Stream, decode
@@ -36,6 +43,8 @@ HANDLED = Counter("crowdpack_consumer_messages_total", "Messages a consumer hand
 # A handler takes the message class its subject carries (events.SUBJECT_TYPES): a concrete protobuf type per
 # subject, which one dict of handlers cannot state to the type checker, hence Any.
 Handler = Callable[[AsyncSession, Any], Awaitable[None]]
+# The new messages of a batch as (subject, event), in stream order, applied in the caller's transaction.
+BatchHandler = Callable[[AsyncSession, Sequence[tuple[str, Any]]], Awaitable[None]]
 
 
 class ProcessedMessageMixin:
@@ -57,7 +66,8 @@ class EventConsumer:
 
     def __init__(self, db: Database, js: JetStreamContext, *, durable: str, stream: Stream,
                  handlers: dict[str, Handler], model: type[ProcessedMessageMixin],
-                 max_deliver: int = 20, batch: int = 100) -> None:
+                 max_deliver: int = 20, batch: int = 100, batched: bool = True,
+                 batch_handler: BatchHandler | None = None) -> None:
         self.db = db
         self.js = js
         self.durable = durable
@@ -66,6 +76,8 @@ class EventConsumer:
         self.model = model
         self.max_deliver = max_deliver
         self.batch = batch
+        self.batched = batched
+        self.batch_handler = batch_handler
         self._sub: JetStreamContext.PullSubscription | None = None
         self._stopping = False
         self._fetching: asyncio.Future[list[Msg]] | None = None
@@ -110,14 +122,74 @@ class EventConsumer:
                 continue
             finally:
                 self._fetching = None
+            if self.batched and len(msgs) > 1:
+                await self.handle_batch(msgs)
+                continue
             for msg in msgs:
                 if self._stopping:
                     break  # not acked: redelivered to whoever runs next
                 await self.handle(msg)
 
+    def _msg_id(self, msg: Msg) -> str:
+        return (msg.headers or {}).get("Nats-Msg-Id") or f"{self.stream.name}:{msg.metadata.sequence.stream}"
+
+    async def handle_batch(self, msgs: Sequence[Msg]) -> int:
+        """Applies a fetched batch in one transaction, then acks it; returns how many messages it applied.
+
+        On any failure the batch is applied again one message per transaction (``handle``), so
+        a poison message is retried and terminated alone and the others apply once each.
+        """
+        try:
+            applied = await self.apply_batch([(self._msg_id(m), m.subject, m.data) for m in msgs])
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - isolated below, one message per transaction
+            log.warning("batch failed; applying its messages one by one", consumer=self.durable, messages=len(msgs),
+                        error=one_line(err))
+            done = 0
+            for msg in msgs:
+                if self._stopping:
+                    break  # not acked: redelivered to whoever runs next
+                done += await self.handle(msg)
+            return done
+        for msg, was_applied in zip(msgs, applied, strict=True):
+            await msg.ack()
+            HANDLED.labels(self.durable, "applied" if was_applied else "duplicate").inc()
+        return sum(applied)
+
+    async def apply_batch(self, items: Sequence[tuple[str, str, bytes]]) -> list[bool]:
+        """The batch's transaction: (msg id, subject, data) in stream order; says which of them it applied.
+
+        A message id recorded before, or seen earlier in the same batch, changes nothing.
+        """
+        events = [(msg_id, subject, decode(subject, data)) for msg_id, subject, data in items]
+        m = self.model
+        async with self.db.transaction() as session:
+            seen: set[str] = set()
+            for chunk in chunks(sorted({msg_id for msg_id, _, _ in events}), IN_LIST):
+                seen.update(await session.scalars(select(m.msg_id).where(m.consumer == self.durable,
+                                                                         m.msg_id.in_(chunk))))
+            applied, new = [], []
+            for msg_id, subject, event in events:
+                fresh = msg_id not in seen
+                seen.add(msg_id)
+                applied.append(fresh)
+                if fresh:
+                    new.append((msg_id, subject, event))
+            if new:
+                now = utcnow()
+                await session.execute(insert(m), [{"consumer": self.durable, "msg_id": msg_id, "processed_at": now}
+                                                  for msg_id, _, _ in new])
+                if self.batch_handler is not None:
+                    await self.batch_handler(session, [(subject, event) for _, subject, event in new])
+                else:
+                    for _, subject, event in new:
+                        await self.handlers[subject](session, event)
+        return applied
+
     async def handle(self, msg: Msg) -> bool:
         """Applies one message at most once; returns True when this call applied it."""
-        msg_id = (msg.headers or {}).get("Nats-Msg-Id") or f"{self.stream.name}:{msg.metadata.sequence.stream}"
+        msg_id = self._msg_id(msg)
         try:
             applied = await self.apply(msg_id, msg.subject, msg.data)
         except asyncio.CancelledError:

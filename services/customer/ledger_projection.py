@@ -12,12 +12,19 @@
   longer counts) and the level spend.
 - ``ledger.voucher.redeemed``: the mall where a voucher was redeemed becomes an interaction mall.
 
-Every handler runs inside the consumer's transaction, which also records the message id, so
-each event applies exactly once. Events about unknown members are logged and skipped.
+The consumer hands a whole fetched batch to ``apply`` (its ``batch_handler``), inside the
+transaction that also records the messages' ids, so each event applies exactly once. ``apply``
+reads what the batch needs once (the members, their stats rows and interaction malls, the orders
+the batch names, the level rules), applies the events in stream order on those rows, and
+publishes one ``member.activity_changed`` per member the batch changed (with every new order).
+The per-subject handlers are ``apply`` on a batch of one. Events about unknown members are
+logged and skipped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from google.protobuf.message import Message
@@ -25,16 +32,27 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
+from services.common.bulk import flush_in_bulk
 from services.common.chunks import IN_LIST, chunks
 from services.common.clock import utcnow
+from services.common.events import ENTRIES_POSTED, ENTRY_POSTED, ORDER_RECORDED, ORDER_REFUNDED, VOUCHER_REDEEMED
 from services.common.logs import get_logger
+from services.common.outbox import add_events
 from services.common.validation import aware
 from services.customer import member_events, timeline
 from services.customer.levels import rules
+from services.customer.levels.models import Level, LevelChange
 from services.customer.member_changes import change_attributes
-from services.customer.members.repository import MEMBER, MemberRepository
-from services.customer.models import Customer, CustomerStats, MemberOrder
-from services.customer.stats import stats_row
+from services.customer.members.repository import MEMBER
+from services.customer.models import (
+    Customer,
+    CustomerInteraction,
+    CustomerStats,
+    MemberOrder,
+    OutboxEvent,
+    TimelineEntry,
+)
+from services.customer.stats import empty_stats
 
 log = get_logger(__name__)
 
@@ -48,58 +66,131 @@ def _id(value: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-async def _member(session: AsyncSession, member_id: str, subject: str) -> Customer | None:
-    number = _id(member_id)
-    member = await MemberRepository(session).get_any(number) if number is not None else None
-    if member is None:
-        log.warning("ledger event for an unknown member skipped", member_id=member_id, subject=subject)
-    return member
-
-
 def _time(ts) -> datetime:
     return aware(ts.ToDatetime())
 
 
-async def entry_posted(session: AsyncSession, event: Message) -> None:
+def _member_ids(event: Message) -> Iterator[str]:
+    if isinstance(event, events.EntriesPosted):
+        yield from (e.member_id for e in event.entries)
+    else:
+        yield event.member_id  # type: ignore[attr-defined]
+
+
+@dataclass
+class _Activity:
+    new_order_ids: list[int] = field(default_factory=list)
+    orders_changed: bool = False
+
+
+@dataclass
+class Batch:
+    """What a batch of ledger events reads, read once for all of them, and what it changed."""
+
+    session: AsyncSession
+    members: dict[int, Customer]
+    stats: dict[int, CustomerStats]
+    interactions: set[tuple[int, int]]
+    orders: dict[int, MemberOrder]
+    levels: Sequence[Level]
+    taken_phones: set[str]  # buyer phones some customer holds (filled ones join)
+    changed: dict[int, _Activity] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)
+
+    @classmethod
+    async def read(cls, session: AsyncSession, items: Sequence[tuple[str, Message]]) -> Batch:
+        member_ids = sorted({n for _, event in items for m in _member_ids(event) if (n := _id(m)) is not None})
+        order_ids = sorted({n for subject, event in items if subject in (ORDER_RECORDED, ORDER_REFUNDED)
+                            and (n := _id(event.order_id)) is not None})  # type: ignore[attr-defined]
+        members: dict[int, Customer] = {}
+        stats: dict[int, CustomerStats] = {}
+        interactions: set[tuple[int, int]] = set()
+        for chunk in chunks(member_ids, IN_LIST):
+            members.update((c.id, c) for c in await session.scalars(
+                select(Customer).where(Customer.id.in_(chunk), Customer.kind == MEMBER)))
+            stats.update((row.customer_id, row) for row in await session.scalars(
+                select(CustomerStats).where(CustomerStats.customer_id.in_(chunk))))
+            interactions.update((row.customer_id, row.mall_id) for row in await session.execute(
+                select(CustomerInteraction.customer_id, CustomerInteraction.mall_id)
+                .where(CustomerInteraction.customer_id.in_(chunk))))
+        orders: dict[int, MemberOrder] = {}
+        for chunk in chunks(order_ids, IN_LIST):
+            orders.update((o.order_id, o) for o in await session.scalars(
+                select(MemberOrder).where(MemberOrder.order_id.in_(chunk))))
+        missing = [empty_stats(member_id) for member_id in members if member_id not in stats]
+        if missing:  # members from before every member had its stats row
+            session.add_all(missing)
+            await session.flush()
+            stats.update((row.customer_id, row) for row in missing)
+        recorded = [event for subject, event in items if subject == ORDER_RECORDED]
+        levels = await rules.levels(session) if recorded else ()
+        phones = sorted({e.buyer_phone for e in recorded if e.buyer_phone})  # type: ignore[attr-defined]
+        taken: set[str] = set()
+        for chunk in chunks(phones, IN_LIST):
+            taken.update(await session.scalars(select(Customer.phone).where(Customer.phone.in_(chunk))))
+        return cls(session, members, stats, interactions, orders, levels, taken)
+
+    def member(self, member_id: str, what: str) -> Customer | None:
+        number = _id(member_id)
+        member = self.members.get(number) if number is not None else None
+        if member is None:
+            self.unknown.append(f"{what} for member {member_id!r}")
+        return member
+
+    def activity(self, member_id: int) -> _Activity:
+        found = self.changed.get(member_id)
+        if found is None:
+            found = self.changed[member_id] = _Activity()
+        return found
+
+    def add_interaction(self, member_id: int, mall_id: int, kind: str, at: datetime) -> bool:
+        """Relates a member to a mall once; returns True when the relation is new."""
+        if (member_id, mall_id) in self.interactions:
+            return False
+        self.interactions.add((member_id, mall_id))
+        self.session.add(CustomerInteraction(customer_id=member_id, mall_id=mall_id, first_kind=kind, first_at=at))
+        return True
+
+
+async def apply(session: AsyncSession, items: Sequence[tuple[str, Message]]) -> None:
+    """Applies ledger events (subject, event), in order, in the caller's transaction."""
+    batch = await Batch.read(session, items)
+    # What the batch read is all it needs: nothing is flushed until the end, when everything goes at once.
+    with session.no_autoflush:
+        for subject, event in items:
+            await APPLY[subject](batch, event)
+    activity = [member_events.activity_event(member_id, new_order_ids=a.new_order_ids,
+                                             orders_changed=a.orders_changed)
+                for member_id, a in sorted(batch.changed.items())]
+    # The rows the batch adds and changes go as bulk statements (the unit of work writes each alone), the
+    # outbox's in the order they were added, then the activity events.
+    await session.run_sync(lambda s: flush_in_bulk(
+        s, inserts=(MemberOrder, TimelineEntry, CustomerInteraction, LevelChange, OutboxEvent),
+        updates=(CustomerStats, Customer, MemberOrder)))
+    if activity:
+        await session.run_sync(lambda s: add_events(s, OutboxEvent, activity))
+    if batch.unknown:
+        log.warning("ledger events for unknown members skipped", events=len(batch.unknown),
+                    first=batch.unknown[:5])
+
+
+async def _entry_posted(batch: Batch, event: Message) -> None:
     assert isinstance(event, events.EntryPosted)
-    member = await _member(session, event.member_id, "entry.posted")
-    if member is None or event.asset not in BALANCE_COLUMNS:
+    if event.asset not in BALANCE_COLUMNS:
         return
-    if _newer_balance(await stats_row(session, member.id), event):
-        member_events.activity_changed(session, member.id)
-    await _settlement(session, member.id, event)
+    member = batch.member(event.member_id, f"entry {event.entry_id}")
+    if member is None:
+        return
+    if _newer_balance(batch.stats[member.id], event):
+        batch.activity(member.id)
+    _settlement(batch, member.id, event)
 
 
-async def entries_posted(session: AsyncSession, event: Message) -> None:
-    """A batch posting's entries, each applied as ``entry_posted`` applies one, reading members and stats in bulk."""
+async def _entries_posted(batch: Batch, event: Message) -> None:
+    """A batch posting's entries, each applied as ``entry_posted`` applies one."""
     assert isinstance(event, events.EntriesPosted)
-    wanted = sorted({n for e in event.entries if e.asset in BALANCE_COLUMNS and (n := _id(e.member_id)) is not None})
-    known: set[int] = set()
-    stats: dict[int, CustomerStats] = {}
-    for chunk in chunks(wanted, IN_LIST):
-        known.update(await session.scalars(select(Customer.id).where(Customer.id.in_(chunk), Customer.kind == MEMBER)))
-        stats.update((row.customer_id, row) for row in await session.scalars(
-            select(CustomerStats).where(CustomerStats.customer_id.in_(chunk))))
-    changed: set[int] = set()
-    unknown: list[str] = []
-    for e in event.entries:
-        if e.asset not in BALANCE_COLUMNS:
-            continue
-        member_id = _id(e.member_id)
-        if member_id is None or member_id not in known:
-            unknown.append(e.entry_id)
-            continue
-        row = stats.get(member_id)
-        if row is None:  # a member from before every member had its stats row
-            row = stats[member_id] = await stats_row(session, member_id)
-        if _newer_balance(row, e):
-            changed.add(member_id)
-        await _settlement(session, member_id, e)
-    for member_id in sorted(changed):
-        member_events.activity_changed(session, member_id)
-    if unknown:
-        log.warning("ledger entries for unknown members skipped", subject="entries.posted", entries=len(unknown),
-                    first_entry_ids=unknown[:5])
+    for entry in event.entries:
+        await _entry_posted(batch, entry)
 
 
 def _newer_balance(stats: CustomerStats, entry: events.EntryPosted) -> bool:
@@ -113,88 +204,115 @@ def _newer_balance(stats: CustomerStats, entry: events.EntryPosted) -> bool:
     return True
 
 
-async def _settlement(session: AsyncSession, member_id: int, entry: events.EntryPosted) -> None:
+def _settlement(batch: Batch, member_id: int, entry: events.EntryPosted) -> None:
     """A manual points or red-packet settlement in a mall makes it an interaction mall."""
     mall_id = _id(entry.mall_id)
     is_settlement = entry.kind == "ENTRY_KIND_ADJUST" and not entry.order_id
     if mall_id is not None and is_settlement and entry.asset in SETTLEMENT_KINDS:
-        if await MemberRepository(session).add_interaction(member_id, mall_id, SETTLEMENT_KINDS[entry.asset],
-                                                           _time(entry.create_time)):
-            member_events.activity_changed(session, member_id)
+        if batch.add_interaction(member_id, mall_id, SETTLEMENT_KINDS[entry.asset], _time(entry.create_time)):
+            batch.activity(member_id)
 
 
-async def order_recorded(session: AsyncSession, event: Message) -> None:
+async def _order_recorded(batch: Batch, event: Message) -> None:
     assert isinstance(event, events.OrderRecorded)
-    member = await _member(session, event.member_id, "order.recorded")
+    session = batch.session
+    member = batch.member(event.member_id, f"order {event.order_id}")
     order_id = _id(event.order_id)
-    if member is None or order_id is None or await session.get(MemberOrder, order_id) is not None:
+    if member is None or order_id is None or order_id in batch.orders:
         return
     at = _time(event.occur_time)
-    session.add(MemberOrder(order_id=order_id, customer_id=member.id, mall_id=_id(event.mall_id),
-                            store_id=_id(event.store_id), channel=event.channel, amount_fen=event.amount,
-                            paid_amount_fen=event.paid_amount, refunded_amount_fen=0, fully_refunded=False,
-                            occurred_at=at))
-    stats = await stats_row(session, member.id)
+    mall_id = _id(event.mall_id)
+    order = MemberOrder(order_id=order_id, customer_id=member.id, mall_id=mall_id, store_id=_id(event.store_id),
+                        channel=event.channel, amount_fen=event.amount, paid_amount_fen=event.paid_amount,
+                        refunded_amount_fen=0, fully_refunded=False, occurred_at=at)
+    session.add(order)
+    batch.orders[order_id] = order
+    stats = batch.stats[member.id]
     stats.spend_count += 1
     stats.spend_total_fen += event.amount
     stats.first_spend_at = at if stats.first_spend_at is None else min(aware(stats.first_spend_at), at)
     stats.last_spend_at = at if stats.last_spend_at is None else max(aware(stats.last_spend_at), at)
-    mall_id = _id(event.mall_id)
     if mall_id is not None and mall_id != member.registration_mall_id:
-        await MemberRepository(session).add_interaction(member.id, mall_id, "consume", at)
+        batch.add_interaction(member.id, mall_id, "consume", at)
     timeline.record(session, member.id, "order", "system", order_id=event.order_id, mall_id=event.mall_id,
                     store_id=event.store_id, channel=event.channel, amount_fen=event.amount,
                     paid_amount_fen=event.paid_amount, points_earned=event.points_earned)
-    await rules.apply_spend(session, member, event.amount, at)
-    await _fill_from_order(session, member, event)
-    member_events.activity_changed(session, member.id, new_order_ids=[order_id])
+    await rules.apply_spend(session, member, event.amount, at, batch.levels)
+    await _fill_from_order(batch, member, event)
+    batch.activity(member.id).new_order_ids.append(order_id)
 
 
-async def _fill_from_order(session: AsyncSession, member: Customer, event: events.OrderRecorded) -> None:
+async def _fill_from_order(batch: Batch, member: Customer, event: events.OrderRecorded) -> None:
     """Fills a missing real name and phone from the buyer the order names, as an attribute change by "system"."""
     values: dict[str, str] = {}
     if not member.real_name and event.buyer_real_name:
         values["real_name"] = event.buyer_real_name
     if not member.phone and event.buyer_phone:
-        repo = MemberRepository(session)
-        if await repo.id_by(Customer.phone, event.buyer_phone) is None:
+        if event.buyer_phone not in batch.taken_phones:
             values["phone"] = event.buyer_phone
+            batch.taken_phones.add(event.buyer_phone)
         else:
             log.info("order's buyer phone belongs to another customer; not filled", member_id=member.id,
                      order_id=event.order_id)
-    await change_attributes(session, member, values, "system", utcnow(), order_id=event.order_id)
+    if values:
+        await change_attributes(batch.session, member, values, "system", utcnow(), order_id=event.order_id)
 
 
-async def order_refunded(session: AsyncSession, event: Message) -> None:
+async def _order_refunded(batch: Batch, event: Message) -> None:
     assert isinstance(event, events.OrderRefunded)
-    member = await _member(session, event.member_id, "order.refunded")
+    member = batch.member(event.member_id, f"refund {event.refund_id}")
     order_id = _id(event.order_id)
     if member is None or order_id is None:
         return
-    order = await session.get(MemberOrder, order_id)
-    stats = await stats_row(session, member.id)
+    order = batch.orders.get(order_id)
+    stats = batch.stats[member.id]
     if order is not None:
         order.refunded_amount_fen = event.total_refunded_amount
         if event.fully_refunded and not order.fully_refunded:
             order.fully_refunded = True
             stats.spend_count = max(0, stats.spend_count - 1)
     stats.spend_total_fen = max(0, stats.spend_total_fen - event.refund_amount)
-    timeline.record(session, member.id, "refund", "system", order_id=event.order_id, refund_id=event.refund_id,
+    timeline.record(batch.session, member.id, "refund", "system", order_id=event.order_id, refund_id=event.refund_id,
                     refund_amount_fen=event.refund_amount, points_reversed=event.points_reversed,
                     points_debt=event.points_debt)
-    await rules.apply_spend(session, member, -event.refund_amount, _time(event.refund_time))
-    member_events.activity_changed(session, member.id, orders_changed=True)
+    await rules.apply_spend(batch.session, member, -event.refund_amount, _time(event.refund_time), batch.levels)
+    batch.activity(member.id).orders_changed = True
 
 
-async def voucher_redeemed(session: AsyncSession, event: Message) -> None:
+async def _voucher_redeemed(batch: Batch, event: Message) -> None:
     assert isinstance(event, events.VoucherRedeemed)
-    member = await _member(session, event.member_id, "voucher.redeemed")
+    member = batch.member(event.member_id, f"voucher {event.redemption_id}")
     if member is None:
         return
     at = _time(event.occur_time)
-    timeline.record(session, member.id, "voucher_redeemed", "system", voucher_code=event.voucher_code,
+    timeline.record(batch.session, member.id, "voucher_redeemed", "system", voucher_code=event.voucher_code,
                     mall_id=event.mall_id, store_id=event.store_id, points_cost=event.points_cost)
     mall_id = _id(event.mall_id)
     if mall_id is not None and mall_id != member.registration_mall_id:
-        if await MemberRepository(session).add_interaction(member.id, mall_id, "redeem_voucher", at):
-            member_events.activity_changed(session, member.id)
+        if batch.add_interaction(member.id, mall_id, "redeem_voucher", at):
+            batch.activity(member.id)
+
+
+APPLY = {ENTRY_POSTED: _entry_posted, ENTRIES_POSTED: _entries_posted, ORDER_RECORDED: _order_recorded,
+         ORDER_REFUNDED: _order_refunded, VOUCHER_REDEEMED: _voucher_redeemed}
+
+
+# One event at a time (the consumer's per-message handlers): a batch of one.
+async def entry_posted(session: AsyncSession, event: Message) -> None:
+    await apply(session, [(ENTRY_POSTED, event)])
+
+
+async def entries_posted(session: AsyncSession, event: Message) -> None:
+    await apply(session, [(ENTRIES_POSTED, event)])
+
+
+async def order_recorded(session: AsyncSession, event: Message) -> None:
+    await apply(session, [(ORDER_RECORDED, event)])
+
+
+async def order_refunded(session: AsyncSession, event: Message) -> None:
+    await apply(session, [(ORDER_REFUNDED, event)])
+
+
+async def voucher_redeemed(session: AsyncSession, event: Message) -> None:
+    await apply(session, [(VOUCHER_REDEEMED, event)])

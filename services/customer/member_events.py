@@ -57,8 +57,14 @@ def level_changed(session: AsyncSession, c: Customer, from_level: int, kind: str
         operator_id=operator_id, change_time=to_timestamp(utcnow())))
 
 
+def activity_event(member_id: int, new_order_ids: Iterable[int] = (),
+                   orders_changed: bool = False) -> events.MemberActivityChanged:
+    """The event of a member's spend, balances or interaction malls changing (for ``add_events`` in bulk)."""
+    return events.MemberActivityChanged(
+        member_id=str(member_id), new_order_ids=[str(o) for o in new_order_ids], orders_changed=orders_changed,
+        change_time=to_timestamp(utcnow()))
+
+
 def activity_changed(session: AsyncSession, member_id: int, new_order_ids: Iterable[int] = (),
                      orders_changed: bool = False) -> None:
-    add_event(session, OutboxEvent, events.MemberActivityChanged(
-        member_id=str(member_id), new_order_ids=[str(o) for o in new_order_ids], orders_changed=orders_changed,
-        change_time=to_timestamp(utcnow())))
+    add_event(session, OutboxEvent, activity_event(member_id, new_order_ids, orders_changed))

@@ -72,7 +72,7 @@ async def observed(stub: pb_grpc.AlertServiceStub) -> dict[tuple[str, str], tupl
     return seen
 
 
-async def _stream_has(js, stream: str, count: int) -> bool:  # noqa: ANN001
+async def _stream_has(js, stream: str, count: int) -> bool:
     return (await js.stream_info(stream)).state.messages == count
 
 

@@ -163,7 +163,7 @@ async def test_consumer_retries_a_failing_handler_then_terminates_poison(databas
         await accounts.open_member_accounts(session, event)
 
     consumer = EventConsumer(db, js, durable="ledger-test", stream=CUSTOMER_STREAM,
-                             handlers={MEMBER_CREATED: flaky}, model=ProcessedMessage, max_deliver=2)
+                             handlers={MEMBER_CREATED: flaky}, model=ProcessedMessage, max_deliver=2, batched=False)
     await consumer.ensure()
     for i, member in enumerate(["poison", "1"]):
         await js.publish(MEMBER_CREATED, events.MemberCreated(member_id=member).SerializeToString(),
@@ -176,3 +176,51 @@ async def test_consumer_retries_a_failing_handler_then_terminates_poison(databas
         await asyncio.gather(task, return_exceptions=True)
         await db.dispose()
     assert calls == {"poison": 2, "1": 2}
+
+
+@pytest.mark.database("ledger")
+async def test_a_batch_commits_once_and_a_poison_message_in_it_blocks_and_redoes_nothing(database_url, js):
+    """Batched mode: a fetched batch applies in one transaction; when one message of it fails, the batch is
+    applied again one message per transaction, so the others apply exactly once and the poison one is terminated
+    alone; duplicates (in the batch or recorded before) change nothing."""
+    db = await make_db(database_url, LEDGER_MIGRATIONS)
+    batches: list[int] = []
+
+    async def handler(session, event):
+        if event.member_id == "poison":
+            raise RuntimeError("cannot handle poison")
+        await accounts.open_member_accounts(session, event)
+
+    consumer = EventConsumer(db, js, durable="ledger-test", stream=CUSTOMER_STREAM,
+                             handlers={MEMBER_CREATED: handler}, model=ProcessedMessage, max_deliver=2, batch=50)
+    original = consumer.apply_batch
+
+    async def counting(items):
+        batches.append(len(items))
+        return await original(items)
+
+    consumer.apply_batch = counting  # type: ignore[method-assign]
+    await consumer.ensure()
+    members = [str(i) for i in range(1, 21)]
+    members.insert(7, "poison")
+    for i, member in enumerate(members):
+        await js.publish(MEMBER_CREATED, events.MemberCreated(member_id=member).SerializeToString(),
+                         headers={"Nats-Msg-Id": f"m{i}"})
+    # The same message again under another id (a republish) and a repeat of a recorded id in the stream.
+    await js.publish(MEMBER_CREATED, events.MemberCreated(member_id="1").SerializeToString(),
+                     headers={"Nats-Msg-Id": "m0-again"})
+    task = asyncio.create_task(consumer.run())
+    try:
+        await caught_up(js, "CUSTOMER", "ledger-test", timeout=20)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    try:
+        async with db.read() as session:
+            recorded = set(await session.scalars(select(ProcessedMessage.msg_id)))
+        assert await count_accounts(db) == 3 * 20  # every good member once (member 1's repeat opened nothing new)
+        assert "m7" not in recorded  # the poison message was terminated, never recorded as applied
+        assert {f"m{i}" for i in range(len(members)) if i != 7} | {"m0-again"} <= recorded
+        assert batches and max(batches) > 1  # the batch went as one transaction first
+    finally:
+        await db.dispose()

@@ -60,7 +60,7 @@ async def refund(js: JetStreamContext, order_id: str, member_id: str, mall_id: s
         total_refunded_amount=refunded_total, total_refunded_paid_amount=refunded_total, fully_refunded=full))
 
 
-async def published(js: JetStreamContext, stream: str, subject: str, message_type: type[Message], check,  # noqa: ANN001
+async def published(js: JetStreamContext, stream: str, subject: str, message_type: type[Message], check,
                     timeout: float = 30.0) -> None:
     """Returns once the newest ``subject`` message on ``stream`` passes ``check`` (an outbox relays in commit
     order, so everything committed before it is on the stream too)."""

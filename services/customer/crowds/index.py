@@ -5,7 +5,9 @@ and the orders from the database into a ``segment_engine.MemberIndex`` (columnar
 ``crowds/loader.py``). After that, the index follows the CUSTOMER stream (an ephemeral
 ordered consumer starting right after the sequence read before the load): every event naming
 members re-reads those members and updates the engine in place (their columns, and only the
-bitmaps they enter or leave; a fast import names its members batch by batch), new orders are
+bitmaps they enter or leave, found from ``Memberships``: a refresh costs the same with 10 bitmaps
+or 10,000; a fast import names its members batch by batch; the events queued while a refresh runs
+are applied together, so a burst about one member is one refresh), new orders are
 appended and a refund reloads the orders. Every change to indexed data commits with an outbox
 event, so the database read after the event always sees it. ``save``/``restore`` snapshot the index with
 its stream sequence, so a start replays only what happened since (``start``).
@@ -44,7 +46,6 @@ SNAPSHOT_FORMAT = 2
 # Bitmaps that follow members' rows (``refresh_members`` keeps them); the rest are unions of them.
 MEMBER_BITMAPS = ("tag:", "group:", "interaction:")
 MAX_U32 = 2**32 - 1
-CHANGED = "refresh:changed"  # the members a refresh re-reads, registered while it runs
 # Event fields naming the members an event is about (one id or many, as text or numbers).
 MEMBER_ID_FIELDS = frozenset({"member_id", "customer_id", "member_ids", "customer_ids",
                               "updated_member_ids"})
@@ -74,6 +75,43 @@ def member_ids(event: Message) -> Iterator[int]:
                     yield int(one)
 
 
+class Memberships:
+    """Which member bitmaps each member is in: where a refreshed member was, without looking in every bitmap.
+
+    The state at a build or restore is kept compactly (member ids sorted, with a bitmap number each:
+    8 bytes a membership); members refreshed since then are kept in a dict.
+    """
+
+    def __init__(self, bitmaps: dict[str, se.Bitmap]) -> None:
+        self.names = sorted(bitmaps)
+        parts = [bitmaps[name].to_numpy().astype(np.int64) for name in self.names]
+        members = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        numbers = np.concatenate([np.full(len(p), i, dtype=np.int32) for i, p in enumerate(parts)]) if parts \
+            else np.zeros(0, dtype=np.int32)
+        order = np.argsort(members, kind="stable")
+        self._members, self._numbers = members[order], numbers[order]
+        self._since: dict[int, frozenset[str]] = {}
+
+    def of(self, member_id: int) -> frozenset[str]:
+        found = self._since.get(member_id)
+        if found is not None:
+            return found
+        lo, hi = np.searchsorted(self._members, [member_id, member_id + 1])
+        return frozenset(self.names[n] for n in self._numbers[lo:hi])
+
+    def set(self, member_id: int, names: frozenset[str]) -> None:
+        self._since[member_id] = names
+
+
+def _wanted(changed: np.ndarray, wanted: dict[str, se.Bitmap]) -> dict[int, set[str]]:
+    """Each changed member's member bitmaps, from the bitmaps a re-read puts them in."""
+    out: dict[int, set[str]] = {int(m): set() for m in changed}
+    for name, ids in wanted.items():
+        for m in ids.to_numpy().tolist():
+            out[m].add(name)
+    return out
+
+
 class CrowdIndex:
     def __init__(self, db: Database, timezone: str = "Asia/Shanghai") -> None:
         self.db = db
@@ -86,6 +124,7 @@ class CrowdIndex:
         self._unions: dict[str, frozenset[str]] = {}  # registered union -> the bitmaps it joins
         self._order_ids = se.Bitmap()  # the orders in the index (ledger order ids), so none is added twice
         self._orders_dirty = False
+        self._memberships = Memberships({})
         self._lock = asyncio.Lock()
 
     # --- building
@@ -116,15 +155,15 @@ class CrowdIndex:
         if js is not None:
             self.sequence = (await js.stream_info(CUSTOMER_STREAM.name)).state.last_seq
         async with self._lock:
-            index, order_ids = await self._load()
-            self.index, self._order_ids = index, order_ids
+            index, order_ids, memberships = await self._load()
+            self.index, self._order_ids, self._memberships = index, order_ids, memberships
             self._unions.clear()
             self._orders_dirty = False
             self.built_at = datetime.now(UTC)
         log.info("crowd index built", members=index.n_members - 1, orders=index.n_orders, sequence=self.sequence,
                  seconds=round((self.built_at - started).total_seconds(), 2))
 
-    async def _load(self) -> tuple[se.MemberIndex, se.Bitmap]:
+    async def _load(self) -> tuple[se.MemberIndex, se.Bitmap, Memberships]:
         """Reads the members and the orders at the same time, on two connections (each read is after the
         stream position was noted, so whatever either misses arrives as an event)."""
 
@@ -150,7 +189,7 @@ class CrowdIndex:
         for name, ids in bitmaps.items():
             index.set_bitmap(name, ids)
         index.set_orders(*orders.arrays())
-        return index, _order_bitmap(orders.order_id)
+        return index, _order_bitmap(orders.order_id), Memberships(bitmaps)
 
     @staticmethod
     def _member_bitmaps(rows: loader.Members, pairs: dict[str, np.ndarray]) -> dict[str, se.Bitmap]:
@@ -191,31 +230,36 @@ class CrowdIndex:
                 values, valid = np.zeros(len(changed), dtype=np.int64), np.zeros(len(changed), dtype=bool)
                 values[at], valid[at] = rows.values[name], rows.valid[name]
                 self.index.update(name, changed.astype(np.uint32), values, valid)
-            touched = self._refresh_bitmaps(_bitmap(changed), self._member_bitmaps(rows, pairs))
+            touched = self._refresh_bitmaps(changed, self._member_bitmaps(rows, pairs))
             for union, parts in list(self._unions.items()):
                 if parts & touched:
                     del self._unions[union]
 
-    def _refresh_bitmaps(self, changed: se.Bitmap, wanted: dict[str, se.Bitmap]) -> set[str]:
-        """Moves the ``changed`` members into exactly the ``wanted`` bitmaps; returns the bitmaps that changed."""
-        present = set(self.index.bitmaps())
-        touched = set()
-        self.index.set_bitmap(CHANGED, changed)
-        try:
-            for name in sorted({n for n in present if _is_member_bitmap(n)} | set(wanted)):
-                new = wanted.get(name, se.Bitmap())
-                if name not in present:
-                    if new:
-                        self.index.set_bitmap(name, new)
-                        touched.add(name)
-                    continue
-                if self.index.evaluate(_bitmap_package(name, CHANGED)) == new:
-                    continue  # nobody changed entered or left it
-                self.index.set_bitmap(name, (self.index.evaluate(_bitmap_package(name)) - changed) | new)
-                touched.add(name)
-        finally:
-            self.index.drop_bitmap(CHANGED)
-        return touched
+    def _refresh_bitmaps(self, changed: np.ndarray, wanted: dict[str, se.Bitmap]) -> set[str]:
+        """Moves the ``changed`` members into exactly the ``wanted`` bitmaps; returns the bitmaps that changed.
+
+        Only the bitmaps a changed member enters or leaves are read and written (``Memberships`` says where
+        each was), so the cost follows the members and their bitmaps, not how many bitmaps there are.
+        """
+        enter: dict[str, list[int]] = {}
+        leave: dict[str, list[int]] = {}
+        for member_id, now in _wanted(changed, wanted).items():
+            before = self._memberships.of(member_id)
+            after = frozenset(now)
+            if before == after:
+                continue
+            for name in after - before:
+                enter.setdefault(name, []).append(member_id)
+            for name in before - after:
+                leave.setdefault(name, []).append(member_id)
+            self._memberships.set(member_id, after)
+        present = set(self.index.bitmaps()) if enter or leave else set()
+        for name in sorted(enter.keys() | leave.keys()):
+            current = self.index.evaluate(_bitmap_package(name)) if name in present else se.Bitmap()
+            added = _bitmap(np.array(enter.get(name, ()), dtype=np.int64))
+            removed = _bitmap(np.array(leave.get(name, ()), dtype=np.int64))
+            self.index.set_bitmap(name, (current - removed) | added)
+        return enter.keys() | leave.keys()
 
     async def append_orders(self, order_ids: Sequence[int]) -> None:
         """Adds these new orders (those already in the index, e.g. after a reload, are skipped)."""
@@ -361,6 +405,8 @@ class CrowdIndex:
             log.warning("crowd index snapshot lacks columns; rebuilding")
             return False
         self.index, self.sequence, self._order_ids = index, sequence, order_ids
+        self._memberships = Memberships({name: index.evaluate(_bitmap_package(name))
+                                         for name in index.bitmaps() if _is_member_bitmap(name)})
         self._orders_dirty = bool(manifest.get("orders_dirty"))
         self.built_at = datetime.now(UTC)
         self._unions.clear()

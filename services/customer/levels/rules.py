@@ -36,8 +36,11 @@ async def levels(session: AsyncSession) -> Sequence[Level]:
 
 
 async def move(session: AsyncSession, member: Customer, to_level: int, kind: int, reason: str, operator_id: str,
-               now: datetime, level: Level | None) -> LevelChange:
-    """Puts the member at ``to_level`` (``level`` is its definition, None for 0) and records it."""
+               now: datetime, level: Level | None, *, flush: bool = True) -> LevelChange:
+    """Puts the member at ``to_level`` (``level`` is its definition, None for 0) and records it.
+
+    ``flush=False`` leaves the change pending (its ``id`` unset) for a caller that flushes once for many.
+    """
     from_level = member.level
     member.level = to_level
     member.level_expires_at = add_months(now, level.validity_months) if level and level.validity_months else None
@@ -46,27 +49,35 @@ async def move(session: AsyncSession, member: Customer, to_level: int, kind: int
     change = LevelChange(customer_id=member.id, from_level=from_level, to_level=to_level, kind=kind, reason=reason,
                          operator_id=operator_id, created_at=now)
     session.add(change)
-    await session.flush()
+    if flush:
+        await session.flush()
     timeline.record(session, member.id, "level_changed", operator_id, **{"from": from_level, "to": to_level},
                     change=KIND_NAMES[kind], reason=reason)
     member_events.level_changed(session, member, from_level, KIND_NAMES[kind], reason, operator_id)
     return change
 
 
-async def apply_spend(session: AsyncSession, member: Customer, spend_fen: int, at: datetime) -> LevelChange | None:
-    """Counts a spend (negative for a refund) and upgrades automatically when a threshold is reached."""
+async def apply_spend(session: AsyncSession, member: Customer, spend_fen: int, at: datetime,
+                      defined: Sequence[Level] | None = None) -> LevelChange | None:
+    """Counts a spend (negative for a refund) and upgrades automatically when a threshold is reached.
+
+    ``defined``: the levels, when the caller read them already (e.g. once for a batch of events). An upgrade's
+    rows are left pending for the caller's next flush.
+    """
     stats = await stats_row(session, member.id)
     stats.cumulative_spend_fen = max(0, stats.cumulative_spend_fen + spend_fen)
     stats.level_spend_fen = max(0, stats.level_spend_fen + spend_fen)
     if spend_fen <= 0 or member.level_frozen or member.disabled or member.deleted_at is not None or member.virtual:
         return None
-    reachable = [lv for lv in await levels(session) if lv.upgrade_mode == pb.UPGRADE_MODE_AUTOMATIC
+    if defined is None:
+        defined = await levels(session)
+    reachable = [lv for lv in defined if lv.upgrade_mode == pb.UPGRADE_MODE_AUTOMATIC
                  and lv.number > member.level and lv.upgrade_spend_fen <= stats.cumulative_spend_fen]
     if not reachable:
         return None
     target = reachable[-1]
     return await move(session, member, target.number, pb.LEVEL_CHANGE_KIND_UPGRADE,
-                      f"cumulative spend reached {target.upgrade_spend_fen} fen", "system", at, target)
+                      f"cumulative spend reached {target.upgrade_spend_fen} fen", "system", at, target, flush=False)
 
 
 async def expire(session: AsyncSession, as_of: datetime) -> tuple[int, int]:
