@@ -60,7 +60,7 @@ HAND_ROUTES: dict[str, tuple[str, str, str]] = {
 
 SIGN_IN_PATH = "/v1/sessions"
 REFRESH_PATH = "/v1/sessions:refresh"
-SIGN_OUT_PATH = "/v1/sessions:signOut"
+SIGN_OUT_PATH = "/v1/sessions:revoke"
 VARIABLE = re.compile(r"\{([a-z0-9_.]+)(?:=[^}]*)?\}")
 
 

@@ -54,6 +54,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("nav.levels", "military_tech", "/levels"),
     ("nav.groups", "folder_shared", "/groups"),
     ("nav.tags", "sell", "/tags"),
+    ("nav.virtual", "face", "/virtual-customers"),
     ("nav.settings", "tune", "/settings"),
     ("nav.business", "business", "/business-customers"),
     ("nav.alerts", "warning", "/alerts"),

@@ -47,8 +47,9 @@ class Session:
 def _session_of(answer: dict[str, Any]) -> Session:
     """A session from the sign-in answer: tokens, and who signed in."""
     staff = answer.get("staff") or {}
+    tokens = answer.get("tokens") or answer
     role = str(staff.get("role") or answer.get("role") or "")
-    return Session(access_token=str(answer["access_token"]), refresh_token=str(answer.get("refresh_token", "")),
+    return Session(access_token=str(tokens["access_token"]), refresh_token=str(tokens.get("refresh_token", "")),
                    staff_id=str(staff.get("staff_id") or answer.get("staff_id") or ""),
                    name=str(staff.get("name") or answer.get("name") or staff.get("staff_id") or ""),
                    role=role.lower().removeprefix("staff_role_").removeprefix("role_"),
@@ -87,8 +88,9 @@ class Sessions:
             answer = await Api(self.app).post(REFRESH_PATH, {"refresh_token": session.refresh_token})
         except ApiError:
             return False
-        session.access_token = str(answer["access_token"])
-        session.refresh_token = str(answer.get("refresh_token") or session.refresh_token)
+        tokens = answer.get("tokens") or answer
+        session.access_token = str(tokens["access_token"])
+        session.refresh_token = str(tokens.get("refresh_token") or session.refresh_token)
         return True
 
     async def sign_out(self, sid: str | None) -> None:
