@@ -28,6 +28,7 @@ def tile(label: str, value: str, name: str) -> None:
 def bar_chart(title: str, names: list[str], values: list[int]) -> None:
     ui.echart({
         "title": {"text": title, "textStyle": {"fontSize": 14}},
+        "animation": False,
         "tooltip": {},
         "grid": {"left": 48, "right": 16, "bottom": 32, "top": 40},
         "xAxis": {"type": "category", "data": names},
