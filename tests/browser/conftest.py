@@ -120,6 +120,12 @@ class Operator:
             self.page.screenshot(path=str(ARTIFACTS / f"{screen}.{lang}.png"), full_page=True)
         self.switch_language()
 
+    def snapshot(self, screen: str, lang: str = "zh-CN") -> None:
+        """A screenshot of a state a reload would lose (a wizard's later step), in the language shown."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.assert_no_overflow(screen)
+        self.page.screenshot(path=str(ARTIFACTS / f"{screen}.{lang}.png"), full_page=True)
+
     def assert_no_overflow(self, where: str) -> None:
         widths = self.page.evaluate(
             "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")

@@ -63,3 +63,27 @@ def test_adjust_points_and_see_the_statement(operator, seeded):
     expect(statement.get_by_role("cell", name="+120")).to_be_visible()
     expect(statement.get_by_role("cell", name="补录 12 月小票")).to_be_visible()
     operator.photograph("member-detail")
+
+
+def test_change_a_level_and_download_the_record(operator, seeded):
+    page = operator.page
+    operator.sign_in()
+    operator.go(f"/members/{seeded.members['13800000003']}")
+    expect(page.get_by_test_id("level")).to_have_text("无等级")
+    page.get_by_role("button", name="变更等级").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("变更为").click()
+    page.get_by_role("option", name="金卡会员").click()
+    dialog.get_by_label("变更原因").fill("大客户")
+    dialog.get_by_role("button", name="确定").click()
+    expect(page.get_by_test_id("level")).to_have_text("金卡会员")
+    expect(page.get_by_test_id("level-frozen")).to_have_text("是")
+    page.get_by_role("tab", name="等级变更记录").click()
+    records = page.get_by_label("等级变更记录")
+    expect(records.get_by_role("cell", name="金卡会员")).to_be_visible()
+    expect(records.get_by_role("cell", name="大客户")).to_be_visible()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="下载等级变更记录").click()
+    text = download.value.path().read_text(encoding="utf-8-sig")
+    assert "大客户" in text and len(text.strip().splitlines()) == 2, text
+    operator.photograph("member-levels")

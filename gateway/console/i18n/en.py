@@ -278,7 +278,7 @@ LABELS: dict[str, str] = {
     "import.upload_hint": "CSV (UTF-8, GB18030, Big5) or Excel (.xlsx), at most 100 MB. Headers ignore case; phone and email are the keys.",
     "import.choose_file": "Choose a file",
     "import.file": "{name}: {rows} data rows",
-    "import.tag": "Tag for the imported customers (choose or type a new one)",
+    "import.tag": "Tag (choose or type a new one)",
     "import.encoding": "Encoding",
     "import.preview": "Preview (at most 20 rows)",
     "import.mode": "Mode",

@@ -278,7 +278,7 @@ LABELS: dict[str, str] = {
     "import.upload_hint": "支持 CSV（UTF-8、GB18030、Big5）与 Excel（.xlsx）文件，最大 100 MB。表头不区分大小写；手机号与邮箱为主键。",
     "import.choose_file": "选择文件",
     "import.file": "{name}：{rows} 行数据",
-    "import.tag": "为本次导入的客户选择或新建标签",
+    "import.tag": "标签（选择或新建）",
     "import.encoding": "数据格式",
     "import.preview": "数据预览（至多 20 条）",
     "import.mode": "导入模式",

@@ -12,6 +12,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
+from gateway.console.api import ApiError
 from gateway.console.layout import Page, frame, open_page
 from gateway.console.widgets import attempt, table_labels
 
@@ -52,11 +53,12 @@ class ImportWizard:
                 self.file_label = ui.label("").classes("font-medium")
                 with ui.row().classes("items-end gap-4"):
                     self.tag = ui.select(self.tag_names, label=t("import.tag"), with_input=True,
-                                         new_value_mode="add-unique", clearable=True).classes("w-56")
+                                         new_value_mode="add-unique", clearable=True).classes("w-80")
                     ui.label(t("import.encoding")).classes("text-sm")
                     self.encoding_toggle = ui.toggle({e: t.enum("encoding", e) for e in ENCODINGS}, value=self.encoding,
                                                      on_change=self.encoding_changed).props(
                         f'aria-label="{t("import.encoding")}"')
+                self.encoding_error = ui.label("").classes("text-negative text-sm").props('role="alert"')
                 with ui.row().classes("gap-6"):
                     self.counts = {key: self.count_tile(key) for key in ("scanned", "duplicate", "invalid", "to_import")}
                 self.preview_table = ui.table(columns=[], rows=[], row_key="row_number").classes("w-full").props(
@@ -115,9 +117,17 @@ class ImportWizard:
 
     async def preview(self) -> None:
         t = self.t
-        answer = await attempt(lambda: self.api.call("ImportService.PreviewImport", {
-            "file_id": self.file["file_id"], "encoding": self.encoding}))
-        if answer is None:
+        self.encoding_error.set_text("")
+        try:
+            answer = await self.api.call("ImportService.PreviewImport", {"file_id": self.file["file_id"],
+                                                                         "encoding": self.encoding})
+        except ApiError as err:
+            # The preview must never show rows read with another encoding than the one chosen.
+            self.encoding_error.set_text(err.message)
+            self.preview_table.rows = []
+            self.preview_table.update()
+            for label in self.counts.values():
+                label.set_text("—")
             return
         counts = answer.get("counts") or {}
         for key, label in self.counts.items():
