@@ -94,7 +94,7 @@ class Operator:
         """The page has drawn its heading (every console page has one)."""
         from playwright.sync_api import expect
 
-        expect(self.page.get_by_role("heading", level=1)).to_be_visible()
+        expect(self.page.get_by_role("heading", level=1)).to_be_visible(timeout=15_000)
 
     def sign_in(self, login: str = ADMIN_PHONE, password: str = ADMIN_PASSWORD) -> None:
         from playwright.sync_api import expect

@@ -427,4 +427,5 @@ LABELS: dict[str, str] = {
     "virtual.col.name": "Name",
     "virtual.col.phone": "Phone",
     "virtual.col.created": "Created",
+    "crowds.uncategorised": "Uncategorised",
 }

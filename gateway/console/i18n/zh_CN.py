@@ -427,4 +427,5 @@ LABELS: dict[str, str] = {
     "virtual.col.name": "虚拟客户名",
     "virtual.col.phone": "手机号",
     "virtual.col.created": "创建时间",
+    "crowds.uncategorised": "未分类",
 }

@@ -50,7 +50,8 @@ class Builder:
         if self.mall_id not in choices.malls:
             self.mall_id = next(iter(choices.malls), "")
         categories = await attempt(lambda: self.api.call("CrowdService.ListCategories", {"mall_id": self.mall_id}))
-        category_options = {c["category_id"]: c.get("name", "") for c in (categories or {}).get("categories", [])}
+        category_options = {c["category_id"]: t("crowds.uncategorised") if c.get("is_default") else c.get("name", "")
+                            for c in (categories or {}).get("categories", [])}
         package = self.package or {}
         form = Form(t)
         with ui.row().classes("w-full gap-4 items-start no-wrap"):

@@ -74,7 +74,8 @@ class CrowdList:
                 with ui.item(on_click=lambda cid=cid: self.pick(cid)).props(
                         "clickable" + (" active" if cid == self.category_id else "")):
                     with ui.item_section():
-                        ui.item_label(category.get("name", ""))
+                        ui.item_label(t("crowds.uncategorised") if category.get("is_default")
+                                      else category.get("name", ""))
                         ui.item_label(t("crowds.package_count", n=int(category.get("package_count") or 0))).props(
                             "caption")
                     with ui.item_section().props("side"):
@@ -180,7 +181,8 @@ class CrowdList:
         t = self.t
         request = {"mall_id": self.mall_id, "category_id": self.category_id, "page_size": 1000}
         answer = await attempt(lambda: self.api.call("CrowdService.ListPackages", request))
-        names = {c["category_id"]: c.get("name", "") for c in self.categories}
+        names = {c["category_id"]: self.t("crowds.uncategorised") if c.get("is_default") else c.get("name", "")
+                 for c in self.categories}
         packages = (answer or {}).get("packages", [])
         self.table.rows = [{
             "package_id": p["package_id"], "name": p.get("name", ""), "category": names.get(p.get("category_id"), ""),
