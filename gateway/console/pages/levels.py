@@ -26,7 +26,7 @@ async def levels_page(request: Request) -> RedirectResponse | None:
         ui.label(t("levels.hint")).classes("text-sm text-grey-8")
         view = LevelsView(page)
         ui.button(t("levels.add"), icon="add", on_click=lambda: view.dialog(None))
-        view.table()
+        await view.table()
     return None
 
 

@@ -345,7 +345,7 @@ class MemberView:
         t = self.t
         with ui.row().classes("w-full justify-end"):
             ui.button(t("level.download_records"), icon="download", on_click=self.download_levels).props("outline")
-        self.level_table()
+        await self.level_table()
 
     @ui.refreshable_method
     async def level_table(self) -> None:
