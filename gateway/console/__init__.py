@@ -13,7 +13,7 @@ import importlib
 from fastapi import FastAPI, HTTPException
 
 PAGES = ("sign_in", "dashboard", "members", "member_detail", "import_wizard", "crowd_builder", "crowds",
-         "settings", "levels", "groups", "tags", "virtual_customers", "alerts", "organisation")
+         "settings", "levels", "groups", "tags", "virtual_customers", "alerts", "organisation", "business")
 
 
 def mount(app: FastAPI, *, secure_cookie: bool = False) -> None:

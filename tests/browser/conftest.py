@@ -103,7 +103,7 @@ class Operator:
         self.page.get_by_label("手机号").fill(login)
         self.page.get_by_label("密码").fill(password)
         self.page.get_by_role("button", name="登录").click()
-        expect(self.page.get_by_role("heading", name="概览")).to_be_visible()
+        expect(self.page.get_by_role("heading", name="概览")).to_be_visible(timeout=15_000)
 
     def switch_language(self) -> None:
         with self.page.expect_navigation():

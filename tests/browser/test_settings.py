@@ -80,3 +80,28 @@ def test_organisation_and_alerts(operator, seeded):
     expect(page.get_by_role("cell", name="活动补偿")).to_be_visible()
     operator.go("/alerts")
     operator.photograph("alerts")
+
+
+def test_business_customer_with_a_primary_contact(operator, seeded):
+    page = operator.page
+    operator.sign_in()
+    operator.go("/business-customers")
+    page.get_by_role("button", name="创建客户").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("客户名称").fill("华润万家")
+    dialog.get_by_label("行业").fill("零售")
+    dialog.get_by_label("负责人").click()
+    page.get_by_role("option", name="管理员").click()
+    dialog.get_by_role("button", name="确定").click()
+    customers = page.get_by_label("企业客户")
+    expect(customers.get_by_role("cell", name="华润万家")).to_be_visible()
+    operator.photograph("business-customers")
+    customers.get_by_role("cell", name="华润万家").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("姓名").fill("陈经理")
+    dialog.get_by_label("手机").fill("13500000001")
+    dialog.get_by_role("checkbox", name="主联系人").click()
+    dialog.get_by_role("button", name="添加联系人").click()
+    contacts = dialog.get_by_label("联系人", exact=True)
+    expect(contacts.get_by_role("cell", name="陈经理")).to_be_visible()
+    expect(contacts.get_by_role("row").filter(has_text="陈经理").get_by_text("主联系人")).to_be_visible()

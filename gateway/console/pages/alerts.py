@@ -12,7 +12,7 @@ from nicegui import ui
 
 from gateway.console.api import ApiError, serves
 from gateway.console.crowd_editor import Choices, load_choices
-from gateway.console.layout import Page, frame, open_page
+from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
 from gateway.console.widgets import Form, Pager, attempt, fen_from_yuan, table_labels, when, yuan, yuan_text
 
 SCOPES = ("STORE_SCOPE_KIND_ALL", "STORE_SCOPE_KIND_CATEGORY", "STORE_SCOPE_KIND_BUSINESS_FORMAT",
@@ -21,7 +21,7 @@ STATES = ("ALERT_STATE_OPEN", "ALERT_STATE_WHITELISTED", "ALERT_STATE_MEMBER_DIS
 MAX_RULES = 20
 
 
-@ui.page("/alerts")
+@ui.page("/alerts", response_timeout=PAGE_TIMEOUT_S)
 async def alerts_page(request: Request, mall: str = "") -> RedirectResponse | None:
     page = open_page(request)
     if isinstance(page, RedirectResponse):

@@ -10,12 +10,12 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from gateway.console.crowd_editor import Choices, CrowdEditor, load_choices
-from gateway.console.layout import Page, frame, open_page
+from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
 from gateway.console.pages.members import member_row
 from gateway.console.widgets import Form, Pager, attempt, download_csv, table_labels, when
 
 
-@ui.page("/crowds/new")
+@ui.page("/crowds/new", response_timeout=PAGE_TIMEOUT_S)
 async def new_package_page(request: Request, mall: str = "") -> RedirectResponse | None:
     page = open_page(request)
     if isinstance(page, RedirectResponse):
@@ -25,7 +25,7 @@ async def new_package_page(request: Request, mall: str = "") -> RedirectResponse
     return None
 
 
-@ui.page("/crowds/{package_id}/edit")
+@ui.page("/crowds/{package_id}/edit", response_timeout=PAGE_TIMEOUT_S)
 async def edit_package_page(request: Request, package_id: str) -> RedirectResponse | None:
     page = open_page(request)
     if isinstance(page, RedirectResponse):
@@ -123,7 +123,7 @@ class Builder:
             ui.navigate.to(f"/crowds?mall={self.mall_id}")
 
 
-@ui.page("/crowds/{package_id}")
+@ui.page("/crowds/{package_id}", response_timeout=PAGE_TIMEOUT_S)
 async def package_members_page(request: Request, package_id: str) -> RedirectResponse | None:
     page = open_page(request)
     if isinstance(page, RedirectResponse):

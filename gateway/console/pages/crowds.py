@@ -9,7 +9,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
-from gateway.console.layout import Page, frame, open_page
+from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
 from gateway.console.widgets import Form, attempt, table_labels, when
 
 STATUS_COLOURS = {"PACKAGE_STATUS_UPDATING": "orange", "PACKAGE_STATUS_READY": "positive",
@@ -21,7 +21,7 @@ async def malls_of(page: Page) -> dict[str, str]:
     return {m["mall_id"]: m.get("name", m["mall_id"]) for m in answer.get("malls", [])}
 
 
-@ui.page("/crowds")
+@ui.page("/crowds", response_timeout=PAGE_TIMEOUT_S)
 async def crowds_page(request: Request, mall: str = "") -> RedirectResponse | None:
     page = open_page(request)
     if isinstance(page, RedirectResponse):

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from gateway.console.api import serves
-from gateway.console.layout import Page, frame, open_page
+from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
 from gateway.console.widgets import attempt
 
 SCORES = ("1", "2", "3", "4", "5")
@@ -48,7 +48,7 @@ async def package_counts(page: Page) -> dict[str, int]:
     return counts
 
 
-@ui.page("/")
+@ui.page("/", response_timeout=PAGE_TIMEOUT_S)
 async def dashboard_page(request: Request) -> RedirectResponse | None:
     page = open_page(request)
     if isinstance(page, RedirectResponse):

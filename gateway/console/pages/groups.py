@@ -9,14 +9,14 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
-from gateway.console.layout import Page, frame, open_page
+from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
 from gateway.console.pages.members import member_row, members_columns
 from gateway.console.widgets import Form, Pager, attempt, table_labels
 
 MOVE_LIMIT = 1000
 
 
-@ui.page("/groups")
+@ui.page("/groups", response_timeout=PAGE_TIMEOUT_S)
 async def groups_page(request: Request, group: str = "default") -> RedirectResponse | None:
     page = open_page(request)
     if isinstance(page, RedirectResponse):

@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from gateway.console.api import ApiError
-from gateway.console.layout import Page, frame, open_page
+from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
 from gateway.console.widgets import attempt, table_labels
 
 ENCODINGS = ("IMPORT_ENCODING_UTF8", "IMPORT_ENCODING_GB18030", "IMPORT_ENCODING_BIG5")
@@ -22,7 +22,7 @@ DONE = ("IMPORT_JOB_STATE_SUCCEEDED", "IMPORT_JOB_STATE_FAILED")
 MAX_BYTES = 100 * 1024 * 1024
 
 
-@ui.page("/import")
+@ui.page("/import", response_timeout=PAGE_TIMEOUT_S)
 async def import_page(request: Request) -> RedirectResponse | None:
     page = open_page(request)
     if isinstance(page, RedirectResponse):

@@ -10,13 +10,13 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from gateway.console.api import ApiError
-from gateway.console.layout import Page, frame, open_page
+from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
 from gateway.console.widgets import Form, attempt, fen_from_yuan, table_labels, yuan, yuan_text
 
 MODES = ("UPGRADE_MODE_MANUAL", "UPGRADE_MODE_AUTOMATIC")
 
 
-@ui.page("/levels")
+@ui.page("/levels", response_timeout=PAGE_TIMEOUT_S)
 async def levels_page(request: Request) -> RedirectResponse | None:
     page = open_page(request)
     if isinstance(page, RedirectResponse):

@@ -14,7 +14,7 @@ from nicegui import ui
 
 from gateway.console.api import ApiError
 from gateway.console.crowd_editor import Choices, load_choices
-from gateway.console.layout import Page, frame, open_page
+from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
 from gateway.console.widgets import (DISPLAY_ZONE, Form, Pager, attempt, download_csv, fen_from_yuan, points,
                                      table_labels, when, yuan)
 
@@ -31,7 +31,7 @@ def fact(label: str, value: str, name: str = "") -> None:
         ui.label(value or "—").props(f'data-testid="{name}"' if name else "")
 
 
-@ui.page("/members/{member_id}")
+@ui.page("/members/{member_id}", response_timeout=PAGE_TIMEOUT_S)
 async def member_detail_page(request: Request, member_id: str) -> RedirectResponse | None:
     page = open_page(request)
     if isinstance(page, RedirectResponse):

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from gateway.console.crowd_editor import REVIEWS, Choices, CrowdEditor, load_choices
-from gateway.console.layout import frame, open_page
+from gateway.console.layout import PAGE_TIMEOUT_S, frame, open_page
 from gateway.console.widgets import Pager, attempt, points, table_labels, when, yuan
 
 SORTS = ("MEMBER_ORDER_BY_CREATE_TIME", "MEMBER_ORDER_BY_POINTS_BALANCE", "MEMBER_ORDER_BY_SPEND_TOTAL",
@@ -52,7 +52,7 @@ def members_columns(t: Any) -> list[dict[str, Any]]:
     ]
 
 
-@ui.page("/members")
+@ui.page("/members", response_timeout=PAGE_TIMEOUT_S)
 async def members_page(request: Request) -> RedirectResponse | None:
     page = open_page(request)
     if isinstance(page, RedirectResponse):

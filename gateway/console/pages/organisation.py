@@ -11,14 +11,14 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from gateway.console.crowd_editor import Choices, load_choices
-from gateway.console.layout import Page, frame, open_page
+from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
 from gateway.console.widgets import Form, attempt, table_labels, when
 
 ROLES = ("STAFF_ROLE_SUPER_ADMIN", "STAFF_ROLE_MALL_ADMIN", "STAFF_ROLE_SALES", "STAFF_ROLE_STORE_STAFF")
 ASSETS = ("ASSET_UNSPECIFIED", "ASSET_POINTS", "ASSET_RED_PACKET", "ASSET_BALANCE")
 
 
-@ui.page("/organisation")
+@ui.page("/organisation", response_timeout=PAGE_TIMEOUT_S)
 async def organisation_page(request: Request, tab: str = "malls") -> RedirectResponse | None:
     page = open_page(request)
     if isinstance(page, RedirectResponse):

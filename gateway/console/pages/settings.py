@@ -8,14 +8,14 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
-from gateway.console.layout import frame, open_page
+from gateway.console.layout import PAGE_TIMEOUT_S, frame, open_page
 from gateway.console.widgets import Form, attempt
 
 OPTIONS = ("phone_authorization", "show_user_id", "show_level", "review_required", "hide_prices_until_approved",
            "base_level_may_order")
 
 
-@ui.page("/settings")
+@ui.page("/settings", response_timeout=PAGE_TIMEOUT_S)
 async def settings_page(request: Request) -> RedirectResponse | None:
     page = open_page(request)
     if isinstance(page, RedirectResponse):

@@ -9,12 +9,12 @@ from nicegui import ui
 
 from gateway.console.api import ApiError
 from gateway.console.i18n import Labels
-from gateway.console.layout import language_switch
+from gateway.console.layout import PAGE_TIMEOUT_S, language_switch
 from gateway.console.session import language_of
 from gateway.console.widgets import Form
 
 
-@ui.page("/sign-in")
+@ui.page("/sign-in", response_timeout=PAGE_TIMEOUT_S)
 def sign_in_page(request: Request) -> None:
     t = Labels(language_of(request))
     ui.page_title(f"{t('sign_in.title')} · {t('app.name')}")

@@ -8,11 +8,11 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
-from gateway.console.layout import frame, open_page
+from gateway.console.layout import PAGE_TIMEOUT_S, frame, open_page
 from gateway.console.widgets import Form, attempt, table_labels, when
 
 
-@ui.page("/tags")
+@ui.page("/tags", response_timeout=PAGE_TIMEOUT_S)
 async def tags_page(request: Request) -> RedirectResponse | None:
     page = open_page(request)
     if isinstance(page, RedirectResponse):

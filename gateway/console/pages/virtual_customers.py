@@ -8,11 +8,11 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
-from gateway.console.layout import frame, open_page
+from gateway.console.layout import PAGE_TIMEOUT_S, frame, open_page
 from gateway.console.widgets import Form, attempt, table_labels, when
 
 
-@ui.page("/virtual-customers")
+@ui.page("/virtual-customers", response_timeout=PAGE_TIMEOUT_S)
 async def virtual_customers_page(request: Request) -> RedirectResponse | None:
     page = open_page(request)
     if isinstance(page, RedirectResponse):
