@@ -26,6 +26,7 @@ class Seeded:
     store_ids: list[str] = field(default_factory=list)
     reason_template_id: str = ""
     members: dict[str, str] = field(default_factory=dict)  # phone -> member_id
+    token: str = ""
 
 
 class Gateway:
@@ -55,11 +56,14 @@ def create_first_admin(system: System) -> str:
 
 
 def seed(system: System) -> Seeded:
-    api = Gateway(system, create_first_admin(system))
+    token = create_first_admin(system)
+    api = Gateway(system, token)
     try:
-        return _seed(api)
+        seeded = _seed(api)
     finally:
         api.http.close()
+    seeded.token = token
+    return seeded
 
 
 def _seed(api: Gateway) -> Seeded:

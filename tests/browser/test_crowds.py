@@ -7,7 +7,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.xdist_group("console")]
 
 
 def choose(page, scope, label: str, option: str) -> None:  # noqa: ANN001

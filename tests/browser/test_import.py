@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.xdist_group("console")]
 
 ROWS = [("手机号", "姓名", "性别"), ("13700000001", "赵六", "男"), ("13700000002", "钱七", "女"),
         ("13700000003", "孙八", "女"), ("13700000004", "周九", "男"), ("13700000002", "钱七重复", "女"),
