@@ -105,3 +105,20 @@ def test_business_customer_with_a_primary_contact(operator, seeded):
     contacts = dialog.get_by_label("联系人", exact=True)
     expect(contacts.get_by_role("cell", name="陈经理")).to_be_visible()
     expect(contacts.get_by_role("row").filter(has_text="陈经理").get_by_text("主联系人")).to_be_visible()
+
+
+def test_create_an_alert_rule(operator, seeded):
+    page = operator.page
+    operator.sign_in()
+    operator.go("/alerts")
+    page.get_by_role("tab", name="预警规则").click()
+    page.get_by_role("button", name="创建规则").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("规则名称").fill("大额单笔")
+    dialog.get_by_role("checkbox", name="单笔异常").click()
+    dialog.get_by_label("实付金额 ≥（元）").first.fill("5000")
+    dialog.get_by_role("button", name="确定").click()
+    rules = page.get_by_label("预警规则")
+    row = rules.get_by_role("row").filter(has_text="大额单笔")
+    expect(row.get_by_text("单笔实付 ≥ ¥5,000.00")).to_be_visible()
+    expect(row.get_by_text("所有门店")).to_be_visible()
