@@ -68,11 +68,12 @@ check-engine: setup
 
 # make test: make check, then unit, integration and e2e tests, in parallel (pytest-xdist), a worker per core.
 # CI (CI=true, as .ci/run runs) adds the chaos tests; CROWDPACK_TEST_POSTGRES_URL adds the PostgreSQL twins.
+# The browser tests share one running system: --dist loadgroup keeps their xdist_group on one worker.
 TEST_WORKERS ?= auto
 TEST_SELECT := $(if $(filter true,$(CI)),,-m "not chaos")
 
 test: setup check
-	$(PY) -m pytest -q -n $(TEST_WORKERS) $(TEST_SELECT)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(TEST_SELECT)
 
 # The unit tests alone: no server, no database (well under a minute).
 test-fast: setup

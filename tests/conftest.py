@@ -125,3 +125,21 @@ def system(backend: str, databases: Databases, tmp_path: Path) -> Iterator[Syste
         stack.callback(sys_.stop)
         sys_.start()
         yield sys_
+
+
+BROWSERS_SKIPPED = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:  # noqa: ANN001
+    config.stash[BROWSERS_SKIPPED] = sum("browser" in r.keywords for r in terminalreporter.stats.get("skipped", []))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run's last line says so when the console's browser tests could not run (no chromium here)."""
+    from tests.browser.conftest import CHROMIUM
+
+    skipped = config.stash.get(BROWSERS_SKIPPED, 0)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if skipped and not CHROMIUM.exists() and reporter is not None:
+        reporter.write_line(f"BROWSER TESTS NOT RUN: {skipped} console tests skipped, {CHROMIUM} is missing "
+                            "(apt-get install chromium fonts-wqy-microhei)", yellow=True, bold=True)

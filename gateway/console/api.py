@@ -1,0 +1,259 @@
+"""The console's one door to the system: the gateway's own HTTP API, called in-process.
+
+Pages name an RPC (``"MemberService.ListMembers"``) and pass the request as JSON-shaped
+values; this module finds the RPC's HTTP route, fills the path from the request, sends the
+rest as the query (GET, DELETE) or the JSON body, and returns the JSON answer. An error
+answer becomes an :class:`ApiError` carrying the field the gateway named, which the page
+shows beside that field.
+
+Routes come from the ``google.api.http`` annotations in the generated descriptors, which the
+gateway's transcoder serves; ``HAND_ROUTES`` lists the routes the gateway serves by hand for
+RPCs that have no annotation yet. Switching route shapes is a change here and nowhere else.
+
+The call goes through ``httpx.ASGITransport`` into the same FastAPI application that
+serves the API to everyone else, with the signed-in person's access token: the console
+has no back door to the services.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from google.api import annotations_pb2, http_pb2
+from google.protobuf import descriptor_pool
+from starlette.types import ASGIApp
+
+# The service modules whose descriptors name the routes (imported for their registration).
+SERVICE_MODULES = (
+    "crowdpack.customer.v1.member_service_pb2",
+    "crowdpack.customer.v1.level_service_pb2",
+    "crowdpack.customer.v1.classification_service_pb2",
+    "crowdpack.customer.v1.settings_service_pb2",
+    "crowdpack.customer.v1.organization_service_pb2",
+    "crowdpack.customer.v1.business_customer_service_pb2",
+    "crowdpack.customer.v1.import_service_pb2",
+    "crowdpack.customer.v1.crowd_service_pb2",
+    "crowdpack.ledger.v1.ledger_service_pb2",
+    "crowdpack.alert.v1.alert_service_pb2",
+)
+
+PACKAGES = ("crowdpack.customer.v1", "crowdpack.ledger.v1", "crowdpack.alert.v1")
+
+# Routes the gateway serves by hand (gateway/routes), for RPCs without an annotation.
+HAND_ROUTES: dict[str, tuple[str, str, str]] = {
+    "MemberService.CreateMember": ("POST", "/v1/members", "*"),
+    "MemberService.ListMembers": ("GET", "/v1/members", ""),
+    "MemberService.GetMember": ("GET", "/v1/members/{member_id}", ""),
+    "LedgerService.GetBalances": ("GET", "/v1/members/{member_id}/balances", ""),
+    "LedgerService.ListEntries": ("GET", "/v1/members/{member_id}/entries", ""),
+    "LedgerService.AdjustBalance": ("POST", "/v1/members/{member_id}/adjustments", "*"),
+    "LedgerService.ListReasonTemplates": ("GET", "/v1/reason-templates", ""),
+    "LedgerService.CreateReasonTemplate": ("POST", "/v1/reason-templates", "*"),
+    "LedgerService.UpdateReasonTemplate": ("PATCH", "/v1/reason-templates/{reason_template_id}", "*"),
+    "LedgerService.DeleteReasonTemplate": ("DELETE", "/v1/reason-templates/{reason_template_id}", ""),
+}
+
+SIGN_IN_PATH = "/v1/sessions"
+REFRESH_PATH = "/v1/sessions:refresh"
+SIGN_OUT_PATH = "/v1/sessions:revoke"
+VARIABLE = re.compile(r"\{([a-z0-9_.]+)(?:=[^}]*)?\}")
+
+
+class ApiError(Exception):
+    """One clear line for people, and the request field it is about (if the gateway named one)."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+    @property
+    def unauthenticated(self) -> bool:
+        return self.status == 401
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    body: str  # "*": every field not in the path; "": none (query string); else one field's name
+
+
+@cache
+def routes() -> dict[str, list[Route]]:
+    """Every RPC the gateway serves, by ``Service.Method``: its bindings, the primary one first."""
+    import importlib
+
+    for module in SERVICE_MODULES:
+        importlib.import_module(module)
+    found = {name: [Route(*spec)] for name, spec in HAND_ROUTES.items()}
+    pool = descriptor_pool.Default()
+    for package in PACKAGES:
+        for service in _services(pool, package):
+            for method in service.methods:
+                options = method.GetOptions()
+                if not options.HasExtension(annotations_pb2.http):
+                    continue
+                rule: http_pb2.HttpRule = options.Extensions[annotations_pb2.http]
+                bindings = [b for b in (_route_of(rule), *map(_route_of, rule.additional_bindings)) if b]
+                if bindings:
+                    found[f"{service.name}.{method.name}"] = bindings
+    return found
+
+
+def _route_of(rule: http_pb2.HttpRule) -> Route | None:
+    kind = rule.WhichOneof("pattern")
+    if kind is None or kind == "custom":
+        return None
+    return Route(kind.upper(), getattr(rule, kind), rule.body)
+
+
+def serves(rpc: str) -> bool:
+    return rpc in routes()
+
+
+def _needs_body(value: Any) -> bool:
+    """A list of objects (repeated messages) cannot travel in a query string."""
+    if isinstance(value, dict):
+        return any(_needs_body(v) for v in value.values())
+    if isinstance(value, list):
+        return any(isinstance(v, dict) or _needs_body(v) for v in value)
+    return False
+
+
+def _services(pool: descriptor_pool.DescriptorPool, package: str) -> list[Any]:
+    services = []
+    for module in SERVICE_MODULES:
+        if not module.startswith(package):
+            continue
+        name = module.rsplit(".", 1)[1].removesuffix("_pb2")
+        try:
+            file = pool.FindFileByName(f"{package.replace('.', '/')}/{name}.proto")
+        except KeyError:
+            continue
+        services.extend(file.services_by_name.values())
+    return services
+
+
+def _take(values: dict[str, Any], dotted: str) -> Any:
+    """Removes and returns ``values[a][b]`` for ``a.b``."""
+    *parents, last = dotted.split(".")
+    node = values
+    for part in parents:
+        node = node.get(part, {})
+    return node.pop(last, "")
+
+
+def flatten_query(values: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Query parameters as the transcoder reads them: ``filter.search=x``, a repeated field repeats."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            pairs.extend(flatten_query(value, f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            pairs.extend((name, _scalar(v)) for v in value)
+        elif value is not None and value != "":
+            pairs.append((name, _scalar(value)))
+    return pairs
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def build_request(rpc: str, request: dict[str, Any]) -> tuple[str, str, list[tuple[str, str]], dict[str, Any] | None]:
+    """(method, path, query pairs, JSON body) for one RPC call."""
+    bindings = routes().get(rpc)
+    if not bindings:
+        raise ApiError(404, "NOT_FOUND", f"the gateway serves no route for {rpc}")
+    route = bindings[0]
+    if not route.body and _needs_body(request):
+        route = next((b for b in bindings if b.body), route)
+    values = _deep_copy(request)
+    path = VARIABLE.sub(lambda m: quote(str(_take(values, m.group(1))), safe=""), route.path)
+    if route.body == "*":
+        return route.method, path, [], values
+    if route.body:
+        body = values.pop(route.body, {})
+        return route.method, path, flatten_query(values), body
+    return route.method, path, flatten_query(values), None
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def _error_of(response: httpx.Response) -> ApiError:
+    try:
+        error = response.json().get("error", {})
+    except ValueError:
+        error = {}
+    if not isinstance(error, dict):
+        error = {}
+    message = str(error.get("message") or response.reason_phrase or "request failed")
+    code = str(error.get("code") or error.get("status") or response.status_code)
+    field = error.get("field")
+    if not field:
+        for detail in error.get("details", []) or []:
+            for violation in detail.get("fieldViolations", detail.get("field_violations", [])) or []:
+                field = violation.get("field")
+                break
+    return ApiError(response.status_code, code, message, field or None)
+
+
+def _answer(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code >= 400:
+        raise _error_of(response)
+    if response.headers.get("content-type", "").startswith("text/csv"):
+        return {"csv": response.content, "row_count": int(response.headers.get("x-row-count") or 0),
+                "truncated": response.headers.get("x-truncated") == "true"}
+    return response.json() if response.content else {}
+
+
+class Api:
+    """The gateway's API as one person sees it: their access token on every call."""
+
+    def __init__(self, app: ASGIApp, access_token: str | None = None, timeout: float = 30.0) -> None:
+        self._app = app
+        self.access_token = access_token
+        self._timeout = timeout
+
+    def _client(self) -> httpx.AsyncClient:
+        headers = {"authorization": f"Bearer {self.access_token}"} if self.access_token else {}
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self._app), base_url="http://console",
+                                 headers=headers, timeout=self._timeout)
+
+    async def call(self, rpc: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The RPC's answer as JSON values; a CSV answer as ``{"csv": bytes, "row_count", "truncated"}``."""
+        method, path, query, body = build_request(rpc, request or {})
+        async with self._client() as http:
+            response = await http.request(method, path, params=query, json=body)
+        return _answer(response)
+
+    async def upload(self, rpc: str, data: bytes, filename: str, request: dict[str, Any] | None = None,
+                     ) -> dict[str, Any]:
+        """A file for an upload RPC, sent as the multipart ``file`` part (the transcoder streams it on)."""
+        method, path, query, _ = build_request(rpc, request or {})
+        async with self._client() as http:
+            response = await http.request(method, path, params=query,
+                                          files={"file": (filename, data, "application/octet-stream")})
+        return _answer(response)
+
+    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A plain POST (sign-in and refresh, which are not RPCs)."""
+        async with self._client() as http:
+            response = await http.post(path, json=body)
+        if response.status_code >= 400:
+            raise _error_of(response)
+        return response.json() if response.content else {}

@@ -1,0 +1,70 @@
+"""The console's label catalogues: the same keys and placeholders in every language, and every key the pages use."""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+
+import pytest
+
+from gateway.console import crowd_editor
+from gateway.console.i18n import CATALOGUES, DEFAULT_LANGUAGE, Labels
+from gateway.console.layout import NAV
+from gateway.console.pages.members import SORTS, TRI
+
+CONSOLE = Path(__file__).resolve().parents[2] / "gateway" / "console"
+LITERAL_KEY = re.compile(r"""\bt\(\s*["']([a-z_][a-z0-9_.]*)["']""")
+
+
+def placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def used_keys() -> set[str]:
+    keys = set()
+    for path in CONSOLE.rglob("*.py"):
+        keys |= set(LITERAL_KEY.findall(path.read_text(encoding="utf-8")))
+    keys |= {key for key, _, _ in NAV}
+    keys |= {f"crowd.kind.{k}" for k in crowd_editor.KINDS} | {f"crowd.window.{w}" for w in crowd_editor.WINDOWS}
+    keys |= {f"enum.metric.{m}" for m in crowd_editor.METRICS} | {f"enum.gender.{g}" for g in crowd_editor.GENDERS}
+    keys |= {f"enum.review.{r}" for r in crowd_editor.REVIEWS} | {f"enum.sort.{s}" for s in SORTS}
+    keys |= {f"tri.{field}.{v}" for field in ("card_opened", "disabled", "store_member") for v in TRI}
+    keys |= {f"members.filter.{f}" for f in ("card_opened", "disabled", "store_member", "levels", "review_statuses",
+                                             "registration_mall_ids", "tag_ids", "group_ids")}
+    return keys
+
+
+def test_default_language_is_chinese():
+    assert DEFAULT_LANGUAGE == "zh-CN"
+    assert Labels("no-such-language").lang == "zh-CN"
+
+
+@pytest.mark.parametrize("lang", sorted(CATALOGUES))
+def test_every_catalogue_has_every_key_of_the_others(lang):
+    others = set().union(*(set(c) for name, c in CATALOGUES.items() if name != lang))
+    missing = sorted(others - set(CATALOGUES[lang]))
+    assert not missing, f"{lang} lacks {missing}"
+
+
+@pytest.mark.parametrize("lang", sorted(CATALOGUES))
+def test_every_key_the_pages_use_is_in_the_catalogue(lang):
+    missing = sorted(used_keys() - set(CATALOGUES[lang]))
+    assert not missing, f"{lang} lacks {missing}"
+
+
+def test_placeholders_match_across_languages():
+    zh, en = CATALOGUES["zh-CN"], CATALOGUES["en"]
+    differ = {key: (placeholders(zh[key]), placeholders(en[key])) for key in zh
+              if placeholders(zh[key]) != placeholders(en.get(key, ""))}
+    assert not differ
+
+
+def test_labels_fill_placeholders_and_name_enums():
+    zh, en = Labels("zh-CN"), Labels("en")
+    assert zh("members.total", n="1,024") == "共 1,024 位会员"
+    assert en("members.total", n="1,024") == "1,024 members"
+    assert zh.enum("gender", "GENDER_FEMALE") == "女"
+    assert en.enum("gender", "GENDER_UNSPECIFIED") == "—"
+    with pytest.raises(KeyError):
+        zh("no.such.key")
