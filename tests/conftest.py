@@ -130,7 +130,7 @@ def system(backend: str, databases: Databases, tmp_path: Path) -> Iterator[Syste
 BROWSERS_SKIPPED = pytest.StashKey[int]()
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:  # noqa: ANN001
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     config.stash[BROWSERS_SKIPPED] = sum("browser" in r.keywords for r in terminalreporter.stats.get("skipped", []))
 
 

@@ -126,7 +126,7 @@ def _needs_body(value: Any) -> bool:
 
 
 def _services(pool: descriptor_pool.DescriptorPool, package: str) -> list[Any]:
-    services = []
+    services: list[Any] = []
     for module in SERVICE_MODULES:
         if not module.startswith(package):
             continue
@@ -238,7 +238,7 @@ class Api:
         """The RPC's answer as JSON values; a CSV answer as ``{"csv": bytes, "row_count", "truncated"}``."""
         method, path, query, body = build_request(rpc, request or {})
         async with self._client() as http:
-            response = await http.request(method, path, params=query, json=body)
+            response = await http.request(method, path, params=tuple(query), json=body)
         return _answer(response)
 
     async def upload(self, rpc: str, data: bytes, filename: str, request: dict[str, Any] | None = None,
@@ -246,7 +246,7 @@ class Api:
         """A file for an upload RPC, sent as the multipart ``file`` part (the transcoder streams it on)."""
         method, path, query, _ = build_request(rpc, request or {})
         async with self._client() as http:
-            response = await http.request(method, path, params=query,
+            response = await http.request(method, path, params=tuple(query),
                                           files={"file": (filename, data, "application/octet-stream")})
         return _answer(response)
 

@@ -14,7 +14,6 @@ from nicegui import ui
 from gateway.console.i18n import LANGUAGES, Labels
 from gateway.console.session import COOKIE, Session, SessionApi, Sessions, language_of
 
-
 # A page is built after its API calls answer; allow for a slow first answer (NiceGUI's default is 3 s).
 PAGE_TIMEOUT_S = 20.0
 

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp
 
 from gateway.console.api import REFRESH_PATH, SIGN_IN_PATH, SIGN_OUT_PATH, Api, ApiError
-from gateway.console.i18n import LANGUAGES, DEFAULT_LANGUAGE
+from gateway.console.i18n import DEFAULT_LANGUAGE, LANGUAGES
 
 COOKIE = "console_session"
 LANG_COOKIE = "console_lang"

@@ -128,7 +128,7 @@ class Operator:
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # noqa: ANN201
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     report = yield
     if report.when == "call":
         item.stash[OUTCOME] = report
@@ -163,14 +163,14 @@ def operator(request: pytest.FixtureRequest, chromium, console_system: System) -
 
 
 @pytest.fixture(scope="session")
-def seeded(console_system: System):  # noqa: ANN201
+def seeded(console_system: System):
     from tests.browser.seed import seed
 
     return seed(console_system)
 
 
 @pytest.fixture
-def gateway_api(console_system: System, seeded) -> Iterator[object]:  # noqa: ANN001
+def gateway_api(console_system: System, seeded) -> Iterator[object]:
     """The gateway's API as the first admin, to compare what a page shows with what the API answers."""
     from tests.browser.seed import Gateway
 

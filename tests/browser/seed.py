@@ -68,7 +68,8 @@ def seed(system: System) -> Seeded:
 
 def _seed(api: Gateway) -> Seeded:
     seeded = Seeded()
-    seeded.mall_id = api("OrganizationService.CreateMall", {"request_id": "seed-mall", "name": "万象城"})["mall"]["mall_id"]
+    mall = api("OrganizationService.CreateMall", {"request_id": "seed-mall", "name": "万象城"})
+    seeded.mall_id = mall["mall"]["mall_id"]
     for n, (name, category) in enumerate((("星巴克", "餐饮"), ("优衣库", "服饰"))):
         store = api("OrganizationService.CreateStore", {"request_id": f"seed-store-{n}", "mall_id": seeded.mall_id,
                                                         "name": name, "category": category})["store"]

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.xdist_group("console")]
 
 
-def choose(page, scope, label: str, option: str) -> None:  # noqa: ANN001
+def choose(page, scope, label: str, option: str) -> None:
     scope.get_by_label(label, exact=True).click()
     page.get_by_role("option", name=option, exact=True).click()
     page.keyboard.press("Escape")

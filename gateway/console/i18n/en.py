@@ -275,7 +275,8 @@ LABELS: dict[str, str] = {
     "import.step.upload": "Upload",
     "import.step.preview": "Tag and preview",
     "import.step.progress": "Import",
-    "import.upload_hint": "CSV (UTF-8, GB18030, Big5) or Excel (.xlsx), at most 100 MB. Headers ignore case; phone and email are the keys.",
+    "import.upload_hint": ("CSV (UTF-8, GB18030, Big5) or Excel (.xlsx), at most 100 MB. "
+                           "Headers ignore case; phone and email are the keys."),
     "import.choose_file": "Choose a file",
     "import.file": "{name}: {rows} data rows",
     "import.tag": "Tag (choose or type a new one)",

@@ -275,7 +275,8 @@ LABELS: dict[str, str] = {
     "import.step.upload": "上传文件",
     "import.step.preview": "打标签与预览",
     "import.step.progress": "导入",
-    "import.upload_hint": "支持 CSV（UTF-8、GB18030、Big5）与 Excel（.xlsx）文件，最大 100 MB。表头不区分大小写；手机号与邮箱为主键。",
+    "import.upload_hint": ("支持 CSV（UTF-8、GB18030、Big5）与 Excel（.xlsx）文件，最大 100 MB。"
+                           "表头不区分大小写；手机号与邮箱为主键。"),
     "import.choose_file": "选择文件",
     "import.file": "{name}：{rows} 行数据",
     "import.tag": "标签（选择或新建）",

@@ -161,7 +161,8 @@ class BusinessView:
                     rpc = "BusinessCustomerService.UpdateBusinessCustomer"
                     del owner  # ownership changes through a transfer, which keeps its record
                 else:
-                    request, rpc = {"request_id": uuid.uuid4().hex, **body}, "BusinessCustomerService.CreateBusinessCustomer"
+                    request = {"request_id": uuid.uuid4().hex, **body}
+                    rpc = "BusinessCustomerService.CreateBusinessCustomer"
                 if await form.submit(lambda: self.api.call(rpc, request)) is not None:
                     dialog.close()
                     await self.load()
@@ -178,8 +179,11 @@ class BusinessView:
             with ui.row().classes("w-full items-center justify-between"):
                 ui.label(customer.get("name", "")).classes("text-lg font-medium")
                 with ui.row().classes("gap-2"):
-                    ui.button(t("crowds.edit"), on_click=lambda: (dialog.close(), self.edit_dialog(customer))).props(
-                        "outline")
+                    def edit() -> None:
+                        dialog.close()
+                        self.edit_dialog(customer)
+
+                    ui.button(t("crowds.edit"), on_click=edit).props("outline")
                     ui.button(t("biz.transfer"), on_click=lambda: self.transfer_dialog(customer, dialog)).props(
                         "outline")
             with ui.row().classes("gap-6 text-sm"):

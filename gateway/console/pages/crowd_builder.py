@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
+from gateway.console.api import ApiError
 from gateway.console.crowd_editor import Choices, CrowdEditor, load_choices
 from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
 from gateway.console.pages.members import member_row
@@ -96,7 +97,7 @@ class Builder:
         try:
             answer = await self.api.call("CrowdService.PreviewPackage", {"mall_id": self.mall_id,
                                                                          "definition": definition})
-        except Exception as err:  # an API error about the definition shows as the live size's note
+        except ApiError as err:  # an API error about the definition shows as the live size's note
             if mine == self.sequence:
                 self.size.set_text("—")
                 self.size_note.set_text(getattr(err, "message", str(err)))

@@ -66,7 +66,8 @@ class CrowdList:
     def category_list(self) -> None:
         t = self.t
         with ui.list().props("dense separator").classes("w-full"):
-            with ui.item(on_click=lambda: self.pick("")).props("clickable" + (" active" if not self.category_id else "")):
+            everything = "clickable" + (" active" if not self.category_id else "")
+            with ui.item(on_click=lambda: self.pick("")).props(everything):
                 with ui.item_section():
                     ui.item_label(t("crowds.all_categories"))
             for index, category in enumerate(self.categories):
@@ -78,19 +79,18 @@ class CrowdList:
                                       else category.get("name", ""))
                         ui.item_label(t("crowds.package_count", n=int(category.get("package_count") or 0))).props(
                             "caption")
-                    with ui.item_section().props("side"):
-                        with ui.row().classes("gap-0 no-wrap"):
-                            ui.button(icon="arrow_upward", on_click=lambda i=index: self.move(i, -1)).props(
-                                f'flat dense round size=sm aria-label="{t("crowds.move_up")}"' +
-                                (" disable" if index == 0 else ""))
-                            ui.button(icon="arrow_downward", on_click=lambda i=index: self.move(i, 1)).props(
-                                f'flat dense round size=sm aria-label="{t("crowds.move_down")}"' +
-                                (" disable" if index == len(self.categories) - 1 else ""))
-                            if not category.get("is_default"):
-                                ui.button(icon="edit", on_click=lambda c=category: self.category_dialog(c)).props(
-                                    f'flat dense round size=sm aria-label="{t("crowds.rename")}"')
-                                ui.button(icon="delete", on_click=lambda c=category: self.delete_category(c)).props(
-                                    f'flat dense round size=sm color=negative aria-label="{t("crowds.delete")}"')
+                    with ui.item_section().props("side"), ui.row().classes("gap-0 no-wrap"):
+                        ui.button(icon="arrow_upward", on_click=lambda i=index: self.move(i, -1)).props(
+                            f'flat dense round size=sm aria-label="{t("crowds.move_up")}"' +
+                            (" disable" if index == 0 else ""))
+                        ui.button(icon="arrow_downward", on_click=lambda i=index: self.move(i, 1)).props(
+                            f'flat dense round size=sm aria-label="{t("crowds.move_down")}"' +
+                            (" disable" if index == len(self.categories) - 1 else ""))
+                        if not category.get("is_default"):
+                            ui.button(icon="edit", on_click=lambda c=category: self.category_dialog(c)).props(
+                                f'flat dense round size=sm aria-label="{t("crowds.rename")}"')
+                            ui.button(icon="delete", on_click=lambda c=category: self.delete_category(c)).props(
+                                f'flat dense round size=sm color=negative aria-label="{t("crowds.delete")}"')
 
     def categories_panel(self) -> None:
         t = self.t

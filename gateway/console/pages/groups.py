@@ -70,12 +70,11 @@ class GroupsView:
                         ui.item_label(group.get("name") or t("group.default"))
                         ui.item_label(t("groups.count", n=int(group.get("customer_count") or 0))).props("caption")
                     if not group.get("is_default"):
-                        with ui.item_section().props("side"):
-                            with ui.row().classes("gap-0 no-wrap"):
-                                ui.button(icon="edit", on_click=lambda g=group: self.group_dialog(g)).props(
-                                    f'flat dense round size=sm aria-label="{t("groups.rename")}"')
-                                ui.button(icon="delete", on_click=lambda g=group: self.delete(g)).props(
-                                    f'flat dense round size=sm color=negative aria-label="{t("groups.delete")}"')
+                        with ui.item_section().props("side"), ui.row().classes("gap-0 no-wrap"):
+                            ui.button(icon="edit", on_click=lambda g=group: self.group_dialog(g)).props(
+                                f'flat dense round size=sm aria-label="{t("groups.rename")}"')
+                            ui.button(icon="delete", on_click=lambda g=group: self.delete(g)).props(
+                                f'flat dense round size=sm color=negative aria-label="{t("groups.delete")}"')
 
     async def pick(self, group_id: str) -> None:
         self.group_id = group_id

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from functools import partial
 from typing import Any
 
 from fastapi import Request
@@ -60,7 +61,8 @@ class ImportWizard:
                         f'aria-label="{t("import.encoding")}"')
                 self.encoding_error = ui.label("").classes("text-negative text-sm").props('role="alert"')
                 with ui.row().classes("gap-6"):
-                    self.counts = {key: self.count_tile(key) for key in ("scanned", "duplicate", "invalid", "to_import")}
+                    self.counts = {key: self.count_tile(key)
+                                   for key in ("scanned", "duplicate", "invalid", "to_import")}
                 self.preview_table = ui.table(columns=[], rows=[], row_key="row_number").classes("w-full").props(
                     table_labels(t) + " dense hide-pagination").props(f'aria-label="{t("import.preview")}"')
                 self.preview_table.pagination = {"rowsPerPage": 0}
@@ -185,7 +187,7 @@ class ImportWizard:
         issues: list[dict[str, Any]] = []
         token = ""
         while True:
-            answer = await attempt(lambda: self.api.call("ImportService.ListImportIssues", {
+            answer = await attempt(partial(self.api.call, "ImportService.ListImportIssues", {
                 "job_id": self.job["job_id"], "page_size": 1000, "page_token": token}))
             if answer is None:
                 break

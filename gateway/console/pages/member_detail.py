@@ -15,8 +15,18 @@ from nicegui import ui
 from gateway.console.api import ApiError
 from gateway.console.crowd_editor import Choices, load_choices
 from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
-from gateway.console.widgets import (DISPLAY_ZONE, Form, Pager, attempt, download_csv, fen_from_yuan, points,
-                                     table_labels, when, yuan)
+from gateway.console.widgets import (
+    DISPLAY_ZONE,
+    Form,
+    Pager,
+    attempt,
+    download_csv,
+    fen_from_yuan,
+    points,
+    table_labels,
+    when,
+    yuan,
+)
 
 ASSETS = ("ASSET_POINTS", "ASSET_RED_PACKET", "ASSET_BALANCE")
 
@@ -252,7 +262,8 @@ class MemberView:
             {"name": "operator", "label": t("statement.operator"), "field": "operator", "align": "left"},
         ]
         table = ui.table(columns=columns, rows=[], row_key="entry_id").classes("w-full").props(
-            table_labels(t) + " hide-pagination").props(f'aria-label="{t("statement.of", asset=t.enum("asset", asset))}"')
+            table_labels(t) + " hide-pagination").props(
+                f'aria-label="{t("statement.of", asset=t.enum("asset", asset))}"')
         table.pagination = {"rowsPerPage": 0}
         pager = Pager()
         with ui.row().classes("w-full justify-end"):
