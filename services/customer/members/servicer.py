@@ -16,7 +16,7 @@ from services.common.db import Database
 from services.common.errors import InvalidArgument
 from services.common.pagination import before_id, decode_token, page_size
 from services.common.validation import (
-    aware, bounded_text, known_enum, mask_paths, optional_id, parse_int_id, to_timestamp,
+    aware, bounded_text, known_enum, mask_paths, name_text, optional_id, parse_int_id, to_timestamp,
 )
 from services.customer.members.convert import member_to_proto
 from services.customer.members.repository import ORDER_KEYS, check_filter
@@ -49,7 +49,7 @@ def profile_values(source: Any, paths: set[str], prefix: str = "") -> dict[str, 
         elif path == "email":
             values["email"] = normalize_email(raw, field)
         elif path in TEXT_FIELDS:
-            values[path] = bounded_text(raw, field, TEXT_FIELDS[path])
+            values[path] = name_text(raw, field, TEXT_FIELDS[path])
         elif path == "gender":
             values["gender"] = known_enum(member_pb2.Gender, raw, field) or member_pb2.GENDER_UNKNOWN
         elif path == "birthday":
