@@ -10,6 +10,7 @@ from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.auth import Caller, Role
 from services.ledger.models import StoreState
+from tests.support.identity import signed
 from tests.support.ledger import eventually, refused, timestamp
 
 POS, ONLINE, FAST = pb.ORDER_CHANNEL_POS, pb.ORDER_CHANNEL_ONLINE, pb.ORDER_CHANNEL_FAST_POINTS
@@ -86,13 +87,13 @@ async def test_a_members_orders_follow_the_callers_scope(ledger):
     await ledger.open_members("1", registration_mall_id="100")
     await ledger.open_members("3")
     await record(ledger, "F", "1", "100", "1", POS, 0)
-    admin_200 = Caller(staff_id="w", role=Role.MALL_ADMIN, mall_ids=frozenset({"200"})).metadata()
-    sales = Caller(staff_id="s", role=Role.SALES).metadata()
+    admin_200 = signed(Caller(staff_id="w", role=Role.MALL_ADMIN, mall_ids=frozenset({"200"})))
+    sales = signed(Caller(staff_id="s", role=Role.SALES))
     for who in (admin_200, sales):
         code, _ = await refused(ledger.stub.ListMemberOrders(pb.ListMemberOrdersRequest(member_id="1"), metadata=who))
         assert code == grpc.StatusCode.PERMISSION_DENIED
-    admin_100 = Caller(staff_id="l", role=Role.MALL_ADMIN, mall_ids=frozenset({"100"})).metadata()
+    admin_100 = signed(Caller(staff_id="l", role=Role.MALL_ADMIN, mall_ids=frozenset({"100"})))
     reply = await ledger.stub.ListMemberOrders(pb.ListMemberOrdersRequest(member_id="1"), metadata=admin_100)
     assert [o.external_order_no for o in reply.orders] == ["F"]
-    me = Caller(staff_id="1", role=Role.MEMBER).metadata()
+    me = signed(Caller(staff_id="1", role=Role.MEMBER))
     assert len((await ledger.stub.ListMemberOrders(pb.ListMemberOrdersRequest(member_id="1"), metadata=me)).orders) == 1
