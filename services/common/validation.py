@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime
 
 from google.protobuf.field_mask_pb2 import FieldMask
@@ -40,11 +41,36 @@ def optional_id(value: str, field: str) -> int | None:
 MAX_TEXT = 500
 
 
+# Tab, newline and carriage return may appear in a free text (a note, a description); no other control character may.
+TEXT_CONTROLS_ALLOWED = frozenset("\t\n\r")
+
+
+def control_character(value: str, allowed: frozenset[str] = frozenset()) -> str | None:
+    """The first control character (Unicode category Cc: NUL, escape, DEL, ...) of ``value`` not in ``allowed``."""
+    for char in value:
+        if unicodedata.category(char) == "Cc" and char not in allowed:
+            return char
+    return None
+
+
 def bounded_text(value: str, field: str, maximum: int = MAX_TEXT) -> str:
-    """``value`` without surrounding spaces, at most ``maximum`` characters."""
+    """``value`` without surrounding spaces, at most ``maximum`` characters, no control character but tab and
+    line breaks."""
     value = value.strip()
     if len(value) > maximum:
         raise InvalidArgument(f"must be at most {maximum} characters", field=field)
+    bad = control_character(value, TEXT_CONTROLS_ALLOWED)
+    if bad is not None:
+        raise InvalidArgument(f"must not contain the control character U+{ord(bad):04X}", field=field)
+    return value
+
+
+def name_text(value: str, field: str, maximum: int = 100) -> str:
+    """A name or label: ``bounded_text`` on one line (no control character at all)."""
+    value = bounded_text(value, field, maximum)
+    bad = control_character(value)
+    if bad is not None:
+        raise InvalidArgument(f"must not contain the control character U+{ord(bad):04X}", field=field)
     return value
 
 

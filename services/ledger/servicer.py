@@ -21,7 +21,7 @@ from services.common.errors import InvalidArgument, NotFound, PermissionDenied
 from services.common.pagination import decode_token, keyset_page, page_size
 from services.common.scope import require_managed_mall, require_member_staff
 from services.common.validation import bounded_text, known_enum, parse_int_id
-from services.ledger import adjustments, orders, reversals, statements, vouchers
+from services.ledger import adjustments, order_list, orders, reversals, statements, vouchers
 from services.ledger.commands import PostEntriesCommand, PostEntryCommand, RecordOrderCommand
 from services.ledger.commit import GroupCommit
 from services.ledger.convert import account_to_proto, order_to_proto, template_to_proto
@@ -276,6 +276,16 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             await require_visible(session, caller, member)
             rows = await orders.OrderRepository(session).consumption(member, start, end, channels)
         return orders.summarize(member, rows)
+
+    async def ListMemberOrders(self, request: pb.ListMemberOrdersRequest,
+                               context: grpc.aio.ServicerContext) -> pb.ListMemberOrdersResponse:
+        filt = order_list.parse_filter(request)
+        caller = caller_of(context)
+        async with self.db.read() as session:
+            if not await AccountRepository(session).for_member(filt.member_id):
+                raise NotFound(f"no member {filt.member_id}", field="member_id")
+            await require_visible(session, caller, filt.member_id)
+            return await order_list.list_member_orders(session, request, filt)
 
     # Points rules
 

@@ -174,7 +174,7 @@ async def test_the_example_package_end_to_end_equals_sql(world):
 async def test_categories_and_package_management(world):
     stubs, stub, mall_a, _ = world
     cats = (await stub.ListCategories(pb.ListCategoriesRequest(mall_id=mall_a), metadata=SUPER)).categories
-    assert [(x.name, x.is_default) for x in cats] == [("uncategorised", True)]
+    assert [(x.name, x.is_default) for x in cats] == [("未分类", True)]
     vip = (await stub.CreateCategory(pb.CreateCategoryRequest(request_id="c1", mall_id=mall_a, name="VIP"),
                                      metadata=SUPER)).category
     new = (await stub.CreateCategory(pb.CreateCategoryRequest(request_id="c2", mall_id=mall_a, name="New"),
@@ -186,9 +186,9 @@ async def test_categories_and_package_management(world):
     reordered = await stub.ReorderCategories(pb.ReorderCategoriesRequest(
         request_id="o1", mall_id=mall_a, category_ids=[new.category_id, default.category_id, vip.category_id]),
         metadata=SUPER)
-    assert [x.name for x in reordered.categories] == ["New", "uncategorised", "VIP"]
+    assert [x.name for x in reordered.categories] == ["New", "未分类", "VIP"]
     listed = (await stub.ListCategories(pb.ListCategoriesRequest(mall_id=mall_a), metadata=SUPER)).categories
-    assert [x.name for x in listed] == ["New", "uncategorised", "VIP"]
+    assert [x.name for x in listed] == ["New", "未分类", "VIP"]
     renamed = await stub.RenameCategory(pb.RenameCategoryRequest(request_id="rn", category_id=vip.category_id,
                                                                  name="VIPs"), metadata=SUPER)
     assert renamed.category.name == "VIPs"

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.database("customer")
 
 SUPER = signed(Caller(staff_id="super-1", role=Role.SUPER_ADMIN))
 MEMBER = signed(Caller(staff_id="1", role=Role.MEMBER))
-PREDEFINED = ["key customer", "strategic", "regular", "lost", "high value", "long-term", "new"]
+PREDEFINED = ["重点客户", "战略客户", "普通客户", "流失客户", "高价值客户", "长期合作", "新客户"]
 
 
 def sales(staff_id: str) -> tuple[tuple[str, str], ...]:
@@ -126,20 +126,20 @@ async def svc(database_url, nats_url, tmp_path):
 async def test_the_default_group_is_listed_first_and_cannot_be_renamed_or_deleted(svc):
     m1, m2 = await svc.member("13800000001"), await svc.member("13800000002")
     b1 = await svc.business_customer("Acme")
-    assert await svc.groups() == [("default", "Default", 3)]
+    assert await svc.groups() == [("default", "默认分组", 3)]
     east = (await svc.cls.CreateCustomerGroup(pb.CreateCustomerGroupRequest(request_id="g1", name=" East "),
                                               metadata=SUPER)).group
     assert (east.name, east.is_default, east.customer_count) == ("East", False, 0) and east.create_time.seconds > 0
     await svc.cls.MoveCustomersToGroup(pb.MoveCustomersToGroupRequest(
         request_id="mv", customer_ids=[m1, b1], group_id=east.group_id), metadata=SUPER)
-    assert await svc.groups() == [("default", "Default", 1), (east.group_id, "East", 2)]
+    assert await svc.groups() == [("default", "默认分组", 1), (east.group_id, "East", 2)]
     for call in (svc.cls.RenameCustomerGroup(pb.RenameCustomerGroupRequest(request_id="r", group_id="default",
                                                                            name="Other"), metadata=SUPER),
                  svc.cls.DeleteCustomerGroup(pb.DeleteCustomerGroupRequest(request_id="d", group_id="default"),
                                              metadata=SUPER)):
         err = await rpc_error(call)
         assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and violated_field(err) == "group_id"
-    assert (await svc.groups())[0] == ("default", "Default", 1)
+    assert (await svc.groups())[0] == ("default", "默认分组", 1)
     assert m2
 
 
@@ -152,7 +152,7 @@ async def test_groups_are_created_renamed_and_deleted_and_deleting_moves_custome
     north, south, west = created
     for request, code, field in [
         (pb.CreateCustomerGroupRequest(request_id="dup", name="north"), grpc.StatusCode.ALREADY_EXISTS, "name"),
-        (pb.CreateCustomerGroupRequest(request_id="def", name="DEFAULT"), grpc.StatusCode.ALREADY_EXISTS, "name"),
+        (pb.CreateCustomerGroupRequest(request_id="def", name="默认分组"), grpc.StatusCode.ALREADY_EXISTS, "name"),
         (pb.CreateCustomerGroupRequest(request_id="empty", name="  "), grpc.StatusCode.INVALID_ARGUMENT, "name"),
         (pb.CreateCustomerGroupRequest(request_id="long", name="n" * 51), grpc.StatusCode.INVALID_ARGUMENT, "name"),
     ]:
@@ -181,7 +181,7 @@ async def test_groups_are_created_renamed_and_deleted_and_deleting_moves_custome
     gone = await svc.cls.DeleteCustomerGroup(pb.DeleteCustomerGroupRequest(request_id="d1", group_id=west),
                                              metadata=SUPER)
     assert gone.moved_count == 2
-    assert await svc.groups(page_size=1) == [("default", "Default", 3), (north, "North", 0),
+    assert await svc.groups(page_size=1) == [("default", "默认分组", 3), (north, "North", 0),
                                              (south, "Deep South", 0)]
     err = await rpc_error(svc.cls.DeleteCustomerGroup(pb.DeleteCustomerGroupRequest(request_id="d2", group_id=west),
                                                       metadata=SUPER))
@@ -217,7 +217,7 @@ async def test_moving_many_customers_is_all_or_nothing(svc):
         assert (err.code(), violated_field(err)) == (code, field)
         if customer_ids and customer_ids[1:2] == ["424242"]:
             assert "424242" in err.details()
-    assert await svc.groups() == [("default", "Default", 4), (vip, "VIP", 0)]
+    assert await svc.groups() == [("default", "默认分组", 4), (vip, "VIP", 0)]
 
     moved = await svc.cls.MoveCustomersToGroup(pb.MoveCustomersToGroupRequest(
         request_id="ok", customer_ids=[member, *biz, member], group_id=vip), metadata=SUPER)
@@ -225,14 +225,14 @@ async def test_moving_many_customers_is_all_or_nothing(svc):
     again = await svc.cls.MoveCustomersToGroup(pb.MoveCustomersToGroupRequest(
         request_id="ok2", customer_ids=[member, biz[0]], group_id=vip), metadata=SUPER)
     assert again.moved_count == 0
-    assert await svc.groups() == [("default", "Default", 0), (vip, "VIP", 4)]
+    assert await svc.groups() == [("default", "默认分组", 0), (vip, "VIP", 4)]
     got = await svc.business.GetBusinessCustomer(biz_pb.GetBusinessCustomerRequest(customer_id=biz[1]),
                                                  metadata=SUPER)
     assert got.business_customer.group_id == vip
     home = await svc.cls.MoveCustomersToGroup(pb.MoveCustomersToGroupRequest(
         request_id="home", customer_ids=[biz[1]], group_id="default"), metadata=SUPER)
     assert home.moved_count == 1
-    assert await svc.groups() == [("default", "Default", 1), (vip, "VIP", 3)]
+    assert await svc.groups() == [("default", "默认分组", 1), (vip, "VIP", 3)]
 
 
 # --- tags
@@ -249,7 +249,7 @@ async def test_seven_predefined_tags_and_custom_tags(svc):
 
     for request, code, field in [
         (pb.CreateTagRequest(request_id="d1", name="trade FAIR 2026"), grpc.StatusCode.ALREADY_EXISTS, "name"),
-        (pb.CreateTagRequest(request_id="d2", name="Strategic"), grpc.StatusCode.ALREADY_EXISTS, "name"),
+        (pb.CreateTagRequest(request_id="d2", name="战略客户"), grpc.StatusCode.ALREADY_EXISTS, "name"),
         (pb.CreateTagRequest(request_id="d3", name=""), grpc.StatusCode.INVALID_ARGUMENT, "name"),
         (pb.CreateTagRequest(request_id="d4", name="t" * 51), grpc.StatusCode.INVALID_ARGUMENT, "name"),
     ]:
@@ -258,7 +258,7 @@ async def test_seven_predefined_tags_and_custom_tags(svc):
     err = await rpc_error(svc.cls.CreateTag(pb.CreateTagRequest(request_id="s", name="Mine"), metadata=sales("3")))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
 
-    strategic = next(t for t in tags if t.name == "strategic")
+    strategic = next(t for t in tags if t.name == "战略客户")
     for request, code in [(pb.DeleteTagRequest(request_id="x1", tag_id=strategic.tag_id),
                            grpc.StatusCode.FAILED_PRECONDITION),
                           (pb.DeleteTagRequest(request_id="x2", tag_id="4242"), grpc.StatusCode.NOT_FOUND),
@@ -271,7 +271,7 @@ async def test_seven_predefined_tags_and_custom_tags(svc):
                                                       tag_ids=[vip.tag_id, strategic.tag_id]), metadata=SUPER)
     deleted = await svc.cls.DeleteTag(pb.DeleteTagRequest(request_id="del", tag_id=vip.tag_id), metadata=SUPER)
     assert deleted.untagged_count == 1
-    assert await svc.tags_of(customer) == ["strategic"]
+    assert await svc.tags_of(customer) == ["战略客户"]
     assert [t.name for t in await svc.tags()] == [*PREDEFINED, "Exporter"]
     removed = await svc.timeline("tag_removed")
     assert [(c, d) for c, d, _ in removed] == [(int(customer), {"tag": "Trade fair 2026"})]
@@ -282,32 +282,32 @@ async def test_tagging_never_duplicates_records_each_change_and_publishes_events
     b = await svc.business_customer("Tagged Co")
     tags = {t.name: t.tag_id for t in await svc.tags()}
     reply = await svc.cls.TagCustomers(pb.TagCustomersRequest(
-        request_id="t1", customer_ids=[m, b, m], tag_ids=[tags["key customer"], tags["new"], tags["new"]]),
+        request_id="t1", customer_ids=[m, b, m], tag_ids=[tags["重点客户"], tags["新客户"], tags["新客户"]]),
         metadata=SUPER)
     assert reply.added_count == 4
     again = await svc.cls.TagCustomers(pb.TagCustomersRequest(
-        request_id="t2", customer_ids=[m, b], tag_ids=[tags["new"], tags["regular"]]), metadata=SUPER)
-    assert again.added_count == 2  # only "regular" is new
+        request_id="t2", customer_ids=[m, b], tag_ids=[tags["新客户"], tags["普通客户"]]), metadata=SUPER)
+    assert again.added_count == 2  # only "普通客户" is new
     assert await svc.pair_count() == 6
-    assert await svc.tags_of(m) == ["key customer", "regular", "new"]
-    assert await svc.tags_of(b, page_size=1) == ["key customer", "regular", "new"]
+    assert await svc.tags_of(m) == ["重点客户", "普通客户", "新客户"]
+    assert await svc.tags_of(b, page_size=1) == ["重点客户", "普通客户", "新客户"]
     added = await svc.timeline("tag_added")
     assert len(added) == 6 and {actor for _, _, actor in added} == {"super-1"}
     assert sorted((c, d["tag"]) for c, d, _ in added) == sorted(
-        (int(c), t) for c in (m, b) for t in ("key customer", "new", "regular"))
+        (int(c), t) for c in (m, b) for t in ("重点客户", "新客户", "普通客户"))
     counts = {t.name: t.customer_count for t in await svc.tags()}
-    assert counts["key customer"] == 2 and counts["strategic"] == 0
+    assert counts["重点客户"] == 2 and counts["战略客户"] == 0
     biz = await svc.business.GetBusinessCustomer(biz_pb.GetBusinessCustomerRequest(customer_id=b), metadata=SUPER)
-    assert [t.name for t in biz.business_customer.tags] == ["key customer", "new", "regular"]
+    assert [t.name for t in biz.business_customer.tags] == ["重点客户", "新客户", "普通客户"]
 
     untag = await svc.cls.UntagCustomers(pb.UntagCustomersRequest(
-        request_id="u1", customer_ids=[m, b], tag_ids=[tags["new"], tags["strategic"]]), metadata=SUPER)
+        request_id="u1", customer_ids=[m, b], tag_ids=[tags["新客户"], tags["战略客户"]]), metadata=SUPER)
     assert untag.removed_count == 2
     untag = await svc.cls.UntagCustomers(pb.UntagCustomersRequest(
-        request_id="u2", customer_ids=[m], tag_ids=[tags["new"]]), metadata=SUPER)
+        request_id="u2", customer_ids=[m], tag_ids=[tags["新客户"]]), metadata=SUPER)
     assert untag.removed_count == 0
-    assert await svc.tags_of(m) == ["key customer", "regular"]
-    assert sorted((c, d["tag"]) for c, d, _ in await svc.timeline("tag_removed")) == [(int(m), "new"), (int(b), "new")]
+    assert await svc.tags_of(m) == ["重点客户", "普通客户"]
+    assert sorted((c, d["tag"]) for c, d, _ in await svc.timeline("tag_removed")) == [(int(m), "新客户"), (int(b), "新客户")]
 
     async def published(subject: str, cls, n: int) -> list:
         sub = await js.pull_subscribe(subject, durable=subject.replace(".", "-"), stream="CUSTOMER")
@@ -321,10 +321,10 @@ async def test_tagging_never_duplicates_records_each_change_and_publishes_events
 
     tagged = await published("customer.tag.added.v1", events.CustomerTagged, 6)
     assert sorted((e.customer_id, e.tag_name) for e in tagged) == sorted(
-        (c, t) for c in (m, b) for t in ("key customer", "new", "regular"))
+        (c, t) for c in (m, b) for t in ("重点客户", "新客户", "普通客户"))
     assert all(e.operator_id == "super-1" and e.change_time.seconds > 0 and e.tag_id for e in tagged)
     untagged = await published("customer.tag.removed.v1", events.CustomerUntagged, 2)
-    assert sorted((e.customer_id, e.tag_id) for e in untagged) == sorted([(m, tags["new"]), (b, tags["new"])])
+    assert sorted((e.customer_id, e.tag_id) for e in untagged) == sorted([(m, tags["新客户"]), (b, tags["新客户"])])
 
 
 async def test_concurrent_taggers_never_make_a_duplicate(svc):
@@ -398,10 +398,10 @@ async def test_scopes_sales_their_business_customers_mall_admins_their_malls(svc
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
 
     # Counts are in the caller's scope too.
-    assert {t.name: t.customer_count for t in await svc.tags(metadata=sales(seller))}["key customer"] == 1
-    assert {t.name: t.customer_count for t in await svc.tags()}["key customer"] == 3
-    assert await svc.groups(metadata=sales(seller)) == [("default", "Default", 1)]
-    assert await svc.groups(metadata=mall_admin(mall_a)) == [("default", "Default", 3)]
+    assert {t.name: t.customer_count for t in await svc.tags(metadata=sales(seller))}["重点客户"] == 1
+    assert {t.name: t.customer_count for t in await svc.tags()}["重点客户"] == 3
+    assert await svc.groups(metadata=sales(seller)) == [("default", "默认分组", 1)]
+    assert await svc.groups(metadata=mall_admin(mall_a)) == [("default", "默认分组", 3)]
     for call in (svc.cls.ListTags(pb.ListTagsRequest(), metadata=MEMBER),
                  svc.cls.ListCustomerGroups(pb.ListCustomerGroupsRequest(), metadata=MEMBER),
                  svc.cls.TagCustomers(pb.TagCustomersRequest(request_id="m", customer_ids=[in_a], tag_ids=[tag]),

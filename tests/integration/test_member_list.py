@@ -145,3 +145,21 @@ async def test_statistics_scores_follow_the_documented_rules(customer):
     assert {c.key: c.count for c in stats.activity_distribution} == {"5": 1, "2": 1}
     assert {c.key: c.count for c in stats.value_distribution} == {"5": 1, "2": 1}
     assert {c.key: c.count for c in stats.by_level} == {"0": 2}
+
+
+async def test_a_search_takes_like_wildcards_literally(customer):
+    stub = customer.members
+    for i, name in enumerate(["100%纯棉", "a_b", "abc", "back\\slash"]):
+        await stub.CreateMember(pb.CreateMemberRequest(request_id=f"w{i}", phone=f"1370000100{i}", name=name),
+                                metadata=SUPER)
+
+    async def names(term: str) -> list[str]:
+        return sorted(x.name for x in await all_pages(stub, filter=pb.MemberFilter(search=term)))
+
+    assert await names("%") == ["100%纯棉"]
+    assert await names("_") == ["a_b"]
+    assert await names("\\") == ["back\\slash"]
+    assert await names("a_") == ["a_b"]
+    assert await names("ab") == ["abc"]
+    assert await names("1370000100") == ["100%纯棉", "a_b", "abc", "back\\slash"]  # a phone prefix
+    assert await names("13%") == []

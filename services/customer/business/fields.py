@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from crowdpack.customer.v1 import business_customer_service_pb2 as pb
 from services.common.clock import utcnow
 from services.common.errors import InvalidArgument
-from services.common.validation import MAX_MONEY, aware, bounded_text, known_enum, parse_int_id
+from services.common.validation import MAX_MONEY, aware, bounded_text, known_enum, name_text, parse_int_id
 from services.customer.validation import normalize_email, normalize_phone, url
 
 # Text fields and their longest length.
@@ -38,7 +38,7 @@ UPDATABLE = ARCHIVE_FIELDS
 
 
 def required_text(value: str, field: str, maximum: int) -> str:
-    value = bounded_text(value, field, maximum)
+    value = name_text(value, field, maximum)
     if not value:
         raise InvalidArgument("is required", field=field)
     return value

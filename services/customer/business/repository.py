@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import business_customer_service_pb2 as pb
+from services.common.search import contains_pattern
 from services.customer.business.models import KIND_BUSINESS, BusinessProfile, Contact, OwnershipTransfer
 from services.customer.classification.models import CustomerGroup, CustomerTag, Tag
 from services.customer.models import Customer
@@ -38,8 +39,7 @@ def live_business() -> ColumnElement[bool]:
 
 def like_pattern(term: str) -> str:
     """A LIKE pattern matching ``term`` anywhere, with LIKE's wildcards taken literally (escape ``\\``)."""
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return contains_pattern(term)
 
 
 def filter_clauses(f: pb.BusinessCustomerFilter) -> list[ColumnElement[bool]]:

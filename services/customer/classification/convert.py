@@ -7,7 +7,7 @@ from services.common.validation import to_timestamp
 from services.customer.classification.models import CustomerGroup, Tag
 
 DEFAULT_GROUP_ID = "default"
-DEFAULT_GROUP_NAME = "Default"
+DEFAULT_GROUP_NAME = "默认分组"  # the documents' word for the default group
 
 
 def tag_to_proto(tag: Tag, customer_count: int = 0) -> pb.Tag:

@@ -11,7 +11,7 @@ from services.common.clock import utcnow
 from services.customer.crowds.models import CrowdCategory, CrowdPackage
 from services.customer.organization.models import Mall
 
-UNCATEGORISED = "uncategorised"
+UNCATEGORISED = "未分类"  # the documents' word for the default crowd category
 
 
 class CrowdRepository:

@@ -18,6 +18,7 @@ from typing import Any
 from crowdpack.customer.v1 import import_service_pb2 as pb
 from crowdpack.customer.v1 import member_pb2
 from services.common.errors import InvalidArgument
+from services.common.validation import control_character
 from services.customer.imports.columns import HeaderMapping
 from services.customer.validation import normalize_email, normalize_phone, parse_birthday, url
 
@@ -101,6 +102,9 @@ def _text_parser(name: str, maximum: int) -> Callable[[str], str]:
         value = value.strip()
         if len(value) > maximum:
             raise RowError(name, f"{name}: must be at most {maximum} characters")
+        bad = control_character(value)
+        if bad is not None:
+            raise RowError(name, f"{name}: must not contain the control character U+{ord(bad):04X}")
         return value
 
     return parse

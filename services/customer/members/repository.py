@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
 from services.common.errors import InvalidArgument
+from services.common.search import LIKE_ESCAPE, contains_pattern
 from services.common.validation import aware, known_enum, parse_int_id
 from services.customer.business.models import Contact
 from services.customer.classification.models import CustomerGroup, CustomerTag, Tag
@@ -88,10 +89,12 @@ def filter_clauses(f: pb.MemberFilter) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = []
     if f.search.strip():
         term = f.search.strip()
-        like = f"%{term.replace('%', '').replace('_', '')}%"
-        clauses.append(or_(Customer.name.like(like), Customer.real_name.like(like),
-                           Customer.phone.startswith(term), Customer.email.startswith(term.lower()),
-                           Customer.card_number.startswith(term)))
+        like = contains_pattern(term)  # "%" and "_" are searched for, not wildcards
+        clauses.append(or_(Customer.name.like(like, escape=LIKE_ESCAPE),
+                           Customer.real_name.like(like, escape=LIKE_ESCAPE),
+                           Customer.phone.startswith(term, autoescape=True),
+                           Customer.email.startswith(term.lower(), autoescape=True),
+                           Customer.card_number.startswith(term, autoescape=True)))
     if f.levels:
         clauses.append(Customer.level.in_(list(f.levels)))
     if f.tag_ids:

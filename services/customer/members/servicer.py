@@ -20,6 +20,7 @@ from services.common.validation import (
     bounded_text,
     known_enum,
     mask_paths,
+    name_text,
     optional_id,
     parse_int_id,
     to_timestamp,
@@ -55,7 +56,7 @@ def profile_values(source: Any, paths: set[str], prefix: str = "") -> dict[str, 
         elif path == "email":
             values["email"] = normalize_email(raw, field)
         elif path in TEXT_FIELDS:
-            values[path] = bounded_text(raw, field, TEXT_FIELDS[path])
+            values[path] = name_text(raw, field, TEXT_FIELDS[path])
         elif path == "gender":
             values["gender"] = known_enum(member_pb2.Gender, raw, field) or member_pb2.GENDER_UNKNOWN
         elif path == "birthday":

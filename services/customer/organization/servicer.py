@@ -13,7 +13,7 @@ from services.common.clock import Clock, utcnow
 from services.common.db import Database
 from services.common.errors import InvalidArgument
 from services.common.pagination import after_id, page_size
-from services.common.validation import bounded_text, known_enum, mask_paths, optional_id, parse_int_id
+from services.common.validation import bounded_text, known_enum, mask_paths, name_text, optional_id, parse_int_id
 from services.customer.organization.convert import mall_to_proto, staff_to_proto, store_to_proto
 from services.customer.organization.service import OrganizationService, StaffChange
 from services.customer.scope import require_admin, require_super_admin
@@ -47,7 +47,7 @@ def store_tags(tags: list[str]) -> str:
 
 
 def required_name(value: str, field: str = "name", maximum: int = 100) -> str:
-    value = bounded_text(value, field, maximum)
+    value = name_text(value, field, maximum)
     if not value:
         raise InvalidArgument("is required", field=field)
     return value
