@@ -1,4 +1,5 @@
-"""A member's orders (消费详情): a paged list filtered by mall, store, brand, channel and time, in the caller's scope."""
+"""A member's orders (消费详情): a paged list filtered by mall, store, brand, channel and time, in the caller's
+scope."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ async def branded_store(ledger, store_id: str, mall_id: str, brand: str) -> None
 async def record(ledger, number: str, member: str, mall: str, store: str, channel: int, days: int) -> None:
     await ledger.stub.RecordOrder(pb.RecordOrderRequest(
         request_id=f"o-{number}", member_id=member, mall_id=mall, store_id=store, channel=channel,
-        external_order_no=number, amount=1_000 + days, paid_amount=1_000, occur_time=timestamp(T0 + timedelta(days=days))))
+        external_order_no=number, amount=1_000 + days, paid_amount=1_000,
+        occur_time=timestamp(T0 + timedelta(days=days))))
 
 
 async def numbers(ledger, **fields) -> list[str]:

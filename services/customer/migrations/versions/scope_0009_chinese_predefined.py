@@ -3,7 +3,8 @@ crowd category 未分类 (the default group's name, 默认分组, lives in code)
 
 A custom tag that already carries one of the Chinese names becomes the predefined one: the English
 tag's customers (and import jobs) move onto it and the English tag goes; a crowd package condition
-naming the English tag's id then names a tag that no longer exists, as after any tag deletion. A mall whose own category is already called
+naming the English tag's id then names a tag that no longer exists, as after any tag deletion.
+A mall whose own category is already called
 未分类 keeps it, and its uncategorised category keeps the old name.
 
 Revision ID: scope_0009_chinese_predefined
