@@ -66,14 +66,17 @@ check-engine: setup
 	cd segment_engine/python && MYPY_CACHE_DIR=$(CURDIR)/.mypy_cache $(CURDIR)/$(PY) -m mypy.stubtest segment_engine._core \
 		--allowlist ../stubtest-allowlist.txt
 
-# make test: make check, then unit, integration and e2e tests, in parallel (pytest-xdist), a worker per core.
-# CI (CI=true, as .ci/run runs) adds the chaos tests; CROWDPACK_TEST_POSTGRES_URL adds the PostgreSQL twins.
-# The browser tests share one running system: --dist loadgroup keeps their xdist_group on one worker.
+# make test: make check, then unit, integration and e2e tests, in parallel (pytest-xdist), a worker per core,
+# then the console's browser tests. CI (CI=true, as .ci/run runs) adds the chaos tests;
+# CROWDPACK_TEST_POSTGRES_URL adds the PostgreSQL twins.
+# The browser tests run in a pytest of their own: Playwright's synchronous API leaves its event loop on the
+# worker's thread, which no asyncio test after it could share. They share one running system.
 TEST_WORKERS ?= auto
-TEST_SELECT := $(if $(filter true,$(CI)),,-m "not chaos")
+TEST_SELECT := $(if $(filter true,$(CI)),-m "not browser",-m "not chaos and not browser")
 
 test: setup check
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(TEST_SELECT)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) $(TEST_SELECT)
+	$(PY) -m pytest -q -m browser tests/browser
 
 # The unit tests alone: no server, no database (well under a minute).
 test-fast: setup

@@ -79,18 +79,23 @@ async def test_sync_writes_and_async_transactions_share_one_writer_without_lost_
 
 
 async def test_a_cancelled_caller_does_not_cut_its_sync_write_short(db):
-    started, cancelled = threading.Event(), threading.Event()
+    cancelled = threading.Event()
+    loop, loop_thread = asyncio.get_running_loop(), threading.current_thread()
+
+    def cancel() -> None:
+        task.cancel()
+        cancelled.set()
 
     def slow(session: Session) -> None:
-        started.set()
         add_account(session, "1", 7)
-        assert cancelled.wait(10), "the caller was never cancelled"  # the cancellation lands mid-transaction
+        # The caller is cancelled while the transaction is open. On SQLite fn runs on the writer's thread, which
+        # waits here until the cancellation has landed; on PostgreSQL it runs on the event loop's own thread (a
+        # greenlet), so the cancellation lands at the transaction's next await, its commit.
+        loop.call_soon_threadsafe(cancel)
+        if threading.current_thread() is not loop_thread:
+            assert cancelled.wait(10), "the caller was never cancelled"
 
     task = asyncio.create_task(db.run_sync_write(slow))
-    while not started.is_set():
-        await asyncio.sleep(0.01)
-    task.cancel()
-    cancelled.set()
     with pytest.raises(asyncio.CancelledError):
         await task
     # The transaction finished before the cancellation went on: it committed, and the writer is free.
