@@ -31,7 +31,7 @@ def test_settings_levels_tags_and_virtual_customers(operator, seeded):
     operator.go("/tags")
     page.get_by_label("标签名称").fill("高价值")
     page.get_by_role("button", name="添加标签").click()
-    expect(page.get_by_label("客户标签").get_by_role("cell", name="高价值")).to_be_visible()
+    expect(page.get_by_label("客户标签").get_by_role("cell", name="高价值", exact=True)).to_be_visible()
     operator.photograph("tags")
 
     operator.go("/virtual-customers")
