@@ -139,6 +139,9 @@ async def close_open_alerts(session: AsyncSession, member_id: str, state: int) -
 def order_consumer(db: Database, js: JetStreamContext, cache: RuleCache, **options: Any) -> EventConsumer:
     handlers = OrderHandlers(cache)
     table: dict[str, Handler] = {ORDER_RECORDED: handlers.recorded, ORDER_REFUNDED: handlers.refunded}
+    # A fetched batch's orders apply together (one read of each member's windows and rules), tested equal to
+    # applying them one at a time.
+    options.setdefault("batch_handler", handlers.batch)
     return EventConsumer(db, js, durable="alert-ledger-orders", stream=LEDGER_STREAM, handlers=table,
                          model=ProcessedMessage, **options)
 
