@@ -3,7 +3,8 @@
 SQLite (WAL) is the embedded default; a ``postgresql+psycopg://`` URL selects PostgreSQL.
 On SQLite, writes go through one connection that begins with ``BEGIN IMMEDIATE`` so
 writers queue in the event loop instead of failing with "database is locked"; reads use a
-small pool of their own and see the last commit (WAL). On PostgreSQL both are one pool.
+small pool of their own and see the last commit (WAL). On PostgreSQL both are one pool; a read
+transaction is REPEATABLE READ and read-only, so all its statements see one snapshot.
 
 ``run_sync_write`` runs a synchronous function in one write transaction with a single hop: on
 SQLite, on the writer thread with the synchronous driver (aiosqlite would cross threads three or
@@ -96,7 +97,10 @@ class Database:
                                                                          busy_timeout_s=busy_timeout_s)
         else:
             self.write_engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
-            self.read_engine = self.write_engine
+            # Reads share the pool, each in one snapshot: a read of several statements (a member and their
+            # stats row) never sees half of a transaction that committed between them.
+            self.read_engine = self.write_engine.execution_options(isolation_level="REPEATABLE READ",
+                                                                   postgresql_readonly=True)
             self._sync_write_engine = None
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
@@ -190,7 +194,7 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A read-only session."""
+        """A read-only session that sees one snapshot of the database (SQLite: WAL; PostgreSQL: REPEATABLE READ)."""
         async with self._reader() as session, session.begin():
             yield session
 

@@ -106,10 +106,14 @@ class Batch:
         stats: dict[int, CustomerStats] = {}
         interactions: set[tuple[int, int]] = set()
         for chunk in chunks(member_ids, IN_LIST):
+            # Locked (PostgreSQL) in the order UpdateMember and the level changes lock them, member then stats:
+            # the batch writes both rows whole at the end, so nobody may change them in between.
             members.update((c.id, c) for c in await session.scalars(
-                select(Customer).where(Customer.id.in_(chunk), Customer.kind == MEMBER)))
+                select(Customer).where(Customer.id.in_(chunk), Customer.kind == MEMBER)
+                .order_by(Customer.id).with_for_update()))
             stats.update((row.customer_id, row) for row in await session.scalars(
-                select(CustomerStats).where(CustomerStats.customer_id.in_(chunk))))
+                select(CustomerStats).where(CustomerStats.customer_id.in_(chunk))
+                .order_by(CustomerStats.customer_id).with_for_update()))
             interactions.update((row.customer_id, row.mall_id) for row in await session.execute(
                 select(CustomerInteraction.customer_id, CustomerInteraction.mall_id)
                 .where(CustomerInteraction.customer_id.in_(chunk))))

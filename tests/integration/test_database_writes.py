@@ -78,6 +78,20 @@ async def test_sync_writes_and_async_transactions_share_one_writer_without_lost_
     assert await balances(db) == {"1": 40}
 
 
+async def test_a_read_sees_one_snapshot_while_writes_commit_beside_it(db):
+    await db.run_sync_write(lambda s: add_account(s, "1", 5))
+    async with db.read() as session:
+        first = await session.scalar(select(Account.balance).where(Account.member_id == "1"))
+        async with db.transaction() as writer:
+            await writer.execute(update(Account).where(Account.member_id == "1").values(balance=9))
+            await writer.run_sync(lambda s: add_account(s, "2", 7))
+        # Both commits landed between the read's two statements; the read still sees neither.
+        again = await session.scalar(select(Account.balance).where(Account.member_id == "1"))
+        count = await session.scalar(select(func.count()).select_from(Account))
+    assert (first, again, count) == (5, 5, 1)
+    assert await balances(db) == {"1": 9, "2": 7}
+
+
 async def test_a_cancelled_caller_does_not_cut_its_sync_write_short(db):
     cancelled = threading.Event()
     loop, loop_thread = asyncio.get_running_loop(), threading.current_thread()
