@@ -220,6 +220,15 @@ async def test_categories_and_package_management(world):
         (c.CrowdDefinition(groups=[c.ConditionGroup(conditions=[c.Condition(card_open_time=c.CardOpenTimeCondition(
             window=c.DateWindow(fixed=c.FixedDates(from_date="2026-02-30", to_date="2026-03-01"))))])]),
          "definition.groups[0].conditions[0].card_open_time.window.fixed.from_date"),
+        (c.CrowdDefinition(groups=[c.ConditionGroup(conditions=[c.Condition(
+            card_open_channel=c.CardOpenChannelCondition())])]),
+         "definition.groups[0].conditions[0].card_open_channel.channels"),
+        (c.CrowdDefinition(groups=[c.ConditionGroup(conditions=[c.Condition(native_card=c.NativeCardCondition(
+            channel=m.OPEN_CHANNEL_IMPORT, opened=True))])]),
+         "definition.groups[0].conditions[0].native_card.channel"),
+        (c.CrowdDefinition(groups=[c.ConditionGroup(conditions=[c.Condition(
+            registration_time=c.RegistrationTimeCondition(window=c.DateWindow(all_time=False)))])]),
+         "definition.groups[0].conditions[0].registration_time.window.all_time"),
     ]
     for i, (definition, field) in enumerate(bad_cases):
         err = await rpc_error(stub.CreatePackage(pb.CreatePackageRequest(

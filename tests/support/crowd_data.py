@@ -39,13 +39,14 @@ async def seed(db: Database, rng: random.Random, members: int = 300) -> dict[str
                     if rng.random() < 0.1 else date(1950, 1, 1) + timedelta(days=rng.randint(0, 27000))
             opened = rng.random() < 0.6
             level = rng.choice([0, 0, 1, 2, 3])
+            registered = now - timedelta(days=rng.randint(0, 500), hours=rng.randint(0, 23))
             customers.append(Customer(
                 kind=2 if rng.random() < 0.03 else 1, phone=f"13{i:09d}", name=f"m{i}", real_name="",
-                gender=rng.choice([1, 2, 3]), birthday=birthday, avatar_url="", registered_at=now,
+                gender=rng.choice([1, 2, 3]), birthday=birthday, avatar_url="", registered_at=registered,
                 registration_mall_id=rng.choice([None, *[m.id for m in malls]]), card_opened=opened,
                 card_number=f"c{i}" if opened else None,
                 card_open_time=now - timedelta(days=rng.randint(0, 400), hours=rng.randint(0, 23)) if opened else None,
-                card_open_channel=1 if opened else 0, promotion_channel="", open_scene="", level=level,
+                card_open_channel=rng.randint(1, 5) if opened else 0, promotion_channel="", open_scene="", level=level,
                 level_frozen=False,
                 level_expires_at=now + timedelta(days=rng.randint(-30, 120)) if level else None,
                 group_id=rng.choice([None, *[g.id for g in groups]]), disabled=rng.random() < 0.15,
@@ -75,7 +76,8 @@ async def seed(db: Database, rng: random.Random, members: int = 300) -> dict[str
                 refunded = rng.choice([0, 0, 0, amount // 2, amount])
                 session.add(MemberOrder(
                     order_id=order_id, customer_id=c.id, mall_id=store.mall_id, store_id=store.id,
-                    channel="ORDER_CHANNEL_POS", amount_fen=amount, paid_amount_fen=amount,
+                    channel=rng.choice(["ORDER_CHANNEL_POS", "ORDER_CHANNEL_FAST_POINTS", "ORDER_CHANNEL_ONLINE"]),
+                    amount_fen=amount, paid_amount_fen=amount,
                     refunded_amount_fen=refunded, fully_refunded=refunded == amount,
                     occurred_at=now - timedelta(days=rng.randint(0, 200), minutes=rng.randint(0, 1440))))
         ids["malls"] = [m.id for m in malls]
@@ -108,7 +110,9 @@ def _window(rng: random.Random) -> pb.DateWindow:
     if pick < 0.85:
         return pb.DateWindow(next=pb.RelativeSpan(count=rng.randint(1, 60), unit=rng.choice(
             [pb.RELATIVE_UNIT_DAYS, pb.RELATIVE_UNIT_MONTHS])))
-    return pb.DateWindow(this_month=True)
+    if pick < 0.93:
+        return pb.DateWindow(this_month=True)
+    return pb.DateWindow(all_time=True)
 
 
 def condition(rng: random.Random, ids: dict[str, list[int]], kind: str) -> pb.Condition:
@@ -171,6 +175,13 @@ def condition(rng: random.Random, ids: dict[str, list[int]], kind: str) -> pb.Co
         return pb.Condition(interaction_mall=pb.MallCondition(mall_ids=rng.sample(malls, rng.randint(1, 2))))
     if kind == "disabled":
         return pb.Condition(disabled=pb.DisabledCondition(disabled=rng.random() < 0.5))
+    if kind == "registration_time":
+        return pb.Condition(registration_time=pb.RegistrationTimeCondition(window=_window(rng)))
+    if kind == "card_open_channel":
+        return pb.Condition(card_open_channel=pb.CardOpenChannelCondition(channels=rng.sample([1, 2, 3, 4, 5],
+                                                                                               rng.randint(1, 2))))
+    if kind == "native_card":
+        return pb.Condition(native_card=pb.NativeCardCondition(channel=rng.randint(1, 4), opened=rng.random() < 0.5))
     if kind == "review_status":
         return pb.Condition(review_status=pb.ReviewStatusCondition(statuses=rng.sample([1, 2, 3], rng.randint(1, 2))))
     raise AssertionError(kind)

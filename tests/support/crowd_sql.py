@@ -20,6 +20,9 @@ from services.customer.classification.models import CustomerTag
 from services.customer.models import Customer, CustomerInteraction, CustomerStats, MemberOrder
 from services.customer.organization.models import Store
 
+OFFLINE = ["ORDER_CHANNEL_FAST_POINTS", "ORDER_CHANNEL_LIGHTNING_PAY", "ORDER_CHANNEL_PHOTO_POINTS",
+           "ORDER_CHANNEL_POS"]
+
 
 def _months(d: date, n: int) -> date:
     i = d.month - 1 + n
@@ -33,6 +36,8 @@ def window(w: pb.DateWindow, today: date) -> tuple[date, date]:
         return date.fromisoformat(w.fixed.from_date), date.fromisoformat(w.fixed.to_date)
     if kind == "this_month":
         return today.replace(day=1), today.replace(day=calendar.monthrange(today.year, today.month)[1])
+    if kind == "all_time":  # far enough either way for any stored time
+        return date(1000, 1, 1), date(9000, 12, 31)
     span = getattr(w, kind)
     if span.unit == pb.RELATIVE_UNIT_DAYS:
         return (today - timedelta(days=span.count - 1), today) if kind == "last" else \
@@ -145,11 +150,20 @@ class SqlCrowd:
             return Customer.disabled.is_(x.disabled)
         if kind == "review_status":
             return Customer.review_status.in_(list(x.statuses))
+        if kind == "registration_time":
+            lo, hi = self._bounds(x.window)
+            return and_(Customer.registered_at >= lo, Customer.registered_at < hi)
+        if kind == "card_open_channel":
+            return and_(Customer.card_opened.is_(True), Customer.card_open_channel.in_(list(x.channels)))
+        if kind == "native_card":
+            there = and_(Customer.card_opened.is_(True), Customer.card_open_channel == x.channel)
+            return there if x.opened else not_(there)
         raise AssertionError(kind)
 
     def _consumption(self, x: pb.ConsumptionCondition):
         s = x.scope
-        in_scope = [MemberOrder.customer_id == Customer.id, MemberOrder.fully_refunded.is_(False)]
+        in_scope = [MemberOrder.customer_id == Customer.id, MemberOrder.fully_refunded.is_(False),
+                    MemberOrder.channel.in_(OFFLINE)]
         store_filters = []
         if s.mall_ids:
             store_filters.append(Store.mall_id.in_([int(m) for m in s.mall_ids]))

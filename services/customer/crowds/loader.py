@@ -29,6 +29,7 @@ CHUNK = 100_000
 # integers, not bound, so ``services.common.chunks.IN_LIST`` (a bound-parameter budget) does not apply.
 LITERAL_IDS = 5_000
 MEMBER = 1
+ONLINE = "ORDER_CHANNEL_ONLINE"  # the one channel that is not offline consumption
 
 # Per dialect: seconds since the epoch of a stored time (UTC), and days since 1970-01-01 of a date.
 _EPOCH = {"sqlite": "CAST(strftime('%s', {}) AS INTEGER)",
@@ -44,7 +45,8 @@ _MEMBER_VALUES = (
     ("review_status", "c.review_status", "int"), ("birth_day", "c.birthday", "day"),
     ("card_open_day", "c.card_open_time", "time"), ("level_expire_day", "c.level_expires_at", "time"),
     ("points", "s.points_balance", "int"), ("red_packet", "s.red_packet_balance_fen", "int"),
-    ("registration_mall", "c.registration_mall_id", "int"),
+    ("registration_mall", "c.registration_mall_id", "int"), ("registration_day", "c.registered_at", "time"),
+    ("card_open_channel", "c.card_open_channel", "int"),
 )
 assert {name for name, _, _ in _MEMBER_VALUES} | {"birth_mmdd"} == set(COLUMNS)
 NULL = -(2**62)  # what a NULL reads as: no id, day, second or amount is ever this
@@ -195,10 +197,14 @@ def grouped(pairs: np.ndarray) -> dict[int, np.ndarray]:
 
 async def orders(session: AsyncSession, zones: dict[int, ZoneInfo], default: ZoneInfo,
                  order_ids: Sequence[int] | None = None) -> Orders:
-    """The orders the index counts (not fully refunded, at a store), net of refunds, days in their mall's zone."""
+    """The orders the index counts (offline, not fully refunded, at a store), net of refunds, days in their mall's zone.
+
+    Offline (线下消费) is every channel but online: fast points, lightning pay, photo points and POS.
+    """
     dialect = _dialect(session)
     base = (f"SELECT order_id, customer_id, store_id, COALESCE(mall_id, 0), {_EPOCH[dialect].format('occurred_at')}, "
-            "amount_fen - refunded_amount_fen FROM member_order WHERE NOT fully_refunded AND store_id IS NOT NULL")
+            "amount_fen - refunded_amount_fen FROM member_order WHERE NOT fully_refunded AND store_id IS NOT NULL "
+            f"AND channel <> '{ONLINE}'")
     if order_ids is None:
         rows = await _read(session, base, 6, key=("member_order", "order_id", "order_id"))
     else:

@@ -31,6 +31,8 @@ from services.customer.crowds.columns import (
 MAX_GROUPS = 20
 MAX_CONDITIONS = 30
 MIN_DAY, MAX_DAY = -(2**31), 2**31 - 1
+NATIVE_CHANNELS = (member_pb2.OPEN_CHANNEL_WECHAT, member_pb2.OPEN_CHANNEL_ALIPAY, member_pb2.OPEN_CHANNEL_DOUYIN,
+                   member_pb2.OPEN_CHANNEL_XIAOHONGSHU)
 JOIN = {pb.GROUP_JOIN_INCLUDE: "include", pb.GROUP_JOIN_OR: "or", pb.GROUP_JOIN_EXCLUDE: "exclude"}
 METRIC = {pb.CONSUMPTION_METRIC_COUNT: "count", pb.CONSUMPTION_METRIC_TOTAL: "sum", pb.CONSUMPTION_METRIC_MAX: "max",
           pb.CONSUMPTION_METRIC_AVERAGE: "avg", pb.CONSUMPTION_METRIC_DISTINCT_STORES: "distinct_stores"}
@@ -91,6 +93,10 @@ def window_dates(w: pb.DateWindow, today: date, where: str) -> tuple[date, date]
         if not w.this_month:
             raise InvalidArgument("set this_month to true", field=f"{where}.this_month")
         return today.replace(day=1), last_of_month(today)
+    if kind == "all_time":
+        if not w.all_time:
+            raise InvalidArgument("set all_time to true", field=f"{where}.all_time")
+        return date.min, date.max
     span: pb.RelativeSpan = getattr(w, kind)
     if not 1 <= span.count <= 3660:
         raise InvalidArgument("count must be 1..3660", field=f"{where}.{kind}.count")
@@ -105,7 +111,7 @@ def window_dates(w: pb.DateWindow, today: date, where: str) -> tuple[date, date]
 
 def window_days(w: pb.DateWindow, today: date, where: str) -> tuple[int, int]:
     start, end = window_dates(w, today, where)
-    return day_number(start), day_number(end)
+    return max(MIN_DAY, day_number(start)), min(MAX_DAY, day_number(end))
 
 
 def month_day(value: str, where: str) -> int:
@@ -234,6 +240,26 @@ class Translator:
         start, end = window_days(c.window, self.today, f"{where}.window")
         return [{"field": "card_open_day", "op": "between", "value": [start, end]}]
 
+    def _card_open_channel(self, c: pb.CardOpenChannelCondition, where: str) -> list[dict]:
+        if not c.channels:
+            raise InvalidArgument("name at least one channel", field=f"{where}.channels")
+        for channel in c.channels:
+            if channel not in member_pb2.OpenChannel.values() or channel == 0:
+                raise InvalidArgument("unknown channel", field=f"{where}.channels")
+        return [{"field": "card_opened", "op": "eq", "value": 1},
+                {"field": "card_open_channel", "op": "in", "value": sorted(set(c.channels))}]
+
+    def _native_card(self, c: pb.NativeCardCondition, where: str) -> list[dict]:
+        if c.channel not in NATIVE_CHANNELS:
+            raise InvalidArgument("must be OPEN_CHANNEL_WECHAT, _ALIPAY, _DOUYIN or _XIAOHONGSHU",
+                                  field=f"{where}.channel")
+        if c.opened:
+            return [{"field": "card_opened", "op": "eq", "value": 1},
+                    {"field": "card_open_channel", "op": "eq", "value": c.channel}]
+        # Not opened there: no card at all, or a card opened through another channel. A member without a card has
+        # no channel (0), so one comparison says both.
+        return [{"field": "card_open_channel", "op": "not_in", "value": [c.channel]}]
+
     def _level(self, c: pb.LevelCondition, where: str) -> list[dict]:
         if not c.levels:
             raise InvalidArgument("name at least one level", field=f"{where}.levels")
@@ -338,6 +364,10 @@ class Translator:
                 raise InvalidArgument(f"no group {group}", field=f"{where}.group_ids")
             names.add(group_bitmap(group))
         return [{"bitmap": self._union(sorted(names))}]
+
+    def _registration_time(self, c: pb.RegistrationTimeCondition, where: str) -> list[dict]:
+        start, end = window_days(c.window, self.today, f"{where}.window")
+        return [{"field": "registration_day", "op": "between", "value": [start, end]}]
 
     def _registration_mall(self, c: pb.MallCondition, where: str) -> list[dict]:
         return [{"field": "registration_mall", "op": "in", "value": sorted(self._malls(c, where))}]
