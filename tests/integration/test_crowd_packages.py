@@ -229,6 +229,12 @@ async def test_categories_and_package_management(world):
         (c.CrowdDefinition(groups=[c.ConditionGroup(conditions=[c.Condition(
             registration_time=c.RegistrationTimeCondition(window=c.DateWindow(all_time=False)))])]),
          "definition.groups[0].conditions[0].registration_time.window.all_time"),
+        (c.CrowdDefinition(groups=[c.ConditionGroup(conditions=[c.Condition(level_change=c.LevelChangeCondition(
+            window=c.DateWindow(this_month=True), directions=[9]))])]),
+         "definition.groups[0].conditions[0].level_change.directions"),
+        (c.CrowdDefinition(groups=[c.ConditionGroup(conditions=[c.Condition(level_change=c.LevelChangeCondition(
+            window=c.DateWindow(this_month=True), level=11))])]),
+         "definition.groups[0].conditions[0].level_change.level"),
     ]
     for i, (definition, field) in enumerate(bad_cases):
         err = await rpc_error(stub.CreatePackage(pb.CreatePackageRequest(

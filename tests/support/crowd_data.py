@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from crowdpack.customer.v1 import crowd_pb2 as pb
 from services.common.db import Database
 from services.customer.classification.models import CustomerGroup, CustomerTag, Tag
+from services.customer.levels.models import LevelChange
 from services.customer.models import Customer, CustomerInteraction, CustomerStats, MemberOrder
 from services.customer.organization.models import Mall, Store
 
@@ -67,6 +68,12 @@ async def seed(db: Database, rng: random.Random, members: int = 300) -> dict[str
                 session.add(CustomerTag(customer_id=c.id, tag_id=tag, created_at=now))
             for mall in rng.sample(malls, rng.randint(0, 2)):
                 session.add(CustomerInteraction(customer_id=c.id, mall_id=mall.id, first_kind="consume", first_at=now))
+        for c in customers:  # level history: upgrades, retains, downgrades and manual moves over the last 400 days
+            for _ in range(rng.choice([0, 0, 1, 2, 3])):
+                before, after = rng.randint(0, 3), rng.randint(0, 3)
+                session.add(LevelChange(customer_id=c.id, from_level=before, to_level=after, kind=rng.randint(1, 4),
+                                        reason="", operator_id="seed",
+                                        created_at=now - timedelta(days=rng.randint(0, 400), hours=rng.randint(0, 23))))
         order_id = 0
         for c in customers:
             for _ in range(rng.choice([0, 0, 1, 2, 4, 8])):
@@ -182,6 +189,11 @@ def condition(rng: random.Random, ids: dict[str, list[int]], kind: str) -> pb.Co
                                                                                                rng.randint(1, 2))))
     if kind == "native_card":
         return pb.Condition(native_card=pb.NativeCardCondition(channel=rng.randint(1, 4), opened=rng.random() < 0.5))
+    if kind == "level_change":
+        c = pb.LevelChangeCondition(window=_window(rng), directions=rng.sample([1, 2, 3], rng.randint(0, 2)))
+        if rng.random() < 0.6:
+            c.level = rng.randint(0, 3)
+        return pb.Condition(level_change=c)
     if kind == "review_status":
         return pb.Condition(review_status=pb.ReviewStatusCondition(statuses=rng.sample([1, 2, 3], rng.randint(1, 2))))
     raise AssertionError(kind)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import crowd_pb2 as pb
 from services.customer.classification.models import CustomerTag
+from services.customer.levels.models import LevelChange
 from services.customer.models import Customer, CustomerInteraction, CustomerStats, MemberOrder
 from services.customer.organization.models import Store
 
@@ -150,6 +151,17 @@ class SqlCrowd:
             return Customer.disabled.is_(x.disabled)
         if kind == "review_status":
             return Customer.review_status.in_(list(x.statuses))
+        if kind == "level_change":
+            lo, hi = self._bounds(x.window)
+            moved = {pb.LEVEL_CHANGE_DIRECTION_UPGRADED: LevelChange.to_level > LevelChange.from_level,
+                     pb.LEVEL_CHANGE_DIRECTION_RETAINED: LevelChange.to_level == LevelChange.from_level,
+                     pb.LEVEL_CHANGE_DIRECTION_DOWNGRADED: LevelChange.to_level < LevelChange.from_level}
+            wanted = [LevelChange.customer_id == Customer.id, LevelChange.created_at >= lo, LevelChange.created_at < hi]
+            if x.directions:
+                wanted.append(or_(*[moved[d] for d in x.directions]))
+            if x.HasField("level"):
+                wanted.append(LevelChange.to_level == x.level)
+            return exists(select(LevelChange.id).where(*wanted))
         if kind == "registration_time":
             lo, hi = self._bounds(x.window)
             return and_(Customer.registered_at >= lo, Customer.registered_at < hi)

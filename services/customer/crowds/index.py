@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -37,9 +38,10 @@ from services.common.logs import get_logger
 from services.common.retry import one_line
 from services.customer.crowds import loader
 from services.customer.crowds.columns import COLUMNS, DEFAULT_GROUP, LIVE, group_bitmap, interaction_bitmap, tag_bitmap
-from services.customer.crowds.translate import Translation
+from services.customer.crowds.translate import LEVEL_CHANGES, Translation
 from services.customer.organization.models import Mall
 
+T = TypeVar("T")
 log = get_logger(__name__)
 
 SNAPSHOT_FORMAT = 2
@@ -329,18 +331,35 @@ class CrowdIndex:
     # --- evaluation
 
     async def evaluate(self, translation: Translation) -> se.Bitmap:
-        await self._settle()
-        async with self._lock:
-            self._prepare(translation)
-            index = self.index
-        return await asyncio.to_thread(index.evaluate, translation.package)
+        return await self._run(translation, lambda index: index.evaluate(translation.package))
 
     async def count(self, translation: Translation) -> int:
+        return await self._run(translation, lambda index: index.count(translation.package))
+
+    async def _run(self, translation: Translation, work: Callable[[se.MemberIndex], T]) -> T:
+        """``work`` on the index once the package's unions and history bitmaps are in it (the latter only for it)."""
         await self._settle()
+        history = await self._level_changes(translation)
         async with self._lock:
             self._prepare(translation)
             index = self.index
-        return await asyncio.to_thread(index.count, translation.package)
+            for name, bitmap in history.items():
+                index.set_bitmap(name, bitmap)
+        try:
+            return await asyncio.to_thread(work, index)
+        finally:
+            async with self._lock:
+                for name in history:
+                    index.drop_bitmap(name)
+
+    async def _level_changes(self, translation: Translation) -> dict[str, se.Bitmap]:
+        """The members each level change condition of the package names, read from the records now."""
+        if not translation.level_changes:
+            return {}
+        tz = ZoneInfo(self.timezone)
+        async with self.db.read() as session:
+            return {name: _bitmap(await loader.level_changed(session, wanted, tz))
+                    for name, wanted in translation.level_changes.items()}
 
     def _prepare(self, translation: Translation) -> None:
         """Registers the unions the package names (kept until a member bitmap they join changes)."""
@@ -404,6 +423,9 @@ class CrowdIndex:
         if set(index.columns()) != set(COLUMNS):
             log.warning("crowd index snapshot lacks columns; rebuilding")
             return False
+        for name in index.bitmaps():
+            if name.startswith(LEVEL_CHANGES):  # saved while an evaluation had it: it was only ever for that one
+                index.drop_bitmap(name)
         self.index, self.sequence, self._order_ids = index, sequence, order_ids
         self._memberships = Memberships({name: index.evaluate(_bitmap_package(name))
                                          for name in index.bitmaps() if _is_member_bitmap(name)})

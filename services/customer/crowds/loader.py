@@ -13,15 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import Boolean, Column
+from sqlalchemy import Boolean, Column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crowdpack.customer.v1 import crowd_pb2
 from services.common.chunks import chunks
-from services.customer.crowds.columns import COLUMNS
+from services.customer.crowds.columns import COLUMNS, EPOCH
+from services.customer.crowds.translate import LevelChanges
+from services.customer.levels.models import LevelChange
 from services.customer.models import Customer
 
 CHUNK = 100_000
@@ -245,3 +248,31 @@ def month_day(days: np.ndarray) -> np.ndarray:
     month_start = d.astype("datetime64[M]")
     month = month_start.astype(np.int64) % 12 + 1
     return month * 100 + (d - month_start.astype("datetime64[D]")).astype(np.int64) + 1
+
+
+def _day_start(day: int, tz: ZoneInfo) -> datetime | None:
+    """The first moment of day ``day`` (days since 1970-01-01) in ``tz``, in UTC as times are stored (SQLite compares
+    the stored wall clock); None past the calendar's ends."""
+    try:
+        return datetime.combine(EPOCH + timedelta(days=day), time(), tz).astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+async def level_changed(session: AsyncSession, wanted: LevelChanges, tz: ZoneInfo) -> np.ndarray:
+    """The ids of the members with a level change ``wanted`` describes (sorted, unique)."""
+    change = LevelChange.__table__.c
+    query = select(change.customer_id).distinct()
+    if wanted.from_day > (date.min - EPOCH).days and (start := _day_start(wanted.from_day, tz)) is not None:
+        query = query.where(change.created_at >= start)
+    if (end := _day_start(wanted.to_day + 1, tz)) is not None and wanted.to_day < (date.max - EPOCH).days:
+        query = query.where(change.created_at < end)
+    ways = {crowd_pb2.LEVEL_CHANGE_DIRECTION_UPGRADED: change.to_level > change.from_level,
+            crowd_pb2.LEVEL_CHANGE_DIRECTION_RETAINED: change.to_level == change.from_level,
+            crowd_pb2.LEVEL_CHANGE_DIRECTION_DOWNGRADED: change.to_level < change.from_level}
+    if wanted.directions:
+        query = query.where(or_(*[ways[d] for d in wanted.directions]))
+    if wanted.level is not None:
+        query = query.where(change.to_level == wanted.level)
+    ids = np.fromiter((await session.scalars(query)).all(), dtype=np.int64)
+    return np.unique(ids)

@@ -11,6 +11,7 @@ condition with no orders in scope matches nobody (as SQL's GROUP BY ... HAVING).
 from __future__ import annotations
 
 import calendar
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -31,6 +32,11 @@ from services.customer.crowds.columns import (
 MAX_GROUPS = 20
 MAX_CONDITIONS = 30
 MIN_DAY, MAX_DAY = -(2**31), 2**31 - 1
+DIRECTIONS = (pb.LEVEL_CHANGE_DIRECTION_UPGRADED, pb.LEVEL_CHANGE_DIRECTION_RETAINED,
+              pb.LEVEL_CHANGE_DIRECTION_DOWNGRADED)
+# Names of the bitmaps read from the level change records for one evaluation (unique in the process).
+LEVEL_CHANGES = "adhoc:level-changes:"
+_evaluations = itertools.count(1)
 NATIVE_CHANNELS = (member_pb2.OPEN_CHANNEL_WECHAT, member_pb2.OPEN_CHANNEL_ALIPAY, member_pb2.OPEN_CHANNEL_DOUYIN,
                    member_pb2.OPEN_CHANNEL_XIAOHONGSHU)
 JOIN = {pb.GROUP_JOIN_INCLUDE: "include", pb.GROUP_JOIN_OR: "or", pb.GROUP_JOIN_EXCLUDE: "exclude"}
@@ -50,6 +56,17 @@ class Catalogue:
     levels: set[int] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class LevelChanges:
+    """Members whose level moved in a window: the days (crowd time zone), the directions (empty = any), the level
+    moved to (None = any). Answered from the level change records when the package is evaluated."""
+
+    from_day: int
+    to_day: int
+    directions: tuple[int, ...]
+    level: int | None
+
+
 @dataclass
 class Translation:
     package: dict[str, Any]
@@ -57,6 +74,8 @@ class Translation:
     unions: dict[str, list[str]] = field(default_factory=dict)
     # Every plain bitmap the package or its unions name (a tag nobody carries yet has none in the index).
     bitmaps: set[str] = field(default_factory=set)
+    # Bitmaps read from history at each evaluation (set before it, dropped after): name -> what they hold.
+    level_changes: dict[str, LevelChanges] = field(default_factory=dict)
 
     def package_bitmaps(self) -> set[str]:
         return self.bitmaps
@@ -154,6 +173,7 @@ class Translator:
         self.today = today
         self.unions: dict[str, list[str]] = {}
         self.bitmaps: set[str] = set()
+        self.level_changes: dict[str, LevelChanges] = {}
 
     def translate(self, definition: pb.CrowdDefinition, where: str = "definition") -> Translation:
         if not definition.groups:
@@ -181,7 +201,7 @@ class Translator:
         groups.append({"op": "exclude", "all": [{"not_bitmap": LIVE}]})
         if not definition.include_virtual:
             groups.append({"op": "exclude", "all": [{"field": "virtual", "op": "eq", "value": 1}]})
-        return Translation({"groups": groups}, dict(self.unions), set(self.bitmaps))
+        return Translation({"groups": groups}, dict(self.unions), set(self.bitmaps), dict(self.level_changes))
 
     def condition(self, c: pb.Condition, where: str) -> list[dict[str, Any]]:
         kind = c.WhichOneof("kind")
@@ -276,6 +296,18 @@ class Translator:
         out.append({"field": "level", "op": "eq", "value": c.level} if c.level else
                    {"field": "level", "op": "gt", "value": 0})
         return out
+
+    def _level_change(self, c: pb.LevelChangeCondition, where: str) -> list[dict]:
+        start, end = window_days(c.window, self.today, f"{where}.window")
+        for direction in c.directions:
+            if direction not in DIRECTIONS:
+                raise InvalidArgument("unknown direction", field=f"{where}.directions")
+        if c.HasField("level") and not 0 <= c.level <= 10:
+            raise InvalidArgument("levels are 0..10", field=f"{where}.level")
+        wanted = LevelChanges(start, end, tuple(sorted(set(c.directions))), c.level if c.HasField("level") else None)
+        name = f"{LEVEL_CHANGES}{next(_evaluations)}"
+        self.level_changes[name] = wanted
+        return [{"bitmap": name}]
 
     def _store_member(self, c: pb.StoreMemberCondition, where: str) -> list[dict]:
         return [{"field": "store_member", "op": "eq", "value": int(c.store_member)}]
