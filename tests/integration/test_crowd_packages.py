@@ -227,8 +227,8 @@ async def test_categories_and_package_management(world):
             channel=m.OPEN_CHANNEL_IMPORT, opened=True))])]),
          "definition.groups[0].conditions[0].native_card.channel"),
         (c.CrowdDefinition(groups=[c.ConditionGroup(conditions=[c.Condition(
-            registration_time=c.RegistrationTimeCondition(window=c.DateWindow(all_time=False)))])]),
-         "definition.groups[0].conditions[0].registration_time.window.all_time"),
+            registration_time=c.RegistrationTimeCondition(window=c.DateWindow(ever=False)))])]),
+         "definition.groups[0].conditions[0].registration_time.window.ever"),
         (c.CrowdDefinition(groups=[c.ConditionGroup(conditions=[c.Condition(level_change=c.LevelChangeCondition(
             window=c.DateWindow(this_month=True), directions=[9]))])]),
          "definition.groups[0].conditions[0].level_change.directions"),
@@ -284,7 +284,7 @@ async def test_a_failed_refresh_shows_its_error_and_is_retried_until_it_succeeds
     assert await wait_until(ready)
 
 
-def test_daily_moment_is_in_the_mall_time_zone():
+def test_daily_moment_is_in_the_mever_zone():
     refresher = Refresher(None, None, daily_hour=3)  # type: ignore[arg-type]
     # 2026-11-22 18:00 UTC is 02:00 on the 23rd in Shanghai: the latest 03:00 there was on the 22nd.
     due = refresher.daily_due(datetime(2026, 11, 22, 18, tzinfo=UTC), "Asia/Shanghai")

@@ -119,7 +119,7 @@ def _window(rng: random.Random) -> pb.DateWindow:
             [pb.RELATIVE_UNIT_DAYS, pb.RELATIVE_UNIT_MONTHS])))
     if pick < 0.93:
         return pb.DateWindow(this_month=True)
-    return pb.DateWindow(all_time=True)
+    return pb.DateWindow(ever=True)
 
 
 def condition(rng: random.Random, ids: dict[str, list[int]], kind: str) -> pb.Condition:

@@ -37,7 +37,7 @@ def window(w: pb.DateWindow, today: date) -> tuple[date, date]:
         return date.fromisoformat(w.fixed.from_date), date.fromisoformat(w.fixed.to_date)
     if kind == "this_month":
         return today.replace(day=1), today.replace(day=calendar.monthrange(today.year, today.month)[1])
-    if kind == "all_time":  # far enough either way for any stored time
+    if kind == "ever":  # far enough either way for any stored time
         return date(1000, 1, 1), date(9000, 12, 31)
     span = getattr(w, kind)
     if span.unit == pb.RELATIVE_UNIT_DAYS:

@@ -112,9 +112,9 @@ def window_dates(w: pb.DateWindow, today: date, where: str) -> tuple[date, date]
         if not w.this_month:
             raise InvalidArgument("set this_month to true", field=f"{where}.this_month")
         return today.replace(day=1), last_of_month(today)
-    if kind == "all_time":
-        if not w.all_time:
-            raise InvalidArgument("set all_time to true", field=f"{where}.all_time")
+    if kind == "ever":
+        if not w.ever:
+            raise InvalidArgument("set ever to true", field=f"{where}.ever")
         return date.min, date.max
     span: pb.RelativeSpan = getattr(w, kind)
     if not 1 <= span.count <= 3660:
