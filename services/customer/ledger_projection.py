@@ -52,7 +52,7 @@ from services.customer.models import (
     OutboxEvent,
     TimelineEntry,
 )
-from services.customer.stats import empty_stats
+from services.customer.stats import count_order, count_refund, empty_stats
 
 log = get_logger(__name__)
 
@@ -236,6 +236,7 @@ async def _order_recorded(batch: Batch, event: Message) -> None:
     stats.spend_total_fen += event.amount
     stats.first_spend_at = at if stats.first_spend_at is None else min(aware(stats.first_spend_at), at)
     stats.last_spend_at = at if stats.last_spend_at is None else max(aware(stats.last_spend_at), at)
+    count_order(stats, event.channel, event.amount, at)
     if mall_id is not None and mall_id != member.registration_mall_id:
         batch.add_interaction(member.id, mall_id, "consume", at)
     timeline.record(session, member.id, "order", "system", order_id=event.order_id, mall_id=event.mall_id,
@@ -272,9 +273,11 @@ async def _order_refunded(batch: Batch, event: Message) -> None:
     stats = batch.stats[member.id]
     if order is not None:
         order.refunded_amount_fen = event.total_refunded_amount
-        if event.fully_refunded and not order.fully_refunded:
+        now_full = event.fully_refunded and not order.fully_refunded
+        if now_full:
             order.fully_refunded = True
             stats.spend_count = max(0, stats.spend_count - 1)
+        count_refund(stats, order.channel, event.refund_amount, now_full)
     stats.spend_total_fen = max(0, stats.spend_total_fen - event.refund_amount)
     timeline.record(batch.session, member.id, "refund", "system", order_id=event.order_id, refund_id=event.refund_id,
                     refund_amount_fen=event.refund_amount, points_reversed=event.points_reversed,

@@ -115,7 +115,9 @@ class CustomerStats(Base):
     __tablename__ = "customer_stats"
     # The member list walks these in order: (sort column, id) is its keyset.
     __table_args__ = tuple(Index(f"ix_customer_stats_{c}_id", c, "customer_id")
-                           for c in ("points_balance", "spend_total_fen", "spend_count", "last_spend_at"))
+                           for c in ("points_balance", "spend_total_fen", "spend_count", "last_spend_at",
+                                     "online_count", "online_total_fen", "online_last_at",
+                                     "offline_count", "offline_total_fen", "offline_last_at"))
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), primary_key=True)
     points_balance: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -132,6 +134,14 @@ class CustomerStats(Base):
     points_entry_id: Mapped[int] = mapped_column(BigInteger, default=0)
     red_packet_entry_id: Mapped[int] = mapped_column(BigInteger, default=0)
     stored_entry_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Online orders (线上下单: vouchers and goods bought online) and offline ones (线下消费: fast points, lightning
+    # pay, photo points, POS), each apart: count (a fully refunded order leaves it), total net of refunds, last time.
+    online_count: Mapped[int] = mapped_column(Integer, default=0)
+    online_total_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    online_last_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    offline_count: Mapped[int] = mapped_column(Integer, default=0)
+    offline_total_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    offline_last_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
 
 
 class MemberOrder(Base):

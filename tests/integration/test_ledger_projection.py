@@ -187,3 +187,57 @@ async def test_a_voucher_redeemed_in_another_mall_relates_the_member_to_it(custo
     kinds = [e.kind for e in (await customer.members.ListTimeline(pb.ListTimelineRequest(
         customer_id=member.member_id))).entries]
     assert kinds.count("voucher_redeemed") == 2  # a repeated message id is delivered once
+
+
+async def test_online_and_offline_orders_are_counted_apart_sorted_and_filtered(customer, js):
+    from crowdpack.customer.v1 import crowd_pb2 as crowd
+
+    home = await customer.mall("Home")
+    a, b = [(await customer.members.CreateMember(pb.CreateMemberRequest(
+        request_id=f"oo{i}", phone=f"1350000002{i}", registration_mall_id=home), metadata=SUPER)).member.member_id
+        for i in range(2)]
+
+    def order(order_id: str, member: str, channel: str, amount: int, day: int) -> events.OrderRecorded:
+        return events.OrderRecorded(order_id=order_id, member_id=member, mall_id=home, store_id="7", channel=channel,
+                                    amount=amount, paid_amount=amount, occur_time=ts(day))
+
+    await publish(js, "ledger.order.recorded.v1", order("71", a, "ORDER_CHANNEL_ONLINE", 9_000, 4), "oo-71")
+    await publish(js, "ledger.order.recorded.v1", order("72", a, "ORDER_CHANNEL_ONLINE", 1_000, 6), "oo-72")
+    await publish(js, "ledger.order.recorded.v1", order("73", a, "ORDER_CHANNEL_POS", 2_000, 5), "oo-73")
+    await publish(js, "ledger.order.recorded.v1", order("74", b, "ORDER_CHANNEL_FAST_POINTS", 50_000, 8), "oo-74")
+    await publish(js, "ledger.order.recorded.v1", order("75", b, "ORDER_CHANNEL_ONLINE", 3_000, 2), "oo-75")
+    # A's later online order is refunded in full (out of the count and the total), B's in part (the total only).
+    await publish(js, "ledger.order.refunded.v1", events.OrderRefunded(
+        refund_id="r72", order_id="72", member_id=a, refund_amount=1_000, total_refunded_amount=1_000,
+        fully_refunded=True, refund_time=ts(7)), "oo-r72")
+    await publish(js, "ledger.order.refunded.v1", events.OrderRefunded(
+        refund_id="r75", order_id="75", member_id=b, refund_amount=500, total_refunded_amount=500,
+        fully_refunded=False, refund_time=ts(7)), "oo-r75")
+    await caught_up(js, "LEDGER", "customer-ledger-events")
+    got = {m: (await customer.members.GetMember(pb.GetMemberRequest(member_id=m))).member.stats for m in (a, b)}
+    assert (got[a].online_count, got[a].online_total_fen, got[a].online_last_time) == (1, 9_000, ts(6))
+    assert (got[a].offline_count, got[a].offline_total_fen, got[a].offline_last_time) == (1, 2_000, ts(5))
+    assert (got[b].online_count, got[b].online_total_fen, got[b].online_last_time) == (1, 2_500, ts(2))
+    assert (got[b].offline_count, got[b].offline_total_fen, got[b].offline_last_time) == (1, 50_000, ts(8))
+
+    async def listed(order_by: int) -> list[str]:
+        page = await customer.members.ListMembers(pb.ListMembersRequest(order_by=order_by), metadata=SUPER)
+        return [m.member_id for m in page.members]
+
+    assert await listed(pb.MEMBER_ORDER_BY_ONLINE_TOTAL) == [a, b]
+    assert await listed(pb.MEMBER_ORDER_BY_OFFLINE_TOTAL) == [b, a]
+    assert await listed(pb.MEMBER_ORDER_BY_ONLINE_LAST_TIME) == [a, b]
+    assert await listed(pb.MEMBER_ORDER_BY_OFFLINE_LAST_TIME) == [b, a]
+
+    # The crowd filter: online total of at least 50 yuan; an online order in the first three days of the month.
+    def online(**kw) -> pb.MemberFilter:
+        return pb.MemberFilter(crowd_mall_id=home, crowd=crowd.CrowdDefinition(groups=[crowd.ConditionGroup(
+            conditions=[crowd.Condition(online_orders=crowd.OnlineOrdersCondition(**kw))])]))
+
+    by_total = await customer.members.ListMembers(pb.ListMembersRequest(filter=online(
+        metric=crowd.CONSUMPTION_METRIC_TOTAL, range=crowd.Int64Range(min=5_000))), metadata=SUPER)
+    assert [m.member_id for m in by_total.members] == [a]
+    by_last = await customer.members.ListMembers(pb.ListMembersRequest(filter=online(
+        metric=crowd.CONSUMPTION_METRIC_LAST_TIME, window=crowd.DateWindow(fixed=crowd.FixedDates(
+            from_date="2026-10-01", to_date="2026-10-03")))), metadata=SUPER)
+    assert [m.member_id for m in by_last.members] == [b]

@@ -11,6 +11,7 @@ from services.customer.classification.models import CustomerGroup, CustomerTag, 
 from services.customer.levels.models import LevelChange
 from services.customer.models import Customer, CustomerInteraction, CustomerStats, MemberOrder
 from services.customer.organization.models import Mall, Store
+from services.customer.stats import count_order, count_refund
 
 CATEGORIES = ["food and beverage", "retail", "cinema"]
 FORMATS = ["noodle", "coffee", "shoes", "imax"]
@@ -56,14 +57,17 @@ async def seed(db: Database, rng: random.Random, members: int = 300) -> dict[str
         session.add_all(customers)
         await session.flush()
         all_tags = [t.id for t in tags] + [1, 2, 3]
+        stats: dict[int, CustomerStats] = {}
         for c in customers:
             if c.kind == 1:  # every member has a stats row; one in five has no balances
                 active = rng.random() < 0.8
-                session.add(CustomerStats(customer_id=c.id, points_balance=rng.randint(0, 5000) if active else 0,
-                                          red_packet_balance_fen=rng.randint(0, 20000) if active else 0,
-                                          stored_balance_fen=0,
-                                          spend_count=0, spend_total_fen=0, level_spend_fen=0, cumulative_spend_fen=0,
-                                          points_entry_id=0, red_packet_entry_id=0, stored_entry_id=0))
+                stats[c.id] = CustomerStats(
+                    customer_id=c.id, points_balance=rng.randint(0, 5000) if active else 0,
+                    red_packet_balance_fen=rng.randint(0, 20000) if active else 0, stored_balance_fen=0,
+                    spend_count=0, spend_total_fen=0, level_spend_fen=0, cumulative_spend_fen=0, points_entry_id=0,
+                    red_packet_entry_id=0, stored_entry_id=0, online_count=0, online_total_fen=0, offline_count=0,
+                    offline_total_fen=0)
+                session.add(stats[c.id])
             for tag in rng.sample(all_tags, rng.randint(0, 3)):
                 session.add(CustomerTag(customer_id=c.id, tag_id=tag, created_at=now))
             for mall in rng.sample(malls, rng.randint(0, 2)):
@@ -81,12 +85,16 @@ async def seed(db: Database, rng: random.Random, members: int = 300) -> dict[str
                 store = rng.choice(stores)
                 amount = rng.choice([500, 1000, 5000, 12000, 80000])
                 refunded = rng.choice([0, 0, 0, amount // 2, amount])
-                session.add(MemberOrder(
+                order = MemberOrder(
                     order_id=order_id, customer_id=c.id, mall_id=store.mall_id, store_id=store.id,
                     channel=rng.choice(["ORDER_CHANNEL_POS", "ORDER_CHANNEL_FAST_POINTS", "ORDER_CHANNEL_ONLINE"]),
                     amount_fen=amount, paid_amount_fen=amount,
                     refunded_amount_fen=refunded, fully_refunded=refunded == amount,
-                    occurred_at=now - timedelta(days=rng.randint(0, 200), minutes=rng.randint(0, 1440))))
+                    occurred_at=now - timedelta(days=rng.randint(0, 200), minutes=rng.randint(0, 1440)))
+                session.add(order)
+                if c.id in stats:  # what the ledger projection keeps of it (stats.count_order, count_refund)
+                    count_order(stats[c.id], order.channel, amount, order.occurred_at)
+                    count_refund(stats[c.id], order.channel, refunded, order.fully_refunded)
         ids["malls"] = [m.id for m in malls]
         ids["stores"] = [s.id for s in stores]
         ids["groups"] = [g.id for g in groups]
@@ -194,6 +202,14 @@ def condition(rng: random.Random, ids: dict[str, list[int]], kind: str) -> pb.Co
         if rng.random() < 0.6:
             c.level = rng.randint(0, 3)
         return pb.Condition(level_change=c)
+    if kind == "online_orders":
+        metric = rng.choice([pb.CONSUMPTION_METRIC_COUNT, pb.CONSUMPTION_METRIC_TOTAL, pb.CONSUMPTION_METRIC_LAST_TIME])
+        c = pb.OnlineOrdersCondition(metric=metric)
+        if metric == pb.CONSUMPTION_METRIC_LAST_TIME:
+            c.window.CopyFrom(_window(rng))
+        else:
+            c.range.CopyFrom(_range(rng, *((0, 4) if metric == pb.CONSUMPTION_METRIC_COUNT else (0, 100_000))))
+        return pb.Condition(online_orders=c)
     if kind == "review_status":
         return pb.Condition(review_status=pb.ReviewStatusCondition(statuses=rng.sample([1, 2, 3], rng.randint(1, 2))))
     raise AssertionError(kind)

@@ -162,6 +162,18 @@ class SqlCrowd:
             if x.HasField("level"):
                 wanted.append(LevelChange.to_level == x.level)
             return exists(select(LevelChange.id).where(*wanted))
+        if kind == "online_orders":
+            online = [MemberOrder.customer_id == Customer.id, MemberOrder.channel == "ORDER_CHANNEL_ONLINE"]
+            if x.metric == pb.CONSUMPTION_METRIC_LAST_TIME:
+                lo, hi = self._bounds(x.window)
+                last = select(func.max(MemberOrder.occurred_at)).where(*online).scalar_subquery()
+                return and_(last >= lo, last < hi)
+            if x.metric == pb.CONSUMPTION_METRIC_COUNT:
+                value = select(func.count()).where(*online, MemberOrder.fully_refunded.is_(False)).scalar_subquery()
+            else:
+                value = select(func.coalesce(func.sum(MemberOrder.amount_fen - MemberOrder.refunded_amount_fen), 0)) \
+                    .where(*online).scalar_subquery()
+            return self._range(value, x.range)
         if kind == "registration_time":
             lo, hi = self._bounds(x.window)
             return and_(Customer.registered_at >= lo, Customer.registered_at < hi)

@@ -15,7 +15,7 @@ EPOCH = date(1970, 1, 1)
 # The member columns (how each is read: crowds/loader.py).
 COLUMNS = ("gender", "card_opened", "store_member", "disabled", "virtual", "level", "review_status", "birth_mmdd",
            "birth_day", "card_open_day", "level_expire_day", "points", "red_packet", "registration_mall",
-           "registration_day", "card_open_channel")
+           "registration_day", "card_open_channel", "online_count", "online_total", "online_last_day")
 LIVE = "live"
 DEFAULT_GROUP = "group:default"
 

@@ -25,7 +25,7 @@ from services.common.chunks import chunks
 from services.customer.crowds.columns import COLUMNS, EPOCH
 from services.customer.crowds.translate import LevelChanges
 from services.customer.levels.models import LevelChange
-from services.customer.models import Customer
+from services.customer.models import Customer, CustomerStats
 
 CHUNK = 100_000
 # Ids per ``IN (...)`` when reading some members or orders. They are written into the statement as
@@ -41,7 +41,7 @@ _DAY = {"sqlite": "CAST(julianday({}) - 2440587.5 AS INTEGER)",
         "postgresql": "({} - DATE '1970-01-01')"}
 
 # (column, source, kind): kind "int" as stored, "day" a date, "time" a timestamp made a local day. A member
-# without a stats row has 0 points and red packets; a NULL in a nullable customer column is ``NULL``.
+# without a stats row has 0 points, red packets and orders; a NULL in a nullable column is ``NULL``.
 _MEMBER_VALUES = (
     ("gender", "c.gender", "int"), ("card_opened", "c.card_opened", "int"), ("store_member", "c.store_member", "int"),
     ("disabled", "c.disabled", "int"), ("virtual", 'c."virtual"', "int"), ("level", "c.level", "int"),
@@ -49,25 +49,24 @@ _MEMBER_VALUES = (
     ("card_open_day", "c.card_open_time", "time"), ("level_expire_day", "c.level_expires_at", "time"),
     ("points", "s.points_balance", "int"), ("red_packet", "s.red_packet_balance_fen", "int"),
     ("registration_mall", "c.registration_mall_id", "int"), ("registration_day", "c.registered_at", "time"),
-    ("card_open_channel", "c.card_open_channel", "int"),
+    ("card_open_channel", "c.card_open_channel", "int"), ("online_count", "s.online_count", "int"),
+    ("online_total", "s.online_total_fen", "int"), ("online_last_day", "s.online_last_at", "time"),
 )
 assert {name for name, _, _ in _MEMBER_VALUES} | {"birth_mmdd"} == set(COLUMNS)
 NULL = -(2**62)  # what a NULL reads as: no id, day, second or amount is ever this
 
 
-def _column(source: str) -> Column | None:
+def _column(source: str) -> Column:
     table, column = source.split(".")
-    return Customer.__table__.c[column.strip('"')] if table == "c" else None
+    return {"c": Customer.__table__, "s": CustomerStats.__table__}[table].c[column.strip('"')]
 
 
 def _nullable(source: str) -> bool:
-    column = _column(source)
-    return column is not None and column.nullable
+    return bool(_column(source).nullable)
 
 
 def _int(source: str) -> str:
-    column = _column(source)
-    return f"CAST({source} AS INTEGER)" if column is not None and isinstance(column.type, Boolean) else source
+    return f"CAST({source} AS INTEGER)" if isinstance(_column(source).type, Boolean) else source
 
 
 @dataclass

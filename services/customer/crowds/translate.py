@@ -363,6 +363,17 @@ class Translator:
         target = {"orders": {"stores": stores, "from_day": start, "to_day": end}, "metric": METRIC[c.metric]}
         return range_condition(target, c.range, f"{where}.range")
 
+    # --- online orders
+
+    def _online_orders(self, c: pb.OnlineOrdersCondition, where: str) -> list[dict]:
+        if c.metric == pb.CONSUMPTION_METRIC_LAST_TIME:
+            start, end = window_days(c.window, self.today, f"{where}.window")
+            return [{"field": "online_last_day", "op": "between", "value": [start, end]}]
+        columns = {pb.CONSUMPTION_METRIC_COUNT: "online_count", pb.CONSUMPTION_METRIC_TOTAL: "online_total"}
+        if c.metric not in columns:
+            raise InvalidArgument("must be CONSUMPTION_METRIC_COUNT, _TOTAL or _LAST_TIME", field=f"{where}.metric")
+        return range_condition({"field": columns[c.metric]}, c.range, f"{where}.range")
+
     # --- other
 
     def _union(self, names: list[str]) -> str:

@@ -74,7 +74,8 @@ def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
 # The customer_stats row every member has, all zero (as stats.empty_stats makes one).
 STATS_COLUMNS = ("customer_id", "points_balance", "red_packet_balance_fen", "stored_balance_fen", "spend_count",
                  "spend_total_fen", "level_spend_fen", "cumulative_spend_fen", "points_entry_id",
-                 "red_packet_entry_id", "stored_entry_id")
+                 "red_packet_entry_id", "stored_entry_id", "online_count", "online_total_fen", "offline_count",
+                 "offline_total_fen")
 
 
 class Superseded(Exception):

@@ -31,5 +31,8 @@ def member_to_proto(c: Customer, *, tags: list[str] | None = None, stats: Custom
             points_balance=stats.points_balance, red_packet_balance_fen=stats.red_packet_balance_fen,
             stored_balance_fen=stats.stored_balance_fen, spend_count=stats.spend_count,
             spend_total_fen=stats.spend_total_fen, first_spend_time=to_timestamp(stats.first_spend_at),
-            last_spend_time=to_timestamp(stats.last_spend_at), cumulative_spend_fen=stats.cumulative_spend_fen))
+            last_spend_time=to_timestamp(stats.last_spend_at), cumulative_spend_fen=stats.cumulative_spend_fen,
+            online_count=stats.online_count, online_total_fen=stats.online_total_fen,
+            online_last_time=to_timestamp(stats.online_last_at), offline_count=stats.offline_count,
+            offline_total_fen=stats.offline_total_fen, offline_last_time=to_timestamp(stats.offline_last_at)))
     return member

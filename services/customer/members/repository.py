@@ -49,6 +49,12 @@ ORDER_KEYS: dict[int, Any] = {
     pb.MEMBER_ORDER_BY_SPEND_TOTAL: CustomerStats.spend_total_fen,
     pb.MEMBER_ORDER_BY_SPEND_COUNT: CustomerStats.spend_count,
     pb.MEMBER_ORDER_BY_LAST_SPEND_TIME: func.coalesce(CustomerStats.last_spend_at, EPOCH),
+    pb.MEMBER_ORDER_BY_ONLINE_COUNT: CustomerStats.online_count,
+    pb.MEMBER_ORDER_BY_ONLINE_TOTAL: CustomerStats.online_total_fen,
+    pb.MEMBER_ORDER_BY_ONLINE_LAST_TIME: func.coalesce(CustomerStats.online_last_at, EPOCH),
+    pb.MEMBER_ORDER_BY_OFFLINE_COUNT: CustomerStats.offline_count,
+    pb.MEMBER_ORDER_BY_OFFLINE_TOTAL: CustomerStats.offline_total_fen,
+    pb.MEMBER_ORDER_BY_OFFLINE_LAST_TIME: func.coalesce(CustomerStats.offline_last_at, EPOCH),
 }
 # The indexed column behind each key: ``customer_stats`` has a (column, customer_id) index for each.
 SORT_COLUMNS: dict[int, Any] = {
@@ -56,7 +62,16 @@ SORT_COLUMNS: dict[int, Any] = {
     pb.MEMBER_ORDER_BY_SPEND_TOTAL: CustomerStats.spend_total_fen,
     pb.MEMBER_ORDER_BY_SPEND_COUNT: CustomerStats.spend_count,
     pb.MEMBER_ORDER_BY_LAST_SPEND_TIME: CustomerStats.last_spend_at,
+    pb.MEMBER_ORDER_BY_ONLINE_COUNT: CustomerStats.online_count,
+    pb.MEMBER_ORDER_BY_ONLINE_TOTAL: CustomerStats.online_total_fen,
+    pb.MEMBER_ORDER_BY_ONLINE_LAST_TIME: CustomerStats.online_last_at,
+    pb.MEMBER_ORDER_BY_OFFLINE_COUNT: CustomerStats.offline_count,
+    pb.MEMBER_ORDER_BY_OFFLINE_TOTAL: CustomerStats.offline_total_fen,
+    pb.MEMBER_ORDER_BY_OFFLINE_LAST_TIME: CustomerStats.offline_last_at,
 }
+# The orders by a time, which a member without one (NULL) sorts as if it were the epoch.
+TIME_ORDERS = frozenset({pb.MEMBER_ORDER_BY_LAST_SPEND_TIME, pb.MEMBER_ORDER_BY_ONLINE_LAST_TIME,
+                         pb.MEMBER_ORDER_BY_OFFLINE_LAST_TIME})
 # How many members, in sort order, a page looks at before it sorts the filtered members instead.
 WALK_WINDOWS = (2_000, 20_000)
 
@@ -174,7 +189,7 @@ class MemberRepository:
 
     @staticmethod
     def _walkable(order_by: int, ascending: bool, after: tuple[Any, int] | None) -> bool:
-        if order_by != pb.MEMBER_ORDER_BY_LAST_SPEND_TIME:
+        if order_by not in TIME_ORDERS:
             return True
         # The index holds no order for members who never spent (NULL): they come first ascending,
         # last descending, where only the filter-first query reaches them.

@@ -26,7 +26,7 @@ from services.common.validation import (
     to_timestamp,
 )
 from services.customer.members.convert import member_to_proto
-from services.customer.members.repository import ORDER_KEYS, check_filter
+from services.customer.members.repository import ORDER_KEYS, TIME_ORDERS, check_filter
 from services.customer.members.service import CardOpening, CrowdMembers, MemberService
 from services.customer.scope import require_admin
 from services.customer.validation import normalize_email, normalize_phone, parse_birthday, url
@@ -172,7 +172,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         if cursor.get("o") != order_by or not isinstance(cursor.get("id"), int):
             raise InvalidArgument("is not a token this list returned (for this order)", field="page_token")
         value = cursor.get("v")
-        if order_by == pb.MEMBER_ORDER_BY_LAST_SPEND_TIME:
+        if order_by in TIME_ORDERS:
             try:
                 value = datetime.fromisoformat(value)
             except (TypeError, ValueError):
