@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from prometheus_client import Counter
-from sqlalchemy import ColumnElement, MetaData, Table, delete, select, tuple_
+from sqlalchemy import ColumnElement, CursorResult, MetaData, Table, delete, select, tuple_
 
 from services.common.clock import utcnow
 from services.common.db import Database
@@ -75,7 +76,9 @@ class Pruner:
         total = 0
         while True:
             async with self.db.transaction() as session:
-                count = (await session.execute(delete(table).where(key.in_(doomed)))).rowcount
+                # A DELETE's result is a CursorResult; Session.execute is typed for any statement.
+                result = cast(CursorResult[Any], await session.execute(delete(table).where(key.in_(doomed))))
+                count = result.rowcount
             total += count
             if count < self.batch:
                 return total
