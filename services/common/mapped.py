@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from sqlalchemy import Table
+from sqlalchemy.orm import DeclarativeBase
 
 if TYPE_CHECKING:
     from sqlalchemy import FromClause, MetaData
@@ -24,7 +25,8 @@ class MappedMixin:
         def __init__(self, **kwargs: Any) -> None: ...
 
 
-def table_of(model: type[MappedMixin]) -> Table:
-    """The table ``model`` is mapped to. A mixin's ``__tablename__`` and columns make a ``Table``;
-    ``DeclarativeBase`` types ``__table__`` as any ``FromClause`` for the mappings that do not."""
+def table_of(model: type[MappedMixin] | type[DeclarativeBase]) -> Table:
+    """The table ``model`` is mapped to, for Core statements. A class declared with ``__tablename__`` and
+    columns is mapped to a ``Table``; ``DeclarativeBase`` types ``__table__`` as any ``FromClause`` for
+    the mappings that are not (a class mapped to a join or a select)."""
     return cast(Table, model.__table__)
