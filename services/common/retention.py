@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import Any, cast
 
 from prometheus_client import Counter
-from sqlalchemy import ColumnElement, CursorResult, MetaData, Table, delete, select, tuple_
+from sqlalchemy import ColumnElement, MetaData, Table, delete, select, tuple_
 
 from services.common.clock import utcnow
-from services.common.db import Database
+from services.common.db import Database, rowcount
 from services.common.logs import get_logger
 from services.common.retry import one_line
 
@@ -76,9 +75,7 @@ class Pruner:
         total = 0
         while True:
             async with self.db.transaction() as session:
-                # A DELETE's result is a CursorResult; Session.execute is typed for any statement.
-                result = cast(CursorResult[Any], await session.execute(delete(table).where(key.in_(doomed))))
-                count = result.rowcount
+                count = rowcount(await session.execute(delete(table).where(key.in_(doomed))))
             total += count
             if count < self.batch:
                 return total

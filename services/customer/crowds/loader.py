@@ -21,6 +21,7 @@ from sqlalchemy import Boolean, Column
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.chunks import chunks
+from services.common.mapped import table_of
 from services.customer.crowds.columns import COLUMNS
 from services.customer.models import Customer
 
@@ -52,12 +53,12 @@ NULL = -(2**62)  # what a NULL reads as: no id, day, second or amount is ever th
 
 def _column(source: str) -> Column | None:
     table, column = source.split(".")
-    return Customer.__table__.c[column.strip('"')] if table == "c" else None
+    return table_of(Customer).c[column.strip('"')] if table == "c" else None
 
 
 def _nullable(source: str) -> bool:
     column = _column(source)
-    return column is not None and column.nullable
+    return column is not None and bool(column.nullable)
 
 
 def _int(source: str) -> str:
@@ -106,6 +107,8 @@ async def _read(session: AsyncSession, sql: str, width: int, key: tuple[str, str
     """
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
+    if driver is None:
+        raise RuntimeError("the connection was closed")
     parts = []
     if connection.dialect.name == "sqlite":  # aiosqlite: one thread hop per chunk
         cursor = await driver.execute(sql)

@@ -31,7 +31,7 @@ from services.customer.crowds.columns import (
 MAX_GROUPS = 20
 MAX_CONDITIONS = 30
 MIN_DAY, MAX_DAY = -(2**31), 2**31 - 1
-JOIN = {pb.GROUP_JOIN_INCLUDE: "include", pb.GROUP_JOIN_OR: "or", pb.GROUP_JOIN_EXCLUDE: "exclude"}
+JOIN: dict[int, str] = {pb.GROUP_JOIN_INCLUDE: "include", pb.GROUP_JOIN_OR: "or", pb.GROUP_JOIN_EXCLUDE: "exclude"}
 METRIC = {pb.CONSUMPTION_METRIC_COUNT: "count", pb.CONSUMPTION_METRIC_TOTAL: "sum", pb.CONSUMPTION_METRIC_MAX: "max",
           pb.CONSUMPTION_METRIC_AVERAGE: "avg", pb.CONSUMPTION_METRIC_DISTINCT_STORES: "distinct_stores"}
 
@@ -246,7 +246,7 @@ class Translator:
         start, end = window_days(c.window, self.today, f"{where}.window")
         if not 0 <= c.level <= 10:
             raise InvalidArgument("level is 0 (any) or 1..10", field=f"{where}.level")
-        out = [{"field": "level_expire_day", "op": "between", "value": [start, end]}]
+        out: list[dict[str, object]] = [{"field": "level_expire_day", "op": "between", "value": [start, end]}]
         out.append({"field": "level", "op": "eq", "value": c.level} if c.level else
                    {"field": "level", "op": "gt", "value": 0})
         return out
