@@ -64,7 +64,7 @@ def imported_events(session: AsyncSession, ctx: JobContext, tuples: list[tuple[A
     level_at = columns.index("level")
     malls_at = [columns.index(c) if c in columns else None for c in ("registration_mall_id", "card_open_mall_id")]
 
-    def malls(part: list[tuple[Any, ...]], at: int | None) -> list[str]:
+    def malls(part: Sequence[tuple[Any, ...]], at: int | None) -> list[str]:
         return [] if at is None else [str(row[at] or "") for row in part]
 
     for part in chunks(tuples, IMPORTED_PER_EVENT):

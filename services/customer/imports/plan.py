@@ -10,6 +10,7 @@ from operator import itemgetter
 from typing import Any
 
 from crowdpack.customer.v1 import member_pb2
+from services.common.mapped import table_of
 from services.common.validation import aware
 from services.customer.classification.models import Tag
 from services.customer.imports.rows import OK, Reference, RowResult
@@ -17,7 +18,7 @@ from services.customer.imports.writes import same_value, sqlite_bool, sqlite_dat
 from services.customer.levels.rules import add_months
 from services.customer.models import Customer
 
-CUSTOMER = Customer.__table__
+CUSTOMER = table_of(Customer)
 MEMBER = member_pb2.CUSTOMER_KIND_MEMBER
 IMPORT_CHANNEL = member_pb2.OPEN_CHANNEL_IMPORT
 PROFILE = ("phone", "email", "name", "real_name", "gender", "birthday", "avatar_url", "wechat_openid",
