@@ -11,7 +11,6 @@ from typing import Any
 
 from crowdpack.customer.v1 import member_pb2
 from services.common.mapped import table_of
-from services.common.validation import aware
 from services.customer.classification.models import Tag
 from services.customer.imports.rows import OK, Reference, RowResult
 from services.customer.imports.writes import same_value, sqlite_bool, sqlite_date, sqlite_time
@@ -115,12 +114,6 @@ class Outcome:
     invalid: int = 0
     duplicate: int = 0
     conflict: int = 0
-
-
-def same(old: Any, new: Any) -> bool:
-    if isinstance(old, datetime) and isinstance(new, datetime):
-        return aware(old) == new
-    return old == new
 
 
 @dataclass

@@ -58,11 +58,11 @@ from services.customer.imports.plan import (
     Shape,
     insert_columns,
     plan,
-    same,
     shape_rows,
 )
 from services.customer.imports.rows import CONFLICT, DUPLICATE, OK, RowResult
 from services.customer.imports.writes import Driver, Staging
+from services.customer.member_changes import changes_of
 from services.customer.members.cards import card_number
 from services.customer.models import CustomerInteraction
 
@@ -246,7 +246,7 @@ class BatchWriter:
             v = row.values
             assert v is not None
             cur = existing[customer_id]
-            changes = {k: v[k] for k in PROFILE if k in v and not same(getattr(cur, k), v[k])}
+            changes = changes_of(cur, {k: v[k] for k in PROFILE if k in v})
             if not cur.card_opened and ("card_number" in v or "card_open_time" in v):
                 changes.update(card_opened=True, card_open_channel=IMPORT_CHANNEL,
                                card_number=v.get("card_number") or card_number(customer_id),
@@ -258,7 +258,7 @@ class BatchWriter:
                         and "card_open_mall_id" in v:
                     changes["registration_mall_id"] = v["card_open_mall_id"]
             elif cur.card_opened:
-                changes.update({k: v[k] for k in CARD if k in v and not same(getattr(cur, k), v[k])})
+                changes.update(changes_of(cur, {k: v[k] for k in CARD if k in v}))
             if "phone" in changes:
                 changes["store_member"] = changes["phone"] in staff
             if changes:
