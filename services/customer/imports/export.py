@@ -25,7 +25,7 @@ HEADER = ["member_id", "phone", "email", "name", "real_name", "gender", "birthda
           "card_open_mall_id", "card_open_channel", "level", "tags", "disabled", "review_status", "store_member",
           "points_balance", "spend_count", "spend_total_fen", "last_spend_time", "create_time"]
 GENDER_TEXT: dict[int, str] = {member_pb2.GENDER_MALE: "male", member_pb2.GENDER_FEMALE: "female",
-               member_pb2.GENDER_UNKNOWN: "unknown"}
+                               member_pb2.GENDER_UNKNOWN: "unknown"}
 REVIEW_TEXT: dict[int, str] = {
     member_pb2.REVIEW_STATUS_PENDING: "pending", member_pb2.REVIEW_STATUS_APPROVED: "approved",
     member_pb2.REVIEW_STATUS_REJECTED: "rejected"}

@@ -39,7 +39,7 @@ CODECS: dict[int, str] = {
     pb.IMPORT_ENCODING_BIG5: "big5hkscs",
 }
 ENCODING_NAMES: dict[int, str] = {pb.IMPORT_ENCODING_UTF8: "UTF-8", pb.IMPORT_ENCODING_GB18030: "GB18030",
-                  pb.IMPORT_ENCODING_BIG5: "Big5"}
+                                  pb.IMPORT_ENCODING_BIG5: "Big5"}
 csv.field_size_limit(1024 * 1024)
 
 

@@ -21,7 +21,7 @@ from services.customer.models import Customer
 from services.customer.stats import stats_row
 
 KIND_NAMES: dict[int, str] = {pb.LEVEL_CHANGE_KIND_UPGRADE: "upgrade", pb.LEVEL_CHANGE_KIND_RETAIN: "retain",
-              pb.LEVEL_CHANGE_KIND_DOWNGRADE: "downgrade", pb.LEVEL_CHANGE_KIND_MANUAL: "manual"}
+                              pb.LEVEL_CHANGE_KIND_DOWNGRADE: "downgrade", pb.LEVEL_CHANGE_KIND_MANUAL: "manual"}
 
 
 def add_months(moment: datetime, months: int) -> datetime:
