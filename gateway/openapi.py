@@ -15,7 +15,7 @@ INTEGERS = {FD.TYPE_INT32: (-(2**31), 2**31 - 1), FD.TYPE_SINT32: (-(2**31), 2**
             FD.TYPE_INT64: (-(2**63), 2**63 - 1), FD.TYPE_SINT64: (-(2**63), 2**63 - 1),
             FD.TYPE_SFIXED64: (-(2**63), 2**63 - 1), FD.TYPE_UINT64: (0, 2**64 - 1),
             FD.TYPE_FIXED64: (0, 2**64 - 1)}
-WELL_KNOWN = {
+WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
     "google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?s$"},
     "google.protobuf.FieldMask": {"type": "string", "description": "comma-separated field paths"},
@@ -63,7 +63,9 @@ class Schemas:
         if field.type == FD.TYPE_BYTES:
             return {"type": "string", "contentEncoding": "base64"}
         if field.type == FD.TYPE_ENUM:
+            assert field.enum_type is not None  # an enum field has its enum's descriptor
             return self.enum(field.enum_type)
+        assert field.message_type is not None  # every other field is a message field
         return self.message(field.message_type)
 
     def message(self, message: Descriptor, skip: frozenset[str] = frozenset()) -> dict[str, Any]:

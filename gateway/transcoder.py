@@ -43,7 +43,8 @@ def message_class(descriptor: Descriptor) -> type[Message]:
 
 
 def _field_path(descriptor: Descriptor, dotted: str) -> list[FieldDescriptor]:
-    fields, current = [], descriptor
+    fields: list[FieldDescriptor] = []
+    current: Descriptor | None = descriptor
     for part in dotted.split("."):
         found = current.fields_by_name.get(part) if current is not None else None
         if found is None:
@@ -72,6 +73,7 @@ def _scalar_from_text(field: FieldDescriptor, text: str, name: str) -> Any:
             return False
         raise HttpError(400, "INVALID_ARGUMENT", f"{name}: expected true or false", field=name)
     if field.type == FieldDescriptor.TYPE_ENUM:
+        assert field.enum_type is not None  # an enum field has its enum's descriptor
         values = field.enum_type.values_by_name
         if text in values or (text.lstrip("-").isdigit() and int(text) in field.enum_type.values_by_number):
             return text if text in values else int(text)
@@ -151,9 +153,9 @@ async def build_request(binding: Binding, request: Request, limit: int) -> Messa
         leaf = _field_path(descriptor, dotted)[-1]
         _set_dotted(data, dotted, _scalar_from_text(leaf, request.path_params[param], dotted))
     if "request_id" in descriptor.fields_by_name and binding.verb in MUTATION_VERBS:
-        key = request.headers.get("idempotency-key")
-        if key:
-            data["request_id"] = key
+        idempotency_key = request.headers.get("idempotency-key")
+        if idempotency_key:
+            data["request_id"] = idempotency_key
         elif not data.get("request_id"):
             data["request_id"] = uuid.uuid4().hex  # a one-off call: retrying it is the client's choice
     return parse_into(data, descriptor)
@@ -293,10 +295,10 @@ def endpoint(binding: Binding) -> Callable[[Request], Awaitable[Response]]:
                 raise
         else:
             message = await build_request(binding, request, settings.max_body_bytes)
-            multi = channel.unary_unary(binding.full_method, request_serializer=input_cls.SerializeToString,
+            unary = channel.unary_unary(binding.full_method, request_serializer=input_cls.SerializeToString,
                                         response_deserializer=output.FromString)
             reply = await call_cancellable(
-                request, multi(message, timeout=settings.rpc_timeout_s, metadata=metadata))
+                request, unary(message, timeout=settings.rpc_timeout_s, metadata=metadata))
         if binding.is_download:
             return csv_response(binding, reply)
         return JSONResponse(to_json(reply))

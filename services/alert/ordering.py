@@ -24,6 +24,7 @@ from services.alert.evaluation import HORIZON_DAYS, Order, evaluate
 from services.alert.models import Alert, MemberOrder
 from services.alert.raising import excluded_members, held_orders, record
 from services.alert.rules import MallRules, RuleCache
+from services.common.db import dialect_of
 from services.common.validation import aware
 
 ONLINE = "ORDER_CHANNEL_ONLINE"
@@ -38,7 +39,7 @@ async def apply_orders(session: AsyncSession, cache: RuleCache, events: Sequence
                 and e.member_id and e.mall_id and aware(e.occur_time.ToDatetime()) >= now - TOO_OLD]
     refunds = [e for e in events if isinstance(e, ledger_events.OrderRefunded)]
     if recorded:
-        insert = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        insert = postgresql_insert if dialect_of(session) == "postgresql" else sqlite_insert
         await session.execute(insert(MemberOrder).on_conflict_do_nothing(), [dict(
             order_id=e.order_id, member_id=e.member_id, mall_id=e.mall_id, store_id=e.store_id,
             paid_amount=e.paid_amount, fully_refunded=False, occur_time=aware(e.occur_time.ToDatetime()))

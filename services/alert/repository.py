@@ -55,7 +55,7 @@ class AlertRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def _select(self, q: AlertQuery) -> Select[tuple[Alert, bool, bool]]:
+    def _select(self, q: AlertQuery) -> Select[Alert, bool, bool]:
         store_member = func.coalesce(MemberView.store_member, false())
         disabled = or_(Alert.state == MEMBER_DISABLED, func.coalesce(MemberView.disabled, false()))
         query = (select(Alert, store_member, disabled)

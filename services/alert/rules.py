@@ -14,14 +14,15 @@ from crowdpack.alert.v1 import alert_service_pb2 as pb
 from services.alert.evaluation import HORIZON_DAYS, RuleSpec, Window
 from services.alert.models import AlertRule, MallView, StoreView
 from services.common.errors import InvalidArgument
-from services.common.validation import known_enum, to_timestamp
+from services.common.validation import enum_of, known_enum, to_timestamp
 
 MAX_RULES_PER_MALL = 20
 MAX_NAME = 50
 MAX_SCOPE_VALUES = 500
 DEFAULT_TIMEZONE = "Asia/Shanghai"
-ATTRIBUTE_SCOPES = {pb.STORE_SCOPE_KIND_CATEGORY: "category", pb.STORE_SCOPE_KIND_BUSINESS_FORMAT: "business_format",
-                    pb.STORE_SCOPE_KIND_FLOOR: "floor"}
+ATTRIBUTE_SCOPES: dict[int, str] = {
+    pb.STORE_SCOPE_KIND_CATEGORY: "category", pb.STORE_SCOPE_KIND_BUSINESS_FORMAT: "business_format",
+    pb.STORE_SCOPE_KIND_FLOOR: "floor"}
 CONDITION_FIELDS = ("single_order", "any_store", "scope_total")
 
 
@@ -200,13 +201,14 @@ def to_proto(rule: AlertRule) -> pb.AlertRule:
 
     return pb.AlertRule(
         rule_id=str(rule.id), mall_id=rule.mall_id, name=rule.name,
-        scope=pb.StoreScope(kind=rule.scope_kind, values=list(rule.scope_values)),
+        scope=pb.StoreScope(kind=enum_of(pb.StoreScopeKind, rule.scope_kind), values=list(rule.scope_values)),
         single_order=pb.SingleOrderCondition(enabled=rule.single_enabled, min_paid_amount=rule.single_min_paid or 0),
         any_store=window(rule.any_enabled, rule.any_days, rule.any_min_count, rule.any_min_paid),
         scope_total=window(rule.total_enabled, rule.total_days, rule.total_min_count, rule.total_min_paid),
         creator_id=rule.creator_id, create_time=to_timestamp(rule.created_at), editor_id=rule.editor_id,
         update_time=to_timestamp(rule.updated_at),
         evaluation=pb.RuleEvaluation(
-            state=rule.eval_state, members_total=rule.eval_total, members_done=rule.eval_done,
+            state=enum_of(pb.EvaluationState, rule.eval_state), members_total=rule.eval_total,
+            members_done=rule.eval_done,
             alerts_raised=rule.eval_raised, start_time=to_timestamp(rule.eval_started_at),
             finish_time=to_timestamp(rule.eval_finished_at)))

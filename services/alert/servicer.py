@@ -40,7 +40,7 @@ from services.common.db import Database
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.idempotency import run_idempotent
 from services.common.pagination import after_id, after_token, decode_token, encode_token, page_size
-from services.common.validation import aware, known_enum, mask_paths, parse_int_id, to_timestamp
+from services.common.validation import aware, enum_of, known_enum, mask_paths, parse_int_id, to_timestamp
 
 UPDATABLE = {"name", "scope", *CONDITION_FIELDS}
 EXPORT_LIMIT = 200_000
@@ -55,17 +55,20 @@ def alert_to_proto(alert: Alert, store_member: bool, disabled: bool,
                    orders: list[AlertOrder] | None = None) -> pb.Alert:
     return pb.Alert(
         alert_id=str(alert.id), mall_id=alert.mall_id, member_id=alert.member_id, rule_id=str(alert.rule_id),
-        rule_name=alert.rule_name, conditions=conditions_of(alert.conditions), state=alert.state,
+        rule_name=alert.rule_name, conditions=[enum_of(pb.ConditionKind, c) for c in conditions_of(alert.conditions)],
+        state=enum_of(pb.AlertState, alert.state),
         store_member=bool(store_member), member_disabled=bool(disabled),
         first_trigger_time=to_timestamp(alert.first_triggered_at),
         last_trigger_time=to_timestamp(alert.last_triggered_at), order_count=alert.order_count,
         orders=[pb.AlertOrder(order_id=o.order_id, store_id=o.store_id, paid_amount=o.paid_amount,
-                              occur_time=to_timestamp(o.occur_time), condition=o.condition) for o in orders or ()])
+                              occur_time=to_timestamp(o.occur_time), condition=enum_of(pb.ConditionKind, o.condition))
+                for o in orders or ()])
 
 
 def digest_to_proto(d: Digest) -> pb.Digest:
     return pb.Digest(digest_id=d.id, mall_id=d.mall_id, local_date=d.local_date, alert_count=d.alert_count,
-                     delivery_state=d.delivery_state, attempts=d.attempts, create_time=to_timestamp(d.created_at),
+                     delivery_state=enum_of(pb.DeliveryState, d.delivery_state), attempts=d.attempts,
+                     create_time=to_timestamp(d.created_at),
                      deliver_time=to_timestamp(d.delivered_at))
 
 

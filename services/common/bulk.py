@@ -26,9 +26,10 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Dialect, LargeBinary, Table, func, inspect, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import DeclarativeBase, Session
 
 from services.common.chunks import chunks
+from services.common.mapped import table_of
 
 ARRAY_ROWS = 20_000  # rows per PostgreSQL statement
 VALUES_ROWS = 1_000  # rows per SQLite statement ...
@@ -209,7 +210,8 @@ def allocate_ids(session: Session | Connection, counts: dict[Table, int]) -> dic
     return ids
 
 
-def flush_in_bulk(session: Session, inserts: Sequence[type], updates: Sequence[type] = ()) -> None:
+def flush_in_bulk(session: Session, inserts: Sequence[type[DeclarativeBase]],
+                  updates: Sequence[type[DeclarativeBase]] = ()) -> None:
     """Writes what ``session`` holds of these models as bulk rows instead of the unit of work's statements.
 
     New objects of the ``inserts`` models become ``insert_rows`` (in the order they were added; a
@@ -228,7 +230,7 @@ def flush_in_bulk(session: Session, inserts: Sequence[type], updates: Sequence[t
         objects = [o for o in inserted if type(o) is model]
         if not objects:
             continue
-        table: Table = model.__table__  # type: ignore[attr-defined]
+        table = table_of(model)
         keys = [c.key for c in table.columns
                 if not (c.primary_key and c.autoincrement is not False and getattr(objects[0], c.key) is None)]
         insert_rows(conn, table, keys, [tuple(getattr(o, k) for k in keys) for o in objects])
@@ -236,7 +238,7 @@ def flush_in_bulk(session: Session, inserts: Sequence[type], updates: Sequence[t
         objects = [o for o in updated if type(o) is model]
         if not objects:
             continue
-        table = model.__table__  # type: ignore[attr-defined]
+        table = table_of(model)
         key = [c.key for c in table.primary_key.columns]
         values = [c.key for c in table.columns if not c.primary_key]
         update_rows(conn, table, values, key, [tuple(getattr(o, k) for k in (*values, *key)) for o in objects])

@@ -34,6 +34,7 @@ from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.events import Stream, decode
 from services.common.logs import get_logger
+from services.common.mapped import MappedMixin
 from services.common.retry import one_line
 
 log = get_logger(__name__)
@@ -47,7 +48,7 @@ Handler = Callable[[AsyncSession, Any], Awaitable[None]]
 BatchHandler = Callable[[AsyncSession, Sequence[tuple[str, Any]]], Awaitable[None]]
 
 
-class ProcessedMessageMixin:
+class ProcessedMessageMixin(MappedMixin):
     """Columns of the ``processed_message`` table: which consumer applied which message."""
 
     __tablename__ = "processed_message"

@@ -22,11 +22,11 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -76,6 +76,20 @@ def _sqlite_setup(engine: Engine, begin: str, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         conn.exec_driver_sql(begin)
+
+
+def dialect_of(session: AsyncSession) -> str:
+    """The dialect name ("sqlite" or "postgresql") of the database ``session`` is bound to (every
+    ``Database`` session is)."""
+    if session.bind is None:
+        raise RuntimeError("the session is not bound to a database")
+    return session.bind.dialect.name
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. Its result is a ``CursorResult``; ``Session.execute`` is
+    typed for any statement."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 class Database:

@@ -18,8 +18,9 @@ import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from sqlalchemy import DateTime, LargeBinary, Select, String, Table, bindparam, select
@@ -32,6 +33,7 @@ from services.common.chunks import IN_LIST, chunks
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import AlreadyExists, InvalidArgument
+from services.common.mapped import MappedMixin, table_of
 
 R = TypeVar("R", bound=Message)
 Q = TypeVar("Q", bound=Message)
@@ -39,7 +41,7 @@ P = ParamSpec("P")
 MAX_REQUEST_ID = 128
 
 
-class IdempotencyMixin:
+class IdempotencyMixin(MappedMixin):
     __tablename__ = "idempotency_record"
 
     request_id: Mapped[str] = mapped_column(String(MAX_REQUEST_ID), primary_key=True)
@@ -51,6 +53,11 @@ class IdempotencyMixin:
 
     def __repr__(self) -> str:
         return f"IdempotencyRecord({self.request_id!r}, {self.method!r})"
+
+
+def request_id_of(request: Message) -> str:
+    """The ``request_id`` every mutation request carries (AIP-155)."""
+    return request.request_id  # type: ignore[attr-defined]  # a field of each generated class, not of Message
 
 
 def request_hash(request: Message) -> str:
@@ -75,7 +82,7 @@ def _answer(row: Any, method: str, digest: str, response_cls: type[R]) -> R:
 
 async def _stored(session: AsyncSession, model: type[IdempotencyMixin], method: str, request: Message,
                   response_cls: type[R]) -> R | None:
-    row = await session.get(model, request.request_id)  # type: ignore[attr-defined]
+    row = await session.get(model, request_id_of(request))
     if row is None:
         return None
     return _answer(row, method, request_hash(request), response_cls)
@@ -109,8 +116,8 @@ def stored_answers(session: Session, model: type[IdempotencyMixin],
     rows: dict[str, Any] = {}
     ids = sorted({r.request_id for r in requests})
     for chunk in chunks(ids, IN_LIST):
-        for row in session.execute(_answers_of(model.__table__), {"ids": chunk}):  # type: ignore[attr-defined]
-            rows[row.request_id] = row
+        for stored in session.execute(_answers_of(table_of(model)), {"ids": chunk}):
+            rows[stored.request_id] = stored
     answers: list[Message | AlreadyExists | None] = []
     for r in requests:
         row = rows.get(r.request_id)
@@ -132,7 +139,7 @@ def store_answers(session: Session, model: type[IdempotencyMixin], answered: Seq
     unique-key violation that fails the transaction.
     """
     created = now or utcnow()
-    insert_rows(session.connection(), model.__table__,  # type: ignore[attr-defined]
+    insert_rows(session.connection(), table_of(model),
                 ("request_id", "method", "request_hash", "response", "created_at"),
                 [(r.request_id, r.method, r.hash, response.SerializeToString(), created) for r, response in answered])
 
@@ -140,14 +147,14 @@ def store_answers(session: Session, model: type[IdempotencyMixin], answered: Seq
 async def run_idempotent(db: Database, model: type[IdempotencyMixin], method: str, request: Message,
                          response_cls: type[R], work: Callable[[AsyncSession], Awaitable[R]]) -> R:
     """Runs ``work`` once per ``request.request_id`` in one write transaction with its record."""
-    check_request_id(request.request_id)  # type: ignore[attr-defined]
+    check_request_id(request_id_of(request))
     try:
         async with db.transaction() as session:
             stored = await _stored(session, model, method, request, response_cls)
             if stored is not None:
                 return stored
             response = await work(session)
-            session.add(model(request_id=request.request_id, method=method,  # type: ignore[attr-defined]
+            session.add(model(request_id=request_id_of(request), method=method,
                               request_hash=request_hash(request), response=response.SerializeToString(),
                               created_at=utcnow()))
             await session.flush()
@@ -177,7 +184,8 @@ def response_type(request_type: type[Message], method: str) -> type[Message]:
     for service in request_type.DESCRIPTOR.file.services_by_name.values():
         rpc = service.methods_by_name.get(method)
         if rpc is not None and rpc.input_type is request_type.DESCRIPTOR:
-            return GetMessageClass(rpc.output_type)
+            # Message.DESCRIPTOR is typed as the Python or the upb descriptor; at run time they are one class.
+            return GetMessageClass(cast(Descriptor, rpc.output_type))
     raise LookupError(f"no RPC {method} takes {request_type.DESCRIPTOR.full_name}")
 
 
@@ -194,7 +202,9 @@ def idempotent(method: str) -> Callable[[Callable[Concatenate[OwnerT, AsyncSessi
                  ) -> Callable[Concatenate[OwnerT, Q, P], Awaitable[R]]:
         @functools.wraps(work)
         async def run(self: OwnerT, request: Q, /, *args: P.args, **kwargs: P.kwargs) -> R:
-            response_cls: type[R] = response_type(type(request), method)  # type: ignore[assignment]
+            # The RPC's response class, which the decorated method's declared return type R names. (mypy
+            # checks a class object against Hashable with the instances' __hash__; classes are hashable.)
+            response_cls = cast(type[R], response_type(type(request), method))  # type: ignore[arg-type]
             return await run_idempotent(self.db, self.idempotency, method, request, response_cls,
                                         lambda session: work(self, session, request, *args, **kwargs))
 

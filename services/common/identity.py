@@ -191,7 +191,7 @@ class Verifier:
         except jwt.PyJWTError as err:
             raise IdentityError(f"the identity token is not valid ({err})") from None
         try:
-            role = Role(claims.get("role"))
+            role = Role(claims.get("role", ""))  # a missing role is no role: ValueError, as any unknown one
             malls = frozenset(str(m) for m in claims.get("malls", ()))
         except (ValueError, TypeError):
             raise IdentityError("the identity token names an unknown role") from None
@@ -229,7 +229,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return "sign in first: this call needs a signed-in identity"
         return caller
 
-    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+    # Left unannotated: grpc's stubs type a handler's behaviours as plain callables, and under grpc.aio
+    # they are coroutine functions and async generators (as ``inner`` and ``streaming`` say).
+    async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(OPEN_PREFIXES):
             return handler
@@ -240,7 +242,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 caller = self._caller(context, handler_call_details.method)
                 if isinstance(caller, str):
                     await context.abort(grpc.StatusCode.UNAUTHENTICATED, caller)
-                CALLER.set(caller)  # type: ignore[arg-type]
+                CALLER.set(caller)
                 return await inner(request, context)
 
             make = (grpc.unary_unary_rpc_method_handler if handler.unary_unary is not None
@@ -253,7 +255,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             caller = self._caller(context, handler_call_details.method)
             if isinstance(caller, str):
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, caller)
-            CALLER.set(caller)  # type: ignore[arg-type]
+            CALLER.set(caller)
             async for reply in streaming(request, context):
                 yield reply
 

@@ -27,6 +27,7 @@ from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.events import subject_of
 from services.common.logs import get_logger
+from services.common.mapped import MappedMixin, table_of
 from services.common.retry import one_line
 
 log = get_logger(__name__)
@@ -38,7 +39,7 @@ BIGINT_PK = BigInteger().with_variant(Integer(), "sqlite")
 ACK_TIMEOUT_S = 10.0  # for a relay pass's acks; unacked rows stay unsent and go again next pass
 
 
-class OutboxMixin:
+class OutboxMixin(MappedMixin):
     """Columns of the ``outbox_event`` table; each service maps it on its own Base."""
 
     __tablename__ = "outbox_event"
@@ -104,7 +105,7 @@ def add_events(session: Session | Connection, model: type[OutboxMixin], messages
     else:
         conn = session
     rows = event_rows(messages, utcnow())
-    insert_rows(conn, model.__table__, OUTBOX_COLUMNS, rows)  # type: ignore[attr-defined]
+    insert_rows(conn, table_of(model), OUTBOX_COLUMNS, rows)
     return [row[0] for row in rows]
 
 
@@ -152,7 +153,7 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publishes one batch of unsent events; returns how many it sent."""
-        t = self.model.__table__  # type: ignore[attr-defined]
+        t = table_of(self.model)
         # Table statements, not ORM ones: a busy relay makes many passes, and the ORM's compile step adds to each.
         async with self.db.read() as session:
             rows = (await session.execute(

@@ -22,7 +22,7 @@ from prometheus_client import Counter
 from sqlalchemy import ColumnElement, MetaData, Table, delete, select, tuple_
 
 from services.common.clock import utcnow
-from services.common.db import Database
+from services.common.db import Database, rowcount
 from services.common.logs import get_logger
 from services.common.retry import one_line
 
@@ -75,7 +75,7 @@ class Pruner:
         total = 0
         while True:
             async with self.db.transaction() as session:
-                count = (await session.execute(delete(table).where(key.in_(doomed)))).rowcount
+                count = rowcount(await session.execute(delete(table).where(key.in_(doomed))))
             total += count
             if count < self.batch:
                 return total

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, datetime
+from typing import TypeVar, cast
 
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
@@ -12,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.errors import InvalidArgument
 
+E = TypeVar("E", bound=int)
 MAX_MONEY = 9 * 10**15
 MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 
@@ -22,6 +24,15 @@ def known_enum(enum: EnumTypeWrapper, value: int, field: str, *, allow_unspecifi
         names = ", ".join(n for n in enum.keys() if not n.endswith("_UNSPECIFIED"))  # noqa: SIM118 - not a dict
         raise InvalidArgument(f"must be one of {names}", field=field)
     return value
+
+
+def enum_of(enum: type[E], value: int) -> E:
+    """``value``, a number of proto enum ``enum`` (stored in a row or decided here), typed for a message field.
+
+    protoc's stubs type an enum field as the enum's class, which the generated module never instantiates:
+    its numbers are plain ints. Nothing is checked; the number came from the enum.
+    """
+    return cast(E, value)
 
 
 def parse_int_id(value: str, field: str) -> int:

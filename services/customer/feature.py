@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from services.common.clock import Clock, utcnow
 from services.common.db import Database
+from services.common.idempotency import IdempotencyMixin
 from services.customer.models import IdempotencyRecord
 
 
 class FeatureService:
-    idempotency = IdempotencyRecord
+    idempotency: type[IdempotencyMixin] = IdempotencyRecord
 
     def __init__(self, db: Database, clock: Clock = utcnow) -> None:
         self.db = db

@@ -13,8 +13,9 @@ from services.common.outbox import add_event
 from services.common.validation import to_timestamp
 from services.customer.models import Customer, OutboxEvent
 
-REVIEW_NAMES = {member_pb2.REVIEW_STATUS_PENDING: "pending", member_pb2.REVIEW_STATUS_APPROVED: "approved",
-                member_pb2.REVIEW_STATUS_REJECTED: "rejected"}
+REVIEW_NAMES: dict[int, str] = {
+    member_pb2.REVIEW_STATUS_PENDING: "pending", member_pb2.REVIEW_STATUS_APPROVED: "approved",
+    member_pb2.REVIEW_STATUS_REJECTED: "rejected"}
 
 
 def created(session: AsyncSession, c: Customer) -> None:

@@ -25,8 +25,9 @@ async def is_store_staff_phone(session: AsyncSession, phone: str | None) -> bool
 
 async def store_staff_phones(session: AsyncSession) -> set[str]:
     """Every phone of active store staff (an import decides many members' flags at once)."""
-    return set((await session.scalars(select(Staff.phone).where(
-        Staff.role == STORE_STAFF, Staff.disabled.is_(False), Staff.phone.is_not(None)))).all())
+    phones = (await session.scalars(select(Staff.phone).where(
+        Staff.role == STORE_STAFF, Staff.disabled.is_(False), Staff.phone.is_not(None)))).all()
+    return {phone for phone in phones if phone is not None}
 
 
 async def refresh_store_member(session: AsyncSession, phone: str | None) -> None:

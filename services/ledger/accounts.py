@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.clock import utcnow
@@ -16,7 +16,7 @@ from services.ledger.repository import AccountRepository
 ASSETS = (pb.ASSET_POINTS, pb.ASSET_BALANCE, pb.ASSET_RED_PACKET)
 
 
-async def open_member_accounts(session: AsyncSession, event: Message) -> None:
+async def open_member_accounts(session: AsyncSession, event: customer_events.MemberCreated) -> None:
     """Handles customer.member.created: one zero-balance account per asset, each announced."""
     repo = AccountRepository(session)
     have = {a.asset for a in await repo.for_member(event.member_id)}

@@ -31,7 +31,7 @@ from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.chunks import IN_LIST, chunks
 from services.common.errors import AlreadyExists, DomainError
-from services.common.idempotency import request_hash, store_answers, stored_answers
+from services.common.idempotency import request_hash, request_id_of, store_answers, stored_answers
 from services.common.validation import to_timestamp
 from services.ledger.convert import account_to_proto, order_to_proto, posted_to_proto
 from services.ledger.inputs import CHANNEL_NAMES, NewOrder
@@ -65,7 +65,7 @@ class Command(ABC):
 
     @property
     def request_id(self) -> str:
-        return self.request.request_id  # type: ignore[attr-defined]
+        return request_id_of(self.request)
 
     @abstractmethod
     def needs(self) -> Needs:

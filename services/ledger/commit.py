@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.errors import Aborted
-from services.common.idempotency import IdempotencyMixin, check_request_id, run_idempotent
+from services.common.idempotency import IdempotencyMixin, check_request_id, request_id_of, run_idempotent
 from services.common.logs import get_logger
 from services.common.retry import one_line
 from services.ledger.commands import Command, run_batch
@@ -111,7 +111,7 @@ class GroupCommit:
     async def idempotent(self, method: str, request: Message, response_cls: type[R],
                          work: Callable[[AsyncSession], Awaitable[R]]) -> R:
         """``run_idempotent`` inside the next batch."""
-        check_request_id(request.request_id)  # type: ignore[attr-defined]
+        check_request_id(request_id_of(request))
         return await self.run(
             lambda scope: run_idempotent(scope, self.idempotency_model, method, request,  # type: ignore[arg-type]
                                          response_cls, work))

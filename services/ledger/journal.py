@@ -35,6 +35,7 @@ from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.bulk import allocate_ids, insert_rows, update_rows
 from services.common.chunks import IN_LIST, chunks
 from services.common.errors import Aborted, FailedPrecondition, NotFound
+from services.common.mapped import table_of
 from services.common.outbox import add_events
 from services.common.validation import MAX_MONEY
 from services.ledger.journal_events import entry_events
@@ -62,10 +63,10 @@ from services.ledger.postings import (
 )
 from services.ledger.rules import Rule, effective_rules
 
-ACCOUNTS = Account.__table__
-ENTRIES = JournalEntry.__table__
-ORDERS = Order.__table__
-MEMBER_STATES = MemberState.__table__
+ACCOUNTS = table_of(Account)
+ENTRIES = table_of(JournalEntry)
+ORDERS = table_of(Order)
+MEMBER_STATES = table_of(MemberState)
 ENTRY_COLUMNS = ("id", "request_id", "line", "account_id", "kind", "amount", "balance_after", "reason_template_id",
                  "reason", "note", "voucher", "document_at", "mall_id", "store_id", "operator_id", "order_id",
                  "reversal_of_id", "created_at")
@@ -112,10 +113,10 @@ class Book:
         if malls:
             self.rules.update(effective_rules(self.session, malls))
         templates = sorted(needs.templates - self.templates.keys() - self._missing_templates)
-        for chunk in chunks(templates, IN_LIST):
+        for template_ids in chunks(templates, IN_LIST):
             rows = self.session.execute(
                 select(ReasonTemplate.id, ReasonTemplate.asset, ReasonTemplate.name)
-                .where(ReasonTemplate.id.in_(chunk), ReasonTemplate.deleted_at.is_(None)))
+                .where(ReasonTemplate.id.in_(template_ids), ReasonTemplate.deleted_at.is_(None)))
             for r in rows:
                 self.templates[r.id] = (r.asset, r.name)
         self._missing_templates.update(t for t in templates if t not in self.templates)

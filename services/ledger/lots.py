@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.bulk import insert_rows, update_rows
 from services.common.chunks import IN_LIST, chunks
+from services.common.mapped import table_of
 from services.ledger.models import PointsLot
 from services.ledger.postings import Posted
 from services.ledger.rules import Rule, effective_rules
 
-LOTS = PointsLot.__table__
+LOTS = table_of(PointsLot)
 LOT_COLUMNS = ("account_id", "entry_id", "amount", "remaining", "earned_at", "expires_at")
 OPEN_LOTS_OF = (select(LOTS.c.id, LOTS.c.account_id, LOTS.c.remaining)
                 .where(LOTS.c.account_id.in_(bindparam("accounts", expanding=True)), LOTS.c.remaining > 0)

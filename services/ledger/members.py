@@ -14,11 +14,13 @@ from google.protobuf.message import Message
 from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.bulk import insert_rows, update_rows
 from services.common.chunks import chunks
 from services.common.clock import utcnow
+from services.common.mapped import table_of
 from services.common.outbox import add_events
 from services.common.validation import aware, to_timestamp
 from services.ledger.accounts import ASSETS, open_member_accounts
@@ -44,7 +46,7 @@ async def _state(session: AsyncSession, member_id: str) -> MemberState:
     return state
 
 
-async def member_created(session: AsyncSession, event: Message) -> None:
+async def member_created(session: AsyncSession, event: customer_events.MemberCreated) -> None:
     """customer.member.created: the member's three accounts, and the level they start at."""
     await open_member_accounts(session, event)
     state = await _state(session, event.member_id)
@@ -52,7 +54,7 @@ async def member_created(session: AsyncSession, event: Message) -> None:
         state.level = event.level
 
 
-async def member_status_changed(session: AsyncSession, event: Message) -> None:
+async def member_status_changed(session: AsyncSession, event: customer_events.MemberStatusChanged) -> None:
     """customer.member.status_changed: carries the whole new status."""
     state = await _state(session, event.member_id)
     when = _time(event, "change_time")
@@ -62,7 +64,7 @@ async def member_status_changed(session: AsyncSession, event: Message) -> None:
     state.status_changed_at = when
 
 
-async def member_level_changed(session: AsyncSession, event: Message) -> None:
+async def member_level_changed(session: AsyncSession, event: customer_events.MemberLevelChanged) -> None:
     """customer.member.level_changed: the level the accrual multiplier uses."""
     state = await _state(session, event.member_id)
     when = _time(event, "change_time")
@@ -72,7 +74,7 @@ async def member_level_changed(session: AsyncSession, event: Message) -> None:
     state.level_changed_at = when
 
 
-async def members_imported(session: AsyncSession, event: Message) -> None:
+async def members_imported(session: AsyncSession, event: customer_events.MembersImported) -> None:
     """customer.members.imported: one fast-import batch's members, handled in bulk as member_created is one by one.
 
     Each member gets the accounts it lacks (announced in ``ledger.accounts.opened.v1`` events of up to
@@ -99,7 +101,7 @@ def _import_members(conn: Connection, levels: dict[str, int]) -> None:
     now = utcnow()
     missing = [(m, a, 0, 0, now) for m in ids for a in ASSETS if (m, a) not in have]
     if missing:
-        insert_rows(conn, Account.__table__, ("member_id", "asset", "balance", "debt", "opened_at"), missing)
+        insert_rows(conn, table_of(Account), ("member_id", "asset", "balance", "debt", "opened_at"), missing)
         new = {(m, a) for m, a, *_ in missing}
         opened = []
         for chunk in chunks(sorted({m for m, *_ in missing}), CHUNK):
@@ -109,7 +111,7 @@ def _import_members(conn: Connection, levels: dict[str, int]) -> None:
         add_events(conn, OutboxEvent, (events.AccountsOpened(accounts=[events.AccountOpened(
             account_id=str(row.id), member_id=row.member_id, asset=pb.Asset.Name(row.asset), open_time=open_time)
             for row in part]) for part in chunks(opened, ACCOUNTS_PER_EVENT)))
-    insert_rows(conn, MemberState.__table__, ("member_id", "level", "disabled", "deleted", "virtual"),
+    insert_rows(conn, table_of(MemberState), ("member_id", "level", "disabled", "deleted", "virtual"),
                 [(m, levels[m], False, False, False) for m in ids if m not in known])
-    update_rows(conn, MemberState.__table__, ("level",), ("member_id",),
+    update_rows(conn, table_of(MemberState), ("level",), ("member_id",),
                 [(levels[m], m) for m, changed in known.items() if changed is None])

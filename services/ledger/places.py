@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from google.protobuf.message import Message
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from services.common.chunks import IN_LIST, chunks
 from services.common.errors import InvalidArgument
 from services.common.validation import aware
@@ -33,7 +33,7 @@ STORES_OF = select(STORES.c.store_id, STORES.c.mall_id, STORES.c.deleted).where(
     STORES.c.store_id.in_(bindparam("ids", expanding=True)))
 
 
-def _time(message: Message) -> datetime | None:
+def _time(message: customer_events.MallChanged | customer_events.StoreChanged) -> datetime | None:
     return aware(message.change_time.ToDatetime()) if message.HasField("change_time") else None
 
 
@@ -41,7 +41,7 @@ def _stale(when: datetime | None, stored: datetime | None) -> bool:
     return when is not None and stored is not None and when < aware(stored)
 
 
-async def mall_changed(session: AsyncSession, event: Message) -> None:
+async def mall_changed(session: AsyncSession, event: customer_events.MallChanged) -> None:
     """customer.mall.changed: the mall's whole state."""
     when = _time(event)
     row = await session.get(MallState, event.mall_id)
@@ -53,7 +53,7 @@ async def mall_changed(session: AsyncSession, event: Message) -> None:
     row.name, row.timezone, row.deleted, row.changed_at = event.name, event.timezone, event.deleted, when
 
 
-async def store_changed(session: AsyncSession, event: Message) -> None:
+async def store_changed(session: AsyncSession, event: customer_events.StoreChanged) -> None:
     """customer.store.changed: the store's whole state."""
     when = _time(event)
     row = await session.get(StoreState, event.store_id)

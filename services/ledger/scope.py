@@ -9,15 +9,16 @@ relations the customer service records as interaction malls, so both services se
 
 from __future__ import annotations
 
-from google.protobuf.message import Message
 from sqlalchemy import Connection, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from crowdpack.ledger.v1 import ledger_service_pb2 as pb
 from services.common.auth import Caller
 from services.common.bulk import insert_rows
 from services.common.chunks import chunks
 from services.common.errors import PermissionDenied
+from services.common.mapped import table_of
 from services.common.scope import member_scope
 from services.ledger.models import Account, JournalEntry, MemberMall, Order, VoucherRedemption
 
@@ -63,21 +64,21 @@ def _links(conn: Connection, pairs: list[tuple[str, str, str]]) -> None:
         have.update((m, mall) for m, mall in conn.execute(
             select(MemberMall.member_id, MemberMall.mall_id).where(MemberMall.member_id.in_(chunk))))
     rows = [(m, mall, kind) for (m, mall), kind in sorted(wanted.items()) if (m, mall) not in have]
-    insert_rows(conn, MemberMall.__table__, ("member_id", "mall_id", "kind"), rows)
+    insert_rows(conn, table_of(MemberMall), ("member_id", "mall_id", "kind"), rows)
 
 
-async def member_created(session: AsyncSession, event: Message) -> None:
+async def member_created(session: AsyncSession, event: customer_events.MemberCreated) -> None:
     """customer.member.created: the mall the member registered in."""
     await session.run_sync(lambda s: _links(s.connection(), [(event.member_id, event.registration_mall_id,
                                                               "register")]))
 
 
-async def member_card_opened(session: AsyncSession, event: Message) -> None:
+async def member_card_opened(session: AsyncSession, event: customer_events.MemberCardOpened) -> None:
     """customer.member.card_opened: the mall the card was bound in."""
     await session.run_sync(lambda s: _links(s.connection(), [(event.member_id, event.mall_id, "bind_card")]))
 
 
-async def members_imported(session: AsyncSession, event: Message) -> None:
+async def members_imported(session: AsyncSession, event: customer_events.MembersImported) -> None:
     """customer.members.imported: a fast import batch's registration and card malls (parallel to member_ids)."""
     pairs = [(m, mall, "register") for m, mall in zip(event.member_ids, event.registration_mall_ids)]
     pairs += [(m, mall, "bind_card") for m, mall in zip(event.member_ids, event.card_open_mall_ids)]

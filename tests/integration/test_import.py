@@ -354,7 +354,41 @@ async def test_normal_mode_makes_events_and_timeline_entries(imports):
     timeline = (await imports.members.ListTimeline(mpb.ListTimelineRequest(customer_id=old.member_id),
                                                    metadata=SUPER)).entries
     changed = [json.loads(e.detail_json) for e in timeline if e.kind == "attribute_changed"]
-    assert [(d["field"], d["old"], d["new"]) for d in changed] == [("name", "before", "after")]
+    assert [(d["field"], d["from"], d["to"]) for d in changed] == [("name", "before", "after")]
+
+
+async def test_an_imported_change_is_recorded_and_announced_as_update_member_does_it(imports):
+    """One rule (services/customer/member_changes.py): the import's timeline entries are UpdateMember's plus the
+    job, and its MemberUpdated is UpdateMember's."""
+    by_rpc, by_file = [(await imports.members.CreateMember(mpb.CreateMemberRequest(
+        request_id=f"new-{phone}", phone=phone, name="before", real_name="李四"), metadata=SUPER)).member
+        for phone in ("13200000001", "13200000002")]
+    await imports.members.UpdateMember(mpb.UpdateMemberRequest(
+        request_id="edit", member_id=by_rpc.member_id, member=m.Member(name="after", real_name="张三"),
+        update_mask=mask("name", "real_name")), metadata=SUPER)
+    job = await imports.run(csv_file([["手机号", "姓名", "真实姓名"], ["13200000002", "after", "张三"]]))
+    assert (job.created, job.updated) == (0, 1)
+
+    async def changes(member: m.Member) -> list[dict]:
+        timeline = (await imports.members.ListTimeline(mpb.ListTimelineRequest(customer_id=member.member_id),
+                                                       metadata=SUPER)).entries
+        return sorted((json.loads(e.detail_json) for e in timeline if e.kind == "attribute_changed"),
+                      key=lambda d: d["field"])
+
+    imported = await changes(by_file)
+    assert imported == [{"field": "name", "from": "before", "to": "after", "source": "import",
+                         "job_id": int(job.job_id)},
+                        {"field": "real_name", "from": "李四", "to": "张三", "source": "import",
+                         "job_id": int(job.job_id)}]
+    assert [{k: v for k, v in d.items() if k not in ("source", "job_id")} for d in imported] == await changes(by_rpc)
+    async with imports.db.read() as session:
+        payloads = (await session.scalars(select(OutboxEvent.payload).where(
+            OutboxEvent.subject == subjects.MEMBER_UPDATED).order_by(OutboxEvent.seq))).all()
+    updates = {e.member_id: e for e in map(subjects.SUBJECT_TYPES[subjects.MEMBER_UPDATED].FromString, payloads)}
+    rpc, file = updates[by_rpc.member_id], updates[by_file.member_id]
+    assert list(file.changed_fields) == list(rpc.changed_fields) == ["name", "real_name"]
+    assert (file.operator_id, file.store_member, file.email) == (rpc.operator_id, rpc.store_member, rpc.email)
+    assert file.phone == "13200000002" and rpc.phone == "13200000001"
 
 
 async def test_fast_mode_makes_one_completion_event_and_no_row_events(imports):

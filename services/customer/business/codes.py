@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.db import dialect_of
 from services.common.errors import FailedPrecondition
 from services.customer.business.models import BusinessCodeSequence
 
@@ -34,7 +35,7 @@ def format_code(day: str, sequence: int) -> str:
 async def next_code(session: AsyncSession, now: datetime) -> str:
     """Takes the next code of ``now``'s day, in the caller's transaction."""
     day = code_day(now)
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if dialect_of(session) == "postgresql" else sqlite.insert
     stmt = (insert(BusinessCodeSequence).values(day=day, last_value=1)
             .on_conflict_do_update(index_elements=[BusinessCodeSequence.day],
                                    set_={"last_value": BusinessCodeSequence.last_value + 1})

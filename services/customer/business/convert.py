@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from crowdpack.customer.v1 import business_customer_service_pb2 as pb
-from services.common.validation import to_timestamp
+from services.common.validation import enum_of, to_timestamp
 from services.customer.business.models import OwnershipTransfer
 from services.customer.business.repository import BusinessRow
 from services.customer.classification.convert import tag_to_proto
@@ -15,12 +15,15 @@ from services.customer.classification.models import Tag
 def business_to_proto(row: BusinessRow, *, contact_count: int = 0, tags: Sequence[Tag] = ()) -> pb.BusinessCustomer:
     c, p = row.customer, row.profile
     return pb.BusinessCustomer(
-        customer_id=str(c.id), code=p.code, name=c.name, short_name=p.short_name, type=p.type, industry=p.industry,
+        customer_id=str(c.id), code=p.code, name=c.name, short_name=p.short_name,
+        type=enum_of(pb.BusinessCustomerType, p.type), industry=p.industry,
         scale=p.scale, address=p.address, website=p.website,
         founded_date=p.founded_date.isoformat() if p.founded_date else "", credit_limit_fen=p.credit_limit_fen,
         payment_terms=p.payment_terms, payment_days=p.payment_days, source=p.source,
-        owner_staff_id=p.owner_staff_id, status=p.status, annual_revenue_fen=p.annual_revenue_fen,
-        cooperation_years=p.cooperation_years, grade=p.grade, last_follow_up_time=to_timestamp(p.last_follow_up_at),
+        owner_staff_id=p.owner_staff_id, status=enum_of(pb.BusinessCustomerStatus, p.status),
+        annual_revenue_fen=p.annual_revenue_fen,
+        cooperation_years=p.cooperation_years, grade=enum_of(pb.BusinessCustomerGrade, p.grade),
+        last_follow_up_time=to_timestamp(p.last_follow_up_at),
         phone=c.phone or "", email=c.email or "", group_id=str(c.group_id or ""), contact_count=contact_count,
         tags=[tag_to_proto(t) for t in tags], created_by=p.created_by, create_time=to_timestamp(c.created_at),
         update_time=to_timestamp(c.updated_at))

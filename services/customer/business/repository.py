@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import business_customer_service_pb2 as pb
+from services.common.db import rowcount
 from services.common.search import contains_pattern
 from services.customer.business.models import KIND_BUSINESS, BusinessProfile, Contact, OwnershipTransfer
 from services.customer.classification.models import CustomerGroup, CustomerTag, Tag
@@ -116,7 +117,7 @@ class BusinessRepository:
     async def count(self, where: list[ColumnElement[bool]]) -> int:
         return await self.session.scalar(
             select(func.count()).select_from(Customer).join(BusinessProfile, BusinessProfile.customer_id == Customer.id)
-            .where(live_business(), *where))
+            .where(live_business(), *where)) or 0  # a count is never NULL
 
     async def contact_counts(self, ids: Sequence[int]) -> dict[int, int]:
         rows = (await self.session.execute(
@@ -215,7 +216,7 @@ class BusinessRepository:
 
     async def delete_contacts(self, customer_id: int) -> int:
         result = await self.session.execute(delete(Contact).where(Contact.customer_id == customer_id))
-        return result.rowcount or 0
+        return rowcount(result) or 0
 
     async def delete_contact(self, contact: Contact) -> None:
         await self.session.delete(contact)

@@ -26,6 +26,7 @@ from services.customer.business.models import KIND_BUSINESS, BusinessProfile, Co
 from services.customer.business.ownership import check_new_owner, check_owner, owned_scope, transfer
 from services.customer.business.repository import BusinessRepository, BusinessRow, filter_clauses
 from services.customer.classification import tagging
+from services.customer.classification.models import Tag
 from services.customer.feature import FeatureService
 from services.customer.models import Customer
 
@@ -43,7 +44,7 @@ class BusinessList:
 
     rows: list[BusinessRow]
     contact_counts: dict[int, int]
-    tags: dict[int, list[str]]
+    tags: dict[int, list[Tag]]
     next_page_token: str
     total: int
 
@@ -194,7 +195,7 @@ class BusinessService(FeatureService):
 
     @idempotent("BulkTransferBusinessCustomers")
     async def transfer_many(self, session: AsyncSession, request: pb.BulkTransferBusinessCustomersRequest,
-                            caller: Caller, from_staff_id: str, ids: list[int], to_staff_id: str,
+                            caller: Caller, from_staff_id: str, ids: Sequence[int], to_staff_id: str,
                             reason: str) -> pb.BulkTransferBusinessCustomersResponse:
         repo = BusinessRepository(session)
         if from_staff_id:

@@ -51,7 +51,7 @@ class ClassificationRepository:
     async def group_counts(self, group_ids: Sequence[int | None], scope: ColumnElement[bool]) -> dict[int | None, int]:
         """Live customers in the caller's scope per group; ``None`` is the default group."""
         ids = [g for g in group_ids if g is not None]
-        where = Customer.group_id.in_(ids)
+        where: ColumnElement[bool] = Customer.group_id.in_(ids)
         if None in group_ids:
             where = where | Customer.group_id.is_(None)
         rows = (await self.session.execute(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.events.v1 import customer_events_pb2 as events
 from services.common.chunks import chunks
+from services.common.db import dialect_of
 from services.common.outbox import add_event
 from services.common.validation import to_timestamp
 from services.customer import timeline
@@ -37,7 +38,7 @@ def _record(session: AsyncSession, added: bool, customer_id: int, tag: Tag, acto
 async def add_tags(session: AsyncSession, customer_ids: Sequence[int], tags: Sequence[Tag], actor_id: str,
                    now: datetime) -> int:
     """Tags every customer with every tag; returns how many pairs were new."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if dialect_of(session) == "postgresql" else sqlite.insert
     pairs = [{"customer_id": c, "tag_id": t.id, "created_at": now} for c in customer_ids for t in tags]
     inserted: list[tuple[int, int]] = []
     for batch in chunks(pairs, BATCH):

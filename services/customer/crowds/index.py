@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -67,7 +67,7 @@ def member_ids(event: Message) -> Iterator[int]:
     Any event type is read the same way, so a new event about members needs no change here.
     """
     for field, value in event.ListFields():
-        values = (value,) if isinstance(value, (str, int, Message)) else value
+        values: Iterable[Any] = (value,) if isinstance(value, (str, int, Message)) else value
         if field.message_type is not None:
             for nested in values:
                 yield from member_ids(nested)

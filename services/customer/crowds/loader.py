@@ -17,11 +17,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import Boolean, Column, or_, select
+from sqlalchemy import Boolean, Column, ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import crowd_pb2
 from services.common.chunks import chunks
+from services.common.mapped import table_of
 from services.customer.crowds.columns import COLUMNS, EPOCH
 from services.customer.crowds.translate import LevelChanges
 from services.customer.levels.models import LevelChange
@@ -58,7 +59,7 @@ NULL = -(2**62)  # what a NULL reads as: no id, day, second or amount is ever th
 
 def _column(source: str) -> Column:
     table, column = source.split(".")
-    return {"c": Customer.__table__, "s": CustomerStats.__table__}[table].c[column.strip('"')]
+    return {"c": table_of(Customer), "s": table_of(CustomerStats)}[table].c[column.strip('"')]
 
 
 def _nullable(source: str) -> bool:
@@ -110,6 +111,8 @@ async def _read(session: AsyncSession, sql: str, width: int, key: tuple[str, str
     """
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
+    if driver is None:
+        raise RuntimeError("the connection was closed")
     parts = []
     if connection.dialect.name == "sqlite":  # aiosqlite: one thread hop per chunk
         cursor = await driver.execute(sql)
@@ -266,9 +269,10 @@ async def level_changed(session: AsyncSession, wanted: LevelChanges, tz: ZoneInf
         query = query.where(change.created_at >= start)
     if (end := _day_start(wanted.to_day + 1, tz)) is not None and wanted.to_day < (date.max - EPOCH).days:
         query = query.where(change.created_at < end)
-    ways = {crowd_pb2.LEVEL_CHANGE_DIRECTION_UPGRADED: change.to_level > change.from_level,
-            crowd_pb2.LEVEL_CHANGE_DIRECTION_RETAINED: change.to_level == change.from_level,
-            crowd_pb2.LEVEL_CHANGE_DIRECTION_DOWNGRADED: change.to_level < change.from_level}
+    ways: dict[int, ColumnElement[bool]] = {
+        crowd_pb2.LEVEL_CHANGE_DIRECTION_UPGRADED: change.to_level > change.from_level,
+        crowd_pb2.LEVEL_CHANGE_DIRECTION_RETAINED: change.to_level == change.from_level,
+        crowd_pb2.LEVEL_CHANGE_DIRECTION_DOWNGRADED: change.to_level < change.from_level}
     if wanted.directions:
         query = query.where(or_(*[ways[d] for d in wanted.directions]))
     if wanted.level is not None:

@@ -39,7 +39,7 @@ LEVEL_CHANGES = "adhoc:level-changes:"
 _evaluations = itertools.count(1)
 NATIVE_CHANNELS = (member_pb2.OPEN_CHANNEL_WECHAT, member_pb2.OPEN_CHANNEL_ALIPAY, member_pb2.OPEN_CHANNEL_DOUYIN,
                    member_pb2.OPEN_CHANNEL_XIAOHONGSHU)
-JOIN = {pb.GROUP_JOIN_INCLUDE: "include", pb.GROUP_JOIN_OR: "or", pb.GROUP_JOIN_EXCLUDE: "exclude"}
+JOIN: dict[int, str] = {pb.GROUP_JOIN_INCLUDE: "include", pb.GROUP_JOIN_OR: "or", pb.GROUP_JOIN_EXCLUDE: "exclude"}
 METRIC = {pb.CONSUMPTION_METRIC_COUNT: "count", pb.CONSUMPTION_METRIC_TOTAL: "sum", pb.CONSUMPTION_METRIC_MAX: "max",
           pb.CONSUMPTION_METRIC_AVERAGE: "avg", pb.CONSUMPTION_METRIC_DISTINCT_STORES: "distinct_stores"}
 
@@ -292,7 +292,7 @@ class Translator:
         start, end = window_days(c.window, self.today, f"{where}.window")
         if not 0 <= c.level <= 10:
             raise InvalidArgument("level is 0 (any) or 1..10", field=f"{where}.level")
-        out = [{"field": "level_expire_day", "op": "between", "value": [start, end]}]
+        out: list[dict[str, object]] = [{"field": "level_expire_day", "op": "between", "value": [start, end]}]
         out.append({"field": "level", "op": "eq", "value": c.level} if c.level else
                    {"field": "level", "op": "gt", "value": 0})
         return out

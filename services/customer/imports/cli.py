@@ -36,7 +36,7 @@ def default_address() -> str:
     return f"{host}:{os.environ.get('CROWDPACK_CUSTOMER_GRPC_PORT', '50051')}"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("import", help="import members from a CSV or XLSX file (with a progress bar)")
     p.add_argument("file", type=Path, help="a .csv or .xlsx file, at most 100 MB")
     p.add_argument("--mode", choices=sorted(MODES), default="normal",

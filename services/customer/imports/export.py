@@ -24,10 +24,11 @@ HEADER = ["member_id", "phone", "email", "name", "real_name", "gender", "birthda
           "wechat_unionid", "registration_mall_id", "registration_time", "card_number", "card_open_time",
           "card_open_mall_id", "card_open_channel", "level", "tags", "disabled", "review_status", "store_member",
           "points_balance", "spend_count", "spend_total_fen", "last_spend_time", "create_time"]
-GENDER_TEXT = {member_pb2.GENDER_MALE: "male", member_pb2.GENDER_FEMALE: "female",
-               member_pb2.GENDER_UNKNOWN: "unknown"}
-REVIEW_TEXT = {member_pb2.REVIEW_STATUS_PENDING: "pending", member_pb2.REVIEW_STATUS_APPROVED: "approved",
-               member_pb2.REVIEW_STATUS_REJECTED: "rejected"}
+GENDER_TEXT: dict[int, str] = {member_pb2.GENDER_MALE: "male", member_pb2.GENDER_FEMALE: "female",
+                               member_pb2.GENDER_UNKNOWN: "unknown"}
+REVIEW_TEXT: dict[int, str] = {
+    member_pb2.REVIEW_STATUS_PENDING: "pending", member_pb2.REVIEW_STATUS_APPROVED: "approved",
+    member_pb2.REVIEW_STATUS_REJECTED: "rejected"}
 
 
 def _time(value: object) -> str:

@@ -23,13 +23,9 @@ from services.common.validation import to_timestamp
 from services.customer import member_events, timeline
 from services.customer.imports.plan import IMPORT_CHANNEL, STATE, JobContext
 from services.customer.imports.writes import Staging
+from services.customer.member_changes import announce_changes, record_changes
 from services.customer.models import OutboxEvent
 
-# Column -> the Member message field named in MemberUpdated.changed_fields.
-MEMBER_FIELDS = {"registered_at": "registration_time", "card_number": "card.card_number",
-                 "card_open_time": "card.open_time", "card_open_mall_id": "card.open_mall_id",
-                 "promotion_channel": "card.promotion_channel", "open_scene": "card.open_scene",
-                 "card_opened": "card.opened", "card_open_channel": "card.open_channel"}
 # Most members one customer.members.imported event carries (a fast batch may make several).
 IMPORTED_PER_EVENT = 10_000
 
@@ -64,7 +60,7 @@ def imported_events(session: AsyncSession, ctx: JobContext, tuples: list[tuple[A
     level_at = columns.index("level")
     malls_at = [columns.index(c) if c in columns else None for c in ("registration_mall_id", "card_open_mall_id")]
 
-    def malls(part: list[tuple[Any, ...]], at: int | None) -> list[str]:
+    def malls(part: Sequence[tuple[Any, ...]], at: int | None) -> list[str]:
         return [] if at is None else [str(row[at] or "") for row in part]
 
     for part in chunks(tuples, IMPORTED_PER_EVENT):
@@ -83,7 +79,8 @@ def updated_events(session: AsyncSession, ctx: JobContext, ids: list[int], now: 
 
 def update_events(stage: Staging, ctx: JobContext, changed: dict[int, dict[str, Any]],
                   existing: dict[int, Any]) -> None:
-    """Normal mode: what UpdateMember (and OpenCard, for a card the file opens) record and announce, per member."""
+    """Normal mode: what UpdateMember (and OpenCard, for a card the file opens) record and announce, per member,
+    by the same rule (member_changes.py); the timeline entries add the job and ``source="import"``."""
     actor = ctx.operator_id
     for customer_id, changes in changed.items():
         cur = existing[customer_id]
@@ -91,18 +88,16 @@ def update_events(stage: Staging, ctx: JobContext, changed: dict[int, dict[str, 
         opened = changes.get("card_opened") is True
         fields = [k for k in changes if k != "store_member" and not (opened and k in ("card_opened",
                                                                                       "card_open_channel"))]
-        for key in fields:
-            timeline.record(stage, customer_id, "attribute_changed", actor,  # type: ignore[arg-type]
-                            field=key, old=getattr(cur, key, None), new=changes[key], source="import",
-                            job_id=ctx.job_id)
+        # The staging stands in for the session below (it collects the rows the batch writes in bulk).
+        old_new = {k: (getattr(cur, k, None), changes[k]) for k in fields}
+        record_changes(stage, customer_id, old_new, actor, source="import", job_id=ctx.job_id)  # type: ignore[arg-type]
         if opened:
             timeline.record(stage, customer_id, "card_opened", actor,  # type: ignore[arg-type]
                             card_number=member.card_number, mall_id=member.card_open_mall_id,
                             channel="OPEN_CHANNEL_IMPORT")
             member_events.card_opened(stage, member)  # type: ignore[arg-type]
         if fields:
-            member_events.updated(stage, member,  # type: ignore[arg-type]
-                                  [MEMBER_FIELDS.get(k, k) for k in fields], actor)
+            announce_changes(stage, member, fields, actor)  # type: ignore[arg-type]
 
 
 def tag_events(stage: Staging, ctx: JobContext, customer_ids: list[int], now: datetime, at: Any) -> None:

@@ -30,12 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.customer.v1 import import_service_pb2 as pb
 from crowdpack.events.v1 import customer_events_pb2 as events
 from services.common.clock import utcnow
-from services.common.db import Database
+from services.common.db import Database, rowcount
 from services.common.errors import InvalidArgument
 from services.common.logs import get_logger
+from services.common.mapped import table_of
 from services.common.outbox import add_event
 from services.common.retry import one_line
-from services.common.validation import to_timestamp
+from services.common.validation import enum_of, to_timestamp
 from services.customer.classification.models import Tag
 from services.customer.imports import reading
 from services.customer.imports.columns import HeaderMapping, map_header
@@ -58,7 +59,7 @@ SPOOL_MARGIN_S = 5.0
 PREVIEW_ROWS = 20
 RETRIES = 3
 ACTIVE = (pb.IMPORT_JOB_STATE_PENDING, pb.IMPORT_JOB_STATE_RUNNING)
-MODE_NAMES = {pb.IMPORT_MODE_NORMAL: "normal", pb.IMPORT_MODE_FAST: "fast"}
+MODE_NAMES: dict[int, str] = {pb.IMPORT_MODE_NORMAL: "normal", pb.IMPORT_MODE_FAST: "fast"}
 
 
 # --- the file
@@ -75,7 +76,7 @@ async def store_file(session: AsyncSession, path: Path, record: ImportFile) -> I
     with open(path, "rb") as src:
         seq = 0
         while block := src.read(reading.CHUNK):
-            await session.execute(insert(ImportFileChunk.__table__).values(file_id=record.id, seq=seq, data=block))
+            await session.execute(insert(table_of(ImportFileChunk)).values(file_id=record.id, seq=seq, data=block))
             seq += 1
     return record
 
@@ -89,8 +90,8 @@ async def spool(db: Database, record: ImportFile, path: Path) -> None:
                 seqs = (await session.scalars(select(ImportFileChunk.seq).where(
                     ImportFileChunk.file_id == record.id).order_by(ImportFileChunk.seq))).all()
                 for seq in seqs:
-                    out.write(await session.scalar(select(ImportFileChunk.data).where(
-                        ImportFileChunk.file_id == record.id, ImportFileChunk.seq == seq)))
+                    out.write((await session.scalars(select(ImportFileChunk.data).where(
+                        ImportFileChunk.file_id == record.id, ImportFileChunk.seq == seq))).one())
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -101,8 +102,10 @@ def file_to_proto(record: ImportFile) -> pb.ImportFile:
     header = json.loads(record.header)
     mapping = map_header_lenient(header)
     return pb.ImportFile(
-        file_id=str(record.id), file_name=record.file_name, size_bytes=record.size_bytes, format=record.format,
-        detected_encoding=record.detected_encoding, row_count=record.row_count, sha256=record.sha256,
+        file_id=str(record.id), file_name=record.file_name, size_bytes=record.size_bytes,
+        format=enum_of(pb.ImportFormat, record.format),
+        detected_encoding=enum_of(pb.ImportEncoding, record.detected_encoding), row_count=record.row_count,
+        sha256=record.sha256,
         columns=[pb.ImportColumn(header=h, field=f) for h, f in zip(mapping.headers, mapping.fields)],
         create_time=to_timestamp(record.created_at))
 
@@ -175,8 +178,8 @@ def preview(path: Path, fmt: int, encoding: int, reference: Reference,
                 for j, header in enumerate(mapping.headers):
                     key = header if header not in named else f"{header}#{j + 1}"
                     named[key] = cells[j] if j < len(cells) else ""
-                shown.append(pb.PreviewRow(row_number=result.number, cells=named, status=result.status,
-                                           reason=result.reason))
+                shown.append(pb.PreviewRow(row_number=result.number, cells=named,
+                                           status=enum_of(pb.ImportRowStatus, result.status), reason=result.reason))
         return shown, counts, mapping
     finally:
         _close(rows)
@@ -198,8 +201,10 @@ def check_file(path: Path, fmt: int, encoding: int) -> HeaderMapping:
 
 def job_to_proto(job: ImportJob, file_name: str = "", tag_name: str = "") -> pb.ImportJob:
     return pb.ImportJob(
-        job_id=str(job.id), file_id=str(job.file_id), file_name=file_name, mode=job.mode, encoding=job.encoding,
-        state=job.state, tag_id=str(job.tag_id or ""), tag_name=tag_name, total_rows=job.total_rows,
+        job_id=str(job.id), file_id=str(job.file_id), file_name=file_name, mode=enum_of(pb.ImportMode, job.mode),
+        encoding=enum_of(pb.ImportEncoding, job.encoding),
+        state=enum_of(pb.ImportJobState, job.state), tag_id=str(job.tag_id or ""), tag_name=tag_name,
+        total_rows=job.total_rows,
         processed_rows=job.processed_rows, created=job.created_count, updated=job.updated_count,
         unchanged=job.unchanged_count, invalid=job.invalid_count, duplicate=job.duplicate_count,
         conflict=job.conflict_count, error_message=job.error_message, operator_id=job.operator_id,
@@ -334,7 +339,7 @@ class ImportRunner:
                 started = await session.execute(update(ImportJob).where(
                     ImportJob.id == job_id, ImportJob.state == pb.IMPORT_JOB_STATE_PENDING).values(
                     state=pb.IMPORT_JOB_STATE_RUNNING, started_at=utcnow()))
-            if started.rowcount != 1:
+            if rowcount(started) != 1:
                 raise Superseded(f"import job {job_id} was started elsewhere")
         async with self.file_copy(record, f"job-{job_id}") as path:
             await self._read_and_write(path, record, job, tag, reference)
@@ -393,7 +398,7 @@ class ImportRunner:
             done = await session.execute(update(ImportJob).where(
                 ImportJob.id == ctx.job_id, ImportJob.state == pb.IMPORT_JOB_STATE_RUNNING,
                 ImportJob.processed_rows == position).values(state=pb.IMPORT_JOB_STATE_SUCCEEDED, completed_at=now))
-            if done.rowcount != 1:
+            if rowcount(done) != 1:
                 raise Superseded(f"import job {ctx.job_id} was finished elsewhere")
             job = (await session.scalars(select(ImportJob).where(ImportJob.id == ctx.job_id)
                                          .execution_options(populate_existing=True))).one()

@@ -10,14 +10,14 @@ from operator import itemgetter
 from typing import Any
 
 from crowdpack.customer.v1 import member_pb2
-from services.common.validation import aware
+from services.common.mapped import table_of
 from services.customer.classification.models import Tag
 from services.customer.imports.rows import OK, Reference, RowResult
 from services.customer.imports.writes import same_value, sqlite_bool, sqlite_date, sqlite_time
 from services.customer.levels.rules import add_months
 from services.customer.models import Customer
 
-CUSTOMER = Customer.__table__
+CUSTOMER = table_of(Customer)
 MEMBER = member_pb2.CUSTOMER_KIND_MEMBER
 IMPORT_CHANNEL = member_pb2.OPEN_CHANNEL_IMPORT
 PROFILE = ("phone", "email", "name", "real_name", "gender", "birthday", "avatar_url", "wechat_openid",
@@ -114,12 +114,6 @@ class Outcome:
     invalid: int = 0
     duplicate: int = 0
     conflict: int = 0
-
-
-def same(old: Any, new: Any) -> bool:
-    if isinstance(old, datetime) and isinstance(new, datetime):
-        return aware(old) == new
-    return old == new
 
 
 @dataclass

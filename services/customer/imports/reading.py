@@ -33,13 +33,13 @@ ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 # Python codec for each encoding the import reads.
-CODECS = {
+CODECS: dict[int, str] = {
     pb.IMPORT_ENCODING_UTF8: "utf-8-sig",
     pb.IMPORT_ENCODING_GB18030: "gb18030",
     pb.IMPORT_ENCODING_BIG5: "big5hkscs",
 }
-ENCODING_NAMES = {pb.IMPORT_ENCODING_UTF8: "UTF-8", pb.IMPORT_ENCODING_GB18030: "GB18030",
-                  pb.IMPORT_ENCODING_BIG5: "Big5"}
+ENCODING_NAMES: dict[int, str] = {pb.IMPORT_ENCODING_UTF8: "UTF-8", pb.IMPORT_ENCODING_GB18030: "GB18030",
+                                  pb.IMPORT_ENCODING_BIG5: "Big5"}
 csv.field_size_limit(1024 * 1024)
 
 

@@ -225,10 +225,10 @@ class RowValidator:
             if number and number not in self.reference.levels:
                 raise RowError("level", f"level: no level {number}")
             return number
-        number = self.reference.level_names.get(text.casefold())
-        if number is None:
+        named = self.reference.level_names.get(text.casefold())
+        if named is None:
             raise RowError("level", f"level: no level named {text!r}")
-        return number
+        return named
 
     # --- a row
 

@@ -18,6 +18,7 @@ from services.common.db import Database
 from services.common.errors import AlreadyExists, NotFound
 from services.common.idempotency import idempotent
 from services.common.pagination import Page, keyset_page
+from services.common.validation import enum_of
 from services.customer.classification.models import Tag
 from services.customer.classification.repository import ClassificationRepository
 from services.customer.feature import FeatureService
@@ -96,7 +97,7 @@ class ImportService(FeatureService):
             rows, counts, mapping = await asyncio.to_thread(jobs.preview, path, record.format, encoding, reference,
                                                             zone)
         return pb.PreviewImportResponse(
-            rows=rows, counts=counts, encoding=encoding,
+            rows=rows, counts=counts, encoding=enum_of(pb.ImportEncoding, encoding),
             columns=[pb.ImportColumn(header=h, field=f) for h, f in zip(mapping.headers, mapping.fields)])
 
     async def start(self, request: pb.StartImportRequest, caller: Caller, file_id: int, mode: int, requested: int,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
@@ -17,7 +19,7 @@ from services.common.db import Database
 from services.common.errors import InvalidArgument
 from services.common.idempotency import check_request_id
 from services.common.pagination import before_id, decode_token, page_size
-from services.common.validation import bounded_text, known_enum, parse_int_id
+from services.common.validation import bounded_text, enum_of, known_enum, parse_int_id
 from services.customer.imports import reading
 from services.customer.imports.jobs import ImportRunner
 from services.customer.imports.service import ImportService
@@ -52,18 +54,18 @@ class ImportServicer(pb_grpc.ImportServiceServicer):
 
     # --- upload
 
-    async def UploadImportFile(self, request_iterator, context: grpc.aio.ServicerContext  # type: ignore[no-untyped-def]
-                               ) -> pb.UploadImportFileResponse:
+    async def UploadImportFile(self, request_iterator: AsyncIterator[pb.UploadImportFileRequest],
+                               context: grpc.aio.ServicerContext) -> pb.UploadImportFileResponse:
         caller = caller_of(context)
         require_super_admin(caller, "importing members")
         request_id = file_name = ""
         size = 0
         digest = hashlib.sha256()
         path: Path | None = None
-        out = None
+        out: BinaryIO | None = None
         try:
             async for message in request_iterator:
-                if path is None:
+                if out is None:  # the first message (path and out are set together)
                     check_request_id(message.request_id)
                     request_id, file_name = message.request_id, base_name(message.file_name)
                     path = self.runner.fresh_path("upload", file_name)
@@ -131,7 +133,8 @@ class ImportServicer(pb_grpc.ImportServiceServicer):
             raise InvalidArgument("is not a token this list returned", field="page_token")
         page = await self.service.issues(job_id, limit, after)
         return pb.ListImportIssuesResponse(issues=[pb.ImportIssue(
-            row_number=i.row_number, status=i.status, field=i.field, reason=i.reason) for i in page.items],
+            row_number=i.row_number, status=enum_of(pb.ImportRowStatus, i.status), field=i.field,
+            reason=i.reason) for i in page.items],
             next_page_token=page.next_token(lambda i: {"after": i.id}))
 
     # --- download

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,6 +37,8 @@ from crowdpack.customer.v1 import import_service_pb2 as pb
 from services.common.bulk import allocate_ids
 from services.common.chunks import IN_LIST, chunks
 from services.common.clock import utcnow
+from services.common.db import dialect_of, rowcount
+from services.common.mapped import table_of
 from services.customer.imports.import_events import (
     created_events,
     imported_events,
@@ -56,19 +58,19 @@ from services.customer.imports.plan import (
     Shape,
     insert_columns,
     plan,
-    same,
     shape_rows,
 )
 from services.customer.imports.rows import CONFLICT, DUPLICATE, OK, RowResult
 from services.customer.imports.writes import Driver, Staging
+from services.customer.member_changes import changes_of
 from services.customer.members.cards import card_number
 from services.customer.models import CustomerInteraction
 
 SQLITE_CACHE_KIB = 65536
 
 
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+def _insert(session: AsyncSession) -> Callable[[Any], postgresql.Insert] | Callable[[Any], sqlite.Insert]:
+    return postgresql.insert if dialect_of(session) == "postgresql" else sqlite.insert
 
 
 # The customer_stats row every member has, all zero (as stats.empty_stats makes one).
@@ -108,7 +110,8 @@ class BatchWriter:
         for chunk in chunks(values, IN_LIST):
             rows = await conn.exec_driver_sql(
                 f"SELECT {column}, id FROM customer WHERE {column} IN ({self.driver.marks(len(chunk))})", tuple(chunk))
-            found.update(rows.all())
+            # (value, id) pairs: SQLAlchemy cannot type the rows of a driver-level statement.
+            found.update(cast("Sequence[tuple[str, int]]", rows.all()))
         return found
 
     async def _states(self, ids: set[int]) -> dict[int, Any]:
@@ -129,16 +132,18 @@ class BatchWriter:
         if now is None or any(r.status == OK and r.insert is None for r in rows):
             now = utcnow()
             shape_rows(Shape(self.ctx.reference, self.ctx.fields, self.driver.sqlite), rows, now)
-        valid = []
+        valid: list[RowResult] = []
+        values: list[dict[str, Any]] = []
         for row in rows:
             if row.status == OK:
+                assert row.values is not None  # a row read OK has its values
                 valid.append(row)
+                values.append(row.values)
             else:
                 self._issue(row, row.status, row.field, row.reason)
-        by_phone = await self._ids_by("phone", [r.values["phone"] for r in valid if "phone" in r.values])
-        by_email = await self._ids_by("email", [r.values["email"] for r in valid if "email" in r.values])
-        by_card = await self._ids_by("card_number", [r.values["card_number"] for r in valid
-                                                     if "card_number" in r.values])
+        by_phone = await self._ids_by("phone", [v["phone"] for v in values if "phone" in v])
+        by_email = await self._ids_by("email", [v["email"] for v in values if "email" in v])
+        by_card = await self._ids_by("card_number", [v["card_number"] for v in values if "card_number" in v])
         existing = await self._states({*by_phone.values(), *by_email.values()})
 
         decided = plan(valid, by_phone, by_email, by_card, existing)
@@ -163,7 +168,7 @@ class BatchWriter:
                 tagged = await self._add_tag(list(updates), now, returning=True)
             updated_events(self.session, self.ctx, sorted(changed.keys() | set(tagged)), now)
         await self.staging.write(self.driver, now)
-        await self.driver.insert(ImportRowIssue.__table__, ("job_id", "row_number", "status", "field", "reason"),
+        await self.driver.insert(table_of(ImportRowIssue), ("job_id", "row_number", "status", "field", "reason"),
                                  self.issues)
         # The counters move with the rows they count.
         await self.session.execute(update(ImportJob).where(ImportJob.id == self.ctx.job_id).values(
@@ -180,7 +185,7 @@ class BatchWriter:
             update(ImportJob).where(ImportJob.id == self.ctx.job_id, ImportJob.processed_rows == before,
                                     ImportJob.state == pb.IMPORT_JOB_STATE_RUNNING)
             .values(processed_rows=after))
-        if moved.rowcount != 1:
+        if rowcount(moved) != 1:
             raise Superseded(f"import job {self.ctx.job_id} moved past row {before} elsewhere")
 
     async def _create(self, rows: list[RowResult], now: datetime) -> list[dict[str, Any]]:
@@ -242,7 +247,7 @@ class BatchWriter:
             v = row.values
             assert v is not None
             cur = existing[customer_id]
-            changes = {k: v[k] for k in PROFILE if k in v and not same(getattr(cur, k), v[k])}
+            changes = changes_of(cur, {k: v[k] for k in PROFILE if k in v})
             if not cur.card_opened and ("card_number" in v or "card_open_time" in v):
                 changes.update(card_opened=True, card_open_channel=IMPORT_CHANNEL,
                                card_number=v.get("card_number") or card_number(customer_id),
@@ -254,7 +259,7 @@ class BatchWriter:
                         and "card_open_mall_id" in v:
                     changes["registration_mall_id"] = v["card_open_mall_id"]
             elif cur.card_opened:
-                changes.update({k: v[k] for k in CARD if k in v and not same(getattr(cur, k), v[k])})
+                changes.update(changes_of(cur, {k: v[k] for k in CARD if k in v}))
             if "phone" in changes:
                 changes["store_member"] = changes["phone"] in staff
             if changes:
@@ -290,7 +295,7 @@ class BatchWriter:
                 pairs.append({"customer_id": customer_id, "mall_id": mall, "first_kind": "bind_card",
                               "first_at": changes["card_open_time"]})
         if pairs:
-            stmt = _insert(self.session)(CustomerInteraction.__table__).on_conflict_do_nothing(
+            stmt = _insert(self.session)(table_of(CustomerInteraction)).on_conflict_do_nothing(
                 index_elements=["customer_id", "mall_id"])
             await self.session.execute(stmt, pairs)
 

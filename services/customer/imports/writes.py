@@ -17,6 +17,8 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bulk import insert_rows, update_rows
+from services.common.db import dialect_of
+from services.common.mapped import table_of
 from services.common.outbox import OUTBOX_COLUMNS, event_rows
 from services.customer.models import OutboxEvent, TimelineEntry
 
@@ -50,7 +52,7 @@ class Driver:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.sqlite = session.bind.dialect.name == "sqlite"
+        self.sqlite = dialect_of(session) == "sqlite"
         self.mark = "?" if self.sqlite else "%s"
         self.time = sqlite_time if self.sqlite else same_value
         self.date = sqlite_date if self.sqlite else same_value
@@ -123,8 +125,8 @@ class Staging:
         timeline_rows += self.entries
         outbox_rows += event_rows(self.events, now)
         self.added, self.entries, self.events = [], [], []
-        await driver.insert(TimelineEntry.__table__, ("customer_id", "kind", "detail", "actor_id", "created_at"),
+        await driver.insert(table_of(TimelineEntry), ("customer_id", "kind", "detail", "actor_id", "created_at"),
                             timeline_rows)
         if outbox_rows:
-            await self.session.run_sync(lambda s: insert_rows(s.connection(), OutboxEvent.__table__, OUTBOX_COLUMNS,
+            await self.session.run_sync(lambda s: insert_rows(s.connection(), table_of(OutboxEvent), OUTBOX_COLUMNS,
                                                               outbox_rows))

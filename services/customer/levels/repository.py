@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.customer.levels.models import Level, LevelChange
@@ -57,7 +57,7 @@ class LevelRepository:
             .group_by(Customer.level))).all())
 
     @staticmethod
-    def _changes(f: ChangeFilter, scope: object) -> Select[tuple[LevelChange]]:
+    def _changes(f: ChangeFilter, scope: ColumnElement[bool]) -> Select[LevelChange]:
         query = select(LevelChange).join(Customer, Customer.id == LevelChange.customer_id).where(scope)
         if f.member_id is not None:
             query = query.where(LevelChange.customer_id == f.member_id)
@@ -71,7 +71,7 @@ class LevelRepository:
             query = query.where(LevelChange.to_level == f.to_level)
         return query
 
-    async def changes(self, f: ChangeFilter, scope: object, limit: int,
+    async def changes(self, f: ChangeFilter, scope: ColumnElement[bool], limit: int,
                       before: int | None = None) -> Sequence[LevelChange]:
         """Up to ``limit`` changes matching ``f`` within ``scope`` (a WHERE on Customer), newest first."""
         query = self._changes(f, scope)

@@ -20,8 +20,8 @@ from services.customer.levels.models import Level, LevelChange
 from services.customer.models import Customer
 from services.customer.stats import stats_row
 
-KIND_NAMES = {pb.LEVEL_CHANGE_KIND_UPGRADE: "upgrade", pb.LEVEL_CHANGE_KIND_RETAIN: "retain",
-              pb.LEVEL_CHANGE_KIND_DOWNGRADE: "downgrade", pb.LEVEL_CHANGE_KIND_MANUAL: "manual"}
+KIND_NAMES: dict[int, str] = {pb.LEVEL_CHANGE_KIND_UPGRADE: "upgrade", pb.LEVEL_CHANGE_KIND_RETAIN: "retain",
+                              pb.LEVEL_CHANGE_KIND_DOWNGRADE: "downgrade", pb.LEVEL_CHANGE_KIND_MANUAL: "manual"}
 
 
 def add_months(moment: datetime, months: int) -> datetime:

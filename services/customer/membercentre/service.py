@@ -8,7 +8,7 @@ from services.common.auth import Caller, Role
 from services.common.db import Database
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied
 from services.common.identity import Signer
-from services.common.validation import to_timestamp
+from services.common.validation import enum_of, to_timestamp
 from services.customer.membercentre.repository import MemberCentreRepository
 from services.customer.models import Customer
 from services.customer.settings.repository import load as load_settings
@@ -16,8 +16,9 @@ from services.customer.validation import normalize_phone
 
 MEMBER_TTL_S = 15 * 60
 # Where each channel's user id is kept on the member, and the name its API key is configured under.
-CHANNELS = {pb.MEMBER_CHANNEL_WECHAT: ("wechat_openid", "wechat"), pb.MEMBER_CHANNEL_ALIPAY: ("alipay_id", "alipay"),
-            pb.MEMBER_CHANNEL_DOUYIN: ("douyin_id", "douyin")}
+CHANNELS: dict[int, tuple[str, str]] = {
+    pb.MEMBER_CHANNEL_WECHAT: ("wechat_openid", "wechat"), pb.MEMBER_CHANNEL_ALIPAY: ("alipay_id", "alipay"),
+    pb.MEMBER_CHANNEL_DOUYIN: ("douyin_id", "douyin")}
 
 
 def channel_caller_name(channel: int) -> str:
@@ -71,6 +72,6 @@ class MemberCentre:
             card=member_pb2.MemberCard(opened=member.card_opened, card_number=member.card_number or "",
                                        open_time=to_timestamp(member.card_open_time),
                                        open_mall_id=str(member.card_open_mall_id or ""),
-                                       open_channel=member.card_open_channel),
-            review_status=member.review_status, disabled=member.disabled)
+                                       open_channel=enum_of(member_pb2.OpenChannel, member.card_open_channel)),
+            review_status=enum_of(member_pb2.ReviewStatus, member.review_status), disabled=member.disabled)
         return profile

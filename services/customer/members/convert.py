@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 from crowdpack.customer.v1 import member_pb2 as pb
-from services.common.validation import to_timestamp
+from services.common.validation import enum_of, to_timestamp
 from services.customer.models import Customer, CustomerStats
 
 
 def member_to_proto(c: Customer, *, tags: list[str] | None = None, stats: CustomerStats | None = None,
                     interaction_mall_ids: list[int] | None = None) -> pb.Member:
     member = pb.Member(
-        member_id=str(c.id), kind=c.kind, phone=c.phone or "", email=c.email or "", name=c.name,
-        real_name=c.real_name, gender=c.gender, birthday=c.birthday.isoformat() if c.birthday else "",
+        member_id=str(c.id), kind=enum_of(pb.CustomerKind, c.kind), phone=c.phone or "", email=c.email or "",
+        name=c.name,
+        real_name=c.real_name, gender=enum_of(pb.Gender, c.gender),
+        birthday=c.birthday.isoformat() if c.birthday else "",
         avatar_url=c.avatar_url, wechat_openid=c.wechat_openid or "", wechat_unionid=c.wechat_unionid or "",
         douyin_id=c.douyin_id or "", alipay_id=c.alipay_id or "", xiaohongshu_id=c.xiaohongshu_id or "",
         registration_time=to_timestamp(c.registered_at),
         registration_mall_id=str(c.registration_mall_id or ""),
         card=pb.MemberCard(
             opened=c.card_opened, card_number=c.card_number or "", open_time=to_timestamp(c.card_open_time),
-            open_mall_id=str(c.card_open_mall_id or ""), open_channel=c.card_open_channel,
+            open_mall_id=str(c.card_open_mall_id or ""), open_channel=enum_of(pb.OpenChannel, c.card_open_channel),
             promotion_channel=c.promotion_channel, open_scene=c.open_scene),
         level=c.level, level_frozen=c.level_frozen, level_expire_time=to_timestamp(c.level_expires_at),
-        group_id=str(c.group_id or ""), tags=tags or [], disabled=c.disabled, review_status=c.review_status,
+        group_id=str(c.group_id or ""), tags=tags or [], disabled=c.disabled,
+        review_status=enum_of(pb.ReviewStatus, c.review_status),
         store_member=c.store_member, virtual=c.virtual,
         interaction_mall_ids=[str(m) for m in interaction_mall_ids or []],
         create_time=to_timestamp(c.created_at), update_time=to_timestamp(c.updated_at),

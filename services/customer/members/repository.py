@@ -204,9 +204,9 @@ class MemberRepository:
             bound = tuple_(literal(after[0], column.type), literal(after[1], CustomerStats.customer_id.type))
             ordered = ordered.where(keyset > bound if ascending else keyset < bound)
         direction = (lambda c: c.asc()) if ascending else (lambda c: c.desc())
-        ordered = ordered.order_by(direction(column), direction(CustomerStats.customer_id)).limit(window).subquery()
-        query = (select(Customer).join(ordered, ordered.c.customer_id == Customer.id).where(live_member(), *where)
-                 .order_by(direction(ordered.c.sort_value), direction(ordered.c.customer_id)).limit(limit))
+        top = ordered.order_by(direction(column), direction(CustomerStats.customer_id)).limit(window).subquery()
+        query = (select(Customer).join(top, top.c.customer_id == Customer.id).where(live_member(), *where)
+                 .order_by(direction(top.c.sort_value), direction(top.c.customer_id)).limit(limit))
         return (await self.session.scalars(query)).all()
 
     async def _sorted(self, *, where: list[ColumnElement[bool]], order_by: int, ascending: bool, limit: int,
@@ -228,7 +228,8 @@ class MemberRepository:
         return (await self.session.scalars(query)).all()
 
     async def count(self, where: list[ColumnElement[bool]]) -> int:
-        return await self.session.scalar(select(func.count()).select_from(Customer).where(live_member(), *where))
+        return await self.session.scalar(
+            select(func.count()).select_from(Customer).where(live_member(), *where)) or 0  # a count is never NULL
 
     async def sort_value(self, customer_id: int, order_by: int) -> Any:
         key = ORDER_KEYS[order_by]

@@ -173,6 +173,8 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
             raise InvalidArgument("is not a token this list returned (for this order)", field="page_token")
         value = cursor.get("v")
         if order_by in TIME_ORDERS:
+            if not isinstance(value, str):
+                raise InvalidArgument("is not a token this list returned", field="page_token")
             try:
                 value = datetime.fromisoformat(value)
             except (TypeError, ValueError):

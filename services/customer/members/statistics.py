@@ -11,9 +11,11 @@ Scores run 1 (low) to 5 (high), from the ledger projection in ``customer_stats``
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
@@ -44,7 +46,7 @@ async def member_statistics(session: AsyncSession, scope: ColumnElement[bool], n
         func.sum(case((Customer.disabled, 1), else_=0)), func.sum(case((Customer.store_member, 1), else_=0)),
     ).select_from(Customer).where(*base))).one()
 
-    async def counts(column: ColumnElement) -> list[tuple[object, int]]:
+    async def counts(column: ColumnElement[Any] | InstrumentedAttribute[Any]) -> list[tuple[Any, int]]:
         query = select(column, func.count()).select_from(Customer) \
             .outerjoin(CustomerStats, CustomerStats.customer_id == Customer.id).where(*base) \
             .group_by(column).order_by(column)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crowdpack.customer.v1 import organization_service_pb2 as pb
-from services.common.validation import to_timestamp
+from services.common.validation import enum_of, to_timestamp
 from services.customer.organization.models import Mall, Staff, Store
 
 
@@ -20,6 +20,7 @@ def store_to_proto(store: Store) -> pb.Store:
 
 
 def staff_to_proto(staff: Staff, mall_ids: list[int]) -> pb.Staff:
-    return pb.Staff(staff_id=str(staff.id), name=staff.name, phone=staff.phone or "", role=staff.role,
+    return pb.Staff(staff_id=str(staff.id), name=staff.name, phone=staff.phone or "",
+                    role=enum_of(pb.StaffRole, staff.role),
                     mall_ids=[str(m) for m in mall_ids], store_id=str(staff.store_id or ""),
                     disabled=staff.disabled, create_time=to_timestamp(staff.created_at))

@@ -47,14 +47,14 @@ def create_admin(args: argparse.Namespace) -> int:
                 request_id=f"cli-password-{run}", staff_id=staff.staff_id, new_password=password),
                 metadata=metadata, timeout=30)
     except grpc.RpcError as err:
-        print(f"error: {err.details() or err.code().name}", file=sys.stderr)  # type: ignore[attr-defined]
+        print(f"error: {err.details() or err.code().name}", file=sys.stderr)
         return 1
     print(f"super admin {staff.staff_id} ({args.name}) created; sign in with POST /v1/sessions "
           f"{{\"login\": \"{args.phone}\", \"password\": \"...\"}}")
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     staff = sub.add_parser("staff", help="staff accounts")
     commands = staff.add_subparsers(dest="staff_command", required=True)
     admin = commands.add_parser("create-admin", help="create a super admin with a password (the first sign-in)")

@@ -37,8 +37,9 @@ ACCESS_TTL_S = 15 * 60
 REFRESH_TTL = timedelta(days=14)
 WINDOW = timedelta(minutes=15)
 LIMITS = {"addr": 30, "acct-addr": 5, "acct": 100}
-ROLES = {org_pb.STAFF_ROLE_SUPER_ADMIN: Role.SUPER_ADMIN, org_pb.STAFF_ROLE_MALL_ADMIN: Role.MALL_ADMIN,
-         org_pb.STAFF_ROLE_SALES: Role.SALES}
+ROLES: dict[int, Role] = {
+    org_pb.STAFF_ROLE_SUPER_ADMIN: Role.SUPER_ADMIN, org_pb.STAFF_ROLE_MALL_ADMIN: Role.MALL_ADMIN,
+    org_pb.STAFF_ROLE_SALES: Role.SALES}
 BAD_LOGIN = "the login or the password is wrong"
 
 
