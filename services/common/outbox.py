@@ -61,7 +61,7 @@ class OutboxMixin:
         return f"OutboxEvent(seq={self.seq}, subject={self.subject!r}, sent={self.published_at is not None})"
 
 
-def add_event(session: AsyncSession, model: type[OutboxMixin], message: Message) -> str:
+def add_event(session: AsyncSession | Session, model: type[OutboxMixin], message: Message) -> str:
     """Stages ``message`` for publishing when the caller's transaction commits; returns its msg id."""
     msg_id = uuid.uuid4().hex
     session.add(model(msg_id=msg_id, subject=subject_of(message), payload=message.SerializeToString(),

@@ -30,6 +30,7 @@ from datetime import datetime
 from google.protobuf.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from services.common.bulk import flush_in_bulk
@@ -42,7 +43,7 @@ from services.common.validation import aware
 from services.customer import member_events, timeline
 from services.customer.levels import rules
 from services.customer.levels.models import Level, LevelChange
-from services.customer.member_changes import change_attributes
+from services.customer.member_changes import change_attributes_staged
 from services.customer.members.repository import MEMBER
 from services.customer.models import (
     Customer,
@@ -52,7 +53,9 @@ from services.customer.models import (
     OutboxEvent,
     TimelineEntry,
 )
+from services.customer.organization.models import Staff
 from services.customer.stats import empty_stats
+from services.customer.store_members import STORE_STAFF
 
 log = get_logger(__name__)
 
@@ -87,18 +90,19 @@ class _Activity:
 class Batch:
     """What a batch of ledger events reads, read once for all of them, and what it changed."""
 
-    session: AsyncSession
+    session: Session
     members: dict[int, Customer]
     stats: dict[int, CustomerStats]
     interactions: set[tuple[int, int]]
     orders: dict[int, MemberOrder]
     levels: Sequence[Level]
     taken_phones: set[str]  # buyer phones some customer holds (filled ones join)
+    staff_phones: set[str]  # the other buyer phones that belong to active store staff
     changed: dict[int, _Activity] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)
 
     @classmethod
-    async def read(cls, session: AsyncSession, items: Sequence[tuple[str, Message]]) -> Batch:
+    def read(cls, session: Session, items: Sequence[tuple[str, Message]]) -> Batch:
         member_ids = sorted({n for _, event in items for m in _member_ids(event) if (n := _id(m)) is not None})
         order_ids = sorted({n for subject, event in items if subject in (ORDER_RECORDED, ORDER_REFUNDED)
                             and (n := _id(event.order_id)) is not None})  # type: ignore[attr-defined]
@@ -108,31 +112,35 @@ class Batch:
         for chunk in chunks(member_ids, IN_LIST):
             # Locked (PostgreSQL) in the order UpdateMember and the level changes lock them, member then stats:
             # the batch writes both rows whole at the end, so nobody may change them in between.
-            members.update((c.id, c) for c in await session.scalars(
+            members.update((c.id, c) for c in session.scalars(
                 select(Customer).where(Customer.id.in_(chunk), Customer.kind == MEMBER)
                 .order_by(Customer.id).with_for_update()))
-            stats.update((row.customer_id, row) for row in await session.scalars(
+            stats.update((row.customer_id, row) for row in session.scalars(
                 select(CustomerStats).where(CustomerStats.customer_id.in_(chunk))
                 .order_by(CustomerStats.customer_id).with_for_update()))
-            interactions.update((row.customer_id, row.mall_id) for row in await session.execute(
+            interactions.update((row.customer_id, row.mall_id) for row in session.execute(
                 select(CustomerInteraction.customer_id, CustomerInteraction.mall_id)
                 .where(CustomerInteraction.customer_id.in_(chunk))))
         orders: dict[int, MemberOrder] = {}
         for chunk in chunks(order_ids, IN_LIST):
-            orders.update((o.order_id, o) for o in await session.scalars(
+            orders.update((o.order_id, o) for o in session.scalars(
                 select(MemberOrder).where(MemberOrder.order_id.in_(chunk))))
         missing = [empty_stats(member_id) for member_id in members if member_id not in stats]
         if missing:  # members from before every member had its stats row
             session.add_all(missing)
-            await session.flush()
+            session.flush()
             stats.update((row.customer_id, row) for row in missing)
         recorded = [event for subject, event in items if subject == ORDER_RECORDED]
-        levels = await rules.levels(session) if recorded else ()
+        levels = session.scalars(select(Level).order_by(Level.number)).all() if recorded else ()
         phones = sorted({e.buyer_phone for e in recorded if e.buyer_phone})  # type: ignore[attr-defined]
         taken: set[str] = set()
         for chunk in chunks(phones, IN_LIST):
-            taken.update(await session.scalars(select(Customer.phone).where(Customer.phone.in_(chunk))))
-        return cls(session, members, stats, interactions, orders, levels, taken)
+            taken.update(session.scalars(select(Customer.phone).where(Customer.phone.in_(chunk))))
+        staff: set[str] = set()
+        for chunk in chunks(sorted(set(phones) - taken), IN_LIST):
+            staff.update(session.scalars(select(Staff.phone).where(
+                Staff.phone.in_(chunk), Staff.role == STORE_STAFF, Staff.disabled.is_(False))))
+        return cls(session, members, stats, interactions, orders, levels, taken, staff)
 
     def member(self, member_id: str, what: str) -> Customer | None:
         number = _id(member_id)
@@ -158,27 +166,32 @@ class Batch:
 
 async def apply(session: AsyncSession, items: Sequence[tuple[str, Message]]) -> None:
     """Applies ledger events (subject, event), in order, in the caller's transaction."""
-    batch = await Batch.read(session, items)
+    await session.run_sync(apply_sync, items)
+
+
+def apply_sync(session: Session, items: Sequence[tuple[str, Message]]) -> None:
+    """``apply`` on a synchronous session (the consumer's ``sync_batch_handler``: on SQLite the whole batch runs
+    on the writer thread in one hop)."""
+    batch = Batch.read(session, items)
     # What the batch read is all it needs: nothing is flushed until the end, when everything goes at once.
     with session.no_autoflush:
         for subject, event in items:
-            await APPLY[subject](batch, event)
+            APPLY[subject](batch, event)
     activity = [member_events.activity_event(member_id, new_order_ids=a.new_order_ids,
                                              orders_changed=a.orders_changed)
                 for member_id, a in sorted(batch.changed.items())]
     # The rows the batch adds and changes go as bulk statements (the unit of work writes each alone), the
     # outbox's in the order they were added, then the activity events.
-    await session.run_sync(lambda s: flush_in_bulk(
-        s, inserts=(MemberOrder, TimelineEntry, CustomerInteraction, LevelChange, OutboxEvent),
-        updates=(CustomerStats, Customer, MemberOrder)))
+    flush_in_bulk(session, inserts=(MemberOrder, TimelineEntry, CustomerInteraction, LevelChange, OutboxEvent),
+                  updates=(CustomerStats, Customer, MemberOrder))
     if activity:
-        await session.run_sync(lambda s: add_events(s, OutboxEvent, activity))
+        add_events(session, OutboxEvent, activity)
     if batch.unknown:
         log.warning("ledger events for unknown members skipped", events=len(batch.unknown),
                     first=batch.unknown[:5])
 
 
-async def _entry_posted(batch: Batch, event: Message) -> None:
+def _entry_posted(batch: Batch, event: Message) -> None:
     assert isinstance(event, events.EntryPosted)
     if event.asset not in BALANCE_COLUMNS:
         return
@@ -190,11 +203,11 @@ async def _entry_posted(batch: Batch, event: Message) -> None:
     _settlement(batch, member.id, event)
 
 
-async def _entries_posted(batch: Batch, event: Message) -> None:
+def _entries_posted(batch: Batch, event: Message) -> None:
     """A batch posting's entries, each applied as ``entry_posted`` applies one."""
     assert isinstance(event, events.EntriesPosted)
     for entry in event.entries:
-        await _entry_posted(batch, entry)
+        _entry_posted(batch, entry)
 
 
 def _newer_balance(stats: CustomerStats, entry: events.EntryPosted) -> bool:
@@ -217,7 +230,7 @@ def _settlement(batch: Batch, member_id: int, entry: events.EntryPosted) -> None
             batch.activity(member_id)
 
 
-async def _order_recorded(batch: Batch, event: Message) -> None:
+def _order_recorded(batch: Batch, event: Message) -> None:
     assert isinstance(event, events.OrderRecorded)
     session = batch.session
     member = batch.member(event.member_id, f"order {event.order_id}")
@@ -241,12 +254,12 @@ async def _order_recorded(batch: Batch, event: Message) -> None:
     timeline.record(session, member.id, "order", "system", order_id=event.order_id, mall_id=event.mall_id,
                     store_id=event.store_id, channel=event.channel, amount_fen=event.amount,
                     paid_amount_fen=event.paid_amount, points_earned=event.points_earned)
-    await rules.apply_spend(session, member, event.amount, at, batch.levels)
-    await _fill_from_order(batch, member, event)
+    rules.count_spend(session, member, batch.stats[member.id], event.amount, at, batch.levels)
+    _fill_from_order(batch, member, event)
     batch.activity(member.id).new_order_ids.append(order_id)
 
 
-async def _fill_from_order(batch: Batch, member: Customer, event: events.OrderRecorded) -> None:
+def _fill_from_order(batch: Batch, member: Customer, event: events.OrderRecorded) -> None:
     """Fills a missing real name and phone from the buyer the order names, as an attribute change by "system"."""
     values: dict[str, str] = {}
     if not member.real_name and event.buyer_real_name:
@@ -259,10 +272,11 @@ async def _fill_from_order(batch: Batch, member: Customer, event: events.OrderRe
             log.info("order's buyer phone belongs to another customer; not filled", member_id=member.id,
                      order_id=event.order_id)
     if values:
-        await change_attributes(batch.session, member, values, "system", utcnow(), order_id=event.order_id)
+        change_attributes_staged(batch.session, member, values, "system", utcnow(), batch.staff_phones,
+                                 order_id=event.order_id)
 
 
-async def _order_refunded(batch: Batch, event: Message) -> None:
+def _order_refunded(batch: Batch, event: Message) -> None:
     assert isinstance(event, events.OrderRefunded)
     member = batch.member(event.member_id, f"refund {event.refund_id}")
     order_id = _id(event.order_id)
@@ -279,11 +293,11 @@ async def _order_refunded(batch: Batch, event: Message) -> None:
     timeline.record(batch.session, member.id, "refund", "system", order_id=event.order_id, refund_id=event.refund_id,
                     refund_amount_fen=event.refund_amount, points_reversed=event.points_reversed,
                     points_debt=event.points_debt)
-    await rules.apply_spend(batch.session, member, -event.refund_amount, _time(event.refund_time), batch.levels)
+    rules.count_spend(batch.session, member, stats, -event.refund_amount, _time(event.refund_time), batch.levels)
     batch.activity(member.id).orders_changed = True
 
 
-async def _voucher_redeemed(batch: Batch, event: Message) -> None:
+def _voucher_redeemed(batch: Batch, event: Message) -> None:
     assert isinstance(event, events.VoucherRedeemed)
     member = batch.member(event.member_id, f"voucher {event.redemption_id}")
     if member is None:
