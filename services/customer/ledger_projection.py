@@ -12,11 +12,15 @@
   longer counts) and the level spend.
 - ``ledger.voucher.redeemed``: the mall where a voucher was redeemed becomes an interaction mall.
 
-The consumer hands a whole fetched batch to ``apply`` (its ``batch_handler``), inside the
-transaction that also records the messages' ids, so each event applies exactly once. ``apply``
-reads what the batch needs once (the members, their stats rows and interaction malls, the orders
-the batch names, the level rules), applies the events in stream order on those rows, and
-publishes one ``member.activity_changed`` per member the batch changed (with every new order).
+The consumer hands a whole fetched batch to ``apply_sync`` (its ``sync_batch_handler``: one
+``run_sync_write``, so on SQLite the batch runs on the writer thread in one hop), inside the
+transaction that also records the messages' ids, so each event applies exactly once. It reads
+what the batch needs once (the members, their stats rows and interaction malls, the orders the
+batch names, the level rules, which buyer phones are taken or belong to store staff), applies the
+events in stream order on those rows with nothing read or flushed in between, adds the new rows
+to a ``Staged`` (written as bulk INSERTs at the end; the changed members, stats rows and orders as
+bulk UPDATEs), and publishes one ``member.activity_changed`` per member the batch changed (with
+every new order).
 The per-subject handlers are ``apply`` on a batch of one. Events about unknown members are
 logged and skipped.
 """
@@ -33,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
-from services.common.bulk import flush_in_bulk
+from services.common.bulk import Staged, flush_in_bulk
 from services.common.chunks import IN_LIST, chunks
 from services.common.clock import utcnow
 from services.common.events import ENTRIES_POSTED, ENTRY_POSTED, ORDER_RECORDED, ORDER_REFUNDED, VOUCHER_REDEEMED
@@ -98,6 +102,7 @@ class Batch:
     levels: Sequence[Level]
     taken_phones: set[str]  # buyer phones some customer holds (filled ones join)
     staff_phones: set[str]  # the other buyer phones that belong to active store staff
+    new: Staged = field(default_factory=Staged)  # the rows the batch adds, written together at its end
     changed: dict[int, _Activity] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)
 
@@ -160,7 +165,7 @@ class Batch:
         if (member_id, mall_id) in self.interactions:
             return False
         self.interactions.add((member_id, mall_id))
-        self.session.add(CustomerInteraction(customer_id=member_id, mall_id=mall_id, first_kind=kind, first_at=at))
+        self.new.add(CustomerInteraction(customer_id=member_id, mall_id=mall_id, first_kind=kind, first_at=at))
         return True
 
 
@@ -182,8 +187,8 @@ def apply_sync(session: Session, items: Sequence[tuple[str, Message]]) -> None:
                 for member_id, a in sorted(batch.changed.items())]
     # The rows the batch adds and changes go as bulk statements (the unit of work writes each alone), the
     # outbox's in the order they were added, then the activity events.
-    flush_in_bulk(session, inserts=(MemberOrder, TimelineEntry, CustomerInteraction, LevelChange, OutboxEvent),
-                  updates=(CustomerStats, Customer, MemberOrder))
+    batch.new.write(session, (MemberOrder, TimelineEntry, CustomerInteraction, LevelChange, OutboxEvent))
+    flush_in_bulk(session, inserts=(), updates=(CustomerStats, Customer, MemberOrder))
     if activity:
         add_events(session, OutboxEvent, activity)
     if batch.unknown:
@@ -232,7 +237,7 @@ def _settlement(batch: Batch, member_id: int, entry: events.EntryPosted) -> None
 
 def _order_recorded(batch: Batch, event: Message) -> None:
     assert isinstance(event, events.OrderRecorded)
-    session = batch.session
+    new = batch.new
     member = batch.member(event.member_id, f"order {event.order_id}")
     order_id = _id(event.order_id)
     if member is None or order_id is None or order_id in batch.orders:
@@ -242,7 +247,7 @@ def _order_recorded(batch: Batch, event: Message) -> None:
     order = MemberOrder(order_id=order_id, customer_id=member.id, mall_id=mall_id, store_id=_id(event.store_id),
                         channel=event.channel, amount_fen=event.amount, paid_amount_fen=event.paid_amount,
                         refunded_amount_fen=0, fully_refunded=False, occurred_at=at)
-    session.add(order)
+    new.add(order)
     batch.orders[order_id] = order
     stats = batch.stats[member.id]
     stats.spend_count += 1
@@ -251,10 +256,10 @@ def _order_recorded(batch: Batch, event: Message) -> None:
     stats.last_spend_at = at if stats.last_spend_at is None else max(aware(stats.last_spend_at), at)
     if mall_id is not None and mall_id != member.registration_mall_id:
         batch.add_interaction(member.id, mall_id, "consume", at)
-    timeline.record(session, member.id, "order", "system", order_id=event.order_id, mall_id=event.mall_id,
+    timeline.record(new, member.id, "order", "system", order_id=event.order_id, mall_id=event.mall_id,
                     store_id=event.store_id, channel=event.channel, amount_fen=event.amount,
                     paid_amount_fen=event.paid_amount, points_earned=event.points_earned)
-    rules.count_spend(session, member, batch.stats[member.id], event.amount, at, batch.levels)
+    rules.count_spend(new, member, batch.stats[member.id], event.amount, at, batch.levels)
     _fill_from_order(batch, member, event)
     batch.activity(member.id).new_order_ids.append(order_id)
 
@@ -272,7 +277,7 @@ def _fill_from_order(batch: Batch, member: Customer, event: events.OrderRecorded
             log.info("order's buyer phone belongs to another customer; not filled", member_id=member.id,
                      order_id=event.order_id)
     if values:
-        change_attributes_staged(batch.session, member, values, "system", utcnow(), batch.staff_phones,
+        change_attributes_staged(batch.new, member, values, "system", utcnow(), batch.staff_phones,
                                  order_id=event.order_id)
 
 
@@ -290,10 +295,10 @@ def _order_refunded(batch: Batch, event: Message) -> None:
             order.fully_refunded = True
             stats.spend_count = max(0, stats.spend_count - 1)
     stats.spend_total_fen = max(0, stats.spend_total_fen - event.refund_amount)
-    timeline.record(batch.session, member.id, "refund", "system", order_id=event.order_id, refund_id=event.refund_id,
+    timeline.record(batch.new, member.id, "refund", "system", order_id=event.order_id, refund_id=event.refund_id,
                     refund_amount_fen=event.refund_amount, points_reversed=event.points_reversed,
                     points_debt=event.points_debt)
-    rules.count_spend(batch.session, member, stats, -event.refund_amount, _time(event.refund_time), batch.levels)
+    rules.count_spend(batch.new, member, stats, -event.refund_amount, _time(event.refund_time), batch.levels)
     batch.activity(member.id).orders_changed = True
 
 
@@ -303,7 +308,7 @@ def _voucher_redeemed(batch: Batch, event: Message) -> None:
     if member is None:
         return
     at = _time(event.occur_time)
-    timeline.record(batch.session, member.id, "voucher_redeemed", "system", voucher_code=event.voucher_code,
+    timeline.record(batch.new, member.id, "voucher_redeemed", "system", voucher_code=event.voucher_code,
                     mall_id=event.mall_id, store_id=event.store_id, points_cost=event.points_cost)
     mall_id = _id(event.mall_id)
     if mall_id is not None and mall_id != member.registration_mall_id:

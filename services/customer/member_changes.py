@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
+from services.common.bulk import Adds
 from services.customer import member_events, timeline
 from services.customer.models import Customer
 from services.customer.store_members import is_store_staff_phone, refresh_store_member
@@ -35,7 +35,7 @@ async def change_attributes(session: AsyncSession, member: Customer, values: dic
     return changed
 
 
-def change_attributes_staged(session: Session, member: Customer, values: dict[str, Any], actor_id: str,
+def change_attributes_staged(session: Adds, member: Customer, values: dict[str, Any], actor_id: str,
                              now: datetime, staff_phones: set[str], **detail: Any) -> dict[str, tuple[Any, Any]]:
     """``change_attributes`` for a caller that knows no other customer holds a new phone (the ledger projection
     checks it) and has read which of its new phones belong to active store staff (``staff_phones``): the
@@ -63,7 +63,7 @@ def _set(member: Customer, values: dict[str, Any], now: datetime) -> dict[str, t
     return changed
 
 
-def _record(session: AsyncSession | Session, member: Customer, changed: dict[str, tuple[Any, Any]], actor_id: str,
+def _record(session: Adds, member: Customer, changed: dict[str, tuple[Any, Any]], actor_id: str,
             detail: dict[str, Any]) -> None:
     for key, (old, new) in changed.items():
         timeline.record(session, member.id, "attribute_changed", actor_id, field=key, **detail,

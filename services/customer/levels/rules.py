@@ -13,9 +13,9 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from crowdpack.customer.v1 import level_service_pb2 as pb
+from services.common.bulk import Adds
 from services.customer import member_events, timeline
 from services.customer.levels.models import Level, LevelChange
 from services.customer.models import Customer, CustomerStats
@@ -49,7 +49,7 @@ async def move(session: AsyncSession, member: Customer, to_level: int, kind: int
     return change
 
 
-def moved(session: AsyncSession | Session, member: Customer, stats: CustomerStats, to_level: int, kind: int,
+def moved(session: Adds, member: Customer, stats: CustomerStats, to_level: int, kind: int,
           reason: str, operator_id: str, now: datetime, level: Level | None) -> LevelChange:
     """``move`` on the member's stats row at hand, leaving every row pending (nothing read or flushed)."""
     from_level = member.level
@@ -79,7 +79,7 @@ async def apply_spend(session: AsyncSession, member: Customer, spend_fen: int, a
     return count_spend(session, member, stats, spend_fen, at, defined or ())
 
 
-def count_spend(session: AsyncSession | Session, member: Customer, stats: CustomerStats, spend_fen: int,
+def count_spend(session: Adds, member: Customer, stats: CustomerStats, spend_fen: int,
                 at: datetime, defined: Sequence[Level]) -> LevelChange | None:
     """``apply_spend`` on the stats row and level rules at hand: nothing is read, the rows are left pending."""
     stats.cumulative_spend_fen = max(0, stats.cumulative_spend_fen + spend_fen)
