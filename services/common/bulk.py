@@ -23,7 +23,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import JSON, Connection, Dialect, LargeBinary, Table, func, inspect, select, text
 from sqlalchemy.orm import DeclarativeBase, Session
@@ -210,6 +210,43 @@ def allocate_ids(session: Session | Connection, counts: dict[Table, int]) -> dic
     return ids
 
 
+class Adds(Protocol):
+    """Where new rows go: a session, or ``Staged`` rows written in bulk at the end of a batch."""
+
+    def add(self, instance: Any) -> None: ...
+
+
+class Staged:
+    """New objects of mapped models kept outside the session until ``write``: a batch that adds thousands of rows
+    pays neither the unit of work's bookkeeping for each (add, flush, expunge) nor its one statement per row.
+
+    Objects may still change until ``write`` (they are transient: no flush sees them).
+    """
+
+    def __init__(self) -> None:
+        self.objects: list[Any] = []
+
+    def add(self, instance: Any) -> None:
+        self.objects.append(instance)
+
+    def write(self, session: Session, models: Sequence[type[DeclarativeBase]]) -> None:
+        """Inserts the objects of these models, a model at a time in this order, each in the order added (a
+        primary key left unset takes its autoincrement value, and is not read back)."""
+        conn = session.connection()
+        for model in models:
+            objects = [o for o in self.objects if type(o) is model]
+            if objects:
+                _insert_objects(conn, model, objects)
+        self.objects = [o for o in self.objects if type(o) not in models]
+
+
+def _insert_objects(conn: Connection, model: type[DeclarativeBase], objects: Sequence[Any]) -> None:
+    table = table_of(model)
+    keys = [c.key for c in table.columns
+            if not (c.primary_key and c.autoincrement is not False and getattr(objects[0], c.key) is None)]
+    insert_rows(conn, table, keys, [tuple(getattr(o, k) for k in keys) for o in objects])
+
+
 def flush_in_bulk(session: Session, inserts: Sequence[type[DeclarativeBase]],
                   updates: Sequence[type[DeclarativeBase]] = ()) -> None:
     """Writes what ``session`` holds of these models as bulk rows instead of the unit of work's statements.
@@ -228,12 +265,8 @@ def flush_in_bulk(session: Session, inserts: Sequence[type[DeclarativeBase]],
     conn = session.connection()
     for model in inserts:
         objects = [o for o in inserted if type(o) is model]
-        if not objects:
-            continue
-        table = table_of(model)
-        keys = [c.key for c in table.columns
-                if not (c.primary_key and c.autoincrement is not False and getattr(objects[0], c.key) is None)]
-        insert_rows(conn, table, keys, [tuple(getattr(o, k) for k in keys) for o in objects])
+        if objects:
+            _insert_objects(conn, model, objects)
     for model in updates:
         objects = [o for o in updated if type(o) is model]
         if not objects:

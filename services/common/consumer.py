@@ -3,7 +3,9 @@
 ``EventConsumer`` applies each fetched batch in one write transaction (``batched``, the default):
 it reads which of the batch's message ids ``processed_message`` already holds, records the new
 ones together and runs the handlers on the new messages in stream order (a ``batch_handler``, when
-given, gets them all at once and can read what they need in bulk). All of it commits together,
+given, gets them all at once and can read what they need in bulk; a ``sync_batch_handler`` does the
+same on a synchronous session, the whole transaction in one ``Database.run_sync_write``: on SQLite one
+hop to the writer thread instead of one per statement). All of it commits together,
 then every message of the batch is acked. A redelivery (after a crash before the ack, or a
 republish) finds its id recorded and is acked without effect.
 
@@ -27,7 +29,7 @@ from nats.js.errors import FetchTimeoutError
 from prometheus_client import Counter
 from sqlalchemy import DateTime, String, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.common.chunks import IN_LIST, chunks
 from services.common.clock import utcnow
@@ -46,6 +48,8 @@ HANDLED = Counter("crowdpack_consumer_messages_total", "Messages a consumer hand
 Handler = Callable[[AsyncSession, Any], Awaitable[None]]
 # The new messages of a batch as (subject, event), in stream order, applied in the caller's transaction.
 BatchHandler = Callable[[AsyncSession, Sequence[tuple[str, Any]]], Awaitable[None]]
+# The same on a synchronous session: the whole batch's transaction in one ``Database.run_sync_write``.
+SyncBatchHandler = Callable[[Session, Sequence[tuple[str, Any]]], None]
 
 
 class ProcessedMessageMixin(MappedMixin):
@@ -68,7 +72,8 @@ class EventConsumer:
     def __init__(self, db: Database, js: JetStreamContext, *, durable: str, stream: Stream,
                  handlers: dict[str, Handler], model: type[ProcessedMessageMixin],
                  max_deliver: int = 20, batch: int = 100, batched: bool = True,
-                 batch_handler: BatchHandler | None = None) -> None:
+                 batch_handler: BatchHandler | None = None,
+                 sync_batch_handler: SyncBatchHandler | None = None) -> None:
         self.db = db
         self.js = js
         self.durable = durable
@@ -79,6 +84,7 @@ class EventConsumer:
         self.batch = batch
         self.batched = batched
         self.batch_handler = batch_handler
+        self.sync_batch_handler = sync_batch_handler
         self._sub: JetStreamContext.PullSubscription | None = None
         self._stopping = False
         self._fetching: asyncio.Future[list[Msg]] | None = None
@@ -164,6 +170,8 @@ class EventConsumer:
         A message id recorded before, or seen earlier in the same batch, changes nothing.
         """
         events = [(msg_id, subject, decode(subject, data)) for msg_id, subject, data in items]
+        if self.sync_batch_handler is not None:
+            return await self.db.run_sync_write(lambda session: self._apply_batch_sync(session, events))
         m = self.model
         async with self.db.transaction() as session:
             seen: set[str] = set()
@@ -186,6 +194,27 @@ class EventConsumer:
                 else:
                     for _, subject, event in new:
                         await self.handlers[subject](session, event)
+        return applied
+
+    def _apply_batch_sync(self, session: Session, events: Sequence[tuple[str, str, Any]]) -> list[bool]:
+        """``apply_batch``'s transaction with the ``sync_batch_handler``, on a synchronous session."""
+        m = self.model
+        seen: set[str] = set()
+        for chunk in chunks(sorted({msg_id for msg_id, _, _ in events}), IN_LIST):
+            seen.update(session.scalars(select(m.msg_id).where(m.consumer == self.durable, m.msg_id.in_(chunk))))
+        applied, new = [], []
+        for msg_id, subject, event in events:
+            fresh = msg_id not in seen
+            seen.add(msg_id)
+            applied.append(fresh)
+            if fresh:
+                new.append((msg_id, subject, event))
+        if new:
+            now = utcnow()
+            session.execute(insert(m), [{"consumer": self.durable, "msg_id": msg_id, "processed_at": now}
+                                        for msg_id, _, _ in new])
+            assert self.sync_batch_handler is not None
+            self.sync_batch_handler(session, [(subject, event) for _, subject, event in new])
         return applied
 
     async def handle(self, msg: Msg) -> bool:

@@ -19,10 +19,9 @@ from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge
 from sqlalchemy import BigInteger, Connection, DateTime, Index, Integer, LargeBinary, String, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
-from services.common.bulk import insert_rows
+from services.common.bulk import Adds, insert_rows
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.events import subject_of
@@ -62,7 +61,7 @@ class OutboxMixin(MappedMixin):
         return f"OutboxEvent(seq={self.seq}, subject={self.subject!r}, sent={self.published_at is not None})"
 
 
-def add_event(session: AsyncSession, model: type[OutboxMixin], message: Message) -> str:
+def add_event(session: Adds, model: type[OutboxMixin], message: Message) -> str:
     """Stages ``message`` for publishing when the caller's transaction commits; returns its msg id."""
     msg_id = uuid.uuid4().hex
     session.add(model(msg_id=msg_id, subject=subject_of(message), payload=message.SerializeToString(),

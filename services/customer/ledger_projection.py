@@ -12,11 +12,15 @@
   longer counts) and the level spend.
 - ``ledger.voucher.redeemed``: the mall where a voucher was redeemed becomes an interaction mall.
 
-The consumer hands a whole fetched batch to ``apply`` (its ``batch_handler``), inside the
-transaction that also records the messages' ids, so each event applies exactly once. ``apply``
-reads what the batch needs once (the members, their stats rows and interaction malls, the orders
-the batch names, the level rules), applies the events in stream order on those rows, and
-publishes one ``member.activity_changed`` per member the batch changed (with every new order).
+The consumer hands a whole fetched batch to ``apply_sync`` (its ``sync_batch_handler``: one
+``run_sync_write``, so on SQLite the batch runs on the writer thread in one hop), inside the
+transaction that also records the messages' ids, so each event applies exactly once. It reads
+what the batch needs once (the members, their stats rows and interaction malls, the orders the
+batch names, the level rules, which buyer phones are taken or belong to store staff), applies the
+events in stream order on those rows with nothing read or flushed in between, adds the new rows
+to a ``Staged`` (written as bulk INSERTs at the end; the changed members, stats rows and orders as
+bulk UPDATEs), and publishes one ``member.activity_changed`` per member the batch changed (with
+every new order).
 The per-subject handlers are ``apply`` on a batch of one. Events about unknown members are
 logged and skipped.
 """
@@ -30,9 +34,10 @@ from datetime import datetime
 from google.protobuf.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
-from services.common.bulk import flush_in_bulk
+from services.common.bulk import Staged, flush_in_bulk
 from services.common.chunks import IN_LIST, chunks
 from services.common.clock import utcnow
 from services.common.events import ENTRIES_POSTED, ENTRY_POSTED, ORDER_RECORDED, ORDER_REFUNDED, VOUCHER_REDEEMED
@@ -42,7 +47,7 @@ from services.common.validation import aware
 from services.customer import member_events, timeline
 from services.customer.levels import rules
 from services.customer.levels.models import Level, LevelChange
-from services.customer.member_changes import change_attributes
+from services.customer.member_changes import change_attributes_staged
 from services.customer.members.repository import MEMBER
 from services.customer.models import (
     Customer,
@@ -52,7 +57,9 @@ from services.customer.models import (
     OutboxEvent,
     TimelineEntry,
 )
+from services.customer.organization.models import Staff
 from services.customer.stats import count_order, count_refund, empty_stats
+from services.customer.store_members import STORE_STAFF
 
 log = get_logger(__name__)
 
@@ -87,18 +94,20 @@ class _Activity:
 class Batch:
     """What a batch of ledger events reads, read once for all of them, and what it changed."""
 
-    session: AsyncSession
+    session: Session
     members: dict[int, Customer]
     stats: dict[int, CustomerStats]
     interactions: set[tuple[int, int]]
     orders: dict[int, MemberOrder]
     levels: Sequence[Level]
     taken_phones: set[str]  # buyer phones some customer holds (filled ones join)
+    staff_phones: set[str]  # the other buyer phones that belong to active store staff
+    new: Staged = field(default_factory=Staged)  # the rows the batch adds, written together at its end
     changed: dict[int, _Activity] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)
 
     @classmethod
-    async def read(cls, session: AsyncSession, items: Sequence[tuple[str, Message]]) -> Batch:
+    def read(cls, session: Session, items: Sequence[tuple[str, Message]]) -> Batch:
         member_ids = sorted({n for _, event in items for m in _member_ids(event) if (n := _id(m)) is not None})
         order_ids = sorted({n for subject, event in items if subject in (ORDER_RECORDED, ORDER_REFUNDED)
                             and (n := _id(event.order_id)) is not None})  # type: ignore[attr-defined]
@@ -108,31 +117,35 @@ class Batch:
         for chunk in chunks(member_ids, IN_LIST):
             # Locked (PostgreSQL) in the order UpdateMember and the level changes lock them, member then stats:
             # the batch writes both rows whole at the end, so nobody may change them in between.
-            members.update((c.id, c) for c in await session.scalars(
+            members.update((c.id, c) for c in session.scalars(
                 select(Customer).where(Customer.id.in_(chunk), Customer.kind == MEMBER)
                 .order_by(Customer.id).with_for_update()))
-            stats.update((row.customer_id, row) for row in await session.scalars(
+            stats.update((row.customer_id, row) for row in session.scalars(
                 select(CustomerStats).where(CustomerStats.customer_id.in_(chunk))
                 .order_by(CustomerStats.customer_id).with_for_update()))
-            interactions.update((row.customer_id, row.mall_id) for row in await session.execute(
+            interactions.update((row.customer_id, row.mall_id) for row in session.execute(
                 select(CustomerInteraction.customer_id, CustomerInteraction.mall_id)
                 .where(CustomerInteraction.customer_id.in_(chunk))))
         orders: dict[int, MemberOrder] = {}
         for chunk in chunks(order_ids, IN_LIST):
-            orders.update((o.order_id, o) for o in await session.scalars(
+            orders.update((o.order_id, o) for o in session.scalars(
                 select(MemberOrder).where(MemberOrder.order_id.in_(chunk))))
         missing = [empty_stats(member_id) for member_id in members if member_id not in stats]
         if missing:  # members from before every member had its stats row
             session.add_all(missing)
-            await session.flush()
+            session.flush()
             stats.update((row.customer_id, row) for row in missing)
         recorded = [event for subject, event in items if subject == ORDER_RECORDED]
-        levels = await rules.levels(session) if recorded else ()
+        levels = session.scalars(select(Level).order_by(Level.number)).all() if recorded else ()
         phones = sorted({e.buyer_phone for e in recorded if e.buyer_phone})  # type: ignore[attr-defined]
         taken: set[str] = set()
         for chunk in chunks(phones, IN_LIST):
-            taken.update(await session.scalars(select(Customer.phone).where(Customer.phone.in_(chunk))))
-        return cls(session, members, stats, interactions, orders, levels, taken)
+            taken.update(session.scalars(select(Customer.phone).where(Customer.phone.in_(chunk))))
+        staff: set[str] = set()
+        for chunk in chunks(sorted(set(phones) - taken), IN_LIST):
+            staff.update(session.scalars(select(Staff.phone).where(
+                Staff.phone.in_(chunk), Staff.role == STORE_STAFF, Staff.disabled.is_(False))))
+        return cls(session, members, stats, interactions, orders, levels, taken, staff)
 
     def member(self, member_id: str, what: str) -> Customer | None:
         number = _id(member_id)
@@ -152,33 +165,38 @@ class Batch:
         if (member_id, mall_id) in self.interactions:
             return False
         self.interactions.add((member_id, mall_id))
-        self.session.add(CustomerInteraction(customer_id=member_id, mall_id=mall_id, first_kind=kind, first_at=at))
+        self.new.add(CustomerInteraction(customer_id=member_id, mall_id=mall_id, first_kind=kind, first_at=at))
         return True
 
 
 async def apply(session: AsyncSession, items: Sequence[tuple[str, Message]]) -> None:
     """Applies ledger events (subject, event), in order, in the caller's transaction."""
-    batch = await Batch.read(session, items)
+    await session.run_sync(apply_sync, items)
+
+
+def apply_sync(session: Session, items: Sequence[tuple[str, Message]]) -> None:
+    """``apply`` on a synchronous session (the consumer's ``sync_batch_handler``: on SQLite the whole batch runs
+    on the writer thread in one hop)."""
+    batch = Batch.read(session, items)
     # What the batch read is all it needs: nothing is flushed until the end, when everything goes at once.
     with session.no_autoflush:
         for subject, event in items:
-            await APPLY[subject](batch, event)
+            APPLY[subject](batch, event)
     activity = [member_events.activity_event(member_id, new_order_ids=a.new_order_ids,
                                              orders_changed=a.orders_changed)
                 for member_id, a in sorted(batch.changed.items())]
     # The rows the batch adds and changes go as bulk statements (the unit of work writes each alone), the
     # outbox's in the order they were added, then the activity events.
-    await session.run_sync(lambda s: flush_in_bulk(
-        s, inserts=(MemberOrder, TimelineEntry, CustomerInteraction, LevelChange, OutboxEvent),
-        updates=(CustomerStats, Customer, MemberOrder)))
+    batch.new.write(session, (MemberOrder, TimelineEntry, CustomerInteraction, LevelChange, OutboxEvent))
+    flush_in_bulk(session, inserts=(), updates=(CustomerStats, Customer, MemberOrder))
     if activity:
-        await session.run_sync(lambda s: add_events(s, OutboxEvent, activity))
+        add_events(session, OutboxEvent, activity)
     if batch.unknown:
         log.warning("ledger events for unknown members skipped", events=len(batch.unknown),
                     first=batch.unknown[:5])
 
 
-async def _entry_posted(batch: Batch, event: Message) -> None:
+def _entry_posted(batch: Batch, event: Message) -> None:
     assert isinstance(event, events.EntryPosted)
     if event.asset not in BALANCE_COLUMNS:
         return
@@ -190,11 +208,11 @@ async def _entry_posted(batch: Batch, event: Message) -> None:
     _settlement(batch, member.id, event)
 
 
-async def _entries_posted(batch: Batch, event: Message) -> None:
+def _entries_posted(batch: Batch, event: Message) -> None:
     """A batch posting's entries, each applied as ``entry_posted`` applies one."""
     assert isinstance(event, events.EntriesPosted)
     for entry in event.entries:
-        await _entry_posted(batch, entry)
+        _entry_posted(batch, entry)
 
 
 def _newer_balance(stats: CustomerStats, entry: events.EntryPosted) -> bool:
@@ -217,9 +235,9 @@ def _settlement(batch: Batch, member_id: int, entry: events.EntryPosted) -> None
             batch.activity(member_id)
 
 
-async def _order_recorded(batch: Batch, event: Message) -> None:
+def _order_recorded(batch: Batch, event: Message) -> None:
     assert isinstance(event, events.OrderRecorded)
-    session = batch.session
+    new = batch.new
     member = batch.member(event.member_id, f"order {event.order_id}")
     order_id = _id(event.order_id)
     if member is None or order_id is None or order_id in batch.orders:
@@ -229,7 +247,7 @@ async def _order_recorded(batch: Batch, event: Message) -> None:
     order = MemberOrder(order_id=order_id, customer_id=member.id, mall_id=mall_id, store_id=_id(event.store_id),
                         channel=event.channel, amount_fen=event.amount, paid_amount_fen=event.paid_amount,
                         refunded_amount_fen=0, fully_refunded=False, occurred_at=at)
-    session.add(order)
+    new.add(order)
     batch.orders[order_id] = order
     stats = batch.stats[member.id]
     stats.spend_count += 1
@@ -239,15 +257,15 @@ async def _order_recorded(batch: Batch, event: Message) -> None:
     count_order(stats, event.channel, event.amount, at)
     if mall_id is not None and mall_id != member.registration_mall_id:
         batch.add_interaction(member.id, mall_id, "consume", at)
-    timeline.record(session, member.id, "order", "system", order_id=event.order_id, mall_id=event.mall_id,
+    timeline.record(new, member.id, "order", "system", order_id=event.order_id, mall_id=event.mall_id,
                     store_id=event.store_id, channel=event.channel, amount_fen=event.amount,
                     paid_amount_fen=event.paid_amount, points_earned=event.points_earned)
-    await rules.apply_spend(session, member, event.amount, at, batch.levels)
-    await _fill_from_order(batch, member, event)
+    rules.count_spend(new, member, batch.stats[member.id], event.amount, at, batch.levels)
+    _fill_from_order(batch, member, event)
     batch.activity(member.id).new_order_ids.append(order_id)
 
 
-async def _fill_from_order(batch: Batch, member: Customer, event: events.OrderRecorded) -> None:
+def _fill_from_order(batch: Batch, member: Customer, event: events.OrderRecorded) -> None:
     """Fills a missing real name and phone from the buyer the order names, as an attribute change by "system"."""
     values: dict[str, str] = {}
     if not member.real_name and event.buyer_real_name:
@@ -260,10 +278,11 @@ async def _fill_from_order(batch: Batch, member: Customer, event: events.OrderRe
             log.info("order's buyer phone belongs to another customer; not filled", member_id=member.id,
                      order_id=event.order_id)
     if values:
-        await change_attributes(batch.session, member, values, "system", utcnow(), order_id=event.order_id)
+        change_attributes_staged(batch.new, member, values, "system", utcnow(), batch.staff_phones,
+                                 order_id=event.order_id)
 
 
-async def _order_refunded(batch: Batch, event: Message) -> None:
+def _order_refunded(batch: Batch, event: Message) -> None:
     assert isinstance(event, events.OrderRefunded)
     member = batch.member(event.member_id, f"refund {event.refund_id}")
     order_id = _id(event.order_id)
@@ -279,20 +298,20 @@ async def _order_refunded(batch: Batch, event: Message) -> None:
             stats.spend_count = max(0, stats.spend_count - 1)
         count_refund(stats, order.channel, event.refund_amount, now_full)
     stats.spend_total_fen = max(0, stats.spend_total_fen - event.refund_amount)
-    timeline.record(batch.session, member.id, "refund", "system", order_id=event.order_id, refund_id=event.refund_id,
+    timeline.record(batch.new, member.id, "refund", "system", order_id=event.order_id, refund_id=event.refund_id,
                     refund_amount_fen=event.refund_amount, points_reversed=event.points_reversed,
                     points_debt=event.points_debt)
-    await rules.apply_spend(batch.session, member, -event.refund_amount, _time(event.refund_time), batch.levels)
+    rules.count_spend(batch.new, member, stats, -event.refund_amount, _time(event.refund_time), batch.levels)
     batch.activity(member.id).orders_changed = True
 
 
-async def _voucher_redeemed(batch: Batch, event: Message) -> None:
+def _voucher_redeemed(batch: Batch, event: Message) -> None:
     assert isinstance(event, events.VoucherRedeemed)
     member = batch.member(event.member_id, f"voucher {event.redemption_id}")
     if member is None:
         return
     at = _time(event.occur_time)
-    timeline.record(batch.session, member.id, "voucher_redeemed", "system", voucher_code=event.voucher_code,
+    timeline.record(batch.new, member.id, "voucher_redeemed", "system", voucher_code=event.voucher_code,
                     mall_id=event.mall_id, store_id=event.store_id, points_cost=event.points_cost)
     mall_id = _id(event.mall_id)
     if mall_id is not None and mall_id != member.registration_mall_id:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.events.v1 import customer_events_pb2 as events
+from services.common.bulk import Adds
 from services.common.clock import utcnow
 from services.common.outbox import add_event
 from services.common.validation import to_timestamp
@@ -18,40 +17,40 @@ REVIEW_NAMES: dict[int, str] = {
     member_pb2.REVIEW_STATUS_REJECTED: "rejected"}
 
 
-def created(session: AsyncSession, c: Customer) -> None:
+def created(session: Adds, c: Customer) -> None:
     add_event(session, OutboxEvent, events.MemberCreated(
         member_id=str(c.id), phone=c.phone or "", email=c.email or "", create_time=to_timestamp(c.created_at),
         registration_mall_id=str(c.registration_mall_id or ""), level=c.level, virtual=c.virtual,
         store_member=c.store_member))
 
 
-def status_changed(session: AsyncSession, c: Customer) -> None:
+def status_changed(session: Adds, c: Customer) -> None:
     add_event(session, OutboxEvent, events.MemberStatusChanged(
         member_id=str(c.id), disabled=c.disabled, deleted=c.deleted_at is not None, virtual=c.virtual,
         review_status=REVIEW_NAMES.get(c.review_status, ""), change_time=to_timestamp(utcnow()),
         store_member=c.store_member))
 
 
-def updated(session: AsyncSession, c: Customer, fields: Iterable[str], operator_id: str) -> None:
+def updated(session: Adds, c: Customer, fields: Iterable[str], operator_id: str) -> None:
     add_event(session, OutboxEvent, events.MemberUpdated(
         member_id=str(c.id), changed_fields=sorted(fields), phone=c.phone or "", email=c.email or "",
         operator_id=operator_id, change_time=to_timestamp(utcnow()), store_member=c.store_member))
 
 
-def fields_changed(session: AsyncSession, customer_id: int, fields: Iterable[str], operator_id: str) -> None:
+def fields_changed(session: Adds, customer_id: int, fields: Iterable[str], operator_id: str) -> None:
     """MemberUpdated for a change made in bulk (no row at hand), e.g. a group move."""
     add_event(session, OutboxEvent, events.MemberUpdated(
         member_id=str(customer_id), changed_fields=sorted(fields), operator_id=operator_id,
         change_time=to_timestamp(utcnow())))
 
 
-def card_opened(session: AsyncSession, c: Customer) -> None:
+def card_opened(session: Adds, c: Customer) -> None:
     add_event(session, OutboxEvent, events.MemberCardOpened(
         member_id=str(c.id), card_number=c.card_number or "", mall_id=str(c.card_open_mall_id or ""),
         channel=member_pb2.OpenChannel.Name(c.card_open_channel), open_time=to_timestamp(c.card_open_time)))
 
 
-def level_changed(session: AsyncSession, c: Customer, from_level: int, kind: str, reason: str,
+def level_changed(session: Adds, c: Customer, from_level: int, kind: str, reason: str,
                   operator_id: str) -> None:
     add_event(session, OutboxEvent, events.MemberLevelChanged(
         member_id=str(c.id), from_level=from_level, to_level=c.level, kind=kind, reason=reason,
@@ -66,6 +65,6 @@ def activity_event(member_id: int, new_order_ids: Iterable[int] = (),
         change_time=to_timestamp(utcnow()))
 
 
-def activity_changed(session: AsyncSession, member_id: int, new_order_ids: Iterable[int] = (),
+def activity_changed(session: Adds, member_id: int, new_order_ids: Iterable[int] = (),
                      orders_changed: bool = False) -> None:
     add_event(session, OutboxEvent, activity_event(member_id, new_order_ids, orders_changed))

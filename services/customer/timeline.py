@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.bulk import Adds
 from services.common.clock import utcnow
 from services.customer.models import TimelineEntry
 
 
-def record(session: AsyncSession, customer_id: int, kind: str, actor_id: str, **detail: Any) -> None:
+def record(session: Adds, customer_id: int, kind: str, actor_id: str, **detail: Any) -> None:
     """Adds a timeline entry in the caller's transaction."""
     session.add(TimelineEntry(customer_id=customer_id, kind=kind, actor_id=actor_id,
                               detail=json.dumps(detail, ensure_ascii=False, default=str, sort_keys=True),

@@ -23,7 +23,9 @@ BENCHES = {
     "alert": ("tests.bench.bench_alert", ["--orders", "5000", "--members", "500", "--stores", "20",
                                           "--lag-orders", "300"]),
     "gateway": ("tests.bench.bench_gateway", ["--members", "300", "--concurrency", "8", "--seconds", "1"]),
-    "freshness": ("tests.bench.bench_freshness", ["--members", "5000", "--events", "1000"]),
+    "freshness": ("tests.bench.bench_freshness", ["--members", "5000", "--events", "1000", "--refresh-members",
+                                                  "5000", "--refresh-reps", "5", "--lag-orders", "300",
+                                                  "--import-rows", "20000"]),
 }
 
 

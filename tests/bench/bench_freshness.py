@@ -11,35 +11,66 @@ SQLite. Parts:
   that does nothing, on the same stream and database.
 - refresh: one member's crowd index refresh with 1,000 tags, 200 stores and 50 malls defined, and the
   same with 10x and 0.1x the tags: its cost should not follow the number of bitmaps.
-- lag: the ledger (its own process) takes orders at a fixed rate; for each, the time from
-  ``RecordOrder`` returning to the member's statistics (and list sort keys, the same row) and the crowd
-  index reflecting it; p50/p99. Then the same while a fast import of ``--import-rows`` rows runs.
+- refresh (in this process, no NATS): the member gains or loses a tag and an interaction mall before
+  each refresh, so it enters and leaves bitmaps; the median of ``--refresh-reps`` refreshes.
+- lag, import-lag: the whole system as processes (NATS, customer, ledger: ``services.supervisor``). The
+  ledger takes ``--lag-orders`` orders at ``--rate`` a second, one per fresh member; for each, the time
+  from ``RecordOrder`` returning until the customer service shows it both in the member's statistics
+  and list sort key (``ListMembers`` by last spend time: the stats row) and in the crowd index
+  (``ListMembers`` with an ad hoc crowd: last consumption in the order's mall today); p50/p99. The
+  observer asks every 50 ms, so a figure carries up to that much more. ``import-lag`` does the same
+  while a fast import of ``--import-rows`` rows (1,000,000 by default) runs, and says whether it was
+  still running when the last order was sent.
+
+Parts are positional (``python -m tests.bench.bench_freshness lag``); all by default.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
+import os
+import statistics
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import grpc
 from google.protobuf.message import Message
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
 
+from crowdpack.customer.v1 import crowd_pb2 as crowd_pb
+from crowdpack.customer.v1 import import_service_pb2 as import_pb
+from crowdpack.customer.v1 import import_service_pb2_grpc as import_grpc
+from crowdpack.customer.v1 import member_service_pb2 as member_pb
+from crowdpack.customer.v1 import member_service_pb2_grpc as member_grpc
+from crowdpack.customer.v1 import organization_service_pb2 as org_pb
+from crowdpack.customer.v1 import organization_service_pb2_grpc as org_grpc
+from crowdpack.ledger.v1 import ledger_service_pb2 as ledger_pb
+from crowdpack.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from services.common import bus
+from services.common.auth import Caller, Role
 from services.common.config import CommonSettings
 from services.common.consumer import EventConsumer
 from services.common.db import Database
 from services.common.events import CUSTOMER_STREAM, LEDGER_STREAM
 from services.common.server import Runtime
+from services.common.validation import to_timestamp
+from services.customer.classification.models import CustomerTag
 from services.customer.config import CustomerSettings
-from services.customer.models import OutboxEvent, ProcessedMessage
+from services.customer.crowds.columns import tag_bitmap
+from services.customer.crowds.index import CrowdIndex
+from services.customer.models import CustomerInteraction, OutboxEvent, ProcessedMessage
 from services.customer.service import build_spec, consumers
 from services.supervisor import Ports, System
+from tests.bench.bench_import import write_csv
 from tests.bench.common import cpu_model, log
-from tests.support.ledger_burst import Shape, burst, seed
+from tests.support import identity
+from tests.support.identity import signed
+from tests.support.ledger_burst import FIRST_TAG, NOW, Shape, burst, seed
 
 GOALS = {"backlog_rate": 2_000, "backlog_ratio": 0.5, "lag_p99_s": 1.0, "import_lag_p99_s": 5.0}
 MIGRATIONS = Path("services/customer/migrations")
@@ -146,6 +177,227 @@ async def backlog(args: argparse.Namespace) -> dict[str, Any]:
             "noop_rate": len(items) / noop_s}
 
 
+async def refresh_cost(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One member's crowd index refresh (the member gains or loses a tag and moves between two interaction malls
+    each time, so bitmaps are entered and left), with 0.1x, 1x and 10x the tags: median seconds per refresh."""
+    out = []
+    for tags in (args.tags // 10, args.tags, args.tags * 10):
+        shape = Shape(members=args.refresh_members, tags=tags)
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Database(f"sqlite+aiosqlite:///{Path(tmp) / 'customer.db'}", MIGRATIONS)
+            await db.migrate()
+            await seed(db, shape)
+            index = CrowdIndex(db)
+            await index.build()
+            bitmaps = len(index.index.bitmaps())
+            member = shape.members // 2
+            times = []
+            for rep in range(args.refresh_reps):
+                async with db.transaction() as session:
+                    if rep % 2:
+                        await session.execute(delete(CustomerTag).where(CustomerTag.customer_id == member,
+                                                                        CustomerTag.tag_id == FIRST_TAG + tags - 1))
+                        await session.execute(delete(CustomerInteraction).where(
+                            CustomerInteraction.customer_id == member, CustomerInteraction.mall_id == shape.malls))
+                    else:
+                        await session.execute(insert(CustomerTag).prefix_with("OR IGNORE"), [
+                            {"customer_id": member, "tag_id": FIRST_TAG + tags - 1, "created_at": NOW}])
+                        await session.execute(insert(CustomerInteraction).prefix_with("OR IGNORE"), [
+                            {"customer_id": member, "mall_id": shape.malls, "first_kind": "consume",
+                             "first_at": NOW}])
+                started = time.perf_counter()
+                await index.refresh_members([member])
+                times.append(time.perf_counter() - started)
+            assert index.index.evaluate({"groups": [{"op": "include", "all": [
+                {"bitmap": tag_bitmap(FIRST_TAG + tags - 1)}]}]}).to_numpy().tolist().count(member) == \
+                (args.refresh_reps % 2), "the refresh did not move the member"
+            await db.dispose()
+        out.append({"tags": tags, "bitmaps": bitmaps, "median_s": statistics.median(times)})
+        log(f"refresh: {tags:,} tags ({bitmaps:,} bitmaps): {statistics.median(times) * 1e3:.2f} ms a refresh")
+    return out
+
+
+ADMIN = signed(Caller(staff_id="bench", role=Role.SUPER_ADMIN))
+POLL_S = 0.05  # how often the observer asks the customer service (the figures carry up to this much extra)
+
+
+async def lag(args: argparse.Namespace, state: Path, parts: list[str]) -> dict[str, dict[str, float]]:
+    """The whole system as processes; per order, RecordOrder's answer -> the customer service shows it: the member's
+    statistics and list sort key (ListMembers by last spend time, the stats row) and the crowd index (ListMembers
+    with an ad hoc crowd: last consumption in the order's mall today). Quiet, then during a fast import."""
+    system = System(state_dir=state / "system", ports=Ports.free(),
+                    env={"CROWDPACK_CUSTOMER_OUTBOX_POLL_S": "0.05", "CROWDPACK_LEDGER_OUTBOX_POLL_S": "0.05",
+                         "CROWDPACK_LOG_LEVEL": "WARNING"})
+    system.start(("nats", "customer", "ledger"))
+    channels = {n: identity.channel(system.processes[n].address) for n in ("customer", "ledger")}
+    out: dict[str, dict[str, float]] = {}
+    try:
+        orgs = org_grpc.OrganizationServiceStub(channels["customer"])
+        members = member_grpc.MemberServiceStub(channels["customer"])
+        imports = import_grpc.ImportServiceStub(channels["customer"])
+        ledger = ledger_grpc.LedgerServiceStub(channels["ledger"])
+
+        async def run(phase: str, rows: int) -> None:
+            mall = (await orgs.CreateMall(org_pb.CreateMallRequest(request_id=f"{phase}-m", name=f"{phase}商场"),
+                                          metadata=ADMIN)).mall
+            store = (await orgs.CreateStore(org_pb.CreateStoreRequest(request_id=f"{phase}-s", mall_id=mall.mall_id,
+                                                                      name="门店"), metadata=ADMIN)).store
+            n = args.lag_orders
+            log(f"{phase}: creating {n:,} members")
+            ids: list[str] = []
+            base = 900_000_000 + (0 if phase == "lag" else 50_000_000)  # phones no import row holds
+            for start in range(0, n, 200):
+                made = await asyncio.gather(*(members.CreateMember(member_pb.CreateMemberRequest(
+                    request_id=f"{phase}-m{i}", phone=f"19{base + i:09d}"), metadata=ADMIN)
+                    for i in range(start, min(n, start + 200))))
+                ids += [m.member.member_id for m in made]
+
+            def order(i: int, member_id: str) -> ledger_pb.RecordOrderRequest:
+                return ledger_pb.RecordOrderRequest(
+                    request_id=f"{phase}-o{i}", member_id=member_id, mall_id=mall.mall_id, store_id=store.store_id,
+                    channel=ledger_pb.ORDER_CHANNEL_POS, external_order_no=f"{phase}-{i}", amount=1_000,
+                    paid_amount=1_000, occur_time=to_timestamp(datetime.now(UTC)))
+
+            # The ledger knows the mall, the store and every member's accounts before the clock starts.
+            for member_id in (ids[0], ids[-1]):
+                await _until(lambda m=member_id: ledger.GetBalances(ledger_pb.GetBalancesRequest(member_id=m),
+                                                                    metadata=ADMIN))
+            warm = ids.pop()
+            await _until(lambda w=warm: ledger.RecordOrder(order(-1, w), metadata=ADMIN))
+            job = None
+            if rows:
+                path = state / f"import-{rows}.csv"
+                write_csv(path, rows)
+                job = await start_import(imports, path)
+                await _until_running(imports, job)
+                log(f"{phase}: the {rows:,}-row fast import is running")
+            crowd = crowd_pb.CrowdDefinition(groups=[crowd_pb.ConditionGroup(
+                join=crowd_pb.GROUP_JOIN_INCLUDE, conditions=[crowd_pb.Condition(
+                    consumption=crowd_pb.ConsumptionCondition(
+                        scope=crowd_pb.StoreScope(mall_ids=[mall.mall_id]),
+                        window=crowd_pb.DateWindow(last=crowd_pb.RelativeSpan(count=1,
+                                                                              unit=crowd_pb.RELATIVE_UNIT_DAYS)),
+                        metric=crowd_pb.CONSUMPTION_METRIC_LAST_TIME))])])
+            wanted = set(ids)
+            returned: dict[str, float] = {}
+            seen: dict[str, dict[str, float]] = {"stats": {}, "crowd": {}}
+            done = asyncio.Event()
+
+            async def observe(what: str, request: member_pb.ListMembersRequest) -> None:
+                found = seen[what]
+                while not done.is_set():
+                    token, pages = "", 0
+                    while pages < 5:
+                        request.page_token = token
+                        reply = await members.ListMembers(request, metadata=ADMIN)
+                        now = time.perf_counter()
+                        fresh = 0
+                        for m in reply.members:
+                            if m.member_id in wanted and m.member_id not in found and m.stats.spend_count >= 1:
+                                found[m.member_id] = now
+                                fresh += 1
+                        token, pages = reply.next_page_token, pages + 1
+                        if not token or not fresh:
+                            break
+                    if len(found) >= len(wanted):
+                        return
+                    await asyncio.sleep(POLL_S)
+
+            by_spend = member_pb.MEMBER_ORDER_BY_LAST_SPEND_TIME
+            observers = [
+                asyncio.create_task(observe("stats", member_pb.ListMembersRequest(order_by=by_spend, page_size=200))),
+                asyncio.create_task(observe("crowd", member_pb.ListMembersRequest(
+                    order_by=by_spend, page_size=200,
+                    filter=member_pb.MemberFilter(crowd=crowd, crowd_mall_id=mall.mall_id))))]
+
+            async def one(i: int, member_id: str) -> None:
+                await ledger.RecordOrder(order(i, member_id), metadata=ADMIN)
+                returned[member_id] = time.perf_counter()
+
+            log(f"{phase}: {len(ids):,} orders at {args.rate}/s through RecordOrder")
+            started = time.perf_counter()
+            tasks = []
+            for i, member_id in enumerate(ids):
+                await asyncio.sleep(max(0.0, started + i / args.rate - time.perf_counter()))
+                tasks.append(asyncio.create_task(one(i, member_id)))
+            await asyncio.gather(*tasks)
+            achieved = len(ids) / (time.perf_counter() - started)
+            import_state = ""
+            if job is not None:
+                job = (await imports.GetImportJob(import_pb.GetImportJobRequest(job_id=job.job_id),
+                                                  metadata=ADMIN)).job
+                import_state = import_pb.ImportJobState.Name(job.state)
+            try:
+                await asyncio.wait_for(asyncio.gather(*observers), timeout=args.lag_timeout)
+            except TimeoutError:
+                pass
+            done.set()
+            await asyncio.gather(*observers, return_exceptions=True)
+            lags = sorted(max(seen["stats"].get(m, math.inf), seen["crowd"].get(m, math.inf)) - returned[m]
+                          for m in ids)
+            missing = sum(1 for x in lags if x == math.inf)
+            p = statistics.quantiles(lags, n=100, method="inclusive")
+            log(f"  {achieved:.0f} orders/s achieved; lag p50 {p[49] * 1000:.0f} ms, p99 {p[98] * 1000:.0f} ms; "
+                f"{missing} never shown" + (f"; the import was {import_state} when the orders ended"
+                                            if import_state else ""))
+            out[phase] = {"rate": achieved, "p50": p[49], "p99": p[98], "missing": missing, "rows": rows,
+                          "import_state": import_state}  # type: ignore[dict-item]
+            if job is not None:
+                await _until_finished(imports, job)
+
+        for phase, rows in (("lag", 0), ("import-lag", args.import_rows)):
+            if phase in parts:
+                await run(phase, rows)
+    finally:
+        for channel in channels.values():
+            await channel.close()
+        system.stop()
+    return out
+
+
+async def _until(call, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await call()
+            return
+        except grpc.aio.AioRpcError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def start_import(stub, path: Path):
+    data = path.read_bytes()
+    step = 1024 * 1024
+
+    def messages():
+        yield import_pb.UploadImportFileRequest(request_id=f"bench-{path.name}", file_name=path.name,
+                                                chunk=data[:step])
+        for start in range(step, len(data), step):
+            yield import_pb.UploadImportFileRequest(chunk=data[start:start + step])
+
+    uploaded = (await stub.UploadImportFile(messages(), metadata=ADMIN)).file
+    return (await stub.StartImport(import_pb.StartImportRequest(request_id=f"bench-start-{path.name}",
+                                                                file_id=uploaded.file_id,
+                                                                mode=import_pb.IMPORT_MODE_FAST),
+                                   metadata=ADMIN)).job
+
+
+async def _until_running(stub, job) -> None:
+    while job.state == import_pb.IMPORT_JOB_STATE_PENDING:
+        await asyncio.sleep(0.05)
+        job = (await stub.GetImportJob(import_pb.GetImportJobRequest(job_id=job.job_id), metadata=ADMIN)).job
+
+
+async def _until_finished(stub, job) -> None:
+    while job.state in (import_pb.IMPORT_JOB_STATE_PENDING, import_pb.IMPORT_JOB_STATE_RUNNING):
+        await asyncio.sleep(0.5)
+        job = (await stub.GetImportJob(import_pb.GetImportJobRequest(job_id=job.job_id), metadata=ADMIN)).job
+    if job.state != import_pb.IMPORT_JOB_STATE_SUCCEEDED:
+        raise RuntimeError(f"the import failed: {job.error_message}")
+
+
 def consumers_of(db: Database, js) -> list[EventConsumer]:
     class Ctx:
         pass
@@ -159,22 +411,55 @@ async def _at_least(db: Database, durable: str, n: int) -> bool:
     return await processed(db, durable) >= n
 
 
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=50_000)
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("parts", nargs="*", default=["backlog"])
+    parser.add_argument("--tags", type=int, default=1_000, help="refresh: tags defined (and 0.1x, 10x)")
+    parser.add_argument("--refresh-members", type=int, default=50_000)
+    parser.add_argument("--refresh-reps", type=int, default=41)
+    parser.add_argument("--lag-orders", type=int, default=3_000)
+    parser.add_argument("--rate", type=int, default=300, help="lag: orders per second the ledger takes")
+    parser.add_argument("--import-rows", type=int, default=1_000_000, help="import-lag: rows of the fast import")
+    parser.add_argument("--lag-timeout", type=float, default=120.0)
+    parser.add_argument("parts", nargs="*", default=["backlog", "refresh", "lag", "import-lag"])
     args = parser.parse_args(argv)
-    print(f"machine: {cpu_model()}; SQLite")
+    print(f"machine: {cpu_model()}; SQLite; {load()} at the start")
+    failed = False
     if "backlog" in args.parts:
         r = asyncio.run(backlog(args))
         ratio = r["rate"] / r["noop_rate"]
-        print(f"\nbacklog of {r['events']:,} ledger events over {r['members']:,} members")
+        print(f"\nbacklog of {r['events']:,} ledger events over {r['members']:,} members ({load()})")
         print("| what | figure | baseline | goal |\n| --- | --- | --- | --- |")
         print(f"| the projection alone (statistics, levels, orders) | {r['projection_rate']:,.0f} events/s | | |")
         print(f"| apply rate | {r['rate']:,.0f} events/s | do-nothing handler {r['noop_rate']:,.0f} events/s "
               f"({ratio:.2f}x) | >= {GOALS['backlog_rate']:,} events/s and >= {GOALS['backlog_ratio']}x |")
-    return 0
+    if "refresh" in args.parts:
+        rows = asyncio.run(refresh_cost(args))
+        print(f"\ncrowd index refresh of one member, {args.refresh_members:,} members, 200 stores, 50 malls ({load()})")
+        print("| tags defined | bitmaps | median refresh | vs the fewest bitmaps | goal |\n| --- | --- | --- | --- | --- |")
+        for row in rows:
+            print(f"| {row['tags']:,} | {row['bitmaps']:,} | {row['median_s'] * 1e3:.2f} ms | "
+                  f"{row['median_s'] / rows[0]['median_s']:.2f}x | independent of the number of bitmaps |")
+    lag_parts = [p for p in args.parts if p in ("lag", "import-lag")]
+    if lag_parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            lagged = asyncio.run(lag(args, Path(tmp), lag_parts))
+        print(f"\nRecordOrder returned -> the customer service shows it (statistics, list sort key, crowd index); "
+              f"observed every {POLL_S * 1000:.0f} ms ({load()})")
+        print("| what | orders/s | p50 | p99 | goal |\n| --- | --- | --- | --- | --- |")
+        for phase, r in lagged.items():
+            goal = GOALS["lag_p99_s"] if phase == "lag" else GOALS["import_lag_p99_s"]
+            what = "quiet" if phase == "lag" else (f"during a {int(r['rows']):,}-row fast import "
+                                                   f"(import {r['import_state']} when the orders ended)")
+            print(f"| {what} | {r['rate']:.0f} | {r['p50'] * 1000:.0f} ms | {r['p99'] * 1000:.0f} ms | "
+                  f"p99 <= {goal:.0f} s{'' if r['p99'] <= goal else ' (missed)'} |")
+            failed |= bool(r["missing"])
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ async def test_a_burst_in_batches_with_duplicates_equals_the_same_burst_one_even
 
         # In batches of random sizes, a tenth of the messages delivered again.
         consumer = consumers(SimpleNamespace(db=batched_db, js=None))[0]
-        assert consumer.batch_handler is not None and consumer.stream == LEDGER_STREAM
+        assert consumer.sync_batch_handler is not None and consumer.stream == LEDGER_STREAM
         deliveries = list(encoded)
         for item in rng.sample(encoded, len(encoded) // 10):
             at = min(len(deliveries), encoded.index(item) + rng.randint(0, 400))

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from crowdpack.customer.v1 import level_service_pb2 as level_pb
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
+from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from services.customer.models import MemberOrder
 from tests.support.customer import SUPER
@@ -163,6 +164,27 @@ async def test_the_first_order_fills_a_missing_real_name_and_phone(customer, js)
     found = await customer.members.ListMembers(pb.ListMembersRequest(filter=pb.MemberFilter(search="13912345678")),
                                                metadata=SUPER)
     assert [m.member_id for m in found.members] == [by_email.member_id]
+
+
+async def test_a_phone_filled_from_an_order_that_belongs_to_store_staff_makes_a_store_member(customer, js):
+    mall = await customer.mall("Staffed")
+    store = (await customer.org.CreateStore(org_pb.CreateStoreRequest(request_id="s", mall_id=mall, name="门店"),
+                                            metadata=SUPER)).store
+    await customer.org.CreateStaff(org_pb.CreateStaffRequest(
+        request_id="clerk", name="店员", phone="13911110000", role=org_pb.STAFF_ROLE_STORE_STAFF,
+        store_id=store.store_id), metadata=SUPER)
+    clerk_buyer, other = [(await customer.members.CreateMember(pb.CreateMemberRequest(
+        request_id=f"m{i}", email=f"m{i}@example.com", registration_mall_id=mall), metadata=SUPER)).member
+        for i in range(2)]
+    # One batch: both orders fill a phone; only the store staff's makes a store member.
+    for i, (member, phone) in enumerate(((clerk_buyer, "13911110000"), (other, "13911110001"))):
+        await publish(js, "ledger.order.recorded.v1", events.OrderRecorded(
+            order_id=f"{100 + i}", member_id=member.member_id, mall_id=mall, channel="ORDER_CHANNEL_POS", amount=100,
+            occur_time=ts(3), buyer_phone=phone), f"s{i}")
+    filled = await member_when(customer.members, clerk_buyer.member_id, lambda x: x.stats.spend_count == 1)
+    assert (filled.stats.spend_count, filled.phone, filled.store_member) == (1, "13911110000", True)
+    plain = await member_when(customer.members, other.member_id, lambda x: x.stats.spend_count == 1)
+    assert (plain.phone, plain.store_member) == ("13911110001", False)
 
 
 async def test_a_voucher_redeemed_in_another_mall_relates_the_member_to_it(customer, js):

@@ -255,13 +255,22 @@ class CrowdIndex:
             for name in before - after:
                 leave.setdefault(name, []).append(member_id)
             self._memberships.set(member_id, after)
-        present = set(self.index.bitmaps()) if enter or leave else set()
         for name in sorted(enter.keys() | leave.keys()):
-            current = self.index.evaluate(_bitmap_package(name)) if name in present else se.Bitmap()
+            current = self._bitmap(name)
             added = _bitmap(np.array(enter.get(name, ()), dtype=np.int64))
             removed = _bitmap(np.array(leave.get(name, ()), dtype=np.int64))
             self.index.set_bitmap(name, (current - removed) | added)
         return enter.keys() | leave.keys()
+
+    def _bitmap(self, name: str) -> se.Bitmap:
+        """The index's bitmap of that name, empty if it has none (asked by name: listing every bitmap to look
+        would make a refresh cost follow how many there are)."""
+        try:
+            return self.index.evaluate(_bitmap_package(name))
+        except ValueError as err:
+            if "unknown bitmap" not in str(err):
+                raise
+            return se.Bitmap()
 
     async def append_orders(self, order_ids: Sequence[int]) -> None:
         """Adds these new orders (those already in the index, e.g. after a reload, are skipped)."""

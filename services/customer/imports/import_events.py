@@ -88,11 +88,11 @@ def update_events(stage: Staging, ctx: JobContext, changed: dict[int, dict[str, 
         opened = changes.get("card_opened") is True
         fields = [k for k in changes if k != "store_member" and not (opened and k in ("card_opened",
                                                                                       "card_open_channel"))]
-        # The staging stands in for the session below (it collects the rows the batch writes in bulk).
+        # The staging collects the rows the batch writes in bulk (it adds, as a session does).
         old_new = {k: (getattr(cur, k, None), changes[k]) for k in fields}
-        record_changes(stage, customer_id, old_new, actor, source="import", job_id=ctx.job_id)  # type: ignore[arg-type]
+        record_changes(stage, customer_id, old_new, actor, source="import", job_id=ctx.job_id)
         if opened:
-            timeline.record(stage, customer_id, "card_opened", actor,  # type: ignore[arg-type]
+            timeline.record(stage, customer_id, "card_opened", actor,
                             card_number=member.card_number, mall_id=member.card_open_mall_id,
                             channel="OPEN_CHANNEL_IMPORT")
             member_events.card_opened(stage, member)  # type: ignore[arg-type]

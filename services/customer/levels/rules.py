@@ -15,9 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import level_service_pb2 as pb
+from services.common.bulk import Adds
 from services.customer import member_events, timeline
 from services.customer.levels.models import Level, LevelChange
-from services.customer.models import Customer
+from services.customer.models import Customer, CustomerStats
 from services.customer.stats import stats_row
 
 KIND_NAMES: dict[int, str] = {pb.LEVEL_CHANGE_KIND_UPGRADE: "upgrade", pb.LEVEL_CHANGE_KIND_RETAIN: "retain",
@@ -41,16 +42,24 @@ async def move(session: AsyncSession, member: Customer, to_level: int, kind: int
 
     ``flush=False`` leaves the change pending (its ``id`` unset) for a caller that flushes once for many.
     """
+    change = moved(session, member, await stats_row(session, member.id), to_level, kind, reason, operator_id, now,
+                   level)
+    if flush:
+        await session.flush()
+    return change
+
+
+def moved(session: Adds, member: Customer, stats: CustomerStats, to_level: int, kind: int,
+          reason: str, operator_id: str, now: datetime, level: Level | None) -> LevelChange:
+    """``move`` on the member's stats row at hand, leaving every row pending (nothing read or flushed)."""
     from_level = member.level
     member.level = to_level
     member.level_expires_at = add_months(now, level.validity_months) if level and level.validity_months else None
     member.updated_at = now
-    (await stats_row(session, member.id)).level_spend_fen = 0
+    stats.level_spend_fen = 0
     change = LevelChange(customer_id=member.id, from_level=from_level, to_level=to_level, kind=kind, reason=reason,
                          operator_id=operator_id, created_at=now)
     session.add(change)
-    if flush:
-        await session.flush()
     timeline.record(session, member.id, "level_changed", operator_id, **{"from": from_level, "to": to_level},
                     change=KIND_NAMES[kind], reason=reason)
     member_events.level_changed(session, member, from_level, KIND_NAMES[kind], reason, operator_id)
@@ -65,19 +74,30 @@ async def apply_spend(session: AsyncSession, member: Customer, spend_fen: int, a
     rows are left pending for the caller's next flush.
     """
     stats = await stats_row(session, member.id)
+    if defined is None and _may_upgrade(member, spend_fen):
+        defined = await levels(session)
+    return count_spend(session, member, stats, spend_fen, at, defined or ())
+
+
+def count_spend(session: Adds, member: Customer, stats: CustomerStats, spend_fen: int,
+                at: datetime, defined: Sequence[Level]) -> LevelChange | None:
+    """``apply_spend`` on the stats row and level rules at hand: nothing is read, the rows are left pending."""
     stats.cumulative_spend_fen = max(0, stats.cumulative_spend_fen + spend_fen)
     stats.level_spend_fen = max(0, stats.level_spend_fen + spend_fen)
-    if spend_fen <= 0 or member.level_frozen or member.disabled or member.deleted_at is not None or member.virtual:
+    if not _may_upgrade(member, spend_fen):
         return None
-    if defined is None:
-        defined = await levels(session)
     reachable = [lv for lv in defined if lv.upgrade_mode == pb.UPGRADE_MODE_AUTOMATIC
                  and lv.number > member.level and lv.upgrade_spend_fen <= stats.cumulative_spend_fen]
     if not reachable:
         return None
     target = reachable[-1]
-    return await move(session, member, target.number, pb.LEVEL_CHANGE_KIND_UPGRADE,
-                      f"cumulative spend reached {target.upgrade_spend_fen} fen", "system", at, target, flush=False)
+    return moved(session, member, stats, target.number, pb.LEVEL_CHANGE_KIND_UPGRADE,
+                 f"cumulative spend reached {target.upgrade_spend_fen} fen", "system", at, target)
+
+
+def _may_upgrade(member: Customer, spend_fen: int) -> bool:
+    return not (spend_fen <= 0 or member.level_frozen or member.disabled or member.deleted_at is not None
+                or member.virtual)
 
 
 async def expire(session: AsyncSession, as_of: datetime) -> tuple[int, int]:
