@@ -4,8 +4,11 @@
 it reads which of the batch's message ids ``processed_message`` already holds, records the new
 ones together and runs the handlers on the new messages in stream order (a ``batch_handler``, when
 given, gets them all at once and can read what they need in bulk). All of it commits together,
-then every message of the batch is acked. A redelivery (after a crash before the ack, or a
-republish) finds its id recorded and is acked without effect.
+then every message of the batch is acked. A ``sync_batch_handler`` (a synchronous function of a
+``Session``) takes the batch in ``Database.run_sync_write`` instead: the dedupe read, the dedupe rows
+(one bulk statement) and the handler run as one transaction in one hop to the writer (on SQLite its
+thread and the synchronous driver, rather than a thread crossing per statement). A redelivery (after
+a crash before the ack, or a republish) finds its id recorded and is acked without effect.
 
 If anything in the batch fails, the batch's transaction rolls back (nothing of it applied) and
 the batch is applied again one message per transaction: the poison message is isolated, the
@@ -27,8 +30,9 @@ from nats.js.errors import FetchTimeoutError
 from prometheus_client import Counter
 from sqlalchemy import DateTime, String, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from services.common.bulk import insert_rows
 from services.common.chunks import IN_LIST, chunks
 from services.common.clock import utcnow
 from services.common.db import Database
@@ -45,6 +49,8 @@ HANDLED = Counter("crowdpack_consumer_messages_total", "Messages a consumer hand
 Handler = Callable[[AsyncSession, Any], Awaitable[None]]
 # The new messages of a batch as (subject, event), in stream order, applied in the caller's transaction.
 BatchHandler = Callable[[AsyncSession, Sequence[tuple[str, Any]]], Awaitable[None]]
+# The same, synchronous, in ``Database.run_sync_write``'s transaction.
+SyncBatchHandler = Callable[[Session, Sequence[tuple[str, Any]]], None]
 
 
 class ProcessedMessageMixin:
@@ -67,7 +73,8 @@ class EventConsumer:
     def __init__(self, db: Database, js: JetStreamContext, *, durable: str, stream: Stream,
                  handlers: dict[str, Handler], model: type[ProcessedMessageMixin],
                  max_deliver: int = 20, batch: int = 100, batched: bool = True,
-                 batch_handler: BatchHandler | None = None) -> None:
+                 batch_handler: BatchHandler | None = None,
+                 sync_batch_handler: SyncBatchHandler | None = None) -> None:
         self.db = db
         self.js = js
         self.durable = durable
@@ -78,6 +85,7 @@ class EventConsumer:
         self.batch = batch
         self.batched = batched
         self.batch_handler = batch_handler
+        self.sync_batch_handler = sync_batch_handler
         self._sub: JetStreamContext.PullSubscription | None = None
         self._stopping = False
         self._fetching: asyncio.Future[list[Msg]] | None = None
@@ -163,6 +171,9 @@ class EventConsumer:
         A message id recorded before, or seen earlier in the same batch, changes nothing.
         """
         events = [(msg_id, subject, decode(subject, data)) for msg_id, subject, data in items]
+        if self.sync_batch_handler is not None:
+            handler = self.sync_batch_handler
+            return await self.db.run_sync_write(lambda session: self._apply_batch_sync(session, events, handler))
         m = self.model
         async with self.db.transaction() as session:
             seen: set[str] = set()
@@ -185,6 +196,26 @@ class EventConsumer:
                 else:
                     for _, subject, event in new:
                         await self.handlers[subject](session, event)
+        return applied
+
+    def _apply_batch_sync(self, session: Session, events: Sequence[tuple[str, str, Any]],
+                          handler: SyncBatchHandler) -> list[bool]:
+        m = self.model
+        seen: set[str] = set()
+        for chunk in chunks(sorted({msg_id for msg_id, _, _ in events}), IN_LIST):
+            seen.update(session.scalars(select(m.msg_id).where(m.consumer == self.durable, m.msg_id.in_(chunk))))
+        applied, new = [], []
+        for msg_id, subject, event in events:
+            fresh = msg_id not in seen
+            seen.add(msg_id)
+            applied.append(fresh)
+            if fresh:
+                new.append((msg_id, subject, event))
+        if new:
+            now = utcnow()
+            insert_rows(session.connection(), m.__table__, ("consumer", "msg_id", "processed_at"),  # type: ignore[attr-defined]
+                        [(self.durable, msg_id, now) for msg_id, _, _ in new])
+            handler(session, [(subject, event) for _, subject, event in new])
         return applied
 
     async def handle(self, msg: Msg) -> bool:
