@@ -88,7 +88,9 @@ class MemberOrder(Base):
     """An order the rules consider (not online; pruned after 90 days), with its paid amount less refunds."""
 
     __tablename__ = "member_order"
-    __table_args__ = (Index("ix_member_order_member", "member_id", "mall_id", "occur_time"),
+    # The window index covers the row: a member's 90 days read from the index alone.
+    __table_args__ = (Index("ix_member_order_window", "member_id", "mall_id", "occur_time", "order_id", "store_id",
+                            "paid_amount", "fully_refunded"),
                       Index("ix_member_order_mall", "mall_id", "occur_time"))
 
     order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
