@@ -34,9 +34,10 @@ PENDING, RUNNING, DONE = pb.EVALUATION_STATE_PENDING, pb.EVALUATION_STATE_RUNNIN
 
 
 def _in_mall(mall_id: str) -> ColumnElement[bool]:
-    """The order is of the mall, said so that no index serves it: the pass then reads the index on (member,
-    mall, time) in member order from its cursor, and stops after a batch of members (and counts members without
-    sorting), where the index on (mall, time) would have it read and sort the mall's 90 days for every batch."""
+    """The order is of the mall, said so that no index is looked up by it: the pass then reads the window index
+    (member, mall, time, ...) in member order from its cursor and stops after a batch of members (and counts
+    members without sorting), where a planner that took the mall for selective would read and sort the mall's 90
+    days for every batch."""
     return MemberOrder.mall_id.concat("") == mall_id
 
 
