@@ -56,7 +56,7 @@ def apply_orders(session: Session, cache: RuleCache, events: Sequence[OrderEvent
     return opened
 
 
-def _windows(session: Session, members: Sequence[str], malls: Sequence[str], since: datetime,
+def read_windows(session: Session, members: Sequence[str], malls: Sequence[str], since: datetime,
              skip: set[str]) -> dict[tuple[str, str], dict[str, Order]]:
     """The members' orders in these malls since ``since`` by (mall, member), leaving out the orders ``skip``.
 
@@ -104,7 +104,7 @@ def _evaluate(session: Session, cache: RuleCache, events: Sequence[OrderEvent],
         return 0
     new_ids = {e.order_id for e in recorded}
     # As they stood before this run: the run replays its own orders in turn.
-    windows = _windows(session, members, sorted(malls), now - TOO_OLD, new_ids)
+    windows = read_windows(session, members, sorted(malls), now - TOO_OLD, new_ids)
 
     evaluated = set(members)
     triggers: list[Trigger] = []

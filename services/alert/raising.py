@@ -13,7 +13,6 @@ the changed alerts and the events.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -153,11 +152,3 @@ def record_triggers(session: Session, triggers: Sequence[Trigger], now: datetime
         conditions=[pb.ConditionKind.Name(c) for c in conditions_of(bits)], order_ids=order_ids,
         trigger_time=to_timestamp(now)) for a, bits, name, order_ids in raised])
     return len(raised)
-
-
-def orders_by_member(rows: Sequence[tuple[str, str, str, int, datetime, bool]]) -> dict[str, list[Order]]:
-    """(member, order, store, paid, time, fully refunded) rows as each member's orders."""
-    found: dict[str, list[Order]] = defaultdict(list)
-    for member_id, order_id, store_id, paid, occur, refunded in rows:
-        found[member_id].append(Order(order_id, store_id, paid, occur, refunded))
-    return found

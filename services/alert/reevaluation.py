@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from crowdpack.alert.v1 import alert_service_pb2 as pb
 from services.alert.evaluation import evaluate, horizon_start
 from services.alert.models import AlertRule, MallView, MemberOrder, StoreView
-from services.alert.raising import Trigger, excluded_members, orders_by_member, record_triggers
+from services.alert.ordering import read_windows
+from services.alert.raising import Trigger, excluded_members, record_triggers
 from services.alert.rules import spec_of, zone
-from services.common.chunks import IN_LIST, chunks
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.logs import get_logger
@@ -104,14 +104,9 @@ class Reevaluator:
             spec = spec_of(rule, stores)
             skip = excluded_members(session, members)
             wanted = [m for m in members if m not in skip]
-            orders = orders_by_member([(m, o, s, p, aware(t), r) for part in chunks(wanted, IN_LIST)
-                                       for m, o, s, p, t, r in session.execute(
-                select(MemberOrder.member_id, MemberOrder.order_id, MemberOrder.store_id, MemberOrder.paid_amount,
-                       MemberOrder.occur_time, MemberOrder.fully_refunded)
-                .where(MemberOrder.member_id.in_(part), MemberOrder.mall_id == rule.mall_id,
-                       MemberOrder.occur_time >= since))])
+            windows = read_windows(session, wanted, [rule.mall_id], since, set())
             triggers = [Trigger(rule.mall_id, m, spec, hits) for m in wanted
-                        if (hits := evaluate(spec, orders.get(m, ()), now, tz))]
+                        if (hits := evaluate(spec, windows.get((rule.mall_id, m), {}).values(), now, tz))]
             rule.eval_raised += record_triggers(session, triggers, now)
             rule.eval_done += len(members)
             rule.eval_cursor = members[-1]
