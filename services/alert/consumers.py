@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
 from crowdpack.events.v1 import customer_events_pb2 as customer_events
@@ -50,13 +51,15 @@ class OrderHandlers:
         self.cache = cache
 
     async def recorded(self, session: AsyncSession, event: ledger_events.OrderRecorded) -> None:
-        await apply_orders(session, self.cache, [event], utcnow())
+        now = utcnow()
+        await session.run_sync(lambda s: apply_orders(s, self.cache, [event], now))
 
     async def refunded(self, session: AsyncSession, event: ledger_events.OrderRefunded) -> None:
-        await apply_orders(session, self.cache, [event], utcnow())
+        now = utcnow()
+        await session.run_sync(lambda s: apply_orders(s, self.cache, [event], now))
 
-    async def batch(self, session: AsyncSession, items: Sequence[tuple[str, Message]]) -> None:
-        await apply_orders(session, self.cache, [event for _, event in items], utcnow())  # type: ignore[misc]
+    def batch(self, session: Session, items: Sequence[tuple[str, Message]]) -> None:
+        apply_orders(session, self.cache, [event for _, event in items], utcnow())  # type: ignore[misc]
 
 
 async def bump_mall(session: AsyncSession, mall_id: str) -> MallView:
@@ -139,9 +142,12 @@ async def close_open_alerts(session: AsyncSession, member_id: str, state: int) -
 def order_consumer(db: Database, js: JetStreamContext, cache: RuleCache, **options: Any) -> EventConsumer:
     handlers = OrderHandlers(cache)
     table: dict[str, Handler] = {ORDER_RECORDED: handlers.recorded, ORDER_REFUNDED: handlers.refunded}
-    # A fetched batch's orders apply together (one read of each member's windows and rules), tested equal to
-    # applying them one at a time.
-    options.setdefault("batch_handler", handlers.batch)
+    # A fetched batch's orders apply together (one read of each member's windows and rules) in one hop to the
+    # writer, tested equal to applying them one at a time.
+    options.setdefault("sync_batch_handler", handlers.batch)
+    # Batches of up to 500: the reads and the commit of a batch cost much the same for 100 orders or 500; a
+    # fetch returns what is there, so a quiet stream still goes one order at a time.
+    options.setdefault("batch", 500)
     return EventConsumer(db, js, durable="alert-ledger-orders", stream=LEDGER_STREAM, handlers=table,
                          model=ProcessedMessage, **options)
 

@@ -108,6 +108,70 @@ def evaluate(rule: RuleSpec, orders: Iterable[Order], now: datetime, tz: ZoneInf
     return hits
 
 
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """What a member's live orders (the last 90 days, not fully refunded) reach with no store scope: the most any
+    rule can see. A rule none of whose thresholds these reach cannot fire (amounts count only as far as they are
+    positive, so a subset never sums higher)."""
+
+    count: int
+    paid: int
+    max_paid: int
+    store_count: int  # the most orders at one store
+    store_paid: int  # the highest paid sum at one store
+
+
+def live(orders: Iterable[Order], now: datetime, tz: ZoneInfo) -> list[Order]:
+    """The orders any rule can count as of ``now``: not fully refunded, within the last 90 days, not in the future."""
+    horizon = _start_of(now.astimezone(tz).date(), tz, HORIZON_DAYS)
+    return [o for o in orders if not o.fully_refunded and horizon <= o.occur_time <= now]
+
+
+def reach(orders: Sequence[Order]) -> Reach:
+    paid = max_paid = 0
+    counts: dict[str, int] = {}
+    sums: dict[str, int] = {}
+    for o in orders:
+        amount = o.paid_amount if o.paid_amount > 0 else 0
+        paid += amount
+        if amount > max_paid:
+            max_paid = amount
+        counts[o.store_id] = counts.get(o.store_id, 0) + 1
+        sums[o.store_id] = sums.get(o.store_id, 0) + amount
+    return Reach(len(orders), paid, max_paid, max(counts.values(), default=0), max(sums.values(), default=0))
+
+
+def may_fire(rule: RuleSpec, r: Reach) -> bool:
+    """False when ``rule`` cannot fire on orders that reach ``r`` (True says only that it might)."""
+    if rule.single_min_paid is not None and r.max_paid >= rule.single_min_paid:
+        return True
+    if rule.any_store is not None and rule.any_store.reached(r.store_count, r.store_paid):
+        return True
+    return rule.scope_total is not None and rule.scope_total.reached(r.count, r.paid)
+
+
+NEVER = 1 << 62
+
+
+def lowest(rules: Iterable[RuleSpec]) -> Reach:
+    """The lowest threshold of each kind among ``rules``: orders that reach none of them fire none of the rules."""
+    rules = list(rules)
+
+    def low(values: Iterable[int | None]) -> int:
+        return min((v for v in values if v is not None), default=NEVER)
+
+    return Reach(count=low(r.scope_total.min_count for r in rules if r.scope_total),
+                 paid=low(r.scope_total.min_paid for r in rules if r.scope_total),
+                 max_paid=low(r.single_min_paid for r in rules),
+                 store_count=low(r.any_store.min_count for r in rules if r.any_store),
+                 store_paid=low(r.any_store.min_paid for r in rules if r.any_store))
+
+
+def reaches_any(r: Reach, floor: Reach) -> bool:
+    return (r.max_paid >= floor.max_paid or r.store_count >= floor.store_count or r.store_paid >= floor.store_paid
+            or r.count >= floor.count or r.paid >= floor.paid)
+
+
 def condition_bits(hits: Sequence[Hit]) -> int:
     bits = 0
     for hit in hits:

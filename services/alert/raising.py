@@ -1,133 +1,154 @@
-"""Raising alerts: a member's orders against a mall's rules, and what a firing rule writes.
+"""Raising alerts: what the rules that fired for members write, in the caller's (synchronous) transaction.
 
-Called by the order consumer (one member, every rule of the mall, in the consumer's transaction) and by
-the background re-evaluation (many members, one rule). One alert per member and rule: the first trigger
-opens it and publishes ``alert.alert.raised.v1`` through the outbox; a later trigger with orders the alert
-did not hold yet adds them and moves its last trigger time; a trigger with nothing new changes nothing.
+Used by the order consumer (the triggers of a batch of orders, every rule of each mall) and by the background
+re-evaluation (many members, one rule). One alert per member and rule: the first trigger opens it and
+publishes ``alert.alert.raised.v1`` through the outbox; a later trigger with orders the alert did not hold
+yet adds them and moves its last trigger time; a trigger with nothing new changes nothing.
+
+The triggers are first gathered in memory; ``record_triggers`` then reads the alerts they touch and the
+orders those hold once (locking the alerts on PostgreSQL, since whitelisting and disabling write them
+too), applies the triggers in order, and writes the outcome as bulk rows: the new alerts, their orders,
+the changed alerts and the events.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, union_all
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, select, union_all
+from sqlalchemy.orm import Session
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
 from crowdpack.events.v1 import alert_events_pb2 as events
-from services.alert.evaluation import Hit, Order, RuleSpec, condition_bits, conditions_of, evaluate, horizon_start
-from services.alert.models import Alert, AlertOrder, MemberOrder, MemberView, OutboxEvent, WhitelistEntry
-from services.alert.rules import RuleCache
-from services.common.outbox import add_event
-from services.common.validation import aware, to_timestamp
+from services.alert.evaluation import Hit, Order, RuleSpec, condition_bits, conditions_of
+from services.alert.models import Alert, AlertOrder, MemberView, OutboxEvent, WhitelistEntry
+from services.common.bulk import allocate_ids, insert_rows, update_rows
+from services.common.chunks import IN_LIST, chunks
+from services.common.outbox import add_events
+from services.common.validation import to_timestamp
 
 OPEN, WHITELISTED = pb.ALERT_STATE_OPEN, pb.ALERT_STATE_WHITELISTED
+ALERT: Table = Alert.__table__  # type: ignore[assignment]
+ALERT_ORDER: Table = AlertOrder.__table__  # type: ignore[assignment]
+ALERT_COLUMNS = ("id", "mall_id", "member_id", "rule_id", "rule_name", "conditions", "state", "first_triggered_at",
+                 "last_triggered_at", "order_count")
+ALERT_CHANGES = ("rule_name", "conditions", "state", "last_triggered_at", "order_count")
+ALERT_ORDER_COLUMNS = ("alert_id", "condition", "order_id", "store_id", "paid_amount", "occur_time")
 
 
-async def excluded_members(session: AsyncSession, member_ids: Sequence[str]) -> set[str]:
+def excluded_members(session: Session, member_ids: Sequence[str]) -> set[str]:
     """Those of ``member_ids`` who never raise alerts: whitelisted or virtual."""
-    if not member_ids:
-        return set()
-    found = await session.scalars(union_all(
-        select(WhitelistEntry.member_id).where(WhitelistEntry.member_id.in_(member_ids)),
-        select(MemberView.member_id).where(MemberView.member_id.in_(member_ids), MemberView.virtual.is_(True))))
-    return set(found.all())
+    found: set[str] = set()
+    for part in chunks(member_ids, IN_LIST):
+        found.update(session.scalars(union_all(
+            select(WhitelistEntry.member_id).where(WhitelistEntry.member_id.in_(part)),
+            select(MemberView.member_id).where(MemberView.member_id.in_(part), MemberView.virtual.is_(True)))))
+    return found
 
 
-async def member_orders(session: AsyncSession, mall_id: str, member_ids: Sequence[str],
-                        since: datetime) -> dict[str, list[Order]]:
-    rows = (await session.execute(
-        select(MemberOrder.member_id, MemberOrder.order_id, MemberOrder.store_id, MemberOrder.paid_amount,
-               MemberOrder.occur_time, MemberOrder.fully_refunded)
-        .where(MemberOrder.member_id.in_(member_ids), MemberOrder.mall_id == mall_id,
-               MemberOrder.occur_time >= since))).all()
-    orders: dict[str, list[Order]] = defaultdict(list)
-    for member_id, order_id, store_id, paid, occur, refunded in rows:
-        orders[member_id].append(Order(order_id, store_id, paid, aware(occur), refunded))
-    return orders
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A rule that fired for a member, with what fired."""
+
+    mall_id: str
+    member_id: str
+    rule: RuleSpec
+    hits: Sequence[Hit]
 
 
-class Raiser:
-    def __init__(self, cache: RuleCache) -> None:
-        self.cache = cache
+@dataclass(slots=True, eq=False)
+class _Alert:
+    """An alert as the triggers leave it; ``id`` None until a new one is given its id."""
 
-    async def evaluate_members(self, session: AsyncSession, mall_id: str, tz: ZoneInfo, rule: RuleSpec,
-                               member_ids: Sequence[str], now: datetime) -> int:
-        """One rule over many members (a re-evaluation batch); returns how many alerts opened."""
-        skip = await excluded_members(session, member_ids)
-        members = [m for m in member_ids if m not in skip]
-        orders = await member_orders(session, mall_id, members, horizon_start(now, tz))
-        fired = [(m, hits) for m in members if (hits := evaluate(rule, orders.get(m, ()), now, tz))]
-        if not fired:
-            return 0
-        existing = {a.member_id: a for a in (await session.scalars(select(Alert).where(
-            Alert.rule_id == rule.rule_id, Alert.member_id.in_([m for m, _ in fired])))).all()}
-        held = await held_orders(session, [a.id for a in existing.values()])
-        opened = 0
-        for member_id, hits in fired:
-            alert = existing.get(member_id)
-            opened += (await record(session, mall_id, member_id, rule, hits, alert, now,
-                                    held[alert.id] if alert else set()))[0]
-        return opened
+    id: int | None
+    mall_id: str
+    member_id: str
+    rule_id: int
+    rule_name: str
+    conditions: int
+    state: int
+    first_triggered_at: datetime
+    last_triggered_at: datetime
+    order_count: int
+    held: set[tuple[int, str]] = field(default_factory=set)
+    changed: bool = False  # an alert that was there before, to update
 
 
-async def held_orders(session: AsyncSession, alert_ids: Sequence[int]) -> dict[int, set[tuple[int, str]]]:
-    """The (condition, order) pairs each alert holds already."""
-    held: dict[int, set[tuple[int, str]]] = defaultdict(set)
-    if alert_ids:
-        rows = await session.execute(select(AlertOrder.alert_id, AlertOrder.condition, AlertOrder.order_id)
-                                     .where(AlertOrder.alert_id.in_(alert_ids)))
-        for alert_id, condition, order_id in rows:
-            held[alert_id].add((condition, order_id))
-    return held
+def _alerts(session: Session, pairs: set[tuple[str, int]]) -> dict[tuple[str, int], _Alert]:
+    """The alerts of these (member, rule) pairs, locked, with the (condition, order) pairs they hold."""
+    members = sorted({m for m, _ in pairs})
+    rules = sorted({r for _, r in pairs})
+    found: dict[tuple[str, int], _Alert] = {}
+    for part in chunks(members, IN_LIST):
+        rows = session.execute(
+            select(Alert.id, Alert.mall_id, Alert.member_id, Alert.rule_id, Alert.rule_name, Alert.conditions,
+                   Alert.state, Alert.first_triggered_at, Alert.last_triggered_at, Alert.order_count)
+            .where(Alert.member_id.in_(part), Alert.rule_id.in_(rules)).order_by(Alert.id).with_for_update())
+        for row in rows:
+            if (row.member_id, row.rule_id) in pairs:
+                found[(row.member_id, row.rule_id)] = _Alert(*row)
+    by_id = {a.id: a for a in found.values() if a.id is not None}
+    for ids in chunks(sorted(by_id), IN_LIST):
+        for alert_id, condition, order_id in session.execute(
+                select(AlertOrder.alert_id, AlertOrder.condition, AlertOrder.order_id)
+                .where(AlertOrder.alert_id.in_(ids))):
+            by_id[alert_id].held.add((condition, order_id))
+    return found
 
 
-def _orders_of(alert_id: int, hits: Iterable[Hit]) -> dict[tuple[int, str], AlertOrder]:
-    return {(h.condition, o.order_id): AlertOrder(alert_id=alert_id, condition=h.condition, order_id=o.order_id,
-                                                  store_id=o.store_id, paid_amount=o.paid_amount,
-                                                  occur_time=o.occur_time)
-            for h in hits for o in h.orders}
+def record_triggers(session: Session, triggers: Sequence[Trigger], now: datetime) -> int:
+    """Writes the triggers, in order, as of ``now``; returns how many alerts they opened (or reopened)."""
+    if not triggers:
+        return 0
+    alerts = _alerts(session, {(t.member_id, t.rule.rule_id) for t in triggers})
+    made: list[_Alert] = []
+    orders: list[tuple[_Alert, int, Order]] = []
+    raised: list[tuple[_Alert, int, str, list[str]]] = []  # the alert, its conditions and name then, the orders
+    for t in triggers:
+        key = (t.member_id, t.rule.rule_id)
+        alert = alerts.get(key)
+        pairs = {(h.condition, o.order_id): o for h in t.hits for o in h.orders}
+        bits = condition_bits(t.hits)
+        if alert is None:
+            alert = alerts[key] = _Alert(None, t.mall_id, t.member_id, t.rule.rule_id, t.rule.name, bits, OPEN, now,
+                                         now, 0)
+            made.append(alert)
+            new = pairs
+        else:
+            new = {k: o for k, o in pairs.items() if k not in alert.held}
+            reopened = alert.state == WHITELISTED  # the member was taken off the whitelist since
+            if not new and not reopened:
+                continue
+            alert.conditions |= bits
+            alert.rule_name = t.rule.name
+            alert.last_triggered_at = now
+            alert.changed = alert.id is not None
+            if not reopened:
+                alert.held.update(new)
+                alert.order_count = len({order_id for _, order_id in alert.held})
+                orders += [(alert, condition, o) for (condition, _), o in new.items()]
+                continue
+            alert.state = OPEN
+        alert.held.update(new)
+        alert.order_count = len({order_id for _, order_id in alert.held})
+        orders += [(alert, condition, o) for (condition, _), o in new.items()]
+        raised.append((alert, alert.conditions, alert.rule_name, sorted({o.order_id for o in pairs.values()})))
 
-
-async def record(session: AsyncSession, mall_id: str, member_id: str, rule: RuleSpec, hits: Sequence[Hit],
-                 alert: Alert | None, now: datetime, held: set[tuple[int, str]]) -> tuple[int, Alert]:
-    """Writes a trigger of ``rule`` for the member; returns 1 when it opened the alert (else 0), and the alert.
-
-    ``held`` is the (condition, order) pairs the alert holds; it is kept up to date."""
-    bits = condition_bits(hits)
-    if alert is None:
-        alert = Alert(mall_id=mall_id, member_id=member_id, rule_id=rule.rule_id, rule_name=rule.name,
-                      conditions=bits, state=OPEN, first_triggered_at=now, last_triggered_at=now, order_count=0)
-        session.add(alert)
-        await session.flush()
-        new = _orders_of(alert.id, hits)
-        session.add_all(new.values())
-        alert.order_count = len({order_id for _, order_id in new})
-        held.update(new)
-        _raised(session, alert, hits, now)
-        return 1, alert
-    new = {key: row for key, row in _orders_of(alert.id, hits).items() if key not in held}
-    reopened = alert.state == WHITELISTED  # the member was taken off the whitelist since
-    if not new and not reopened:
-        return 0, alert
-    session.add_all(new.values())
-    held.update(new)
-    alert.conditions |= bits
-    alert.rule_name = rule.name
-    alert.last_triggered_at = now
-    alert.order_count = len({order_id for _, order_id in held})
-    if reopened:
-        alert.state = OPEN
-        _raised(session, alert, hits, now)
-        return 1, alert
-    return 0, alert
-
-
-def _raised(session: AsyncSession, alert: Alert, hits: Sequence[Hit], now: datetime) -> None:
-    add_event(session, OutboxEvent, events.AlertRaised(
-        alert_id=str(alert.id), mall_id=alert.mall_id, member_id=alert.member_id, rule_id=str(alert.rule_id),
-        rule_name=alert.rule_name, conditions=[pb.ConditionKind.Name(c) for c in conditions_of(alert.conditions)],
-        order_ids=sorted({o.order_id for h in hits for o in h.orders}), trigger_time=to_timestamp(now)))
+    conn = session.connection()
+    for alert, alert_id in zip(made, allocate_ids(session, {ALERT: len(made)})[ALERT], strict=True):
+        alert.id = alert_id
+    insert_rows(conn, ALERT, ALERT_COLUMNS, [
+        (a.id, a.mall_id, a.member_id, a.rule_id, a.rule_name, a.conditions, a.state, a.first_triggered_at,
+         a.last_triggered_at, a.order_count) for a in made])
+    update_rows(conn, ALERT, ALERT_CHANGES, ("id",), [
+        (a.rule_name, a.conditions, a.state, a.last_triggered_at, a.order_count, a.id)
+        for a in alerts.values() if a.changed])
+    insert_rows(conn, ALERT_ORDER, ALERT_ORDER_COLUMNS, [
+        (a.id, condition, o.order_id, o.store_id, o.paid_amount, o.occur_time) for a, condition, o in orders])
+    add_events(conn, OutboxEvent, [events.AlertRaised(
+        alert_id=str(a.id), mall_id=a.mall_id, member_id=a.member_id, rule_id=str(a.rule_id), rule_name=name,
+        conditions=[pb.ConditionKind.Name(c) for c in conditions_of(bits)], order_ids=order_ids,
+        trigger_time=to_timestamp(now)) for a, bits, name, order_ids in raised])
+    return len(raised)

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
-from services.alert.evaluation import HORIZON_DAYS, RuleSpec, Window
+from services.alert.evaluation import HORIZON_DAYS, Reach, RuleSpec, Window, lowest
 from services.alert.models import AlertRule, MallView, StoreView
 from services.common.errors import InvalidArgument
 from services.common.validation import enum_of, known_enum, to_timestamp
@@ -161,6 +162,8 @@ class MallRules:
     revision: int
     tz: ZoneInfo
     rules: tuple[RuleSpec, ...]
+    # The lowest threshold of each kind among the rules (evaluation.lowest).
+    floor: Reach
 
 
 class RuleCache:
@@ -173,19 +176,20 @@ class RuleCache:
     def __init__(self) -> None:
         self._malls: dict[str, MallRules] = {}
 
-    async def get(self, session: AsyncSession, mall_id: str) -> MallRules | None:
-        row = (await session.execute(select(MallView.revision, MallView.timezone, MallView.deleted)
-                                     .where(MallView.mall_id == mall_id))).first()
+    def get(self, session: Session, mall_id: str) -> MallRules | None:
+        row = session.execute(select(MallView.revision, MallView.timezone, MallView.deleted)
+                              .where(MallView.mall_id == mall_id)).first()
         if row is None or row.deleted:
             return None
         cached = self._malls.get(mall_id)
         if cached is not None and cached.revision == row.revision:
             return cached
-        rules = (await session.scalars(select(AlertRule).where(
-            AlertRule.mall_id == mall_id, AlertRule.deleted_at.is_(None)).order_by(AlertRule.id))).all()
-        stores = (await session.scalars(select(StoreView).where(
-            StoreView.mall_id == mall_id, StoreView.deleted.is_(False)))).all()
-        loaded = MallRules(row.revision, zone(row.timezone), tuple(spec_of(r, stores) for r in rules))
+        rules = session.scalars(select(AlertRule).where(
+            AlertRule.mall_id == mall_id, AlertRule.deleted_at.is_(None)).order_by(AlertRule.id)).all()
+        stores = session.scalars(select(StoreView).where(
+            StoreView.mall_id == mall_id, StoreView.deleted.is_(False))).all()
+        specs = tuple(spec_of(r, stores) for r in rules)
+        loaded = MallRules(row.revision, zone(row.timezone), specs, lowest(specs))
         self._malls[mall_id] = loaded
         return loaded
 

@@ -15,7 +15,6 @@ from services.alert.consumers import customer_consumer, order_consumer
 from services.alert.customer_client import CustomerClient
 from services.alert.digest import DigestJob
 from services.alert.models import OutboxEvent
-from services.alert.raising import Raiser
 from services.alert.reevaluation import Reevaluator
 from services.alert.rules import RuleCache
 from services.alert.servicer import AlertServicer
@@ -32,7 +31,7 @@ def _parts(ctx: Context) -> tuple[RuleCache, Reevaluator]:
         settings = ctx.settings
         assert isinstance(settings, AlertSettings)
         ctx.extras["rules"] = RuleCache()
-        ctx.extras["reevaluator"] = Reevaluator(ctx.db, Raiser(RuleCache()), batch=settings.reevaluation_batch)
+        ctx.extras["reevaluator"] = Reevaluator(ctx.db, batch=settings.reevaluation_batch)
     return ctx.extras["rules"], ctx.extras["reevaluator"]
 
 

@@ -38,11 +38,13 @@ SQLITE_VALUES = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
 
 def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
-                converted: bool = False) -> None:
+                converted: bool = False, skip_existing: bool = False) -> None:
     """INSERTs ``rows`` (tuples in ``columns`` order) into ``table``, in order.
 
     Columns left out get their server defaults (an autoincrement key its next value, in row order).
     ``converted``: the values are already in the driver's form (as their bind processors would leave them).
+    ``skip_existing``: a row whose key (or a unique column) is taken already is left out
+    (``ON CONFLICT DO NOTHING``, on both backends).
     """
     if not rows:
         return
@@ -50,18 +52,19 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
         rows = _processed(conn, table, columns, rows)
     name, names = _names(conn.dialect, table, tuple(columns))
     into = f"INSERT INTO {name} ({', '.join(names)})"
+    tail = " ON CONFLICT DO NOTHING" if skip_existing else ""
     if _arrays_fit(conn, table, columns):
         aliases = ", ".join(_aliases(columns))
         sql = (f"{into} SELECT {aliases} FROM {_unnest(conn, table, columns)} WITH ORDINALITY AS v({aliases}, n) "
-               "ORDER BY n")
+               f"ORDER BY n{tail}")
         for part in chunks(rows, ARRAY_ROWS):
             conn.exec_driver_sql(sql, _as_arrays(part, len(columns)))
     elif conn.dialect.name == "sqlite":
         for part in chunks(rows, _values_rows(len(columns))):
-            conn.exec_driver_sql(f"{into} VALUES {_values(len(part), len(columns))}", _flat(part))
+            conn.exec_driver_sql(f"{into} VALUES {_values(len(part), len(columns))}{tail}", _flat(part))
     else:
         mark = _placeholder(conn)
-        conn.exec_driver_sql(f"{into} VALUES ({', '.join(mark for _ in columns)})", rows)
+        conn.exec_driver_sql(f"{into} VALUES ({', '.join(mark for _ in columns)}){tail}", rows)
 
 
 def update_rows(conn: Connection, table: Table, set_columns: Sequence[str], where_columns: Sequence[str],

@@ -3,11 +3,12 @@
 ``EventConsumer`` applies each fetched batch in one write transaction (``batched``, the default):
 it reads which of the batch's message ids ``processed_message`` already holds, records the new
 ones together and runs the handlers on the new messages in stream order (a ``batch_handler``, when
-given, gets them all at once and can read what they need in bulk; a ``sync_batch_handler`` does the
-same on a synchronous session, the whole transaction in one ``Database.run_sync_write``: on SQLite one
-hop to the writer thread instead of one per statement). All of it commits together,
-then every message of the batch is acked. A redelivery (after a crash before the ack, or a
-republish) finds its id recorded and is acked without effect.
+given, gets them all at once and can read what they need in bulk). All of it commits together,
+then every message of the batch is acked. A ``sync_batch_handler`` (a synchronous function of a
+``Session``) takes the batch in ``Database.run_sync_write`` instead: the dedupe read, the dedupe rows
+(one bulk statement) and the handler run as one transaction in one hop to the writer (on SQLite its
+thread and the synchronous driver, rather than a thread crossing per statement). A redelivery (after
+a crash before the ack, or a republish) finds its id recorded and is acked without effect.
 
 If anything in the batch fails, the batch's transaction rolls back (nothing of it applied) and
 the batch is applied again one message per transaction: the poison message is isolated, the
@@ -31,12 +32,13 @@ from sqlalchemy import DateTime, String, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from services.common.bulk import insert_rows
 from services.common.chunks import IN_LIST, chunks
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.events import Stream, decode
 from services.common.logs import get_logger
-from services.common.mapped import MappedMixin
+from services.common.mapped import MappedMixin, table_of
 from services.common.retry import one_line
 
 log = get_logger(__name__)
@@ -48,7 +50,7 @@ HANDLED = Counter("crowdpack_consumer_messages_total", "Messages a consumer hand
 Handler = Callable[[AsyncSession, Any], Awaitable[None]]
 # The new messages of a batch as (subject, event), in stream order, applied in the caller's transaction.
 BatchHandler = Callable[[AsyncSession, Sequence[tuple[str, Any]]], Awaitable[None]]
-# The same on a synchronous session: the whole batch's transaction in one ``Database.run_sync_write``.
+# The same, synchronous, in ``Database.run_sync_write``'s transaction.
 SyncBatchHandler = Callable[[Session, Sequence[tuple[str, Any]]], None]
 
 
@@ -171,7 +173,8 @@ class EventConsumer:
         """
         events = [(msg_id, subject, decode(subject, data)) for msg_id, subject, data in items]
         if self.sync_batch_handler is not None:
-            return await self.db.run_sync_write(lambda session: self._apply_batch_sync(session, events))
+            handler = self.sync_batch_handler
+            return await self.db.run_sync_write(lambda session: self._apply_batch_sync(session, events, handler))
         m = self.model
         async with self.db.transaction() as session:
             seen: set[str] = set()
@@ -196,8 +199,8 @@ class EventConsumer:
                         await self.handlers[subject](session, event)
         return applied
 
-    def _apply_batch_sync(self, session: Session, events: Sequence[tuple[str, str, Any]]) -> list[bool]:
-        """``apply_batch``'s transaction with the ``sync_batch_handler``, on a synchronous session."""
+    def _apply_batch_sync(self, session: Session, events: Sequence[tuple[str, str, Any]],
+                          handler: SyncBatchHandler) -> list[bool]:
         m = self.model
         seen: set[str] = set()
         for chunk in chunks(sorted({msg_id for msg_id, _, _ in events}), IN_LIST):
@@ -211,10 +214,9 @@ class EventConsumer:
                 new.append((msg_id, subject, event))
         if new:
             now = utcnow()
-            session.execute(insert(m), [{"consumer": self.durable, "msg_id": msg_id, "processed_at": now}
-                                        for msg_id, _, _ in new])
-            assert self.sync_batch_handler is not None
-            self.sync_batch_handler(session, [(subject, event) for _, subject, event in new])
+            insert_rows(session.connection(), table_of(m), ("consumer", "msg_id", "processed_at"),
+                        [(self.durable, msg_id, now) for msg_id, _, _ in new])
+            handler(session, [(subject, event) for _, subject, event in new])
         return applied
 
     async def handle(self, msg: Msg) -> bool:

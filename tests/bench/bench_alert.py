@@ -38,7 +38,6 @@ from crowdpack.ledger.v1 import ledger_service_pb2 as ledger_pb
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from services.alert.consumers import order_consumer
 from services.alert.models import AlertRule, MallView, ProcessedMessage, StoreView
-from services.alert.raising import Raiser
 from services.alert.reevaluation import Reevaluator
 from services.alert.rules import RuleCache
 from services.common import bus
@@ -126,8 +125,8 @@ async def handler_alone(db: Database, args: argparse.Namespace) -> float:
     cache = RuleCache()
     started = time.perf_counter()
     for start in range(0, n, 100):
-        async with db.transaction() as session:
-            await apply_orders(session, cache, events[start:start + 100], utcnow())
+        run = events[start:start + 100]
+        await db.run_sync_write(lambda session: apply_orders(session, cache, run, utcnow()))  # noqa: B023
     return n / (time.perf_counter() - started)
 
 
@@ -167,12 +166,17 @@ async def replay_and_reevaluate(args: argparse.Namespace, state: Path) -> dict[s
             async def nothing(_session, _event) -> None:
                 return None
 
-            log("replay with a do-nothing handler (the shared consumer: dedupe record, one transaction a message)")
+            alert = order_consumer(db, js, RuleCache())
+            log("replay with a do-nothing handler (the same shared consumer, batch and mode: dedupe records, one "
+                "transaction a fetched batch)")
             noop = await drain(EventConsumer(db, js, durable="bench-noop", stream=LEDGER_STREAM,
-                                             handlers={ORDER_RECORDED: nothing}, model=ProcessedMessage), js, args.orders)
+                                             handlers={ORDER_RECORDED: nothing}, model=ProcessedMessage,
+                                             batch=alert.batch, batched=alert.batched,
+                                             sync_batch_handler=(lambda _session, _items: None)
+                                             if alert.sync_batch_handler else None), js, args.orders)
             log(f"  {noop:,.0f} orders/s")
             log(f"replay through the alert consumer ({args.rules} rules)")
-            real = await drain(order_consumer(db, js, RuleCache()), js, args.orders)
+            real = await drain(alert, js, args.orders)
             log(f"  {real:,.0f} orders/s; {load()}")
         finally:
             await nc.close()
@@ -192,7 +196,7 @@ async def replay_and_reevaluate(args: argparse.Namespace, state: Path) -> dict[s
             rule.version += 1
             rule.any_min_count = 2
             rule.eval_state = pb.EVALUATION_STATE_PENDING
-        reevaluator = Reevaluator(db, Raiser(RuleCache()), batch=1000)
+        reevaluator = Reevaluator(db, batch=1000)
         started = time.perf_counter()
         while await reevaluator.step():
             pass
@@ -314,13 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", type=int, default=100_000)
     ap.add_argument("--stores", type=int, default=200)
     ap.add_argument("--rules", type=int, default=20)
-    ap.add_argument("--lag-orders", type=int, default=3_000)
+    ap.add_argument("--lag-orders", type=int, default=3_000, help="0 skips the lag measurement")
     ap.add_argument("--rate", type=int, default=300)
     args = ap.parse_args(argv)
     log(f"machine: {os.cpu_count()} cores, {cpu_model()}; python {platform.python_version()}; {load()}")
     with tempfile.TemporaryDirectory(prefix="bench-alert-") as tmp:
         replay = asyncio.run(replay_and_reevaluate(args, Path(tmp)))
-        lagged = asyncio.run(lag(args, Path(tmp)))
+        lagged = asyncio.run(lag(args, Path(tmp))) if args.lag_orders > 0 else None
     ratio = replay["real"] / replay["noop"]
     rows = [
         (f"replay of {args.orders:,} orders ({args.members:,} members, {args.stores} stores, {args.rules} rules) "
@@ -330,9 +334,10 @@ def main(argv: list[str] | None = None) -> int:
         ("alert consumer / do-nothing consumer", f"{ratio:.2f}x", f">= {GOALS['ratio']}x", ratio >= GOALS["ratio"]),
         ("reference: the order handler alone, 100 events a transaction (no NATS, no dedupe)",
          f"{replay['alone']:,.0f} orders/s", "-", None),
-        (f"RecordOrder returned -> alert raised, ledger taking {lagged['rate']:.0f} orders/s, p50 / p99",
-         f"{lagged['p50'] * 1000:.0f} / {lagged['p99'] * 1000:.0f} ms", "p99 <= 1 s",
-         lagged["p99"] <= GOALS["lag_p99_s"] and not lagged["missing"]),
+        *([] if lagged is None else [
+            (f"RecordOrder returned -> alert raised, ledger taking {lagged['rate']:.0f} orders/s, p50 / p99",
+             f"{lagged['p50'] * 1000:.0f} / {lagged['p99'] * 1000:.0f} ms", "p99 <= 1 s",
+             lagged["p99"] <= GOALS["lag_p99_s"] and not lagged["missing"])]),
         (f"re-evaluating 90 days of one rule after an edit ({args.members:,} members' orders)",
          f"{replay['reeval']:.1f} s", f"<= {GOALS['reeval_s']:.0f} s", replay["reeval"] <= GOALS["reeval_s"]),
     ]
@@ -343,8 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | --- | --- | --- |")
     for what, figure, goal, met in rows:
         print(f"| {what} | {figure} | {goal} | {'-' if met is None else 'met' if met else 'MISSED'} |")
-    print(f"\n{replay['alerts']:,.0f} alerts raised by the replay; {lagged['missing']:.0f} lag orders never raised one")
-    return 0 if not lagged["missing"] else 1
+    missing = 0 if lagged is None else lagged["missing"]
+    print(f"\n{replay['alerts']:,.0f} alerts raised by the replay"
+          + ("" if lagged is None else f"; {missing:.0f} lag orders never raised one"))
+    return 0 if not missing else 1
 
 
 if __name__ == "__main__":

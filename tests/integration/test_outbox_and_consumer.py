@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 
 from crowdpack.events.v1 import customer_events_pb2 as events
 from services.common.bus import ensure_streams
+from services.common.clock import utcnow
 from services.common.consumer import EventConsumer
 from services.common.db import Database
 from services.common.events import CUSTOMER_STREAM, MEMBER_CREATED
@@ -222,5 +223,56 @@ async def test_a_batch_commits_once_and_a_poison_message_in_it_blocks_and_redoes
         assert "m7" not in recorded  # the poison message was terminated, never recorded as applied
         assert {f"m{i}" for i in range(len(members)) if i != 7} | {"m0-again"} <= recorded
         assert batches and max(batches) > 1  # the batch went as one transaction first
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.database("ledger")
+async def test_a_sync_batch_handler_takes_whole_batches_and_a_poison_message_falls_back_alone(database_url, js):
+    """A ``sync_batch_handler`` applies a fetched batch in one ``run_sync_write`` transaction with its dedupe rows;
+    a batch it fails on is applied again one message per transaction by the handlers, as in batched mode."""
+    db = await make_db(database_url, LEDGER_MIGRATIONS)
+    batches: list[list[str]] = []
+
+    def whole(session, items):
+        members = [event.member_id for _, event in items]
+        if "poison" in members:
+            raise RuntimeError("cannot handle poison")
+        batches.append(members)
+        session.add_all(Account(member_id=m, asset=1, balance=0, opened_at=utcnow()) for m in members)
+
+    async def one(session, event):
+        if event.member_id == "poison":
+            raise RuntimeError("cannot handle poison")
+        session.add(Account(member_id=event.member_id, asset=1, balance=0, opened_at=utcnow()))
+
+    consumer = EventConsumer(db, js, durable="ledger-test", stream=CUSTOMER_STREAM, handlers={MEMBER_CREATED: one},
+                             model=ProcessedMessage, max_deliver=2, batch=50, sync_batch_handler=whole)
+    await consumer.ensure()
+
+    async def publish(members: list[str], prefix: str) -> None:
+        for i, member in enumerate(members):
+            await js.publish(MEMBER_CREATED, events.MemberCreated(member_id=member).SerializeToString(),
+                             headers={"Nats-Msg-Id": f"{prefix}{i}"})
+
+    await publish([str(i) for i in range(1, 11)], "a")
+    task = asyncio.create_task(consumer.run())
+    try:
+        await caught_up(js, "CUSTOMER", "ledger-test", timeout=20)
+        await publish(["11", "poison", "12"], "b")
+        await caught_up(js, "CUSTOMER", "ledger-test", timeout=20)
+        # A redelivered id (recorded already) changes nothing.
+        assert await consumer.apply_batch([("a0", MEMBER_CREATED, events.MemberCreated(member_id="1")
+                                            .SerializeToString())]) == [False]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    try:
+        async with db.read() as session:
+            recorded = set(await session.scalars(select(ProcessedMessage.msg_id)))
+            owners = list(await session.scalars(select(Account.member_id)))
+        assert sorted(owners, key=int) == [str(i) for i in range(1, 13)]  # each good member once
+        assert {f"a{i}" for i in range(10)} | {"b0", "b2"} == recorded  # the poison one never recorded
+        assert batches and max(len(b) for b in batches) > 1  # whole batches went through the sync handler
     finally:
         await db.dispose()
