@@ -354,7 +354,7 @@ async def test_normal_mode_makes_events_and_timeline_entries(imports):
     timeline = (await imports.members.ListTimeline(mpb.ListTimelineRequest(customer_id=old.member_id),
                                                    metadata=SUPER)).entries
     changed = [json.loads(e.detail_json) for e in timeline if e.kind == "attribute_changed"]
-    assert [(d["field"], d["old"], d["new"]) for d in changed] == [("name", "before", "after")]
+    assert [(d["field"], d["from"], d["to"]) for d in changed] == [("name", "before", "after")]
 
 
 async def test_fast_mode_makes_one_completion_event_and_no_row_events(imports):

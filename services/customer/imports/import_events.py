@@ -93,7 +93,7 @@ def update_events(stage: Staging, ctx: JobContext, changed: dict[int, dict[str, 
                                                                                       "card_open_channel"))]
         for key in fields:
             timeline.record(stage, customer_id, "attribute_changed", actor,  # type: ignore[arg-type]
-                            field=key, old=getattr(cur, key, None), new=changes[key], source="import",
+                            field=key, source="import", **{"from": getattr(cur, key, None), "to": changes[key]},
                             job_id=ctx.job_id)
         if opened:
             timeline.record(stage, customer_id, "card_opened", actor,  # type: ignore[arg-type]
