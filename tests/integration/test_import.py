@@ -189,10 +189,28 @@ async def test_the_encoding_can_be_overridden_and_a_wrong_one_writes_nothing(imp
     assert "line 1, byte 0" in err.details()
     jobs = await imports.stub.ListImportJobs(pb.ListImportJobsRequest(), metadata=SUPER)
     assert list(jobs.jobs) == [] and await imports.all_members() == []
-    # Read as Big5 the Chinese header is garbled: no key column, nothing starts.
-    err = await rpc_error(imports.stub.PreviewImport(pb.PreviewImportRequest(
-        file_id=uploaded.file_id, encoding=pb.IMPORT_ENCODING_BIG5), metadata=SUPER))
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # Previewed as UTF-8 the file is shown garbled (U+FFFD where bytes do not decode), with a warning, not an error.
+    garbled = await imports.stub.PreviewImport(pb.PreviewImportRequest(
+        file_id=uploaded.file_id, encoding=pb.IMPORT_ENCODING_UTF8), metadata=SUPER)
+    assert garbled.encoding == pb.IMPORT_ENCODING_UTF8 and "line 1, byte 0" in garbled.warning
+    assert garbled.counts.scanned == 3 and garbled.counts.invalid == 3 and garbled.counts.to_import == 0
+    assert all("\ufffd" in c.header for c in garbled.columns if c.header not in ("openid",))
+    first = set(garbled.rows[0].cells.values())
+    assert "13800000001" in first and any("\ufffd" in v for v in first)  # 李雷 is unreadable as UTF-8
+    assert [r.reason for r in garbled.rows] == [garbled.warning] * 3
+    # Read as Big5 it decodes, but the Chinese header is garbled: no key column, said as a warning too.
+    big5 = await imports.stub.PreviewImport(pb.PreviewImportRequest(
+        file_id=uploaded.file_id, encoding=pb.IMPORT_ENCODING_BIG5), metadata=SUPER)
+    assert big5.warning.startswith("no phone or email column") and big5.counts.invalid == 3
+    # The right encoding: no warning; starting with a wrong one is still refused.
+    right = await imports.stub.PreviewImport(pb.PreviewImportRequest(
+        file_id=uploaded.file_id, encoding=pb.IMPORT_ENCODING_GB18030), metadata=SUPER)
+    assert right.warning == "" and right.counts.to_import == 3
+    err = await rpc_error(imports.stub.StartImport(pb.StartImportRequest(
+        request_id="big5", file_id=uploaded.file_id, mode=pb.IMPORT_MODE_NORMAL,
+        encoding=pb.IMPORT_ENCODING_BIG5), metadata=SUPER))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "no phone or email column" in err.details()
+    assert list((await imports.stub.ListImportJobs(pb.ListImportJobsRequest(), metadata=SUPER)).jobs) == []
     job = await imports.finished((await imports.start(uploaded.file_id,
                                                       encoding=pb.IMPORT_ENCODING_GB18030)).job_id)
     assert job.created == 3
