@@ -1,8 +1,11 @@
-"""Every error the gateway returns is JSON: {"error": {"code", "message", "field"}}; never a stack trace.
+"""Every error the gateway returns is JSON, never a stack trace:
+{"error": {"code", "message", "field", "reason", "details"}}.
 
 A service's status becomes the HTTP status of the google.rpc table grpc-gateway uses; ``code`` is the
-status name (a stable reason), ``field`` the field a BadRequest detail names, and a RetryInfo detail
-becomes ``Retry-After``.
+status name, ``reason`` the stable reason of its google.rpc.ErrorInfo (``services/common/errors.py``),
+``field`` the field a BadRequest detail names, ``details`` the status's details as JSON (each with its
+``@type``: ErrorInfo, BadRequest, RetryInfo), and a RetryInfo detail becomes ``Retry-After``. The
+gateway's own errors (a bad body, an unknown route) carry an ErrorInfo the same way.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from grpc_status import rpc_status
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.common.errors import field_of, retry_after_of
+from services.common.errors import REASONS, error_info, field_of, retry_after_of
 from services.common.logs import get_logger
 
 log = get_logger(__name__)
@@ -40,11 +46,29 @@ class HttpError(Exception):
         self.status, self.code, self.message, self.field, self.headers = status, code, message, field, headers
 
 
+def _reason(code: str) -> str:
+    member = getattr(grpc.StatusCode, code, None)
+    return REASONS.get(member, code) if isinstance(member, grpc.StatusCode) else code
+
+
+def _detail_json(detail: Message) -> dict[str, object]:
+    return json_format.MessageToDict(detail, preserving_proto_field_name=True)
+
+
 def error_response(status: int, code: str, message: str, field: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    body: dict[str, object] = {"code": code, "message": message}
+                   headers: dict[str, str] | None = None, *, reason: str | None = None,
+                   details: list[dict[str, object]] | None = None) -> JSONResponse:
+    """The error body; without ``details`` (the gateway's own errors) an ErrorInfo of ``reason`` (by default
+    the one of ``code``) naming ``field``."""
+    if details is None:
+        details = [_detail_json(error_info(reason or _reason(code), field))]
+    if reason is None:
+        reason = next((str(d.get("reason")) for d in details
+                       if str(d.get("@type", "")).endswith("google.rpc.ErrorInfo")), _reason(code))
+    body: dict[str, object] = {"code": code, "message": message, "reason": reason}
     if field:
         body["field"] = field
+    body["details"] = details
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
@@ -58,7 +82,9 @@ def from_rpc_error(err: grpc.aio.AioRpcError) -> JSONResponse:
         return error_response(499, "CANCELLED", "the request was cancelled")
     retry = retry_after_of(err)
     headers = {"Retry-After": str(max(1, int(retry + 0.999)))} if retry is not None else None
-    return error_response(status, code.name, err.details() or code.name, field_of(err), headers)
+    rich = rpc_status.from_call(err) if hasattr(err, "trailing_metadata") else None
+    details = [_detail_json(d) for d in rich.details] if rich is not None and rich.details else None
+    return error_response(status, code.name, err.details() or code.name, field_of(err), headers, details=details)
 
 
 def install_error_handlers(app: FastAPI) -> None:

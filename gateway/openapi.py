@@ -27,7 +27,11 @@ ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message"],
     "properties": {"code": {"type": "string", "description": "google.rpc code name, e.g. INVALID_ARGUMENT"},
                    "message": {"type": "string"},
-                   "field": {"type": "string", "description": "the request field (or route) at fault"}}}}}
+                   "field": {"type": "string", "description": "the request field (or route) at fault"},
+                   "reason": {"type": "string",
+                              "description": "stable UPPER_SNAKE reason of the google.rpc.ErrorInfo detail"},
+                   "details": {"type": "array", "description": "google.rpc details (ErrorInfo, BadRequest, "
+                               "RetryInfo), each with its @type", "items": {"type": "object"}}}}}}
 
 
 class Schemas:

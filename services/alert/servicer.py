@@ -262,6 +262,7 @@ class AlertServicer(pb_grpc.AlertServiceServicer):
         query = alert_query(request.filter, caller)
         encoding = known_enum(pb.ExportEncoding, request.encoding, "encoding")
         async with self.db.read() as session:
+            zones = {mall_id: tz for mall_id, tz in await session.execute(select(MallView.mall_id, MallView.timezone))}
             rows = await AlertRepository(session).page(query, EXPORT_LIMIT + 1, None)
         if len(rows) > EXPORT_LIMIT:
             raise FailedPrecondition(f"more than {EXPORT_LIMIT} alerts: narrow the filter", field="filter")
@@ -269,7 +270,7 @@ class AlertServicer(pb_grpc.AlertServiceServicer):
         stamp = utcnow().strftime("%Y%m%d%H%M%S")
         return pb.ExportAlertsResponse(filename=f"异常会员预警_{stamp}.csv",
                                        content_type=f"text/csv; charset={charset}",
-                                       content=alerts_csv(rows, encoding), row_count=len(rows))
+                                       content=alerts_csv(rows, encoding, zones), row_count=len(rows))
 
     async def DisableAlertMember(self, request: pb.DisableAlertMemberRequest,
                                  context: grpc.aio.ServicerContext) -> pb.DisableAlertMemberResponse:

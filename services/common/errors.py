@@ -1,9 +1,15 @@
 """Domain errors, and the one place where they become gRPC status codes.
 
 Servicers and domain code raise these; ``ErrorInterceptor`` turns them into a status
-with a one-line message (``field: reason``) and, for a bad field, a
-``google.rpc.BadRequest`` detail naming it. Anything else becomes INTERNAL with no
-stack trace on the wire (the trace goes to the log).
+with a one-line message (``field: reason``), a ``google.rpc.ErrorInfo`` detail with a stable
+machine-readable reason (UPPER_SNAKE, domain ``crowdpack.io``, metadata such as ``field``) that
+clients translate (the console shows Chinese text by reason and field), and, for a bad field, a
+``google.rpc.BadRequest`` detail naming it. Anything else becomes INTERNAL (reason ``INTERNAL``)
+with no stack trace on the wire (the trace goes to the log).
+
+The reason is the one an error is raised with (``error_reason=``, for a condition a client acts
+on, e.g. ``PHONE_HELD_BY_DELETED_MEMBER``), else its class's in ``REASONS`` (with the field in
+the metadata, the pair says what went wrong: ``FIELD_INVALID`` + ``phone``). docs/errors.md lists them.
 """
 
 from __future__ import annotations
@@ -21,19 +27,26 @@ from services.common.logs import get_logger
 log = get_logger(__name__)
 
 
+DOMAIN = "crowdpack.io"
+
+
 class DomainError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, error_reason: str | None = None,
+                 metadata: dict[str, str] | None = None) -> None:
         self.field = field
         self.reason = message
         self.message = f"{field}: {message}" if field else message
+        self.error_reason = error_reason
+        self.metadata = dict(metadata or {})
         super().__init__(self.message)
 
     def within(self, prefix: str) -> DomainError:
         """The same error, its field named inside ``prefix``: ``amount`` within ``postings[3]`` is
         ``postings[3].amount``. Hot paths check a part with short names and name the whole only on error."""
-        return type(self)(self.reason, field=f"{prefix}.{self.field}" if self.field else prefix)
+        return type(self)(self.reason, field=f"{prefix}.{self.field}" if self.field else prefix,
+                          error_reason=self.error_reason, metadata=self.metadata)
 
 
 class InvalidArgument(DomainError):
@@ -71,13 +84,15 @@ class ResourceExhausted(DomainError):
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
-    def __init__(self, message: str, *, retry_after_s: float, field: str | None = None) -> None:
-        super().__init__(message, field=field)
+    def __init__(self, message: str, *, retry_after_s: float, field: str | None = None,
+                 error_reason: str | None = None, metadata: dict[str, str] | None = None) -> None:
+        super().__init__(message, field=field, error_reason=error_reason, metadata=metadata)
         self.retry_after_s = retry_after_s
 
     def within(self, prefix: str) -> DomainError:
         return ResourceExhausted(self.reason, retry_after_s=self.retry_after_s,
-                                 field=f"{prefix}.{self.field}" if self.field else prefix)
+                                 field=f"{prefix}.{self.field}" if self.field else prefix,
+                                 error_reason=self.error_reason, metadata=self.metadata)
 
 
 class Aborted(DomainError):
@@ -86,8 +101,44 @@ class Aborted(DomainError):
     code = grpc.StatusCode.ABORTED
 
 
+# The reason of an error raised without one, by status code.
+REASONS = {
+    grpc.StatusCode.INVALID_ARGUMENT: "FIELD_INVALID",
+    grpc.StatusCode.NOT_FOUND: "NOT_FOUND",
+    grpc.StatusCode.ALREADY_EXISTS: "ALREADY_EXISTS",
+    grpc.StatusCode.FAILED_PRECONDITION: "FAILED_PRECONDITION",
+    grpc.StatusCode.PERMISSION_DENIED: "PERMISSION_DENIED",
+    grpc.StatusCode.UNAUTHENTICATED: "UNAUTHENTICATED",
+    grpc.StatusCode.UNAVAILABLE: "DEPENDENCY_UNAVAILABLE",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "RATE_LIMITED",
+    grpc.StatusCode.ABORTED: "CONCURRENT_CHANGE",
+    grpc.StatusCode.INTERNAL: "INTERNAL",
+}
+# A few fields whose error means one thing whatever raised it.
+FIELD_REASONS = {(grpc.StatusCode.ALREADY_EXISTS, "request_id"): "REQUEST_ID_REUSED",
+                 (grpc.StatusCode.INVALID_ARGUMENT, "page_token"): "PAGE_TOKEN_INVALID"}
+
+
+def reason_of(err: DomainError) -> str:
+    """The stable machine-readable reason of ``err`` (UPPER_SNAKE)."""
+    if err.error_reason:
+        return err.error_reason
+    last = (err.field or "").rsplit(".", 1)[-1]
+    return FIELD_REASONS.get((err.code, last)) or REASONS.get(err.code, err.code.name)
+
+
+def error_info(reason: str, field: str | None = None, metadata: dict[str, str] | None = None) -> any_pb2.Any:
+    """A packed google.rpc.ErrorInfo: the reason, our domain, and the field among its metadata."""
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=dict(metadata or {}))
+    if field:
+        info.metadata["field"] = field
+    packed = any_pb2.Any()
+    packed.Pack(info)
+    return packed
+
+
 def to_status(err: DomainError) -> grpc.Status:
-    details = []
+    details = [error_info(reason_of(err), err.field, err.metadata)]
     if err.field:
         bad = error_details_pb2.BadRequest(
             field_violations=[error_details_pb2.BadRequest.FieldViolation(field=err.field, description=err.message)]
@@ -130,6 +181,23 @@ def field_of(call_error: grpc.aio.AioRpcError | grpc.RpcError) -> str | None:
     return None
 
 
+def error_info_of(call_error: grpc.aio.AioRpcError | grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
+    """The ErrorInfo detail of a failed call, if any."""
+    status = rpc_status.from_call(call_error) if hasattr(call_error, "trailing_metadata") else None
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    return None
+
+
+def status_with_reason(code: grpc.StatusCode, message: str, reason: str) -> grpc.Status:
+    """A status for code outside the DomainError path (interceptors), with its ErrorInfo."""
+    return rpc_status.to_status(status_pb2.Status(code=getattr(code_pb2, code.name), message=message,
+                                                  details=[error_info(reason)]))
+
+
 def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
@@ -140,7 +208,8 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callabl
             raise
         except Exception:
             log.exception("unhandled error", method=method)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the service log")
+            await context.abort_with_status(status_with_reason(grpc.StatusCode.INTERNAL,
+                                                               "internal error; see the service log", "INTERNAL"))
 
     return wrapper
 

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from services.common.auth import Caller, Role
 from services.common.config import CommonSettings
+from services.common.errors import status_with_reason
 
 METADATA_KEY = "authorization"
 AUDIENCE = "crowdpack-services"
@@ -241,7 +242,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 caller = self._caller(context, handler_call_details.method)
                 if isinstance(caller, str):
-                    await context.abort(grpc.StatusCode.UNAUTHENTICATED, caller)
+                    await context.abort_with_status(status_with_reason(grpc.StatusCode.UNAUTHENTICATED, caller,
+                                                                       "IDENTITY_INVALID"))
                 CALLER.set(caller)
                 return await inner(request, context)
 
@@ -254,7 +256,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         async def checked_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             caller = self._caller(context, handler_call_details.method)
             if isinstance(caller, str):
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, caller)
+                await context.abort_with_status(status_with_reason(grpc.StatusCode.UNAUTHENTICATED, caller,
+                                                                   "IDENTITY_INVALID"))
             CALLER.set(caller)
             async for reply in streaming(request, context):
                 yield reply

@@ -59,7 +59,7 @@ def acts_everywhere(caller: Caller) -> bool:
 def require_member_staff(caller: Caller, what: str) -> None:
     """Changes to a member's ledger come from administrators or the system (sales and members are refused)."""
     if caller.role not in (Role.SYSTEM, Role.SUPER_ADMIN, Role.MALL_ADMIN):
-        raise PermissionDenied(f"a {caller.role.value} may not {what}", field="role")
+        raise PermissionDenied(f"a {caller.role.value} may not {what}", field="role", error_reason="ROLE_NOT_ALLOWED")
 
 
 def require_managed_mall(caller: Caller, mall_id: str, field: str = "mall_id") -> None:
@@ -67,6 +67,8 @@ def require_managed_mall(caller: Caller, mall_id: str, field: str = "mall_id") -
     if acts_everywhere(caller):
         return
     if not mall_id:
-        raise PermissionDenied(f"operator {caller.staff_id} must name one of their malls", field=field)
+        raise PermissionDenied(f"operator {caller.staff_id} must name one of their malls", field=field,
+                               error_reason="MALL_NOT_MANAGED")
     if mall_id not in caller.mall_ids:
-        raise PermissionDenied(f"operator {caller.staff_id} does not manage mall {mall_id}", field=field)
+        raise PermissionDenied(f"operator {caller.staff_id} does not manage mall {mall_id}", field=field,
+                               error_reason="MALL_NOT_MANAGED")

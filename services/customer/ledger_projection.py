@@ -2,8 +2,9 @@
 
 - ``ledger.entry.posted``: balances per asset (newest entry wins, so a late redelivery cannot
   roll a balance back); a manual points or red-packet settlement in a mall relates the member
-  to that mall. ``ledger.entries.posted`` (a batch posting's entries, up to 1,000) does the same
-  for each entry, with one read of the members and their stats rows for the whole event.
+  to that mall; a manual adjustment (points, balance, red packet) is a timeline entry.
+  ``ledger.entries.posted`` (a batch posting's entries, up to 1,000) does the same for each entry,
+  with one read of the members and their stats rows for the whole event.
 - ``ledger.order.recorded``: spend count, total, first and last time; the mall becomes an
   interaction mall; cumulative spend may upgrade the level; the order is kept for crowd packages;
   a member without a real name or phone takes the buyer's from the order (a phone another
@@ -206,6 +207,8 @@ def _entry_posted(batch: Batch, event: Message) -> None:
     if _newer_balance(batch.stats[member.id], event):
         batch.activity(member.id)
     _settlement(batch, member.id, event)
+    if event.kind == "ENTRY_KIND_ADJUST" and not event.order_id:
+        timeline.adjustment(batch.new, member.id, event)
 
 
 def _entries_posted(batch: Batch, event: Message) -> None:

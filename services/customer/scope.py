@@ -39,4 +39,4 @@ def require_admin(caller: Caller, what: str) -> None:
 
 def require_super_admin(caller: Caller, what: str) -> None:
     if caller.role not in (Role.SYSTEM, Role.SUPER_ADMIN):
-        raise PermissionDenied(f"{what} is for super admins only")
+        raise PermissionDenied(f"{what} is for super admins only", error_reason="SUPER_ADMIN_ONLY")

@@ -170,7 +170,7 @@ class Book:
                                    field=p.at("member_id"))
                 if is_benefit(p.asset, p.kind) and self.member(p.member_id).disabled:
                     raise FailedPrecondition(f"member {p.member_id} is disabled: points use and member benefits "
-                                             "are refused", field=p.at("member_id"))
+                                             "are refused", field=p.at("member_id"), error_reason="MEMBER_DISABLED")
                 if p.reason_template_id is not None:
                     self._attach_reason(p)
                 before.setdefault(key, (acct.balance, acct.debt))
@@ -180,7 +180,9 @@ class Book:
                 after = acct.balance + p.amount
                 if after < 0:
                     raise FailedPrecondition(f"{ASSET_NAMES[p.asset]} balance {acct.balance} of member "
-                                             f"{p.member_id} is less than {-p.amount}", field=p.at("amount"))
+                                             f"{p.member_id} is less than {-p.amount}", field=p.at("amount"),
+                                             error_reason="INSUFFICIENT_BALANCE",
+                                             metadata={"asset": ASSET_NAMES[p.asset]})
                 if after > MAX_MONEY:
                     raise FailedPrecondition(f"the {ASSET_NAMES[p.asset]} balance of member {p.member_id} would "
                                              f"exceed {MAX_MONEY}", field=p.at("amount"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import re
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -239,6 +240,8 @@ async def test_orders_raise_exactly_the_alerts_a_plain_recomputation_expects(dat
             assert rows[0][:5] == ["预警编号", "商场编号", "会员编号", "规则编号", "规则名称"]
             assert len(rows) - 1 == exported.row_count == len(model.alerts)
             assert {r[4] for r in rows[1:]} <= {s[1] for s in specs}
+            assert {r[7] for r in rows[1:]} <= {"是", "否"} and {r[8] for r in rows[1:]} <= {"是", "否"}
+            assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", r[9]) for r in rows[1:])
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await stub.ExportAlerts(pb.ExportAlertsRequest(), metadata=mall2)
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED

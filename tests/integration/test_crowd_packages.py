@@ -144,7 +144,8 @@ async def test_the_example_package_end_to_end_equals_sql(world):
     export = await stub.ExportPackageMembers(pb.ExportPackageMembersRequest(package_id=created.package_id),
                                              metadata=SUPER)
     rows = list(csv.DictReader(io.StringIO(export.csv.decode("utf-8-sig"))))
-    assert export.csv.startswith("\ufeff".encode()) and {int(r["member_id"]) for r in rows} == expected
+    assert export.csv.startswith("\ufeff".encode()) and {int(r["会员编号"]) for r in rows} == expected
+    assert {r["已禁用"] for r in rows} == {"否"} and {r["性别"] for r in rows} <= {"男", "女", "未知"}
     err = await rpc_error(stub.ExportPackageMembers(pb.ExportPackageMembersRequest(package_id=created.package_id),
                                                     metadata=mall_admin(mall_a)))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -203,3 +203,41 @@ async def test_a_member_session_reaches_its_own_member_and_nothing_else(door):
                          ("POST", "/v1/members"), ("POST", f"/v1/members/{mine}/adjustments")]:
         refused = await client.request(method, path, headers=auth, json={} if method == "POST" else None)
         assert refused.status_code == 403, (method, path, refused.text)
+
+
+async def test_errors_carry_their_stable_reason_and_details_over_http(door):
+    client, channel = door
+    await make_staff(channel, "13900000005", org_pb.STAFF_ROLE_SUPER_ADMIN)
+    auth = {"Authorization": f"Bearer {(await sign_in(client, '13900000005')).json()['tokens']['access_token']}"}
+    bad = (await client.post("/v1/members", json={"phone": "1"}, headers={**auth, "Idempotency-Key": "b"})).json()
+    assert (bad["error"]["code"], bad["error"]["reason"], bad["error"]["field"]) == (
+        "INVALID_ARGUMENT", "FIELD_INVALID", "phone")
+    info = next(d for d in bad["error"]["details"] if d["@type"].endswith("google.rpc.ErrorInfo"))
+    assert info == {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "FIELD_INVALID",
+                    "domain": "crowdpack.io", "metadata": {"field": "phone"}}
+    assert any(d["@type"].endswith("google.rpc.BadRequest") for d in bad["error"]["details"])
+
+    made = await client.post("/v1/members", json={"phone": "13800000031", "email": "x@example.com"},
+                             headers={**auth, "Idempotency-Key": "m1"})
+    member_id = made.json()["member"]["member_id"]
+    taken = await client.post("/v1/members", json={"phone": "13800000031"}, headers={**auth, "Idempotency-Key": "m2"})
+    assert (taken.status_code, taken.json()["error"]["reason"]) == (409, "PHONE_TAKEN")
+    # A deleted member's phone: 400 with the reason, the deleted customer and how an admin frees it.
+    assert (await client.delete(f"/v1/members/{member_id}", headers={**auth, "Idempotency-Key": "d"})).status_code \
+        == 200
+    held = await client.post("/v1/members", json={"phone": "13800000031"}, headers={**auth, "Idempotency-Key": "m3"})
+    error = held.json()["error"]
+    assert (held.status_code, error["code"], error["reason"]) == (400, "FAILED_PRECONDITION",
+                                                                  "PHONE_HELD_BY_DELETED_CUSTOMER")
+    assert error["details"][0]["metadata"] == {"field": "phone", "customer_id": member_id}
+    freed = await client.post(f"/v1/members/{member_id}:releaseContacts", json={},
+                              headers={**auth, "Idempotency-Key": "r"})
+    assert freed.json() == {"released_phone": "13800000031", "released_email": "x@example.com"}, freed.text
+    again = await client.post("/v1/members", json={"phone": "13800000031"}, headers={**auth, "Idempotency-Key": "m4"})
+    assert again.status_code == 200, again.text
+
+    # The gateway's own errors carry a reason too.
+    route = (await client.get("/v1/no-such-thing", headers=auth)).json()["error"]
+    assert (route["reason"], route["details"][0]["metadata"]) == ("NOT_FOUND", {"field": "route"})
+    forged = (await client.get("/v1/members", headers={"Authorization": "Bearer forged.token.here"})).json()
+    assert forged["error"]["reason"] == "UNAUTHENTICATED"

@@ -189,10 +189,28 @@ async def test_the_encoding_can_be_overridden_and_a_wrong_one_writes_nothing(imp
     assert "line 1, byte 0" in err.details()
     jobs = await imports.stub.ListImportJobs(pb.ListImportJobsRequest(), metadata=SUPER)
     assert list(jobs.jobs) == [] and await imports.all_members() == []
-    # Read as Big5 the Chinese header is garbled: no key column, nothing starts.
-    err = await rpc_error(imports.stub.PreviewImport(pb.PreviewImportRequest(
-        file_id=uploaded.file_id, encoding=pb.IMPORT_ENCODING_BIG5), metadata=SUPER))
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # Previewed as UTF-8 the file is shown garbled (U+FFFD where bytes do not decode), with a warning, not an error.
+    garbled = await imports.stub.PreviewImport(pb.PreviewImportRequest(
+        file_id=uploaded.file_id, encoding=pb.IMPORT_ENCODING_UTF8), metadata=SUPER)
+    assert garbled.encoding == pb.IMPORT_ENCODING_UTF8 and "line 1, byte 0" in garbled.warning
+    assert garbled.counts.scanned == 3 and garbled.counts.invalid == 3 and garbled.counts.to_import == 0
+    assert all("\ufffd" in c.header for c in garbled.columns if c.header not in ("openid",))
+    first = set(garbled.rows[0].cells.values())
+    assert "13800000001" in first and any("\ufffd" in v for v in first)  # 李雷 is unreadable as UTF-8
+    assert [r.reason for r in garbled.rows] == [garbled.warning] * 3
+    # Read as Big5 it decodes, but the Chinese header is garbled: no key column, said as a warning too.
+    big5 = await imports.stub.PreviewImport(pb.PreviewImportRequest(
+        file_id=uploaded.file_id, encoding=pb.IMPORT_ENCODING_BIG5), metadata=SUPER)
+    assert big5.warning.startswith("no phone or email column") and big5.counts.invalid == 3
+    # The right encoding: no warning; starting with a wrong one is still refused.
+    right = await imports.stub.PreviewImport(pb.PreviewImportRequest(
+        file_id=uploaded.file_id, encoding=pb.IMPORT_ENCODING_GB18030), metadata=SUPER)
+    assert right.warning == "" and right.counts.to_import == 3
+    err = await rpc_error(imports.stub.StartImport(pb.StartImportRequest(
+        request_id="big5", file_id=uploaded.file_id, mode=pb.IMPORT_MODE_NORMAL,
+        encoding=pb.IMPORT_ENCODING_BIG5), metadata=SUPER))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "no phone or email column" in err.details()
+    assert list((await imports.stub.ListImportJobs(pb.ListImportJobsRequest(), metadata=SUPER)).jobs) == []
     job = await imports.finished((await imports.start(uploaded.file_id,
                                                       encoding=pb.IMPORT_ENCODING_GB18030)).job_id)
     assert job.created == 3
@@ -377,9 +395,9 @@ async def test_an_imported_change_is_recorded_and_announced_as_update_member_doe
 
     imported = await changes(by_file)
     assert imported == [{"field": "name", "from": "before", "to": "after", "source": "import",
-                         "job_id": int(job.job_id)},
+                         "job_id": job.job_id},
                         {"field": "real_name", "from": "李四", "to": "张三", "source": "import",
-                         "job_id": int(job.job_id)}]
+                         "job_id": job.job_id}]
     assert [{k: v for k, v in d.items() if k not in ("source", "job_id")} for d in imported] == await changes(by_rpc)
     async with imports.db.read() as session:
         payloads = (await session.scalars(select(OutboxEvent.payload).where(
@@ -606,11 +624,13 @@ async def test_malformed_files_are_refused_and_nothing_is_written(imports, name,
 
 async def test_a_file_without_a_key_column_starts_no_job(imports):
     uploaded = await imports.upload(csv_file([["name", "gender"], ["a", "male"]]))
-    for call in (imports.stub.PreviewImport(pb.PreviewImportRequest(file_id=uploaded.file_id), metadata=SUPER),
-                 imports.stub.StartImport(pb.StartImportRequest(request_id="nokey", file_id=uploaded.file_id,
-                                                                mode=pb.IMPORT_MODE_FAST), metadata=SUPER)):
-        err = await rpc_error(call)
-        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "no phone or email column" in err.details()
+    # The preview shows the rows with a warning (the operator may be comparing encodings) ...
+    preview = await imports.stub.PreviewImport(pb.PreviewImportRequest(file_id=uploaded.file_id), metadata=SUPER)
+    assert preview.warning.startswith("no phone or email column") and preview.counts.invalid == 1
+    # ... starting is refused.
+    err = await rpc_error(imports.stub.StartImport(pb.StartImportRequest(
+        request_id="nokey", file_id=uploaded.file_id, mode=pb.IMPORT_MODE_FAST), metadata=SUPER))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "no phone or email column" in err.details()
     assert list((await imports.stub.ListImportJobs(pb.ListImportJobsRequest(), metadata=SUPER)).jobs) == []
 
 
@@ -692,3 +712,27 @@ async def test_the_cli_imports_a_file_with_a_progress_bar(imports, tmp_path, cap
     code = await asyncio.to_thread(main, ["import", str(path), "--customer", imports.address])
     out, err = capsys.readouterr()
     assert code != 0 and err.strip().splitlines()[-1].startswith("error: ") and "phone or email" in err
+
+
+@pytest.mark.parametrize("mode", [pb.IMPORT_MODE_NORMAL, pb.IMPORT_MODE_FAST])
+async def test_an_opening_mall_without_a_card_number_is_a_row_issue(imports, mode):
+    mall = (await imports.org.CreateMall(org_pb.CreateMallRequest(request_id="m", name="静安店"),
+                                         metadata=SUPER)).mall.mall_id
+    data = csv_file([
+        ["手机号", "姓名", "会员卡号", "开卡商场"],
+        ["13300000001", "有卡", "EXT-1", "静安店"],
+        ["13300000002", "无卡", "", "静安店"],
+        ["13300000003", "无商场", "", ""],
+    ])
+    uploaded = await imports.upload(data, request_id=f"mall-no-card-{mode}")
+    preview = await imports.stub.PreviewImport(pb.PreviewImportRequest(file_id=uploaded.file_id), metadata=SUPER)
+    assert (preview.counts.to_import, preview.counts.invalid) == (2, 1)
+    assert preview.rows[1].status == pb.IMPORT_ROW_STATUS_INVALID and "开卡商场" in preview.rows[1].reason
+    job = await imports.finished((await imports.start(uploaded.file_id, mode=mode)).job_id)
+    assert (job.created, job.invalid) == (2, 1)
+    issues = await imports.issues(job.job_id)
+    assert [(i.row_number, i.field) for i in issues] == [(3, "card_open_mall_id")]
+    assert "会员卡号" in issues[0].reason
+    carded = await imports.by_phone("13300000001")
+    assert carded.card.opened and carded.card.open_mall_id == mall
+    assert [x.phone for x in await imports.all_members()] == ["13300000001", "13300000003"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -125,9 +126,10 @@ async def test_export_is_csv_with_bom_capped_and_for_super_admins(customer):
     export = await customer.levels.ExportLevelChanges(pb.ExportLevelChangesRequest(), metadata=SUPER)
     assert export.csv.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(export.csv.decode("utf-8-sig"))))
-    assert rows[0][:4] == ["change_id", "member_id", "from_level", "to_level"]
+    assert rows[0] == ["变更编号", "会员编号", "原等级", "新等级", "变更类型", "原因", "操作人", "变更时间"]
     assert len(rows) - 1 == export.row_count == 5 and export.truncated  # the service caps at 5 in this test
-    assert rows[1][3] == "2" and rows[1][5] == "测试"
+    assert rows[1][3] == "2" and rows[1][5] == "测试" and {r[4] for r in rows[1:]} == {"手动调整"}
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", r[7]) for r in rows[1:])
     err = await rpc_error(customer.levels.ExportLevelChanges(pb.ExportLevelChangesRequest(),
                                                              metadata=mall_admin("1")))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED

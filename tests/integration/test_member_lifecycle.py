@@ -145,10 +145,11 @@ async def test_soft_delete_keeps_the_row_and_the_timeline_but_the_member_is_gone
     assert list(listed.members) == []
     kinds = [e.kind for e in (await stub.ListTimeline(pb.ListTimelineRequest(customer_id=member.member_id))).entries]
     assert kinds == ["deleted", "created"]
-    # The phone stays taken by the kept row: deletion cannot be undone by re-creating.
+    # The phone stays taken by the kept row, saying so (docs/deleted-customers.md): deletion cannot be undone
+    # by re-creating.
     err = await rpc_error(stub.CreateMember(pb.CreateMemberRequest(request_id="again", phone="13700000001"),
                                             metadata=SUPER))
-    assert err.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "deleted customer" in err.details()
     err = await rpc_error(stub.DeleteMember(pb.DeleteMemberRequest(request_id="y", member_id=member.member_id),
                                             metadata=SUPER))
     assert err.code() == grpc.StatusCode.NOT_FOUND

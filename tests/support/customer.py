@@ -68,8 +68,20 @@ async def rpc_error(call) -> grpc.aio.AioRpcError:
 def violated_field(err: grpc.aio.AioRpcError) -> str | None:
     """The field a BadRequest detail of the error names (None when it names none)."""
     status = rpc_status.from_call(err)
-    if status is None or not status.details:
-        return None
-    bad = error_details_pb2.BadRequest()
-    status.details[0].Unpack(bad)
-    return bad.field_violations[0].field
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            return bad.field_violations[0].field
+    return None
+
+
+def error_reason(err: grpc.aio.AioRpcError) -> tuple[str, str, dict[str, str]] | None:
+    """The reason, domain and metadata of the error's google.rpc.ErrorInfo detail (None when it has none)."""
+    status = rpc_status.from_call(err)
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason, info.domain, dict(info.metadata)
+    return None

@@ -54,7 +54,8 @@ class NatsServer:
         assert self.process.popen is not None
         ports = self.folder / f"nats-server_{self.process.popen.pid}.ports"
         deadline = time.monotonic() + timeout
-        while not ports.exists():
+        # The server creates the file before writing it: wait for its whole content.
+        while not ports.exists() or not ports.read_text().strip().endswith("}"):
             if not self.process.alive:
                 raise RuntimeError(f"nats-server exited at start; its log ends:\n{self.process.tail()}")
             if time.monotonic() > deadline:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +17,7 @@ from crowdpack.customer.v1 import crowd_service_pb2 as pb
 from services.common.auth import Caller, Role
 from services.common.clock import Clock, utcnow
 from services.common.db import Database
+from services.common.downloads import DEFAULT_ZONE
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.idempotency import idempotent
 from services.common.pagination import Page, keyset_page
@@ -25,6 +27,7 @@ from services.customer.crowds.index import CrowdIndex
 from services.customer.crowds.models import CrowdCategory, CrowdPackage
 from services.customer.crowds.refresher import Refresher
 from services.customer.crowds.repository import CrowdRepository
+from services.customer.exports import MallZones
 from services.customer.feature import FeatureService
 from services.customer.members.repository import MemberRepository
 from services.customer.models import Customer, CustomerStats
@@ -57,6 +60,7 @@ class PackageMembers:
     stats: dict[int, CustomerStats]
     malls: dict[int, list[int]]
     total: int
+    zone: ZoneInfo = DEFAULT_ZONE  # the package's mall's time zone (for its download)
 
 
 async def _mall(repo: CrowdRepository, mall_id: int, field: str = "mall_id") -> None:
@@ -280,5 +284,6 @@ class CrowdService(FeatureService):
             stats = await repo.stats_of(ids)
             tags = await repo.tags_of(ids) if with_views else {}
             malls = await repo.interactions_of(ids) if with_views else {}
-        return PackageMembers(ids, rows, tags, stats, malls, len(result))
+            zone = (await MallZones.read(session)).of(package.mall_id)
+        return PackageMembers(ids, rows, tags, stats, malls, len(result), zone)
 

@@ -6,24 +6,23 @@ import grpc
 
 from crowdpack.customer.v1 import crowd_service_pb2 as pb
 from crowdpack.customer.v1 import crowd_service_pb2_grpc as pb_grpc
-from crowdpack.customer.v1 import member_pb2
 from services.common.auth import Role, caller_of
 from services.common.clock import Clock, utcnow
 from services.common.db import Database
+from services.common.downloads import csv_download, local_time, yes_no
 from services.common.errors import InvalidArgument
 from services.common.pagination import after_id, after_token, page_size
-from services.common.validation import aware, bounded_text, mask_paths, optional_id, parse_int_id, to_timestamp
+from services.common.validation import bounded_text, mask_paths, optional_id, parse_int_id, to_timestamp
 from services.customer.crowds.convert import category_to_proto, package_to_proto
 from services.customer.crowds.index import CrowdIndex
 from services.customer.crowds.refresher import Refresher
 from services.customer.crowds.service import CrowdService, PackageChange, check_mall_scope
-from services.customer.exports import csv_bytes
+from services.customer.exports import gender_text
 from services.customer.members.convert import member_to_proto
 from services.customer.scope import require_admin, require_super_admin
 
-EXPORT_HEADER = ["member_id", "phone", "email", "name", "real_name", "gender", "birthday", "level", "card_number",
-                 "card_opened", "registration_mall_id", "disabled", "points_balance", "spend_count",
-                 "spend_total_fen", "last_spend_time"]
+EXPORT_HEADER = ["会员编号", "手机号", "邮箱", "姓名", "真实姓名", "性别", "生日", "等级", "会员卡号", "已开卡",
+                 "注册商场", "已禁用", "积分余额", "消费次数", "消费总额(分)", "最近消费时间"]
 
 
 def required(value: str, field: str, maximum: int) -> str:
@@ -170,10 +169,10 @@ class CrowdServicer(pb_grpc.CrowdServiceServicer):
         lines = []
         for i in found.ids:
             c, s = found.rows[i], found.stats.get(i)
-            lines.append([c.id, c.phone, c.email, c.name, c.real_name, member_pb2.Gender.Name(c.gender),
-                          c.birthday.isoformat() if c.birthday else "", c.level, c.card_number, int(c.card_opened),
-                          c.registration_mall_id, int(c.disabled), s.points_balance if s else 0,
+            lines.append([c.id, c.phone, c.email, c.name, c.real_name, gender_text(c.gender),
+                          c.birthday.isoformat() if c.birthday else "", c.level, c.card_number, yes_no(c.card_opened),
+                          c.registration_mall_id, yes_no(c.disabled), s.points_balance if s else 0,
                           s.spend_count if s else 0, s.spend_total_fen if s else 0,
-                          aware(s.last_spend_at).isoformat() if s and s.last_spend_at else ""])
-        return pb.ExportPackageMembersResponse(csv=csv_bytes(EXPORT_HEADER, lines), row_count=len(lines),
+                          local_time(s.last_spend_at, found.zone) if s else ""])
+        return pb.ExportPackageMembersResponse(csv=csv_download(EXPORT_HEADER, lines), row_count=len(lines),
                                                truncated=found.total > cap)

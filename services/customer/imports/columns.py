@@ -83,8 +83,11 @@ class HeaderMapping:
 
     def require_key(self) -> None:
         if not self.has_key:
-            raise InvalidArgument("no phone or email column (e.g. 手机号, phone, 邮箱, email) in the header row; "
-                                  "if the header looks garbled, choose another encoding", field="file")
+            raise InvalidArgument(MISSING_KEY, field="file")
+
+
+MISSING_KEY = ("no phone or email column (e.g. 手机号, phone, 邮箱, email) in the header row; "
+               "if the header looks garbled, choose another encoding")
 
 
 def map_header(headers: list[str]) -> HeaderMapping:

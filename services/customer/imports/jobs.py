@@ -39,7 +39,7 @@ from services.common.retry import one_line
 from services.common.validation import enum_of, to_timestamp
 from services.customer.classification.models import Tag
 from services.customer.imports import reading
-from services.customer.imports.columns import HeaderMapping, map_header
+from services.customer.imports.columns import MISSING_KEY, HeaderMapping, map_header
 from services.customer.imports.models import ImportFile, ImportFileChunk, ImportJob
 from services.customer.imports.plan import JobContext, Shape, shape_rows
 from services.customer.imports.rows import DUPLICATE, OK, Reference, RowResult, RowValidator
@@ -155,17 +155,28 @@ def read_mapping(rows: Iterator[list[str]]) -> HeaderMapping:
     return mapping
 
 
-def preview(path: Path, fmt: int, encoding: int, reference: Reference,
-            zone: ZoneInfo) -> tuple[list[pb.PreviewRow], pb.ImportCounts, HeaderMapping]:
-    """The first rows as read and the counts over the whole file; pure (run it in a thread)."""
-    rows = reading.open_rows(path, fmt, encoding)
+def preview(path: Path, fmt: int, encoding: int, reference: Reference, zone: ZoneInfo,
+            garbled: str = "") -> tuple[list[pb.PreviewRow], pb.ImportCounts, HeaderMapping, str]:
+    """The first rows as read, the counts over the whole file, and a warning; pure (run it in a thread).
+
+    The preview shows what StartImport would refuse rather than failing, so the operator can compare
+    encodings: ``garbled`` (the encoding does not read the whole file, ``reading.decode_problem``) reads
+    the rows with unreadable bytes as U+FFFD; a header without a key column makes every row invalid for
+    that reason. The warning is ``garbled``, else the missing key column, else "".
+    """
+    rows = reading.open_rows(path, fmt, encoding, errors="replace" if garbled else "strict")
     try:
-        mapping = read_mapping(rows)
-        validator = RowValidator(mapping, reference, zone)
+        header = next(rows, None)
+        if header is None:
+            raise InvalidArgument("has no header row", field="file")
+        mapping = map_header(header)
+        warning = garbled or ("" if mapping.has_key else MISSING_KEY)
+        validator = RowValidator(mapping, reference, zone) if mapping.has_key else None
         shown: list[pb.PreviewRow] = []
         counts = pb.ImportCounts()
         for i, cells in enumerate(rows):
-            result = validator.check(i + 2, cells)
+            result = validator.check(i + 2, cells) if validator is not None else \
+                RowResult(i + 2, pb.IMPORT_ROW_STATUS_INVALID, reason=warning)
             counts.scanned += 1
             if result.status == OK:
                 counts.to_import += 1
@@ -175,12 +186,12 @@ def preview(path: Path, fmt: int, encoding: int, reference: Reference,
                 counts.invalid += 1
             if i < PREVIEW_ROWS:
                 named: dict[str, str] = {}
-                for j, header in enumerate(mapping.headers):
-                    key = header if header not in named else f"{header}#{j + 1}"
+                for j, header_name in enumerate(mapping.headers):
+                    key = header_name if header_name not in named else f"{header_name}#{j + 1}"
                     named[key] = cells[j] if j < len(cells) else ""
                 shown.append(pb.PreviewRow(row_number=result.number, cells=named,
                                            status=enum_of(pb.ImportRowStatus, result.status), reason=result.reason))
-        return shown, counts, mapping
+        return shown, counts, mapping, warning
     finally:
         _close(rows)
 

@@ -85,8 +85,8 @@ def _line_of(path: Path, offset: int) -> int:
     return line
 
 
-def check_decodes(path: Path, encoding: int) -> None:
-    """INVALID_ARGUMENT (field ``encoding``) naming the line where the file stops being ``encoding`` text."""
+def decode_problem(path: Path, encoding: int) -> str:
+    """Where the file stops being ``encoding`` text, as a sentence naming the line; "" when it all decodes."""
     decoder = codecs.getincrementaldecoder(CODECS[encoding])(errors="strict")
     offset = 0
     with open(path, "rb") as f:
@@ -96,11 +96,18 @@ def check_decodes(path: Path, encoding: int) -> None:
                 decoder.decode(block, final=not block)
             except UnicodeDecodeError as err:
                 bad = offset + max(err.start, 0)
-                raise InvalidArgument(f"the file is not {ENCODING_NAMES[encoding]} text (line {_line_of(path, bad)}, "
-                                      f"byte {bad}); choose another encoding", field="encoding") from None
+                return (f"the file is not {ENCODING_NAMES[encoding]} text (line {_line_of(path, bad)}, "
+                        f"byte {bad}); choose another encoding")
             if not block:
-                return
+                return ""
             offset += len(block)
+
+
+def check_decodes(path: Path, encoding: int) -> None:
+    """INVALID_ARGUMENT (field ``encoding``) naming the line where the file stops being ``encoding`` text."""
+    problem = decode_problem(path, encoding)
+    if problem:
+        raise InvalidArgument(problem, field="encoding")
 
 
 def _decodes(path: Path, encoding: int) -> bool:
@@ -157,8 +164,9 @@ def _delimiter(first_line: str) -> str:
     return best if counts[best] else ","
 
 
-def csv_rows(path: Path, encoding: int) -> Iterator[list[str]]:
-    with open(path, encoding=CODECS[encoding], errors="strict", newline="") as f:
+def csv_rows(path: Path, encoding: int, errors: str = "strict") -> Iterator[list[str]]:
+    """The rows; ``errors="replace"`` shows bytes the encoding cannot read as U+FFFD (the preview's garbled view)."""
+    with open(path, encoding=CODECS[encoding], errors=errors, newline="") as f:
         first = f.readline()
         f.seek(0)
         yield from csv.reader(f, delimiter=_delimiter(first))
@@ -203,11 +211,11 @@ def xlsx_rows(path: Path) -> Iterator[list[str]]:
         workbook.close()
 
 
-def open_rows(path: Path, fmt: int, encoding: int) -> Iterator[list[str]]:
+def open_rows(path: Path, fmt: int, encoding: int, errors: str = "strict") -> Iterator[list[str]]:
     """The header row, then every data row."""
     if fmt == pb.IMPORT_FORMAT_XLSX:
         return xlsx_rows(path)
-    return csv_rows(path, encoding)
+    return csv_rows(path, encoding, errors)
 
 
 def inspect(path: Path, file_name: str, encoding: int = 0) -> FileInfo:

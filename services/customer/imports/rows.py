@@ -252,6 +252,11 @@ class RowValidator:
         phone, email = values.get("phone"), values.get("email")
         if phone is None and email is None:
             return RowResult(number, INVALID, field="phone", reason="no phone or email (one is required)")
+        if "card_open_mall_id" in values and "card_number" not in values:
+            # The opening mall belongs to a card: without the card it would be dropped unseen.
+            return RowResult(number, INVALID, field="card_open_mall_id",
+                             reason="card_open_mall_id: an opening mall (开卡商场) needs the card number (会员卡号) "
+                                    "in the same row")
         if phone is not None and phone in self.phones:
             return RowResult(number, DUPLICATE, field="phone", reason=f"same phone as row {self.phones[phone]}")
         if email is not None and email in self.emails:

@@ -92,12 +92,14 @@ class ImportService(FeatureService):
             reference = await jobs.load_reference(session)
         encoding = _encoding(record, requested)
         async with self.runner.file_copy(record) as path:
-            if record.format == pb.IMPORT_FORMAT_CSV:
-                await asyncio.to_thread(reading.check_decodes, path, encoding)
-            rows, counts, mapping = await asyncio.to_thread(jobs.preview, path, record.format, encoding, reference,
-                                                            zone)
+            # A file the encoding cannot read is shown garbled, with a warning (so is a header without a key
+            # column); StartImport refuses both.
+            warning = await asyncio.to_thread(reading.decode_problem, path, encoding) \
+                if record.format == pb.IMPORT_FORMAT_CSV else ""
+            rows, counts, mapping, warning = await asyncio.to_thread(jobs.preview, path, record.format, encoding,
+                                                                     reference, zone, warning)
         return pb.PreviewImportResponse(
-            rows=rows, counts=counts, encoding=enum_of(pb.ImportEncoding, encoding),
+            rows=rows, counts=counts, encoding=enum_of(pb.ImportEncoding, encoding), warning=warning,
             columns=[pb.ImportColumn(header=h, field=f) for h, f in zip(mapping.headers, mapping.fields)])
 
     async def start(self, request: pb.StartImportRequest, caller: Caller, file_id: int, mode: int, requested: int,

@@ -7,7 +7,6 @@ a batch makes, written with one statement each at the end.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,7 @@ from services.common.bulk import insert_rows, update_rows
 from services.common.db import dialect_of
 from services.common.mapped import table_of
 from services.common.outbox import OUTBOX_COLUMNS, event_rows
+from services.customer import timeline
 from services.customer.models import OutboxEvent, TimelineEntry
 
 TIME_COLUMNS = {"registered_at", "card_open_time", "level_expires_at", "deleted_at", "created_at", "updated_at"}
@@ -106,8 +106,7 @@ class Staging:
 
     def entry(self, customer_id: int, kind: str, actor_id: str, at: Any, **detail: Any) -> None:
         """What timeline.record writes (same detail JSON), as a row."""
-        self.entries.append((customer_id, kind, json.dumps(detail, ensure_ascii=False, default=str, sort_keys=True),
-                             actor_id, at))
+        self.entries.append((customer_id, kind, timeline.detail_json(**detail), actor_id, at))
 
     def event(self, message: Any) -> None:
         """What outbox.add_event writes, as a message the batch writes with the others (outbox.event_rows)."""

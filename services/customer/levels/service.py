@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import level_service_pb2 as pb
 from services.common.auth import Caller
+from services.common.chunks import IN_LIST, chunks
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.idempotency import idempotent
 from services.common.pagination import Page, keyset_page
 from services.customer import timeline
+from services.customer.exports import MallZones
 from services.customer.feature import FeatureService
 from services.customer.levels import rules
 from services.customer.levels.convert import change_to_proto, level_to_proto
@@ -117,10 +120,19 @@ class LevelService(FeatureService):
             repo = LevelRepository(session)
             return await keyset_page(lambda n: repo.changes(f, visible_members(caller), n, before), limit)
 
-    async def changes_for_export(self, caller: Caller, f: ChangeFilter, cap: int) -> Sequence[LevelChange]:
-        """Up to ``cap`` + 1 changes, newest first (one more than a download holds tells it was cut)."""
+    async def changes_for_export(self, caller: Caller, f: ChangeFilter,
+                                 cap: int) -> tuple[Sequence[LevelChange], dict[int, ZoneInfo]]:
+        """Up to ``cap`` + 1 changes, newest first (one more than a download holds tells it was cut), and the
+        time zone of each member's registration mall (their times are written in it)."""
         async with self.db.read() as session:
-            return await LevelRepository(session).changes(f, visible_members(caller), cap + 1)
+            changes = await LevelRepository(session).changes(f, visible_members(caller), cap + 1)
+            zones = await MallZones.read(session)
+            members = sorted({c.customer_id for c in changes})
+            homes: dict[int, int | None] = {}
+            for chunk in chunks(members, IN_LIST):
+                homes.update((row.id, row.registration_mall_id) for row in await MemberRepository(session)
+                             .customers(chunk))
+        return changes, {member_id: zones.of(mall_id) for member_id, mall_id in homes.items()}
 
     @idempotent("RunLevelExpiry")
     async def run_expiry(self, session: AsyncSession, request: pb.RunLevelExpiryRequest,

@@ -12,16 +12,17 @@ from crowdpack.customer.v1 import level_service_pb2_grpc as pb_grpc
 from services.common.auth import caller_of
 from services.common.clock import Clock, utcnow
 from services.common.db import Database
+from services.common.downloads import csv_download, local_time
 from services.common.errors import InvalidArgument
 from services.common.pagination import before_id, decode_token, encode_token, page_size
 from services.common.validation import MAX_MONEY, aware, bounded_text, known_enum, mask_paths, optional_id, parse_int_id
-from services.customer.exports import csv_bytes
-from services.customer.levels import rules
 from services.customer.levels.convert import change_to_proto, level_to_proto
 from services.customer.levels.repository import ChangeFilter
 from services.customer.levels.service import MAX_LEVELS, LevelService
 from services.customer.scope import require_admin, require_super_admin
 
+KIND_TEXT: dict[int, str] = {pb.LEVEL_CHANGE_KIND_UPGRADE: "升级", pb.LEVEL_CHANGE_KIND_RETAIN: "保级",
+                             pb.LEVEL_CHANGE_KIND_DOWNGRADE: "降级", pb.LEVEL_CHANGE_KIND_MANUAL: "手动调整"}
 LEVEL_FIELDS = {"name", "discount_permille", "upgrade_mode", "upgrade_spend_fen", "validity_months",
                 "retain_spend_fen"}
 
@@ -149,11 +150,11 @@ class LevelServicer(pb_grpc.LevelServiceServicer):
         start, end = time_range(request.from_time, request.to_time, request.HasField("from_time"),
                                 request.HasField("to_time"))
         f = ChangeFilter(member_id=optional_id(request.member_id, "member_id"), start=start, end=end)
-        rows = await self.service.changes_for_export(caller, f, cap)
-        data = csv_bytes(
-            ["change_id", "member_id", "from_level", "to_level", "kind", "reason", "operator_id", "time"],
-            [(c.id, c.customer_id, c.from_level, c.to_level, rules.KIND_NAMES[c.kind], c.reason, c.operator_id,
-              aware(c.created_at).isoformat()) for c in rows[:cap]])
+        rows, zones = await self.service.changes_for_export(caller, f, cap)
+        data = csv_download(
+            ["变更编号", "会员编号", "原等级", "新等级", "变更类型", "原因", "操作人", "变更时间"],
+            [(c.id, c.customer_id, c.from_level, c.to_level, KIND_TEXT.get(c.kind, ""), c.reason, c.operator_id,
+              local_time(c.created_at, zones.get(c.customer_id))) for c in rows[:cap]])
         return pb.ExportLevelChangesResponse(csv=data, row_count=min(len(rows), cap), truncated=len(rows) > cap)
 
     async def RunLevelExpiry(self, request: pb.RunLevelExpiryRequest,

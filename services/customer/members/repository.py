@@ -157,6 +157,16 @@ class MemberRepository:
     async def id_by(self, column: Any, value: str) -> int | None:
         return await self.session.scalar(select(Customer.id).where(column == value))
 
+    async def holder_by(self, column: Any, value: str) -> tuple[int, bool] | None:
+        """The customer holding ``value`` in ``column`` and whether they are deleted."""
+        row = (await self.session.execute(select(Customer.id, Customer.deleted_at).where(column == value))).first()
+        return None if row is None else (row[0], row[1] is not None)
+
+    async def customer_any(self, customer_id: int, lock: bool = False) -> Customer | None:
+        """A customer of either kind, deleted or not."""
+        query = select(Customer).where(Customer.id == customer_id)
+        return await self.session.scalar(query.with_for_update() if lock else query)
+
     async def add(self, customer: Customer) -> Customer:
         """Adds a member with its (empty) stats row: every member has one, so the list can sort on it."""
         self.session.add(customer)

@@ -68,7 +68,7 @@ async def _visible_member(session: AsyncSession, member_id: int, caller: Caller,
     if member is None:
         raise NotFound(f"no member {member_id}", field=field)
     if not await repo.visible(member_id, visible_members(caller)):
-        raise PermissionDenied(f"member {member_id} is outside your malls")
+        raise PermissionDenied(f"member {member_id} is outside your malls", error_reason="MEMBER_OUTSIDE_SCOPE")
     return member
 
 
@@ -79,15 +79,30 @@ async def _view(session: AsyncSession, member: Customer) -> member_pb2.Member:
                            interaction_mall_ids=(await repo.interactions_of([member.id])).get(member.id, []))
 
 
+# What a deleted customer holds that a super admin may free for someone new (the card number stays).
+RELEASABLE = ("phone", "email")
+
+
 async def _check_unique(repo: MemberRepository, values: dict[str, Any], member_id: int | None,
                         prefix: str = "") -> None:
     for column, field, what in ((Customer.phone, "phone", "phone"), (Customer.email, "email", "email"),
                                 (Customer.card_number, "card_number", "card number")):
         value = values.get(field)
         if value:
-            owner = await repo.id_by(column, value)
-            if owner is not None and owner != member_id:
-                raise AlreadyExists(f"a customer with this {what} exists", field=prefix + field)
+            held = await repo.holder_by(column, value)
+            if held is None or held[0] == member_id:
+                continue
+            owner, deleted = held
+            if deleted and field in RELEASABLE:
+                # A deleted customer keeps its data (document 000), so its phone or email stays taken until a
+                # super admin releases it: say so, and how (docs/deleted-customers.md).
+                raise FailedPrecondition(
+                    f"this {what} belongs to deleted customer {owner}, whose data is kept; a super admin can "
+                    f"free it with ReleaseDeletedContacts (POST /v1/members/{owner}:releaseContacts)",
+                    field=prefix + field, error_reason=f"{field.upper()}_HELD_BY_DELETED_CUSTOMER",
+                    metadata={"customer_id": str(owner)})
+            raise AlreadyExists(f"a customer with this {what} exists", field=prefix + field,
+                                error_reason=f"{field.upper()}_TAKEN")
 
 
 async def _check_refs(repo: MemberRepository, values: dict[str, Any], prefix: str = "") -> None:
@@ -152,6 +167,23 @@ class MemberService(FeatureService):
         timeline.record(session, member_id, "deleted", caller.staff_id)
         member_events.status_changed(session, member)
         return pb.DeleteMemberResponse(member=member_to_proto(member))
+
+    @idempotent("ReleaseDeletedContacts")
+    async def release_contacts(self, session: AsyncSession, request: pb.ReleaseDeletedContactsRequest,
+                               caller: Caller, customer_id: int) -> pb.ReleaseDeletedContactsResponse:
+        """Frees a deleted customer's phone and email; the timeline keeps them, the record keeps the rest."""
+        customer = await MemberRepository(session).customer_any(customer_id, lock=True)
+        if customer is None:
+            raise NotFound(f"no customer {customer_id}", field="member_id")
+        if customer.deleted_at is None:
+            raise FailedPrecondition(f"customer {customer_id} is not deleted; only a deleted customer's phone and "
+                                     "email can be released", field="member_id", error_reason="CUSTOMER_NOT_DELETED")
+        phone, email = customer.phone or "", customer.email or ""
+        if phone or email:
+            customer.phone, customer.email, customer.updated_at = None, None, self.clock()
+            await session.flush()
+            timeline.record(session, customer_id, "contacts_released", caller.staff_id, phone=phone, email=email)
+        return pb.ReleaseDeletedContactsResponse(released_phone=phone, released_email=email)
 
     # --- card and status
 

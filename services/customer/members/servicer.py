@@ -28,7 +28,7 @@ from services.common.validation import (
 from services.customer.members.convert import member_to_proto
 from services.customer.members.repository import ORDER_KEYS, TIME_ORDERS, check_filter
 from services.customer.members.service import CardOpening, CrowdMembers, MemberService
-from services.customer.scope import require_admin
+from services.customer.scope import require_admin, require_super_admin
 from services.customer.validation import normalize_email, normalize_phone, parse_birthday, url
 
 # Profile fields UpdateMember may change, and how each is validated.
@@ -110,6 +110,12 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         caller = caller_of(context)
         require_admin(caller, "deleting a member")
         return await self.service.delete(request, caller, parse_int_id(request.member_id, "member_id"))
+
+    async def ReleaseDeletedContacts(self, request: pb.ReleaseDeletedContactsRequest,
+                                     context: grpc.aio.ServicerContext) -> pb.ReleaseDeletedContactsResponse:
+        caller = caller_of(context)
+        require_super_admin(caller, "releasing a deleted customer's phone and email")
+        return await self.service.release_contacts(request, caller, parse_int_id(request.member_id, "member_id"))
 
     # --- card and status
 
