@@ -90,6 +90,21 @@ class BusinessRepository:
         row = (await self.session.execute(query.with_for_update() if lock else query)).first()
         return BusinessRow(row[0], row[1]) if row else None
 
+    async def by_code(self, code: str) -> BusinessRow | None:
+        """The live business customer with this code, locked."""
+        row = (await self.session.execute(
+            select(Customer, BusinessProfile).join(BusinessProfile, BusinessProfile.customer_id == Customer.id)
+            .where(BusinessProfile.code == code, live_business()).with_for_update())).first()
+        return BusinessRow(row[0], row[1]) if row else None
+
+    async def named(self, name: str, limit: int = 2) -> list[BusinessRow]:
+        """Live business customers with exactly this name (up to ``limit``), locked."""
+        rows = (await self.session.execute(
+            select(Customer, BusinessProfile).join(BusinessProfile, BusinessProfile.customer_id == Customer.id)
+            .where(Customer.name == name, live_business()).order_by(Customer.id).limit(limit)
+            .with_for_update())).all()
+        return [BusinessRow(c, p) for c, p in rows]
+
     async def add(self, customer: Customer, profile: BusinessProfile) -> BusinessRow:
         self.session.add(customer)
         await self.session.flush()

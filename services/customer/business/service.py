@@ -17,9 +17,8 @@ from services.common.idempotency import idempotent
 from services.common.pagination import Page, keyset_page
 from services.common.validation import aware, to_timestamp
 from services.customer import timeline
+from services.customer.business import changes, fields
 from services.customer.business import events as business_events
-from services.customer.business import fields
-from services.customer.business.codes import next_code
 from services.customer.business.contacts import contact_to_proto
 from services.customer.business.convert import (
     application_to_proto,
@@ -27,12 +26,10 @@ from services.customer.business.convert import (
     follow_up_to_proto,
     transfer_to_proto,
 )
-from services.customer.business.grade import GRADE_INPUTS, compute_grade
 from services.customer.business.models import (
     APPLICATION_APPROVED,
     APPLICATION_PENDING,
     APPLICATION_REJECTED,
-    KIND_BUSINESS,
     BusinessProfile,
     Contact,
     FollowUp,
@@ -51,13 +48,6 @@ from services.customer.business.repository import BusinessRepository, BusinessRo
 from services.customer.classification import tagging
 from services.customer.feature import FeatureService
 from services.customer.models import Customer
-
-# Column names as the API (and so the timeline) calls them.
-API_NAMES = {"last_follow_up_at": "last_follow_up_time"}
-
-
-def _comparable(value: Any) -> Any:
-    return aware(value) if isinstance(value, datetime) else value
 
 
 @dataclass(frozen=True)
@@ -113,21 +103,11 @@ class BusinessService(FeatureService):
 
     @idempotent("CreateBusinessCustomer")
     async def create(self, session: AsyncSession, request: pb.CreateBusinessCustomerRequest, caller: Caller,
-                     values: dict[str, Any], owner: str, grade: int) -> pb.CreateBusinessCustomerResponse:
-        customer_values = {k: v for k, v in values.items() if k in fields.CUSTOMER_COLUMNS}
-        profile_values = {k: v for k, v in values.items() if k in fields.PROFILE_COLUMNS}
-        repo = BusinessRepository(session)
-        await _check_refs(repo, values, None)
+                     values: dict[str, Any], owner: str) -> pb.CreateBusinessCustomerResponse:
+        await _check_refs(BusinessRepository(session), values, None)
         if owner != caller.staff_id:
             await check_new_owner(session, owner, "owner_staff_id")
-        now = self.clock()
-        code = await next_code(session, now)
-        row = await repo.add(
-            Customer(kind=KIND_BUSINESS, registered_at=now, created_at=now, updated_at=now, **customer_values),
-            BusinessProfile(code=code, owner_staff_id=owner, created_by=caller.staff_id, grade=grade,
-                            **profile_values))
-        timeline.record(session, row.customer.id, "created", caller.staff_id, customer_kind="business", code=code,
-                        owner_staff_id=owner, grade=fields.timeline_value("grade", grade))
+        row = await changes.create(session, values, owner, caller.staff_id, self.clock())
         return pb.CreateBusinessCustomerResponse(business_customer=await _view(session, row))
 
     async def get(self, caller: Caller, customer_id: int) -> pb.BusinessCustomer:
@@ -139,27 +119,7 @@ class BusinessService(FeatureService):
                      customer_id: int, values: dict[str, Any], prefix: str) -> pb.UpdateBusinessCustomerResponse:
         row = await _owned(session, caller, customer_id, lock=True)
         await _check_refs(BusinessRepository(session), values, customer_id, prefix)
-        changed: dict[str, tuple[Any, Any]] = {}
-        for column, new in values.items():
-            target = row.customer if column in fields.CUSTOMER_COLUMNS else row.profile
-            old = getattr(target, column)
-            if _comparable(old) != new:
-                changed[column] = (old, new)
-                setattr(target, column, new)
-        if changed.keys() & GRADE_INPUTS:
-            p = row.profile
-            grade = compute_grade(p.status, p.annual_revenue_fen, p.cooperation_years)
-            if grade != p.grade:
-                changed["grade"] = (p.grade, grade)
-                p.grade = grade
-        if changed:
-            row.customer.updated_at = self.clock()
-            await session.flush()
-            for column, (old, new) in changed.items():
-                timeline.record(session, customer_id, "attribute_changed", caller.staff_id,
-                                field=API_NAMES.get(column, column),
-                                **{"from": fields.timeline_value(column, old),
-                                   "to": fields.timeline_value(column, new)})
+        await changes.change(session, row, values, caller.staff_id, self.clock())
         return pb.UpdateBusinessCustomerResponse(business_customer=await _view(session, row))
 
     @idempotent("DeleteBusinessCustomer")

@@ -33,7 +33,6 @@ from services.customer.business.convert import (
     transfer_to_proto,
 )
 from services.customer.business.fields import past_time
-from services.customer.business.grade import compute_grade
 from services.customer.business.ownership import is_admin, require_staff, require_transfer_rights, staff_id_arg
 from services.customer.business.service import BusinessService
 from services.customer.ids import parse_ids
@@ -86,8 +85,7 @@ class BusinessCustomerServicer(pb_grpc.BusinessCustomerServiceServicer):
         if named_owner and named_owner != caller.staff_id and not is_admin(caller):
             raise PermissionDenied("a salesperson creates customers for themself", field="owner_staff_id")
         owner = named_owner or caller.staff_id
-        grade = compute_grade(values["status"], values["annual_revenue_fen"], values["cooperation_years"])
-        return await self.service.create(request, caller, values, owner, grade)
+        return await self.service.create(request, caller, values, owner)
 
     async def GetBusinessCustomer(self, request: pb.GetBusinessCustomerRequest,
                                   context: grpc.aio.ServicerContext) -> pb.GetBusinessCustomerResponse:
