@@ -21,6 +21,7 @@ from crowdpack.customer.v1 import import_service_pb2 as pb
 from crowdpack.customer.v1 import import_service_pb2_grpc as pb_grpc
 from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from crowdpack.customer.v1 import organization_service_pb2_grpc as org_grpc
+from crowdpack.events.v1.customer_events_pb2 import ImportCompleted
 from services.common import events as subjects
 from services.common.auth import Caller, Role
 from services.common.db import Database
@@ -182,8 +183,12 @@ async def test_a_chinese_csv_in_any_encoding_is_previewed_then_imported_row_by_r
         owner_events = (await session.scalars(select(OutboxEvent.subject).where(
             OutboxEvent.subject == subjects.BUSINESS_OWNER_CHANGED))).all()
         codes = (await session.scalars(select(BusinessProfile.code))).all()
+        completed = (await session.scalars(select(OutboxEvent.payload).where(
+            OutboxEvent.subject == subjects.IMPORT_COMPLETED))).all()
     assert json.loads(kinds[0])["import_job_id"] == job.job_id
     assert len(owner_events) == 1
+    [done] = [ImportCompleted.FromString(p) for p in completed]
+    assert (done.kind, done.created, done.updated, done.skipped) == ("business_customers", 1, 1, 8)
     assert len(codes) == len(set(codes)) == 3
 
 

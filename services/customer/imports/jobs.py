@@ -68,6 +68,7 @@ RETRIES = 3
 ACTIVE = (pb.IMPORT_JOB_STATE_PENDING, pb.IMPORT_JOB_STATE_RUNNING)
 MODE_NAMES = {pb.IMPORT_MODE_NORMAL: "normal", pb.IMPORT_MODE_FAST: "fast"}
 MEMBERS, BUSINESS = pb.IMPORT_KIND_MEMBERS, pb.IMPORT_KIND_BUSINESS_CUSTOMERS
+KIND_NAMES = {MEMBERS: "members", BUSINESS: "business_customers"}
 
 
 # --- the file
@@ -461,7 +462,8 @@ class ImportRunner:
                 job_id=str(job.id), mode=MODE_NAMES.get(job.mode, ""), created=job.created_count,
                 updated=job.updated_count,
                 skipped=job.invalid_count + job.duplicate_count + job.conflict_count,
-                tag_id=str(job.tag_id or ""), operator_id=job.operator_id, complete_time=to_timestamp(now)))
+                tag_id=str(job.tag_id or ""), operator_id=job.operator_id, complete_time=to_timestamp(now),
+                kind=KIND_NAMES.get(job.kind, "members")))
         log.info("import job done", job_id=ctx.job_id, created=job.created_count, updated=job.updated_count)
 
     async def _fail(self, job_id: int, reason: str) -> None:
