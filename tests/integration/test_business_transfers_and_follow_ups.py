@@ -297,6 +297,16 @@ async def test_admin_and_bulk_transfers_apply_at_once_and_close_the_applications
         (a.customer_id, s3, "super-1"), (b.customer_id, heir, "mall-admin-1")]
     assert len(await svc.events(subjects.TRANSFER_APPLICATION_DECIDED)) == 2
 
+    # Deleting a customer closes its pending application too.
+    app_c = await svc.apply("apply-c", sales(s3), a.customer_id, s2)
+    await svc.business.DeleteBusinessCustomer(pb.DeleteBusinessCustomerRequest(
+        request_id="delete", customer_id=a.customer_id), metadata=sales(s3))
+    listed = (await svc.business.ListTransferApplications(pb.ListTransferApplicationsRequest(
+        customer_id=a.customer_id, states=[APP.Value("TRANSFER_APPLICATION_STATE_REJECTED")]),
+        metadata=sales(s3))).transfer_applications
+    assert [(x.transfer_application_id, x.decided_by, x.decision_note) for x in listed][0] == (
+        app_c.transfer_application_id, s3, "superseded: the customer was deleted")
+
 
 # --- follow-ups
 

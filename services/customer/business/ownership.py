@@ -126,14 +126,15 @@ async def transfer(session: AsyncSession, row: BusinessRow, to_staff_id: str, op
 
 
 async def supersede_applications(session: AsyncSession, customer_ids: Sequence[int], operator_id: str,
-                                 now: datetime) -> None:
-    """Closes the pending applications of customers an administrator just transferred directly: they asked
-    about an owner who no longer holds the customer. Each is rejected by the operator, saying why."""
+                                 now: datetime, note: str = "superseded: the customer was transferred directly"
+                                 ) -> None:
+    """Closes the pending applications of customers an administrator just transferred directly (or deleted):
+    they asked about an owner who no longer holds the customer. Each is rejected by the operator, saying why."""
     pending = await BusinessRepository(session).pending_applications(customer_ids)
     for application in pending:
         application.state = APPLICATION_REJECTED
         application.decided_by = operator_id
-        application.decision_note = "superseded: the customer was transferred directly"
+        application.decision_note = note
         application.decided_at = now
     if pending:
         await session.flush()

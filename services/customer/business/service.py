@@ -127,6 +127,8 @@ class BusinessService(FeatureService):
                      customer_id: int) -> pb.DeleteBusinessCustomerResponse:
         row = await _owned(session, caller, customer_id, lock=True)
         now = self.clock()
+        await supersede_applications(session, [customer_id], caller.staff_id, now,
+                                     "superseded: the customer was deleted")
         untagged = await tagging.remove_all_tags(session, customer_id, caller.staff_id, now)
         contacts = await BusinessRepository(session).delete_contacts(customer_id)
         timeline.record(session, customer_id, "deleted", caller.staff_id, code=row.profile.code,
