@@ -38,6 +38,10 @@ IMPORT_COMPLETED = "customer.import.completed.v1"
 MEMBERS_IMPORTED = "customer.members.imported.v1"
 MALL_CHANGED = "customer.mall.changed.v1"
 STORE_CHANGED = "customer.store.changed.v1"
+BUSINESS_OWNER_CHANGED = "customer.business.owner_changed.v1"
+BUSINESS_FOLLOWED_UP = "customer.business.followed_up.v1"
+TRANSFER_APPLICATION_CREATED = "customer.transfer_application.created.v1"
+TRANSFER_APPLICATION_DECIDED = "customer.transfer_application.decided.v1"
 # ledger
 ACCOUNT_OPENED = "ledger.account.opened.v1"
 ACCOUNTS_OPENED = "ledger.accounts.opened.v1"
@@ -70,6 +74,10 @@ SUBJECT_TYPES: dict[str, type[Message]] = {
     MEMBERS_IMPORTED: customer_events_pb2.MembersImported,
     MALL_CHANGED: customer_events_pb2.MallChanged,
     STORE_CHANGED: customer_events_pb2.StoreChanged,
+    BUSINESS_OWNER_CHANGED: customer_events_pb2.BusinessOwnerChanged,
+    BUSINESS_FOLLOWED_UP: customer_events_pb2.BusinessFollowedUp,
+    TRANSFER_APPLICATION_CREATED: customer_events_pb2.TransferApplicationCreated,
+    TRANSFER_APPLICATION_DECIDED: customer_events_pb2.TransferApplicationDecided,
     ALERT_RAISED: alert_events_pb2.AlertRaised,
     DIGEST_CREATED: alert_events_pb2.DigestCreated,
 }

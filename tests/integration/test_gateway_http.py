@@ -241,3 +241,46 @@ async def test_errors_carry_their_stable_reason_and_details_over_http(door):
     assert (route["reason"], route["details"][0]["metadata"]) == ("NOT_FOUND", {"field": "route"})
     forged = (await client.get("/v1/members", headers={"Authorization": "Bearer forged.token.here"})).json()
     assert forged["error"]["reason"] == "UNAUTHENTICATED"
+
+
+async def test_business_transfer_applications_and_follow_ups_over_http(door):
+    client, channel = door
+    await make_staff(channel, "13900000011", org_pb.STAFF_ROLE_SUPER_ADMIN)
+    seller = await make_staff(channel, "13900000012", org_pb.STAFF_ROLE_SALES)
+    heir = await make_staff(channel, "13900000013", org_pb.STAFF_ROLE_SALES)
+    admin = {"Authorization": "Bearer " + (await sign_in(client, "13900000011")).json()["tokens"]["access_token"]}
+    sales = {"Authorization": "Bearer " + (await sign_in(client, "13900000012")).json()["tokens"]["access_token"]}
+
+    created = await client.post("/v1/businessCustomers", json={"name": "华东贸易有限公司"},
+                                headers={**sales, "Idempotency-Key": "c1"})
+    assert created.status_code == 200, created.text
+    customer_id = created.json()["business_customer"]["customer_id"]
+
+    followed = await client.post(f"/v1/businessCustomers/{customer_id}/followUps",
+                                 json={"method": "FOLLOW_UP_METHOD_VISIT", "content": "上门拜访"},
+                                 headers={**sales, "Idempotency-Key": "f1"})
+    assert followed.status_code == 200, followed.text
+    assert followed.json()["business_customer"]["last_follow_up_time"]
+    bad = await client.post(f"/v1/businessCustomers/{customer_id}/followUps", json={"content": "无方式"},
+                            headers={**sales, "Idempotency-Key": "f2"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "method"
+    listed = await client.get(f"/v1/businessCustomers/{customer_id}/followUps", headers=sales)
+    assert [f["content"] for f in listed.json()["follow_ups"]] == ["上门拜访"]
+
+    applied = await client.post(f"/v1/businessCustomers/{customer_id}/transferApplications",
+                                json={"to_staff_id": heir, "reason": "区域调整"},
+                                headers={**sales, "Idempotency-Key": "a1"})
+    assert applied.status_code == 200, applied.text
+    application_id = applied.json()["transfer_application"]["transfer_application_id"]
+    refused = await client.post(f"/v1/transferApplications/{application_id}:approve", json={},
+                                headers={**sales, "Idempotency-Key": "self"})
+    assert refused.status_code == 403
+    approved = await client.post(f"/v1/transferApplications/{application_id}:approve", json={"decision_note": "同意"},
+                                 headers={**admin, "Idempotency-Key": "ok"})
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["transfer"]["requested_by"] == seller
+    got = await client.get(f"/v1/businessCustomers/{customer_id}", headers=admin)
+    assert got.json()["business_customer"]["owner_staff_id"] == heir
+    pending = await client.get("/v1/transferApplications", params={"states": "TRANSFER_APPLICATION_STATE_PENDING"},
+                               headers=admin)
+    assert pending.status_code == 200 and pending.json().get("transfer_applications", []) == []

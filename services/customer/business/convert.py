@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from crowdpack.customer.v1 import business_customer_service_pb2 as pb
 from services.common.validation import enum_of, to_timestamp
-from services.customer.business.models import OwnershipTransfer
+from services.customer.business.models import FollowUp, OwnershipTransfer, TransferApplication
 from services.customer.business.repository import BusinessRow
 from services.customer.classification.convert import tag_to_proto
 from services.customer.classification.models import Tag
@@ -33,4 +33,22 @@ def transfer_to_proto(t: OwnershipTransfer) -> pb.OwnershipTransfer:
     return pb.OwnershipTransfer(
         transfer_id=str(t.id), customer_id=str(t.customer_id), from_staff_id=t.from_staff_id,
         to_staff_id=t.to_staff_id, operator_id=t.operator_id, reason=t.reason,
-        transfer_time=to_timestamp(t.created_at))
+        transfer_time=to_timestamp(t.created_at), requested_by=t.requested_by,
+        transfer_application_id=str(t.transfer_application_id or ""))
+
+
+def application_to_proto(a: TransferApplication) -> pb.TransferApplication:
+    return pb.TransferApplication(
+        transfer_application_id=str(a.id), customer_id=str(a.customer_id), from_staff_id=a.from_staff_id,
+        to_staff_id=a.to_staff_id, requested_by=a.requested_by, reason=a.reason,
+        state=enum_of(pb.TransferApplicationState, a.state),
+        decided_by=a.decided_by, decision_note=a.decision_note, create_time=to_timestamp(a.created_at),
+        decide_time=to_timestamp(a.decided_at), transfer_id=str(a.transfer_id or ""))
+
+
+def follow_up_to_proto(f: FollowUp) -> pb.FollowUp:
+    return pb.FollowUp(
+        follow_up_id=str(f.id), customer_id=str(f.customer_id), staff_id=f.staff_id,
+        follow_up_time=to_timestamp(f.followed_up_at), method=enum_of(pb.FollowUpMethod, f.method),
+        contact_id=str(f.contact_id or ""),
+        contact_name=f.contact_name, content=f.content, create_time=to_timestamp(f.created_at))

@@ -91,9 +91,68 @@ class OwnershipTransfer(Base):
     operator_id: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Who asked for it: the applicant of an approved application, else the operator.
+    requested_by: Mapped[str] = mapped_column(String(64), default="")
+    transfer_application_id: Mapped[Optional[int]] = mapped_column(BigInteger)
 
     def __repr__(self) -> str:
         return f"OwnershipTransfer(customer_id={self.customer_id}, {self.from_staff_id!r} -> {self.to_staff_id!r})"
+
+
+# crowdpack.customer.v1.TransferApplicationState values.
+APPLICATION_PENDING, APPLICATION_APPROVED, APPLICATION_REJECTED = 1, 2, 3
+PENDING = text("state = 1")
+
+
+class TransferApplication(Base):
+    """A salesperson's application to hand a customer to someone else, and an administrator's decision."""
+
+    __tablename__ = "transfer_application"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    from_staff_id: Mapped[str] = mapped_column(String(64))
+    to_staff_id: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    state: Mapped[int] = mapped_column(SmallInteger, index=True)
+    decided_by: Mapped[str] = mapped_column(String(64), default="")
+    decision_note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    transfer_id: Mapped[Optional[int]] = mapped_column(BigInteger)
+
+    # One pending application per customer, whatever the application does.
+    __table_args__ = (
+        Index("uq_transfer_application_pending", "customer_id", unique=True, sqlite_where=PENDING,
+              postgresql_where=PENDING),
+    )
+
+    def __repr__(self) -> str:
+        return f"TransferApplication(id={self.id}, customer_id={self.customer_id}, state={self.state})"
+
+
+class FollowUp(Base):
+    """A dated follow-up note: who, when, how, with which contact, what was said."""
+
+    __tablename__ = "follow_up"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    staff_id: Mapped[str] = mapped_column(String(64))
+    followed_up_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # crowdpack.customer.v1.FollowUpMethod value.
+    method: Mapped[int] = mapped_column(SmallInteger)
+    # No foreign key: a deleted customer's contacts are removed, its follow-ups stay with the name.
+    contact_id: Mapped[Optional[int]] = mapped_column(BigInteger)
+    contact_name: Mapped[str] = mapped_column(String(50), default="")
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_follow_up_customer_time", "customer_id", "followed_up_at", "id"),)
+
+    def __repr__(self) -> str:
+        return f"FollowUp(id={self.id}, customer_id={self.customer_id}, method={self.method})"
 
 
 class BusinessCodeSequence(Base):

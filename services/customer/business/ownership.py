@@ -2,12 +2,14 @@
 
 A salesperson sees and changes only the business customers they own; administrators
 (super admin, mall admin) and internal services see every one. Ownership changes only by
-a transfer, made by an administrator, and every transfer is recorded: from, to, operator,
-time and reason.
+a transfer: an administrator's own (one customer, or in bulk when someone leaves) applies at
+once; a salesperson applies and an administrator approves (5.4: transfers need approval).
+Every transfer is recorded: from, to, who asked, who decided (the operator), time and reason.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select, true
@@ -17,8 +19,14 @@ from crowdpack.customer.v1 import organization_service_pb2 as org_pb
 from services.common.auth import Caller, Role
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.customer import timeline
-from services.customer.business.models import KIND_BUSINESS, BusinessProfile, OwnershipTransfer
-from services.customer.business.repository import BusinessRow
+from services.customer.business import events as business_events
+from services.customer.business.models import (
+    APPLICATION_REJECTED,
+    KIND_BUSINESS,
+    BusinessProfile,
+    OwnershipTransfer,
+)
+from services.customer.business.repository import BusinessRepository, BusinessRow
 from services.customer.models import Customer
 from services.customer.organization.models import Staff
 from services.customer.scope import visible_members
@@ -40,7 +48,8 @@ def require_staff(caller: Caller) -> None:
 
 def require_transfer_rights(caller: Caller) -> None:
     if not is_admin(caller):
-        raise PermissionDenied("transferring customers needs an administrator")
+        raise PermissionDenied("transferring customers needs an administrator "
+                               "(a salesperson applies: CreateTransferApplication)")
 
 
 def owned_scope(caller: Caller) -> list[ColumnElement[bool]]:
@@ -96,14 +105,38 @@ async def check_new_owner(session: AsyncSession, staff_id: str, field: str) -> N
                                  field=field)
 
 
-def transfer(session: AsyncSession, row: BusinessRow, to_staff_id: str, operator_id: str, reason: str,
-             now: datetime) -> OwnershipTransfer:
-    """Hands ``row`` to ``to_staff_id`` in the caller's transaction and records it."""
+async def transfer(session: AsyncSession, row: BusinessRow, to_staff_id: str, operator_id: str, reason: str,
+                   now: datetime, *, requested_by: str = "",
+                   application_id: int | None = None) -> OwnershipTransfer:
+    """Hands ``row`` to ``to_staff_id`` in the caller's transaction, records it and announces it.
+
+    ``requested_by`` is who asked (an approved application's applicant); the operator by default.
+    """
     record = OwnershipTransfer(customer_id=row.customer.id, from_staff_id=row.profile.owner_staff_id,
-                               to_staff_id=to_staff_id, operator_id=operator_id, reason=reason, created_at=now)
+                               to_staff_id=to_staff_id, operator_id=operator_id, reason=reason, created_at=now,
+                               requested_by=requested_by or operator_id, transfer_application_id=application_id)
     session.add(record)
     timeline.record(session, row.customer.id, "attribute_changed", operator_id, field="owner_staff_id",
                     **{"from": row.profile.owner_staff_id, "to": to_staff_id})
     row.profile.owner_staff_id = to_staff_id
     row.customer.updated_at = now
+    await session.flush()
+    business_events.owner_changed(session, record)
     return record
+
+
+async def supersede_applications(session: AsyncSession, customer_ids: Sequence[int], operator_id: str,
+                                 now: datetime, note: str = "superseded: the customer was transferred directly"
+                                 ) -> None:
+    """Closes the pending applications of customers an administrator just transferred directly (or deleted):
+    they asked about an owner who no longer holds the customer. Each is rejected by the operator, saying why."""
+    pending = await BusinessRepository(session).pending_applications(customer_ids)
+    for application in pending:
+        application.state = APPLICATION_REJECTED
+        application.decided_by = operator_id
+        application.decision_note = note
+        application.decided_at = now
+    if pending:
+        await session.flush()
+        for application in pending:
+            business_events.application_decided(session, application)

@@ -13,7 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crowdpack.customer.v1 import business_customer_service_pb2 as pb
 from services.common.db import rowcount
 from services.common.search import contains_pattern
-from services.customer.business.models import KIND_BUSINESS, BusinessProfile, Contact, OwnershipTransfer
+from services.customer.business.models import (
+    APPLICATION_PENDING,
+    KIND_BUSINESS,
+    BusinessProfile,
+    Contact,
+    FollowUp,
+    OwnershipTransfer,
+    TransferApplication,
+)
 from services.customer.classification.models import CustomerGroup, CustomerTag, Tag
 from services.customer.models import Customer
 
@@ -82,6 +90,21 @@ class BusinessRepository:
                  .where(Customer.id == customer_id, live_business()))
         row = (await self.session.execute(query.with_for_update() if lock else query)).first()
         return BusinessRow(row[0], row[1]) if row else None
+
+    async def by_code(self, code: str) -> BusinessRow | None:
+        """The live business customer with this code, locked."""
+        row = (await self.session.execute(
+            select(Customer, BusinessProfile).join(BusinessProfile, BusinessProfile.customer_id == Customer.id)
+            .where(BusinessProfile.code == code, live_business()).with_for_update())).first()
+        return BusinessRow(row[0], row[1]) if row else None
+
+    async def named(self, name: str, limit: int = 2) -> list[BusinessRow]:
+        """Live business customers with exactly this name (up to ``limit``), locked."""
+        rows = (await self.session.execute(
+            select(Customer, BusinessProfile).join(BusinessProfile, BusinessProfile.customer_id == Customer.id)
+            .where(Customer.name == name, live_business()).order_by(Customer.id).limit(limit)
+            .with_for_update())).all()
+        return [BusinessRow(c, p) for c, p in rows]
 
     async def add(self, customer: Customer, profile: BusinessProfile) -> BusinessRow:
         self.session.add(customer)
@@ -167,6 +190,52 @@ class BusinessRepository:
                  .order_by(OwnershipTransfer.id.desc()).limit(limit))
         if before is not None:
             query = query.where(OwnershipTransfer.id < before)
+        return (await self.session.scalars(query)).all()
+
+    # --- transfer applications
+
+    async def application(self, application_id: int, *, lock: bool = False) -> TransferApplication | None:
+        query = select(TransferApplication).where(TransferApplication.id == application_id)
+        return await self.session.scalar(query.with_for_update() if lock else query)
+
+    async def pending_application(self, customer_id: int) -> TransferApplication | None:
+        return await self.session.scalar(select(TransferApplication).where(
+            TransferApplication.customer_id == customer_id, TransferApplication.state == APPLICATION_PENDING))
+
+    async def pending_applications(self, customer_ids: Sequence[int]) -> Sequence[TransferApplication]:
+        """The pending applications of these customers, locked to be decided."""
+        return (await self.session.scalars(select(TransferApplication).where(
+            TransferApplication.customer_id.in_(customer_ids), TransferApplication.state == APPLICATION_PENDING)
+            .order_by(TransferApplication.id).with_for_update())).all()
+
+    async def add_application(self, application: TransferApplication) -> TransferApplication:
+        self.session.add(application)
+        await self.session.flush()
+        return application
+
+    async def applications(self, where: list[ColumnElement[bool]], limit: int,
+                           before: int | None) -> Sequence[TransferApplication]:
+        """Newest first."""
+        query = select(TransferApplication).where(*where)
+        if before is not None:
+            query = query.where(TransferApplication.id < before)
+        return (await self.session.scalars(query.order_by(TransferApplication.id.desc()).limit(limit))).all()
+
+    # --- follow-ups
+
+    async def add_follow_up(self, follow_up: FollowUp) -> FollowUp:
+        self.session.add(follow_up)
+        await self.session.flush()
+        return follow_up
+
+    async def follow_ups(self, customer_id: int, limit: int, after: tuple[datetime, int] | None) -> Sequence[FollowUp]:
+        """Latest follow-up time first (the id breaks ties, newest first)."""
+        query = select(FollowUp).where(FollowUp.customer_id == customer_id)
+        if after is not None:
+            when, last_id = after
+            query = query.where(or_(FollowUp.followed_up_at < when,
+                                    and_(FollowUp.followed_up_at == when, FollowUp.id < last_id)))
+        query = query.order_by(FollowUp.followed_up_at.desc(), FollowUp.id.desc()).limit(limit)
         return (await self.session.scalars(query)).all()
 
     # --- contacts

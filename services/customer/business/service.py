@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, true
+from sqlalchemy import ColumnElement, and_, or_, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import business_customer_service_pb2 as pb
@@ -17,25 +17,38 @@ from services.common.idempotency import idempotent
 from services.common.pagination import Page, keyset_page
 from services.common.validation import aware, to_timestamp
 from services.customer import timeline
-from services.customer.business import fields
-from services.customer.business.codes import next_code
+from services.customer.business import changes, fields
+from services.customer.business import events as business_events
 from services.customer.business.contacts import contact_to_proto
-from services.customer.business.convert import business_to_proto, transfer_to_proto
-from services.customer.business.grade import GRADE_INPUTS, compute_grade
-from services.customer.business.models import KIND_BUSINESS, BusinessProfile, Contact, OwnershipTransfer
-from services.customer.business.ownership import check_new_owner, check_owner, owned_scope, transfer
+from services.customer.business.convert import (
+    application_to_proto,
+    business_to_proto,
+    follow_up_to_proto,
+    transfer_to_proto,
+)
+from services.customer.business.models import (
+    APPLICATION_APPROVED,
+    APPLICATION_PENDING,
+    APPLICATION_REJECTED,
+    BusinessProfile,
+    Contact,
+    FollowUp,
+    OwnershipTransfer,
+    TransferApplication,
+)
+from services.customer.business.ownership import (
+    check_new_owner,
+    check_owner,
+    is_admin,
+    owned_scope,
+    supersede_applications,
+    transfer,
+)
 from services.customer.business.repository import BusinessRepository, BusinessRow, filter_clauses
 from services.customer.classification import tagging
 from services.customer.classification.models import Tag
 from services.customer.feature import FeatureService
 from services.customer.models import Customer
-
-# Column names as the API (and so the timeline) calls them.
-API_NAMES = {"last_follow_up_at": "last_follow_up_time"}
-
-
-def _comparable(value: Any) -> Any:
-    return aware(value) if isinstance(value, datetime) else value
 
 
 @dataclass(frozen=True)
@@ -91,21 +104,11 @@ class BusinessService(FeatureService):
 
     @idempotent("CreateBusinessCustomer")
     async def create(self, session: AsyncSession, request: pb.CreateBusinessCustomerRequest, caller: Caller,
-                     values: dict[str, Any], owner: str, grade: int) -> pb.CreateBusinessCustomerResponse:
-        customer_values = {k: v for k, v in values.items() if k in fields.CUSTOMER_COLUMNS}
-        profile_values = {k: v for k, v in values.items() if k in fields.PROFILE_COLUMNS}
-        repo = BusinessRepository(session)
-        await _check_refs(repo, values, None)
+                     values: dict[str, Any], owner: str) -> pb.CreateBusinessCustomerResponse:
+        await _check_refs(BusinessRepository(session), values, None)
         if owner != caller.staff_id:
             await check_new_owner(session, owner, "owner_staff_id")
-        now = self.clock()
-        code = await next_code(session, now)
-        row = await repo.add(
-            Customer(kind=KIND_BUSINESS, registered_at=now, created_at=now, updated_at=now, **customer_values),
-            BusinessProfile(code=code, owner_staff_id=owner, created_by=caller.staff_id, grade=grade,
-                            **profile_values))
-        timeline.record(session, row.customer.id, "created", caller.staff_id, customer_kind="business", code=code,
-                        owner_staff_id=owner, grade=fields.timeline_value("grade", grade))
+        row = await changes.create(session, values, owner, caller.staff_id, self.clock())
         return pb.CreateBusinessCustomerResponse(business_customer=await _view(session, row))
 
     async def get(self, caller: Caller, customer_id: int) -> pb.BusinessCustomer:
@@ -117,27 +120,7 @@ class BusinessService(FeatureService):
                      customer_id: int, values: dict[str, Any], prefix: str) -> pb.UpdateBusinessCustomerResponse:
         row = await _owned(session, caller, customer_id, lock=True)
         await _check_refs(BusinessRepository(session), values, customer_id, prefix)
-        changed: dict[str, tuple[Any, Any]] = {}
-        for column, new in values.items():
-            target = row.customer if column in fields.CUSTOMER_COLUMNS else row.profile
-            old = getattr(target, column)
-            if _comparable(old) != new:
-                changed[column] = (old, new)
-                setattr(target, column, new)
-        if changed.keys() & GRADE_INPUTS:
-            p = row.profile
-            grade = compute_grade(p.status, p.annual_revenue_fen, p.cooperation_years)
-            if grade != p.grade:
-                changed["grade"] = (p.grade, grade)
-                p.grade = grade
-        if changed:
-            row.customer.updated_at = self.clock()
-            await session.flush()
-            for column, (old, new) in changed.items():
-                timeline.record(session, customer_id, "attribute_changed", caller.staff_id,
-                                field=API_NAMES.get(column, column),
-                                **{"from": fields.timeline_value(column, old),
-                                   "to": fields.timeline_value(column, new)})
+        await changes.change(session, row, values, caller.staff_id, self.clock())
         return pb.UpdateBusinessCustomerResponse(business_customer=await _view(session, row))
 
     @idempotent("DeleteBusinessCustomer")
@@ -145,6 +128,8 @@ class BusinessService(FeatureService):
                      customer_id: int) -> pb.DeleteBusinessCustomerResponse:
         row = await _owned(session, caller, customer_id, lock=True)
         now = self.clock()
+        await supersede_applications(session, [customer_id], caller.staff_id, now,
+                                     "superseded: the customer was deleted")
         untagged = await tagging.remove_all_tags(session, customer_id, caller.staff_id, now)
         contacts = await BusinessRepository(session).delete_contacts(customer_id)
         timeline.record(session, customer_id, "deleted", caller.staff_id, code=row.profile.code,
@@ -188,8 +173,9 @@ class BusinessService(FeatureService):
         if row.profile.owner_staff_id == to_staff_id:
             raise FailedPrecondition(f"customer {customer_id} is already owned by {to_staff_id}", field="to_staff_id")
         await check_new_owner(session, to_staff_id, "to_staff_id")
-        record = transfer(session, row, to_staff_id, caller.staff_id, reason, self.clock())
-        await session.flush()
+        now = self.clock()
+        record = await transfer(session, row, to_staff_id, caller.staff_id, reason, now)
+        await supersede_applications(session, [customer_id], caller.staff_id, now)
         return pb.TransferBusinessCustomerResponse(business_customer=await _view(session, row),
                                                    transfer=transfer_to_proto(record))
 
@@ -208,10 +194,99 @@ class BusinessService(FeatureService):
             rows = [found[i] for i in ids]
         await check_new_owner(session, to_staff_id, "to_staff_id")
         now = self.clock()
-        records = [transfer(session, row, to_staff_id, caller.staff_id, reason, now)
+        records = [await transfer(session, row, to_staff_id, caller.staff_id, reason, now)
                    for row in rows if row.profile.owner_staff_id != to_staff_id]
-        await session.flush()
+        await supersede_applications(session, [r.customer_id for r in records], caller.staff_id, now)
         return pb.BulkTransferBusinessCustomersResponse(transfers=[transfer_to_proto(r) for r in records])
+
+    # --- transfer applications (5.4: a salesperson's transfer needs an administrator's approval)
+
+    @idempotent("CreateTransferApplication")
+    async def apply_for_transfer(self, session: AsyncSession, request: pb.CreateTransferApplicationRequest,
+                                 caller: Caller, customer_id: int, to_staff_id: str,
+                                 reason: str) -> pb.CreateTransferApplicationResponse:
+        row = await _owned(session, caller, customer_id, lock=True)
+        if row.profile.owner_staff_id == to_staff_id:
+            raise FailedPrecondition(f"customer {customer_id} is already owned by {to_staff_id}", field="to_staff_id")
+        await check_new_owner(session, to_staff_id, "to_staff_id")
+        repo = BusinessRepository(session)
+        pending = await repo.pending_application(customer_id)
+        if pending is not None:
+            raise FailedPrecondition(f"customer {customer_id} already has a pending transfer application "
+                                     f"({pending.id})", field="customer_id")
+        application = await repo.add_application(TransferApplication(
+            customer_id=customer_id, from_staff_id=row.profile.owner_staff_id, to_staff_id=to_staff_id,
+            requested_by=caller.staff_id, reason=reason, state=APPLICATION_PENDING, decided_by="",
+            decision_note="", created_at=self.clock()))
+        business_events.application_created(session, application)
+        return pb.CreateTransferApplicationResponse(transfer_application=application_to_proto(application))
+
+    async def _pending(self, session: AsyncSession, application_id: int) -> TransferApplication:
+        """The pending application, locked; its customer locked first (the order every transfer locks in)."""
+        repo = BusinessRepository(session)
+        found = await repo.application(application_id)
+        if found is None:
+            raise NotFound(f"no transfer application {application_id}", field="transfer_application_id")
+        await repo.get(found.customer_id, lock=True)
+        application = await repo.application(application_id, lock=True)
+        assert application is not None
+        if application.state != APPLICATION_PENDING:
+            raise FailedPrecondition(f"transfer application {application_id} is already decided",
+                                     field="transfer_application_id")
+        return application
+
+    def _decide(self, session: AsyncSession, application: TransferApplication, caller: Caller, state: int,
+                note: str) -> None:
+        application.state = state
+        application.decided_by = caller.staff_id
+        application.decision_note = note
+        application.decided_at = self.clock()
+        business_events.application_decided(session, application)
+
+    @idempotent("ApproveTransferApplication")
+    async def approve_transfer(self, session: AsyncSession, request: pb.ApproveTransferApplicationRequest,
+                               caller: Caller, application_id: int,
+                               note: str) -> pb.ApproveTransferApplicationResponse:
+        application = await self._pending(session, application_id)
+        row = await BusinessRepository(session).get(application.customer_id, lock=True)
+        if row is None:
+            raise FailedPrecondition(f"customer {application.customer_id} was deleted; reject the application",
+                                     field="transfer_application_id")
+        if row.profile.owner_staff_id != application.from_staff_id:
+            raise FailedPrecondition(f"customer {row.customer.id} changed hands since the application; reject it",
+                                     field="transfer_application_id")
+        await check_new_owner(session, application.to_staff_id, "transfer_application_id")
+        record = await transfer(session, row, application.to_staff_id, caller.staff_id, application.reason,
+                                self.clock(), requested_by=application.requested_by, application_id=application.id)
+        application.transfer_id = record.id
+        self._decide(session, application, caller, APPLICATION_APPROVED, note)
+        await session.flush()
+        return pb.ApproveTransferApplicationResponse(transfer_application=application_to_proto(application),
+                                                     transfer=transfer_to_proto(record))
+
+    @idempotent("RejectTransferApplication")
+    async def reject_transfer(self, session: AsyncSession, request: pb.RejectTransferApplicationRequest,
+                              caller: Caller, application_id: int, note: str) -> pb.RejectTransferApplicationResponse:
+        application = await self._pending(session, application_id)
+        self._decide(session, application, caller, APPLICATION_REJECTED, note)
+        await session.flush()
+        return pb.RejectTransferApplicationResponse(transfer_application=application_to_proto(application))
+
+    async def applications(self, caller: Caller, states: Sequence[int], customer_id: int | None, limit: int,
+                           before: int | None) -> Page[TransferApplication]:
+        """Newest first: administrators see all; a salesperson those they made or that name them."""
+        where: list[ColumnElement[bool]] = []
+        if not is_admin(caller):
+            me = caller.staff_id
+            where.append(or_(TransferApplication.requested_by == me, TransferApplication.from_staff_id == me,
+                             TransferApplication.to_staff_id == me))
+        if states:
+            where.append(TransferApplication.state.in_(states))
+        if customer_id is not None:
+            where.append(TransferApplication.customer_id == customer_id)
+        async with self.db.read() as session:
+            repo = BusinessRepository(session)
+            return await keyset_page(lambda n: repo.applications(where, n, before), limit)
 
     async def transfers(self, caller: Caller, customer_id: int, limit: int,
                         before: int | None) -> Page[OwnershipTransfer]:
@@ -275,3 +350,40 @@ class BusinessService(FeatureService):
             repo = BusinessRepository(session)
             return await keyset_page(lambda n: repo.search_contacts(
                 query, and_(*scope) if scope else true(), n, before), limit)
+
+    # --- follow-ups
+
+    @idempotent("CreateFollowUp")
+    async def create_follow_up(self, session: AsyncSession, request: pb.CreateFollowUpRequest, caller: Caller,
+                               customer_id: int, when: datetime | None, method: int, contact_id: int | None,
+                               content: str) -> pb.CreateFollowUpResponse:
+        row = await _owned(session, caller, customer_id, lock=True)
+        repo = BusinessRepository(session)
+        contact_name = ""
+        if contact_id is not None:
+            contact = await repo.contact(contact_id)
+            if contact is None or contact.customer_id != customer_id:
+                raise NotFound(f"no contact {contact_id} of customer {customer_id}", field="contact_id")
+            contact_name = contact.name
+        now = self.clock()
+        when = when or now
+        follow_up = await repo.add_follow_up(FollowUp(
+            customer_id=customer_id, staff_id=caller.staff_id, followed_up_at=when, method=method,
+            contact_id=contact_id, contact_name=contact_name, content=content, created_at=now))
+        last = row.profile.last_follow_up_at
+        if last is None or aware(last) < when:
+            row.profile.last_follow_up_at = when
+            timeline.record(session, customer_id, "attribute_changed", caller.staff_id, field="last_follow_up_time",
+                            **{"from": fields.timeline_value("last_follow_up_at", last),
+                               "to": fields.timeline_value("last_follow_up_at", when)})
+            await session.flush()
+        business_events.followed_up(session, follow_up)
+        return pb.CreateFollowUpResponse(follow_up=follow_up_to_proto(follow_up),
+                                         business_customer=await _view(session, row))
+
+    async def follow_ups(self, caller: Caller, customer_id: int, limit: int,
+                         after: tuple[datetime, int] | None) -> Page[FollowUp]:
+        async with self.db.read() as session:
+            await _owned(session, caller, customer_id)
+            repo = BusinessRepository(session)
+            return await keyset_page(lambda n: repo.follow_ups(customer_id, n, after), limit)

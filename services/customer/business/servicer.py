@@ -14,12 +14,25 @@ from services.common.clock import Clock, utcnow
 from services.common.db import Database
 from services.common.errors import InvalidArgument, PermissionDenied
 from services.common.pagination import decode_token, page_size
-from services.common.validation import aware, bounded_text, known_enum, mask_paths, parse_int_id, to_timestamp
+from services.common.validation import (
+    aware,
+    bounded_text,
+    known_enum,
+    mask_paths,
+    optional_id,
+    parse_int_id,
+    to_timestamp,
+)
 from services.customer.business import contacts as contact_rules
 from services.customer.business import fields
 from services.customer.business.contacts import contact_to_proto, contact_values
-from services.customer.business.convert import business_to_proto, transfer_to_proto
-from services.customer.business.grade import compute_grade
+from services.customer.business.convert import (
+    application_to_proto,
+    business_to_proto,
+    follow_up_to_proto,
+    transfer_to_proto,
+)
+from services.customer.business.fields import past_time
 from services.customer.business.ownership import is_admin, require_staff, require_transfer_rights, staff_id_arg
 from services.customer.business.service import BusinessService
 from services.customer.ids import parse_ids
@@ -72,8 +85,7 @@ class BusinessCustomerServicer(pb_grpc.BusinessCustomerServiceServicer):
         if named_owner and named_owner != caller.staff_id and not is_admin(caller):
             raise PermissionDenied("a salesperson creates customers for themself", field="owner_staff_id")
         owner = named_owner or caller.staff_id
-        grade = compute_grade(values["status"], values["annual_revenue_fen"], values["cooperation_years"])
-        return await self.service.create(request, caller, values, owner, grade)
+        return await self.service.create(request, caller, values, owner)
 
     async def GetBusinessCustomer(self, request: pb.GetBusinessCustomerRequest,
                                   context: grpc.aio.ServicerContext) -> pb.GetBusinessCustomerResponse:
@@ -183,6 +195,53 @@ class BusinessCustomerServicer(pb_grpc.BusinessCustomerServiceServicer):
         reason = bounded_text(request.reason, "reason", 500)
         return await self.service.transfer_many(request, caller, from_staff_id, ids, to_staff_id, reason)
 
+    # --- transfer applications
+
+    async def CreateTransferApplication(
+            self, request: pb.CreateTransferApplicationRequest,
+            context: grpc.aio.ServicerContext) -> pb.CreateTransferApplicationResponse:
+        caller = caller_of(context)
+        require_staff(caller)
+        customer_id = parse_int_id(request.customer_id.strip(), "customer_id")
+        to_staff_id = staff_id_arg(request.to_staff_id, "to_staff_id")
+        reason = bounded_text(request.reason, "reason", 500)
+        return await self.service.apply_for_transfer(request, caller, customer_id, to_staff_id, reason)
+
+    async def ApproveTransferApplication(
+            self, request: pb.ApproveTransferApplicationRequest,
+            context: grpc.aio.ServicerContext) -> pb.ApproveTransferApplicationResponse:
+        caller = caller_of(context)
+        require_transfer_rights(caller)
+        application_id = parse_int_id(request.transfer_application_id.strip(), "transfer_application_id")
+        note = bounded_text(request.decision_note, "decision_note", 500)
+        return await self.service.approve_transfer(request, caller, application_id, note)
+
+    async def RejectTransferApplication(
+            self, request: pb.RejectTransferApplicationRequest,
+            context: grpc.aio.ServicerContext) -> pb.RejectTransferApplicationResponse:
+        caller = caller_of(context)
+        require_transfer_rights(caller)
+        application_id = parse_int_id(request.transfer_application_id.strip(), "transfer_application_id")
+        note = bounded_text(request.decision_note, "decision_note", 500)
+        return await self.service.reject_transfer(request, caller, application_id, note)
+
+    async def ListTransferApplications(
+            self, request: pb.ListTransferApplicationsRequest,
+            context: grpc.aio.ServicerContext) -> pb.ListTransferApplicationsResponse:
+        caller = caller_of(context)
+        require_staff(caller)
+        limit = page_size(request.page_size)
+        states = sorted({known_enum(pb.TransferApplicationState, s, "states", allow_unspecified=False)
+                         for s in request.states})
+        customer_id = optional_id(request.customer_id, "customer_id")
+        fingerprint = hashlib.sha256(
+            f"{states}|{customer_id}|{caller.role}|{caller.staff_id}".encode()).hexdigest()[:16]
+        before = self._before(request.page_token, fingerprint)
+        page = await self.service.applications(caller, states, customer_id, limit, before)
+        return pb.ListTransferApplicationsResponse(
+            transfer_applications=[application_to_proto(a) for a in page.items],
+            next_page_token=page.next_token(lambda a: {"before": a.id, "f": fingerprint}))
+
     async def ListOwnershipTransfers(self, request: pb.ListOwnershipTransfersRequest,
                                      context: grpc.aio.ServicerContext) -> pb.ListOwnershipTransfersResponse:
         caller = caller_of(context)
@@ -270,3 +329,42 @@ class BusinessCustomerServicer(pb_grpc.BusinessCustomerServiceServicer):
         return pb.SearchContactsResponse(contacts=[contact_to_proto(c, name) for c, name in page.items],
                                          next_page_token=page.next_token(lambda r: {"before": r[0].id,
                                                                                     "f": fingerprint}))
+
+    # --- follow-ups
+
+    async def CreateFollowUp(self, request: pb.CreateFollowUpRequest,
+                             context: grpc.aio.ServicerContext) -> pb.CreateFollowUpResponse:
+        caller = caller_of(context)
+        require_staff(caller)
+        customer_id = parse_int_id(request.customer_id.strip(), "customer_id")
+        when = past_time(request, "follow_up_time", "follow_up_time")
+        method = known_enum(pb.FollowUpMethod, request.method, "method")
+        if method == pb.FOLLOW_UP_METHOD_UNSPECIFIED:
+            raise InvalidArgument("is required: visit, call, WeChat or email", field="method")
+        contact_id = optional_id(request.contact_id, "contact_id")
+        content = bounded_text(request.content, "content", 2000)
+        if not content:
+            raise InvalidArgument("is required: what was said", field="content")
+        return await self.service.create_follow_up(request, caller, customer_id, when, method, contact_id, content)
+
+    async def ListFollowUps(self, request: pb.ListFollowUpsRequest,
+                            context: grpc.aio.ServicerContext) -> pb.ListFollowUpsResponse:
+        caller = caller_of(context)
+        require_staff(caller)
+        customer_id = parse_int_id(request.customer_id.strip(), "customer_id")
+        limit = page_size(request.page_size)
+        after = None
+        cursor = decode_token(request.page_token)
+        if cursor is not None:
+            value, last_id = cursor.get("t"), cursor.get("id")
+            if not isinstance(value, str) or not isinstance(last_id, int) or cursor.get("c") != customer_id:
+                raise InvalidArgument(BAD_TOKEN, field="page_token")
+            try:
+                after = (aware(datetime.fromisoformat(value)), last_id)
+            except ValueError:
+                raise InvalidArgument(BAD_TOKEN, field="page_token") from None
+        page = await self.service.follow_ups(caller, customer_id, limit, after)
+        return pb.ListFollowUpsResponse(
+            follow_ups=[follow_up_to_proto(f) for f in page.items],
+            next_page_token=page.next_token(lambda f: {"t": aware(f.followed_up_at).isoformat(), "id": f.id,
+                                                        "c": customer_id}))

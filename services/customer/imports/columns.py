@@ -63,10 +63,16 @@ def normalize_header(header: str) -> str:
     return cleaned
 
 
-LOOKUP: dict[str, str] = {normalize_header(alias): field for table in (ALIASES, TRADITIONAL)
-                          for field, names in table.items() for alias in names}
-# The field names themselves always work too (e.g. "wechat_openid", "card_open_mall_id").
-LOOKUP.update({normalize_header(field): field for field in ALIASES})
+def lookup_of(*tables: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """Normalised header -> field for alias tables; the field names themselves always work too
+    (e.g. "wechat_openid", "card_open_mall_id")."""
+    lookup = {normalize_header(alias): field for table in tables for field, names in table.items()
+              for alias in names}
+    lookup.update({normalize_header(field): field for field in tables[0]})
+    return lookup
+
+
+LOOKUP = lookup_of(ALIASES, TRADITIONAL)
 
 
 @dataclass(frozen=True)
@@ -90,12 +96,13 @@ MISSING_KEY = ("no phone or email column (e.g. 手机号, phone, 邮箱, email) 
                "if the header looks garbled, choose another encoding")
 
 
-def map_header(headers: list[str]) -> HeaderMapping:
-    """Maps a header row; two columns feeding one field is INVALID_ARGUMENT."""
+def map_header(headers: list[str], lookup: dict[str, str] = LOOKUP) -> HeaderMapping:
+    """Maps a header row (member columns unless another ``lookup_of`` table is given); two columns feeding
+    one field is INVALID_ARGUMENT."""
     fields: list[str] = []
     index: dict[str, int] = {}
     for i, header in enumerate(headers):
-        field = LOOKUP.get(normalize_header(header), "")
+        field = lookup.get(normalize_header(header), "")
         if field and field in index:
             raise InvalidArgument(f"columns {headers[index[field]]!r} and {header!r} both mean {field}",
                                   field="file")

@@ -16,7 +16,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -37,8 +37,16 @@ from services.common.mapped import table_of
 from services.common.outbox import add_event
 from services.common.retry import one_line
 from services.common.validation import enum_of, to_timestamp
+from services.customer.business.ownership import OWNER_ROLES
 from services.customer.classification.models import Tag
 from services.customer.imports import reading
+from services.customer.imports.business_rows import (
+    BUSINESS_LOOKUP,
+    BusinessRowChecker,
+    StaffReference,
+    require_business_key,
+)
+from services.customer.imports.business_writer import BusinessBatchWriter
 from services.customer.imports.columns import MISSING_KEY, HeaderMapping, map_header
 from services.customer.imports.models import ImportFile, ImportFileChunk, ImportJob
 from services.customer.imports.plan import JobContext, Shape, shape_rows
@@ -46,7 +54,7 @@ from services.customer.imports.rows import DUPLICATE, OK, Reference, RowResult, 
 from services.customer.imports.writer import BatchWriter, Superseded
 from services.customer.levels.models import Level
 from services.customer.models import OutboxEvent
-from services.customer.organization.models import Mall
+from services.customer.organization.models import Mall, Staff
 from services.customer.settings.repository import load as load_settings
 from services.customer.store_members import store_staff_phones
 
@@ -60,6 +68,8 @@ PREVIEW_ROWS = 20
 RETRIES = 3
 ACTIVE = (pb.IMPORT_JOB_STATE_PENDING, pb.IMPORT_JOB_STATE_RUNNING)
 MODE_NAMES: dict[int, str] = {pb.IMPORT_MODE_NORMAL: "normal", pb.IMPORT_MODE_FAST: "fast"}
+MEMBERS, BUSINESS = pb.IMPORT_KIND_MEMBERS, pb.IMPORT_KIND_BUSINESS_CUSTOMERS
+KIND_NAMES: dict[int, str] = {MEMBERS: "members", BUSINESS: "business_customers"}
 
 
 # --- the file
@@ -140,22 +150,60 @@ async def load_reference(session: AsyncSession) -> Reference:
     return ref
 
 
+async def load_staff(session: AsyncSession) -> StaffReference:
+    """The staff a business customer import may name as owner: enabled, and of a role that may own customers."""
+    ref = StaffReference()
+    for staff_id, name, phone in (await session.execute(select(Staff.id, Staff.name, Staff.phone).where(
+            Staff.disabled.is_(False), Staff.role.in_(OWNER_ROLES)))).all():
+        ref.ids.add(str(staff_id))
+        if phone:
+            ref.phones[phone] = str(staff_id)
+        ref.names.setdefault(name.strip().casefold(), []).append(str(staff_id))
+    return ref
+
+
+async def load_checker(session: AsyncSession, kind: int, zone: ZoneInfo) -> Callable[[HeaderMapping], Any]:
+    """How rows of a file of this kind are checked, given its header mapping, against the stored data."""
+    if kind == BUSINESS:
+        staff = await load_staff(session)
+        return lambda mapping: BusinessRowChecker(mapping, staff)
+    reference = await load_reference(session)
+    return lambda mapping: RowValidator(mapping, reference, zone)
+
+
 def _close(rows: Iterator[Any]) -> None:
     close = getattr(rows, "close", None)
     if close is not None:
         close()
 
 
-def read_mapping(rows: Iterator[list[str]]) -> HeaderMapping:
+def read_mapping(rows: Iterator[list[str]], kind: int = MEMBERS) -> HeaderMapping:
     header = next(rows, None)
     if header is None:
         raise InvalidArgument("has no header row", field="file")
-    mapping = map_header(header)
-    mapping.require_key()
+    if kind == BUSINESS:
+        mapping = map_header(header, BUSINESS_LOOKUP)
+        require_business_key(mapping)
+    else:
+        mapping = map_header(header)
+        mapping.require_key()
     return mapping
 
 
-def preview(path: Path, fmt: int, encoding: int, reference: Reference, zone: ZoneInfo,
+def _preview_mapping(header: list[str], kind: int) -> tuple[HeaderMapping, str]:
+    """The header's mapping, and why StartImport would refuse it ("" when it would not): no key column."""
+    if kind == BUSINESS:
+        mapping = map_header(header, BUSINESS_LOOKUP)
+        try:
+            require_business_key(mapping)
+        except InvalidArgument as err:
+            return mapping, err.reason
+        return mapping, ""
+    mapping = map_header(header)
+    return mapping, "" if mapping.has_key else MISSING_KEY
+
+
+def preview(path: Path, fmt: int, encoding: int, kind: int, make_checker: Callable[[HeaderMapping], Any],
             garbled: str = "") -> tuple[list[pb.PreviewRow], pb.ImportCounts, HeaderMapping, str]:
     """The first rows as read, the counts over the whole file, and a warning; pure (run it in a thread).
 
@@ -169,9 +217,9 @@ def preview(path: Path, fmt: int, encoding: int, reference: Reference, zone: Zon
         header = next(rows, None)
         if header is None:
             raise InvalidArgument("has no header row", field="file")
-        mapping = map_header(header)
-        warning = garbled or ("" if mapping.has_key else MISSING_KEY)
-        validator = RowValidator(mapping, reference, zone) if mapping.has_key else None
+        mapping, missing = _preview_mapping(header, kind)
+        warning = garbled or missing
+        validator = None if missing else make_checker(mapping)
         shown: list[pb.PreviewRow] = []
         counts = pb.ImportCounts()
         for i, cells in enumerate(rows):
@@ -196,13 +244,13 @@ def preview(path: Path, fmt: int, encoding: int, reference: Reference, zone: Zon
         _close(rows)
 
 
-def check_file(path: Path, fmt: int, encoding: int) -> HeaderMapping:
+def check_file(path: Path, fmt: int, encoding: int, kind: int = MEMBERS) -> HeaderMapping:
     """What StartImport insists on before a job exists: the encoding reads the whole file, a key column."""
     if fmt == pb.IMPORT_FORMAT_CSV:
         reading.check_decodes(path, encoding)
     rows = reading.open_rows(path, fmt, encoding)
     try:
-        return read_mapping(rows)
+        return read_mapping(rows, kind)
     finally:
         _close(rows)
 
@@ -220,10 +268,12 @@ def job_to_proto(job: ImportJob, file_name: str = "", tag_name: str = "") -> pb.
         unchanged=job.unchanged_count, invalid=job.invalid_count, duplicate=job.duplicate_count,
         conflict=job.conflict_count, error_message=job.error_message, operator_id=job.operator_id,
         create_time=to_timestamp(job.created_at), start_time=to_timestamp(job.started_at),
-        complete_time=to_timestamp(job.completed_at), time_zone=job.time_zone)
+        complete_time=to_timestamp(job.completed_at), time_zone=job.time_zone,
+        kind=enum_of(pb.ImportKind, job.kind))
 
 
-def take(rows: Iterator[list[str]], validator: RowValidator, position: int, size: int) -> list[RowResult]:
+def take(rows: Iterator[list[str]], validator: RowValidator | BusinessRowChecker, position: int,
+         size: int) -> list[RowResult]:
     """The next ``size`` rows checked; ``position`` data rows were read before (row numbers start at 2)."""
     out: list[RowResult] = []
     check = validator.check
@@ -344,6 +394,7 @@ class ImportRunner:
             record = await session.get(ImportFile, job.file_id)
             tag = await session.get(Tag, job.tag_id) if job.tag_id else None
             reference = await load_reference(session)
+            staff = await load_staff(session) if job.kind == BUSINESS else None
         assert record is not None
         if job.state == pb.IMPORT_JOB_STATE_PENDING:
             async with self.db.transaction() as session:
@@ -353,7 +404,10 @@ class ImportRunner:
             if rowcount(started) != 1:
                 raise Superseded(f"import job {job_id} was started elsewhere")
         async with self.file_copy(record, f"job-{job_id}") as path:
-            await self._read_and_write(path, record, job, tag, reference)
+            if staff is not None:
+                await self._read_and_write_business(path, record, job, tag, reference, staff)
+            else:
+                await self._read_and_write(path, record, job, tag, reference)
 
     async def _read_and_write(self, path: Path, record: ImportFile, job: ImportJob, tag: Tag | None,
                               reference: Reference) -> None:
@@ -390,11 +444,32 @@ class ImportRunner:
                     reading_ahead.exception()
             await asyncio.to_thread(_close, rows)
 
-    async def _apply(self, ctx: JobContext, rows: list[RowResult], before: int, after: int, now: datetime) -> None:
+    async def _read_and_write_business(self, path: Path, record: ImportFile, job: ImportJob, tag: Tag | None,
+                                       reference: Reference, staff: StaffReference) -> None:
+        """A business customer file, batch by batch (as ``_read_and_write``; rows are written one by one, so
+        there is no shaping ahead)."""
+        rows = reading.open_rows(path, record.format, job.encoding)
+        try:
+            mapping = await asyncio.to_thread(read_mapping, rows, BUSINESS)
+            checker = BusinessRowChecker(mapping, staff)
+            ctx = JobContext(job.id, job.mode, tag, job.operator_id, reference, frozenset(mapping.index))
+            done, position = job.processed_rows, 0
+            while batch := await asyncio.to_thread(take, rows, checker, position, self.normal_batch):
+                start, position = position, position + len(batch)
+                if position <= done:
+                    continue  # committed before a restart; read again only for the keys it holds
+                todo = batch[done - start:] if start < done else batch
+                await self._apply(ctx, todo, max(start, done), position, utcnow(), BusinessBatchWriter)
+            await self._finish(ctx, position)
+        finally:
+            await asyncio.to_thread(_close, rows)
+
+    async def _apply(self, ctx: JobContext, rows: list[RowResult], before: int, after: int, now: datetime,
+                     writer: type[BatchWriter] | type[BusinessBatchWriter] = BatchWriter) -> None:
         for attempt in range(1, RETRIES + 1):
             try:
                 async with self.db.transaction() as session:
-                    await BatchWriter(session, ctx).apply(rows, before, after, now)
+                    await writer(session, ctx).apply(rows, before, after, now)
                 return
             except DBAPIError as err:  # e.g. a concurrent CreateMember took one of the batch's phones first
                 if attempt == RETRIES:
@@ -417,7 +492,8 @@ class ImportRunner:
                 job_id=str(job.id), mode=MODE_NAMES.get(job.mode, ""), created=job.created_count,
                 updated=job.updated_count,
                 skipped=job.invalid_count + job.duplicate_count + job.conflict_count,
-                tag_id=str(job.tag_id or ""), operator_id=job.operator_id, complete_time=to_timestamp(now)))
+                tag_id=str(job.tag_id or ""), operator_id=job.operator_id, complete_time=to_timestamp(now),
+                kind=KIND_NAMES.get(job.kind, "members")))
         log.info("import job done", job_id=ctx.job_id, created=job.created_count, updated=job.updated_count)
 
     async def _fail(self, job_id: int, reason: str) -> None:

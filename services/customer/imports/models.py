@@ -56,6 +56,8 @@ class ImportJob(Base):
     # crowdpack.customer.v1.ImportMode / ImportEncoding / ImportJobState values.
     mode: Mapped[int] = mapped_column(SmallInteger)
     encoding: Mapped[int] = mapped_column(SmallInteger)
+    # crowdpack.customer.v1.ImportKind value: members (1) or business customers (2).
+    kind: Mapped[int] = mapped_column(SmallInteger, default=1)
     state: Mapped[int] = mapped_column(SmallInteger, index=True)
     tag_id: Mapped[Optional[int]] = mapped_column(ForeignKey("tag.id"))
     time_zone: Mapped[str] = mapped_column(String(64))

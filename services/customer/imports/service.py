@@ -86,10 +86,10 @@ class ImportService(FeatureService):
             return stored
         return pb.UploadImportFileResponse(file=file_to_proto(record))
 
-    async def preview(self, file_id: int, requested: int, zone: ZoneInfo) -> pb.PreviewImportResponse:
+    async def preview(self, file_id: int, requested: int, zone: ZoneInfo, kind: int) -> pb.PreviewImportResponse:
         async with self.db.read() as session:
             record = await _file(ImportRepository(session), file_id)
-            reference = await jobs.load_reference(session)
+            make_checker = await jobs.load_checker(session, kind, zone)
         encoding = _encoding(record, requested)
         async with self.runner.file_copy(record) as path:
             # A file the encoding cannot read is shown garbled, with a warning (so is a header without a key
@@ -97,34 +97,34 @@ class ImportService(FeatureService):
             warning = await asyncio.to_thread(reading.decode_problem, path, encoding) \
                 if record.format == pb.IMPORT_FORMAT_CSV else ""
             rows, counts, mapping, warning = await asyncio.to_thread(jobs.preview, path, record.format, encoding,
-                                                                     reference, zone, warning)
+                                                                     kind, make_checker, warning)
         return pb.PreviewImportResponse(
             rows=rows, counts=counts, encoding=enum_of(pb.ImportEncoding, encoding), warning=warning,
             columns=[pb.ImportColumn(header=h, field=f) for h, f in zip(mapping.headers, mapping.fields)])
 
     async def start(self, request: pb.StartImportRequest, caller: Caller, file_id: int, mode: int, requested: int,
-                    tag_name: str, zone_name: str) -> pb.StartImportResponse:
+                    tag_name: str, zone_name: str, kind: int) -> pb.StartImportResponse:
         """Checks the file (a file the chosen encoding cannot read, or without a key column, never becomes a job),
         makes the job once per request_id and starts it."""
         async with self.db.read() as session:
             record = await _file(ImportRepository(session), file_id)
         encoding = _encoding(record, requested)
         async with self.runner.file_copy(record) as path:
-            await asyncio.to_thread(jobs.check_file, path, record.format, encoding)
-        response = await self._start(request, caller, record, mode, encoding, tag_name, zone_name)
+            await asyncio.to_thread(jobs.check_file, path, record.format, encoding, kind)
+        response = await self._start(request, caller, record, mode, encoding, tag_name, zone_name, kind)
         self.runner.start(int(response.job.job_id))
         return response
 
     @idempotent("StartImport")
     async def _start(self, session: AsyncSession, request: pb.StartImportRequest, caller: Caller,
                      record: ImportFile, mode: int, encoding: int, tag_name: str,
-                     zone_name: str) -> pb.StartImportResponse:
+                     zone_name: str, kind: int) -> pb.StartImportResponse:
         tag = None
         if tag_name:
             repo = ClassificationRepository(session)
             tag = await repo.tag_named(tag_name) or await repo.add_tag(
                 Tag(name=tag_name, predefined=False, created_at=self.clock()))
-        job = ImportJob(file_id=record.id, mode=mode, encoding=encoding, state=pb.IMPORT_JOB_STATE_PENDING,
+        job = ImportJob(file_id=record.id, mode=mode, encoding=encoding, kind=kind, state=pb.IMPORT_JOB_STATE_PENDING,
                         tag_id=tag.id if tag else None, time_zone=zone_name, operator_id=caller.staff_id,
                         total_rows=record.row_count, processed_rows=0, created_count=0, updated_count=0,
                         unchanged_count=0, invalid_count=0, duplicate_count=0, conflict_count=0,

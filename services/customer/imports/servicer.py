@@ -37,6 +37,11 @@ def zone_of(value: str) -> tuple[str, ZoneInfo]:
         raise InvalidArgument(f"{name!r} is not an IANA time zone (e.g. Asia/Shanghai)", field="time_zone") from None
 
 
+def import_kind(value: int) -> int:
+    """The file's kind; UNSPECIFIED means members."""
+    return known_enum(pb.ImportKind, value, "kind") or pb.IMPORT_KIND_MEMBERS
+
+
 def base_name(value: str) -> str:
     name = PureWindowsPath(PurePosixPath(value.strip()).name).name
     if not name:
@@ -93,7 +98,7 @@ class ImportServicer(pb_grpc.ImportServiceServicer):
         file_id = parse_int_id(request.file_id, "file_id")
         requested = known_enum(pb.ImportEncoding, request.encoding, "encoding")
         _, zone = zone_of(request.time_zone)
-        return await self.service.preview(file_id, requested, zone)
+        return await self.service.preview(file_id, requested, zone, import_kind(request.kind))
 
     async def StartImport(self, request: pb.StartImportRequest,
                           context: grpc.aio.ServicerContext) -> pb.StartImportResponse:
@@ -105,7 +110,10 @@ class ImportServicer(pb_grpc.ImportServiceServicer):
         requested = known_enum(pb.ImportEncoding, request.encoding, "encoding")
         tag_name = bounded_text(request.tag_name, "tag_name", 50)
         zone_name, _ = zone_of(request.time_zone)
-        return await self.service.start(request, caller, file_id, mode, requested, tag_name, zone_name)
+        kind = import_kind(request.kind)
+        if kind == pb.IMPORT_KIND_BUSINESS_CUSTOMERS and mode != pb.IMPORT_MODE_NORMAL:
+            raise InvalidArgument("business customer imports run in normal mode (IMPORT_MODE_NORMAL)", field="mode")
+        return await self.service.start(request, caller, file_id, mode, requested, tag_name, zone_name, kind)
 
     # --- jobs and their reports
 

@@ -84,6 +84,31 @@ class Superseded(Exception):
     """Another runner moved this job on; this one stops."""
 
 
+async def move_progress(session: AsyncSession, job_id: int, before: int, after: int) -> None:
+    """Moves a running job's progress from ``before`` to ``after`` rows, in the batch's transaction;
+    ``Superseded`` when another runner moved it already."""
+    moved = await session.execute(
+        update(ImportJob).where(ImportJob.id == job_id, ImportJob.processed_rows == before,
+                                ImportJob.state == pb.IMPORT_JOB_STATE_RUNNING)
+        .values(processed_rows=after))
+    if rowcount(moved) != 1:
+        raise Superseded(f"import job {job_id} moved past row {before} elsewhere")
+
+
+async def record_outcome(session: AsyncSession, driver: Driver, job_id: int, issues: list[tuple[Any, ...]],
+                         out: Outcome) -> None:
+    """Writes a batch's skipped-row report and adds its counts to the job's (the counters move with the rows
+    they count)."""
+    await driver.insert(table_of(ImportRowIssue), ("job_id", "row_number", "status", "field", "reason"), issues)
+    await session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
+        created_count=ImportJob.created_count + out.created,
+        updated_count=ImportJob.updated_count + out.updated,
+        unchanged_count=ImportJob.unchanged_count + out.unchanged,
+        invalid_count=ImportJob.invalid_count + out.invalid,
+        duplicate_count=ImportJob.duplicate_count + out.duplicate,
+        conflict_count=ImportJob.conflict_count + out.conflict))
+
+
 class BatchWriter:
     def __init__(self, session: AsyncSession, ctx: JobContext) -> None:
         self.session = session
@@ -168,25 +193,11 @@ class BatchWriter:
                 tagged = await self._add_tag(list(updates), now, returning=True)
             updated_events(self.session, self.ctx, sorted(changed.keys() | set(tagged)), now)
         await self.staging.write(self.driver, now)
-        await self.driver.insert(table_of(ImportRowIssue), ("job_id", "row_number", "status", "field", "reason"),
-                                 self.issues)
-        # The counters move with the rows they count.
-        await self.session.execute(update(ImportJob).where(ImportJob.id == self.ctx.job_id).values(
-            created_count=ImportJob.created_count + self.out.created,
-            updated_count=ImportJob.updated_count + self.out.updated,
-            unchanged_count=ImportJob.unchanged_count + self.out.unchanged,
-            invalid_count=ImportJob.invalid_count + self.out.invalid,
-            duplicate_count=ImportJob.duplicate_count + self.out.duplicate,
-            conflict_count=ImportJob.conflict_count + self.out.conflict))
+        await record_outcome(self.session, self.driver, self.ctx.job_id, self.issues, self.out)
         return self.out
 
     async def _progress(self, before: int, after: int) -> None:
-        moved = await self.session.execute(
-            update(ImportJob).where(ImportJob.id == self.ctx.job_id, ImportJob.processed_rows == before,
-                                    ImportJob.state == pb.IMPORT_JOB_STATE_RUNNING)
-            .values(processed_rows=after))
-        if rowcount(moved) != 1:
-            raise Superseded(f"import job {self.ctx.job_id} moved past row {before} elsewhere")
+        await move_progress(self.session, self.ctx.job_id, before, after)
 
     async def _create(self, rows: list[RowResult], now: datetime) -> list[dict[str, Any]]:
         """Inserts the new members in one executemany; returns the values (dicts) of those events or
