@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import member_pb2
@@ -35,10 +36,15 @@ def _time(value: object) -> str:
 
 
 async def export_members(session: AsyncSession, caller: Caller, f: mpb.MemberFilter, order_by: int, ascending: bool,
-                         cap: int) -> tuple[bytes, int, bool]:
-    """CSV bytes (UTF-8 with a BOM), rows written, and whether more members matched than ``cap``."""
+                         cap: int, crowd: ColumnElement[bool] | None = None) -> tuple[bytes, int, bool]:
+    """CSV bytes (UTF-8 with a BOM), rows written, and whether more members matched than ``cap``.
+
+    ``crowd``: the clause selecting the members the filter's crowd holds, if it has one."""
     repo = MemberRepository(session)
-    members: Sequence[Customer] = await repo.page(where=[visible_members(caller), *filter_clauses(f)],
+    where = [visible_members(caller), *filter_clauses(f)]
+    if crowd is not None:
+        where.append(crowd)
+    members: Sequence[Customer] = await repo.page(where=where,
                                                   order_by=order_by, ascending=ascending, limit=cap + 1, after=None)
     truncated = len(members) > cap
     members = members[:cap]
