@@ -72,7 +72,8 @@ def _seed(api: Gateway) -> Seeded:
     seeded.mall_id = mall["mall"]["mall_id"]
     for n, (name, category) in enumerate((("星巴克", "餐饮"), ("优衣库", "服饰"))):
         store = api("OrganizationService.CreateStore", {"request_id": f"seed-store-{n}", "mall_id": seeded.mall_id,
-                                                        "name": name, "category": category})["store"]
+                                                        "name": name, "category": category,
+                                                        "brand": name})["store"]
         seeded.store_ids.append(store["store_id"])
     for number, name in LEVELS.items():
         api("LevelService.CreateLevel", {"request_id": f"seed-level-{number}", "level": {

@@ -90,3 +90,90 @@ def test_change_a_level_and_download_the_record(operator, seeded):
     text = download.value.path().read_text(encoding="utf-8-sig")
     assert "大客户" in text and len(text.strip().splitlines()) == 2, text
     operator.photograph("member-levels")
+
+
+def test_member_list_crowd_filter_sort_and_download(operator, seeded):
+    """The crowd filter travels to POST /v1/members:search; the download carries it too."""
+    page = operator.page
+    operator.sign_in()
+    operator.go("/members")
+    page.get_by_label("搜索").fill("1380000000")
+    expect(page.get_by_test_id("member-total")).to_have_text("共 3 位会员")
+    page.get_by_text("人群筛选器").click()
+    page.get_by_label("添加条件").click()
+    page.get_by_role("option", name="性别", exact=True).click()
+    condition = page.get_by_label("性别", exact=True).filter(has=page.get_by_label("选择"))
+    condition.get_by_label("选择").click()
+    page.get_by_role("option", name="男", exact=True).click()
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("member-total")).to_have_text("共 2 位会员")
+    table = page.get_by_label("会员列表")
+    expect(table.get_by_role("cell", name="王小明")).to_be_visible()
+    expect(table.get_by_role("cell", name="张伟")).to_be_visible()
+    expect(table.get_by_role("cell", name="李晓红")).to_have_count(0)
+    page.get_by_label("排序").click()
+    page.get_by_role("option", name="积分余额").click()
+    expect(page.get_by_test_id("member-total")).to_have_text("共 2 位会员")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="下载会员数据").click()
+    lines = download.value.path().read_text(encoding="utf-8-sig").strip().splitlines()
+    assert len(lines) == 3 and not any("13800000002" in line for line in lines), lines
+    operator.photograph("members-crowd-filter")
+
+
+def record_order(gateway_api, seeded, member_id: str, store: int, number: str, channel: str, fen: int,
+                 when: str) -> None:
+    """An order as the POS sends it; the ledger takes it once the store's announcement has reached it."""
+    import time
+
+    from gateway.console.api import build_request
+
+    request = {"request_id": f"order-{number}", "member_id": member_id, "mall_id": seeded.mall_id,
+               "store_id": seeded.store_ids[store], "channel": channel, "external_order_no": number,
+               "amount": fen, "paid_amount": fen, "occur_time": when}
+    method, path, query, body = build_request("LedgerService.RecordOrder", request)
+    deadline = time.monotonic() + 15
+    while True:
+        answer = gateway_api.http.request(method, path, params=query, json=body)
+        if answer.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_members_orders_filtered_by_store_brand_channel_and_time(operator, seeded, gateway_api):
+    member_id = seeded.members["13800000002"]
+    record_order(gateway_api, seeded, member_id, 0, "POS-0001", "ORDER_CHANNEL_POS", 3_800, "2026-11-03T04:00:00Z")
+    record_order(gateway_api, seeded, member_id, 1, "FP-0002", "ORDER_CHANNEL_FAST_POINTS", 29_900,
+                 "2026-11-20T06:30:00Z")
+    page = operator.page
+    operator.sign_in()
+    operator.go(f"/members/{member_id}")
+    page.get_by_role("tab", name="消费信息").click()
+    orders = page.get_by_label("消费订单", exact=True)
+    expect(orders.get_by_role("row")).to_have_count(3)  # the header and two orders, newest first
+    expect(orders.get_by_role("row").nth(1)).to_contain_text("FP-0002")
+    page.get_by_label("品牌").click()
+    page.get_by_role("option", name="星巴克").click()
+    expect(orders.get_by_role("row")).to_have_count(2)
+    expect(orders.get_by_role("cell", name="POS-0001")).to_be_visible()
+    expect(orders.get_by_role("cell", name="¥38.00").first).to_be_visible()
+    page.get_by_label("品牌").click()
+    page.get_by_role("option", name="全部").click()
+    page.get_by_label("订单渠道").click()
+    page.get_by_role("option", name="支付即积分").click()
+    page.keyboard.press("Escape")
+    expect(orders.get_by_role("row")).to_have_count(2)
+    expect(orders.get_by_role("cell", name="FP-0002")).to_be_visible()
+    page.get_by_label("订单渠道").click()
+    page.get_by_role("option", name="支付即积分").click()
+    page.keyboard.press("Escape")
+    page.get_by_label("交易开始日期").fill("2026-11-01")
+    page.get_by_label("交易结束日期").fill("2026-11-10")
+    expect(orders.get_by_role("row")).to_have_count(2)
+    expect(orders.get_by_role("cell", name="POS-0001")).to_be_visible()
+    page.get_by_label("交易结束日期").fill("2026-13-40")
+    expect(page.get_by_text("请输入日期，格式 YYYY-MM-DD")).to_be_visible()
+    page.get_by_label("交易结束日期").fill("2026-11-30")
+    expect(orders.get_by_role("row")).to_have_count(3)
+    operator.photograph("member-orders")

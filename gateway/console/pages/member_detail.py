@@ -15,6 +15,7 @@ from nicegui import ui
 from gateway.console.api import ApiError
 from gateway.console.crowd_editor import Choices, load_choices
 from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
+from gateway.console.pages.member_orders import MemberOrders
 from gateway.console.widgets import (
     DISPLAY_ZONE,
     Form,
@@ -405,6 +406,7 @@ class MemberView:
                    for k in ("mall", "store", "count", "total", "last")]
         ui.table(columns=columns, rows=rows, row_key="key").classes("w-full").props(table_labels(t)).props(
             f'aria-label="{t("consumption.stores")}"')
+        await MemberOrders(t, self.api, self.member_id, self.choices).build()
 
     async def timeline(self) -> None:
         t = self.t
