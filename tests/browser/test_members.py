@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
+RECEIPT = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8  # a PNG's signature and some body
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.xdist_group("console")]
 
 
@@ -59,12 +62,24 @@ def test_adjust_points_and_see_the_statement(operator, seeded):
     dialog.get_by_label("变动原因").click()
     page.get_by_role("option", name="消费补录").click()
     dialog.get_by_label("变动说明（选填）").fill("补录 12 月小票")
+    # The 变动凭证: a file that is no picture is refused beside the field; a receipt photo fills it in.
+    dialog.locator("input[type=file]").set_input_files(files=[{
+        "name": "假小票.png", "mimeType": "image/png", "buffer": b"not a receipt"}])
+    expect(dialog.get_by_text("file: must be a JPEG, PNG or PDF file")).to_be_visible()
+    operator.allow(r"/_nicegui/.*/upload")  # NiceGUI's upload endpoint answers the refused file with an error
+    dialog.locator("input[type=file]").set_input_files(files=[{
+        "name": "小票.png", "mimeType": "image/png", "buffer": RECEIPT}])
+    expect(dialog.get_by_test_id("voucher")).to_have_value(re.compile(r"^/v1/voucherFiles/\d+$"))
     dialog.get_by_role("button", name="确定").click()
     expect(page.get_by_role("dialog")).to_have_count(0)
     expect(page.get_by_test_id("balance-ASSET_POINTS")).to_have_text("120")
     statement = page.get_by_label("积分明细")
     expect(statement.get_by_role("cell", name="+120")).to_be_visible()
     expect(statement.get_by_role("cell", name="补录 12 月小票")).to_be_visible()
+    with page.expect_download() as download:
+        statement.get_by_role("button", name="查看凭证").click()
+    assert download.value.suggested_filename == "小票.png"
+    assert download.value.path().read_bytes() == RECEIPT
     operator.photograph("member-detail")
 
 

@@ -610,4 +610,8 @@ LABELS: dict[str, str] = {
     "enum.order_channel.ORDER_CHANNEL_PHOTO_POINTS": "Photo points",
     "enum.order_channel.ORDER_CHANNEL_POS": "POS",
     "enum.order_channel.ORDER_CHANNEL_ONLINE": "Online",
+    "statement.voucher": "Voucher",
+    "statement.open_voucher": "Open voucher",
+    "adjust.voucher_hint": "Filled in by an upload, or another system's link",
+    "adjust.voucher_upload": "Upload a voucher (JPG, PNG or PDF, up to 10 MB)",
 }

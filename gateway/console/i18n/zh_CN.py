@@ -610,4 +610,8 @@ LABELS: dict[str, str] = {
     "enum.order_channel.ORDER_CHANNEL_PHOTO_POINTS": "拍照积分",
     "enum.order_channel.ORDER_CHANNEL_POS": "POS",
     "enum.order_channel.ORDER_CHANNEL_ONLINE": "线上",
+    "statement.voucher": "变动凭证",
+    "statement.open_voucher": "查看凭证",
+    "adjust.voucher_hint": "上传后自动填写，或填写其他系统的凭证链接",
+    "adjust.voucher_upload": "上传变动凭证（JPG、PNG 或 PDF，至多 10 MB）",
 }
