@@ -7,6 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.seed import record_order
+
 RECEIPT = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8  # a PNG's signature and some body
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.xdist_group("console")]
 
@@ -136,31 +138,12 @@ def test_member_list_crowd_filter_sort_and_download(operator, seeded):
     operator.photograph("members-crowd-filter")
 
 
-def record_order(gateway_api, seeded, member_id: str, store: int, number: str, channel: str, fen: int,
-                 when: str) -> None:
-    """An order as the POS sends it; the ledger takes it once the store's announcement has reached it."""
-    import time
-
-    from gateway.console.api import build_request
-
-    request = {"request_id": f"order-{number}", "member_id": member_id, "mall_id": seeded.mall_id,
-               "store_id": seeded.store_ids[store], "channel": channel, "external_order_no": number,
-               "amount": fen, "paid_amount": fen, "occur_time": when}
-    method, path, query, body = build_request("LedgerService.RecordOrder", request)
-    deadline = time.monotonic() + 15
-    while True:
-        answer = gateway_api.http.request(method, path, params=query, json=body)
-        if answer.status_code == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert answer.status_code == 200, answer.text
-
-
 def test_a_members_orders_filtered_by_store_brand_channel_and_time(operator, seeded, gateway_api):
     member_id = seeded.members["13800000002"]
-    record_order(gateway_api, seeded, member_id, 0, "POS-0001", "ORDER_CHANNEL_POS", 3_800, "2026-11-03T04:00:00Z")
-    record_order(gateway_api, seeded, member_id, 1, "FP-0002", "ORDER_CHANNEL_FAST_POINTS", 29_900,
-                 "2026-11-20T06:30:00Z")
+    record_order(gateway_api, seeded.mall_id, seeded.store_ids[0], member_id, "POS-0001", "ORDER_CHANNEL_POS",
+                 3_800, "2026-11-03T04:00:00Z")
+    record_order(gateway_api, seeded.mall_id, seeded.store_ids[1], member_id, "FP-0002", "ORDER_CHANNEL_FAST_POINTS",
+                 29_900, "2026-11-20T06:30:00Z")
     page = operator.page
     operator.sign_in()
     operator.go(f"/members/{member_id}")

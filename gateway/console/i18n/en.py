@@ -614,4 +614,10 @@ LABELS: dict[str, str] = {
     "statement.open_voucher": "Open voucher",
     "adjust.voucher_hint": "Filled in by an upload, or another system's link",
     "adjust.voucher_upload": "Upload a voucher (JPG, PNG or PDF, up to 10 MB)",
+    "biz.transfers": "Ownership transfers",
+    "biz.transfer_col.time": "Transferred at",
+    "biz.transfer_col.from": "From",
+    "biz.transfer_col.to": "To",
+    "biz.transfer_col.reason": "Reason",
+    "biz.transfer_col.operator": "By",
 }

@@ -614,4 +614,10 @@ LABELS: dict[str, str] = {
     "statement.open_voucher": "查看凭证",
     "adjust.voucher_hint": "上传后自动填写，或填写其他系统的凭证链接",
     "adjust.voucher_upload": "上传变动凭证（JPG、PNG 或 PDF，至多 10 MB）",
+    "biz.transfers": "转移记录",
+    "biz.transfer_col.time": "转移时间",
+    "biz.transfer_col.from": "原负责人",
+    "biz.transfer_col.to": "新负责人",
+    "biz.transfer_col.reason": "原因",
+    "biz.transfer_col.operator": "操作人",
 }
