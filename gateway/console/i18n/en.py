@@ -620,4 +620,9 @@ LABELS: dict[str, str] = {
     "biz.transfer_col.to": "To",
     "biz.transfer_col.reason": "Reason",
     "biz.transfer_col.operator": "By",
+    "members.filter.card_open_mall_ids": "Card mall",
+    "members.filter.level_frozen": "Level frozen",
+    "tri.level_frozen.TRI_STATE_UNSPECIFIED": "All",
+    "tri.level_frozen.TRI_STATE_YES": "Frozen",
+    "tri.level_frozen.TRI_STATE_NO": "Not frozen",
 }

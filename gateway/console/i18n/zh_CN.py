@@ -620,4 +620,9 @@ LABELS: dict[str, str] = {
     "biz.transfer_col.to": "新负责人",
     "biz.transfer_col.reason": "原因",
     "biz.transfer_col.operator": "操作人",
+    "members.filter.card_open_mall_ids": "开卡商场",
+    "members.filter.level_frozen": "等级冻结",
+    "tri.level_frozen.TRI_STATE_UNSPECIFIED": "全部",
+    "tri.level_frozen.TRI_STATE_YES": "已冻结",
+    "tri.level_frozen.TRI_STATE_NO": "未冻结",
 }
