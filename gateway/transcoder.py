@@ -9,7 +9,8 @@ For each ``Binding`` it registers one Starlette route whose endpoint:
 3. calls the service on the channel opened once at start, with a deadline, cancelling the call
    when the HTTP client goes away;
 4. answers the response message as JSON, or, for an RPC answering ``bytes csv``, a CSV file.
-A client-streaming upload RPC (``bytes chunk``) reads a multipart file and streams it on in chunks.
+A client-streaming upload RPC (``bytes chunk``) reads a multipart file and streams it on in chunks; the
+path's variables fill its first message.
 """
 
 from __future__ import annotations
@@ -204,6 +205,8 @@ async def upload_chunks(binding: Binding, request: Request, limit: int) -> Async
         raise HttpError(413, "INVALID_ARGUMENT", f"file: larger than {limit:,} bytes", field="file")
     cls = message_class(binding.method.input_type)
     request_id = request.headers.get("idempotency-key") or uuid.uuid4().hex
+    # The path's variables (``/v1/members/{member_id}/voucherFiles``) fill the first message beside the file.
+    named = {dotted: request.path_params[param] for param, dotted in binding.variables.items()}
     state: dict[str, Any] = {"headers": {}, "field": b"", "value": b"", "file_name": None, "in_file": False}
     buffer = bytearray()
     ready: list[bytes] = []
@@ -244,7 +247,7 @@ async def upload_chunks(binding: Binding, request: Request, limit: int) -> Async
         nonlocal first
         if first:
             first = False
-            return cls(request_id=request_id, file_name=state["file_name"] or "upload", chunk=chunk)
+            return cls(request_id=request_id, file_name=state["file_name"] or "upload", chunk=chunk, **named)
         return cls(chunk=chunk)
 
     async for piece in request.stream():

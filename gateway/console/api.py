@@ -7,8 +7,9 @@ answer becomes an :class:`ApiError` carrying the field the gateway named, which 
 shows beside that field.
 
 Routes come from the ``google.api.http`` annotations in the generated descriptors, which the
-gateway's transcoder serves; ``HAND_ROUTES`` lists the routes the gateway serves by hand for
-RPCs that have no annotation yet. Switching route shapes is a change here and nowhere else.
+gateway's transcoder serves. A request carrying a list of objects (a crowd filter's condition
+groups) cannot travel in a query string: it takes the RPC's binding with a body (for example
+``POST /v1/members:search`` beside ``GET /v1/members``).
 
 The call goes through ``httpx.ASGITransport`` into the same FastAPI application that
 serves the API to everyone else, with the signed-in person's access token: the console
@@ -44,20 +45,6 @@ SERVICE_MODULES = (
 
 PACKAGES = ("crowdpack.customer.v1", "crowdpack.ledger.v1", "crowdpack.alert.v1")
 
-# Routes the gateway serves by hand (gateway/routes), for RPCs without an annotation.
-HAND_ROUTES: dict[str, tuple[str, str, str]] = {
-    "MemberService.CreateMember": ("POST", "/v1/members", "*"),
-    "MemberService.ListMembers": ("GET", "/v1/members", ""),
-    "MemberService.GetMember": ("GET", "/v1/members/{member_id}", ""),
-    "LedgerService.GetBalances": ("GET", "/v1/members/{member_id}/balances", ""),
-    "LedgerService.ListEntries": ("GET", "/v1/members/{member_id}/entries", ""),
-    "LedgerService.AdjustBalance": ("POST", "/v1/members/{member_id}/adjustments", "*"),
-    "LedgerService.ListReasonTemplates": ("GET", "/v1/reason-templates", ""),
-    "LedgerService.CreateReasonTemplate": ("POST", "/v1/reason-templates", "*"),
-    "LedgerService.UpdateReasonTemplate": ("PATCH", "/v1/reason-templates/{reason_template_id}", "*"),
-    "LedgerService.DeleteReasonTemplate": ("DELETE", "/v1/reason-templates/{reason_template_id}", ""),
-}
-
 SIGN_IN_PATH = "/v1/sessions"
 REFRESH_PATH = "/v1/sessions:refresh"
 SIGN_OUT_PATH = "/v1/sessions:revoke"
@@ -90,7 +77,7 @@ def routes() -> dict[str, list[Route]]:
 
     for module in SERVICE_MODULES:
         importlib.import_module(module)
-    found = {name: [Route(*spec)] for name, spec in HAND_ROUTES.items()}
+    found: dict[str, list[Route]] = {}
     pool = descriptor_pool.Default()
     for package in PACKAGES:
         for service in _services(pool, package):

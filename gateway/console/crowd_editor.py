@@ -39,6 +39,7 @@ class Choices:
     malls: dict[str, str] = field(default_factory=dict)
     stores: dict[str, str] = field(default_factory=dict)
     store_categories: list[str] = field(default_factory=list)
+    brands: list[str] = field(default_factory=list)
 
 
 def window_json(state: dict[str, Any]) -> dict[str, Any] | None:
@@ -354,4 +355,5 @@ async def load_choices(api: Any) -> Choices:
         malls={m["mall_id"]: m.get("name", m["mall_id"]) for m in malls},
         stores={s["store_id"]: s.get("name", s["store_id"]) for s in stores},
         store_categories=sorted({s["category"] for s in stores if s.get("category")}),
+        brands=sorted({s["brand"] for s in stores if s.get("brand")}),
     )

@@ -53,15 +53,15 @@ def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
     index = CrowdIndex(ctx.db, settings.crowd_timezone)
     refresher = Refresher(ctx.db, index, daily_hour=settings.crowd_refresh_hour, poll_s=settings.crowd_refresh_poll_s)
     ctx.extras.update(crowd_index=index, crowd_refresher=refresher)
-    member_service_pb2_grpc.add_MemberServiceServicer_to_server(
-        MemberServicer(ctx.db, AdHocCrowds(ctx.db, index)), server)
+    adhoc = AdHocCrowds(ctx.db, index)
+    member_service_pb2_grpc.add_MemberServiceServicer_to_server(MemberServicer(ctx.db, adhoc), server)
     crowd_service_pb2_grpc.add_CrowdServiceServicer_to_server(
         CrowdServicer(ctx.db, index, refresher, settings.export_max_rows), server)
     business_customer_service_pb2_grpc.add_BusinessCustomerServiceServicer_to_server(
         BusinessCustomerServicer(ctx.db), server)
     classification_service_pb2_grpc.add_ClassificationServiceServicer_to_server(
         ClassificationServicer(ctx.db, visible_customers), server)
-    imports = register_imports(server, ctx, settings.export_max_rows)
+    imports = register_imports(server, ctx, settings.export_max_rows, adhoc)
     sessions = register_sessions(server, ctx)
     return ["crowdpack.customer.v1.MemberService", "crowdpack.customer.v1.OrganizationService",
             "crowdpack.customer.v1.LevelService", "crowdpack.customer.v1.SettingsService",

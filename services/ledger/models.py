@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     UniqueConstraint,
@@ -322,3 +323,24 @@ class VoucherRedemption(Base):
 
     def __repr__(self) -> str:
         return f"VoucherRedemption({self.voucher_code!r}, member_id={self.member_id!r}, mall_id={self.mall_id!r})"
+
+
+class VoucherFile(Base):
+    """A 变动凭证: a receipt photo or scan uploaded for a member, referenced by a manual adjustment."""
+
+    __tablename__ = "voucher_file"
+    __table_args__ = (CheckConstraint("size >= 0", name="ck_voucher_file_size"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(128), unique=True)
+    member_id: Mapped[str] = mapped_column(String(32), index=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(50))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    uploader_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"VoucherFile({self.id!r}, member_id={self.member_id!r}, file_name={self.file_name!r})"

@@ -7,6 +7,7 @@ to the reader. Domain rules live in the modules the methods call.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import cast
 
 import grpc
@@ -21,7 +22,7 @@ from services.common.errors import InvalidArgument, NotFound, PermissionDenied
 from services.common.pagination import decode_token, keyset_page, page_size
 from services.common.scope import require_managed_mall, require_member_staff
 from services.common.validation import bounded_text, known_enum, parse_int_id
-from services.ledger import adjustments, order_list, orders, reversals, statements, vouchers
+from services.ledger import adjustments, order_list, orders, reversals, statements, voucher_files, vouchers
 from services.ledger.commands import PostEntriesCommand, PostEntryCommand, RecordOrderCommand
 from services.ledger.commit import GroupCommit
 from services.ledger.convert import account_to_proto, order_to_proto, template_to_proto
@@ -286,6 +287,21 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                 raise NotFound(f"no member {filt.member_id}", field="member_id")
             await require_visible(session, caller, filt.member_id)
             return await order_list.list_member_orders(session, request, filt)
+
+    # 变动凭证: the files backing manual adjustments
+
+    async def UploadVoucherFile(self, request_iterator: AsyncIterator[pb.UploadVoucherFileRequest],
+                                context: grpc.aio.ServicerContext) -> pb.UploadVoucherFileResponse:
+        caller = mutator(context)
+        request_id, member, name, content = await voucher_files.receive(request_iterator)
+        return await voucher_files.store(self.db, caller, request_id, member, name, content, utcnow())
+
+    async def GetVoucherFile(self, request: pb.GetVoucherFileRequest,
+                             context: grpc.aio.ServicerContext) -> pb.GetVoucherFileResponse:
+        caller = caller_of(context)
+        file_id = parse_int_id(request.file_id, "file_id")
+        async with self.db.read() as session:
+            return await voucher_files.fetch(session, caller, file_id)
 
     # Points rules
 

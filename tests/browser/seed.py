@@ -72,7 +72,8 @@ def _seed(api: Gateway) -> Seeded:
     seeded.mall_id = mall["mall"]["mall_id"]
     for n, (name, category) in enumerate((("星巴克", "餐饮"), ("优衣库", "服饰"))):
         store = api("OrganizationService.CreateStore", {"request_id": f"seed-store-{n}", "mall_id": seeded.mall_id,
-                                                        "name": name, "category": category})["store"]
+                                                        "name": name, "category": category,
+                                                        "brand": name})["store"]
         seeded.store_ids.append(store["store_id"])
     for number, name in LEVELS.items():
         api("LevelService.CreateLevel", {"request_id": f"seed-level-{number}", "level": {
@@ -102,3 +103,21 @@ def wait_for_accounts(api: Gateway, member_id: str, timeout: float = 15.0) -> No
             return
         time.sleep(0.1)
     raise AssertionError(f"the ledger opened no accounts for {member_id} within {timeout:.0f} s")
+
+
+def record_order(api: Gateway, mall_id: str, store_id: str, member_id: str, number: str, channel: str, fen: int,
+                 when: str, timeout: float = 15.0) -> dict[str, Any]:
+    """An order as the POS sends it; the ledger takes it once the store's announcement has reached it."""
+    request = {"request_id": f"order-{number}", "member_id": member_id, "mall_id": mall_id, "store_id": store_id,
+               "channel": channel, "external_order_no": number, "amount": fen, "paid_amount": fen,
+               "occur_time": when}
+    method, path, query, body = build_request("LedgerService.RecordOrder", request)
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = api.http.request(method, path, params=query, json=body)
+        if answer.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["order"]
+

@@ -100,11 +100,35 @@ async def test_search_and_filters(customer):
     assert total.total_size == len(members) - 1
 
 
+async def test_card_open_mall_and_level_frozen_filters(customer):
+    """开卡商场 and 等级冻结 (document 001's member list filter)."""
+    from crowdpack.customer.v1 import level_service_pb2 as lpb
+
+    members = await seed(customer, 5)
+    stub = customer.members
+    mall_a, mall_b = await customer.mall("甲"), await customer.mall("乙")
+    for member, mall in ((members[0], mall_a), (members[1], mall_b), (members[2], mall_a)):
+        await stub.OpenCard(pb.OpenCardRequest(request_id=f"card-{member.member_id}", member_id=member.member_id,
+                                               mall_id=mall, channel=m.OPEN_CHANNEL_WECHAT), metadata=SUPER)
+    await customer.levels.SetLevelFrozen(lpb.SetLevelFrozenRequest(request_id="freeze", member_id=members[1].member_id,
+                                                                   frozen=True), metadata=SUPER)
+    in_a = await all_pages(stub, filter=pb.MemberFilter(card_open_mall_ids=[mall_a]))
+    assert sorted(x.member_id for x in in_a) == sorted([members[0].member_id, members[2].member_id])
+    in_both = await all_pages(stub, filter=pb.MemberFilter(card_open_mall_ids=[mall_a, mall_b]))
+    assert len(in_both) == 3
+    frozen = await all_pages(stub, filter=pb.MemberFilter(level_frozen=pb.TRI_STATE_YES))
+    assert [x.member_id for x in frozen] == [members[1].member_id]
+    not_frozen = await all_pages(stub, filter=pb.MemberFilter(level_frozen=pb.TRI_STATE_NO))
+    assert len(not_frozen) == 3  # five seeded, the last virtual (left out), one frozen
+
+
 @pytest.mark.parametrize(("request_", "field"), [
     (pb.ListMembersRequest(order_by=42), "order_by"),
     (pb.ListMembersRequest(filter=pb.MemberFilter(levels=[11])), "filter.levels"),
     (pb.ListMembersRequest(filter=pb.MemberFilter(tag_ids=["x"])), "filter.tag_ids"),
     (pb.ListMembersRequest(filter=pb.MemberFilter(disabled=7)), "filter.disabled"),
+    (pb.ListMembersRequest(filter=pb.MemberFilter(level_frozen=7)), "filter.level_frozen"),
+    (pb.ListMembersRequest(filter=pb.MemberFilter(card_open_mall_ids=["x"])), "filter.card_open_mall_ids"),
     (pb.ListMembersRequest(page_size=-1), "page_size"),
     (pb.ListMembersRequest(page_token="eyJvIjo5fQ=="), "page_token"),
 ])

@@ -237,10 +237,28 @@ class BusinessView:
 
                 ui.button(t("biz.contact.add"), on_click=add_contact).props("outline")
             form.error_banner()
+            await self.transfers_table(customer_id)
             with ui.row().classes("w-full justify-end"):
                 ui.button(t("common.cancel"), on_click=dialog.close).props("flat")
             await load_contacts()
         dialog.open()
+
+    async def transfers_table(self, customer_id: str) -> None:
+        """The customer's ownership transfers, newest first (ListOwnershipTransfers)."""
+        t = self.t
+        ui.label(t("biz.transfers")).classes("font-medium")
+        answer = await attempt(lambda: self.api.call("BusinessCustomerService.ListOwnershipTransfers", {
+            "customer_id": customer_id, "page_size": 100}))
+        rows = [{"transfer_id": r["transfer_id"], "time": when(r.get("transfer_time")),
+                 "from": self.staff.get(r.get("from_staff_id", ""), r.get("from_staff_id") or "—"),
+                 "to": self.staff.get(r.get("to_staff_id", ""), r.get("to_staff_id") or "—"),
+                 "reason": r.get("reason") or "—",
+                 "operator": self.staff.get(r.get("operator_id", ""), r.get("operator_id") or "—")}
+                for r in (answer or {}).get("transfers", [])]
+        columns = [{"name": k, "label": t(f"biz.transfer_col.{k}"), "field": k, "align": "left"}
+                   for k in ("time", "from", "to", "reason", "operator")]
+        ui.table(columns=columns, rows=rows, row_key="transfer_id").classes("w-full").props(
+            table_labels(t)).props(f'aria-label="{t("biz.transfers")}"')
 
     def transfer_dialog(self, customer: dict[str, Any], parent: ui.dialog) -> None:
         t = self.t

@@ -3,6 +3,7 @@ interaction malls, timeline; disable the card, add to the whitelist."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from datetime import datetime
@@ -15,6 +16,7 @@ from nicegui import ui
 from gateway.console.api import ApiError
 from gateway.console.crowd_editor import Choices, load_choices
 from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
+from gateway.console.pages.member_orders import MemberOrders
 from gateway.console.widgets import (
     DISPLAY_ZONE,
     Form,
@@ -29,6 +31,15 @@ from gateway.console.widgets import (
 )
 
 ASSETS = ("ASSET_POINTS", "ASSET_RED_PACKET", "ASSET_BALANCE")
+VOUCHER_PREFIX = "/v1/voucherFiles/"  # UploadVoucherFile's references
+VOUCHER_MAX_BYTES = 10 * 1024 * 1024
+
+
+def voucher_cell(t: Any, voucher: str) -> dict[str, str]:
+    """A statement row's 变动凭证: a stored file opens with a click; another reference shows as it reads."""
+    if voucher.startswith(VOUCHER_PREFIX):
+        return {"voucher": t("statement.open_voucher"), "voucher_ref": voucher}
+    return {"voucher": voucher or "—", "voucher_ref": ""}
 
 
 def amount_text(asset: str, value: Any) -> str:
@@ -260,11 +271,17 @@ class MemberView:
             {"name": "note", "label": t("statement.note"), "field": "note", "align": "left"},
             {"name": "mall", "label": t("statement.mall"), "field": "mall", "align": "left"},
             {"name": "operator", "label": t("statement.operator"), "field": "operator", "align": "left"},
+            {"name": "voucher", "label": t("statement.voucher"), "field": "voucher", "align": "left"},
         ]
         table = ui.table(columns=columns, rows=[], row_key="entry_id").classes("w-full").props(
             table_labels(t) + " hide-pagination").props(
                 f'aria-label="{t("statement.of", asset=t.enum("asset", asset))}"')
         table.pagination = {"rowsPerPage": 0}
+        table.add_slot("body-cell-voucher", """<q-td :props="props">
+            <q-btn v-if="props.row.voucher_ref" flat dense no-caps color="primary" :label="props.value"
+                   @click="() => $parent.$emit('voucher', props.row)" />
+            <span v-else>{{ props.value }}</span></q-td>""")
+        table.on("voucher", lambda e: self.open_voucher(e.args.get("voucher_ref", "")))
         pager = Pager()
         with ui.row().classes("w-full justify-end"):
             previous = ui.button(t("table.previous"), on_click=lambda: self.turn(asset, True)).props("flat dense")
@@ -289,10 +306,20 @@ class MemberView:
             "amount": ("+" if int(e.get("amount", 0)) > 0 else "") + amount_text(asset, e.get("amount")),
             "balance": amount_text(asset, e.get("balance_after")), "reason": e.get("reason") or "—",
             "note": e.get("note") or "—", "mall": self.mall(e.get("mall_id")), "operator": e.get("operator_id", ""),
+            **voucher_cell(t, e.get("voucher") or ""),
         } for e in answer.get("entries", [])]
         parts["table"].update()
         parts["previous"].enabled = pager.index > 0
         parts["next"].enabled = bool(pager.next_token)
+
+    async def open_voucher(self, reference: str) -> None:
+        """Hands the browser a stored 变动凭证 (GetVoucherFile) under its own name."""
+        file_id = reference.removeprefix(VOUCHER_PREFIX)
+        answer = await attempt(lambda: self.api.call("LedgerService.GetVoucherFile", {"file_id": file_id}))
+        if answer is not None:
+            stored = answer.get("file") or {}
+            ui.download.content(base64.b64decode(answer.get("content", "")), stored.get("file_name") or "voucher",
+                                stored.get("content_type") or "application/octet-stream")
 
     async def adjust_dialog(self, asset: str) -> None:
         t = self.t
@@ -311,7 +338,25 @@ class MemberView:
             reason = form.add("reason_template_id", ui.select(reasons, label=t("adjust.reason")).classes("w-full"))
             description = form.add("description", ui.textarea(t("adjust.description")).classes("w-full")
                                    .props("autogrow maxlength=500"))
-            voucher = form.add("voucher", ui.input(t("adjust.voucher")).classes("w-full"))
+            voucher = form.add("voucher", ui.input(t("adjust.voucher"), placeholder=t("adjust.voucher_hint"))
+                               .classes("w-full").props('data-testid="voucher"'))
+
+            async def voucher_uploaded(event: Any) -> None:
+                upload = event.file
+                data = await upload.read()
+                try:
+                    answer = await self.api.upload("LedgerService.UploadVoucherFile", data, upload.name,
+                                                   {"member_id": self.member_id})
+                except ApiError as err:
+                    event.sender.reset()
+                    form.show(ApiError(err.status, err.code, err.message, "voucher"))
+                    return
+                voucher.value = (answer.get("file") or {}).get("reference", "")
+                voucher.props(remove="error error-message")
+
+            ui.upload(label=t("adjust.voucher_upload"), auto_upload=True, max_file_size=VOUCHER_MAX_BYTES,
+                      on_upload=voucher_uploaded).props('accept=".jpg,.jpeg,.png,.pdf" flat bordered').classes(
+                          "w-full")
             document_time = form.add("document_time", ui.input(t("adjust.document_time"),
                                                                placeholder="2026-01-31 18:30").classes("w-full"))
             mall = form.add("mall_id", ui.select(self.choices.malls, label=t("adjust.mall"),
@@ -405,6 +450,7 @@ class MemberView:
                    for k in ("mall", "store", "count", "total", "last")]
         ui.table(columns=columns, rows=rows, row_key="key").classes("w-full").props(table_labels(t)).props(
             f'aria-label="{t("consumption.stores")}"')
+        await MemberOrders(t, self.api, self.member_id, self.choices).build()
 
     async def timeline(self) -> None:
         t = self.t

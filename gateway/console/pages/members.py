@@ -62,14 +62,15 @@ async def members_page(request: Request) -> RedirectResponse | None:
         choices = await attempt(lambda: load_choices(page.api)) or Choices()
         state: dict[str, Any] = {"search": "", "order_by": SORTS[0], "ascending": False, "page_size": 20,
                                  "card_opened": TRI[0], "disabled": TRI[0], "store_member": TRI[0],
-                                 "levels": [], "review_statuses": [], "registration_mall_ids": [], "tag_ids": [],
+                                 "level_frozen": TRI[0], "levels": [], "review_statuses": [],
+                                 "registration_mall_ids": [], "card_open_mall_ids": [], "tag_ids": [],
                                  "group_ids": [], "crowd_mall_id": next(iter(choices.malls), "")}
         pager = Pager()
 
         def member_filter() -> dict[str, Any]:
-            f: dict[str, Any] = {k: state[k] for k in ("search", "levels", "review_statuses",
-                                                        "registration_mall_ids", "tag_ids", "group_ids")}
-            for key in ("card_opened", "disabled", "store_member"):
+            f: dict[str, Any] = {k: state[k] for k in ("search", "levels", "review_statuses", "registration_mall_ids",
+                                                        "card_open_mall_ids", "tag_ids", "group_ids")}
+            for key in ("card_opened", "disabled", "store_member", "level_frozen"):
                 if state[key] != TRI[0]:
                     f[key] = state[key]
             crowd = editor.definition()
@@ -89,12 +90,13 @@ async def members_page(request: Request) -> RedirectResponse | None:
             if page.super_admin:
                 ui.button(t("members.download"), icon="download", on_click=lambda: download()).props("outline")
         with ui.row().classes("w-full items-end gap-3"):
-            for key in ("card_opened", "disabled", "store_member"):
+            for key in ("card_opened", "disabled", "store_member", "level_frozen"):
                 ui.select({v: t(f"tri.{key}.{v}") for v in TRI}, value=TRI[0], label=t(f"members.filter.{key}"),
                           on_change=lambda e, key=key: apply(key, e.value)).classes("w-32")
             for key, options in (("levels", choices.levels), ("review_statuses", {r: t.enum("review", r)
                                                                                     for r in REVIEWS}),
-                                 ("registration_mall_ids", choices.malls), ("tag_ids", choices.tags),
+                                 ("registration_mall_ids", choices.malls), ("card_open_mall_ids", choices.malls),
+                                 ("tag_ids", choices.tags),
                                  ("group_ids", {"default": t("group.default"), **choices.groups})):
                 ui.select(options, multiple=True, value=[], label=t(f"members.filter.{key}"),
                           on_change=lambda e, key=key: apply(key, e.value)).classes("w-40").props("use-chips")

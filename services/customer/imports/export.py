@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import member_service_pb2 as mpb
@@ -27,10 +28,15 @@ HEADER = ["会员编号", "手机号", "邮箱", "姓名", "真实姓名", "性�
 
 
 async def export_members(session: AsyncSession, caller: Caller, f: mpb.MemberFilter, order_by: int, ascending: bool,
-                         cap: int) -> tuple[bytes, int, bool]:
-    """CSV bytes (the shared download format), rows written, and whether more members matched than ``cap``."""
+                         cap: int, crowd: ColumnElement[bool] | None = None) -> tuple[bytes, int, bool]:
+    """CSV bytes (the shared download format), rows written, and whether more members matched than ``cap``.
+
+    ``crowd``: the clause selecting the members the filter's crowd holds, if it has one."""
     repo = MemberRepository(session)
-    members: Sequence[Customer] = await repo.page(where=[visible_members(caller), *filter_clauses(f)],
+    where = [visible_members(caller), *filter_clauses(f)]
+    if crowd is not None:
+        where.append(crowd)
+    members: Sequence[Customer] = await repo.page(where=where,
                                                   order_by=order_by, ascending=ascending, limit=cap + 1, after=None)
     truncated = len(members) > cap
     members = members[:cap]

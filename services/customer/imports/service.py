@@ -15,7 +15,7 @@ from crowdpack.customer.v1 import member_service_pb2 as mpb
 from services.common.auth import Caller
 from services.common.clock import Clock, utcnow
 from services.common.db import Database
-from services.common.errors import AlreadyExists, NotFound
+from services.common.errors import AlreadyExists, FailedPrecondition, NotFound
 from services.common.idempotency import idempotent
 from services.common.pagination import Page, keyset_page
 from services.common.validation import enum_of
@@ -27,6 +27,8 @@ from services.customer.imports.export import export_members
 from services.customer.imports.jobs import ImportRunner, file_to_proto, job_to_proto
 from services.customer.imports.models import ImportFile, ImportJob, ImportRowIssue
 from services.customer.imports.repository import ImportRepository
+from services.customer.members.repository import among
+from services.customer.members.service import CrowdMembers
 
 
 def _encoding(record: ImportFile, requested: int) -> int:
@@ -59,9 +61,11 @@ async def _job_view(repo: ImportRepository, job: ImportJob) -> pb.ImportJob:
 
 
 class ImportService(FeatureService):
-    def __init__(self, db: Database, runner: ImportRunner, clock: Clock = utcnow) -> None:
+    def __init__(self, db: Database, runner: ImportRunner, clock: Clock = utcnow,
+                 crowds: CrowdMembers | None = None) -> None:
         super().__init__(db, clock)
         self.runner = runner
+        self.crowds = crowds
 
     async def save_upload(self, caller: Caller, request_id: str, file_name: str, path: Path, size: int,
                           sha: str) -> pb.UploadImportFileResponse:
@@ -154,8 +158,17 @@ class ImportService(FeatureService):
                 raise NotFound(f"no import job {job_id}", field="job_id")
             return await keyset_page(lambda n: repo.issues(job_id, n, after), limit)
 
-    async def export(self, caller: Caller, f: mpb.MemberFilter, order_by: int, ascending: bool,
-                     cap: int) -> tuple[bytes, int, bool]:
-        """The members ``caller`` sees that match the filter, as CSV: (data, rows, whether the cap cut it)."""
+    async def export(self, caller: Caller, f: mpb.MemberFilter, crowd_mall_id: int | None, order_by: int,
+                     ascending: bool, cap: int) -> tuple[bytes, int, bool]:
+        """The members ``caller`` sees that match the filter, as CSV: (data, rows, whether the cap cut it).
+
+        The filter's crowd, if it has one, is read in ``crowd_mall_id`` by the same engine as ListMembers."""
+        crowd = None
+        if crowd_mall_id is not None:
+            if self.crowds is None:
+                raise FailedPrecondition("the crowd index is not loaded in this process", field="filter.crowd")
+            ids = await self.crowds.member_ids(crowd_mall_id, f.crowd, mall_field="filter.crowd_mall_id",
+                                               field="filter.crowd")
+            crowd = among(ids, self.db.dialect)
         async with self.db.read() as session:
-            return await export_members(session, caller, f, order_by, ascending, cap)
+            return await export_members(session, caller, f, order_by, ascending, cap, crowd)

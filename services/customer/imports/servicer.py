@@ -24,6 +24,7 @@ from services.customer.imports import reading
 from services.customer.imports.jobs import ImportRunner
 from services.customer.imports.service import ImportService
 from services.customer.members.repository import check_filter
+from services.customer.members.service import CrowdMembers
 from services.customer.scope import require_super_admin
 
 DEFAULT_ZONE = "Asia/Shanghai"
@@ -52,8 +53,9 @@ def base_name(value: str) -> str:
 
 
 class ImportServicer(pb_grpc.ImportServiceServicer):
-    def __init__(self, db: Database, runner: ImportRunner, export_max_rows: int, clock: Clock = utcnow) -> None:
-        self.service = ImportService(db, runner, clock)
+    def __init__(self, db: Database, runner: ImportRunner, export_max_rows: int, clock: Clock = utcnow,
+                 crowds: CrowdMembers | None = None) -> None:
+        self.service = ImportService(db, runner, clock, crowds)
         self.runner = runner
         self.export_max_rows = export_max_rows
 
@@ -153,11 +155,10 @@ class ImportServicer(pb_grpc.ImportServiceServicer):
         require_super_admin(caller, "downloading member data")
         if request.max_rows < 0:
             raise InvalidArgument("must not be negative", field="max_rows")
-        check_filter(request.filter)
-        if request.filter.HasField("crowd"):
-            raise InvalidArgument("save the crowd as a package and download its members (CrowdService)",
-                                  field="filter.crowd")
+        f = request.filter
+        check_filter(f)
+        crowd_mall_id = parse_int_id(f.crowd_mall_id, "filter.crowd_mall_id") if f.HasField("crowd") else None
         order_by = known_enum(mpb.MemberOrderBy, request.order_by, "order_by")
         cap = min(request.max_rows or self.export_max_rows, self.export_max_rows)
-        data, count, truncated = await self.service.export(caller, request.filter, order_by, request.ascending, cap)
+        data, count, truncated = await self.service.export(caller, f, crowd_mall_id, order_by, request.ascending, cap)
         return pb.ExportMembersResponse(csv=data, row_count=count, truncated=truncated)

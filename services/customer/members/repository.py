@@ -85,7 +85,7 @@ def check_filter(f: pb.MemberFilter) -> None:
     for level in f.levels:
         if not 0 <= level <= 10:
             raise InvalidArgument("levels are 0..10", field="filter.levels")
-    for name in ("tag_ids", "registration_mall_ids"):
+    for name in ("tag_ids", "registration_mall_ids", "card_open_mall_ids"):
         for value in getattr(f, name):
             parse_int_id(value, f"filter.{name}")
     for value in f.group_ids:
@@ -93,7 +93,7 @@ def check_filter(f: pb.MemberFilter) -> None:
             parse_int_id(value, "filter.group_ids")
     for status in f.review_statuses:
         known_enum(member_pb2.ReviewStatus, status, "filter.review_statuses", allow_unspecified=False)
-    for name in ("card_opened", "disabled", "store_member"):
+    for name in ("card_opened", "disabled", "store_member", "level_frozen"):
         known_enum(pb.TriState, getattr(f, name), f"filter.{name}")
     if len(f.search) > 100:
         raise InvalidArgument("must be at most 100 characters", field="filter.search")
@@ -120,13 +120,15 @@ def filter_clauses(f: pb.MemberFilter) -> list[ColumnElement[bool]]:
         group = Customer.group_id.in_(ids)
         clauses.append(or_(group, Customer.group_id.is_(None)) if "default" in f.group_ids else group)
     for tri, flag in ((f.card_opened, Customer.card_opened), (f.disabled, Customer.disabled),
-                      (f.store_member, Customer.store_member)):
+                      (f.store_member, Customer.store_member), (f.level_frozen, Customer.level_frozen)):
         if tri:
             clauses.append(flag.is_(tri == pb.TRI_STATE_YES))
     if f.review_statuses:
         clauses.append(Customer.review_status.in_(list(f.review_statuses)))
     if f.registration_mall_ids:
         clauses.append(Customer.registration_mall_id.in_([int(m) for m in f.registration_mall_ids]))
+    if f.card_open_mall_ids:
+        clauses.append(Customer.card_open_mall_id.in_([int(m) for m in f.card_open_mall_ids]))
     if not f.include_virtual:
         clauses.append(Customer.virtual.is_(False))
     return clauses

@@ -21,7 +21,9 @@ from crowdpack.customer.v1 import session_service_pb2 as pb
 from crowdpack.customer.v1 import session_service_pb2_grpc as pb_grpc
 from services.common.auth import Caller, Role
 from services.common.config import CommonSettings
+from services.common.errors import InvalidArgument
 from services.common.identity import signer_from
+from services.customer.sessions.passwords import check_new_password
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -35,6 +37,11 @@ def _password(args: argparse.Namespace) -> str:
 
 def create_admin(args: argparse.Namespace) -> int:
     password = _password(args)
+    try:  # before the staff member exists: a refused password must leave nothing behind to retry against
+        check_new_password(password, "password")
+    except InvalidArgument as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        return 1
     metadata = signer_from(CommonSettings(), issuer="crowdpack-cli", ttl_s=300).metadata(
         Caller(staff_id="crowdpack-cli", role=Role.SYSTEM))
     run = uuid.uuid4().hex
