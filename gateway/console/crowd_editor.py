@@ -16,15 +16,21 @@ from nicegui import ui
 from gateway.console.i18n import Labels
 from gateway.console.widgets import fen_from_yuan, yuan_text
 
-KINDS = ("gender", "birthday", "age", "card_opened", "card_open_time", "level", "level_expiry", "store_member",
-         "points_balance", "red_packet_balance", "consumption", "tags", "groups", "registration_mall",
-         "interaction_mall", "disabled", "review_status")
+KINDS = ("gender", "birthday", "age", "registration_time", "card_opened", "card_open_time", "card_open_channel",
+         "native_card", "level", "level_expiry", "level_change", "store_member", "points_balance", "red_packet_balance",
+         "consumption", "online_orders", "tags", "groups", "registration_mall", "interaction_mall", "disabled",
+         "review_status")
+CHANNELS = ("OPEN_CHANNEL_WECHAT", "OPEN_CHANNEL_ALIPAY", "OPEN_CHANNEL_DOUYIN", "OPEN_CHANNEL_XIAOHONGSHU",
+            "OPEN_CHANNEL_IMPORT")
+NATIVE_CHANNELS = CHANNELS[:4]
+DIRECTIONS = ("LEVEL_CHANGE_DIRECTION_UPGRADED", "LEVEL_CHANGE_DIRECTION_RETAINED", "LEVEL_CHANGE_DIRECTION_DOWNGRADED")
+ONLINE_METRICS = ("CONSUMPTION_METRIC_COUNT", "CONSUMPTION_METRIC_TOTAL", "CONSUMPTION_METRIC_LAST_TIME")
 METRICS = ("CONSUMPTION_METRIC_FIRST_TIME", "CONSUMPTION_METRIC_LAST_TIME", "CONSUMPTION_METRIC_COUNT",
            "CONSUMPTION_METRIC_TOTAL", "CONSUMPTION_METRIC_MAX", "CONSUMPTION_METRIC_AVERAGE",
            "CONSUMPTION_METRIC_DISTINCT_STORES")
 MONEY_METRICS = {"CONSUMPTION_METRIC_TOTAL", "CONSUMPTION_METRIC_MAX", "CONSUMPTION_METRIC_AVERAGE"}
 TIME_METRICS = {"CONSUMPTION_METRIC_FIRST_TIME", "CONSUMPTION_METRIC_LAST_TIME"}
-WINDOWS = ("last_days", "last_months", "next_days", "next_months", "this_month", "fixed")
+WINDOWS = ("last_days", "last_months", "next_days", "next_months", "this_month", "fixed", "ever")
 GENDERS = ("GENDER_MALE", "GENDER_FEMALE", "GENDER_UNKNOWN")
 REVIEWS = ("REVIEW_STATUS_PENDING", "REVIEW_STATUS_APPROVED", "REVIEW_STATUS_REJECTED")
 
@@ -46,6 +52,8 @@ def window_json(state: dict[str, Any]) -> dict[str, Any] | None:
     kind = state.get("window", "last_days")
     if kind == "this_month":
         return {"this_month": True}
+    if kind == "ever":
+        return {"ever": True}
     if kind == "fixed":
         if not state.get("from_date") or not state.get("to_date"):
             return None
@@ -75,8 +83,23 @@ def condition_json(kind: str, s: dict[str, Any]) -> dict[str, Any]:
         body = {"years": range_json(s)}
     elif kind == "card_opened":
         body = {"opened": bool(s.get("yes", True))}
-    elif kind == "card_open_time":
+    elif kind in ("card_open_time", "registration_time"):
         body = {"window": window_json(s)}
+    elif kind == "card_open_channel":
+        body = {"channels": list(s.get("values") or [])}
+    elif kind == "native_card":
+        body = {"channel": s.get("channel", NATIVE_CHANNELS[0]), "opened": bool(s.get("yes", True))}
+    elif kind == "level_change":
+        body = {"window": window_json(s), "directions": list(s.get("values") or [])}
+        if s.get("level") not in (None, "", "any"):
+            body["level"] = int(s["level"])
+    elif kind == "online_orders":
+        metric = s.get("metric", "CONSUMPTION_METRIC_COUNT")
+        body = {"metric": metric}
+        if metric in TIME_METRICS:
+            body["window"] = window_json(s)
+        else:
+            body["range"] = range_json(s, money=metric in MONEY_METRICS)
     elif kind == "level":
         body = {"levels": [int(v) for v in s.get("values") or []], "negate": bool(s.get("negate"))}
     elif kind == "level_expiry":
@@ -111,9 +134,13 @@ def condition_json(kind: str, s: dict[str, Any]) -> dict[str, Any]:
 
 def default_state(kind: str) -> dict[str, Any]:
     base: dict[str, Any] = {"kind": kind, "window": "last_days", "count": 30}
-    if kind == "consumption":
+    if kind in ("consumption", "online_orders"):
         base["metric"] = "CONSUMPTION_METRIC_COUNT"
         base["min"] = 1
+    if kind == "level_change":
+        base["level"] = "any"
+    if kind == "native_card":
+        base["channel"] = NATIVE_CHANNELS[0]
     if kind == "birthday":
         base.update(from_md="01-01", to_md="03-31")
     return base
@@ -226,8 +253,30 @@ class CrowdEditor:
             elif kind in ("card_opened", "store_member", "disabled"):
                 ui.toggle({True: t("common.yes"), False: t("common.no")}, value=s.get("yes", True),
                           on_change=lambda e: self._set(s, "yes", e.value))
-            elif kind in ("card_open_time",):
+            elif kind in ("card_open_time", "registration_time"):
                 self._window(s)
+            elif kind == "card_open_channel":
+                self._multi(s, {ch: t.enum("channel", ch) for ch in CHANNELS})
+            elif kind == "native_card":
+                ui.select({ch: t.enum("channel", ch) for ch in NATIVE_CHANNELS}, value=s.get("channel"),
+                          label=t("crowd.channel"), on_change=lambda e: self._set(s, "channel", e.value)
+                          ).classes("w-32")
+                ui.toggle({True: t("crowd.native.opened"), False: t("crowd.native.not_opened")},
+                          value=s.get("yes", True), on_change=lambda e: self._set(s, "yes", e.value))
+            elif kind == "level_change":
+                self._multi(s, {d: t.enum("direction", d) for d in DIRECTIONS})
+                ui.select({"any": t("crowd.any_level"), **c.levels}, value=s.get("level", "any"),
+                          label=t("crowd.level_to"), on_change=lambda e: self._set(s, "level", e.value)
+                          ).classes("w-36")
+                self._window(s)
+            elif kind == "online_orders":
+                ui.select({m: t.enum("online_metric", m) for m in ONLINE_METRICS}, value=s["metric"],
+                          label=t("crowd.metric"), on_change=lambda e: self._metric(s, e.value)).classes("w-40")
+                if s["metric"] in TIME_METRICS:
+                    self._window(s)
+                else:
+                    money = s["metric"] in MONEY_METRICS
+                    self._range(s, t("crowd.unit.yuan") if money else t("crowd.unit.count"))
             elif kind == "level":
                 self._multi(s, {n: name for n, name in c.levels.items()})
                 ui.checkbox(t("crowd.negate"), value=bool(s.get("negate")),
@@ -288,7 +337,7 @@ class CrowdEditor:
         if kind == "fixed":
             self._text(s, "from_date", t("crowd.from_date"), "w-32")
             self._text(s, "to_date", t("crowd.to_date"), "w-32")
-        elif kind != "this_month":
+        elif kind not in ("this_month", "ever"):
             ui.number(t("crowd.count"), value=int(s.get("count") or 0), min=1, precision=0,
                       on_change=lambda e: self._set(s, "count", int(e.value or 0))).classes("w-20")
 
@@ -304,6 +353,8 @@ def state_from_json(kind: str, body: dict[str, Any]) -> dict[str, Any]:
     window = body.get("window") or {}
     if "this_month" in window:
         s["window"] = "this_month"
+    elif "ever" in window:
+        s["window"] = "ever"
     elif "fixed" in window:
         s.update(window="fixed", from_date=window["fixed"].get("from_date", ""),
                  to_date=window["fixed"].get("to_date", ""))
@@ -320,7 +371,7 @@ def state_from_json(kind: str, body: dict[str, Any]) -> dict[str, Any]:
                     money = key == "fen" or body.get("metric") in MONEY_METRICS
                     s[end] = yuan_text(value) if money else str(value)
     values = (body.get("genders") or body.get("levels") or body.get("tag_ids") or body.get("group_ids")
-              or body.get("mall_ids") or body.get("statuses"))
+              or body.get("mall_ids") or body.get("statuses") or body.get("channels") or body.get("directions"))
     if values is not None:
         s["values"] = values
     if kind == "consumption":
@@ -338,6 +389,14 @@ def state_from_json(kind: str, body: dict[str, Any]) -> dict[str, Any]:
         s.update(from_md=body["fixed"].get("from_month_day", ""), to_md=body["fixed"].get("to_month_day", ""))
     if kind == "level_expiry":
         s["level"] = int(body.get("level", 0))
+    if kind == "level_change":
+        s["level"] = int(body["level"]) if "level" in body else "any"
+    if kind == "native_card":
+        s["channel"] = body.get("channel", NATIVE_CHANNELS[0])
+    if kind == "online_orders":
+        s["metric"] = body.get("metric", "CONSUMPTION_METRIC_COUNT")
+        if "range" not in body:
+            s.pop("min", None)
     return s
 
 

@@ -29,6 +29,9 @@ def used_keys() -> set[str]:
     keys |= {f"crowd.kind.{k}" for k in crowd_editor.KINDS} | {f"crowd.window.{w}" for w in crowd_editor.WINDOWS}
     keys |= {f"enum.metric.{m}" for m in crowd_editor.METRICS} | {f"enum.gender.{g}" for g in crowd_editor.GENDERS}
     keys |= {f"enum.review.{r}" for r in crowd_editor.REVIEWS} | {f"enum.sort.{s}" for s in SORTS}
+    keys |= {f"enum.direction.{d}" for d in crowd_editor.DIRECTIONS}
+    keys |= {f"enum.channel.{c}" for c in crowd_editor.CHANNELS}
+    keys |= {f"enum.online_metric.{m}" for m in crowd_editor.ONLINE_METRICS}
     keys |= {f"tri.{field}.{v}" for field in ("card_opened", "disabled", "store_member") for v in TRI}
     keys |= {f"members.filter.{f}" for f in ("card_opened", "disabled", "store_member", "levels", "review_statuses",
                                              "registration_mall_ids", "tag_ids", "group_ids")}
@@ -68,3 +71,20 @@ def test_labels_fill_placeholders_and_name_enums():
     assert en.enum("gender", "GENDER_UNSPECIFIED") == "—"
     with pytest.raises(KeyError):
         zh("no.such.key")
+
+
+def test_the_crowd_editor_offers_every_condition_kind_and_writes_what_the_api_reads():
+    from google.protobuf import json_format
+
+    from crowdpack.customer.v1 import crowd_pb2
+
+    assert set(crowd_editor.KINDS) == {f.name for f in crowd_pb2.Condition.DESCRIPTOR.oneofs_by_name["kind"].fields}
+    for kind in crowd_editor.KINDS:
+        state = crowd_editor.default_state(kind)
+        if kind in ("gender", "level", "tags", "groups", "registration_mall", "interaction_mall", "review_status",
+                    "card_open_channel"):
+            state["values"] = {"gender": ["GENDER_MALE"], "level": [1], "review_status": ["REVIEW_STATUS_PENDING"],
+                               "card_open_channel": ["OPEN_CHANNEL_DOUYIN"]}.get(kind, ["1"])
+        written = crowd_editor.condition_json(kind, state)
+        json_format.ParseDict(written, crowd_pb2.Condition())  # the API's JSON mapping takes it as it is
+        assert crowd_editor.condition_json(kind, crowd_editor.state_from_json(kind, written[kind])) == written

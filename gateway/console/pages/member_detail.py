@@ -438,6 +438,12 @@ class MemberView:
             fact(t("consumption.paid"), yuan(totals.get("total_paid_amount")))
             fact(t("consumption.first"), when(totals.get("first_order_time")))
             fact(t("consumption.last"), when(totals.get("last_order_time")))
+        stats = self.member.get("stats") or {}
+        with ui.row().classes("w-full gap-6"):  # 线下消费 and 线上下单 apart (document 001)
+            for side in ("offline", "online"):
+                fact(t(f"consumption.{side}_count"), str(int(stats.get(f"{side}_count") or 0)), f"{side}-count")
+                fact(t(f"consumption.{side}_total"), yuan(stats.get(f"{side}_total_fen")), f"{side}-total")
+                fact(t(f"consumption.{side}_last"), when(stats.get(f"{side}_last_time")))
         rows = []
         for mall in (answer or {}).get("malls", []):
             for store in mall.get("stores", []):
