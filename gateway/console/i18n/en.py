@@ -309,6 +309,8 @@ LABELS: dict[str, str] = {
     "import.file": "{name}: {rows} data rows",
     "import.tag": "Tag (choose or type a new one)",
     "import.encoding": "Encoding",
+    "import.preview_warning": "The rows may be garbled or lack a phone/email column; switch the format and "
+                              "compare: {warning}",
     "import.preview": "Preview (at most 20 rows)",
     "import.mode": "Mode",
     "import.fast_note": "Fast mode makes no events: no attribute or tag entries on the timelines.",

@@ -309,6 +309,7 @@ LABELS: dict[str, str] = {
     "import.file": "{name}：{rows} 行数据",
     "import.tag": "标签（选择或新建）",
     "import.encoding": "数据格式",
+    "import.preview_warning": "数据可能乱码或缺少手机号/邮箱列，请切换数据格式后比较：{warning}",
     "import.preview": "数据预览（至多 20 条）",
     "import.mode": "导入模式",
     "import.fast_note": "极速模式不产生事件：时间轴中没有属性变更与新增标签记录。",

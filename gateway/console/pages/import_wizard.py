@@ -131,6 +131,9 @@ class ImportWizard:
             for label in self.counts.values():
                 label.set_text("—")
             return
+        warning = answer.get("warning", "")
+        if warning:  # read with the wrong encoding, or no key column: the rows are shown as read, to compare
+            self.encoding_error.set_text(t("import.preview_warning", warning=warning))
         counts = answer.get("counts") or {}
         for key, label in self.counts.items():
             label.set_text(f"{int(counts.get(key) or 0):,}")
