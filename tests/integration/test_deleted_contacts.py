@@ -77,3 +77,21 @@ async def test_a_super_admin_releases_the_contacts_and_the_deleted_record_keeps_
     released = [json.loads(e.detail_json) for e in entries if e.kind == "contacts_released"]
     assert released == [{"phone": PHONE, "email": EMAIL}]
     assert [e.actor_id for e in entries if e.kind == "contacts_released"] == ["super-1"]
+
+
+async def test_a_business_customer_meets_the_same_rule_for_a_deleted_members_phone(customer):
+    from crowdpack.customer.v1 import business_customer_service_pb2 as bpb
+    from crowdpack.customer.v1 import business_customer_service_pb2_grpc as bpb_grpc
+
+    old = await deleted_member(customer)
+    business = bpb_grpc.BusinessCustomerServiceStub(customer.channel)
+    err = await rpc_error(business.CreateBusinessCustomer(bpb.CreateBusinessCustomerRequest(
+        request_id="b", name="华东贸易有限公司", phone=PHONE), metadata=SUPER))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(err) == ("PHONE_HELD_BY_DELETED_CUSTOMER", "crowdpack.io",
+                                 {"field": "phone", "customer_id": old})
+    live = (await customer.members.CreateMember(pb.CreateMemberRequest(request_id="l", phone="13600000029"),
+                                                metadata=SUPER)).member
+    taken = await rpc_error(business.CreateBusinessCustomer(bpb.CreateBusinessCustomerRequest(
+        request_id="t", name="华南贸易有限公司", phone=live.phone), metadata=SUPER))
+    assert (taken.code(), error_reason(taken)[0]) == (grpc.StatusCode.ALREADY_EXISTS, "PHONE_TAKEN")

@@ -114,6 +114,11 @@ class BusinessRepository:
         await self.session.flush()
         return BusinessRow(customer, profile)
 
+    async def holder_by(self, column: Any, value: str) -> tuple[int, bool] | None:
+        """The customer (of either kind) holding ``value`` in ``column`` and whether they are deleted."""
+        row = (await self.session.execute(select(Customer.id, Customer.deleted_at).where(column == value))).first()
+        return None if row is None else (row[0], row[1] is not None)
+
     async def customer_id_by(self, column: Any, value: str) -> int | None:
         """Any customer (member or business, deleted or not) holding a unique value."""
         return await self.session.scalar(select(Customer.id).where(column == value))

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import business_customer_service_pb2 as pb
 from services.common.auth import Caller
-from services.common.errors import AlreadyExists, FailedPrecondition, NotFound
+from services.common.errors import FailedPrecondition, NotFound
 from services.common.idempotency import idempotent
 from services.common.pagination import Page, keyset_page
 from services.common.validation import aware, to_timestamp
@@ -47,6 +47,7 @@ from services.customer.business.ownership import (
 from services.customer.business.repository import BusinessRepository, BusinessRow, filter_clauses
 from services.customer.classification import tagging
 from services.customer.classification.models import Tag
+from services.customer.contacts_held import held_error
 from services.customer.feature import FeatureService
 from services.customer.models import Customer
 
@@ -82,9 +83,9 @@ async def _check_refs(repo: BusinessRepository, values: dict[str, Any], customer
     for column, name in ((Customer.phone, "phone"), (Customer.email, "email")):
         value = values.get(name)
         if value:
-            holder = await repo.customer_id_by(column, value)
-            if holder is not None and holder != customer_id:
-                raise AlreadyExists(f"a customer with this {name} exists", field=prefix + name)
+            held = await repo.holder_by(column, value)
+            if held is not None and held[0] != customer_id:
+                raise held_error(name, name, held[0], held[1], prefix)
     group_id = values.get("group_id")
     if group_id is not None and not await repo.group_exists(group_id):
         raise NotFound(f"no group {group_id}", field=prefix + "group_id")

@@ -15,11 +15,12 @@ from crowdpack.customer.v1 import member_service_pb2 as pb
 from services.common.auth import Caller
 from services.common.clock import Clock, utcnow
 from services.common.db import Database
-from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.idempotency import idempotent
 from services.common.pagination import Page, encode_token, keyset_page
 from services.customer import member_events, timeline
 from services.customer.classification.tagging import remove_all_tags
+from services.customer.contacts_held import held_error
 from services.customer.feature import FeatureService
 from services.customer.member_changes import change_attributes
 from services.customer.members.cards import card_number
@@ -79,10 +80,6 @@ async def _view(session: AsyncSession, member: Customer) -> member_pb2.Member:
                            interaction_mall_ids=(await repo.interactions_of([member.id])).get(member.id, []))
 
 
-# What a deleted customer holds that a super admin may free for someone new (the card number stays).
-RELEASABLE = ("phone", "email")
-
-
 async def _check_unique(repo: MemberRepository, values: dict[str, Any], member_id: int | None,
                         prefix: str = "") -> None:
     for column, field, what in ((Customer.phone, "phone", "phone"), (Customer.email, "email", "email"),
@@ -93,16 +90,7 @@ async def _check_unique(repo: MemberRepository, values: dict[str, Any], member_i
             if held is None or held[0] == member_id:
                 continue
             owner, deleted = held
-            if deleted and field in RELEASABLE:
-                # A deleted customer keeps its data (document 000), so its phone or email stays taken until a
-                # super admin releases it: say so, and how (docs/deleted-customers.md).
-                raise FailedPrecondition(
-                    f"this {what} belongs to deleted customer {owner}, whose data is kept; a super admin can "
-                    f"free it with ReleaseDeletedContacts (POST /v1/members/{owner}:releaseContacts)",
-                    field=prefix + field, error_reason=f"{field.upper()}_HELD_BY_DELETED_CUSTOMER",
-                    metadata={"customer_id": str(owner)})
-            raise AlreadyExists(f"a customer with this {what} exists", field=prefix + field,
-                                error_reason=f"{field.upper()}_TAKEN")
+            raise held_error(what, field, owner, deleted, prefix)
 
 
 async def _check_refs(repo: MemberRepository, values: dict[str, Any], prefix: str = "") -> None:
