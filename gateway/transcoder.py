@@ -190,7 +190,7 @@ def csv_response(binding: Binding, reply: Message) -> Response:
     headers = {"Content-Disposition": f'attachment; filename="{name}.csv"',
                "X-Row-Count": str(getattr(reply, "row_count", 0)),
                "X-Truncated": "true" if getattr(reply, "truncated", False) else "false"}
-    return Response(reply.csv, media_type="text/csv; charset=utf-8", headers=headers)  # type: ignore[attr-defined]
+    return Response(reply.csv, media_type="text/csv; charset=utf-8", headers=headers)  # type: ignore[attr-defined]  # CSV replies
 
 
 async def upload_chunks(binding: Binding, request: Request, limit: int) -> AsyncIterator[Message]:

@@ -59,7 +59,7 @@ class OrderHandlers:
         await session.run_sync(lambda s: apply_orders(s, self.cache, [event], now))
 
     def batch(self, session: Session, items: Sequence[tuple[str, Message]]) -> None:
-        apply_orders(session, self.cache, [event for _, event in items], utcnow())  # type: ignore[misc]
+        apply_orders(session, self.cache, [event for _, event in items], utcnow())  # type: ignore[misc]  # order events
 
 
 async def bump_mall(session: AsyncSession, mall_id: str) -> MallView:
@@ -136,7 +136,7 @@ async def member_updated(session: AsyncSession, event: customer_events.MemberUpd
 async def close_open_alerts(session: AsyncSession, member_id: str, state: int) -> int:
     result = await session.execute(update(Alert).where(
         Alert.member_id == member_id, Alert.state == pb.ALERT_STATE_OPEN).values(state=state))
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    return result.rowcount or 0  # type: ignore[attr-defined]  # an UPDATE's result has one
 
 
 def order_consumer(db: Database, js: JetStreamContext, cache: RuleCache, **options: Any) -> EventConsumer:

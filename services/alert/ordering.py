@@ -32,7 +32,7 @@ ONLINE = "ORDER_CHANNEL_ONLINE"
 # An order older than this can never count again (the widest window is 90 days; a day's slack for time zones).
 TOO_OLD = timedelta(days=HORIZON_DAYS + 1)
 OrderEvent = ledger_events.OrderRecorded | ledger_events.OrderRefunded
-MEMBER_ORDER: Table = MemberOrder.__table__  # type: ignore[assignment]
+MEMBER_ORDER: Table = MemberOrder.__table__  # type: ignore[assignment]  # a mapped class's table
 _OCCUR_TIME = MEMBER_ORDER.c.occur_time.type
 ORDER_COLUMNS = ("order_id", "member_id", "mall_id", "store_id", "paid_amount", "fully_refunded", "occur_time")
 

@@ -30,8 +30,8 @@ from services.common.outbox import add_events
 from services.common.validation import to_timestamp
 
 OPEN, WHITELISTED = pb.ALERT_STATE_OPEN, pb.ALERT_STATE_WHITELISTED
-ALERT: Table = Alert.__table__  # type: ignore[assignment]
-ALERT_ORDER: Table = AlertOrder.__table__  # type: ignore[assignment]
+ALERT: Table = Alert.__table__  # type: ignore[assignment]  # a mapped class's table
+ALERT_ORDER: Table = AlertOrder.__table__  # type: ignore[assignment]  # a mapped class's table
 ALERT_COLUMNS = ("id", "mall_id", "member_id", "rule_id", "rule_name", "conditions", "state", "first_triggered_at",
                  "last_triggered_at", "order_count")
 ALERT_CHANGES = ("rule_name", "conditions", "state", "last_triggered_at", "order_count")

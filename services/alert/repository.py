@@ -85,7 +85,7 @@ class AlertRepository:
 
     async def get(self, alert_id: int) -> tuple[Alert, bool, bool] | None:
         row = (await self.session.execute(self._select(AlertQuery(None)).where(Alert.id == alert_id))).first()
-        return tuple(row) if row is not None else None  # type: ignore[return-value]
+        return tuple(row) if row is not None else None  # type: ignore[return-value]  # the select's three columns
 
     async def of_member(self, mall_id: str, member_id: str) -> Sequence[tuple[Alert, bool, bool]]:
         return (await self.session.execute(self._select(AlertQuery(frozenset([mall_id]))).where(

@@ -164,7 +164,7 @@ class AlertServicer(pb_grpc.AlertServiceServicer):
         async def update(session: AsyncSession) -> pb.UpdateAlertRuleResponse:
             rule = await self._rule(session, rule_id, caller, "editing an alert rule")
             if "scope_kind" in values:
-                await check_scope_stores(session, rule.mall_id, values["scope_kind"], values["scope_values"],  # type: ignore[arg-type]
+                await check_scope_stores(session, rule.mall_id, values["scope_kind"], values["scope_values"],  # type: ignore[arg-type]  # parsed
                                          "rule.scope")
             changed = {k for k, v in values.items() if getattr(rule, k) != v}
             for key in changed:

@@ -204,7 +204,7 @@ def idempotent(method: str) -> Callable[[Callable[Concatenate[OwnerT, AsyncSessi
         async def run(self: OwnerT, request: Q, /, *args: P.args, **kwargs: P.kwargs) -> R:
             # The RPC's response class, which the decorated method's declared return type R names. (mypy
             # checks a class object against Hashable with the instances' __hash__; classes are hashable.)
-            response_cls = cast(type[R], response_type(type(request), method))  # type: ignore[arg-type]
+            response_cls = cast(type[R], response_type(type(request), method))  # type: ignore[arg-type]  # see above
             return await run_idempotent(self.db, self.idempotency, method, request, response_cls,
                                         lambda session: work(self, session, request, *args, **kwargs))
 

@@ -51,7 +51,7 @@ class OutboxMixin(MappedMixin):
     published_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
 
     @declared_attr.directive
-    def __table_args__(cls) -> tuple:  # noqa: N805
+    def __table_args__(cls) -> tuple:  # noqa: N805 - a declared_attr takes the class
         unsent = text("published_at IS NULL")
         return (Index("ix_outbox_event_unsent", "seq", sqlite_where=unsent, postgresql_where=unsent),
                 # For retention (services/common/retention.py).

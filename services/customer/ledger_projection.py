@@ -82,7 +82,7 @@ def _member_ids(event: Message) -> Iterator[str]:
     if isinstance(event, events.EntriesPosted):
         yield from (e.member_id for e in event.entries)
     else:
-        yield event.member_id  # type: ignore[attr-defined]
+        yield event.member_id  # type: ignore[attr-defined]  # every other ledger event names one member
 
 
 @dataclass
@@ -111,7 +111,7 @@ class Batch:
     def read(cls, session: Session, items: Sequence[tuple[str, Message]]) -> Batch:
         member_ids = sorted({n for _, event in items for m in _member_ids(event) if (n := _id(m)) is not None})
         order_ids = sorted({n for subject, event in items if subject in (ORDER_RECORDED, ORDER_REFUNDED)
-                            and (n := _id(event.order_id)) is not None})  # type: ignore[attr-defined]
+                            and (n := _id(event.order_id)) is not None})  # type: ignore[attr-defined]  # orders
         members: dict[int, Customer] = {}
         stats: dict[int, CustomerStats] = {}
         interactions: set[tuple[int, int]] = set()
@@ -138,7 +138,7 @@ class Batch:
             stats.update((row.customer_id, row) for row in missing)
         recorded = [event for subject, event in items if subject == ORDER_RECORDED]
         levels = session.scalars(select(Level).order_by(Level.number)).all() if recorded else ()
-        phones = sorted({e.buyer_phone for e in recorded if e.buyer_phone})  # type: ignore[attr-defined]
+        phones = sorted({e.buyer_phone for e in recorded if e.buyer_phone})  # type: ignore[attr-defined]  # recorded
         taken: set[str] = set()
         for chunk in chunks(phones, IN_LIST):
             taken.update(session.scalars(select(Customer.phone).where(Customer.phone.in_(chunk))))

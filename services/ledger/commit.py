@@ -113,7 +113,7 @@ class GroupCommit:
         """``run_idempotent`` inside the next batch."""
         check_request_id(request_id_of(request))
         return await self.run(
-            lambda scope: run_idempotent(scope, self.idempotency_model, method, request,  # type: ignore[arg-type]
+            lambda scope: run_idempotent(scope, self.idempotency_model, method, request,  # type: ignore[arg-type]  # scope
                                          response_cls, work))
 
     async def submit(self, command: Command) -> Message:
@@ -123,7 +123,7 @@ class GroupCommit:
 
     def _alone(self, command: Command) -> Callable[[BatchScope], Awaitable[Message]]:
         return lambda scope: run_idempotent(
-            scope, self.idempotency_model, command.method, command.request,  # type: ignore[arg-type]
+            scope, self.idempotency_model, command.method, command.request,  # type: ignore[arg-type]  # scope acts as a db
             command.response_cls, lambda session: command.run_alone(session, utcnow()))
 
     async def _drain(self) -> None:
@@ -154,7 +154,7 @@ class GroupCommit:
         """Decides the batchable jobs together and answers them once committed; returns those that must run alone."""
         if not batched:
             return []
-        commands: list[Command] = [job.command for job in batched]  # type: ignore[misc]
+        commands: list[Command] = [job.command for job in batched]  # type: ignore[misc]  # batched jobs have one
         try:
             outcomes: list[Any] = await self.db.run_sync_write(
                 lambda session: run_batch(session, commands, now=utcnow()))

@@ -194,6 +194,6 @@ def parse_order(request: pb.RecordOrderRequest, now: datetime) -> NewOrder:
         channel=known_enum(pb.OrderChannel, request.channel, "channel", allow_unspecified=False),
         external_order_no=external_order_no(request.external_order_no), amount=amount,
         paid_amount=request.paid_amount,
-        occurred_at=past_time(request, "occur_time", now, required=True),  # type: ignore[arg-type]
+        occurred_at=past_time(request, "occur_time", now, required=True),  # type: ignore[arg-type]  # required: set
         buyer_real_name=buyer_real_name(request.buyer_real_name),
         buyer_phone=mainland_mobile(request.buyer_phone, "buyer_phone") or "")

@@ -87,6 +87,6 @@ def move_lots(session: Session, pending: list[Posted], rules: dict[str, Rule], n
     conn = session.connection()
     update_rows(conn, LOTS, ("remaining",), ("id",), [(lot.remaining, lot.id) for lot in changed])
     insert_rows(conn, LOTS, LOT_COLUMNS, [
-        (lot.account_id, lot.entry.id,  # type: ignore[union-attr]
+        (lot.account_id, lot.entry.id,  # type: ignore[union-attr]  # a new lot always has its entry
          lot.amount, lot.remaining, now, lot.expires_at)
         for lot in opened])

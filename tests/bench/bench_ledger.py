@@ -108,7 +108,7 @@ async def bench_engine(db: Database, args: argparse.Namespace, backend: str) -> 
     """The group commit and the journal alone, in this process: the same work without gRPC or NATS."""
     commits = GroupCommit(db, IdempotencyRecord)
     rng = random.Random(11)
-    member = lambda: str(rng.randint(1, args.members))  # noqa: E731
+    member = lambda: str(rng.randint(1, args.members))  # noqa: E731 - a one-line picker
     now = datetime.now(UTC)
     async with db.transaction() as session:  # what the places consumer stores (already there after a system run)
         await session.merge(MallState(mall_id=MALL, name=MALL, timezone="Asia/Shanghai", deleted=False,
@@ -251,7 +251,7 @@ async def bench_backend(backend: str, args: argparse.Namespace, state: Path, dat
         log(f"{backend}: opening {args.members:,} members (three accounts each)")
         await open_members(system, stub, args.members)
         rng = random.Random(7)
-        member = lambda: str(rng.randint(1, args.members))  # noqa: E731
+        member = lambda: str(rng.randint(1, args.members))  # noqa: E731 - a one-line picker - a one-line picker
 
         log(f"{backend}: the reference: gRPC health checks on the same server, {args.clients} clients")
         health = health_pb2_grpc.HealthStub(channel)

@@ -163,8 +163,8 @@ class Client:
         rng = self.rng
         op = rng.choices(["recharge", "spend", "red", "adjust", "order", "refund", "batch"],
                          weights=[18, 22, 8, 10, 20, 12, 10])[0]
-        entry = lambda r: [(r.entry.member_id, r.entry.asset, r.entry.amount)]  # noqa: E731
-        entries = lambda r: [(e.member_id, e.asset, e.amount) for e in r.entries]  # noqa: E731
+        entry = lambda r: [(r.entry.member_id, r.entry.asset, r.entry.amount)]  # noqa: E731 - read beside its twin
+        entries = lambda r: [(e.member_id, e.asset, e.amount) for e in r.entries]  # noqa: E731 - as above
         if op == "recharge":
             self.apply("PostEntry", pb.PostEntryRequest(request_id=self.next_id(op), posting=pb.Posting(
                 member_id=self.member(), asset=BALANCE, kind=pb.ENTRY_KIND_RECHARGE, amount=rng.randint(100, 5_000))),

@@ -30,7 +30,7 @@ def AUTH(system) -> dict[str, str]:
     return first_admin(system)
 
 
-def wait_for_points(client: httpx.Client, member_id: str, AUTH, timeout: float = 15.0) -> httpx.Response:  # noqa: N803
+def wait_for_points(client: httpx.Client, member_id: str, AUTH, timeout: float = 15.0) -> httpx.Response:  # noqa: N803 - the AUTH fixture is a constant
     deadline = time.monotonic() + timeout
     while True:
         resp = client.get(f"/v1/members/{member_id}/balances?asset=ASSET_POINTS", headers=AUTH)
@@ -39,7 +39,7 @@ def wait_for_points(client: httpx.Client, member_id: str, AUTH, timeout: float =
         time.sleep(0.1)
 
 
-def test_post_member_then_points_balance_is_zero(system, AUTH):  # noqa: N803
+def test_post_member_then_points_balance_is_zero(system, AUTH):  # noqa: N803 - the AUTH fixture is a constant
     with httpx.Client(base_url=system.gateway_url, timeout=10) as client:
         created = client.post("/v1/members", headers=AUTH, json={"phone": "13800138000", "name": "李四",
                                                                  "gender": "GENDER_MALE"})
@@ -57,7 +57,7 @@ def test_post_member_then_points_balance_is_zero(system, AUTH):  # noqa: N803
             assert client.get(path, headers=AUTH).status_code == 200, path
 
 
-def test_gateway_errors_are_json_and_name_the_field(system, AUTH):  # noqa: N803
+def test_gateway_errors_are_json_and_name_the_field(system, AUTH):  # noqa: N803 - the AUTH fixture is a constant
     with httpx.Client(base_url=system.gateway_url, timeout=10) as client:
         cases = [
             (client.post("/v1/members", headers=AUTH, content=b"{not json"), 400, "body"),
@@ -85,7 +85,7 @@ def test_gateway_errors_are_json_and_name_the_field(system, AUTH):  # noqa: N803
         assert listed["members"] == []
 
 
-def test_idempotency_key_makes_a_retried_post_create_one_member(system, AUTH):  # noqa: N803
+def test_idempotency_key_makes_a_retried_post_create_one_member(system, AUTH):  # noqa: N803 - the AUTH fixture is a constant
     with httpx.Client(base_url=system.gateway_url, timeout=10) as client:
         headers = {**AUTH, "Idempotency-Key": "k-1"}
         first = client.post("/v1/members", headers=headers, json={"email": "a@b.cn"})

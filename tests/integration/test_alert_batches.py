@@ -68,12 +68,12 @@ async def test_batches_raise_what_one_at_a_time_raises(database_url):
         cache = RuleCache()
         for _, event in events:
             one = [for_mall("1", event)]
-            await db.run_sync_write(lambda session: apply_orders(session, cache, one, now))  # noqa: B023
+            await db.run_sync_write(lambda session: apply_orders(session, cache, one, now))  # noqa: B023 - awaited at once
         start = 0
         while start < len(events):
             size = rng.choice([1, 7, 30, 100])
             run = [for_mall("2", e) for _, e in events[start:start + size]]
-            await db.run_sync_write(lambda session: apply_orders(session, cache, run, now))  # noqa: B023
+            await db.run_sync_write(lambda session: apply_orders(session, cache, run, now))  # noqa: B023 - awaited at once
             start += size
 
         async with db.read() as session:

@@ -95,7 +95,7 @@ async def test_open_card_generates_a_unique_checked_number_and_relates_the_mall(
 async def test_disable_review_and_order_eligibility(customer, js):
     stub = customer.members
     member = await create(stub, "c1", phone="13700000001")
-    check = lambda: stub.CheckOrderEligibility(pb.CheckOrderEligibilityRequest(member_id=member.member_id))  # noqa: E731
+    check = lambda: stub.CheckOrderEligibility(pb.CheckOrderEligibilityRequest(member_id=member.member_id))  # noqa: E731 - a call repeated below
     assert (await check()).eligible
     await stub.SetMemberDisabled(pb.SetMemberDisabledRequest(request_id="d1", member_id=member.member_id,
                                                              disabled=True, reason="fraud"), metadata=SUPER)

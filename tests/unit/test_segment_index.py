@@ -474,7 +474,7 @@ def test_concurrent_readers_and_writer() -> None:
             for _ in range(30):
                 counts.append(ix.count(pkg))
                 ix.evaluate(pkg)
-        except BaseException as e:  # noqa: BLE001 - collected and re-raised below
+        except BaseException as e:  # noqa: BLE001 - reported to the test thread - collected and re-raised below
             errors.append(e)
 
     def writer() -> None:
@@ -482,7 +482,7 @@ def test_concurrent_readers_and_writer() -> None:
             for _ in range(30):
                 ids = rng.integers(0, n, 1000)
                 ix.update("p", ids, rng.integers(0, 1000, 1000))
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:  # noqa: BLE001 - reported to the test thread
             errors.append(e)
 
     threads = [threading.Thread(target=reader) for _ in range(3)] + [threading.Thread(target=writer)]

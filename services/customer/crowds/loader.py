@@ -223,7 +223,7 @@ async def orders(session: AsyncSession, zones: dict[int, ZoneInfo], default: Zon
 
 
 def _offset(seconds: int, tz: ZoneInfo) -> int:
-    return int(datetime.fromtimestamp(seconds, tz).utcoffset().total_seconds())  # type: ignore[union-attr]
+    return int(datetime.fromtimestamp(seconds, tz).utcoffset().total_seconds())  # type: ignore[union-attr]  # aware
 
 
 def local_days(seconds: np.ndarray, tz: ZoneInfo) -> np.ndarray:

@@ -95,9 +95,9 @@ def update_events(stage: Staging, ctx: JobContext, changed: dict[int, dict[str, 
             timeline.record(stage, customer_id, "card_opened", actor,
                             card_number=member.card_number, mall_id=member.card_open_mall_id,
                             channel="OPEN_CHANNEL_IMPORT")
-            member_events.card_opened(stage, member)  # type: ignore[arg-type]
+            member_events.card_opened(stage, member)  # type: ignore[arg-type]  # the stored state stands in
         if fields:
-            announce_changes(stage, member, fields, actor)  # type: ignore[arg-type]
+            announce_changes(stage, member, fields, actor)  # type: ignore[arg-type]  # the stored state stands in
 
 
 def tag_events(stage: Staging, ctx: JobContext, customer_ids: list[int], now: datetime, at: Any) -> None:
