@@ -7,9 +7,22 @@ releases it (``MemberService.ReleaseDeletedContacts``, docs/deleted-customers.md
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from services.common.errors import AlreadyExists, DomainError, FailedPrecondition
+from services.customer.models import Customer
 
 RELEASABLE = ("phone", "email")
+
+
+async def holder_of(session: AsyncSession, column: Any, value: str) -> tuple[int, bool] | None:
+    """The customer (of either kind) holding ``value`` in ``column`` (a ``Customer`` column), and whether they are
+    deleted; None when nobody does."""
+    row = (await session.execute(select(Customer.id, Customer.deleted_at).where(column == value))).first()
+    return None if row is None else (row[0], row[1] is not None)
 
 
 def held_error(what: str, field: str, owner: int, deleted: bool, prefix: str = "") -> DomainError:

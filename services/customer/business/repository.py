@@ -23,6 +23,7 @@ from services.customer.business.models import (
     TransferApplication,
 )
 from services.customer.classification.models import CustomerGroup, CustomerTag, Tag
+from services.customer.contacts_held import holder_of
 from services.customer.models import Customer
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -116,8 +117,7 @@ class BusinessRepository:
 
     async def holder_by(self, column: Any, value: str) -> tuple[int, bool] | None:
         """The customer (of either kind) holding ``value`` in ``column`` and whether they are deleted."""
-        row = (await self.session.execute(select(Customer.id, Customer.deleted_at).where(column == value))).first()
-        return None if row is None else (row[0], row[1] is not None)
+        return await holder_of(self.session, column, value)
 
     async def customer_id_by(self, column: Any, value: str) -> int | None:
         """Any customer (member or business, deleted or not) holding a unique value."""

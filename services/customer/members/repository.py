@@ -33,6 +33,7 @@ from services.common.search import LIKE_ESCAPE, contains_pattern
 from services.common.validation import aware, known_enum, parse_int_id
 from services.customer.business.models import Contact
 from services.customer.classification.models import CustomerGroup, CustomerTag, Tag
+from services.customer.contacts_held import holder_of
 from services.customer.models import Customer, CustomerInteraction, CustomerStats
 from services.customer.organization.models import Mall
 from services.customer.stats import empty_stats
@@ -161,8 +162,7 @@ class MemberRepository:
 
     async def holder_by(self, column: Any, value: str) -> tuple[int, bool] | None:
         """The customer holding ``value`` in ``column`` and whether they are deleted."""
-        row = (await self.session.execute(select(Customer.id, Customer.deleted_at).where(column == value))).first()
-        return None if row is None else (row[0], row[1] is not None)
+        return await holder_of(self.session, column, value)
 
     async def customer_any(self, customer_id: int, lock: bool = False) -> Customer | None:
         """A customer of either kind, deleted or not."""
