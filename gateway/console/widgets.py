@@ -74,6 +74,14 @@ class Form:
             return None
 
 
+def dialog_actions(t: Labels, dialog: ui.dialog, confirm: Callable[[], Awaitable[Any]],
+                   confirm_props: str = "") -> None:
+    """A dialog's closing row: cancel (closes it) and confirm (runs ``confirm``), at the right."""
+    with ui.row().classes("w-full justify-end"):
+        ui.button(t("common.cancel"), on_click=dialog.close).props("flat")
+        ui.button(t("common.confirm"), on_click=confirm).props(confirm_props)
+
+
 async def attempt(action: Callable[[], Awaitable[Any]]) -> Any | None:
     """Runs ``action``; an API error shows as one line of notification and returns None."""
     try:

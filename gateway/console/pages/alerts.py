@@ -13,7 +13,17 @@ from nicegui import ui
 from gateway.console.api import ApiError, serves
 from gateway.console.crowd_editor import Choices, load_choices
 from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
-from gateway.console.widgets import Form, Pager, attempt, fen_from_yuan, table_labels, when, yuan, yuan_text
+from gateway.console.widgets import (
+    Form,
+    Pager,
+    attempt,
+    dialog_actions,
+    fen_from_yuan,
+    table_labels,
+    when,
+    yuan,
+    yuan_text,
+)
 
 SCOPES = ("STORE_SCOPE_KIND_ALL", "STORE_SCOPE_KIND_CATEGORY", "STORE_SCOPE_KIND_BUSINESS_FORMAT",
           "STORE_SCOPE_KIND_FLOOR", "STORE_SCOPE_KIND_TAG", "STORE_SCOPE_KIND_STORES")
@@ -193,9 +203,7 @@ class AlertsView:
                     dialog.close()
                     await self.load_rules()
 
-            with ui.row().classes("w-full justify-end"):
-                ui.button(t("common.cancel"), on_click=dialog.close).props("flat")
-                ui.button(t("common.confirm"), on_click=save)
+            dialog_actions(t, dialog, save)
         dialog.open()
 
     # -- alerts -----------------------------------------------------------------------------------

@@ -12,7 +12,17 @@ from nicegui import ui
 
 from gateway.console.api import ApiError
 from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
-from gateway.console.widgets import Form, Pager, attempt, fen_from_yuan, table_labels, when, yuan, yuan_text
+from gateway.console.widgets import (
+    Form,
+    Pager,
+    attempt,
+    dialog_actions,
+    fen_from_yuan,
+    table_labels,
+    when,
+    yuan,
+    yuan_text,
+)
 
 STATUSES = ("BUSINESS_CUSTOMER_STATUS_POTENTIAL", "BUSINESS_CUSTOMER_STATUS_INTENT", "BUSINESS_CUSTOMER_STATUS_DEAL",
             "BUSINESS_CUSTOMER_STATUS_LOST")
@@ -167,9 +177,7 @@ class BusinessView:
                     dialog.close()
                     await self.load()
 
-            with ui.row().classes("w-full justify-end"):
-                ui.button(t("common.cancel"), on_click=dialog.close).props("flat")
-                ui.button(t("common.confirm"), on_click=save)
+            dialog_actions(t, dialog, save)
         dialog.open()
 
     async def detail_dialog(self, customer_id: str) -> None:
@@ -277,9 +285,7 @@ class BusinessView:
                     parent.close()
                     await self.load()
 
-            with ui.row().classes("w-full justify-end"):
-                ui.button(t("common.cancel"), on_click=dialog.close).props("flat")
-                ui.button(t("common.confirm"), on_click=save)
+            dialog_actions(t, dialog, save)
         dialog.open()
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
-from gateway.console.widgets import Form, attempt, table_labels, when
+from gateway.console.widgets import Form, attempt, dialog_actions, table_labels, when
 
 STATUS_COLOURS = {"PACKAGE_STATUS_UPDATING": "orange", "PACKAGE_STATUS_READY": "positive",
                   "PACKAGE_STATUS_FAILED": "negative"}
@@ -132,9 +132,7 @@ class CrowdList:
                     dialog.close()
                     await self.load()
 
-            with ui.row().classes("w-full justify-end"):
-                ui.button(t("common.cancel"), on_click=dialog.close).props("flat")
-                ui.button(t("common.confirm"), on_click=save)
+            dialog_actions(t, dialog, save)
         dialog.open()
 
     async def delete_category(self, category: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from nicegui import ui
 
 from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
 from gateway.console.pages.members import member_row, members_columns
-from gateway.console.widgets import Form, Pager, attempt, table_labels
+from gateway.console.widgets import Form, Pager, attempt, dialog_actions, table_labels
 
 MOVE_LIMIT = 1000
 
@@ -119,9 +119,7 @@ class GroupsView:
                     dialog.close()
                     await self.load()
 
-            with ui.row().classes("w-full justify-end"):
-                ui.button(t("common.cancel"), on_click=dialog.close).props("flat")
-                ui.button(t("common.confirm"), on_click=save)
+            dialog_actions(t, dialog, save)
         dialog.open()
 
     async def delete(self, group: dict[str, Any]) -> None:
@@ -153,7 +151,5 @@ class GroupsView:
                     dialog.close()
                     await self.load()
 
-            with ui.row().classes("w-full justify-end"):
-                ui.button(t("common.cancel"), on_click=dialog.close).props("flat")
-                ui.button(t("common.confirm"), on_click=save)
+            dialog_actions(t, dialog, save)
         dialog.open()

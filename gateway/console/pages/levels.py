@@ -11,7 +11,7 @@ from nicegui import ui
 
 from gateway.console.api import ApiError
 from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
-from gateway.console.widgets import Form, attempt, fen_from_yuan, table_labels, yuan, yuan_text
+from gateway.console.widgets import Form, attempt, dialog_actions, fen_from_yuan, table_labels, yuan, yuan_text
 
 MODES = ("UPGRADE_MODE_MANUAL", "UPGRADE_MODE_AUTOMATIC")
 
@@ -111,7 +111,5 @@ class LevelsView:
                     dialog.close()
                     self.table.refresh()
 
-            with ui.row().classes("w-full justify-end"):
-                ui.button(t("common.cancel"), on_click=dialog.close).props("flat")
-                ui.button(t("common.confirm"), on_click=save)
+            dialog_actions(t, dialog, save)
         dialog.open()

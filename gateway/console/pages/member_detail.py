@@ -22,6 +22,7 @@ from gateway.console.widgets import (
     Form,
     Pager,
     attempt,
+    dialog_actions,
     download_csv,
     fen_from_yuan,
     points,
@@ -174,9 +175,7 @@ class MemberView:
                     await self.reload_member()
                     self.level_table.refresh()
 
-            with ui.row().classes("w-full justify-end"):
-                ui.button(t("common.cancel"), on_click=dialog.close).props("flat")
-                ui.button(t("common.confirm"), on_click=save)
+            dialog_actions(t, dialog, save)
         dialog.open()
 
     async def toggle_freeze(self) -> None:
@@ -203,9 +202,7 @@ class MemberView:
                     dialog.close()
                     await self.reload_member()
 
-            with ui.row().classes("w-full justify-end"):
-                ui.button(t("common.cancel"), on_click=dialog.close).props("flat")
-                ui.button(t("common.confirm"), on_click=save).props("color=negative" if disabling else "")
+            dialog_actions(t, dialog, save, "color=negative" if disabling else "")
         dialog.open()
 
     async def whitelist_dialog(self) -> None:
@@ -224,9 +221,7 @@ class MemberView:
                     dialog.close()
                     ui.notify(t("member.whitelisted"), type="positive")
 
-            with ui.row().classes("w-full justify-end"):
-                ui.button(t("common.cancel"), on_click=dialog.close).props("flat")
-                ui.button(t("common.confirm"), on_click=save)
+            dialog_actions(t, dialog, save)
         dialog.open()
 
     # -- balances, statements, adjustments --------------------------------------------------------
@@ -391,9 +386,7 @@ class MemberView:
                     self.statements[asset]["pager"].reset()
                     await self.load_statement(asset)
 
-            with ui.row().classes("w-full justify-end"):
-                ui.button(t("common.cancel"), on_click=dialog.close).props("flat")
-                ui.button(t("common.confirm"), on_click=save)
+            dialog_actions(t, dialog, save)
         dialog.open()
 
     # -- level changes ----------------------------------------------------------------------------

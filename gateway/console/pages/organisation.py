@@ -12,7 +12,7 @@ from nicegui import ui
 
 from gateway.console.crowd_editor import Choices, load_choices
 from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
-from gateway.console.widgets import Form, attempt, table_labels, when
+from gateway.console.widgets import Form, attempt, dialog_actions, table_labels, when
 
 ROLES = ("STAFF_ROLE_SUPER_ADMIN", "STAFF_ROLE_MALL_ADMIN", "STAFF_ROLE_SALES", "STAFF_ROLE_STORE_STAFF")
 ASSETS = ("ASSET_UNSPECIFIED", "ASSET_POINTS", "ASSET_RED_PACKET", "ASSET_BALANCE")
@@ -58,9 +58,7 @@ def create_dialog(page: Page, title: str, fields: Callable[[Form], dict[str, Any
                 if result is not None:
                     await result
 
-        with ui.row().classes("w-full justify-end"):
-            ui.button(t("common.cancel"), on_click=dialog.close).props("flat")
-            ui.button(t("common.confirm"), on_click=save)
+        dialog_actions(t, dialog, save)
     dialog.open()
 
 

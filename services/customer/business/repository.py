@@ -119,10 +119,6 @@ class BusinessRepository:
         """The customer (of either kind) holding ``value`` in ``column`` and whether they are deleted."""
         return await holder_of(self.session, column, value)
 
-    async def customer_id_by(self, column: Any, value: str) -> int | None:
-        """Any customer (member or business, deleted or not) holding a unique value."""
-        return await self.session.scalar(select(Customer.id).where(column == value))
-
     async def group_exists(self, group_id: int) -> bool:
         return await self.session.get(CustomerGroup, group_id) is not None
 

@@ -210,20 +210,12 @@ class BusinessCustomerServicer(pb_grpc.BusinessCustomerServiceServicer):
     async def ApproveTransferApplication(
             self, request: pb.ApproveTransferApplicationRequest,
             context: grpc.aio.ServicerContext) -> pb.ApproveTransferApplicationResponse:
-        caller = caller_of(context)
-        require_transfer_rights(caller)
-        application_id = parse_int_id(request.transfer_application_id.strip(), "transfer_application_id")
-        note = bounded_text(request.decision_note, "decision_note", 500)
-        return await self.service.approve_transfer(request, caller, application_id, note)
+        return await self.service.approve_transfer(request, *_decision(request, context))
 
     async def RejectTransferApplication(
             self, request: pb.RejectTransferApplicationRequest,
             context: grpc.aio.ServicerContext) -> pb.RejectTransferApplicationResponse:
-        caller = caller_of(context)
-        require_transfer_rights(caller)
-        application_id = parse_int_id(request.transfer_application_id.strip(), "transfer_application_id")
-        note = bounded_text(request.decision_note, "decision_note", 500)
-        return await self.service.reject_transfer(request, caller, application_id, note)
+        return await self.service.reject_transfer(request, *_decision(request, context))
 
     async def ListTransferApplications(
             self, request: pb.ListTransferApplicationsRequest,
@@ -368,3 +360,12 @@ class BusinessCustomerServicer(pb_grpc.BusinessCustomerServiceServicer):
             follow_ups=[follow_up_to_proto(f) for f in page.items],
             next_page_token=page.next_token(lambda f: {"t": aware(f.followed_up_at).isoformat(), "id": f.id,
                                                         "c": customer_id}))
+
+
+def _decision(request: pb.ApproveTransferApplicationRequest | pb.RejectTransferApplicationRequest,
+              context: grpc.aio.ServicerContext) -> tuple[Caller, int, str]:
+    """An administrator's decision on a transfer application: the caller (allowed to decide), the id, the note."""
+    caller = caller_of(context)
+    require_transfer_rights(caller)
+    application_id = parse_int_id(request.transfer_application_id.strip(), "transfer_application_id")
+    return caller, application_id, bounded_text(request.decision_note, "decision_note", 500)

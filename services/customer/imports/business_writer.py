@@ -72,8 +72,8 @@ class BusinessBatchWriter:
         for column, name in ((Customer.phone, "phone"), (Customer.email, "email")):
             value = values.get(name)
             if value:
-                holder = await self.repo.customer_id_by(column, value)
-                if holder is not None and holder != customer_id:
+                held = await self.repo.holder_by(column, value)
+                if held is not None and held[0] != customer_id:
                     raise Conflict(name, f"{name}: another customer has this {name}")
 
     async def _row(self, row: RowResult, now: datetime) -> int:
