@@ -1,4 +1,4 @@
-from services.alert.service import build_spec
+from services.alert.assembly import build_spec
 from services.common.server import main
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
 from crowdpack.alert.v1 import alert_service_pb2_grpc as pb_grpc
+from services.alert.assembly import build_spec
 from services.alert.config import AlertSettings
-from services.alert.service import build_spec
 from services.common.auth import Caller, Role
 from tests.support import alert_events as ev
 from tests.support.identity import signed

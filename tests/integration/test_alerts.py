@@ -15,8 +15,8 @@ import pytest
 from crowdpack.alert.v1 import alert_service_pb2 as pb
 from crowdpack.alert.v1 import alert_service_pb2_grpc as pb_grpc
 from crowdpack.events.v1 import customer_events_pb2 as customer_events
+from services.alert.assembly import build_spec
 from services.alert.config import AlertSettings
-from services.alert.service import build_spec
 from services.common.auth import Caller, Role
 from tests.support import alert_events as ev
 from tests.support.alert_model import PlainAlerts, PlainRule

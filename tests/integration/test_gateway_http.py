@@ -20,8 +20,8 @@ from crowdpack.customer.v1 import settings_service_pb2 as settings_pb
 from crowdpack.customer.v1 import settings_service_pb2_grpc as settings_grpc
 from gateway.app import create_app
 from gateway.config import GatewaySettings
+from services.alert.assembly import build_spec as alert_spec
 from services.alert.config import AlertSettings
-from services.alert.service import build_spec as alert_spec
 from services.customer.config import CustomerSettings
 from services.customer.service import build_spec as customer_spec
 from services.ledger.config import LedgerSettings

@@ -15,8 +15,8 @@ from crowdpack.customer.v1 import member_service_pb2 as member_pb
 from crowdpack.customer.v1 import member_service_pb2_grpc as member_grpc
 from crowdpack.ledger.v1 import ledger_service_pb2 as ledger_pb
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+from services.alert.assembly import build_spec as alert_spec
 from services.alert.config import AlertSettings
-from services.alert.service import build_spec as alert_spec
 from services.common.auth import Caller, Role
 from services.common.identity import Signer
 from services.customer.config import CustomerSettings

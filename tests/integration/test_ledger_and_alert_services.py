@@ -10,8 +10,8 @@ from crowdpack.alert.v1 import alert_service_pb2_grpc as alert_grpc
 from crowdpack.events.v1 import customer_events_pb2 as events
 from crowdpack.ledger.v1 import ledger_service_pb2 as ledger_pb
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+from services.alert.assembly import build_spec as alert_spec
 from services.alert.config import AlertSettings
-from services.alert.service import build_spec as alert_spec
 from services.common.auth import Caller, Role
 from services.ledger.config import LedgerSettings
 from services.ledger.service import build_spec as ledger_spec
