@@ -1,4 +1,8 @@
-"""How the alert service is put together: settings, migrations, servicers, consumers, background jobs."""
+"""How the alert service is put together: settings, migrations, servicers, consumers, background jobs.
+
+Named `assembly` (as `customer/imports/assembly.py`), not `service`: in this package `service.py` holds the
+domain operations the servicer calls, as a customer feature's does.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Queries over the whitelist and the alerts."""
+"""The queries behind AlertService: rules, alerts, the whitelist, digests, and the malls and members the
+service projects from CUSTOMER."""
 
 from __future__ import annotations
 
@@ -10,9 +11,77 @@ from sqlalchemy import Select, delete, false, func, not_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
-from services.alert.models import Alert, AlertOrder, MemberView, WhitelistEntry
+from services.alert.models import Alert, AlertOrder, AlertRule, Digest, MallView, MemberView, StoreView, WhitelistEntry
 
 MEMBER_DISABLED = pb.ALERT_STATE_MEMBER_DISABLED
+
+
+class RuleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, rule_id: int) -> AlertRule | None:
+        return await self.session.get(AlertRule, rule_id)
+
+    async def add(self, rule: AlertRule) -> AlertRule:
+        self.session.add(rule)
+        await self.session.flush()
+        return rule
+
+    async def live_count(self, mall_id: str) -> int:
+        count = await self.session.scalar(select(func.count()).select_from(AlertRule).where(
+            AlertRule.mall_id == mall_id, AlertRule.deleted_at.is_(None)))
+        return count or 0
+
+    async def page(self, mall_id: str, limit: int, after: int) -> Sequence[AlertRule]:
+        """A mall's live rules by id, after ``after``."""
+        return (await self.session.scalars(select(AlertRule).where(
+            AlertRule.mall_id == mall_id, AlertRule.deleted_at.is_(None), AlertRule.id > after)
+            .order_by(AlertRule.id).limit(limit))).all()
+
+    async def store_malls(self, store_ids: Sequence[str]) -> dict[str, str]:
+        """The mall of each live store among ``store_ids`` (unknown and deleted stores are left out)."""
+        return dict((await self.session.execute(
+            select(StoreView.store_id, StoreView.mall_id).where(StoreView.store_id.in_(store_ids),
+                                                                StoreView.deleted.is_(False)))).all())
+
+
+class MallRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, mall_id: str) -> MallView | None:
+        return await self.session.get(MallView, mall_id)
+
+    async def zones(self) -> dict[str, str]:
+        """Each known mall's time zone name."""
+        return {mall_id: tz for mall_id, tz in await self.session.execute(select(MallView.mall_id, MallView.timezone))}
+
+
+class MemberRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def mark_disabled(self, member_id: str) -> None:
+        """The member's projection says disabled (made if the member's own event has not arrived yet)."""
+        member = await self.session.get(MemberView, member_id)
+        if member is None:
+            self.session.add(MemberView(member_id=member_id, virtual=False, disabled=True, store_member=False,
+                                        deleted=False))
+        else:
+            member.disabled = True
+
+
+class DigestRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def page(self, mall_id: str, limit: int, before: str | None) -> Sequence[Digest]:
+        """A mall's digests, newest local date first, before ``before``."""
+        query = select(Digest).where(Digest.mall_id == mall_id)
+        if before is not None:
+            query = query.where(Digest.local_date < before)
+        return (await self.session.scalars(query.order_by(Digest.local_date.desc()).limit(limit))).all()
 
 
 class WhitelistRepository:
@@ -83,7 +152,12 @@ class AlertRepository:
             query = query.where(Alert.id < before_id)
         return (await self.session.execute(query.order_by(Alert.id.desc()).limit(limit))).all()
 
+    async def alert(self, alert_id: int) -> Alert | None:
+        """The alert's row alone."""
+        return await self.session.get(Alert, alert_id)
+
     async def get(self, alert_id: int) -> tuple[Alert, bool, bool] | None:
+        """The alert with its member's store-member and disabled flags."""
         row = (await self.session.execute(self._select(AlertQuery(None)).where(Alert.id == alert_id))).first()
         return tuple(row) if row is not None else None  # type: ignore[return-value]  # the select's three columns
 

@@ -1,5 +1,5 @@
-"""Alert rules: checking what a request asks for, converting rows to messages, and the rules of a mall as
-the evaluators use them (cached per mall revision)."""
+"""Alert rules: checking what a request asks for, and the rules of a mall as the evaluators use them (cached
+per mall revision). Rows become messages in ``convert.py``."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
 from services.alert.evaluation import HORIZON_DAYS, Reach, RuleSpec, Window, lowest
 from services.alert.models import AlertRule, MallView, StoreView
 from services.common.errors import InvalidArgument
-from services.common.validation import enum_of, known_enum, to_timestamp
+from services.common.validation import known_enum
 
 MAX_RULES_PER_MALL = 20
 MAX_NAME = 50
@@ -114,20 +113,6 @@ def require_enabled_condition(rule: AlertRule, prefix: str = "") -> None:
                               field=f"{prefix}single_order.enabled")
 
 
-async def check_scope_stores(session: AsyncSession, mall_id: str, kind: int, values: list[str], field: str) -> None:
-    """An explicit store list names known stores of the rule's mall only."""
-    if kind != pb.STORE_SCOPE_KIND_STORES:
-        return
-    found = dict((await session.execute(
-        select(StoreView.store_id, StoreView.mall_id).where(StoreView.store_id.in_(values),
-                                                            StoreView.deleted.is_(False)))).all())
-    for i, store_id in enumerate(values):
-        if store_id not in found:
-            raise InvalidArgument(f"unknown store {store_id}", field=f"{field}.values[{i}]")
-        if found[store_id] != mall_id:
-            raise InvalidArgument(f"store {store_id} belongs to another mall", field=f"{field}.values[{i}]")
-
-
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name or DEFAULT_TIMEZONE)
@@ -193,26 +178,3 @@ class RuleCache:
         self._malls[mall_id] = loaded
         return loaded
 
-
-def to_proto(rule: AlertRule) -> pb.AlertRule:
-    def window(enabled: bool, days: int | None, count: int | None, paid: int | None) -> pb.WindowCondition:
-        w = pb.WindowCondition(enabled=enabled, days=days or 0)
-        if count is not None:
-            w.min_order_count = count
-        if paid is not None:
-            w.min_paid_amount = paid
-        return w
-
-    return pb.AlertRule(
-        rule_id=str(rule.id), mall_id=rule.mall_id, name=rule.name,
-        scope=pb.StoreScope(kind=enum_of(pb.StoreScopeKind, rule.scope_kind), values=list(rule.scope_values)),
-        single_order=pb.SingleOrderCondition(enabled=rule.single_enabled, min_paid_amount=rule.single_min_paid or 0),
-        any_store=window(rule.any_enabled, rule.any_days, rule.any_min_count, rule.any_min_paid),
-        scope_total=window(rule.total_enabled, rule.total_days, rule.total_min_count, rule.total_min_paid),
-        creator_id=rule.creator_id, create_time=to_timestamp(rule.created_at), editor_id=rule.editor_id,
-        update_time=to_timestamp(rule.updated_at),
-        evaluation=pb.RuleEvaluation(
-            state=enum_of(pb.EvaluationState, rule.eval_state), members_total=rule.eval_total,
-            members_done=rule.eval_done,
-            alerts_raised=rule.eval_raised, start_time=to_timestamp(rule.eval_started_at),
-            finish_time=to_timestamp(rule.eval_finished_at)))
