@@ -177,4 +177,3 @@ class RuleCache:
         loaded = MallRules(row.revision, zone(row.timezone), specs, lowest(specs))
         self._malls[mall_id] = loaded
         return loaded
-
