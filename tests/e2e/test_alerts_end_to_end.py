@@ -90,6 +90,11 @@ async def test_alerts_match_a_plain_recomputation_across_the_system(system):
         ghost = (await members.CreateMember(member_pb.CreateMemberRequest(
             request_id="ghost", phone="13900000000", name="虚拟", virtual=True), metadata=ADMIN)).member.member_id
         model.excluded.add(ghost)
+        # The stores, their tags and the virtual member reach the alert service through the customer's events,
+        # on another stream than the orders: the orders come once the alert service knows them.
+        await published(js, "CUSTOMER", "customer.member.created.v1", customer_events_pb2.MemberCreated,
+                        lambda e: e.member_id == ghost)
+        await caught_up(js, "CUSTOMER", "alert-customer-events")
 
         rules: dict[str, str] = {}
 
