@@ -106,9 +106,18 @@ class RuleInput:
              values["total_min_paid"]) = check_window(total, f"{prefix}scope_total")
         return cls(values)
 
+    def require_enabled_condition(self) -> None:
+        """For a new rule, which gives every part."""
+        _require_enabled(any(self.values[f] for f in ("single_enabled", "any_enabled", "total_enabled")), "")
+
 
 def require_enabled_condition(rule: AlertRule, prefix: str = "") -> None:
-    if not (rule.single_enabled or rule.any_enabled or rule.total_enabled):
+    """For an edited rule, whose parts not in the mask keep their stored values."""
+    _require_enabled(rule.single_enabled or rule.any_enabled or rule.total_enabled, prefix)
+
+
+def _require_enabled(enabled: bool, prefix: str) -> None:
+    if not enabled:
         raise InvalidArgument("enable at least one of single_order, any_store, scope_total",
                               field=f"{prefix}single_order.enabled")
 

@@ -13,9 +13,8 @@ from crowdpack.alert.v1 import alert_service_pb2_grpc as pb_grpc
 from services.alert.convert import alert_to_proto, digest_to_proto, entry_to_proto, rule_to_proto
 from services.alert.customer_client import CustomerClient
 from services.alert.export import alerts_csv
-from services.alert.models import AlertRule
 from services.alert.repository import AlertQuery
-from services.alert.rules import CONDITION_FIELDS, RuleInput, require_enabled_condition
+from services.alert.rules import CONDITION_FIELDS, RuleInput
 from services.alert.scope import require_admin, require_mall, require_super_admin, visible_malls
 from services.alert.service import AlertService
 from services.common.auth import Caller, caller_of
@@ -55,10 +54,10 @@ class AlertServicer(pb_grpc.AlertServiceServicer):
         caller = caller_of(context)
         mall_id = str(parse_int_id(request.mall_id, "mall_id"))
         require_mall(caller, mall_id, "creating an alert rule")
-        values = RuleInput.parse(request.name, request.scope, request.single_order, request.any_store,
-                                 request.scope_total).values
-        require_enabled_condition(AlertRule(**values))
-        return await self.service.create_rule(request, caller, mall_id, values)
+        rule = RuleInput.parse(request.name, request.scope, request.single_order, request.any_store,
+                               request.scope_total)
+        rule.require_enabled_condition()
+        return await self.service.create_rule(request, caller, mall_id, rule.values)
 
     async def GetAlertRule(self, request: pb.GetAlertRuleRequest,
                            context: grpc.aio.ServicerContext) -> pb.GetAlertRuleResponse:
