@@ -10,6 +10,7 @@ from services.common.bulk import Adds
 from services.common.clock import utcnow
 from services.common.outbox import add_event
 from services.common.validation import to_timestamp
+from services.customer.member_rows import MemberRow
 from services.customer.models import Customer, OutboxEvent
 
 REVIEW_NAMES: dict[int, str] = {
@@ -31,7 +32,7 @@ def status_changed(session: Adds, c: Customer) -> None:
         store_member=c.store_member))
 
 
-def updated(session: Adds, c: Customer, fields: Iterable[str], operator_id: str) -> None:
+def updated(session: Adds, c: Customer | MemberRow, fields: Iterable[str], operator_id: str) -> None:
     add_event(session, OutboxEvent, events.MemberUpdated(
         member_id=str(c.id), changed_fields=sorted(fields), phone=c.phone or "", email=c.email or "",
         operator_id=operator_id, change_time=to_timestamp(utcnow()), store_member=c.store_member))
@@ -50,7 +51,7 @@ def card_opened(session: Adds, c: Customer) -> None:
         channel=member_pb2.OpenChannel.Name(c.card_open_channel), open_time=to_timestamp(c.card_open_time)))
 
 
-def level_changed(session: Adds, c: Customer, from_level: int, kind: str, reason: str,
+def level_changed(session: Adds, c: Customer | MemberRow, from_level: int, kind: str, reason: str,
                   operator_id: str) -> None:
     add_event(session, OutboxEvent, events.MemberLevelChanged(
         member_id=str(c.id), from_level=from_level, to_level=c.level, kind=kind, reason=reason,
