@@ -22,7 +22,8 @@ phones are taken or belong to store staff), as plain rows (``member_rows``; no m
 loaded or dirty-tracked). It applies the events in stream order on those rows with nothing read or
 written in between, stages the new rows (``Staged``: bulk INSERTs at the end) and writes back only
 the columns that moved (bulk UPDATEs of the members, stats rows and refunded orders), then publishes
-one ``member.activity_changed`` per member the batch changed (with every new order).
+one ``members.activity_changed`` naming every member the batch changed and every new order (the
+crowd index follows it: a batch is one event to relay and follow, not one per member).
 The per-subject handlers are ``apply`` on a batch of one. Events about unknown members are
 logged and skipped.
 """
@@ -105,12 +106,6 @@ class _Order:
 
 
 @dataclass
-class _Activity:
-    new_order_ids: list[int] = field(default_factory=list)
-    orders_changed: bool = False
-
-
-@dataclass
 class Batch:
     """What a batch of ledger events reads, read once for all of them, and what it changed.
 
@@ -126,7 +121,9 @@ class Batch:
     taken_phones: set[str]  # buyer phones some customer holds (filled ones join)
     staff_phones: set[str]  # the other buyer phones that belong to active store staff
     new: Staged = field(default_factory=Staged)  # the rows the batch adds, written together at its end
-    changed: dict[int, _Activity] = field(default_factory=dict)
+    changed: set[int] = field(default_factory=set)  # the members whose activity the batch changed
+    new_order_ids: list[int] = field(default_factory=list)
+    orders_changed: bool = False  # a refund changed an order recorded before
     unknown: list[str] = field(default_factory=list)
     members_read: dict[int, tuple[Any, ...]] = field(default_factory=dict)  # their written columns, as read
     stats_read: dict[int, tuple[Any, ...]] = field(default_factory=dict)
@@ -147,13 +144,14 @@ class Batch:
             members.update(read_members(conn, chunk, MEMBER))
             stats.update(read_stats(conn, chunk))
             interactions.update((customer_id, mall_id) for customer_id, mall_id in conn.execute(
-                select(interaction.c.customer_id, interaction.c.mall_id).where(interaction.c.customer_id.in_(chunk))))
+                select(interaction.c.customer_id, interaction.c.mall_id).where(interaction.c.customer_id.in_(chunk))
+            ).all())
         orders: dict[int, _Order] = {}
         order = table_of(MemberOrder)
         for chunk in chunks(order_ids, IN_LIST):
             orders.update((row[0], _Order(*row[1:])) for row in conn.execute(
                 select(order.c.order_id, order.c.channel, order.c.refunded_amount_fen, order.c.fully_refunded)
-                .where(order.c.order_id.in_(chunk))))
+                .where(order.c.order_id.in_(chunk))).all())
         missing = [StatsRow(member_id) for member_id in members if member_id not in stats]
         if missing:  # members from before every member had its stats row
             insert_stats(conn, missing)
@@ -178,12 +176,6 @@ class Batch:
         if member is None:
             self.unknown.append(f"{what} for member {member_id!r}")
         return member
-
-    def activity(self, member_id: int) -> _Activity:
-        found = self.changed.get(member_id)
-        if found is None:
-            found = self.changed[member_id] = _Activity()
-        return found
 
     def add_interaction(self, member_id: int, mall_id: int, kind: str, at: datetime) -> bool:
         """Relates a member to a mall once; returns True when the relation is new."""
@@ -220,11 +212,9 @@ def apply_sync(session: Session, items: Sequence[tuple[str, Message]]) -> None:
         APPLY[subject](batch, event)
     conn = session.connection()
     batch.write(conn)
-    activity = [member_events.activity_event(member_id, new_order_ids=a.new_order_ids,
-                                             orders_changed=a.orders_changed)
-                for member_id, a in sorted(batch.changed.items())]
-    if activity:
-        add_events(conn, OutboxEvent, activity)
+    if batch.changed:
+        add_events(conn, OutboxEvent, member_events.activity_events(sorted(batch.changed), batch.new_order_ids,
+                                                                    batch.orders_changed))
     if batch.unknown:
         log.warning("ledger events for unknown members skipped", events=len(batch.unknown),
                     first=batch.unknown[:5])
@@ -238,7 +228,7 @@ def _entry_posted(batch: Batch, event: Message) -> None:
     if member is None:
         return
     if _newer_balance(batch.stats[member.id], event):
-        batch.activity(member.id)
+        batch.changed.add(member.id)
     _settlement(batch, member.id, event)
     if event.kind == "ENTRY_KIND_ADJUST" and not event.order_id:
         timeline.adjustment(batch.new, member.id, event)
@@ -268,7 +258,7 @@ def _settlement(batch: Batch, member_id: int, entry: events.EntryPosted) -> None
     is_settlement = entry.kind == "ENTRY_KIND_ADJUST" and not entry.order_id
     if mall_id is not None and is_settlement and entry.asset in SETTLEMENT_KINDS:
         if batch.add_interaction(member_id, mall_id, SETTLEMENT_KINDS[entry.asset], _time(entry.create_time)):
-            batch.activity(member_id)
+            batch.changed.add(member_id)
 
 
 def _order_recorded(batch: Batch, event: Message) -> None:
@@ -295,7 +285,8 @@ def _order_recorded(batch: Batch, event: Message) -> None:
                     paid_amount_fen=event.paid_amount, points_earned=event.points_earned)
     rules.count_spend(new, member, batch.stats[member.id], event.amount, at, batch.levels)
     _fill_from_order(batch, member, event)
-    batch.activity(member.id).new_order_ids.append(order_id)
+    batch.changed.add(member.id)
+    batch.new_order_ids.append(order_id)
 
 
 def _fill_from_order(batch: Batch, member: MemberRow, event: events.OrderRecorded) -> None:
@@ -336,7 +327,8 @@ def _order_refunded(batch: Batch, event: Message) -> None:
                     refund_amount_fen=event.refund_amount, points_reversed=event.points_reversed,
                     points_debt=event.points_debt)
     rules.count_spend(batch.new, member, stats, -event.refund_amount, _time(event.refund_time), batch.levels)
-    batch.activity(member.id).orders_changed = True
+    batch.changed.add(member.id)
+    batch.orders_changed = batch.orders_changed or order is not None and order.new is None
 
 
 def _voucher_redeemed(batch: Batch, event: Message) -> None:
@@ -350,7 +342,7 @@ def _voucher_redeemed(batch: Batch, event: Message) -> None:
     mall_id = _id(event.mall_id)
     if mall_id is not None and mall_id != member.registration_mall_id:
         if batch.add_interaction(member.id, mall_id, "redeem_voucher", at):
-            batch.activity(member.id)
+            batch.changed.add(member.id)
 
 
 APPLY = {ENTRY_POSTED: _entry_posted, ENTRIES_POSTED: _entries_posted, ORDER_RECORDED: _order_recorded,

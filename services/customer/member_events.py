@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.events.v1 import customer_events_pb2 as events
@@ -58,14 +58,16 @@ def level_changed(session: Adds, c: Customer | MemberRow, from_level: int, kind:
         operator_id=operator_id, change_time=to_timestamp(utcnow())))
 
 
-def activity_event(member_id: int, new_order_ids: Iterable[int] = (),
-                   orders_changed: bool = False) -> events.MemberActivityChanged:
-    """The event of a member's spend, balances or interaction malls changing (for ``add_events`` in bulk)."""
-    return events.MemberActivityChanged(
-        member_id=str(member_id), new_order_ids=[str(o) for o in new_order_ids], orders_changed=orders_changed,
-        change_time=to_timestamp(utcnow()))
+ACTIVITY_MEMBERS = 10_000  # members per MembersActivityChanged
 
 
-def activity_changed(session: Adds, member_id: int, new_order_ids: Iterable[int] = (),
-                     orders_changed: bool = False) -> None:
-    add_event(session, OutboxEvent, activity_event(member_id, new_order_ids, orders_changed))
+def activity_events(member_ids: Sequence[int], new_order_ids: Sequence[int],
+                    orders_changed: bool) -> list[events.MembersActivityChanged]:
+    """The events of a batch changing these members' spend, balances or interaction malls (for ``add_events``):
+    one per ``ACTIVITY_MEMBERS`` members, the new orders and a refund's mark with the first."""
+    now = to_timestamp(utcnow())
+    return [events.MembersActivityChanged(
+        member_ids=[str(m) for m in member_ids[start:start + ACTIVITY_MEMBERS]],
+        new_order_ids=[str(o) for o in new_order_ids] if start == 0 else [],
+        orders_changed=orders_changed and start == 0, change_time=now)
+        for start in range(0, len(member_ids), ACTIVITY_MEMBERS)]

@@ -83,6 +83,14 @@ class StatsRow:
 
 
 STATS_COLUMNS = tuple(f.name for f in fields(StatsRow))
+# The stats columns that change together (an asset's balance and its watermark; the spend an order or refund
+# moves; each side's online or offline figures), numbered as STATS_COLUMNS[1:] are.
+STATS_FAMILIES = tuple(next(i for i, family in enumerate((
+    ("points_balance", "points_entry_id"), ("red_packet_balance_fen", "red_packet_entry_id"),
+    ("stored_balance_fen", "stored_entry_id"),
+    ("spend_count", "spend_total_fen", "first_spend_at", "last_spend_at", "level_spend_fen", "cumulative_spend_fen"),
+    ("online_count", "online_total_fen", "online_last_at"), ("offline_count", "offline_total_fen", "offline_last_at"),
+)) if column in family) for column in STATS_COLUMNS[1:])
 _stats_values = attrgetter(*STATS_COLUMNS)
 
 
@@ -90,7 +98,7 @@ def read_members(conn: Connection, ids: Sequence[int], kind: int) -> dict[int, M
     """The members of ``kind`` among ``ids`` (locked on PostgreSQL, in id order)."""
     table = table_of(Customer)
     rows = conn.execute(select(*(table.c[c] for c in MEMBER_COLUMNS))
-                        .where(table.c.id.in_(ids), table.c.kind == kind).order_by(table.c.id).with_for_update())
+                        .where(table.c.id.in_(ids), table.c.kind == kind).order_by(table.c.id).with_for_update()).all()
     return {row[0]: MemberRow(*row) for row in rows}
 
 
@@ -98,7 +106,7 @@ def read_stats(conn: Connection, ids: Sequence[int]) -> dict[int, StatsRow]:
     """The stats rows of ``ids`` (locked on PostgreSQL, in id order)."""
     table = table_of(CustomerStats)
     rows = conn.execute(select(*(table.c[c] for c in STATS_COLUMNS))
-                        .where(table.c.customer_id.in_(ids)).order_by(table.c.customer_id).with_for_update())
+                        .where(table.c.customer_id.in_(ids)).order_by(table.c.customer_id).with_for_update()).all()
     return {row[0]: StatsRow(*row) for row in rows}
 
 
@@ -108,28 +116,32 @@ def insert_stats(conn: Connection, rows: Sequence[StatsRow]) -> None:
 
 def write_members(conn: Connection, rows: Sequence[tuple[MemberRow, tuple[Any, ...]]]) -> None:
     """The ``MEMBER_WRITTEN`` columns of these members that moved from what was read (``written()`` then)."""
-    _write_changed(conn, table_of(Customer), "id", MEMBER_WRITTEN, [(r.id, before, r.written()) for r, before in rows])
+    _write_changed(conn, table_of(Customer), "id", MEMBER_WRITTEN, (0,) * len(MEMBER_WRITTEN),
+                   [(r.id, before, r.written()) for r, before in rows])
 
 
 def write_stats(conn: Connection, rows: Sequence[tuple[StatsRow, tuple[Any, ...]]]) -> None:
     """The columns of these stats rows that moved from what was read (``values()`` then)."""
-    _write_changed(conn, table_of(CustomerStats), "customer_id", STATS_COLUMNS[1:],
+    _write_changed(conn, table_of(CustomerStats), "customer_id", STATS_COLUMNS[1:], STATS_FAMILIES,
                    [(r.customer_id, before[1:], r.values()[1:]) for r, before in rows])
 
 
-def _write_changed(conn: Connection, table: Table, key: str, columns: Sequence[str],
+def _write_changed(conn: Connection, table: Table, key: str, columns: Sequence[str], families: Sequence[int],
                    rows: Sequence[tuple[int, tuple[Any, ...], tuple[Any, ...]]]) -> None:
-    """UPDATEs each row's (key, before, after) changed columns, one bulk UPDATE per set of changed columns.
+    """UPDATEs the rows (key, before, after) that changed: each row's families (``families[i]``: column i's)
+    with a column that moved, one bulk UPDATE per set of families.
 
     Only what changed is set: an UPDATE that sets an indexed column rewrites its index entry even when the
-    value stays (``customer_stats`` has ten), and a batch's rows change a few sets of columns (a posting its
-    balance, an order the spend).
+    value stays (``customer_stats`` has ten). By family rather than by column, so that a batch's rows fall
+    into a few sets (a posting moves a balance, an order the spend and its side), each one statement.
     """
-    groups: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
+    groups: dict[frozenset[int], list[tuple[Any, ...]]] = {}
     for row_key, before, after in rows:
-        moved = tuple(i for i, (old, new) in enumerate(zip(before, after, strict=True)) if old is not new
-                      and old != new)
-        if moved:
-            groups.setdefault(moved, []).append((*(after[i] for i in moved), row_key))
-    for moved, values in groups.items():
-        update_rows(conn, table, [columns[i] for i in moved], (key,), values)
+        if before == after:
+            continue
+        moved = frozenset(families[i] for i, (old, new) in enumerate(zip(before, after, strict=True)) if old != new)
+        groups.setdefault(moved, []).append((row_key, after))
+    for moved, changed in groups.items():
+        at = [i for i, family in enumerate(families) if family in moved]
+        update_rows(conn, table, [columns[i] for i in at], (key,),
+                    [(*(after[i] for i in at), row_key) for row_key, after in changed])
