@@ -33,9 +33,11 @@ import argparse
 import asyncio
 import math
 import os
+import sqlite3
 import statistics
 import tempfile
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -99,9 +101,12 @@ async def wait_for(predicate, what: str, timeout: float) -> None:
 
 
 async def processed(db: Database, durable: str) -> int:
-    async with db.read() as session:
-        return await session.scalar(select(func.count()).select_from(ProcessedMessage)
-                                    .where(ProcessedMessage.consumer == durable)) or 0
+    """How many messages the consumer applied. The observer asks every 50 ms from the service's own process, so
+    it asks with the plain driver: a read through the service's async session costs about 1.7 ms of CPU, some
+    3% of a core taken from what is measured; this costs a small fraction of that."""
+    assert db.sqlite_path is not None
+    with closing(sqlite3.connect(f"file:{db.sqlite_path}?mode=ro", uri=True)) as conn:
+        return conn.execute("SELECT count(*) FROM processed_message WHERE consumer = ?", (durable,)).fetchone()[0]
 
 
 async def caught_up(runtime: Runtime, n: int) -> bool:
