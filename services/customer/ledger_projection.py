@@ -56,6 +56,7 @@ from services.customer.member_changes import change_attributes_staged
 from services.customer.member_rows import (
     MemberRow,
     StatsRow,
+    in_list,
     insert_stats,
     read_members,
     read_stats,
@@ -74,6 +75,16 @@ BALANCE_COLUMNS = {"ASSET_POINTS": ("points_balance", "points_entry_id"),
                    "ASSET_RED_PACKET": ("red_packet_balance_fen", "red_packet_entry_id"),
                    "ASSET_BALANCE": ("stored_balance_fen", "stored_entry_id")}
 SETTLEMENT_KINDS = {"ASSET_POINTS": "settle_points", "ASSET_RED_PACKET": "settle_red_packet"}
+# What a batch reads (built once; the ids are given at execution).
+_interaction, _order = table_of(CustomerInteraction), table_of(MemberOrder)
+_READ_INTERACTIONS = select(_interaction.c.customer_id, _interaction.c.mall_id).where(
+    in_list(_interaction.c.customer_id))
+_READ_ORDERS = select(_order.c.order_id, _order.c.channel, _order.c.refunded_amount_fen,
+                      _order.c.fully_refunded).where(in_list(_order.c.order_id))
+_customer, _staff = table_of(Customer), table_of(Staff)
+_TAKEN_PHONES = select(_customer.c.phone).where(in_list(_customer.c.phone))
+_STAFF_PHONES = select(_staff.c.phone).where(in_list(_staff.c.phone), _staff.c.role == STORE_STAFF,
+                                             _staff.c.disabled.is_(False))
 # A member order's columns, as a new one is inserted.
 ORDER_COLUMNS = ("order_id", "customer_id", "mall_id", "store_id", "channel", "amount_fen", "paid_amount_fen",
                  "occurred_at", "refunded_amount_fen", "fully_refunded")
@@ -137,21 +148,16 @@ class Batch:
         members: dict[int, MemberRow] = {}
         stats: dict[int, StatsRow] = {}
         interactions: set[tuple[int, int]] = set()
-        interaction = table_of(CustomerInteraction)
         for chunk in chunks(member_ids, IN_LIST):
             # Locked (PostgreSQL) in the order UpdateMember and the level changes lock them, member then stats:
             # the batch writes both rows back at the end, so nobody may change them in between.
             members.update(read_members(conn, chunk, MEMBER))
             stats.update(read_stats(conn, chunk))
-            interactions.update((customer_id, mall_id) for customer_id, mall_id in conn.execute(
-                select(interaction.c.customer_id, interaction.c.mall_id).where(interaction.c.customer_id.in_(chunk))
-            ).all())
+            interactions.update((customer_id, mall_id) for customer_id, mall_id in
+                                conn.execute(_READ_INTERACTIONS, {"values": chunk}).all())
         orders: dict[int, _Order] = {}
-        order = table_of(MemberOrder)
         for chunk in chunks(order_ids, IN_LIST):
-            orders.update((row[0], _Order(*row[1:])) for row in conn.execute(
-                select(order.c.order_id, order.c.channel, order.c.refunded_amount_fen, order.c.fully_refunded)
-                .where(order.c.order_id.in_(chunk))).all())
+            orders.update((row[0], _Order(*row[1:])) for row in conn.execute(_READ_ORDERS, {"values": chunk}).all())
         missing = [StatsRow(member_id) for member_id in members if member_id not in stats]
         if missing:  # members from before every member had its stats row
             insert_stats(conn, missing)
@@ -161,11 +167,10 @@ class Batch:
         phones = sorted({e.buyer_phone for e in recorded if e.buyer_phone})  # type: ignore[attr-defined]  # recorded
         taken: set[str] = set()
         for chunk in chunks(phones, IN_LIST):
-            taken.update(conn.scalars(select(Customer.phone).where(Customer.phone.in_(chunk))))
+            taken.update(conn.scalars(_TAKEN_PHONES, {"values": chunk}))
         staff: set[str] = set()
         for chunk in chunks(sorted(set(phones) - taken), IN_LIST):
-            staff.update(conn.scalars(select(Staff.phone).where(
-                Staff.phone.in_(chunk), Staff.role == STORE_STAFF, Staff.disabled.is_(False))))
+            staff.update(conn.scalars(_STAFF_PHONES, {"values": chunk}))
         return cls(members, stats, interactions, orders, levels, taken, staff,
                    members_read={k: m.written() for k, m in members.items()},
                    stats_read={k: s.values() for k, s in stats.items()})

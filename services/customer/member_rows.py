@@ -19,7 +19,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, select
 
 from services.common.bulk import insert_rows, update_rows
 from services.common.mapped import table_of
@@ -94,20 +94,28 @@ STATS_FAMILIES = tuple(next(i for i, family in enumerate((
 _stats_values = attrgetter(*STATS_COLUMNS)
 
 
+def in_list(column: ColumnElement[Any]) -> ColumnElement[bool]:
+    """``column IN :values``, the list given at execution: a statement built once and compiled once, rather than a new
+    statement (and its list coerced value by value) per batch."""
+    return column.in_(bindparam("values", expanding=True))
+
+
+_customer, _stats = table_of(Customer), table_of(CustomerStats)
+_READ_MEMBERS = (select(*(_customer.c[c] for c in MEMBER_COLUMNS))
+                 .where(in_list(_customer.c.id), _customer.c.kind == bindparam("kind"))
+                 .order_by(_customer.c.id).with_for_update())
+_READ_STATS = (select(*(_stats.c[c] for c in STATS_COLUMNS)).where(in_list(_stats.c.customer_id))
+               .order_by(_stats.c.customer_id).with_for_update())
+
+
 def read_members(conn: Connection, ids: Sequence[int], kind: int) -> dict[int, MemberRow]:
     """The members of ``kind`` among ``ids`` (locked on PostgreSQL, in id order)."""
-    table = table_of(Customer)
-    rows = conn.execute(select(*(table.c[c] for c in MEMBER_COLUMNS))
-                        .where(table.c.id.in_(ids), table.c.kind == kind).order_by(table.c.id).with_for_update()).all()
-    return {row[0]: MemberRow(*row) for row in rows}
+    return {row[0]: MemberRow(*row) for row in conn.execute(_READ_MEMBERS, {"values": ids, "kind": kind}).all()}
 
 
 def read_stats(conn: Connection, ids: Sequence[int]) -> dict[int, StatsRow]:
     """The stats rows of ``ids`` (locked on PostgreSQL, in id order)."""
-    table = table_of(CustomerStats)
-    rows = conn.execute(select(*(table.c[c] for c in STATS_COLUMNS))
-                        .where(table.c.customer_id.in_(ids)).order_by(table.c.customer_id).with_for_update()).all()
-    return {row[0]: StatsRow(*row) for row in rows}
+    return {row[0]: StatsRow(*row) for row in conn.execute(_READ_STATS, {"values": ids}).all()}
 
 
 def insert_stats(conn: Connection, rows: Sequence[StatsRow]) -> None:
