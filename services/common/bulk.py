@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, Connection, Dialect, LargeBinary, Table, func, inspect, select, text
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy import JSON, Connection, Dialect, LargeBinary, Table, func, select, text
+from sqlalchemy.orm import Session
 
 from services.common.chunks import chunks
 from services.common.mapped import table_of
@@ -219,62 +219,47 @@ class Adds(Protocol):
     def add(self, instance: Any) -> None: ...
 
 
+def add_row(session: Adds, model: type[Any], **values: Any) -> None:
+    """Adds a new row of ``model``: to a ``Staged`` as its plain values (no mapped object is made, which costs more
+    than the row's bulk INSERT), to a session as a mapped object."""
+    if isinstance(session, Staged):
+        session.add_row(model, values)
+    else:
+        session.add(model(**values))
+
+
 class Staged:
-    """New objects of mapped models kept outside the session until ``write``: a batch that adds thousands of rows
+    """New rows of mapped models kept outside the session until ``write``: a batch that adds thousands of rows
     pays neither the unit of work's bookkeeping for each (add, flush, expunge) nor its one statement per row.
 
+    A row is a mapped object (``add``) or its column values (``add_row``: a dict, nothing instrumented to make).
     Objects may still change until ``write`` (they are transient: no flush sees them).
     """
 
     def __init__(self) -> None:
-        self.objects: list[Any] = []
+        self.rows: dict[type[Any], list[Any]] = {}
 
     def add(self, instance: Any) -> None:
-        self.objects.append(instance)
+        self.rows.setdefault(type(instance), []).append(instance)
 
-    def write(self, session: Session, models: Sequence[type[DeclarativeBase]]) -> None:
-        """Inserts the objects of these models, a model at a time in this order, each in the order added (a
-        primary key left unset takes its autoincrement value, and is not read back)."""
-        conn = session.connection()
+    def add_row(self, model: type[Any], values: dict[str, Any]) -> None:
+        self.rows.setdefault(model, []).append(values)
+
+    def write(self, session: Session | Connection, models: Sequence[type[Any]]) -> None:
+        """Inserts the rows of these models, a model at a time in this order, each in the order added (a primary key
+        left unset takes its autoincrement value, and is not read back)."""
+        conn = session.connection() if isinstance(session, Session) else session
         for model in models:
-            objects = [o for o in self.objects if type(o) is model]
-            if objects:
-                _insert_objects(conn, model, objects)
-        self.objects = [o for o in self.objects if type(o) not in models]
+            rows = self.rows.pop(model, None)
+            if rows:
+                _insert_staged(conn, table_of(model), rows)
 
 
-def _insert_objects(conn: Connection, model: type[DeclarativeBase], objects: Sequence[Any]) -> None:
-    table = table_of(model)
+def _insert_staged(conn: Connection, table: Table, rows: Sequence[Any]) -> None:
+    def value(row: Any, key: str) -> Any:
+        return row.get(key) if isinstance(row, dict) else getattr(row, key)
+
+    first = rows[0]
     keys = [c.key for c in table.columns
-            if not (c.primary_key and c.autoincrement is not False and getattr(objects[0], c.key) is None)]
-    insert_rows(conn, table, keys, [tuple(getattr(o, k) for k in keys) for o in objects])
-
-
-def flush_in_bulk(session: Session, inserts: Sequence[type[DeclarativeBase]],
-                  updates: Sequence[type[DeclarativeBase]] = ()) -> None:
-    """Writes what ``session`` holds of these models as bulk rows instead of the unit of work's statements.
-
-    New objects of the ``inserts`` models become ``insert_rows`` (in the order they were added; a
-    primary key left unset takes its autoincrement value, and is not read back); changed objects of
-    the ``updates`` models become one ``update_rows`` per model, every column set by primary key. Both
-    leave the session, which no longer tracks them: for work that is done with them, e.g. at the end
-    of a batch. Whatever else the session holds is flushed first, as the unit of work would.
-    """
-    inserted = sorted((o for o in session.new if isinstance(o, tuple(inserts))), key=lambda o: inspect(o).insert_order)
-    updated = [o for o in session.dirty if isinstance(o, tuple(updates)) and session.is_modified(o)]
-    for obj in (*inserted, *updated):
-        session.expunge(obj)
-    session.flush()
-    conn = session.connection()
-    for model in inserts:
-        objects = [o for o in inserted if type(o) is model]
-        if objects:
-            _insert_objects(conn, model, objects)
-    for model in updates:
-        objects = [o for o in updated if type(o) is model]
-        if not objects:
-            continue
-        table = table_of(model)
-        key = [c.key for c in table.primary_key.columns]
-        values = [c.key for c in table.columns if not c.primary_key]
-        update_rows(conn, table, values, key, [tuple(getattr(o, k) for k in (*values, *key)) for o in objects])
+            if not (c.primary_key and c.autoincrement is not False and value(first, c.key) is None)]
+    insert_rows(conn, table, keys, [tuple(value(row, k) for k in keys) for row in rows])

@@ -31,7 +31,8 @@ MEMBER_STATUS_CHANGED = "customer.member.status_changed.v1"
 MEMBER_LEVEL_CHANGED = "customer.member.level_changed.v1"
 MEMBER_UPDATED = "customer.member.updated.v1"
 MEMBER_CARD_OPENED = "customer.member.card_opened.v1"
-MEMBER_ACTIVITY_CHANGED = "customer.member.activity_changed.v1"
+MEMBER_ACTIVITY_CHANGED = "customer.member.activity_changed.v1"  # no longer published (MEMBERS_ACTIVITY_CHANGED)
+MEMBERS_ACTIVITY_CHANGED = "customer.members.activity_changed.v1"
 TAG_ADDED = "customer.tag.added.v1"
 TAG_REMOVED = "customer.tag.removed.v1"
 IMPORT_COMPLETED = "customer.import.completed.v1"
@@ -61,6 +62,7 @@ SUBJECT_TYPES: dict[str, type[Message]] = {
     MEMBER_UPDATED: customer_events_pb2.MemberUpdated,
     MEMBER_CARD_OPENED: customer_events_pb2.MemberCardOpened,
     MEMBER_ACTIVITY_CHANGED: customer_events_pb2.MemberActivityChanged,
+    MEMBERS_ACTIVITY_CHANGED: customer_events_pb2.MembersActivityChanged,
     ACCOUNT_OPENED: ledger_events_pb2.AccountOpened,
     ACCOUNTS_OPENED: ledger_events_pb2.AccountsOpened,
     ENTRY_POSTED: ledger_events_pb2.EntryPosted,

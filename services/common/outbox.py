@@ -21,7 +21,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import BigInteger, Connection, DateTime, Index, Integer, LargeBinary, String, select, text, update
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
-from services.common.bulk import Adds, insert_rows
+from services.common.bulk import Adds, add_row, insert_rows
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.events import subject_of
@@ -64,8 +64,8 @@ class OutboxMixin(MappedMixin):
 def add_event(session: Adds, model: type[OutboxMixin], message: Message) -> str:
     """Stages ``message`` for publishing when the caller's transaction commits; returns its msg id."""
     msg_id = uuid.uuid4().hex
-    session.add(model(msg_id=msg_id, subject=subject_of(message), payload=message.SerializeToString(),
-                      created_at=utcnow()))
+    add_row(session, model, msg_id=msg_id, subject=subject_of(message), payload=message.SerializeToString(),
+            created_at=utcnow())
     return msg_id
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.common.bulk import Adds
 from services.common.validation import aware
 from services.customer import member_events, timeline
+from services.customer.member_rows import MemberRow
 from services.customer.models import Customer
 from services.customer.store_members import is_store_staff_phone, refresh_store_member
 
@@ -55,7 +56,7 @@ def record_changes(session: Adds, customer_id: int, changed: Mapping[str, tuple[
                         **{"from": old, "to": new})
 
 
-def announce_changes(session: Adds, member: Customer, fields: Iterable[str], actor_id: str) -> None:
+def announce_changes(session: Adds, member: Customer | MemberRow, fields: Iterable[str], actor_id: str) -> None:
     """The ``MemberUpdated`` of a change of ``fields`` (columns), named as the Member message names them."""
     member_events.updated(session, member, [MEMBER_FIELDS.get(k, k) for k in fields], actor_id)
 
@@ -78,7 +79,7 @@ async def change_attributes(session: AsyncSession, member: Customer, values: dic
     return changed
 
 
-def change_attributes_staged(session: Adds, member: Customer, values: dict[str, Any], actor_id: str,
+def change_attributes_staged(session: Adds, member: Customer | MemberRow, values: dict[str, Any], actor_id: str,
                              now: datetime, staff_phones: set[str], **detail: Any) -> dict[str, tuple[Any, Any]]:
     """``change_attributes`` for a caller that knows no other customer holds a new phone (the ledger projection
     checks it) and has read which of its new phones belong to active store staff (``staff_phones``): the
@@ -98,7 +99,7 @@ def change_attributes_staged(session: Adds, member: Customer, values: dict[str, 
     return changed
 
 
-def _set(member: Customer, values: Mapping[str, Any], now: datetime) -> dict[str, tuple[Any, Any]]:
+def _set(member: Customer | MemberRow, values: Mapping[str, Any], now: datetime) -> dict[str, tuple[Any, Any]]:
     """Sets the values that differ; returns field -> (old, new), and moves ``updated_at`` if any did."""
     changed = {k: (getattr(member, k), v) for k, v in changes_of(member, values).items()}
     for key, (_, new) in changed.items():

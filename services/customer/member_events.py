@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.events.v1 import customer_events_pb2 as events
@@ -10,6 +10,7 @@ from services.common.bulk import Adds
 from services.common.clock import utcnow
 from services.common.outbox import add_event
 from services.common.validation import to_timestamp
+from services.customer.member_rows import MemberRow
 from services.customer.models import Customer, OutboxEvent
 
 REVIEW_NAMES: dict[int, str] = {
@@ -31,7 +32,7 @@ def status_changed(session: Adds, c: Customer) -> None:
         store_member=c.store_member))
 
 
-def updated(session: Adds, c: Customer, fields: Iterable[str], operator_id: str) -> None:
+def updated(session: Adds, c: Customer | MemberRow, fields: Iterable[str], operator_id: str) -> None:
     add_event(session, OutboxEvent, events.MemberUpdated(
         member_id=str(c.id), changed_fields=sorted(fields), phone=c.phone or "", email=c.email or "",
         operator_id=operator_id, change_time=to_timestamp(utcnow()), store_member=c.store_member))
@@ -50,21 +51,23 @@ def card_opened(session: Adds, c: Customer) -> None:
         channel=member_pb2.OpenChannel.Name(c.card_open_channel), open_time=to_timestamp(c.card_open_time)))
 
 
-def level_changed(session: Adds, c: Customer, from_level: int, kind: str, reason: str,
+def level_changed(session: Adds, c: Customer | MemberRow, from_level: int, kind: str, reason: str,
                   operator_id: str) -> None:
     add_event(session, OutboxEvent, events.MemberLevelChanged(
         member_id=str(c.id), from_level=from_level, to_level=c.level, kind=kind, reason=reason,
         operator_id=operator_id, change_time=to_timestamp(utcnow())))
 
 
-def activity_event(member_id: int, new_order_ids: Iterable[int] = (),
-                   orders_changed: bool = False) -> events.MemberActivityChanged:
-    """The event of a member's spend, balances or interaction malls changing (for ``add_events`` in bulk)."""
-    return events.MemberActivityChanged(
-        member_id=str(member_id), new_order_ids=[str(o) for o in new_order_ids], orders_changed=orders_changed,
-        change_time=to_timestamp(utcnow()))
+ACTIVITY_MEMBERS = 10_000  # members per MembersActivityChanged
 
 
-def activity_changed(session: Adds, member_id: int, new_order_ids: Iterable[int] = (),
-                     orders_changed: bool = False) -> None:
-    add_event(session, OutboxEvent, activity_event(member_id, new_order_ids, orders_changed))
+def activity_events(member_ids: Sequence[int], new_order_ids: Sequence[int],
+                    orders_changed: bool) -> list[events.MembersActivityChanged]:
+    """The events of a batch changing these members' spend, balances or interaction malls (for ``add_events``):
+    one per ``ACTIVITY_MEMBERS`` members, the new orders and a refund's mark with the first."""
+    now = to_timestamp(utcnow())
+    return [events.MembersActivityChanged(
+        member_ids=[str(m) for m in member_ids[start:start + ACTIVITY_MEMBERS]],
+        new_order_ids=[str(o) for o in new_order_ids] if start == 0 else [],
+        orders_changed=orders_changed and start == 0, change_time=now)
+        for start in range(0, len(member_ids), ACTIVITY_MEMBERS)]

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.validation import aware
+from services.customer.member_rows import StatsRow
 from services.customer.models import CustomerStats
 
 ONLINE = "ORDER_CHANNEL_ONLINE"  # every other channel is offline consumption (线下消费)
@@ -19,7 +20,7 @@ def empty_stats(customer_id: int) -> CustomerStats:
                          online_total_fen=0, offline_count=0, offline_total_fen=0)
 
 
-def count_order(stats: CustomerStats, channel: str, amount_fen: int, at: datetime) -> None:
+def count_order(stats: CustomerStats | StatsRow, channel: str, amount_fen: int, at: datetime) -> None:
     """An order counts in its side's (online or offline) count, total and last time."""
     side = "online" if channel == ONLINE else "offline"
     setattr(stats, f"{side}_count", (getattr(stats, f"{side}_count") or 0) + 1)
@@ -28,7 +29,7 @@ def count_order(stats: CustomerStats, channel: str, amount_fen: int, at: datetim
     setattr(stats, f"{side}_last_at", at if last is None else max(aware(last), at))
 
 
-def count_refund(stats: CustomerStats, channel: str, refund_fen: int, now_fully_refunded: bool) -> None:
+def count_refund(stats: CustomerStats | StatsRow, channel: str, refund_fen: int, now_fully_refunded: bool) -> None:
     """A refund leaves its order's side's total; the refund that makes it full takes the order out of the count."""
     side = "online" if channel == ONLINE else "offline"
     setattr(stats, f"{side}_total_fen", max(0, (getattr(stats, f"{side}_total_fen") or 0) - refund_fen))

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
-from services.common.bulk import Adds
+from services.common.bulk import Adds, add_row
 from services.common.clock import utcnow
 from services.customer.models import TimelineEntry
 
@@ -50,18 +50,18 @@ def detail_json(**fields: Any) -> str:
 
 def record(session: Adds, customer_id: int, kind: str, actor_id: str, **fields: Any) -> None:
     """Adds a timeline entry in the caller's transaction."""
-    session.add(TimelineEntry(customer_id=customer_id, kind=kind, actor_id=actor_id, detail=detail_json(**fields),
-                              created_at=utcnow()))
+    add_row(session, TimelineEntry, customer_id=customer_id, kind=kind, actor_id=actor_id,
+            detail=detail_json(**fields), created_at=utcnow())
 
 
 def adjustment(session: Adds, customer_id: int, entry: events.EntryPosted) -> None:
     """A manual points, balance or red-packet adjustment the ledger posted, by its operator, at its time."""
-    session.add(TimelineEntry(
-        customer_id=customer_id, kind=ADJUSTED, actor_id=entry.operator_id or "system",
-        detail=detail_json(entry_id=entry.entry_id, asset=entry.asset, amount=entry.amount,
-                           balance_after=entry.balance_after, mall_id=entry.mall_id, store_id=entry.store_id,
-                           reason=entry.reason, reason_template_id=entry.reason_template_id),
-        created_at=entry.create_time.ToDatetime(tzinfo=UTC) if entry.HasField("create_time") else utcnow()))
+    add_row(session, TimelineEntry,
+            customer_id=customer_id, kind=ADJUSTED, actor_id=entry.operator_id or "system",
+            detail=detail_json(entry_id=entry.entry_id, asset=entry.asset, amount=entry.amount,
+                               balance_after=entry.balance_after, mall_id=entry.mall_id, store_id=entry.store_id,
+                               reason=entry.reason, reason_template_id=entry.reason_template_id),
+            created_at=entry.create_time.ToDatetime(tzinfo=UTC) if entry.HasField("create_time") else utcnow())
 
 
 async def entries(session: AsyncSession, customer_id: int, limit: int, before: int | None) -> Sequence[TimelineEntry]:

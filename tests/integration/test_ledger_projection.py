@@ -13,8 +13,17 @@ from crowdpack.customer.v1 import level_service_pb2 as level_pb
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
 from crowdpack.customer.v1 import organization_service_pb2 as org_pb
+from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from crowdpack.events.v1 import ledger_events_pb2 as events
-from services.customer.models import MemberOrder
+from services.common.events import (
+    MEMBER_ACTIVITY_CHANGED,
+    MEMBERS_ACTIVITY_CHANGED,
+    ORDER_RECORDED,
+    ORDER_REFUNDED,
+    VOUCHER_REDEEMED,
+)
+from services.customer import ledger_projection
+from services.customer.models import MemberOrder, OutboxEvent
 from tests.support.customer import SUPER
 from tests.support.waiting import caught_up
 
@@ -263,3 +272,50 @@ async def test_online_and_offline_orders_are_counted_apart_sorted_and_filtered(c
         metric=crowd.CONSUMPTION_METRIC_LAST_TIME, window=crowd.DateWindow(fixed=crowd.FixedDates(
             from_date="2026-10-01", to_date="2026-10-03")))), metadata=SUPER)
     assert [m.member_id for m in by_last.members] == [b]
+
+
+async def test_a_batch_announces_every_member_it_changed_in_one_activity_event(customer):
+    home, other = await customer.mall("Home"), await customer.mall("Other")
+    a, b, c = [(await customer.members.CreateMember(pb.CreateMemberRequest(
+        request_id=f"m{i}", phone=f"1350000003{i}", registration_mall_id=home), metadata=SUPER)).member.member_id
+        for i in range(3)]
+
+    async def apply(items) -> list[customer_events.MembersActivityChanged]:
+        """Applies the events as one batch (one transaction); returns the activity events that batch added."""
+        async with customer.db.read() as session:
+            last = await session.scalar(select(func.max(OutboxEvent.seq))) or 0
+        await customer.db.run_sync_write(lambda s: ledger_projection.apply_sync(s, items))
+        async with customer.db.read() as session:
+            rows = (await session.execute(select(OutboxEvent.subject, OutboxEvent.payload).where(
+                OutboxEvent.seq > last, OutboxEvent.subject.in_([MEMBER_ACTIVITY_CHANGED, MEMBERS_ACTIVITY_CHANGED]))
+                .order_by(OutboxEvent.seq))).all()
+        assert {subject for subject, _ in rows} <= {MEMBERS_ACTIVITY_CHANGED}
+        return [customer_events.MembersActivityChanged.FromString(payload) for _, payload in rows]
+
+    order = dict(channel="ORDER_CHANNEL_POS", mall_id=home, occur_time=ts(3))
+    first = await apply([
+        (ORDER_RECORDED, events.OrderRecorded(order_id="71", member_id=b, amount=500, paid_amount=500, **order)),
+        (ORDER_RECORDED, events.OrderRecorded(order_id="70", member_id=a, amount=900, paid_amount=900, **order)),
+        (ORDER_RECORDED, events.OrderRecorded(order_id="72", member_id="999999", amount=1, **order)),  # unknown
+        # A refund of an order the same batch recorded: the order is written refunded, nothing to reload.
+        (ORDER_REFUNDED, events.OrderRefunded(refund_id="r70", order_id="70", member_id=a, refund_amount=900,
+                                              total_refunded_amount=900, fully_refunded=True, refund_time=ts(4))),
+        (VOUCHER_REDEEMED, events.VoucherRedeemed(redemption_id="v1", member_id=c, mall_id=other,
+                                                  voucher_code="V", occur_time=ts(4)))])
+    assert [(list(e.member_ids), list(e.new_order_ids), e.orders_changed) for e in first] == [
+        (sorted([a, b, c], key=int), ["71", "70"], False)]
+    async with customer.db.read() as session:
+        assert (await session.execute(select(MemberOrder.order_id, MemberOrder.refunded_amount_fen,
+                                             MemberOrder.fully_refunded).order_by(MemberOrder.order_id))).all() == [
+            (70, 900, True), (71, 0, False)]
+
+    # A refund of an order recorded before changes an indexed order: the event says so. A voucher redeemed
+    # in a mall the member already relates to changes nothing, and names nobody.
+    second = await apply([
+        (ORDER_REFUNDED, events.OrderRefunded(refund_id="r71", order_id="71", member_id=b, refund_amount=200,
+                                              total_refunded_amount=200, refund_time=ts(5))),
+        (VOUCHER_REDEEMED, events.VoucherRedeemed(redemption_id="v2", member_id=c, mall_id=other,
+                                                  voucher_code="V", occur_time=ts(5)))])
+    assert [(list(e.member_ids), list(e.new_order_ids), e.orders_changed) for e in second] == [([b], [], True)]
+    m = (await customer.members.GetMember(pb.GetMemberRequest(member_id=b))).member
+    assert (m.stats.spend_count, m.stats.spend_total_fen) == (1, 300)

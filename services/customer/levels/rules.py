@@ -18,6 +18,7 @@ from crowdpack.customer.v1 import level_service_pb2 as pb
 from services.common.bulk import Adds
 from services.customer import member_events, timeline
 from services.customer.levels.models import Level, LevelChange
+from services.customer.member_rows import MemberRow, StatsRow
 from services.customer.models import Customer, CustomerStats
 from services.customer.stats import stats_row
 
@@ -49,7 +50,7 @@ async def move(session: AsyncSession, member: Customer, to_level: int, kind: int
     return change
 
 
-def moved(session: Adds, member: Customer, stats: CustomerStats, to_level: int, kind: int,
+def moved(session: Adds, member: Customer | MemberRow, stats: CustomerStats | StatsRow, to_level: int, kind: int,
           reason: str, operator_id: str, now: datetime, level: Level | None) -> LevelChange:
     """``move`` on the member's stats row at hand, leaving every row pending (nothing read or flushed)."""
     from_level = member.level
@@ -79,7 +80,7 @@ async def apply_spend(session: AsyncSession, member: Customer, spend_fen: int, a
     return count_spend(session, member, stats, spend_fen, at, defined or ())
 
 
-def count_spend(session: Adds, member: Customer, stats: CustomerStats, spend_fen: int,
+def count_spend(session: Adds, member: Customer | MemberRow, stats: CustomerStats | StatsRow, spend_fen: int,
                 at: datetime, defined: Sequence[Level]) -> LevelChange | None:
     """``apply_spend`` on the stats row and level rules at hand: nothing is read, the rows are left pending."""
     stats.cumulative_spend_fen = max(0, stats.cumulative_spend_fen + spend_fen)
@@ -95,7 +96,7 @@ def count_spend(session: Adds, member: Customer, stats: CustomerStats, spend_fen
                  f"cumulative spend reached {target.upgrade_spend_fen} fen", "system", at, target)
 
 
-def _may_upgrade(member: Customer, spend_fen: int) -> bool:
+def _may_upgrade(member: Customer | MemberRow, spend_fen: int) -> bool:
     return not (spend_fen <= 0 or member.level_frozen or member.disabled or member.deleted_at is not None
                 or member.virtual)
 
