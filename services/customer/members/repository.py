@@ -10,11 +10,13 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    BindParameter,
     ColumnElement,
     Integer,
     Select,
     and_,
     any_,
+    bindparam,
     case,
     cast,
     column,
@@ -39,6 +41,7 @@ from services.customer.classification.models import CustomerGroup, CustomerTag, 
 from services.customer.contacts_held import holder_of
 from services.customer.models import Customer, CustomerInteraction, CustomerStats
 from services.customer.organization.models import Mall
+from services.customer.scope import EVERYONE
 from services.customer.stats import empty_stats
 
 MEMBER = 1  # crowdpack.customer.v1.CUSTOMER_KIND_MEMBER
@@ -204,14 +207,25 @@ def _sorted(*, where: list[ColumnElement[bool]], order_by: int, ascending: bool,
     return query.order_by(*[c.asc() if ascending else c.desc() for c in columns]).limit(limit)
 
 
-def tags_query(ids: Sequence[int]) -> Select[int, str]:
-    return (select(CustomerTag.customer_id, Tag.name).join(Tag, Tag.id == CustomerTag.tag_id)
-            .where(CustomerTag.customer_id.in_(ids)).order_by(Tag.name))
+# What a view joins in, built once (building a statement costs about what running it does): run each with
+# {"ids": [...]}, or {"member_id": ...} for one member's view.
+IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+MEMBER_ID: BindParameter[int] = bindparam("member_id")
+TAGS = (select(CustomerTag.customer_id, Tag.name).join(Tag, Tag.id == CustomerTag.tag_id)
+        .where(CustomerTag.customer_id.in_(IDS)).order_by(Tag.name))
+STATS = select(CustomerStats).where(CustomerStats.customer_id.in_(IDS))
+INTERACTIONS = (select(CustomerInteraction.customer_id, CustomerInteraction.mall_id)
+                .where(CustomerInteraction.customer_id.in_(IDS)).order_by(CustomerInteraction.mall_id))
 
 
-def interactions_query(ids: Sequence[int]) -> Select[int, int]:
-    return (select(CustomerInteraction.customer_id, CustomerInteraction.mall_id)
-            .where(CustomerInteraction.customer_id.in_(ids)).order_by(CustomerInteraction.mall_id))
+def member_view_query(scope: ColumnElement[bool]) -> Select[Customer, CustomerStats, bool]:
+    """A live member (``MEMBER_ID``) with their stats row and whether ``scope`` holds them."""
+    return (select(Customer, CustomerStats, case((scope, True), else_=False).label("visible"))
+            .outerjoin(CustomerStats, CustomerStats.customer_id == Customer.id)
+            .where(Customer.id == MEMBER_ID, live_member()))
+
+
+MEMBER_VIEW_EVERYONE = member_view_query(EVERYONE)
 
 
 def grouped(rows: Iterable[Any]) -> dict[int, list[Any]]:
@@ -272,14 +286,13 @@ class MemberRepository:
         raise AssertionError("page_queries ends with the query that answers any filter")
 
     async def tags_of(self, ids: Sequence[int]) -> dict[int, list[str]]:
-        return grouped(await self.session.execute(tags_query(ids)))
+        return grouped(await self.session.execute(TAGS, {"ids": list(ids)}))
 
     async def stats_of(self, ids: Sequence[int]) -> dict[int, CustomerStats]:
-        rows = (await self.session.scalars(select(CustomerStats).where(CustomerStats.customer_id.in_(ids)))).all()
-        return {r.customer_id: r for r in rows}
+        return {r.customer_id: r for r in await self.session.scalars(STATS, {"ids": list(ids)})}
 
     async def interactions_of(self, ids: Sequence[int]) -> dict[int, list[int]]:
-        return grouped(await self.session.execute(interactions_query(ids)))
+        return grouped(await self.session.execute(INTERACTIONS, {"ids": list(ids)}))
 
     async def add_interaction(self, customer_id: int, mall_id: int, kind: str, at: datetime) -> bool:
         """Relates a member to a mall once; returns True when the relation is new."""
@@ -317,10 +330,8 @@ class MemberReads:
 
     def member(self, member_id: int, scope: ColumnElement[bool]) -> tuple[Customer, CustomerStats | None, bool] | None:
         """A live member with their stats row and whether ``scope`` holds them; None if there is no such member."""
-        row = self.session.execute(
-            select(Customer, CustomerStats, case((scope, True), else_=False).label("visible"))
-            .outerjoin(CustomerStats, CustomerStats.customer_id == Customer.id)
-            .where(Customer.id == member_id, live_member())).first()
+        query = MEMBER_VIEW_EVERYONE if scope is EVERYONE else member_view_query(scope)
+        row = self.session.execute(query, {"member_id": member_id}).first()
         return None if row is None else (row[0], row[1], bool(row[2]))
 
     def page(self, *, where: list[ColumnElement[bool]], order_by: int, ascending: bool, limit: int,
@@ -334,14 +345,13 @@ class MemberReads:
         raise AssertionError("page_queries ends with the query that answers any filter")
 
     def tags_of(self, ids: Sequence[int]) -> dict[int, list[str]]:
-        return grouped(self.session.execute(tags_query(ids)))
+        return grouped(self.session.execute(TAGS, {"ids": list(ids)}))
 
     def stats_of(self, ids: Sequence[int]) -> dict[int, CustomerStats]:
-        return {r.customer_id: r for r in self.session.scalars(
-            select(CustomerStats).where(CustomerStats.customer_id.in_(ids)))}
+        return {r.customer_id: r for r in self.session.scalars(STATS, {"ids": list(ids)})}
 
     def interactions_of(self, ids: Sequence[int]) -> dict[int, list[int]]:
-        return grouped(self.session.execute(interactions_query(ids)))
+        return grouped(self.session.execute(INTERACTIONS, {"ids": list(ids)}))
 
     def count(self, where: list[ColumnElement[bool]]) -> int:
         return self.session.scalar(
