@@ -10,7 +10,9 @@ transaction is REPEATABLE READ and read-only, so all its statements see one snap
 SQLite, on the writer thread with the synchronous driver (aiosqlite would cross threads three or
 four times per statement); on PostgreSQL through ``AsyncSession.run_sync``. Writers of both
 kinds queue for the same slot, so SQLite still has one writer at a time. Bulk rows go through
-``services.common.bulk``.
+``services.common.bulk``. ``run_sync_read`` is its counterpart for hot reads: a synchronous function in one
+read transaction, on SQLite on a reader thread in one hop (a read of five statements otherwise crosses
+threads some twenty-five times, most of the CPU a member read costs).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ T = TypeVar("T")
 
 
 BUSY_TIMEOUT_S = 10.0
+# SQLite: the reader connections (and, for run_sync_read, reader threads) a process keeps.
+READERS = 4
 
 
 class WriteLockHeld(RuntimeError):
@@ -53,10 +57,12 @@ def _sqlite_engine(url: str, *, begin: str, pool_size: int, busy_timeout_s: floa
     return engine
 
 
-def _sqlite_sync_engine(url: str, *, begin: str, busy_timeout_s: float) -> Engine:
-    """The synchronous driver on the same file, for ``run_sync_write``; used from its writer thread only."""
+def _sqlite_sync_engine(url: str, *, begin: str, busy_timeout_s: float, pool_size: int = 1) -> Engine:
+    """The synchronous driver on the same file, for ``run_sync_write`` (used from its writer thread only) and
+    ``run_sync_read`` (from its reader threads, a connection each at a time)."""
     sync_url = make_url(url).set(drivername="sqlite+pysqlite")
-    engine = create_engine(sync_url, pool_size=1, max_overflow=0, connect_args={"check_same_thread": False})
+    engine = create_engine(sync_url, pool_size=pool_size, max_overflow=0, pool_timeout=60,
+                           connect_args={"check_same_thread": False})
     _sqlite_setup(engine, begin, busy_timeout_s)
     return engine
 
@@ -106,9 +112,11 @@ class Database:
                 self.sqlite_path = Path(path).resolve()
                 self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=1, busy_timeout_s=busy_timeout_s)
-            self.read_engine = _sqlite_engine(url, begin="BEGIN", pool_size=4, busy_timeout_s=busy_timeout_s)
+            self.read_engine = _sqlite_engine(url, begin="BEGIN", pool_size=READERS, busy_timeout_s=busy_timeout_s)
             self._sync_write_engine: Engine | None = _sqlite_sync_engine(url, begin="BEGIN IMMEDIATE",
                                                                          busy_timeout_s=busy_timeout_s)
+            self._sync_read_engine: Engine | None = _sqlite_sync_engine(url, begin="BEGIN", pool_size=READERS,
+                                                                        busy_timeout_s=busy_timeout_s)
         else:
             self.write_engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
             # Reads share the pool, each in one snapshot: a read of several statements (a member and their
@@ -116,6 +124,7 @@ class Database:
             self.read_engine = self.write_engine.execution_options(isolation_level="REPEATABLE READ",
                                                                    postgresql_readonly=True)
             self._sync_write_engine = None
+            self._sync_read_engine = None
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._after_commit: list[Callable[[], None]] = []
@@ -124,6 +133,7 @@ class Database:
         self._slot: asyncio.Lock | None = None
         self._slot_loop: asyncio.AbstractEventLoop | None = None
         self._writer_thread: ThreadPoolExecutor | None = None
+        self._reader_threads: ThreadPoolExecutor | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -206,6 +216,22 @@ class Database:
         with Session(engine, expire_on_commit=False) as session, session.begin():
             return fn(session)
 
+    async def run_sync_read(self, fn: Callable[[Session], T]) -> T:
+        """Runs ``fn(session)`` in one read transaction that sees one snapshot, as ``read`` does.
+
+        ``fn`` is synchronous and gets a synchronous ``Session``; what it raises, the caller gets. On
+        SQLite it runs on one of the reader threads with the synchronous driver, the whole read in one
+        thread round trip; on PostgreSQL through ``AsyncSession.run_sync`` in a REPEATABLE READ, read-only
+        transaction. A caller cancelled meanwhile stops waiting; the read finishes on its own.
+        """
+        if self._sync_read_engine is None:
+            async with self.read() as session:
+                return await session.run_sync(fn)
+        if self._reader_threads is None:
+            self._reader_threads = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="sqlite-reader")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reader_threads, self._sync_transaction, self._sync_read_engine, fn)
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A read-only session that sees one snapshot of the database (SQLite: WAL; PostgreSQL: REPEATABLE READ)."""
@@ -259,8 +285,13 @@ class Database:
         if self._writer_thread is not None:
             self._writer_thread.shutdown(wait=True)
             self._writer_thread = None
+        if self._reader_threads is not None:
+            self._reader_threads.shutdown(wait=True)
+            self._reader_threads = None
         if self._sync_write_engine is not None:
             self._sync_write_engine.dispose()
+        if self._sync_read_engine is not None:
+            self._sync_read_engine.dispose()
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()

@@ -86,5 +86,9 @@ async def keyset_page(fetch: Callable[[int], Awaitable[Sequence[T]]], limit: int
 
     It is asked for one row more than the page holds: that row's presence says another page follows.
     """
-    rows = await fetch(limit + 1)
+    return page_of(await fetch(limit + 1), limit)
+
+
+def page_of(rows: Sequence[T], limit: int) -> Page[T]:
+    """The page of ``rows`` read with one row more than the page holds (``keyset_page`` for a synchronous read)."""
     return Page(list(rows[:limit]), len(rows) > limit)

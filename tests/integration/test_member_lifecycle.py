@@ -167,6 +167,10 @@ async def test_mall_admin_sees_only_members_of_their_malls(customer):
     assert {x.member_id for x in seen.members} == {in_a.member_id, visitor.member_id} and seen.total_size == 2
     err = await rpc_error(stub.GetMember(pb.GetMemberRequest(member_id=in_b.member_id), metadata=mall_admin(a)))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    # A member of another mall who interacted with this one (opened a card here) is seen, with that mall.
+    seen_visitor = (await stub.GetMember(pb.GetMemberRequest(member_id=visitor.member_id),
+                                         metadata=mall_admin(a))).member
+    assert seen_visitor.member_id == visitor.member_id and str(a) in seen_visitor.interaction_mall_ids
     err = await rpc_error(stub.SetMemberDisabled(pb.SetMemberDisabledRequest(
         request_id="d", member_id=in_b.member_id, disabled=True), metadata=mall_admin(a)))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED

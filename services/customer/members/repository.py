@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    BindParameter,
     ColumnElement,
     Integer,
+    Select,
     and_,
     any_,
+    bindparam,
+    case,
     cast,
     column,
     delete,
@@ -25,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
@@ -36,6 +41,7 @@ from services.customer.classification.models import CustomerGroup, CustomerTag, 
 from services.customer.contacts_held import holder_of
 from services.customer.models import Customer, CustomerInteraction, CustomerStats
 from services.customer.organization.models import Mall
+from services.customer.scope import EVERYONE
 from services.customer.stats import empty_stats
 
 MEMBER = 1  # crowdpack.customer.v1.CUSTOMER_KIND_MEMBER
@@ -143,6 +149,93 @@ def among(ids: Sequence[int], dialect: str) -> ColumnElement[bool]:
     return Customer.id.in_(values.scalar_subquery())
 
 
+def page_queries(*, where: list[ColumnElement[bool]], order_by: int, ascending: bool, limit: int,
+                 after: tuple[Any, int] | None) -> list[Select[Customer]]:
+    """The queries that read up to ``limit`` members matching ``where``, in order, after the keyset ``after``
+    (value, id): the first that fills the page answers, else the last (which answers any filter).
+
+    A sort on a stats column first walks that column's index in order, a window at a time,
+    and keeps the members that match: a page of a broad filter reads about
+    page size ÷ share of members matching index entries. A filter too narrow to fill the
+    page within the windows (and the never-spent tail of the last-spend order) is answered
+    by filtering first and sorting what matched. Both give the same order.
+    """
+    queries = []
+    if order_by in SORT_COLUMNS and _walkable(order_by, ascending, after):
+        queries = [_walk(SORT_COLUMNS[order_by], where=where, ascending=ascending, limit=limit, after=after,
+                         window=window) for window in WALK_WINDOWS]
+    return [*queries, _sorted(where=where, order_by=order_by, ascending=ascending, limit=limit, after=after)]
+
+
+def _walkable(order_by: int, ascending: bool, after: tuple[Any, int] | None) -> bool:
+    if order_by not in TIME_ORDERS:
+        return True
+    # The index holds no order for members who never spent (NULL): they come first ascending,
+    # last descending, where only the filter-first query reaches them.
+    return not ascending and (after is None or aware(after[0]) != EPOCH)
+
+
+def _walk(column: Any, *, where: list[ColumnElement[bool]], ascending: bool, limit: int,
+          after: tuple[Any, int] | None, window: int) -> Select[Customer]:
+    ordered = select(CustomerStats.customer_id.label("customer_id"), column.label("sort_value")) \
+        .where(column.is_not(None))
+    if after is not None:
+        keyset = tuple_(column, CustomerStats.customer_id)
+        bound = tuple_(literal(after[0], column.type), literal(after[1], CustomerStats.customer_id.type))
+        ordered = ordered.where(keyset > bound if ascending else keyset < bound)
+    direction = (lambda c: c.asc()) if ascending else (lambda c: c.desc())
+    top = ordered.order_by(direction(column), direction(CustomerStats.customer_id)).limit(window).subquery()
+    return (select(Customer).join(top, top.c.customer_id == Customer.id).where(live_member(), *where)
+            .order_by(direction(top.c.sort_value), direction(top.c.customer_id)).limit(limit))
+
+
+def _sorted(*, where: list[ColumnElement[bool]], order_by: int, ascending: bool, limit: int,
+            after: tuple[Any, int] | None) -> Select[Customer]:
+    key = ORDER_KEYS[order_by]
+    query = select(Customer).where(live_member(), *where)
+    if key is not None:
+        query = query.join(CustomerStats, CustomerStats.customer_id == Customer.id)
+    if after is not None:
+        value, last_id = after
+        if key is None:
+            query = query.where(Customer.id > last_id if ascending else Customer.id < last_id)
+        elif ascending:
+            query = query.where(or_(key > value, and_(key == value, Customer.id > last_id)))
+        else:
+            query = query.where(or_(key < value, and_(key == value, Customer.id < last_id)))
+    columns = [Customer.id] if key is None else [key, Customer.id]
+    return query.order_by(*[c.asc() if ascending else c.desc() for c in columns]).limit(limit)
+
+
+# What a view joins in, built once (building a statement costs about what running it does): run each with
+# {"ids": [...]}, or {"member_id": ...} for one member's view.
+IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+MEMBER_ID: BindParameter[int] = bindparam("member_id")
+TAGS = (select(CustomerTag.customer_id, Tag.name).join(Tag, Tag.id == CustomerTag.tag_id)
+        .where(CustomerTag.customer_id.in_(IDS)).order_by(Tag.name))
+STATS = select(CustomerStats).where(CustomerStats.customer_id.in_(IDS))
+INTERACTIONS = (select(CustomerInteraction.customer_id, CustomerInteraction.mall_id)
+                .where(CustomerInteraction.customer_id.in_(IDS)).order_by(CustomerInteraction.mall_id))
+
+
+def member_view_query(scope: ColumnElement[bool]) -> Select[Customer, CustomerStats, bool]:
+    """A live member (``MEMBER_ID``) with their stats row and whether ``scope`` holds them."""
+    return (select(Customer, CustomerStats, case((scope, True), else_=False).label("visible"))
+            .outerjoin(CustomerStats, CustomerStats.customer_id == Customer.id)
+            .where(Customer.id == MEMBER_ID, live_member()))
+
+
+MEMBER_VIEW_EVERYONE = member_view_query(EVERYONE)
+
+
+def grouped(rows: Iterable[Any]) -> dict[int, list[Any]]:
+    """(customer id, value) rows as each customer's values, in row order."""
+    out: dict[int, list[Any]] = {}
+    for customer_id, value in rows:
+        out.setdefault(customer_id, []).append(value)
+    return out
+
+
 class MemberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -183,94 +276,23 @@ class MemberRepository:
 
     async def page(self, *, where: list[ColumnElement[bool]], order_by: int, ascending: bool, limit: int,
                    after: tuple[Any, int] | None) -> Sequence[Customer]:
-        """Up to ``limit`` members matching ``where``, in order, after the keyset ``after`` (value, id).
-
-        A sort on a stats column first walks that column's index in order, a window at a time,
-        and keeps the members that match: a page of a broad filter reads about
-        page size ÷ share of members matching index entries. A filter too narrow to fill the
-        page within the windows (and the never-spent tail of the last-spend order) is answered
-        by filtering first and sorting what matched. Both give the same order.
-        """
-        if order_by in SORT_COLUMNS and self._walkable(order_by, ascending, after):
-            for window in WALK_WINDOWS:
-                rows = await self._walk(SORT_COLUMNS[order_by], where=where, ascending=ascending, limit=limit,
-                                        after=after, window=window)
-                if len(rows) == limit:
-                    return rows
-        return await self._sorted(where=where, order_by=order_by, ascending=ascending, limit=limit, after=after)
-
-    @staticmethod
-    def _walkable(order_by: int, ascending: bool, after: tuple[Any, int] | None) -> bool:
-        if order_by not in TIME_ORDERS:
-            return True
-        # The index holds no order for members who never spent (NULL): they come first ascending,
-        # last descending, where only the filter-first query reaches them.
-        return not ascending and (after is None or aware(after[0]) != EPOCH)
-
-    async def _walk(self, column: Any, *, where: list[ColumnElement[bool]], ascending: bool, limit: int,
-                    after: tuple[Any, int] | None, window: int) -> Sequence[Customer]:
-        ordered = select(CustomerStats.customer_id.label("customer_id"), column.label("sort_value")) \
-            .where(column.is_not(None))
-        if after is not None:
-            keyset = tuple_(column, CustomerStats.customer_id)
-            bound = tuple_(literal(after[0], column.type), literal(after[1], CustomerStats.customer_id.type))
-            ordered = ordered.where(keyset > bound if ascending else keyset < bound)
-        direction = (lambda c: c.asc()) if ascending else (lambda c: c.desc())
-        top = ordered.order_by(direction(column), direction(CustomerStats.customer_id)).limit(window).subquery()
-        query = (select(Customer).join(top, top.c.customer_id == Customer.id).where(live_member(), *where)
-                 .order_by(direction(top.c.sort_value), direction(top.c.customer_id)).limit(limit))
-        return (await self.session.scalars(query)).all()
-
-    async def _sorted(self, *, where: list[ColumnElement[bool]], order_by: int, ascending: bool, limit: int,
-                      after: tuple[Any, int] | None) -> Sequence[Customer]:
-        key = ORDER_KEYS[order_by]
-        query = select(Customer).where(live_member(), *where)
-        if key is not None:
-            query = query.join(CustomerStats, CustomerStats.customer_id == Customer.id)
-        if after is not None:
-            value, last_id = after
-            if key is None:
-                query = query.where(Customer.id > last_id if ascending else Customer.id < last_id)
-            elif ascending:
-                query = query.where(or_(key > value, and_(key == value, Customer.id > last_id)))
-            else:
-                query = query.where(or_(key < value, and_(key == value, Customer.id < last_id)))
-        columns = [Customer.id] if key is None else [key, Customer.id]
-        query = query.order_by(*[c.asc() if ascending else c.desc() for c in columns]).limit(limit)
-        return (await self.session.scalars(query)).all()
-
-    async def count(self, where: list[ColumnElement[bool]]) -> int:
-        return await self.session.scalar(
-            select(func.count()).select_from(Customer).where(live_member(), *where)) or 0  # a count is never NULL
-
-    async def sort_value(self, customer_id: int, order_by: int) -> Any:
-        key = ORDER_KEYS[order_by]
-        if key is None:
-            return None
-        return await self.session.scalar(
-            select(key).where(CustomerStats.customer_id == customer_id))
+        """Up to ``limit`` members matching ``where``, in order, after the keyset ``after`` (value, id)
+        (see ``page_queries``)."""
+        queries = page_queries(where=where, order_by=order_by, ascending=ascending, limit=limit, after=after)
+        for query in queries:
+            rows = (await self.session.scalars(query)).all()
+            if len(rows) == limit or query is queries[-1]:
+                return rows
+        raise AssertionError("page_queries ends with the query that answers any filter")
 
     async def tags_of(self, ids: Sequence[int]) -> dict[int, list[str]]:
-        rows = (await self.session.execute(
-            select(CustomerTag.customer_id, Tag.name).join(Tag, Tag.id == CustomerTag.tag_id)
-            .where(CustomerTag.customer_id.in_(ids)).order_by(Tag.name))).all()
-        out: dict[int, list[str]] = {}
-        for customer_id, name in rows:
-            out.setdefault(customer_id, []).append(name)
-        return out
+        return grouped(await self.session.execute(TAGS, {"ids": list(ids)}))
 
     async def stats_of(self, ids: Sequence[int]) -> dict[int, CustomerStats]:
-        rows = (await self.session.scalars(select(CustomerStats).where(CustomerStats.customer_id.in_(ids)))).all()
-        return {r.customer_id: r for r in rows}
+        return {r.customer_id: r for r in await self.session.scalars(STATS, {"ids": list(ids)})}
 
     async def interactions_of(self, ids: Sequence[int]) -> dict[int, list[int]]:
-        rows = (await self.session.execute(
-            select(CustomerInteraction.customer_id, CustomerInteraction.mall_id)
-            .where(CustomerInteraction.customer_id.in_(ids)).order_by(CustomerInteraction.mall_id))).all()
-        out: dict[int, list[int]] = {}
-        for customer_id, mall_id in rows:
-            out.setdefault(customer_id, []).append(mall_id)
-        return out
+        return grouped(await self.session.execute(INTERACTIONS, {"ids": list(ids)}))
 
     async def add_interaction(self, customer_id: int, mall_id: int, kind: str, at: datetime) -> bool:
         """Relates a member to a mall once; returns True when the relation is new."""
@@ -297,3 +319,46 @@ class MemberRepository:
     async def customers(self, ids: Sequence[int]) -> Sequence[Customer]:
         """The customers with these ids (any kind, deleted too)."""
         return (await self.session.scalars(select(Customer).where(Customer.id.in_(ids)))).all()
+
+
+class MemberReads:
+    """The member views' reads in a synchronous session (``Database.run_sync_read``): GetMember and ListMembers
+    read a member, or a page of them, with what their views join in, one query per table."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def member(self, member_id: int, scope: ColumnElement[bool]) -> tuple[Customer, CustomerStats | None, bool] | None:
+        """A live member with their stats row and whether ``scope`` holds them; None if there is no such member."""
+        query = MEMBER_VIEW_EVERYONE if scope is EVERYONE else member_view_query(scope)
+        row = self.session.execute(query, {"member_id": member_id}).first()
+        return None if row is None else (row[0], row[1], bool(row[2]))
+
+    def page(self, *, where: list[ColumnElement[bool]], order_by: int, ascending: bool, limit: int,
+             after: tuple[Any, int] | None) -> Sequence[Customer]:
+        """As ``MemberRepository.page``."""
+        queries = page_queries(where=where, order_by=order_by, ascending=ascending, limit=limit, after=after)
+        for query in queries:
+            rows = self.session.scalars(query).all()
+            if len(rows) == limit or query is queries[-1]:
+                return rows
+        raise AssertionError("page_queries ends with the query that answers any filter")
+
+    def tags_of(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        return grouped(self.session.execute(TAGS, {"ids": list(ids)}))
+
+    def stats_of(self, ids: Sequence[int]) -> dict[int, CustomerStats]:
+        return {r.customer_id: r for r in self.session.scalars(STATS, {"ids": list(ids)})}
+
+    def interactions_of(self, ids: Sequence[int]) -> dict[int, list[int]]:
+        return grouped(self.session.execute(INTERACTIONS, {"ids": list(ids)}))
+
+    def count(self, where: list[ColumnElement[bool]]) -> int:
+        return self.session.scalar(
+            select(func.count()).select_from(Customer).where(live_member(), *where)) or 0  # a count is never NULL
+
+    def sort_value(self, customer_id: int, order_by: int) -> Any:
+        key = ORDER_KEYS[order_by]
+        if key is None:
+            return None
+        return self.session.scalar(select(key).where(CustomerStats.customer_id == customer_id))

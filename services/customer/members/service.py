@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
@@ -17,7 +18,7 @@ from services.common.clock import Clock, utcnow
 from services.common.db import Database
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.idempotency import idempotent
-from services.common.pagination import Page, encode_token, keyset_page
+from services.common.pagination import Page, encode_token, keyset_page, page_of
 from services.customer import member_events, timeline
 from services.customer.classification.tagging import remove_all_tags
 from services.customer.contacts_held import held_error
@@ -25,7 +26,7 @@ from services.customer.feature import FeatureService
 from services.customer.member_changes import change_attributes
 from services.customer.members.cards import card_number
 from services.customer.members.convert import member_to_proto
-from services.customer.members.repository import MemberRepository, among, filter_clauses
+from services.customer.members.repository import MemberReads, MemberRepository, among, filter_clauses
 from services.customer.members.statistics import member_statistics
 from services.customer.models import Customer, CustomerStats, TimelineEntry
 from services.customer.scope import visible_members
@@ -80,6 +81,18 @@ async def _view(session: AsyncSession, member: Customer) -> member_pb2.Member:
                            interaction_mall_ids=(await repo.interactions_of([member.id])).get(member.id, []))
 
 
+def _read_view(reads: MemberReads, member_id: int, scope: ColumnElement[bool]) -> member_pb2.Member:
+    """GetMember's view: the member with their stats, tags and malls, if ``scope`` holds them."""
+    found = reads.member(member_id, scope)
+    if found is None:
+        raise NotFound(f"no member {member_id}", field="member_id")
+    member, stats, visible = found
+    if not visible:
+        raise PermissionDenied(f"member {member_id} is outside your malls", error_reason="MEMBER_OUTSIDE_SCOPE")
+    return member_to_proto(member, tags=reads.tags_of([member_id]).get(member_id, []), stats=stats,
+                           interaction_mall_ids=reads.interactions_of([member_id]).get(member_id, []))
+
+
 async def _check_unique(repo: MemberRepository, values: dict[str, Any], member_id: int | None,
                         prefix: str = "") -> None:
     for column, field, what in ((Customer.phone, "phone", "phone"), (Customer.email, "email", "email"),
@@ -127,8 +140,8 @@ class MemberService(FeatureService):
         return pb.CreateMemberResponse(member=await _view(session, member))
 
     async def get(self, member_id: int, caller: Caller) -> member_pb2.Member:
-        async with self.db.read() as session:
-            return await _view(session, await _visible_member(session, member_id, caller))
+        scope = visible_members(caller)
+        return await self.db.run_sync_read(lambda session: _read_view(MemberReads(session), member_id, scope))
 
     @idempotent("UpdateMember")
     async def update(self, session: AsyncSession, request: pb.UpdateMemberRequest, caller: Caller, member_id: int,
@@ -236,20 +249,23 @@ class MemberService(FeatureService):
         where = [visible_members(caller), *filter_clauses(f)]
         if crowd_mall_id is not None:
             where.append(await self._crowd_clause(f.crowd, crowd_mall_id))
-        async with self.db.read() as session:
-            repo = MemberRepository(session)
-            page = await keyset_page(lambda n: repo.page(where=where, order_by=order_by, ascending=ascending,
-                                                         limit=n, after=after), limit)
+
+        def read(session: Session) -> MemberList:
+            reads = MemberReads(session)
+            page = page_of(reads.page(where=where, order_by=order_by, ascending=ascending, limit=limit + 1,
+                                      after=after), limit)
             ids = [m.id for m in page.items]
-            tags, stats, malls = await repo.tags_of(ids), await repo.stats_of(ids), await repo.interactions_of(ids)
+            tags, stats, malls = reads.tags_of(ids), reads.stats_of(ids), reads.interactions_of(ids)
             token = ""
             if page.more:
                 last = page.items[-1]
-                value = await repo.sort_value(last.id, order_by)
+                value = reads.sort_value(last.id, order_by)
                 token = encode_token({"o": order_by, "v": value.isoformat() if isinstance(value, datetime) else value,
                                       "id": last.id})
-            total = await repo.count(where) if include_total else 0
-        return MemberList(page.items, tags, stats, malls, token, total)
+            total = reads.count(where) if include_total else 0
+            return MemberList(page.items, tags, stats, malls, token, total)
+
+        return await self.db.run_sync_read(read)
 
     async def _crowd_clause(self, crowd: Any, mall_id: int) -> ColumnElement[bool]:
         """The ad hoc crowd filter: evaluated by the segment engine, then joined to the SQL filters."""
