@@ -27,7 +27,7 @@ from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
 from services.alert.models import Alert, MallView, MemberView, ProcessedMessage, StoreView
 from services.alert.ordering import apply_orders
 from services.alert.rules import RuleCache
-from services.common.clock import utcnow
+from services.common.clock import Clock, utcnow
 from services.common.consumer import EventConsumer, Handler
 from services.common.db import Database
 from services.common.events import (
@@ -47,19 +47,20 @@ from services.common.validation import aware
 class OrderHandlers:
     """The order events, each applied alone (``recorded``, ``refunded``) or a consumer's batch at once."""
 
-    def __init__(self, cache: RuleCache) -> None:
+    def __init__(self, cache: RuleCache, clock: Clock = utcnow) -> None:
         self.cache = cache
+        self.clock = clock
 
     async def recorded(self, session: AsyncSession, event: ledger_events.OrderRecorded) -> None:
-        now = utcnow()
+        now = self.clock()
         await session.run_sync(lambda s: apply_orders(s, self.cache, [event], now))
 
     async def refunded(self, session: AsyncSession, event: ledger_events.OrderRefunded) -> None:
-        now = utcnow()
+        now = self.clock()
         await session.run_sync(lambda s: apply_orders(s, self.cache, [event], now))
 
     def batch(self, session: Session, items: Sequence[tuple[str, Message]]) -> None:
-        apply_orders(session, self.cache, [event for _, event in items], utcnow())  # type: ignore[misc]  # order events
+        apply_orders(session, self.cache, [event for _, event in items], self.clock())  # type: ignore[misc]  # order events
 
 
 async def bump_mall(session: AsyncSession, mall_id: str) -> MallView:
@@ -139,8 +140,9 @@ async def close_open_alerts(session: AsyncSession, member_id: str, state: int) -
     return result.rowcount or 0  # type: ignore[attr-defined]  # an UPDATE's result has one
 
 
-def order_consumer(db: Database, js: JetStreamContext, cache: RuleCache, **options: Any) -> EventConsumer:
-    handlers = OrderHandlers(cache)
+def order_consumer(db: Database, js: JetStreamContext, cache: RuleCache, clock: Clock = utcnow,
+                   **options: Any) -> EventConsumer:
+    handlers = OrderHandlers(cache, clock)
     table: dict[str, Handler] = {ORDER_RECORDED: handlers.recorded, ORDER_REFUNDED: handlers.refunded}
     # A fetched batch's orders apply together (one read of each member's windows and rules) in one hop to the
     # writer, tested equal to applying them one at a time.
