@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
@@ -26,8 +27,10 @@ ANY_STORE = pb.CONDITION_KIND_ANY_STORE
 SCOPE_TOTAL = pb.CONDITION_KIND_SCOPE_TOTAL
 
 
-@dataclass(frozen=True, slots=True)
-class Order:
+class Order(NamedTuple):
+    """An order as the rules see it (a tuple: the order consumer makes ten or so per order it applies, and a tuple
+    is made four times quicker than a frozen dataclass)."""
+
     order_id: str
     store_id: str
     paid_amount: int  # fen, less refunds
