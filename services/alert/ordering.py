@@ -19,7 +19,16 @@ from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
-from services.alert.evaluation import HORIZON_DAYS, Order, evaluate, live, may_fire, reach, reaches_any
+from services.alert.evaluation import (
+    HORIZON_DAYS,
+    Order,
+    evaluate,
+    horizon_start,
+    live,
+    may_fire,
+    reach,
+    reaches_any,
+)
 from services.alert.models import MemberOrder
 from services.alert.raising import Trigger, excluded_members, record_triggers
 from services.alert.rules import MallRules, RuleCache
@@ -110,6 +119,7 @@ def _evaluate(session: Session, cache: RuleCache, events: Sequence[OrderEvent],
     windows = read_windows(session, members, sorted(malls), now - TOO_OLD, new_ids)
 
     evaluated = set(members)
+    horizons = {mall_id: horizon_start(now, mall.tz) for mall_id, mall in malls.items()}
     triggers: list[Trigger] = []
     for e in events:
         if isinstance(e, ledger_events.OrderRefunded):
@@ -125,7 +135,7 @@ def _evaluate(session: Session, cache: RuleCache, events: Sequence[OrderEvent],
         if window is None:
             window = windows[(e.mall_id, e.member_id)] = {}
         window[e.order_id] = Order(e.order_id, e.store_id, e.paid_amount, times[id(e)])
-        orders = live(window.values(), now, mall.tz)
+        orders = live(window.values(), now, horizons[e.mall_id])
         reached = reach(orders)
         if not reaches_any(reached, mall.floor):
             continue
