@@ -47,10 +47,17 @@ ORDER_COLUMNS = ("order_id", "member_id", "mall_id", "store_id", "paid_amount", 
 
 def apply_orders(session: Session, cache: RuleCache, events: Sequence[OrderEvent], now: datetime) -> int:
     """Applies the events in order; returns how many alerts opened."""
-    times = {id(e): from_timestamp(e.occur_time) for e in events if isinstance(e, ledger_events.OrderRecorded)}
-    recorded = [e for e in events if isinstance(e, ledger_events.OrderRecorded) and e.channel != ONLINE
-                and e.member_id and e.mall_id and times[id(e)] >= now - TOO_OLD]
-    refunds = [e for e in events if isinstance(e, ledger_events.OrderRefunded)]
+    oldest = now - TOO_OLD
+    times: dict[int, datetime] = {}
+    recorded: list[ledger_events.OrderRecorded] = []
+    refunds: list[ledger_events.OrderRefunded] = []
+    for e in events:
+        if isinstance(e, ledger_events.OrderRecorded):
+            when = times[id(e)] = from_timestamp(e.occur_time)
+            if e.channel != ONLINE and e.member_id and e.mall_id and when >= oldest:
+                recorded.append(e)
+        else:
+            refunds.append(e)
     opened = _evaluate(session, cache, events, recorded, times, now)
     conn = session.connection()
     # A recorded order already held (a republished event) stays as it is.
