@@ -131,16 +131,22 @@ def live(orders: Iterable[Order], now: datetime, horizon: datetime) -> list[Orde
 
 def reach(orders: Sequence[Order]) -> Reach:
     paid = max_paid = 0
-    counts: dict[str, int] = {}
-    sums: dict[str, int] = {}
     for o in orders:
         amount = o.paid_amount if o.paid_amount > 0 else 0
         paid += amount
         if amount > max_paid:
             max_paid = amount
+    if len({o.store_id for o in orders}) == len(orders):
+        # Each order at a store of its own (most members' 90 days): one order is the most at a store, and the
+        # largest amount the highest sum. No sums per store to make.
+        return Reach(len(orders), paid, max_paid, min(len(orders), 1), max_paid)
+    counts: dict[str, int] = {}
+    sums: dict[str, int] = {}
+    for o in orders:
+        amount = o.paid_amount if o.paid_amount > 0 else 0
         counts[o.store_id] = counts.get(o.store_id, 0) + 1
         sums[o.store_id] = sums.get(o.store_id, 0) + amount
-    return Reach(len(orders), paid, max_paid, max(counts.values(), default=0), max(sums.values(), default=0))
+    return Reach(len(orders), paid, max_paid, max(counts.values()), max(sums.values()))
 
 
 def may_fire(rule: RuleSpec, r: Reach) -> bool:
