@@ -19,6 +19,7 @@ from services.alert.consumers import customer_consumer, order_consumer
 from services.alert.customer_client import CustomerClient
 from services.alert.digest import DigestJob
 from services.alert.models import OutboxEvent
+from services.alert.pruning import OrderPruner
 from services.alert.reevaluation import Reevaluator
 from services.alert.rules import RuleCache
 from services.alert.servicer import AlertServicer
@@ -58,7 +59,8 @@ def background(ctx: Context) -> list[Coroutine[Any, Any, None]]:
     settings = ctx.settings
     assert isinstance(settings, AlertSettings)
     _, reevaluator = _parts(ctx)
-    return [reevaluator.run(), DigestJob(ctx.db, settings).run()]
+    return [reevaluator.run(), DigestJob(ctx.db, settings).run(),
+            OrderPruner(ctx.db, interval_s=settings.retention_interval_s).run()]
 
 
 async def shutdown(ctx: Context) -> None:

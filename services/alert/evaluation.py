@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
@@ -26,8 +27,10 @@ ANY_STORE = pb.CONDITION_KIND_ANY_STORE
 SCOPE_TOTAL = pb.CONDITION_KIND_SCOPE_TOTAL
 
 
-@dataclass(frozen=True, slots=True)
-class Order:
+class Order(NamedTuple):
+    """An order as the rules see it (a tuple: the order consumer makes ten or so per order it applies, and a tuple
+    is made four times quicker than a frozen dataclass)."""
+
     order_id: str
     store_id: str
     paid_amount: int  # fen, less refunds
@@ -108,37 +111,42 @@ def evaluate(rule: RuleSpec, orders: Iterable[Order], now: datetime, tz: ZoneInf
     return hits
 
 
-@dataclass(frozen=True, slots=True)
-class Reach:
+class Reach(NamedTuple):
     """What a member's live orders (the last 90 days, not fully refunded) reach with no store scope: the most any
     rule can see. A rule none of whose thresholds these reach cannot fire (amounts count only as far as they are
-    positive, so a subset never sums higher)."""
+    positive, so a subset never sums higher). A tuple: one is made per order applied."""
 
-    count: int
+    order_count: int
     paid: int
     max_paid: int
     store_count: int  # the most orders at one store
     store_paid: int  # the highest paid sum at one store
 
 
-def live(orders: Iterable[Order], now: datetime, tz: ZoneInfo) -> list[Order]:
-    """The orders any rule can count as of ``now``: not fully refunded, within the last 90 days, not in the future."""
-    horizon = _start_of(now.astimezone(tz).date(), tz, HORIZON_DAYS)
+def live(orders: Iterable[Order], now: datetime, horizon: datetime) -> list[Order]:
+    """The orders any rule can count as of ``now``: not fully refunded, since ``horizon`` (``horizon_start`` of
+    ``now`` in the mall's time zone: the last 90 days), not in the future."""
     return [o for o in orders if not o.fully_refunded and horizon <= o.occur_time <= now]
 
 
 def reach(orders: Sequence[Order]) -> Reach:
     paid = max_paid = 0
-    counts: dict[str, int] = {}
-    sums: dict[str, int] = {}
     for o in orders:
         amount = o.paid_amount if o.paid_amount > 0 else 0
         paid += amount
         if amount > max_paid:
             max_paid = amount
+    if len({o.store_id for o in orders}) == len(orders):
+        # Each order at a store of its own (most members' 90 days): one order is the most at a store, and the
+        # largest amount the highest sum. No sums per store to make.
+        return Reach(len(orders), paid, max_paid, min(len(orders), 1), max_paid)
+    counts: dict[str, int] = {}
+    sums: dict[str, int] = {}
+    for o in orders:
+        amount = o.paid_amount if o.paid_amount > 0 else 0
         counts[o.store_id] = counts.get(o.store_id, 0) + 1
         sums[o.store_id] = sums.get(o.store_id, 0) + amount
-    return Reach(len(orders), paid, max_paid, max(counts.values(), default=0), max(sums.values(), default=0))
+    return Reach(len(orders), paid, max_paid, max(counts.values()), max(sums.values()))
 
 
 def may_fire(rule: RuleSpec, r: Reach) -> bool:
@@ -147,7 +155,7 @@ def may_fire(rule: RuleSpec, r: Reach) -> bool:
         return True
     if rule.any_store is not None and rule.any_store.reached(r.store_count, r.store_paid):
         return True
-    return rule.scope_total is not None and rule.scope_total.reached(r.count, r.paid)
+    return rule.scope_total is not None and rule.scope_total.reached(r.order_count, r.paid)
 
 
 NEVER = 1 << 62
@@ -160,7 +168,7 @@ def lowest(rules: Iterable[RuleSpec]) -> Reach:
     def low(values: Iterable[int | None]) -> int:
         return min((v for v in values if v is not None), default=NEVER)
 
-    return Reach(count=low(r.scope_total.min_count for r in rules if r.scope_total),
+    return Reach(order_count=low(r.scope_total.min_count for r in rules if r.scope_total),
                  paid=low(r.scope_total.min_paid for r in rules if r.scope_total),
                  max_paid=low(r.single_min_paid for r in rules),
                  store_count=low(r.any_store.min_count for r in rules if r.any_store),
@@ -169,7 +177,7 @@ def lowest(rules: Iterable[RuleSpec]) -> Reach:
 
 def reaches_any(r: Reach, floor: Reach) -> bool:
     return (r.max_paid >= floor.max_paid or r.store_count >= floor.store_count or r.store_paid >= floor.store_paid
-            or r.count >= floor.count or r.paid >= floor.paid)
+            or r.order_count >= floor.order_count or r.paid >= floor.paid)
 
 
 def condition_bits(hits: Sequence[Hit]) -> int:

@@ -13,20 +13,28 @@ and the alerts the triggers opened or extended (``raising.record_triggers``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
-from services.alert.evaluation import HORIZON_DAYS, Order, evaluate, live, may_fire, reach, reaches_any
+from services.alert.evaluation import (
+    HORIZON_DAYS,
+    Order,
+    evaluate,
+    horizon_start,
+    live,
+    may_fire,
+    reach,
+    reaches_any,
+)
 from services.alert.models import MemberOrder
 from services.alert.raising import Trigger, excluded_members, record_triggers
 from services.alert.rules import MallRules, RuleCache
 from services.common.bulk import insert_rows, update_rows
 from services.common.chunks import IN_LIST, chunks
-from services.common.validation import aware
+from services.common.validation import aware, from_timestamp
 
 ONLINE = "ORDER_CHANNEL_ONLINE"
 # An order older than this can never count again (the widest window is 90 days; a day's slack for time zones).
@@ -39,10 +47,17 @@ ORDER_COLUMNS = ("order_id", "member_id", "mall_id", "store_id", "paid_amount", 
 
 def apply_orders(session: Session, cache: RuleCache, events: Sequence[OrderEvent], now: datetime) -> int:
     """Applies the events in order; returns how many alerts opened."""
-    times = {id(e): aware(e.occur_time.ToDatetime()) for e in events if isinstance(e, ledger_events.OrderRecorded)}
-    recorded = [e for e in events if isinstance(e, ledger_events.OrderRecorded) and e.channel != ONLINE
-                and e.member_id and e.mall_id and times[id(e)] >= now - TOO_OLD]
-    refunds = [e for e in events if isinstance(e, ledger_events.OrderRefunded)]
+    oldest = now - TOO_OLD
+    times: dict[int, datetime] = {}
+    recorded: list[ledger_events.OrderRecorded] = []
+    refunds: list[ledger_events.OrderRefunded] = []
+    for e in events:
+        if isinstance(e, ledger_events.OrderRecorded):
+            when = times[id(e)] = from_timestamp(e.occur_time)
+            if e.channel != ONLINE and e.member_id and e.mall_id and when >= oldest:
+                recorded.append(e)
+        else:
+            refunds.append(e)
     opened = _evaluate(session, cache, events, recorded, times, now)
     conn = session.connection()
     # A recorded order already held (a republished event) stays as it is.
@@ -57,31 +72,35 @@ def apply_orders(session: Session, cache: RuleCache, events: Sequence[OrderEvent
 
 
 def read_windows(session: Session, members: Sequence[str], malls: Sequence[str], since: datetime,
-             skip: set[str]) -> dict[tuple[str, str], dict[str, Order]]:
+                 skip: set[str]) -> dict[tuple[str, str], dict[str, Order]]:
     """The members' orders in these malls since ``since`` by (mall, member), leaving out the orders ``skip``.
 
-    The rows are read as the driver gives them (every order of a batch's members: ten or so an order at
-    100,000 members and a million orders), without SQLAlchemy's per-row result processing."""
+    The rows are read with the driver's own cursor, all at once (every order of a batch's members: ten or so an
+    order at 100,000 members and a million orders), without SQLAlchemy's per-row result processing."""
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     since_value = _OCCUR_TIME.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     bound_since = since_value(since) if since_value is not None else since
     windows: dict[tuple[str, str], dict[str, Order]] = {}
-    for part in chunks(members, IN_LIST):
-        sql = (f"SELECT member_id, mall_id, order_id, store_id, paid_amount, occur_time, fully_refunded "
-               f"FROM member_order WHERE member_id IN ({', '.join([mark] * len(part))}) "
-               f"AND mall_id IN ({', '.join([mark] * len(malls))}) AND occur_time >= {mark}")
-        for member_id, mall_id, order_id, store_id, paid, occur, refunded in conn.exec_driver_sql(
-                sql, (*part, *malls, bound_since)):
-            if order_id in skip:
-                continue
-            window = windows.get((mall_id, member_id))
-            if window is None:
-                window = windows[(mall_id, member_id)] = {}
-            # SQLite keeps times as UTC text (as SQLAlchemy's DateTime writes them); PostgreSQL gives them aware.
-            when = datetime.fromisoformat(occur).replace(tzinfo=UTC) if sqlite else aware(occur)
-            window[order_id] = Order(order_id, store_id, paid, when, bool(refunded))
+    cursor = conn.connection.cursor()
+    try:
+        for part in chunks(members, IN_LIST):
+            cursor.execute(f"SELECT member_id, mall_id, order_id, store_id, paid_amount, occur_time, fully_refunded "
+                           f"FROM member_order WHERE member_id IN ({', '.join([mark] * len(part))}) "
+                           f"AND mall_id IN ({', '.join([mark] * len(malls))}) AND occur_time >= {mark}",
+                           (*part, *malls, bound_since))
+            for member_id, mall_id, order_id, store_id, paid, occur, refunded in cursor.fetchall():
+                if order_id in skip:
+                    continue
+                window = windows.get((mall_id, member_id))
+                if window is None:
+                    window = windows[(mall_id, member_id)] = {}
+                # SQLite keeps times as UTC text (as SQLAlchemy's DateTime writes them); PostgreSQL gives them aware.
+                when = datetime.fromisoformat(occur + "+00:00") if sqlite else aware(occur)
+                window[order_id] = Order(order_id, store_id, paid, when, bool(refunded))
+    finally:
+        cursor.close()
     return windows
 
 
@@ -107,13 +126,14 @@ def _evaluate(session: Session, cache: RuleCache, events: Sequence[OrderEvent],
     windows = read_windows(session, members, sorted(malls), now - TOO_OLD, new_ids)
 
     evaluated = set(members)
+    horizons = {mall_id: horizon_start(now, mall.tz) for mall_id, mall in malls.items()}
     triggers: list[Trigger] = []
     for e in events:
         if isinstance(e, ledger_events.OrderRefunded):
             window = windows.get((e.mall_id, e.member_id))
             if window is not None and e.order_id in window:
-                window[e.order_id] = replace(window[e.order_id], fully_refunded=e.fully_refunded,
-                                             paid_amount=max(e.order_paid_amount - e.total_refunded_paid_amount, 0))
+                paid = max(e.order_paid_amount - e.total_refunded_paid_amount, 0)
+                window[e.order_id] = window[e.order_id]._replace(fully_refunded=e.fully_refunded, paid_amount=paid)
             continue
         if e.member_id not in evaluated or e.mall_id not in malls or e.order_id not in new_ids:
             continue
@@ -122,7 +142,7 @@ def _evaluate(session: Session, cache: RuleCache, events: Sequence[OrderEvent],
         if window is None:
             window = windows[(e.mall_id, e.member_id)] = {}
         window[e.order_id] = Order(e.order_id, e.store_id, e.paid_amount, times[id(e)])
-        orders = live(window.values(), now, mall.tz)
+        orders = live(window.values(), now, horizons[e.mall_id])
         reached = reach(orders)
         if not reaches_any(reached, mall.floor):
             continue

@@ -23,6 +23,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from functools import cache
+from itertools import chain
 from typing import Any, Protocol
 
 from sqlalchemy import JSON, Connection, Dialect, LargeBinary, Table, func, select, text
@@ -112,7 +113,7 @@ def _values(rows: int, width: int) -> str:
 
 def _flat(rows: Sequence[Sequence[Any]]) -> tuple[Any, ...]:
     """The rows' values in one tuple: one statement's parameters (a list would read as many statements')."""
-    return tuple(value for row in rows for value in row)
+    return tuple(chain.from_iterable(rows))
 
 
 def _placeholder(conn: Connection) -> str:

@@ -130,9 +130,12 @@ async def handler_alone(db: Database, args: argparse.Namespace) -> float:
     return n / (time.perf_counter() - started)
 
 
-async def drain(consumer: EventConsumer, js, total: int) -> float:
-    """Runs ``consumer`` until it has acked the whole stream; returns messages per second."""
+async def drain(consumer: EventConsumer, js, total: int) -> tuple[float, float]:
+    """Runs ``consumer`` until it has acked the whole stream; returns messages per second, and this process's CPU
+    seconds per message (every thread: the event loop's NATS work and the writer's; on a loaded machine the
+    steadier figure, since waiting for a core costs no CPU time)."""
     await consumer.ensure()
+    cpu = time.process_time()
     started = time.perf_counter()
     task = asyncio.create_task(consumer.run())
     last = started
@@ -146,9 +149,10 @@ async def drain(consumer: EventConsumer, js, total: int) -> float:
             done = total - info.num_pending
             log(f"  {consumer.durable}: {done:,} of {total:,}, {done / (last - started):,.0f}/s; {load()}")
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     consumer.stop()
     await task
-    return total / elapsed
+    return total / elapsed, cpu / total
 
 
 async def replay_and_reevaluate(args: argparse.Namespace, state: Path) -> dict[str, float]:
@@ -169,15 +173,15 @@ async def replay_and_reevaluate(args: argparse.Namespace, state: Path) -> dict[s
             alert = order_consumer(db, js, RuleCache())
             log("replay with a do-nothing handler (the same shared consumer, batch and mode: dedupe records, one "
                 "transaction a fetched batch)")
-            noop = await drain(EventConsumer(db, js, durable="bench-noop", stream=LEDGER_STREAM,
+            noop, noop_cpu = await drain(EventConsumer(db, js, durable="bench-noop", stream=LEDGER_STREAM,
                                              handlers={ORDER_RECORDED: nothing}, model=ProcessedMessage,
                                              batch=alert.batch, batched=alert.batched,
                                              sync_batch_handler=(lambda _session, _items: None)
                                              if alert.sync_batch_handler else None), js, args.orders)
-            log(f"  {noop:,.0f} orders/s")
+            log(f"  {noop:,.0f} orders/s, {noop_cpu * 1e6:.0f} us CPU per order")
             log(f"replay through the alert consumer ({args.rules} rules)")
-            real = await drain(alert, js, args.orders)
-            log(f"  {real:,.0f} orders/s; {load()}")
+            real, real_cpu = await drain(alert, js, args.orders)
+            log(f"  {real:,.0f} orders/s, {real_cpu * 1e6:.0f} us CPU per order; {load()}")
         finally:
             await nc.close()
         log("the order handler alone, in transactions of 100 events (what a batched consumer would hand it)")
@@ -205,7 +209,8 @@ async def replay_and_reevaluate(args: argparse.Namespace, state: Path) -> dict[s
             rule = await session.get(AlertRule, 2)
             assert rule is not None and rule.eval_state == pb.EVALUATION_STATE_DONE
             log(f"  {reeval:.1f} s for {rule.eval_done:,} members, {rule.eval_raised:,} alerts opened")
-        return {"noop": noop, "real": real, "alerts": alerts, "reeval": reeval, "alone": alone}
+        return {"noop": noop, "real": real, "noop_cpu": noop_cpu, "real_cpu": real_cpu, "alerts": alerts,
+                "reeval": reeval, "alone": alone}
     finally:
         await db.dispose()
         system.processes["nats"].stop()
@@ -332,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
          f">= {GOALS['replay']:,} orders/s", replay["real"] >= GOALS["replay"]),
         ("the same consumer with a do-nothing handler, same run", f"{replay['noop']:,.0f} orders/s", "-", None),
         ("alert consumer / do-nothing consumer", f"{ratio:.2f}x", f">= {GOALS['ratio']}x", ratio >= GOALS["ratio"]),
+        ("CPU per order in this process (NATS client, dedupe, handler, commit), alert / do-nothing consumer, and "
+         "the ratio of the rates they allow", f"{replay['real_cpu'] * 1e6:.0f} / {replay['noop_cpu'] * 1e6:.0f} us, "
+         f"{replay['noop_cpu'] / replay['real_cpu']:.2f}x", "-", None),
         ("reference: the order handler alone, 100 events a transaction (no NATS, no dedupe)",
          f"{replay['alone']:,.0f} orders/s", "-", None),
         *([] if lagged is None else [

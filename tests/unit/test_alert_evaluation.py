@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from services.alert.evaluation import ANY_STORE, SCOPE_TOTAL, SINGLE_ORDER, Order, RuleSpec, Window, day_start, evaluate
+from services.alert.evaluation import (
+    ANY_STORE,
+    SCOPE_TOTAL,
+    SINGLE_ORDER,
+    Order,
+    Reach,
+    RuleSpec,
+    Window,
+    day_start,
+    evaluate,
+    reach,
+)
 
 SHANGHAI, LA = ZoneInfo("Asia/Shanghai"), ZoneInfo("America/Los_Angeles")
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)  # 10:00 on 10 March in Shanghai; 18:00 on 9 March in Los Angeles
@@ -56,3 +68,17 @@ def test_orders_outside_ninety_days_or_in_the_future_never_count():
     edge = Order("edge", "s", 999, datetime(2025, 12, 10, 16, 0, tzinfo=UTC))  # 00:00 11 Dec SH: the 90th
     hits = evaluate(rule(single_min_paid=1), [old, edge], NOW, SHANGHAI)
     assert [(h.condition, [o.order_id for o in h.orders]) for h in hits] == [(SINGLE_ORDER, ["edge"])]
+
+
+def test_reach_is_what_a_plain_count_per_store_gives():
+    rng = random.Random(2)
+    when = datetime(2026, 3, 9, tzinfo=UTC)
+    for _ in range(2_000):
+        orders = [Order(str(i), f"s{rng.randrange(rng.choice([2, 30]))}", rng.choice([0, 1, 50, 900]), when)
+                  for i in range(rng.randrange(0, 9))]
+        stores = {o.store_id for o in orders}
+        assert reach(orders) == Reach(
+            order_count=len(orders), paid=sum(o.paid_amount for o in orders),
+            max_paid=max((o.paid_amount for o in orders), default=0),
+            store_count=max((sum(o.store_id == s for o in orders) for s in stores), default=0),
+            store_paid=max((sum(o.paid_amount for o in orders if o.store_id == s) for s in stores), default=0))

@@ -22,7 +22,14 @@ from services.common.pagination import (
     keyset_page,
     page_size,
 )
-from services.common.validation import bounded_text, known_enum, optional_id, parse_int_id, to_timestamp
+from services.common.validation import (
+    bounded_text,
+    from_timestamp,
+    known_enum,
+    optional_id,
+    parse_int_id,
+    to_timestamp,
+)
 from services.customer.config import CustomerSettings
 from services.customer.validation import normalize_email, normalize_phone
 
@@ -104,6 +111,14 @@ def test_a_time_becomes_the_timestamp_protobuf_makes_of_it(when):
     assert to_timestamp(when) == expected
     assert to_timestamp(when).ToDatetime(tzinfo=UTC) == (when if when.tzinfo else when.replace(tzinfo=UTC))
     assert to_timestamp(None) is None
+
+
+@pytest.mark.parametrize(("seconds", "nanos"), [
+    (1_795_000_000, 123_456_789), (0, 0), (-1, 999_999_999), (-62_135_596_800, 0), (253_402_300_799, 999_999_999)])
+def test_a_timestamp_becomes_the_time_protobuf_makes_of_it(seconds, nanos):
+    ts = Timestamp(seconds=seconds, nanos=nanos)
+    assert from_timestamp(ts) == ts.ToDatetime(tzinfo=UTC)
+    assert from_timestamp(ts).tzinfo is UTC
 
 
 def test_enums_and_ids():
