@@ -14,7 +14,6 @@ transaction, deleting what is older than ``KEEP`` of each; each transaction is s
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
@@ -26,7 +25,7 @@ from services.common.clock import utcnow
 from services.common.db import Database, rowcount
 from services.common.logs import get_logger
 from services.common.retention import PRUNED
-from services.common.retry import one_line
+from services.common.retry import every
 
 log = get_logger(__name__)
 
@@ -40,14 +39,7 @@ class OrderPruner:
         self.interval_s = interval_s
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.prune_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:  # noqa: BLE001 - the database is away; the next pass tries again
-                log.warning("member order pruning failed", error=one_line(err))
-            await asyncio.sleep(self.interval_s)
+        await every(self.interval_s, self.prune_once, what="member order pruning")
 
     async def prune_once(self, now: datetime | None = None) -> int:
         """Deletes every member order older than ``KEEP`` as of ``now``; returns how many."""

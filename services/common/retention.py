@@ -15,7 +15,6 @@ other writers (one at a time on SQLite) wait for one batch at most. It runs once
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 
 from prometheus_client import Counter
@@ -24,7 +23,7 @@ from sqlalchemy import ColumnElement, MetaData, Table, delete, select, tuple_
 from services.common.clock import utcnow
 from services.common.db import Database, rowcount
 from services.common.logs import get_logger
-from services.common.retry import one_line
+from services.common.retry import every
 
 log = get_logger(__name__)
 
@@ -44,14 +43,7 @@ class Pruner:
         self.batch = batch
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.prune_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:  # noqa: BLE001 - the database is away; the next pass tries again
-                log.warning("retention pass failed", error=one_line(err))
-            await asyncio.sleep(self.interval_s)
+        await every(self.interval_s, self.prune_once, what="retention")
 
     async def prune_once(self, now: datetime | None = None) -> dict[str, int]:
         """Deletes every row past its table's age; returns how many per table."""

@@ -1,4 +1,5 @@
-"""Retry with exponential backoff for start-up dependencies (NATS, the database)."""
+"""Retry with exponential backoff for start-up dependencies (NATS, the database), and passes repeated on an
+interval whatever one of them meets."""
 
 from __future__ import annotations
 
@@ -41,3 +42,16 @@ async def retry_forever(
                         attempt=tries, retry_in_s=round(delay, 2))
             await asyncio.sleep(delay * (0.8 + random.random() * 0.4))
             delay = min(delay * 2, max_delay_s)
+
+
+async def every(interval_s: float, one_pass: Callable[[], Awaitable[object]], *, what: str) -> None:
+    """Runs ``one_pass`` now and then once every ``interval_s``, for ever; a pass that fails (the database is
+    away) is logged in one line, and the next one tries again."""
+    while True:
+        try:
+            await one_pass()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the next pass tries again
+            log.warning("periodic pass failed", what=what, error=one_line(err))
+        await asyncio.sleep(interval_s)
