@@ -17,15 +17,15 @@ from typing import Any
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
 from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
-from services.alert.models import Alert, MallView, MemberView, ProcessedMessage, StoreView
+from services.alert.models import MallView, MemberView, ProcessedMessage, StoreView
 from services.alert.ordering import apply_orders
+from services.alert.repository import bump_mall, close_open_alerts
 from services.alert.rules import RuleCache
 from services.common.clock import Clock, utcnow
 from services.common.consumer import EventConsumer, Handler
@@ -61,16 +61,6 @@ class OrderHandlers:
 
     def batch(self, session: Session, items: Sequence[tuple[str, Message]]) -> None:
         apply_orders(session, self.cache, [event for _, event in items], self.clock())  # type: ignore[misc]  # order events
-
-
-async def bump_mall(session: AsyncSession, mall_id: str) -> MallView:
-    """The mall's row (made if its own event has not arrived yet), its revision moved on."""
-    mall = await session.get(MallView, mall_id)
-    if mall is None:
-        mall = MallView(mall_id=mall_id, name="", timezone="Asia/Shanghai", deleted=False, revision=0)
-        session.add(mall)
-    mall.revision += 1
-    return mall
 
 
 def _stale(held: datetime | None, event_time: Timestamp) -> bool:
@@ -132,12 +122,6 @@ async def member_updated(session: AsyncSession, event: customer_events.MemberUpd
     if {"store_member", "phone"} & set(event.changed_fields):
         member = await _member(session, event.member_id)
         member.store_member = event.store_member
-
-
-async def close_open_alerts(session: AsyncSession, member_id: str, state: int) -> int:
-    result = await session.execute(update(Alert).where(
-        Alert.member_id == member_id, Alert.state == pb.ALERT_STATE_OPEN).values(state=state))
-    return result.rowcount or 0  # type: ignore[attr-defined]  # an UPDATE's result has one
 
 
 def order_consumer(db: Database, js: JetStreamContext, cache: RuleCache, clock: Clock = utcnow,

@@ -7,13 +7,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, delete, false, func, not_, or_, select, tuple_
+from sqlalchemy import Select, delete, false, func, not_, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
 from services.alert.models import Alert, AlertOrder, AlertRule, Digest, MallView, MemberView, StoreView, WhitelistEntry
+from services.common.db import rowcount
 
 MEMBER_DISABLED = pb.ALERT_STATE_MEMBER_DISABLED
+
+
+async def bump_mall(session: AsyncSession, mall_id: str) -> MallView:
+    """The mall's row (made if its own event has not arrived yet), its revision moved on."""
+    mall = await session.get(MallView, mall_id)
+    if mall is None:
+        mall = MallView(mall_id=mall_id, name="", timezone="Asia/Shanghai", deleted=False, revision=0)
+        session.add(mall)
+    mall.revision += 1
+    return mall
+
+
+async def close_open_alerts(session: AsyncSession, member_id: str, state: int) -> int:
+    """Moves the member's open alerts to ``state``; returns how many."""
+    return rowcount(await session.execute(update(Alert).where(
+        Alert.member_id == member_id, Alert.state == pb.ALERT_STATE_OPEN).values(state=state)))
 
 
 class RuleRepository:

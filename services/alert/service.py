@@ -15,7 +15,6 @@ from typing import cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
-from services.alert.consumers import bump_mall, close_open_alerts
 from services.alert.convert import alert_to_proto, entry_to_proto, rule_to_proto
 from services.alert.customer_client import CustomerClient
 from services.alert.models import Alert, AlertOrder, AlertRule, Digest, IdempotencyRecord, MallView, WhitelistEntry
@@ -27,6 +26,8 @@ from services.alert.repository import (
     MemberRepository,
     RuleRepository,
     WhitelistRepository,
+    bump_mall,
+    close_open_alerts,
 )
 from services.alert.rules import MAX_RULES_PER_MALL, require_enabled_condition
 from services.alert.scope import require_mall
