@@ -590,8 +590,30 @@ impl<'a> Node<'a> {
                 acc
             }
             Node::Or(children) => {
+                // Three or more stored bitsets are OR-ed in one pass; the other operands follow.
+                let stored_bits = |c: &'s Node<'a>| -> Option<&'s Words> {
+                    let set = match c {
+                        Node::Set(set) => *set,
+                        Node::Owned(set) => set,
+                        _ => return None,
+                    };
+                    match set.container(key) {
+                        Some(Container::Bits(w, _)) => Some(w),
+                        _ => None,
+                    }
+                };
+                let bits: Vec<&Words> = children.iter().filter_map(stored_bits).collect();
+                let fused = bits.len() >= 3;
                 let mut acc = Val::Empty;
+                if fused {
+                    let mut w = s.get();
+                    words::or_many(&mut w, &bits);
+                    acc = Val::W(w);
+                }
                 for c in children {
+                    if fused && stored_bits(c).is_some() {
+                        continue;
+                    }
                     let v = c.eval(key, s);
                     acc = or_vals(acc, v, s);
                     if matches!(acc, Val::Full) {

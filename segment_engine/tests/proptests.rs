@@ -427,3 +427,26 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The array merges (galloping for very different lengths) agree with `BTreeSet`.
+    #[test]
+    fn array_merges_agree_with_btreeset(
+        a in prop::collection::btree_set(0u16..2_000, 0..600),
+        b in prop::collection::btree_set(0u16..2_000, 0..600),
+        cut in 1usize..64,
+    ) {
+        use segment_engine::container::{difference_sorted, intersect_sorted, union_sorted};
+        // `cut` thins b, so that the lengths range from equal to far apart.
+        let av: Vec<u16> = a.iter().copied().collect();
+        let bv: Vec<u16> = b.iter().copied().step_by(cut).collect();
+        let bs: BTreeSet<u16> = bv.iter().copied().collect();
+        for (x, y, xs, ys) in [(&av, &bv, &a, &bs), (&bv, &av, &bs, &a)] {
+            prop_assert_eq!(intersect_sorted(x, y), xs.intersection(ys).copied().collect::<Vec<_>>());
+            prop_assert_eq!(union_sorted(x, y), xs.union(ys).copied().collect::<Vec<_>>());
+            prop_assert_eq!(difference_sorted(x, y), xs.difference(ys).copied().collect::<Vec<_>>());
+        }
+    }
+}
