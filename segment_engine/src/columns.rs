@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 
 use crate::container::difference_sorted;
-use crate::container::Container;
+use crate::container::{Container, Run};
 use crate::error::{EngineError, Result};
 use crate::expr::{self, Chunk, ChunkSource, Node, Scratch};
 use crate::ints::IntLike;
@@ -631,6 +631,66 @@ impl<'a> BsiRange<'a> {
     }
 }
 
+impl BsiRange<'_> {
+    /// The block for `key` when the non-null members and every slice are run containers (members
+    /// imported in ranges): each stretch between two run boundaries shares one value, so the
+    /// comparison is made once per stretch instead of once per id. `None` for other containers.
+    fn fill_runs(&self, key: u16, nn: &Container, out: &mut Words) -> Option<bool> {
+        let Container::Run(nr) = nn else {
+            return None;
+        };
+        let mut runs: Vec<&[Run]> = Vec::with_capacity(self.bsi.slices.len());
+        for slice in &self.bsi.slices {
+            match slice.container(key) {
+                None => runs.push(&[]),
+                Some(Container::Run(r)) => runs.push(r),
+                Some(_) => return None,
+            }
+        }
+        let mut points: Vec<u32> = Vec::new();
+        for r in std::iter::once(&nr[..]).chain(runs.iter().copied()) {
+            for &(start, last) in r {
+                points.push(start as u32);
+                points.push(last as u32 + 1);
+            }
+        }
+        points.sort_unstable();
+        points.dedup();
+        out.fill(0);
+        let mut at = vec![0usize; runs.len()];
+        let mut ni = 0usize;
+        let mut any = false;
+        for w in points.windows(2) {
+            // The stretch `p..next`: no run starts or ends inside it.
+            let (p, next) = (w[0], w[1]);
+            while ni < nr.len() && (nr[ni].1 as u32) < p {
+                ni += 1;
+            }
+            if ni == nr.len() {
+                break;
+            }
+            if (nr[ni].0 as u32) > p {
+                continue;
+            }
+            let mut u = 0u64;
+            for (i, r) in runs.iter().enumerate() {
+                let j = &mut at[i];
+                while *j < r.len() && (r[*j].1 as u32) < p {
+                    *j += 1;
+                }
+                if *j < r.len() && (r[*j].0 as u32) <= p {
+                    u |= 1 << i;
+                }
+            }
+            if self.lo <= u && u <= self.hi {
+                words::set_range(out, p as u16, (next - 1) as u16);
+                any = true;
+            }
+        }
+        Some(any)
+    }
+}
+
 impl ChunkSource for BsiRange<'_> {
     fn keys(&self) -> Vec<u16> {
         self.nonnull
@@ -710,6 +770,9 @@ impl ChunkSource for BsiRange<'_> {
         let Some(nn) = self.nonnull.container(key) else {
             return false;
         };
+        if let Some(any) = self.fill_runs(key, nn, out) {
+            return any;
+        }
         nn.write_words(out);
         let max = self.bsi.max_offset();
         // A bound the block's zone already satisfies needs no comparison.
