@@ -607,10 +607,29 @@ impl<'a> BsiRange<'a> {
     /// bit of `c` cannot change it, so `stop` may be `c.trailing_zeros()`.
     fn compare(&self, key: u16, c: u64, lt: Option<&mut Words>, eq: &mut Words, tmp: &mut Words, stop: usize) {
         let mut lt = lt;
+        let range = stop.min(self.bsi.slices.len())..self.bsi.slices.len();
         if let Some(l) = lt.as_deref_mut() {
+            // Every slice a bitset (or absent): one pass over the words for all slices.
+            let mut srcs: Vec<&Words> = Vec::with_capacity(range.len());
+            let all_bits = range.clone().rev().all(|i| match self.bsi.slices[i].container(key) {
+                None => {
+                    srcs.push(&ZERO);
+                    true
+                }
+                Some(Container::Bits(w, _)) => {
+                    srcs.push(w);
+                    true
+                }
+                Some(_) => false,
+            });
+            if all_bits {
+                let ones: Vec<u64> = range.rev().map(|i| if c >> i & 1 == 1 { !0 } else { 0 }).collect();
+                words::bsi_compare(l, eq, &srcs, &ones);
+                return;
+            }
             l.fill(0);
         }
-        for i in (stop.min(self.bsi.slices.len())..self.bsi.slices.len()).rev() {
+        for i in range.rev() {
             let s: &Words = match self.bsi.slices[i].container(key) {
                 None => &ZERO,
                 Some(Container::Bits(w, _)) => w,

@@ -188,6 +188,32 @@ multiversion! {
 }
 
 multiversion! {
+    /// The whole bit-sliced comparison against a constant in one pass: `slices` from the highest
+    /// down, `ones[j]` all ones where the constant's bit for `slices[j]` is 1, else zero; `eq`
+    /// starts as the candidates. Leaves in `lt` the candidates below the constant and in `eq`
+    /// those equal to it in the bits visited. The running `lt` and `eq` of eight words stay in
+    /// registers while every slice is read, where a step per slice rereads and rewrites both.
+    pub fn bsi_compare(lt: &mut Words, eq: &mut Words, slices: &[&Words], ones: &[u64]) {
+        const CHUNK: usize = 8;
+        for c in (0..WORDS).step_by(CHUNK) {
+            let mut l = [0u64; CHUNK];
+            let mut e = [0u64; CHUNK];
+            e.copy_from_slice(&eq[c..c + CHUNK]);
+            for (s, &one) in slices.iter().zip(ones) {
+                let s: &[u64; CHUNK] = s[c..c + CHUNK].try_into().expect("a chunk");
+                for k in 0..CHUNK {
+                    // bit 1: lt |= eq & !s, eq &= s;  bit 0: eq &= !s.
+                    l[k] |= e[k] & !s[k] & one;
+                    e[k] &= !(s[k] ^ one);
+                }
+            }
+            lt[c..c + CHUNK].copy_from_slice(&l);
+            eq[c..c + CHUNK].copy_from_slice(&e);
+        }
+    }
+}
+
+multiversion! {
     /// One step of the bit-sliced comparison for a constant bit of 1: `lt |= eq & !s; eq &= s`.
     pub fn bsi_step_one(lt: &mut Words, eq: &mut Words, s: &Words) {
         for i in 0..WORDS {
