@@ -3,7 +3,10 @@
 //! * low-cardinality columns (gender, level, booleans, enums) keep one bitmap per value;
 //! * wide numeric columns (points, amounts, dates) keep a bit-sliced index: slice `i` holds the
 //!   members whose `value - base` has bit `i` set, and a range costs one pass over the slices
-//!   per 64K block (O'Neil and Quass) instead of a scan of the values.
+//!   per 64K block (O'Neil and Quass) instead of a scan of the values. A zone map (each
+//!   block's least and greatest value) skips the blocks a range decides without reading a
+//!   slice, and where every slice of a block is runs, the comparison is made once per stretch
+//!   between run boundaries.
 //!
 //! Both keep a `nonnull` bitmap: rows that are null match no comparison.
 

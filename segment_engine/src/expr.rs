@@ -1,9 +1,12 @@
 //! Fused evaluation of AND / OR / ANDNOT trees over bitmaps, one 64K block at a time.
 //!
 //! No intermediate bitmap is built: for each container key the whole tree is evaluated into a
-//! few 8 KiB scratch blocks that stay in L1, and keys are spread over the rayon pool. AND
-//! operands are visited smallest first and stop at the first empty block; OR accumulates every
-//! operand into one block; counting never allocates result containers.
+//! few 8 KiB scratch blocks that stay in L1, and keys are spread over the rayon pool when the
+//! tree reads enough bytes to gain from it. AND operands are visited cheapest first and stop at
+//! the first empty block; once an AND's running result, or an exclusion's left side, is down to
+//! a few hundred ids, the remaining operands are only looked up at those ids (`Node::filter`),
+//! never computed over the block; OR accumulates every operand into one block; counting never
+//! allocates result containers.
 
 use rayon::prelude::*;
 
