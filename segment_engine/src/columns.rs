@@ -3,7 +3,10 @@
 //! * low-cardinality columns (gender, level, booleans, enums) keep one bitmap per value;
 //! * wide numeric columns (points, amounts, dates) keep a bit-sliced index: slice `i` holds the
 //!   members whose `value - base` has bit `i` set, and a range costs one pass over the slices
-//!   per 64K block (O'Neil and Quass) instead of a scan of the values.
+//!   per 64K block (O'Neil and Quass) instead of a scan of the values. A zone map (each
+//!   block's least and greatest value) skips the blocks a range decides without reading a
+//!   slice, and where every slice of a block is runs, the comparison is made once per stretch
+//!   between run boundaries.
 //!
 //! Both keep a `nonnull` bitmap: rows that are null match no comparison.
 
@@ -11,9 +14,10 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
-use crate::container::Container;
+use crate::container::difference_sorted;
+use crate::container::{Container, Run};
 use crate::error::{EngineError, Result};
-use crate::expr::{ChunkSource, Node, Scratch};
+use crate::expr::{self, Chunk, ChunkSource, Node, Scratch};
 use crate::ints::IntLike;
 use crate::pred::{Interval, Pred};
 use crate::set::RoaringSet;
@@ -25,6 +29,11 @@ pub const LOW_CARD: usize = 32;
 pub const LOW_CARD_MAX: usize = 64;
 
 static ZERO: Words = [0u64; WORDS];
+
+/// Candidates up to this many are looked up value by value in the slices; more, and the block
+/// is computed (a lookup per slice and value against about two word operations per slice and
+/// 64 ids).
+const PER_VALUE_MAX: usize = 1024;
 
 /// What the Python side gave: a bool column or an integer column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,9 +47,42 @@ pub enum Kind {
 pub struct Bsi {
     pub base: i64,
     pub slices: Vec<RoaringSet>,
+    /// The zone map: per key, bounds on the offsets (`value - base`) of the key's non-null
+    /// members; [`Zone::EMPTY`] where it has none, and keys past the end have none. A range
+    /// skips the blocks whose bounds decide it, as a column store skips row groups by min/max.
+    /// Updates only widen a zone: it may be wider than the values it bounds, never narrower.
+    pub zones: Vec<Zone>,
+}
+
+/// Bounds on the offsets of one key's non-null members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Zone {
+    pub min: u64,
+    pub max: u64,
+}
+
+impl Zone {
+    /// No member: holds nothing, and widens to its first value.
+    pub const EMPTY: Zone = Zone { min: u64::MAX, max: 0 };
+
+    fn widen(&mut self, u: u64) {
+        self.min = self.min.min(u);
+        self.max = self.max.max(u);
+    }
 }
 
 impl Bsi {
+    /// A bit-sliced index with its zone map computed from the slices (a loaded snapshot).
+    pub fn new(base: i64, slices: Vec<RoaringSet>, nonnull: &RoaringSet) -> Bsi {
+        let zones = zones_of(&slices, nonnull);
+        Bsi { base, slices, zones }
+    }
+
+    /// The bounds of key `key`, or `None` when the zone map does not cover it.
+    fn zone(&self, key: u16) -> Option<Zone> {
+        self.zones.get(key as usize).copied()
+    }
+
     /// Largest `value - base` the slices can hold.
     pub fn max_offset(&self) -> u64 {
         match self.slices.len() {
@@ -251,6 +293,15 @@ impl Column {
                     }
                 }
                 let base = b.base;
+                for &(m, v) in &ups {
+                    if let Some(v) = v {
+                        let key = (m >> 16) as usize;
+                        if b.zones.len() <= key {
+                            b.zones.resize(key + 1, Zone::EMPTY);
+                        }
+                        b.zones[key].widen((v as i128 - base as i128) as u64);
+                    }
+                }
                 b.slices.par_iter_mut().enumerate().for_each(|(i, slice)| {
                     slice.assign_sorted(
                         ups.iter()
@@ -413,25 +464,24 @@ fn build_values<T: IntLike + Sync>(
 
 fn build_bsi<T: IntLike + Sync>(values: &[T], valid: Option<&[bool]>, min: i64, max: i64) -> Bsi {
     if min > max {
-        return Bsi {
-            base: 0,
-            slices: Vec::new(),
-        };
+        return Bsi::default();
     }
     let span = (max as i128 - min as i128) as u64;
     let bits = (64 - span.leading_zeros()).max(1) as usize;
     let n = values.len();
     let n_keys = n.div_ceil(1 << 16);
-    let per_key: Vec<Vec<Option<Container>>> = (0..n_keys)
+    let per_key: Vec<(Vec<Option<Container>>, Zone)> = (0..n_keys)
         .into_par_iter()
         .map(|k| {
             let mut blocks: Vec<Box<Words>> = (0..bits).map(|_| words::zeroed()).collect();
+            let mut zone = Zone::EMPTY;
             let rows = key_rows(n, k);
             for r in rows {
                 if valid.is_some_and(|m| !m[r]) {
                     continue;
                 }
                 let u = (values[r].to_i128() - min as i128) as u64;
+                zone.widen(u);
                 let lo = r & 0xFFFF;
                 let (wi, b) = (lo / 64, 1u64 << (lo % 64));
                 let mut rest = u;
@@ -441,13 +491,14 @@ fn build_bsi<T: IntLike + Sync>(values: &[T], valid: Option<&[bool]>, min: i64, 
                     rest &= rest - 1;
                 }
             }
-            blocks
+            let cs = blocks
                 .into_iter()
                 .map(|w| {
                     let c = words::popcount(&w);
                     (c > 0).then(|| Container::from_words(w, c).optimized())
                 })
-                .collect()
+                .collect();
+            (cs, zone)
         })
         .collect();
     let slices = (0..bits)
@@ -456,11 +507,71 @@ fn build_bsi<T: IntLike + Sync>(values: &[T], valid: Option<&[bool]>, min: i64, 
                 per_key
                     .iter()
                     .enumerate()
-                    .filter_map(|(k, cs)| cs[i].clone().map(|c| (k as u16, c))),
+                    .filter_map(|(k, (cs, _))| cs[i].clone().map(|c| (k as u16, c))),
             )
         })
         .collect();
-    Bsi { base: min, slices }
+    let mut zones: Vec<Zone> = per_key.iter().map(|(_, z)| *z).collect();
+    while zones.last() == Some(&Zone::EMPTY) {
+        zones.pop();
+    }
+    Bsi {
+        base: min,
+        slices,
+        zones,
+    }
+}
+
+/// The exact zone map of `slices`: per key, the least and the greatest offset of the non-null
+/// members, found slice by slice from the highest (O'Neil and Quass's min and max).
+pub fn zones_of(slices: &[RoaringSet], nonnull: &RoaringSet) -> Vec<Zone> {
+    let Some(&last) = nonnull.keys.last() else {
+        return Vec::new();
+    };
+    let found: Vec<(u16, Zone)> = nonnull
+        .keys
+        .par_iter()
+        .zip(nonnull.containers.par_iter())
+        .map(|(&key, nn)| {
+            let mut cand = words::zeroed();
+            let mut s = words::zeroed();
+            let mut t = words::zeroed();
+            let mut zone = Zone::EMPTY;
+            if nn.is_empty() {
+                return (key, zone);
+            }
+            for (find_max, bound) in [(false, &mut zone.min), (true, &mut zone.max)] {
+                nn.write_words(&mut cand);
+                let mut u = 0u64;
+                for i in (0..slices.len()).rev() {
+                    match slices[i].container(key) {
+                        Some(c) => c.write_words(&mut s),
+                        None => s.fill(0),
+                    }
+                    // The members with bit i equal to 1 (for the max) or 0 (for the min).
+                    if find_max {
+                        words::and_to(&mut t, &cand, &s);
+                    } else {
+                        words::andnot_to(&mut t, &cand, &s);
+                    }
+                    let taken = words::any(&t);
+                    if taken {
+                        std::mem::swap(&mut cand, &mut t);
+                    }
+                    if taken == find_max {
+                        u |= 1 << i;
+                    }
+                }
+                *bound = u;
+            }
+            (key, zone)
+        })
+        .collect();
+    let mut zones = vec![Zone::EMPTY; last as usize + 1];
+    for (key, zone) in found {
+        zones[key as usize] = zone;
+    }
+    zones
 }
 
 /// Members whose value lies in `lo..=hi`, computed block by block from the slices.
@@ -499,10 +610,29 @@ impl<'a> BsiRange<'a> {
     /// bit of `c` cannot change it, so `stop` may be `c.trailing_zeros()`.
     fn compare(&self, key: u16, c: u64, lt: Option<&mut Words>, eq: &mut Words, tmp: &mut Words, stop: usize) {
         let mut lt = lt;
+        let range = stop.min(self.bsi.slices.len())..self.bsi.slices.len();
         if let Some(l) = lt.as_deref_mut() {
+            // Every slice a bitset (or absent): one pass over the words for all slices.
+            let mut srcs: Vec<&Words> = Vec::with_capacity(range.len());
+            let all_bits = range.clone().rev().all(|i| match self.bsi.slices[i].container(key) {
+                None => {
+                    srcs.push(&ZERO);
+                    true
+                }
+                Some(Container::Bits(w, _)) => {
+                    srcs.push(w);
+                    true
+                }
+                Some(_) => false,
+            });
+            if all_bits {
+                let ones: Vec<u64> = range.rev().map(|i| if c >> i & 1 == 1 { !0 } else { 0 }).collect();
+                words::bsi_compare(l, eq, &srcs, &ones);
+                return;
+            }
             l.fill(0);
         }
-        for i in (stop.min(self.bsi.slices.len())..self.bsi.slices.len()).rev() {
+        for i in range.rev() {
             let s: &Words = match self.bsi.slices[i].container(key) {
                 None => &ZERO,
                 Some(Container::Bits(w, _)) => w,
@@ -523,35 +653,168 @@ impl<'a> BsiRange<'a> {
     }
 }
 
+impl BsiRange<'_> {
+    /// The block for `key` when the non-null members and every slice are run containers (members
+    /// imported in ranges): each stretch between two run boundaries shares one value, so the
+    /// comparison is made once per stretch instead of once per id. `None` for other containers.
+    fn fill_runs(&self, key: u16, nn: &Container, out: &mut Words) -> Option<bool> {
+        let Container::Run(nr) = nn else {
+            return None;
+        };
+        let mut runs: Vec<&[Run]> = Vec::with_capacity(self.bsi.slices.len());
+        for slice in &self.bsi.slices {
+            match slice.container(key) {
+                None => runs.push(&[]),
+                Some(Container::Run(r)) => runs.push(r),
+                Some(_) => return None,
+            }
+        }
+        let mut points: Vec<u32> = Vec::new();
+        for r in std::iter::once(&nr[..]).chain(runs.iter().copied()) {
+            for &(start, last) in r {
+                points.push(start as u32);
+                points.push(last as u32 + 1);
+            }
+        }
+        points.sort_unstable();
+        points.dedup();
+        out.fill(0);
+        let mut at = vec![0usize; runs.len()];
+        let mut ni = 0usize;
+        let mut any = false;
+        for w in points.windows(2) {
+            // The stretch `p..next`: no run starts or ends inside it.
+            let (p, next) = (w[0], w[1]);
+            while ni < nr.len() && (nr[ni].1 as u32) < p {
+                ni += 1;
+            }
+            if ni == nr.len() {
+                break;
+            }
+            if (nr[ni].0 as u32) > p {
+                continue;
+            }
+            let mut u = 0u64;
+            for (i, r) in runs.iter().enumerate() {
+                let j = &mut at[i];
+                while *j < r.len() && (r[*j].1 as u32) < p {
+                    *j += 1;
+                }
+                if *j < r.len() && (r[*j].0 as u32) <= p {
+                    u |= 1 << i;
+                }
+            }
+            if self.lo <= u && u <= self.hi {
+                words::set_range(out, p as u16, (next - 1) as u16);
+                any = true;
+            }
+        }
+        Some(any)
+    }
+}
+
 impl ChunkSource for BsiRange<'_> {
     fn keys(&self) -> Vec<u16> {
-        self.nonnull.keys.clone()
+        self.nonnull
+            .keys
+            .iter()
+            .copied()
+            .filter(|&k| !matches!(self.classify(k), Chunk::Empty))
+            .collect()
     }
 
     fn estimate(&self) -> u64 {
         self.estimate
     }
 
+    fn bytes(&self) -> usize {
+        // The slices are read at the keys whose zones do not decide the range.
+        let keys = &self.nonnull.keys;
+        let computed = keys
+            .iter()
+            .filter(|&&k| matches!(self.classify(k), Chunk::Compute))
+            .count();
+        let all = self.nonnull.heap_bytes() + self.bsi.slices.iter().map(|s| s.heap_bytes()).sum::<usize>();
+        all * computed / keys.len().max(1)
+    }
+
+    fn classify(&self, key: u16) -> Chunk<'_> {
+        let Some(nn) = self.nonnull.container(key) else {
+            return Chunk::Empty;
+        };
+        match self.bsi.zone(key) {
+            None => Chunk::Compute,
+            Some(z) if z.min > z.max || z.max < self.lo || z.min > self.hi => Chunk::Empty,
+            Some(z) if self.lo <= z.min && z.max <= self.hi => Chunk::Same(nn),
+            Some(_) => Chunk::Compute,
+        }
+    }
+
+    fn filter(&self, key: u16, cand: &[u16], keep: bool, scratch: &mut Scratch) -> Vec<u16> {
+        let nn = match self.classify(key) {
+            Chunk::Empty => return expr::none_or_all(cand, keep),
+            Chunk::Same(c) => return expr::filter_container(cand, c, keep),
+            Chunk::Compute => self.nonnull.container(key).expect("classified as non-empty"),
+        };
+        if cand.len() > PER_VALUE_MAX {
+            return expr::filter_filled(self, key, cand, keep, scratch);
+        }
+        // Each candidate's value, read from the slices at the candidates' positions only.
+        let live = expr::filter_container(cand, nn, true);
+        let mut offs = vec![0u64; live.len()];
+        for (i, slice) in self.bsi.slices.iter().enumerate() {
+            match slice.container(key) {
+                // Branch-free: a dense slice's bit is a coin toss for the branch predictor.
+                Some(Container::Bits(w, _)) => {
+                    for (u, &v) in offs.iter_mut().zip(&live) {
+                        *u |= (w[v as usize / 64] >> (v % 64) & 1) << i;
+                    }
+                }
+                Some(c) => c.for_each_present(&live, |j| offs[j] |= 1 << i),
+                None => {}
+            }
+        }
+        let mut hit = vec![0u16; live.len()];
+        let mut k = 0usize;
+        for (&v, &u) in live.iter().zip(&offs) {
+            hit[k] = v;
+            k += (self.lo <= u && u <= self.hi) as usize;
+        }
+        hit.truncate(k);
+        if keep {
+            hit
+        } else {
+            difference_sorted(cand, &hit)
+        }
+    }
+
     fn fill(&self, key: u16, out: &mut Words, scratch: &mut Scratch) -> bool {
         let Some(nn) = self.nonnull.container(key) else {
             return false;
         };
+        if let Some(any) = self.fill_runs(key, nn, out) {
+            return any;
+        }
         nn.write_words(out);
         let max = self.bsi.max_offset();
+        // A bound the block's zone already satisfies needs no comparison.
+        let zone = self.bsi.zone(key);
+        let need_hi = self.hi < max && zone.is_none_or(|z| z.max > self.hi);
+        let need_lo = self.lo > 0 && zone.is_none_or(|z| z.min < self.lo);
         let mut tmp = scratch.get();
         if self.lo == self.hi {
             self.compare(key, self.lo, None, out, &mut tmp, 0);
         } else {
             let mut lt = scratch.get();
             let mut eq = scratch.get();
-            if self.hi < max {
+            if need_hi {
                 // v <= hi  <=>  v < hi + 1
                 let c = self.hi + 1;
                 nn.write_words(&mut eq);
                 self.compare(key, c, Some(&mut lt), &mut eq, &mut tmp, c.trailing_zeros() as usize);
                 words::and_assign_nocount(out, &lt);
             }
-            if self.lo > 0 {
+            if need_lo {
                 nn.write_words(&mut eq);
                 self.compare(
                     key,

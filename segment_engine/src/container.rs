@@ -99,6 +99,46 @@ impl Container {
         }
     }
 
+    /// Calls `f(j)` for each `j` whose `sorted[j]` (ascending, distinct) is present: one merge
+    /// walk over arrays and runs, a bit test per value in a bitset.
+    pub fn for_each_present(&self, sorted: &[u16], mut f: impl FnMut(usize)) {
+        match self {
+            Container::Bits(w, _) => {
+                for (j, &v) in sorted.iter().enumerate() {
+                    if words::get(w, v) {
+                        f(j);
+                    }
+                }
+            }
+            Container::Array(a) => {
+                let mut i = 0usize;
+                for (j, &v) in sorted.iter().enumerate() {
+                    i += a[i..].partition_point(|&x| x < v);
+                    if i == a.len() {
+                        break;
+                    }
+                    if a[i] == v {
+                        f(j);
+                    }
+                }
+            }
+            Container::Run(r) => {
+                let mut i = 0usize;
+                for (j, &v) in sorted.iter().enumerate() {
+                    while i < r.len() && r[i].1 < v {
+                        i += 1;
+                    }
+                    if i == r.len() {
+                        break;
+                    }
+                    if r[i].0 <= v {
+                        f(j);
+                    }
+                }
+            }
+        }
+    }
+
     /// Number of ids `<= v`.
     pub fn rank(&self, v: u16) -> u32 {
         match self {

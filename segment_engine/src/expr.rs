@@ -1,9 +1,12 @@
 //! Fused evaluation of AND / OR / ANDNOT trees over bitmaps, one 64K block at a time.
 //!
 //! No intermediate bitmap is built: for each container key the whole tree is evaluated into a
-//! few 8 KiB scratch blocks that stay in L1, and keys are spread over the rayon pool. AND
-//! operands are visited smallest first and stop at the first empty block; OR accumulates every
-//! operand into one block; counting never allocates result containers.
+//! few 8 KiB scratch blocks that stay in L1, and keys are spread over the rayon pool when the
+//! tree reads enough bytes to gain from it. AND operands are visited cheapest first and stop at
+//! the first empty block; once an AND's running result, or an exclusion's left side, is down to
+//! a few hundred ids, the remaining operands are only looked up at those ids (`Node::filter`),
+//! never computed over the block; OR accumulates every operand into one block; counting never
+//! allocates result containers.
 
 use rayon::prelude::*;
 
@@ -13,6 +16,16 @@ use crate::container::{
 use crate::set::RoaringSet;
 use crate::words::{self, Words};
 
+/// What is known of one block of a computed leaf before computing it (from a zone map, say).
+pub enum Chunk<'a> {
+    /// The block holds no ids.
+    Empty,
+    /// The block holds exactly the ids of this container.
+    Same(&'a Container),
+    /// The block must be computed.
+    Compute,
+}
+
 /// A leaf computed block by block (a range over a bit-sliced column, for example).
 pub trait ChunkSource: Sync {
     /// The keys whose blocks may be non-empty, ascending.
@@ -21,6 +34,48 @@ pub trait ChunkSource: Sync {
     fn estimate(&self) -> u64;
     /// Writes the block for `key` into `out`; returns `false` when it is empty (then `out` is unspecified).
     fn fill(&self, key: u16, out: &mut Words, scratch: &mut Scratch) -> bool;
+    /// Bytes a full evaluation reads, to decide whether to spread the keys over threads.
+    fn bytes(&self) -> usize;
+    /// What is known of block `key` without computing it; by default nothing.
+    fn classify(&self, _key: u16) -> Chunk<'_> {
+        Chunk::Compute
+    }
+    /// The values of `cand` (ascending) that are (`keep`) or are not (`!keep`) in block `key`.
+    /// By default the block is computed and looked up; a source may look only at `cand`.
+    fn filter(&self, key: u16, cand: &[u16], keep: bool, scratch: &mut Scratch) -> Vec<u16> {
+        match self.classify(key) {
+            Chunk::Empty => none_or_all(cand, keep),
+            Chunk::Same(c) => filter_container(cand, c, keep),
+            Chunk::Compute => filter_filled(self, key, cand, keep, scratch),
+        }
+    }
+}
+
+/// [`ChunkSource::filter`] by computing the whole block and looking the values up in it.
+pub fn filter_filled<S: ChunkSource + ?Sized>(
+    src: &S,
+    key: u16,
+    cand: &[u16],
+    keep: bool,
+    scratch: &mut Scratch,
+) -> Vec<u16> {
+    let mut w = scratch.get();
+    let out = if src.fill(key, &mut w, scratch) {
+        filter_words(cand, &w, keep)
+    } else {
+        none_or_all(cand, keep)
+    };
+    scratch.put(w);
+    out
+}
+
+/// The values of `cand` in an empty block (`keep`: none) or not in it (all).
+pub fn none_or_all(cand: &[u16], keep: bool) -> Vec<u16> {
+    if keep {
+        Vec::new()
+    } else {
+        cand.to_vec()
+    }
 }
 
 /// An expression over sets.
@@ -210,7 +265,7 @@ fn filter_val(a: &[u16], other: &Val<'_>, keep: bool) -> Vec<u16> {
 }
 
 /// The values of `a` that are (`keep`) or are not in container `c`.
-fn filter_container(a: &[u16], c: &Container, keep: bool) -> Vec<u16> {
+pub fn filter_container(a: &[u16], c: &Container, keep: bool) -> Vec<u16> {
     filter_val(a, &Val::C(c), keep)
 }
 
@@ -365,15 +420,7 @@ impl<'a> Node<'a> {
         }
     }
 
-    /// The values of `cur` not in `set`'s block `key`.
-    fn filter_out(cur: Vec<u16>, set: &RoaringSet, key: u16) -> Vec<u16> {
-        match set.container(key) {
-            None => cur,
-            Some(o) => filter_container(&cur, o, false),
-        }
-    }
-
-    /// Flattens nested ANDs and ORs, drops neutral operands and orders AND operands smallest first.
+    /// Flattens nested ANDs and ORs, drops neutral operands and orders AND operands cheapest first.
     pub fn simplify(self) -> Node<'a> {
         match self {
             Node::And(children) => {
@@ -389,7 +436,9 @@ impl<'a> Node<'a> {
                     0 => Node::Empty,
                     1 => flat.pop().expect("one"),
                     _ => {
-                        flat.sort_by_key(|n| n.estimate());
+                        // Smallest first, a computed operand counted as four times its size: the
+                        // first operand is read in full, the later ones may only be looked up.
+                        flat.sort_by_key(|n| n.estimate().saturating_mul(if n.costly() { 4 } else { 1 }));
                         Node::And(flat)
                     }
                 }
@@ -435,13 +484,28 @@ impl<'a> Node<'a> {
         }
     }
 
-    /// How much work one key of this tree is, in leaf visits (a computed leaf reads several slices).
-    pub fn weight(&self) -> usize {
+    /// About how many bytes evaluating this tree reads: its leaves' sizes, except for operands
+    /// met once the running result is down to `sparse` ids or fewer (then they are looked up
+    /// at those ids only).
+    pub fn bytes(&self, sparse: u64) -> usize {
         match self {
-            Node::Empty | Node::Universe(_) | Node::Set(_) | Node::Owned(_) => 1,
-            Node::Computed(_) => 8,
-            Node::And(ch) | Node::Or(ch) => ch.iter().map(|c| c.weight()).sum(),
-            Node::AndNot(l, r) => l.weight() + r.weight(),
+            Node::Empty | Node::Universe(_) => 0,
+            Node::Set(s) => s.heap_bytes(),
+            Node::Owned(s) => s.heap_bytes(),
+            Node::Computed(c) => c.bytes(),
+            Node::And(ch) => {
+                let mut running = u64::MAX;
+                let mut total = 0;
+                for c in ch {
+                    if running > sparse {
+                        total += c.bytes(sparse);
+                    }
+                    running = running.min(c.estimate());
+                }
+                total
+            }
+            Node::Or(ch) => ch.iter().map(|c| c.bytes(sparse)).sum(),
+            Node::AndNot(l, r) => l.bytes(sparse) + if l.estimate() > sparse { r.bytes(sparse) } else { 0 },
         }
     }
 
@@ -492,33 +556,34 @@ impl<'a> Node<'a> {
             }
             Node::Set(set) => Self::eval_set(set, key),
             Node::Owned(set) => Self::eval_set(set, key),
-            Node::Computed(src) => {
-                let mut w = s.get();
-                if src.fill(key, &mut w, s) {
-                    Val::W(w)
-                } else {
-                    s.put(w);
-                    Val::Empty
+            Node::Computed(src) => match src.classify(key) {
+                Chunk::Empty => Val::Empty,
+                Chunk::Same(c) if c.is_full() => Val::Full,
+                Chunk::Same(c) => Val::C(c),
+                Chunk::Compute => {
+                    let mut w = s.get();
+                    if src.fill(key, &mut w, s) {
+                        Val::W(w)
+                    } else {
+                        s.put(w);
+                        Val::Empty
+                    }
                 }
-            }
+            },
             Node::And(children) => {
                 let mut acc = Val::Full;
                 for c in children {
                     if matches!(acc, Val::Empty) {
                         break;
                     }
-                    // A sparse running result filters a stored operand without touching the rest of it.
-                    let stored = match c {
-                        Node::Set(set) => Some(*set),
-                        Node::Owned(set) => Some(set),
-                        _ => None,
-                    };
-                    let small = acc.array().is_some_and(|a| a.len() <= FILTER_MAX);
-                    if let (true, Some(values), Some(set)) = (small, acc.array(), stored) {
-                        let out = match set.container(key) {
-                            None => Vec::new(),
-                            Some(o) => filter_container(values, o, true),
-                        };
+                    if c.costly() {
+                        acc = sparsen(acc, s);
+                    }
+                    // A sparse running result looks the operand up at its own values only,
+                    // without computing or touching the rest of the operand's block.
+                    if let Some(values) = acc.array().filter(|a| a.len() <= FILTER_MAX) {
+                        let out = c.filter(key, values, true, s);
+                        acc.release(s);
                         acc = if out.is_empty() { Val::Empty } else { Val::Arr(out) };
                         continue;
                     }
@@ -528,8 +593,30 @@ impl<'a> Node<'a> {
                 acc
             }
             Node::Or(children) => {
+                // Three or more stored bitsets are OR-ed in one pass; the other operands follow.
+                let stored_bits = |c: &'s Node<'a>| -> Option<&'s Words> {
+                    let set = match c {
+                        Node::Set(set) => *set,
+                        Node::Owned(set) => set,
+                        _ => return None,
+                    };
+                    match set.container(key) {
+                        Some(Container::Bits(w, _)) => Some(w),
+                        _ => None,
+                    }
+                };
+                let bits: Vec<&Words> = children.iter().filter_map(stored_bits).collect();
+                let fused = bits.len() >= 3;
                 let mut acc = Val::Empty;
+                if fused {
+                    let mut w = s.get();
+                    words::or_many(&mut w, &bits);
+                    acc = Val::W(w);
+                }
                 for c in children {
+                    if fused && stored_bits(c).is_some() {
+                        continue;
+                    }
                     let v = c.eval(key, s);
                     acc = or_vals(acc, v, s);
                     if matches!(acc, Val::Full) {
@@ -539,38 +626,121 @@ impl<'a> Node<'a> {
                 acc
             }
             Node::AndNot(l, r) => {
-                let a = l.eval(key, s);
+                let mut a = l.eval(key, s);
                 if matches!(a, Val::Empty) {
                     return a;
                 }
-                // A sparse left side is filtered by each excluded operand in turn, without
-                // building their union.
-                if let (Some(values), Node::Or(children)) = (a.array(), r.as_ref()) {
-                    if values.len() <= FILTER_MAX {
-                        let mut cur = values.to_vec();
-                        for c in children {
-                            if cur.is_empty() {
-                                break;
-                            }
-                            cur = match c {
-                                Node::Set(set) => Self::filter_out(cur, set, key),
-                                Node::Owned(set) => Self::filter_out(cur, set, key),
-                                _ => {
-                                    let v = c.eval(key, s);
-                                    let out = filter_val(&cur, &v, false);
-                                    v.release(s);
-                                    out
-                                }
-                            };
-                        }
-                        a.release(s);
-                        return if cur.is_empty() { Val::Empty } else { Val::Arr(cur) };
-                    }
+                if r.costly() {
+                    a = sparsen(a, s);
+                }
+                // A sparse left side looks the excluded side up at its own values only (an
+                // excluded OR removes each operand's members in turn, never building the union).
+                if let Some(values) = a.array().filter(|v| v.len() <= FILTER_MAX) {
+                    let cur = r.filter(key, values, false, s);
+                    a.release(s);
+                    return if cur.is_empty() { Val::Empty } else { Val::Arr(cur) };
                 }
                 let b = r.eval(key, s);
                 andnot_vals(a, b, s)
             }
         }
+    }
+
+    /// Whether evaluating this node for one key costs more than reading one container: then a
+    /// sparse running result is worth counting, to look this node up at its values only.
+    fn costly(&self) -> bool {
+        !matches!(self, Node::Empty | Node::Universe(_) | Node::Set(_) | Node::Owned(_))
+    }
+
+    /// The values of `cand` (ascending) that are (`keep`) or are not (`!keep`) in this tree's
+    /// block `key`, looking at nothing but those values where the operands allow.
+    pub fn filter(&self, key: u16, cand: &[u16], keep: bool, s: &mut Scratch) -> Vec<u16> {
+        if cand.is_empty() {
+            return Vec::new();
+        }
+        match self {
+            Node::Empty => none_or_all(cand, keep),
+            Node::Universe(n) => {
+                // The ids below `n` in this block are a prefix of it.
+                let below = match (*n).checked_sub((key as u64) << 16) {
+                    None | Some(0) => 0,
+                    Some(left) => cand.partition_point(|&v| (v as u64) < left),
+                };
+                if keep {
+                    cand[..below].to_vec()
+                } else {
+                    cand[below..].to_vec()
+                }
+            }
+            Node::Set(set) => match set.container(key) {
+                None => none_or_all(cand, keep),
+                Some(c) => filter_container(cand, c, keep),
+            },
+            Node::Owned(set) => match set.container(key) {
+                None => none_or_all(cand, keep),
+                Some(c) => filter_container(cand, c, keep),
+            },
+            Node::Computed(src) => src.filter(key, cand, keep, s),
+            Node::And(children) => {
+                let mut cur = cand.to_vec();
+                for c in children {
+                    if cur.is_empty() {
+                        break;
+                    }
+                    cur = c.filter(key, &cur, true, s);
+                }
+                if keep {
+                    cur
+                } else {
+                    difference_sorted(cand, &cur)
+                }
+            }
+            Node::Or(children) => {
+                // The values in no operand: each operand removes its members from the rest.
+                let mut rest = cand.to_vec();
+                for c in children {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    rest = c.filter(key, &rest, false, s);
+                }
+                if keep {
+                    difference_sorted(cand, &rest)
+                } else {
+                    rest
+                }
+            }
+            Node::AndNot(l, r) => {
+                let left = l.filter(key, cand, true, s);
+                let cur = r.filter(key, &left, false, s);
+                if keep {
+                    cur
+                } else {
+                    difference_sorted(cand, &cur)
+                }
+            }
+        }
+    }
+}
+
+/// A block with few ids as a sorted array (counting a bitset costs one pass over it, much less
+/// than computing an operand that a short array can then look up at its values only).
+fn sparsen<'a>(v: Val<'a>, s: &mut Scratch) -> Val<'a> {
+    match v {
+        Val::W(w) => {
+            let card = words::popcount(&w);
+            if card == 0 {
+                s.put(w);
+                Val::Empty
+            } else if card as usize <= FILTER_MAX {
+                let out = Val::Arr(words::to_array(&w, card));
+                s.put(w);
+                out
+            } else {
+                Val::W(w)
+            }
+        }
+        other => other,
     }
 }
 
@@ -632,14 +802,14 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
 /// Keys per rayon task; a handful keeps the split overhead well below the per-key work.
 const KEYS_PER_TASK: usize = 2;
 
-/// Trees with fewer (key, leaf) visits than this run on the calling thread: waking the pool costs
-/// more than it saves there, and on a busy machine a parallel join waits for its slowest worker,
-/// which may be descheduled for a whole time slice.
-const PAR_MIN_VISITS: usize = 1024;
+/// Trees reading fewer bytes than this run on the calling thread: about a millisecond of work,
+/// which waking the pool would not shorten by much, while on a busy machine a parallel join
+/// waits for its slowest worker, which may be descheduled for a whole time slice.
+const PAR_MIN_BYTES: usize = 8 << 20;
 
-/// Runs `one` for each key, in parallel when the tree is big enough to gain from it.
+/// Runs `one` for each key, in parallel when the tree reads enough to gain from it.
 fn map_keys<T: Send>(node: &Node<'_>, keys: &[u16], one: impl Fn(u16) -> T + Sync + Send) -> Vec<T> {
-    if keys.len() < 4 || keys.len() * node.weight() < PAR_MIN_VISITS {
+    if keys.len() < 4 || node.bytes((FILTER_MAX * keys.len()) as u64) < PAR_MIN_BYTES {
         keys.iter().map(|&k| one(k)).collect()
     } else {
         keys.par_iter().with_min_len(KEYS_PER_TASK).map(|&k| one(k)).collect()

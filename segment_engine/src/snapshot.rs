@@ -258,7 +258,7 @@ fn read_state(data: &[u8]) -> Result<IndexState> {
                     return Err(EngineError::corrupt(format!("{what}: {k} slices")));
                 }
                 let slices = (0..k).map(|_| r.set(&what, n)).collect::<Result<Vec<_>>>()?;
-                Encoding::Bsi(Bsi { base, slices })
+                Encoding::Bsi(Bsi::new(base, slices, &nonnull))
             }
             t => return Err(EngineError::corrupt(format!("{what}: unknown encoding {t}"))),
         };

@@ -84,6 +84,23 @@ multiversion! {
 }
 
 multiversion! {
+    /// `dst = srcs[0] | srcs[1] | ...` in one pass: each word of `dst` is written once, and the
+    /// running value of eight words stays in registers while every source is read.
+    pub fn or_many(dst: &mut Words, srcs: &[&Words]) {
+        const CHUNK: usize = 8;
+        for c in (0..WORDS).step_by(CHUNK) {
+            let mut acc = [0u64; CHUNK];
+            for s in srcs {
+                for k in 0..CHUNK {
+                    acc[k] |= s[c + k];
+                }
+            }
+            dst[c..c + CHUNK].copy_from_slice(&acc);
+        }
+    }
+}
+
+multiversion! {
     /// `dst = a & b` without counting.
     pub fn and_to(dst: &mut Words, a: &Words, b: &Words) {
         for i in 0..WORDS {
@@ -167,6 +184,32 @@ multiversion! {
             carry = w >> 63;
         }
         n
+    }
+}
+
+multiversion! {
+    /// The whole bit-sliced comparison against a constant in one pass: `slices` from the highest
+    /// down, `ones[j]` all ones where the constant's bit for `slices[j]` is 1, else zero; `eq`
+    /// starts as the candidates. Leaves in `lt` the candidates below the constant and in `eq`
+    /// those equal to it in the bits visited. The running `lt` and `eq` of eight words stay in
+    /// registers while every slice is read, where a step per slice rereads and rewrites both.
+    pub fn bsi_compare(lt: &mut Words, eq: &mut Words, slices: &[&Words], ones: &[u64]) {
+        const CHUNK: usize = 8;
+        for c in (0..WORDS).step_by(CHUNK) {
+            let mut l = [0u64; CHUNK];
+            let mut e = [0u64; CHUNK];
+            e.copy_from_slice(&eq[c..c + CHUNK]);
+            for (s, &one) in slices.iter().zip(ones) {
+                let s: &[u64; CHUNK] = s[c..c + CHUNK].try_into().expect("a chunk");
+                for k in 0..CHUNK {
+                    // bit 1: lt |= eq & !s, eq &= s;  bit 0: eq &= !s.
+                    l[k] |= e[k] & !s[k] & one;
+                    e[k] &= !(s[k] ^ one);
+                }
+            }
+            lt[c..c + CHUNK].copy_from_slice(&l);
+            eq[c..c + CHUNK].copy_from_slice(&e);
+        }
     }
 }
 
@@ -271,12 +314,28 @@ pub fn extend_values(a: &Words, high: u32, out: &mut Vec<u32>) {
 multiversion! {
     /// The set bits as sorted u16 values (`card` must be the population).
     ///
-    /// Writes eight values per word unconditionally into a buffer with slack, so that the loop
-    /// branches only for words with more than eight bits set instead of once per value.
+    /// Above two ids per word on average, writes eight values per word unconditionally into a
+    /// buffer with slack, so that the loop branches only for words with more than eight bits set
+    /// instead of once per value; below, visits the set bits only.
     pub fn to_array(a: &Words, card: u32) -> Vec<u16> {
         let card = card as usize;
         let mut out = vec![0u16; card + 8];
         let mut n = 0usize;
+        if card <= 2 * WORDS {
+            // Sparse: most words are zero, and the loop below would still write eight slots for
+            // each; visit only the set bits.
+            for (i, &w) in a.iter().enumerate() {
+                let mut w = w;
+                while w != 0 {
+                    out[n] = (i * 64) as u16 | w.trailing_zeros() as u16;
+                    n += 1;
+                    w &= w - 1;
+                }
+            }
+            debug_assert_eq!(n, card);
+            out.truncate(card);
+            return out;
+        }
         for (i, &w) in a.iter().enumerate() {
             let base = (i * 64) as u16;
             let cnt = w.count_ones() as usize;

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use segment_engine::columns::{Column, Kind};
-use segment_engine::expr::{self, Node};
+use segment_engine::columns::{zones_of, Column, Encoding, Kind, Zone};
+use segment_engine::expr::{self, Node, Scratch};
 use segment_engine::orders::{Metric, MetricCond, OrderBatch, Orders, Window};
 use segment_engine::portable;
 use segment_engine::pred::{Bound, Interval, Pred};
@@ -294,5 +294,159 @@ proptest! {
             }
         }).map(|(m, _)| *m).collect();
         prop_assert_eq!(got, expected);
+    }
+}
+
+/// Column values of one shape: random, imported in ranges sharing a value (runs), or ascending.
+fn shaped_values(n: usize, shape: u8, spread: i64, seed: u64) -> (Vec<i64>, Vec<bool>) {
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let draw = |r: u64| (r % (2 * spread as u64)) as i64 - spread;
+    let mut values = Vec::with_capacity(n);
+    let mut valid = Vec::with_capacity(n);
+    while values.len() < n {
+        let r = next();
+        let (len, v, ok) = match shape {
+            0 => (1, draw(r), r % 10 != 0),
+            1 => (1 + (r >> 20) as usize % 5_000, draw(r), r % 10 != 0),
+            _ => (1 + (r >> 20) as usize % 3_000, values.len() as i64 / 1_000 - spread, r % 17 != 0),
+        };
+        for _ in 0..len.min(n - values.len()) {
+            values.push(v);
+            valid.push(ok);
+        }
+    }
+    (values, valid)
+}
+
+/// Each zone bounds the offsets of its key's non-null values (and is exact when `exact`).
+fn check_zones(col: &Column, values: &[i64], valid: &[bool], exact: bool) -> Result<(), TestCaseError> {
+    let Encoding::Bsi(b) = &col.enc else {
+        return Ok(());
+    };
+    let mut actual: BTreeMap<usize, (u64, u64)> = BTreeMap::new();
+    for (i, (&v, &ok)) in values.iter().zip(valid).enumerate() {
+        if ok {
+            let u = (v as i128 - b.base as i128) as u64;
+            let e = actual.entry(i >> 16).or_insert((u, u));
+            e.0 = e.0.min(u);
+            e.1 = e.1.max(u);
+        }
+    }
+    for (&key, &(lo, hi)) in &actual {
+        let z = b.zones.get(key).copied().unwrap_or(Zone::EMPTY);
+        prop_assert!(z.min <= lo && hi <= z.max, "key {}: zone {:?} misses {}..={}", key, z, lo, hi);
+    }
+    prop_assert!(b.zones.len() <= actual.keys().last().map_or(0, |k| k + 1) || !exact);
+    if exact {
+        prop_assert_eq!(&b.zones, &zones_of(&b.slices, &col.nonnull));
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn zone_maps_skip_only_what_a_scan_excludes(
+        n in 1usize..300_000,
+        shape in 0u8..3,
+        spread in prop::sample::select(vec![40i64, 1_000, 1 << 20]),
+        seed in any::<u64>(),
+        p in pred(),
+        updates in prop::collection::vec((any::<prop::sample::Index>(), -100i64..100, any::<bool>()), 0..40),
+    ) {
+        let (mut values, mut valid) = shaped_values(n, shape, spread, seed);
+        let mut col = Column::build(&values, Some(&valid), Kind::Int, "values").unwrap();
+        check_zones(&col, &values, &valid, true)?;
+        let scan = |values: &[i64], valid: &[bool]| -> Vec<u32> {
+            (0..n).filter(|&i| valid[i] && p.test(values[i] as i128)).map(|i| i as u32).collect()
+        };
+        prop_assert_eq!(expr::evaluate(col.plan(&p)).to_vec(), scan(&values, &valid));
+        for (i, v, ok) in updates {
+            let m = i.index(n);
+            col.set(m as u32, ok.then_some(v), n);
+            values[m] = v;
+            valid[m] = ok;
+        }
+        check_zones(&col, &values, &valid, false)?;
+        prop_assert_eq!(expr::evaluate(col.plan(&p)).to_vec(), scan(&values, &valid));
+    }
+}
+
+/// A tree whose leaves 0..3 are stored sets and 3..5 ranges over columns (computed leaves).
+fn mixed_node<'a>(t: &Tree, sets: &'a [RoaringSet], cols: &'a [(Column, Pred)]) -> Node<'a> {
+    match t {
+        Tree::Leaf(i) if *i >= 3 => cols[i - 3].0.plan(&cols[i - 3].1),
+        Tree::Leaf(i) => Node::Set(&sets[*i]),
+        Tree::Universe(n) => Node::Universe(*n),
+        Tree::And(c) => Node::And(c.iter().map(|x| mixed_node(x, sets, cols)).collect()),
+        Tree::Or(c) => Node::Or(c.iter().map(|x| mixed_node(x, sets, cols)).collect()),
+        Tree::AndNot(a, b) => Node::AndNot(Box::new(mixed_node(a, sets, cols)), Box::new(mixed_node(b, sets, cols))),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Evaluation restricted to a sparse running result (an AND operand or an excluded side
+    /// looked up at the candidates' values only) equals the plain pairwise algebra, and so does
+    /// `Node::filter` on any candidates.
+    #[test]
+    fn candidate_restricted_evaluation_agrees_with_pairwise(
+        stored in prop::collection::vec(ids(), 3),
+        shapes in prop::collection::vec((0u8..3, prop::sample::select(vec![40i64, 1_000, 1 << 20]), any::<u64>(), pred()), 2),
+        n in 1usize..200_000,
+        t in trees(),
+        cand in prop::collection::btree_set(0u16..=u16::MAX, 0..1300),
+        keep in any::<bool>(),
+    ) {
+        let sets: Vec<RoaringSet> = stored.iter().map(|v| set_of(v)).collect();
+        let cols: Vec<(Column, Pred)> = shapes.into_iter().map(|(shape, spread, seed, p)| {
+            let (values, valid) = shaped_values(n, shape, spread, seed);
+            (Column::build(&values, Some(&valid), Kind::Int, "values").unwrap(), p)
+        }).collect();
+        let mut all = sets.clone();
+        all.extend(cols.iter().map(|(c, p)| expr::evaluate(c.plan(p))));
+        let expected = naive(&t, &all);
+        prop_assert_eq!(expr::evaluate(mixed_node(&t, &sets, &cols)).to_vec(), expected.to_vec());
+        prop_assert_eq!(expr::count(mixed_node(&t, &sets, &cols)), expected.len());
+        let node = mixed_node(&t, &sets, &cols).simplify();
+        let cand: Vec<u16> = cand.into_iter().collect();
+        let mut scratch = Scratch::default();
+        for key in [0u16, 1, 2, 3, 4, u16::MAX] {
+            let got = node.filter(key, &cand, keep, &mut scratch);
+            let want: Vec<u16> = cand.iter().copied()
+                .filter(|&v| expected.contains((key as u32) << 16 | v as u32) == keep).collect();
+            prop_assert_eq!(got, want, "key {}", key);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The array merges (galloping for very different lengths) agree with `BTreeSet`.
+    #[test]
+    fn array_merges_agree_with_btreeset(
+        a in prop::collection::btree_set(0u16..2_000, 0..600),
+        b in prop::collection::btree_set(0u16..2_000, 0..600),
+        cut in 1usize..64,
+    ) {
+        use segment_engine::container::{difference_sorted, intersect_sorted, union_sorted};
+        // `cut` thins b, so that the lengths range from equal to far apart.
+        let av: Vec<u16> = a.iter().copied().collect();
+        let bv: Vec<u16> = b.iter().copied().step_by(cut).collect();
+        let bs: BTreeSet<u16> = bv.iter().copied().collect();
+        for (x, y, xs, ys) in [(&av, &bv, &a, &bs), (&bv, &av, &bs, &a)] {
+            prop_assert_eq!(intersect_sorted(x, y), xs.intersection(ys).copied().collect::<Vec<_>>());
+            prop_assert_eq!(union_sorted(x, y), xs.union(ys).copied().collect::<Vec<_>>());
+            prop_assert_eq!(difference_sorted(x, y), xs.difference(ys).copied().collect::<Vec<_>>());
+        }
     }
 }
