@@ -4,7 +4,8 @@ Pages name an RPC (``"MemberService.ListMembers"``) and pass the request as JSON
 values; this module finds the RPC's HTTP route, fills the path from the request, sends the
 rest as the query (GET, DELETE) or the JSON body, and returns the JSON answer. An error
 answer becomes an :class:`ApiError` carrying the field the gateway named, which the page
-shows beside that field.
+shows beside that field, and its stable reason (docs/errors.md): the person reads the catalogue's
+text for that reason in their language (``error.<REASON>``), else the server's own message.
 
 Routes come from the ``google.api.http`` annotations in the generated descriptors, which the
 gateway's transcoder serves. A request carrying a list of objects (a crowd filter's condition
@@ -29,6 +30,8 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pool
 from starlette.types import ASGIApp
 
+from gateway.console.i18n import Labels
+
 # The service modules whose descriptors name the routes (imported for their registration).
 SERVICE_MODULES = (
     "crowdpack.customer.v1.member_service_pb2",
@@ -52,11 +55,24 @@ VARIABLE = re.compile(r"\{([a-z0-9_.]+)(?:=[^}]*)?\}")
 
 
 class ApiError(Exception):
-    """One clear line for people, and the request field it is about (if the gateway named one)."""
+    """One clear line for people, and the request field it is about (if the gateway named one).
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    ``message`` is what the person reads (the catalogue's text for ``reason`` once :meth:`in_language`
+    has chosen it); ``server_message`` stays the gateway's own English line."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None, reason: str = "") -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
+        self.status, self.code, self.message, self.field, self.reason = status, code, message, field, reason
+        self.server_message = message
+
+    def in_language(self, t: Labels | None) -> ApiError:
+        """This error with the text for its reason in ``t``'s language, else the server's message."""
+        if t is None:
+            return self
+        text = t.error(self.reason, detail=detail_of(self.server_message, self.field))
+        if text is not None:
+            self.message = text
+        return self
 
     @property
     def unauthenticated(self) -> bool:
@@ -181,7 +197,25 @@ def _deep_copy(value: Any) -> Any:
     return value
 
 
-def _error_of(response: httpx.Response) -> ApiError:
+def detail_of(message: str, field: str | None) -> str:
+    """The server's message without its leading ``field:`` (the page shows the error beside that field)."""
+    if field and message.startswith(f"{field}:"):
+        return message[len(field) + 1:].strip()
+    head, sep, rest = message.partition(": ")
+    return rest if sep and re.fullmatch(r"[a-z_][a-z0-9_.\[\]]*", head) else message
+
+
+def _reason_of(error: dict[str, Any]) -> str:
+    reason = error.get("reason")
+    if not reason:
+        for detail in error.get("details", []) or []:
+            if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.ErrorInfo"):
+                reason = detail.get("reason")
+                break
+    return str(reason or "")
+
+
+def _error_of(response: httpx.Response, t: Labels | None = None) -> ApiError:
     try:
         error = response.json().get("error", {})
     except ValueError:
@@ -196,12 +230,12 @@ def _error_of(response: httpx.Response) -> ApiError:
             for violation in detail.get("fieldViolations", detail.get("field_violations", [])) or []:
                 field = violation.get("field")
                 break
-    return ApiError(response.status_code, code, message, field or None)
+    return ApiError(response.status_code, code, message, field or None, _reason_of(error)).in_language(t)
 
 
-def _answer(response: httpx.Response) -> dict[str, Any]:
+def _answer(response: httpx.Response, t: Labels | None = None) -> dict[str, Any]:
     if response.status_code >= 400:
-        raise _error_of(response)
+        raise _error_of(response, t)
     if response.headers.get("content-type", "").startswith("text/csv"):
         return {"csv": response.content, "row_count": int(response.headers.get("x-row-count") or 0),
                 "truncated": response.headers.get("x-truncated") == "true"}
@@ -209,12 +243,14 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
 
 
 class Api:
-    """The gateway's API as one person sees it: their access token on every call."""
+    """The gateway's API as one person sees it: their access token on every call, errors in their language."""
 
-    def __init__(self, app: ASGIApp, access_token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, app: ASGIApp, access_token: str | None = None, timeout: float = 30.0,
+                 labels: Labels | None = None) -> None:
         self._app = app
         self.access_token = access_token
         self._timeout = timeout
+        self.labels = labels
 
     def _client(self) -> httpx.AsyncClient:
         headers = {"authorization": f"Bearer {self.access_token}"} if self.access_token else {}
@@ -226,7 +262,7 @@ class Api:
         method, path, query, body = build_request(rpc, request or {})
         async with self._client() as http:
             response = await http.request(method, path, params=tuple(query), json=body)
-        return _answer(response)
+        return _answer(response, self.labels)
 
     async def upload(self, rpc: str, data: bytes, filename: str, request: dict[str, Any] | None = None,
                      ) -> dict[str, Any]:
@@ -235,12 +271,12 @@ class Api:
         async with self._client() as http:
             response = await http.request(method, path, params=tuple(query),
                                           files={"file": (filename, data, "application/octet-stream")})
-        return _answer(response)
+        return _answer(response, self.labels)
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """A plain POST (sign-in and refresh, which are not RPCs)."""
         async with self._client() as http:
             response = await http.post(path, json=body)
         if response.status_code >= 400:
-            raise _error_of(response)
+            raise _error_of(response, self.labels)
         return response.json() if response.content else {}

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp
 
 from gateway.console.api import REFRESH_PATH, SIGN_IN_PATH, SIGN_OUT_PATH, Api, ApiError
-from gateway.console.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from gateway.console.i18n import DEFAULT_LANGUAGE, LANGUAGES, Labels
 
 COOKIE = "console_session"
 LANG_COOKIE = "console_lang"
@@ -102,15 +102,16 @@ class Sessions:
             except ApiError:
                 pass  # already expired or revoked: signed out either way
 
-    def api(self, session: Session) -> SessionApi:
-        return SessionApi(self, session)
+    def api(self, session: Session, labels: Labels | None = None) -> SessionApi:
+        """The API as ``session``'s person; errors read in ``labels``' language."""
+        return SessionApi(self, session, labels)
 
 
 class SessionApi(Api):
     """The API as the session's person, renewing the access token once when it has expired."""
 
-    def __init__(self, sessions: Sessions, session: Session) -> None:
-        super().__init__(sessions.app, session.access_token)
+    def __init__(self, sessions: Sessions, session: Session, labels: Labels | None = None) -> None:
+        super().__init__(sessions.app, session.access_token, labels=labels)
         self._sessions, self.session = sessions, session
 
     async def call(self, rpc: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
