@@ -49,16 +49,21 @@ WATCH_LIVE_SIZE = """() => {
   }).observe(size, {subtree: true, childList: true, characterData: true});
 }"""
 
+# Each returns performance.now() (ms since the navigation began) once the screen is drawn, else false.
 LIST_DRAWN = """() => {
   const total = document.querySelector('[data-testid="member-total"]');
   return !!total && total.textContent.trim() !== ''
-    && document.querySelectorAll('[aria-label="会员列表"] tbody tr td').length > 0;
+    && document.querySelectorAll('[aria-label="会员列表"] tbody tr td').length > 0 && performance.now();
 }"""
 
 DETAIL_DRAWN = """(assets) => assets.every(a => {
     const b = document.querySelector(`[data-testid="balance-${a}"]`);
     return b && b.textContent.trim() !== '—';
-  }) && document.querySelectorAll('[aria-label="积分明细"] tbody tr td').length > 0"""
+  }) && document.querySelectorAll('[aria-label="积分明细"] tbody tr td').length > 0 && performance.now()"""
+
+# The navigation's phases (ms since it began): the server's first byte, the HTML's last, the DOM ready.
+PHASES = """() => { const n = performance.getEntriesByType('navigation')[0];
+  return {first_byte: n.responseStart, html_done: n.responseEnd, dom_ready: n.domContentLoadedEventEnd}; }"""
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -79,12 +84,63 @@ def give_statements(api: Any, seeded: Any, entries: int) -> None:
                     "description": f"压测第 {n + 1} 笔", "mall_id": seeded.mall_id})
 
 
-def timed_navigation(page: Any, url: str, drawn: str, arg: Any = None, timeout_ms: float = 60_000) -> float:
-    """Seconds from asking for ``url`` to ``drawn`` holding in the page (checked every animation frame)."""
+CHOICES = [("LevelService.ListLevels", {}), ("ClassificationService.ListTags", {"page_size": 1000}),
+           ("ClassificationService.ListCustomerGroups", {"page_size": 1000}),
+           ("OrganizationService.ListMalls", {"page_size": 1000}), ("OrganizationService.ListStores", {"page_size": 1000})]
+
+
+def screen_calls(member_id: str, mall_id: str) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """The API calls each measured screen makes before it answers (gateway/console/pages), in its order."""
+    return {
+        "member list": [*CHOICES, ("MemberService.ListMembers", {
+            "page_size": 20, "order_by": "MEMBER_ORDER_BY_CREATE_TIME", "ascending": False, "include_total": True})],
+        "live size": [("CrowdService.PreviewPackage", {"mall_id": mall_id, "definition": {"groups": [{
+            "join": "GROUP_JOIN_INCLUDE", "conditions": [{"gender": {"genders": ["GENDER_MALE", "GENDER_FEMALE"]}}]}]}})],
+        "member detail": [
+            ("MemberService.GetMember", {"member_id": member_id}), *CHOICES,
+            ("LedgerService.GetBalances", {"member_id": member_id}),
+            *[("LedgerService.ListEntries", {"member_id": member_id, "asset": a, "page_size": 20}) for a in ASSETS],
+            ("LevelService.ListLevelChanges", {"member_id": member_id, "page_size": 100}),
+            ("LedgerService.GetConsumptionSummary", {"member_id": member_id}),
+            ("LedgerService.ListMemberOrders", {"member_id": member_id, "page_size": 20}),
+            ("MemberService.ListTimeline", {"customer_id": member_id, "page_size": 100})],
+    }
+
+
+def api_share(api: Any, seeded: Any, reps: int) -> dict[str, dict[str, float]]:
+    """Each screen's calls through the gateway's HTTP API, one after another as the page makes them: p50 seconds
+    per call, and per screen (the part of a screen's time the gateway and services take)."""
+    member_id = next(iter(seeded.members.values()))
+    found: dict[str, dict[str, float]] = {}
+    for screen, calls in screen_calls(member_id, seeded.mall_id).items():
+        per_call: dict[str, list[float]] = {}
+        totals = []
+        for _ in range(reps):
+            total = 0.0
+            for n, (rpc, request) in enumerate(calls):
+                started = time.perf_counter()
+                api(rpc, request)
+                took = time.perf_counter() - started
+                per_call.setdefault(f"{n:02d} {rpc}", []).append(took)
+                total += took
+            totals.append(total)
+        found[screen] = {name: statistics.median(v) for name, v in per_call.items()}
+        found[screen]["all calls"] = statistics.median(totals)
+    return found
+
+
+def timed_navigation(page: Any, url: str, drawn: str, arg: Any = None, timeout_ms: float = 60_000,
+                     phases: dict[str, list[float]] | None = None) -> float:
+    """Seconds from asking for ``url`` to ``drawn`` holding in the page (checked every animation frame); the
+    navigation's phases (seconds) are added to ``phases``."""
     started = time.perf_counter()
     page.goto(url, wait_until="commit", timeout=timeout_ms)
-    page.wait_for_function(drawn, arg=arg, polling="raf", timeout=timeout_ms)
-    return time.perf_counter() - started
+    drawn_ms = page.wait_for_function(drawn, arg=arg, polling="raf", timeout=timeout_ms).json_value()
+    took = time.perf_counter() - started
+    if phases is not None:
+        for name, ms in {**page.evaluate(PHASES), "drawn": drawn_ms}.items():
+            phases.setdefault(name, []).append(float(ms) / 1000)
+    return took
 
 
 def live_size_changes(page: Any, reps: int) -> list[float]:
@@ -104,7 +160,8 @@ def live_size_changes(page: Any, reps: int) -> list[float]:
     return times
 
 
-def drive(system: System, seeded: Any, reps: int, admin: tuple[str, str]) -> tuple[dict[str, list[float]], str]:
+def drive(system: System, seeded: Any, reps: int, admin: tuple[str, str],
+          phases: dict[str, dict[str, list[float]]]) -> tuple[dict[str, list[float]], str]:
     from playwright.sync_api import sync_playwright
 
     results: dict[str, list[float]] = {key: [] for key in GOALS_MS}
@@ -129,11 +186,13 @@ def drive(system: System, seeded: Any, reps: int, admin: tuple[str, str]) -> tup
             log(f"{reps} member list navigations ({total})")
             key_list, key_size, key_detail = GOALS_MS
             for _ in range(reps):
-                results[key_list].append(timed_navigation(page, base + "/members", LIST_DRAWN))
+                results[key_list].append(timed_navigation(page, base + "/members", LIST_DRAWN,
+                                                          phases=phases.setdefault("member list", {})))
             log(f"{reps} member detail navigations")
             for n in range(reps):
-                results[key_detail].append(timed_navigation(page, f"{base}/members/{member_ids[n % len(member_ids)]}",
-                                                            DETAIL_DRAWN, list(ASSETS)))
+                results[key_detail].append(timed_navigation(
+                    page, f"{base}/members/{member_ids[n % len(member_ids)]}", DETAIL_DRAWN, list(ASSETS),
+                    phases=phases.setdefault("member detail", {})))
             log(f"{reps} live size changes")
             page.goto(base + "/crowds/new")
             page.get_by_role("heading", level=1).wait_for()
@@ -151,7 +210,8 @@ def drive(system: System, seeded: Any, reps: int, admin: tuple[str, str]) -> tup
     return results, total
 
 
-def run(members: int, reps: int, entries: int, startup_timeout: float) -> tuple[dict[str, list[float]], str]:
+def run(members: int, reps: int, entries: int, startup_timeout: float,
+        ) -> tuple[dict[str, list[float]], str, dict[str, dict[str, float]]]:
     from tests.bench.bench_crowds import seed_service_db
     from tests.browser.seed import ADMIN_PASSWORD, ADMIN_PHONE, Gateway, seed
 
@@ -172,14 +232,20 @@ def run(members: int, reps: int, entries: int, startup_timeout: float) -> tuple[
             api = Gateway(system, seeded.token)
             try:
                 give_statements(api, seeded, entries)
+                phases: dict[str, dict[str, list[float]]] = {}
+                results, total = drive(system, seeded, reps, (ADMIN_PHONE, ADMIN_PASSWORD), phases)
+                log(f"the same screens' API calls through the gateway, {reps} times")
+                return results, total, {**api_share(api, seeded, reps), **{
+                    f"{screen} in the browser": {k: statistics.median(v) for k, v in p.items()}
+                    for screen, p in phases.items()}}
             finally:
                 api.http.close()
-            return drive(system, seeded, reps, (ADMIN_PHONE, ADMIN_PASSWORD))
         finally:
             system.stop()
 
 
-def report(results: dict[str, list[float]], members: int, total: str, reps: int) -> bool:
+def report(results: dict[str, list[float]], members: int, total: str, reps: int,
+           share: dict[str, dict[str, float]]) -> bool:
     print(f"\nconsole in headless chromium, {members:,} bulk-loaded members ({total}), {reps} repetitions, "
           f"{cpu_model()} (2 cores, browser, gateway and services on one machine)")
     print("| what | p50 | p95 | goal | met |")
@@ -191,6 +257,18 @@ def report(results: dict[str, list[float]], members: int, total: str, reps: int)
         met = p95 <= goal
         met_all &= met
         print(f"| {what} | {p50:.0f} ms | {p95:.0f} ms | <= {goal} ms | {'met' if met else 'MISSED'} (p95) |")
+    print("\nwhere the time goes: each screen's API calls through the gateway (HTTP), one after another, p50")
+    for screen, calls in share.items():
+        if screen.endswith("in the browser"):
+            continue
+        slowest = sorted(((v, k) for k, v in calls.items() if k != "all calls"), reverse=True)[:3]
+        print(f"  {screen}: all {len(calls) - 1} calls {calls['all calls'] * 1000:.0f} ms; slowest "
+              + ", ".join(f"{name[3:]} {v * 1000:.0f} ms" for v, name in slowest))
+    print("where the time goes in the browser, p50 ms since the navigation began (server's first byte = the page "
+          "built with all its calls; drawn = rows on screen):")
+    for screen, marks in share.items():
+        if screen.endswith("in the browser"):
+            print(f"  {screen}: " + ", ".join(f"{k.replace('_', ' ')} {v * 1000:.0f}" for k, v in marks.items()))
     return met_all
 
 
@@ -206,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {CHROMIUM} is missing (Debian's chromium drives the console)")
         return 1
     started = time.perf_counter()
-    results, total = run(args.members, args.reps, args.entries, args.startup_timeout)
-    report(results, args.members, total, args.reps)
+    results, total, share = run(args.members, args.reps, args.entries, args.startup_timeout)
+    report(results, args.members, total, args.reps, share)
     print(f"(whole run {time.perf_counter() - started:.0f} s)")
     return 0
 
