@@ -19,7 +19,10 @@ has no back door to the services.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -189,6 +192,10 @@ def build_request(rpc: str, request: dict[str, Any]) -> tuple[str, str, list[tup
     return route.method, path, flatten_query(values), None
 
 
+def _call_key(rpc: str, request: dict[str, Any]) -> str:
+    return rpc + json.dumps(request, sort_keys=True, ensure_ascii=False, default=str)
+
+
 def _deep_copy(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _deep_copy(v) for k, v in value.items()}
@@ -251,14 +258,30 @@ class Api:
         self.access_token = access_token
         self._timeout = timeout
         self.labels = labels
+        self._kept: dict[str, dict[str, Any] | ApiError] = {}
 
     def _client(self) -> httpx.AsyncClient:
         headers = {"authorization": f"Bearer {self.access_token}"} if self.access_token else {}
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self._app), base_url="http://console",
                                  headers=headers, timeout=self._timeout)
 
+    async def prefetch(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Makes ``calls`` at once (concurrently, not one after another) and keeps each answer, or its API error,
+        for the page's own call with the same request, which takes it instead of calling again (once: a later
+        call asks anew). A page that needs several independent answers before it draws waits for the slowest
+        rather than for their sum. Touches no UI, so it may run outside the page's task."""
+        answers = await asyncio.gather(*(self.call(rpc, request) for rpc, request in calls), return_exceptions=True)
+        for (rpc, request), answer in zip(calls, answers, strict=True):
+            if isinstance(answer, (dict, ApiError)):
+                self._kept[_call_key(rpc, request)] = answer
+
     async def call(self, rpc: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
         """The RPC's answer as JSON values; a CSV answer as ``{"csv": bytes, "row_count", "truncated"}``."""
+        kept = self._kept.pop(_call_key(rpc, request or {}), None) if self._kept else None
+        if isinstance(kept, ApiError):
+            raise kept
+        if kept is not None:
+            return kept
         method, path, query, body = build_request(rpc, request or {})
         async with self._client() as http:
             response = await http.request(method, path, params=tuple(query), json=body)
