@@ -18,14 +18,10 @@ RAISED_WITH = re.compile(r"""error_reason\s*=\s*["']([A-Z][A-Z_]+)["']""")
 
 
 def documented_reasons() -> set[str]:
-    """Every reason docs/errors.md lists: its table's first column, and the gateway's own named below it."""
+    """Every reason docs/errors.md names in its "Reasons" section: the table's, and the gateway's own below it."""
     text = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
-    reasons = set()
-    for line in text.splitlines():
-        if line.startswith("| `"):
-            reasons |= set(REASON.findall(line.split("|")[1]))
-    reasons |= set(REASON.findall(text.rsplit("\n\n", 1)[1]))
-    return reasons
+    section = text.split("\n## Reasons", 1)[1].split("\n## ", 1)[0]
+    return set(REASON.findall(section))
 
 
 def raised_reasons() -> set[str]:
