@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -54,6 +55,9 @@ PACKAGES = ("crowdpack.customer.v1", "crowdpack.ledger.v1", "crowdpack.alert.v1"
 SIGN_IN_PATH = "/v1/sessions"
 REFRESH_PATH = "/v1/sessions:refresh"
 SIGN_OUT_PATH = "/v1/sessions:revoke"
+# How long a remembered list (levels, tags, groups, malls, stores for the pickers) serves before it is asked
+# again; the person's own change (any call but a GET) forgets every list at once.
+REMEMBER_S = 60.0
 VARIABLE = re.compile(r"\{([a-z0-9_.]+)(?:=[^}]*)?\}")
 
 
@@ -253,12 +257,28 @@ class Api:
     """The gateway's API as one person sees it: their access token on every call, errors in their language."""
 
     def __init__(self, app: ASGIApp, access_token: str | None = None, timeout: float = 30.0,
-                 labels: Labels | None = None) -> None:
+                 labels: Labels | None = None, memory: dict[str, tuple[float, dict[str, Any]]] | None = None) -> None:
         self._app = app
         self.access_token = access_token
         self._timeout = timeout
         self.labels = labels
         self._kept: dict[str, dict[str, Any] | ApiError] = {}
+        self._memory = memory if memory is not None else {}
+
+    def _remembered(self, key: str) -> dict[str, Any] | None:
+        hit = self._memory.get(key)
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < REMEMBER_S else None
+
+    async def call_remembered(self, rpc: str, request: dict[str, Any]) -> dict[str, Any]:
+        """A list that rarely changes and that a page only picks names from (levels, tags, groups, malls,
+        stores): the answer given less than REMEMBER_S ago, else asked anew. The memory is the signed-in
+        person's (``memory``), so it shows what their role may see; their own change forgets it."""
+        key = _call_key(rpc, request)
+        answer = self._remembered(key)
+        if answer is None:
+            answer = await self.call(rpc, request)
+            self._memory[key] = (time.monotonic(), answer)
+        return answer
 
     def _client(self) -> httpx.AsyncClient:
         headers = {"authorization": f"Bearer {self.access_token}"} if self.access_token else {}
@@ -270,6 +290,7 @@ class Api:
         for the page's own call with the same request, which takes it instead of calling again (once: a later
         call asks anew). A page that needs several independent answers before it draws waits for the slowest
         rather than for their sum. Touches no UI, so it may run outside the page's task."""
+        calls = [(rpc, request) for rpc, request in calls if self._remembered(_call_key(rpc, request)) is None]
         answers = await asyncio.gather(*(self.call(rpc, request) for rpc, request in calls), return_exceptions=True)
         for (rpc, request), answer in zip(calls, answers, strict=True):
             if isinstance(answer, (dict, ApiError)):
@@ -283,6 +304,8 @@ class Api:
         if kept is not None:
             return kept
         method, path, query, body = build_request(rpc, request or {})
+        if method != "GET":
+            self._memory.clear()
         async with self._client() as http:
             response = await http.request(method, path, params=tuple(query), json=body)
         return _answer(response, self.labels)

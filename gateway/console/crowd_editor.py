@@ -408,8 +408,10 @@ CHOICE_CALLS: tuple[tuple[str, dict[str, Any]], ...] = (
 
 
 async def load_choices(api: Any) -> Choices:
-    """Levels, tags, groups, malls and stores the person may pick from (each list read once, all at once)."""
-    answers = await asyncio.gather(*(api.call(rpc, request) for rpc, request in CHOICE_CALLS))
+    """Levels, tags, groups, malls and stores the person may pick from (each list read once, all at once; a list
+    read in the last minute is remembered: ListLevels and ListCustomerGroups count members, which at a million
+    members takes seconds, and a picker needs only the names)."""
+    answers = await asyncio.gather(*(api.call_remembered(rpc, request) for rpc, request in CHOICE_CALLS))
     levels, tags, groups, malls, stores = (answers[0].get("levels", []), answers[1].get("tags", []),
                                            answers[2].get("groups", []), answers[3].get("malls", []),
                                            answers[4].get("stores", []))

@@ -38,6 +38,8 @@ class Session:
     role: str
     mall_ids: list[str] = field(default_factory=list)
     seen: float = field(default_factory=time.monotonic)
+    # Lists the person's pages remembered (Api.call_remembered), by call.
+    memory: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     @property
     def super_admin(self) -> bool:
@@ -111,7 +113,7 @@ class SessionApi(Api):
     """The API as the session's person, renewing the access token once when it has expired."""
 
     def __init__(self, sessions: Sessions, session: Session, labels: Labels | None = None) -> None:
-        super().__init__(sessions.app, session.access_token, labels=labels)
+        super().__init__(sessions.app, session.access_token, labels=labels, memory=session.memory)
         self._sessions, self.session = sessions, session
 
     async def call(self, rpc: str, request: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -124,3 +124,19 @@ async def test_prefetched_answers_serve_the_same_call_once_then_it_asks_again(fa
     await client.call("S.Get", {"thing_id": "2"})
     await client.call("S.Get", {"thing_id": "3"})
     assert seen[3:] == ["/v1/things/2", "/v1/things/3"]  # taken once; an unprefetched call goes out
+
+
+async def test_a_remembered_list_is_asked_once_a_minute_and_forgotten_on_the_persons_change(fake_routes, monkeypatch):
+    seen: list[str] = []
+    memory: dict = {}
+    client = api.Api(counting_app(seen), memory=memory)
+    first = await client.call_remembered("S.Get", {"thing_id": "1"})
+    await client.prefetch([("S.Get", {"thing_id": "1"})])  # remembered: not asked again
+    assert await client.call_remembered("S.Get", {"thing_id": "1"}) == first
+    assert api.Api(counting_app(seen), memory=memory) and len(seen) == 1
+    await client.call("S.Move", {"group_id": "g", "ids": ["1"]})  # a change forgets every list
+    await client.call_remembered("S.Get", {"thing_id": "1"})
+    assert seen == ["/v1/things/1", "/v1/groups/g:move", "/v1/things/1"]
+    monkeypatch.setattr(api, "REMEMBER_S", 0.0)  # older than REMEMBER_S: asked anew
+    await client.call_remembered("S.Get", {"thing_id": "1"})
+    assert len(seen) == 4
