@@ -70,6 +70,7 @@ LABELS: dict[str, str] = {
     "members.downloaded": "Downloaded {n} rows",
     "members.truncated": "(more matched; the first 10,000 were downloaded)",
     "members.total": "{n} members",
+    "members.counting": "Counting members…",
     "members.crowd_filter": "Crowd filter",
     "members.crowd_mall": "Mall whose time zone resolves relative dates",
     "members.filter.card_opened": "Card opened",

@@ -70,6 +70,7 @@ LABELS: dict[str, str] = {
     "members.downloaded": "已下载 {n} 条",
     "members.truncated": "（超过上限，仅下载前 1 万条）",
     "members.total": "共 {n} 位会员",
+    "members.counting": "正在统计会员数…",
     "members.crowd_filter": "人群筛选器",
     "members.crowd_mall": "按此商场的时区计算相对日期",
     "members.filter.card_opened": "开卡状态",

@@ -29,7 +29,8 @@ def new_state() -> dict[str, Any]:
             **{key: TRI[0] for key in TRI_FILTERS}, **{key: [] for key in LIST_FILTERS[1:]}, "crowd_mall_id": ""}
 
 
-def list_request(state: dict[str, Any], page_token: str, crowd: dict[str, Any]) -> dict[str, Any]:
+def list_request(state: dict[str, Any], page_token: str, crowd: dict[str, Any], include_total: bool = True,
+                 ) -> dict[str, Any]:
     """The ListMembers request for the list as ``state`` and the crowd filter ``crowd`` have it."""
     f: dict[str, Any] = {k: state[k] for k in LIST_FILTERS}
     for key in TRI_FILTERS:
@@ -39,7 +40,7 @@ def list_request(state: dict[str, Any], page_token: str, crowd: dict[str, Any]) 
         f["crowd"] = crowd
         f["crowd_mall_id"] = state["crowd_mall_id"]
     return {"page_size": state["page_size"], "page_token": page_token, "filter": f, "order_by": state["order_by"],
-            "ascending": state["ascending"], "include_total": True}
+            "ascending": state["ascending"], "include_total": include_total}
 
 
 def member_row(t: Any, member: dict[str, Any], levels: dict[int, str]) -> dict[str, Any]:
@@ -85,7 +86,8 @@ async def members_page(request: Request) -> RedirectResponse | None:
     with frame(page, "members.title"):
         state = new_state()
         # The pickers' lists and the first page, all at once rather than one after another.
-        await page.api.prefetch([*CHOICE_CALLS, ("MemberService.ListMembers", list_request(state, "", {"groups": []}))])
+        first = list_request(state, "", {"groups": []}, include_total=False)
+        await page.api.prefetch([*CHOICE_CALLS, ("MemberService.ListMembers", first)])
         choices = await attempt(lambda: load_choices(page.api)) or Choices()
         state["crowd_mall_id"] = next(iter(choices.malls), "")
         pager = Pager()
@@ -135,11 +137,16 @@ async def members_page(request: Request) -> RedirectResponse | None:
             page_no = ui.label("")
             following = ui.button(t("table.next"), on_click=lambda: turn(back=False)).props("flat")
 
-        async def reload(reset: bool = False) -> None:
+        shown = {"generation": 0}  # which reload the page shows, so a late count never labels a newer list
+
+        async def reload(reset: bool = False, count: bool = True) -> None:
+            """The page asked for; with its total (a count of every matching member), unless ``count`` is False:
+            then the total follows in a second call (count_total) once the rows are on screen."""
             if reset:
                 pager.reset()
+            shown["generation"] += 1
             table.props("loading")
-            request = list_request(state, pager.token, editor.definition())
+            request = list_request(state, pager.token, editor.definition(), include_total=count)
             answer = await attempt(lambda: page.api.call("MemberService.ListMembers", request))
             table.props(remove="loading")
             if answer is None:
@@ -147,10 +154,20 @@ async def members_page(request: Request) -> RedirectResponse | None:
             pager.got(answer.get("next_page_token", ""))
             table.rows = [member_row(t, m, choices.levels) for m in answer.get("members", [])]
             table.update()
-            total.set_text(t("members.total", n=f"{int(answer.get('total_size', 0)):,}"))
+            total.set_text(t("members.total", n=f"{int(answer.get('total_size', 0)):,}") if count
+                           else t("members.counting"))
             page_no.set_text(t("table.page", n=pager.index + 1))
             previous.enabled = pager.index > 0
             following.enabled = bool(pager.next_token)
+
+        async def count_total() -> None:
+            """The first page's total, counted after the page has drawn (at a million members the count takes
+            longer than the page)."""
+            generation = shown["generation"]
+            request = {**list_request(state, "", editor.definition()), "page_size": 1}
+            answer = await attempt(lambda: page.api.call("MemberService.ListMembers", request))
+            if answer is not None and generation == shown["generation"]:
+                total.set_text(t("members.total", n=f"{int(answer.get('total_size', 0)):,}"))
 
         async def apply(key: str, value: Any) -> None:
             state[key] = value
@@ -174,5 +191,6 @@ async def members_page(request: Request) -> RedirectResponse | None:
                           type="positive")
 
         search.on_value_change(lambda e: apply("search", e.value or ""))
-        await reload(reset=True)
+        await reload(reset=True, count=False)
+        ui.timer(0, count_total, once=True)  # runs once the browser has the page
     return None
