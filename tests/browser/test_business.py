@@ -88,9 +88,13 @@ def test_a_salesperson_follows_up_and_applies_an_admin_approves_one_and_rejects_
     page.get_by_role("option", name="电话", exact=True).click()
     detail.get_by_label("沟通联系人").click()
     page.get_by_role("option", name="陈经理").click()
+    detail.get_by_label("跟进时间（选填）").fill("昨天下午")
+    detail.get_by_role("button", name="添加跟进").click()
+    expect(detail.get_by_text("跟进时间格式应为 2026-01-31 18:30")).to_be_visible()
+    detail.get_by_label("跟进时间（选填）").fill("2026-11-30 15:30")
     detail.get_by_role("button", name="添加跟进").click()
     row = follow_ups.get_by_role("row").filter(has_text="初次电话沟通，约下周拜访")
-    for cell in ("电话", "陈经理", "销售小王"):
+    for cell in ("2026-11-30 15:30:00", "电话", "陈经理", "销售小王"):
         expect(row.get_by_role("cell", name=cell, exact=True)).to_be_visible()
     operator.snapshot("business-follow-ups")
     expect(detail.get_by_role("button", name="转移负责人")).to_have_count(0)  # a salesperson applies instead

@@ -684,6 +684,8 @@ LABELS: dict[str, str] = {
     "biz.follow_up.content": "What was said",
     "biz.follow_up.staff": "By",
     "biz.follow_up.add": "Add follow-up",
+    "biz.follow_up.time_optional": "When (optional)",
+    "biz.follow_up.bad_time": "Write the time as 2026-01-31 18:30",
     "enum.follow_up_method.FOLLOW_UP_METHOD_VISIT": "Visit",
     "enum.follow_up_method.FOLLOW_UP_METHOD_CALL": "Call",
     "enum.follow_up_method.FOLLOW_UP_METHOD_WECHAT": "WeChat",

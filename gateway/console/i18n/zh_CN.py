@@ -682,6 +682,8 @@ LABELS: dict[str, str] = {
     "biz.follow_up.content": "跟进内容",
     "biz.follow_up.staff": "跟进人",
     "biz.follow_up.add": "添加跟进",
+    "biz.follow_up.time_optional": "跟进时间（选填）",
+    "biz.follow_up.bad_time": "跟进时间格式应为 2026-01-31 18:30",
     "enum.follow_up_method.FOLLOW_UP_METHOD_VISIT": "拜访",
     "enum.follow_up_method.FOLLOW_UP_METHOD_CALL": "电话",
     "enum.follow_up_method.FOLLOW_UP_METHOD_WECHAT": "微信",

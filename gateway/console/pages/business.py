@@ -5,6 +5,7 @@ applies and an administrator approves or rejects with a note); statistics."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request
@@ -14,6 +15,7 @@ from nicegui import ui
 from gateway.console.api import ApiError
 from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
 from gateway.console.widgets import (
+    DISPLAY_ZONE,
     Form,
     Pager,
     attempt,
@@ -422,15 +424,26 @@ class FollowUps:
                                                   label=t("biz.follow_up.method")).classes("w-28"))
             self.contact = form.add("contact_id", ui.select({}, label=t("biz.follow_up.contact"),
                                                             clearable=True).classes("w-36"))
-            content = form.add("content", ui.input(t("biz.follow_up.content")).classes("w-72"))
+            content = form.add("content", ui.input(t("biz.follow_up.content")).classes("w-56"))
+            moment = form.add("follow_up_time", ui.input(t("biz.follow_up.time_optional"),
+                                                         placeholder="2026-01-31 18:30").classes("w-40"))
 
             async def add() -> None:
-                answer = await form.submit(lambda: self.api.call("BusinessCustomerService.CreateFollowUp", {
-                    "request_id": uuid.uuid4().hex, "customer_id": self.customer_id,
-                    "method": method.value or NO_METHOD, "contact_id": self.contact.value or "",
-                    "content": content.value or ""}))
+                request = {"request_id": uuid.uuid4().hex, "customer_id": self.customer_id,
+                           "method": method.value or NO_METHOD, "contact_id": self.contact.value or "",
+                           "content": content.value or ""}
+                form.clear()
+                if (moment.value or "").strip():  # typed in Beijing time; empty means now
+                    try:
+                        when_typed = datetime.fromisoformat(moment.value.strip()).replace(tzinfo=DISPLAY_ZONE)
+                    except ValueError:
+                        form.show(ApiError(400, "INVALID_ARGUMENT", t("biz.follow_up.bad_time"), "follow_up_time"))
+                        return
+                    request["follow_up_time"] = when_typed.isoformat()
+                answer = await form.submit(lambda: self.api.call("BusinessCustomerService.CreateFollowUp", request))
                 if answer is not None:
                     content.set_value("")
+                    moment.set_value("")
                     await self.load()
                     await self.view.load()
 
