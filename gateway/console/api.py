@@ -55,9 +55,11 @@ PACKAGES = ("crowdpack.customer.v1", "crowdpack.ledger.v1", "crowdpack.alert.v1"
 SIGN_IN_PATH = "/v1/sessions"
 REFRESH_PATH = "/v1/sessions:refresh"
 SIGN_OUT_PATH = "/v1/sessions:revoke"
-# How long a remembered list (levels, tags, groups, malls, stores for the pickers) serves before it is asked
-# again; the person's own change (any call but a GET) forgets every list at once.
+# How long a remembered list (levels, tags, groups, malls, stores for the pickers) serves as it is; older, it
+# still serves while it is asked anew in the background (the next page has the new answer), until FORGET_S,
+# when a page waits for it. The person's own change (any call but a GET) forgets every list at once.
 REMEMBER_S = 60.0
+FORGET_S = 600.0
 VARIABLE = re.compile(r"\{([a-z0-9_.]+)(?:=[^}]*)?\}")
 
 
@@ -265,20 +267,36 @@ class Api:
         self._kept: dict[str, dict[str, Any] | ApiError] = {}
         self._memory = memory if memory is not None else {}
 
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
+
     def _remembered(self, key: str) -> dict[str, Any] | None:
+        """A remembered answer a page may show without waiting (younger than FORGET_S)."""
         hit = self._memory.get(key)
-        return hit[1] if hit is not None and time.monotonic() - hit[0] < REMEMBER_S else None
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < FORGET_S else None
 
     async def call_remembered(self, rpc: str, request: dict[str, Any]) -> dict[str, Any]:
         """A list that rarely changes and that a page only picks names from (levels, tags, groups, malls,
-        stores): the answer given less than REMEMBER_S ago, else asked anew. The memory is the signed-in
-        person's (``memory``), so it shows what their role may see; their own change forgets it."""
+        stores): the answer given less than REMEMBER_S ago; older (up to FORGET_S) it is still given while
+        it is asked anew in the background; else asked now. The memory is the signed-in person's
+        (``memory``), so it shows what their role may see; their own change forgets it."""
         key = _call_key(rpc, request)
-        answer = self._remembered(key)
-        if answer is None:
-            answer = await self.call(rpc, request)
-            self._memory[key] = (time.monotonic(), answer)
+        hit = self._memory.get(key)
+        if hit is not None and time.monotonic() - hit[0] < FORGET_S:
+            if time.monotonic() - hit[0] >= REMEMBER_S and key not in self._refreshing:
+                self._refreshing[key] = asyncio.create_task(self._refresh(key, rpc, request))
+            return hit[1]
+        answer = await self.call(rpc, request)
+        self._memory[key] = (time.monotonic(), answer)
         return answer
+
+    async def _refresh(self, key: str, rpc: str, request: dict[str, Any]) -> None:
+        """Asks for a remembered list anew, off the page's path (no UI: it only updates the memory)."""
+        try:
+            self._memory[key] = (time.monotonic(), await self.call(rpc, request))
+        except Exception:  # noqa: BLE001 - the old answer stays; the next page asks again
+            pass
+        finally:
+            self._refreshing.pop(key, None)
 
     def _client(self) -> httpx.AsyncClient:
         headers = {"authorization": f"Bearer {self.access_token}"} if self.access_token else {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -137,6 +139,10 @@ async def test_a_remembered_list_is_asked_once_a_minute_and_forgotten_on_the_per
     await client.call("S.Move", {"group_id": "g", "ids": ["1"]})  # a change forgets every list
     await client.call_remembered("S.Get", {"thing_id": "1"})
     assert seen == ["/v1/things/1", "/v1/groups/g:move", "/v1/things/1"]
-    monkeypatch.setattr(api, "REMEMBER_S", 0.0)  # older than REMEMBER_S: asked anew
+    monkeypatch.setattr(api, "REMEMBER_S", 0.0)  # older than REMEMBER_S: still given, and asked anew behind it
+    assert await client.call_remembered("S.Get", {"thing_id": "1"}) == first
+    await asyncio.gather(*client._refreshing.values())
+    assert len(seen) == 4 and not client._refreshing
+    monkeypatch.setattr(api, "FORGET_S", 0.0)  # older than FORGET_S: the page waits for a new answer
     await client.call_remembered("S.Get", {"thing_id": "1"})
-    assert len(seen) == 4
+    assert len(seen) == 5
