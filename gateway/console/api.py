@@ -4,7 +4,8 @@ Pages name an RPC (``"MemberService.ListMembers"``) and pass the request as JSON
 values; this module finds the RPC's HTTP route, fills the path from the request, sends the
 rest as the query (GET, DELETE) or the JSON body, and returns the JSON answer. An error
 answer becomes an :class:`ApiError` carrying the field the gateway named, which the page
-shows beside that field.
+shows beside that field, and its stable reason (docs/errors.md): the person reads the catalogue's
+text for that reason in their language (``error.<REASON>``), else the server's own message.
 
 Routes come from the ``google.api.http`` annotations in the generated descriptors, which the
 gateway's transcoder serves. A request carrying a list of objects (a crowd filter's condition
@@ -18,7 +19,11 @@ has no back door to the services.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -28,6 +33,8 @@ import httpx
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pool
 from starlette.types import ASGIApp
+
+from gateway.console.i18n import Labels
 
 # The service modules whose descriptors name the routes (imported for their registration).
 SERVICE_MODULES = (
@@ -48,15 +55,33 @@ PACKAGES = ("crowdpack.customer.v1", "crowdpack.ledger.v1", "crowdpack.alert.v1"
 SIGN_IN_PATH = "/v1/sessions"
 REFRESH_PATH = "/v1/sessions:refresh"
 SIGN_OUT_PATH = "/v1/sessions:revoke"
+# How long a remembered list (levels, tags, groups, malls, stores for the pickers) serves as it is; older, it
+# still serves while it is asked anew in the background (the next page has the new answer), until FORGET_S,
+# when a page waits for it. The person's own change (any call but a GET) forgets every list at once.
+REMEMBER_S = 60.0
+FORGET_S = 600.0
 VARIABLE = re.compile(r"\{([a-z0-9_.]+)(?:=[^}]*)?\}")
 
 
 class ApiError(Exception):
-    """One clear line for people, and the request field it is about (if the gateway named one)."""
+    """One clear line for people, and the request field it is about (if the gateway named one).
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    ``message`` is what the person reads (the catalogue's text for ``reason`` once :meth:`in_language`
+    has chosen it); ``server_message`` stays the gateway's own English line."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None, reason: str = "") -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
+        self.status, self.code, self.message, self.field, self.reason = status, code, message, field, reason
+        self.server_message = message
+
+    def in_language(self, t: Labels | None) -> ApiError:
+        """This error with the text for its reason in ``t``'s language, else the server's message."""
+        if t is None:
+            return self
+        text = t.error(self.reason, detail=detail_of(self.server_message, self.field))
+        if text is not None:
+            self.message = text
+        return self
 
     @property
     def unauthenticated(self) -> bool:
@@ -173,6 +198,10 @@ def build_request(rpc: str, request: dict[str, Any]) -> tuple[str, str, list[tup
     return route.method, path, flatten_query(values), None
 
 
+def _call_key(rpc: str, request: dict[str, Any]) -> str:
+    return rpc + json.dumps(request, sort_keys=True, ensure_ascii=False, default=str)
+
+
 def _deep_copy(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _deep_copy(v) for k, v in value.items()}
@@ -181,7 +210,25 @@ def _deep_copy(value: Any) -> Any:
     return value
 
 
-def _error_of(response: httpx.Response) -> ApiError:
+def detail_of(message: str, field: str | None) -> str:
+    """The server's message without its leading ``field:`` (the page shows the error beside that field)."""
+    if field and message.startswith(f"{field}:"):
+        return message[len(field) + 1:].strip()
+    head, sep, rest = message.partition(": ")
+    return rest if sep and re.fullmatch(r"[a-z_][a-z0-9_.\[\]]*", head) else message
+
+
+def _reason_of(error: dict[str, Any]) -> str:
+    reason = error.get("reason")
+    if not reason:
+        for detail in error.get("details", []) or []:
+            if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.ErrorInfo"):
+                reason = detail.get("reason")
+                break
+    return str(reason or "")
+
+
+def _error_of(response: httpx.Response, t: Labels | None = None) -> ApiError:
     try:
         error = response.json().get("error", {})
     except ValueError:
@@ -196,12 +243,12 @@ def _error_of(response: httpx.Response) -> ApiError:
             for violation in detail.get("fieldViolations", detail.get("field_violations", [])) or []:
                 field = violation.get("field")
                 break
-    return ApiError(response.status_code, code, message, field or None)
+    return ApiError(response.status_code, code, message, field or None, _reason_of(error)).in_language(t)
 
 
-def _answer(response: httpx.Response) -> dict[str, Any]:
+def _answer(response: httpx.Response, t: Labels | None = None) -> dict[str, Any]:
     if response.status_code >= 400:
-        raise _error_of(response)
+        raise _error_of(response, t)
     if response.headers.get("content-type", "").startswith("text/csv"):
         return {"csv": response.content, "row_count": int(response.headers.get("x-row-count") or 0),
                 "truncated": response.headers.get("x-truncated") == "true"}
@@ -209,24 +256,77 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
 
 
 class Api:
-    """The gateway's API as one person sees it: their access token on every call."""
+    """The gateway's API as one person sees it: their access token on every call, errors in their language."""
 
-    def __init__(self, app: ASGIApp, access_token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, app: ASGIApp, access_token: str | None = None, timeout: float = 30.0,
+                 labels: Labels | None = None, memory: dict[str, tuple[float, dict[str, Any]]] | None = None) -> None:
         self._app = app
         self.access_token = access_token
         self._timeout = timeout
+        self.labels = labels
+        self._kept: dict[str, dict[str, Any] | ApiError] = {}
+        self._memory = memory if memory is not None else {}
+
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
+
+    def _remembered(self, key: str) -> dict[str, Any] | None:
+        """A remembered answer a page may show without waiting (younger than FORGET_S)."""
+        hit = self._memory.get(key)
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < FORGET_S else None
+
+    async def call_remembered(self, rpc: str, request: dict[str, Any]) -> dict[str, Any]:
+        """A list that rarely changes and that a page only picks names from (levels, tags, groups, malls,
+        stores): the answer given less than REMEMBER_S ago; older (up to FORGET_S) it is still given while
+        it is asked anew in the background; else asked now. The memory is the signed-in person's
+        (``memory``), so it shows what their role may see; their own change forgets it."""
+        key = _call_key(rpc, request)
+        hit = self._memory.get(key)
+        if hit is not None and time.monotonic() - hit[0] < FORGET_S:
+            if time.monotonic() - hit[0] >= REMEMBER_S and key not in self._refreshing:
+                self._refreshing[key] = asyncio.create_task(self._refresh(key, rpc, request))
+            return hit[1]
+        answer = await self.call(rpc, request)
+        self._memory[key] = (time.monotonic(), answer)
+        return answer
+
+    async def _refresh(self, key: str, rpc: str, request: dict[str, Any]) -> None:
+        """Asks for a remembered list anew, off the page's path (no UI: it only updates the memory)."""
+        try:
+            self._memory[key] = (time.monotonic(), await self.call(rpc, request))
+        except Exception:  # noqa: BLE001 - the old answer stays; the next page asks again
+            pass
+        finally:
+            self._refreshing.pop(key, None)
 
     def _client(self) -> httpx.AsyncClient:
         headers = {"authorization": f"Bearer {self.access_token}"} if self.access_token else {}
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self._app), base_url="http://console",
                                  headers=headers, timeout=self._timeout)
 
+    async def prefetch(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Makes ``calls`` at once (concurrently, not one after another) and keeps each answer, or its API error,
+        for the page's own call with the same request, which takes it instead of calling again (once: a later
+        call asks anew). A page that needs several independent answers before it draws waits for the slowest
+        rather than for their sum. Touches no UI, so it may run outside the page's task."""
+        calls = [(rpc, request) for rpc, request in calls if self._remembered(_call_key(rpc, request)) is None]
+        answers = await asyncio.gather(*(self.call(rpc, request) for rpc, request in calls), return_exceptions=True)
+        for (rpc, request), answer in zip(calls, answers, strict=True):
+            if isinstance(answer, (dict, ApiError)):
+                self._kept[_call_key(rpc, request)] = answer
+
     async def call(self, rpc: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
         """The RPC's answer as JSON values; a CSV answer as ``{"csv": bytes, "row_count", "truncated"}``."""
+        kept = self._kept.pop(_call_key(rpc, request or {}), None) if self._kept else None
+        if isinstance(kept, ApiError):
+            raise kept
+        if kept is not None:
+            return kept
         method, path, query, body = build_request(rpc, request or {})
+        if method != "GET":
+            self._memory.clear()
         async with self._client() as http:
             response = await http.request(method, path, params=tuple(query), json=body)
-        return _answer(response)
+        return _answer(response, self.labels)
 
     async def upload(self, rpc: str, data: bytes, filename: str, request: dict[str, Any] | None = None,
                      ) -> dict[str, Any]:
@@ -235,12 +335,12 @@ class Api:
         async with self._client() as http:
             response = await http.request(method, path, params=tuple(query),
                                           files={"file": (filename, data, "application/octet-stream")})
-        return _answer(response)
+        return _answer(response, self.labels)
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """A plain POST (sign-in and refresh, which are not RPCs)."""
         async with self._client() as http:
             response = await http.post(path, json=body)
         if response.status_code >= 400:
-            raise _error_of(response)
+            raise _error_of(response, self.labels)
         return response.json() if response.content else {}

@@ -45,7 +45,8 @@ def open_page(request: Request) -> Page | RedirectResponse:
     session = sessions.get(request.cookies.get(COOKIE))
     if session is None:
         return RedirectResponse("/sign-in", status_code=303)
-    return Page(request, session, Labels(language_of(request)), sessions.api(session))
+    t = Labels(language_of(request))
+    return Page(request, session, t, sessions.api(session, t))
 
 
 NAV: tuple[tuple[str, str, str], ...] = (

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp
 
 from gateway.console.api import REFRESH_PATH, SIGN_IN_PATH, SIGN_OUT_PATH, Api, ApiError
-from gateway.console.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from gateway.console.i18n import DEFAULT_LANGUAGE, LANGUAGES, Labels
 
 COOKIE = "console_session"
 LANG_COOKIE = "console_lang"
@@ -38,6 +38,8 @@ class Session:
     role: str
     mall_ids: list[str] = field(default_factory=list)
     seen: float = field(default_factory=time.monotonic)
+    # Lists the person's pages remembered (Api.call_remembered), by call.
+    memory: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     @property
     def super_admin(self) -> bool:
@@ -102,15 +104,16 @@ class Sessions:
             except ApiError:
                 pass  # already expired or revoked: signed out either way
 
-    def api(self, session: Session) -> SessionApi:
-        return SessionApi(self, session)
+    def api(self, session: Session, labels: Labels | None = None) -> SessionApi:
+        """The API as ``session``'s person; errors read in ``labels``' language."""
+        return SessionApi(self, session, labels)
 
 
 class SessionApi(Api):
     """The API as the session's person, renewing the access token once when it has expired."""
 
-    def __init__(self, sessions: Sessions, session: Session) -> None:
-        super().__init__(sessions.app, session.access_token)
+    def __init__(self, sessions: Sessions, session: Session, labels: Labels | None = None) -> None:
+        super().__init__(sessions.app, session.access_token, labels=labels, memory=session.memory)
         self._sessions, self.session = sessions, session
 
     async def call(self, rpc: str, request: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -26,6 +26,7 @@ BENCHES = {
     "freshness": ("tests.bench.bench_freshness", ["--members", "5000", "--events", "1000", "--refresh-members",
                                                   "5000", "--refresh-reps", "5", "--lag-orders", "300",
                                                   "--import-rows", "20000"]),
+    "console": ("tests.bench.bench_console", ["--members", "2000", "--reps", "3", "--entries", "21"]),
 }
 
 

@@ -126,7 +126,8 @@ def part_a(n_members: int, n_orders: int, reps: int) -> dict[str, Any]:
 async def seed_service_db(url: str, n: int, orders_per_member: int) -> None:
     """Bulk-loads members, their ledger projection and orders (what the service would have after imports)."""
     from services.common.db import Database
-    from services.customer.models import Customer, CustomerStats, Mall, MemberOrder, Store
+    from services.customer.models import Customer, CustomerStats, MemberOrder
+    from services.customer.organization.models import Mall, Store
 
     db = Database(url, Path("services/customer/migrations"))
     await db.migrate()

@@ -60,14 +60,15 @@ def test_adjust_points_and_see_the_statement(operator, seeded):
     expect(dialog.get_by_text("请输入正确的数值")).to_be_visible()
     dialog.get_by_label("变动值（积分）").fill("120")
     dialog.get_by_role("button", name="确定").click()
-    expect(dialog.get_by_text("reason_template_id", exact=False)).to_be_visible()
+    # The API's FIELD_INVALID reads in Chinese beside the field it names, with the server's detail.
+    expect(dialog.get_by_text("填写有误：is required: pick a reason template")).to_be_visible()
     dialog.get_by_label("变动原因").click()
     page.get_by_role("option", name="消费补录").click()
     dialog.get_by_label("变动说明（选填）").fill("补录 12 月小票")
     # The 变动凭证: a file that is no picture is refused beside the field; a receipt photo fills it in.
     dialog.locator("input[type=file]").set_input_files(files=[{
         "name": "假小票.png", "mimeType": "image/png", "buffer": b"not a receipt"}])
-    expect(dialog.get_by_text("file: must be a JPEG, PNG or PDF file")).to_be_visible()
+    expect(dialog.get_by_text("填写有误：must be a JPEG, PNG or PDF file")).to_be_visible()
     operator.allow(r"/_nicegui/.*/upload")  # NiceGUI's upload endpoint answers the refused file with an error
     dialog.locator("input[type=file]").set_input_files(files=[{
         "name": "小票.png", "mimeType": "image/png", "buffer": RECEIPT}])

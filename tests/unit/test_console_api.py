@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -96,3 +98,51 @@ def test_fen_are_shown_as_yuan_exactly():
     assert yuan(123456789) == "¥1,234,567.89"
     assert yuan(-5) == "-¥0.05"
     assert yuan_text(1250) == "12.50"
+
+
+def counting_app(seen: list[str]):
+    """An ASGI app answering every request with its path as JSON (404 for /v1/things/missing), counting them."""
+    async def app(scope, receive, send):
+        seen.append(scope["path"])
+        missing = scope["path"].endswith("/missing")
+        body = (b'{"error": {"code": "NOT_FOUND", "message": "thing_id: no thing", "reason": "NOT_FOUND", '
+                b'"field": "thing_id"}}' if missing else b'{"path": "%s"}' % scope["path"].encode())
+        await send({"type": "http.response.start", "status": 404 if missing else 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+    return app
+
+
+async def test_prefetched_answers_serve_the_same_call_once_then_it_asks_again(fake_routes):
+    seen: list[str] = []
+    client = api.Api(counting_app(seen))
+    await client.prefetch([("S.Get", {"thing_id": thing}) for thing in ("1", "2", "missing")])
+    assert sorted(seen) == ["/v1/things/1", "/v1/things/2", "/v1/things/missing"]
+    assert await client.call("S.Get", {"thing_id": "2"}) == {"path": "/v1/things/2"}
+    with pytest.raises(ApiError) as err:  # a kept error is raised where the page makes the call, with its field
+        await client.call("S.Get", {"thing_id": "missing"})
+    assert err.value.field == "thing_id"
+    assert len(seen) == 3  # both answered from what was kept
+    await client.call("S.Get", {"thing_id": "2"})
+    await client.call("S.Get", {"thing_id": "3"})
+    assert seen[3:] == ["/v1/things/2", "/v1/things/3"]  # taken once; an unprefetched call goes out
+
+
+async def test_a_remembered_list_is_asked_once_a_minute_and_forgotten_on_the_persons_change(fake_routes, monkeypatch):
+    seen: list[str] = []
+    memory: dict = {}
+    client = api.Api(counting_app(seen), memory=memory)
+    first = await client.call_remembered("S.Get", {"thing_id": "1"})
+    await client.prefetch([("S.Get", {"thing_id": "1"})])  # remembered: not asked again
+    assert await client.call_remembered("S.Get", {"thing_id": "1"}) == first
+    assert api.Api(counting_app(seen), memory=memory) and len(seen) == 1
+    await client.call("S.Move", {"group_id": "g", "ids": ["1"]})  # a change forgets every list
+    await client.call_remembered("S.Get", {"thing_id": "1"})
+    assert seen == ["/v1/things/1", "/v1/groups/g:move", "/v1/things/1"]
+    monkeypatch.setattr(api, "REMEMBER_S", 0.0)  # older than REMEMBER_S: still given, and asked anew behind it
+    assert await client.call_remembered("S.Get", {"thing_id": "1"}) == first
+    await asyncio.gather(*client._refreshing.values())
+    assert len(seen) == 4 and not client._refreshing
+    monkeypatch.setattr(api, "FORGET_S", 0.0)  # older than FORGET_S: the page waits for a new answer
+    await client.call_remembered("S.Get", {"thing_id": "1"})
+    assert len(seen) == 5

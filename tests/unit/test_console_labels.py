@@ -11,6 +11,8 @@ import pytest
 from gateway.console import crowd_editor
 from gateway.console.i18n import CATALOGUES, DEFAULT_LANGUAGE, Labels
 from gateway.console.layout import NAV
+from gateway.console.pages.business import APPLICATION_STATES, FOLLOW_UP_METHODS
+from gateway.console.pages.import_wizard import KINDS as IMPORT_KINDS
 from gateway.console.pages.members import SORTS, TRI
 
 CONSOLE = Path(__file__).resolve().parents[2] / "gateway" / "console"
@@ -30,6 +32,9 @@ def used_keys() -> set[str]:
     keys |= {f"enum.metric.{m}" for m in crowd_editor.METRICS} | {f"enum.gender.{g}" for g in crowd_editor.GENDERS}
     keys |= {f"enum.review.{r}" for r in crowd_editor.REVIEWS} | {f"enum.sort.{s}" for s in SORTS}
     keys |= {f"enum.direction.{d}" for d in crowd_editor.DIRECTIONS}
+    keys |= {f"enum.import_kind.{k}" for k in IMPORT_KINDS}
+    keys |= {f"enum.application_state.{s}" for s in APPLICATION_STATES}
+    keys |= {f"enum.follow_up_method.{m}" for m in FOLLOW_UP_METHODS}
     keys |= {f"enum.channel.{c}" for c in crowd_editor.CHANNELS}
     keys |= {f"enum.online_metric.{m}" for m in crowd_editor.ONLINE_METRICS}
     keys |= {f"tri.{field}.{v}" for field in ("card_opened", "disabled", "store_member") for v in TRI}

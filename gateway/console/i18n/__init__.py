@@ -24,6 +24,11 @@ class Labels:
         text = self._labels[key]
         return text.format(**values) if values else text
 
+    def error(self, reason: str, detail: str = "") -> str | None:
+        """The text for an API error's stable reason (``error.FIELD_INVALID``), or None when there is none."""
+        text = self._labels.get(f"error.{reason}") if reason else None
+        return text.format(detail=detail) if text is not None else None
+
     def enum(self, prefix: str, value: str | int | None, default: str = "—") -> str:
         """The label of an enum value by name (``enum.gender.GENDER_MALE``); ``default`` for unset."""
         if value in (None, "", 0) or str(value).endswith("_UNSPECIFIED"):

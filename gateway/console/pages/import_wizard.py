@@ -19,6 +19,7 @@ from gateway.console.widgets import attempt, table_labels
 
 ENCODINGS = ("IMPORT_ENCODING_UTF8", "IMPORT_ENCODING_GB18030", "IMPORT_ENCODING_BIG5")
 MODES = ("IMPORT_MODE_NORMAL", "IMPORT_MODE_FAST")
+KINDS = ("IMPORT_KIND_MEMBERS", "IMPORT_KIND_BUSINESS_CUSTOMERS")
 DONE = ("IMPORT_JOB_STATE_SUCCEEDED", "IMPORT_JOB_STATE_FAILED")
 MAX_BYTES = 100 * 1024 * 1024
 
@@ -38,6 +39,7 @@ class ImportWizard:
         self.page, self.t, self.api = page, page.t, page.api
         self.file: dict[str, Any] = {}
         self.encoding = ENCODINGS[0]
+        self.kind = KINDS[0]
         self.job: dict[str, Any] = {}
 
     async def build(self) -> None:
@@ -46,6 +48,10 @@ class ImportWizard:
         self.tag_names = sorted(tag["name"] for tag in tags.get("tags", []))
         with ui.stepper().props("flat animated").classes("w-full") as self.stepper:
             with ui.step("upload", title=t("import.step.upload")):
+                with ui.row().classes("items-center gap-4"):
+                    ui.label(t("import.kind")).classes("text-sm")
+                    self.kind_toggle = ui.toggle({k: t.enum("import_kind", k) for k in KINDS}, value=self.kind,
+                                                 on_change=self.kind_changed).props(f'aria-label="{t("import.kind")}"')
                 ui.label(t("import.upload_hint")).classes("text-sm text-grey-8")
                 ui.upload(label=t("import.choose_file"), auto_upload=True, max_file_size=MAX_BYTES,
                           on_upload=self.uploaded).props('accept=".csv,.xlsx" flat bordered').classes("w-96")
@@ -70,7 +76,7 @@ class ImportWizard:
                     ui.label(t("import.mode")).classes("text-sm")
                     self.mode = ui.toggle({m: t.enum("import_mode", m) for m in MODES}, value=MODES[0]).props(
                         f'aria-label="{t("import.mode")}"')
-                    ui.label(t("import.fast_note")).classes("text-xs text-grey-7")
+                    self.mode_note = ui.label(t("import.fast_note")).classes("text-xs text-grey-7")
                 with ui.stepper_navigation():
                     ui.button(t("import.back"), on_click=self.stepper.previous).props("flat")
                     ui.button(t("import.start"), on_click=self.start)
@@ -88,7 +94,8 @@ class ImportWizard:
                                                    on_click=self.download_issues).props("outline")
                     self.issues_button.visible = False
                     ui.button(t("import.again"), on_click=lambda: ui.navigate.to("/import")).props("flat")
-                    ui.button(t("import.see_members"), on_click=lambda: ui.navigate.to("/members")).props("flat")
+                    self.see_button = ui.button(t("import.see_members"),
+                                                on_click=lambda: ui.navigate.to(self.destination())).props("flat")
 
     def count_tile(self, key: str) -> ui.label:
         with ui.column().classes("gap-0"):
@@ -112,6 +119,20 @@ class ImportWizard:
         await self.preview()
         self.stepper.next()
 
+    async def kind_changed(self, event: Any) -> None:
+        """Members or business customers: a business import runs in normal mode only (StartImportRequest.kind)."""
+        self.kind = event.value
+        business = self.kind == "IMPORT_KIND_BUSINESS_CUSTOMERS"
+        self.mode.value = MODES[0]
+        self.mode.set_enabled(not business)
+        self.mode_note.set_text(self.t("import.business_note") if business else self.t("import.fast_note"))
+        self.see_button.set_text(self.t("import.see_business") if business else self.t("import.see_members"))
+        if self.file:
+            await self.preview()
+
+    def destination(self) -> str:
+        return "/business-customers" if self.kind == "IMPORT_KIND_BUSINESS_CUSTOMERS" else "/members"
+
     async def encoding_changed(self, event: Any) -> None:
         self.encoding = event.value
         if self.file:
@@ -122,7 +143,7 @@ class ImportWizard:
         self.encoding_error.set_text("")
         try:
             answer = await self.api.call("ImportService.PreviewImport", {"file_id": self.file["file_id"],
-                                                                         "encoding": self.encoding})
+                                                                         "encoding": self.encoding, "kind": self.kind})
         except ApiError as err:
             # The preview must never show rows read with another encoding than the one chosen.
             self.encoding_error.set_text(err.message)
@@ -153,7 +174,7 @@ class ImportWizard:
 
     async def start(self) -> None:
         request = {"request_id": uuid.uuid4().hex, "file_id": self.file.get("file_id", ""), "mode": self.mode.value,
-                   "encoding": self.encoding, "tag_name": (self.tag.value or "").strip()}
+                   "encoding": self.encoding, "tag_name": (self.tag.value or "").strip(), "kind": self.kind}
         answer = await attempt(lambda: self.api.call("ImportService.StartImport", request))
         if answer is None:
             return

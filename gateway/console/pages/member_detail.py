@@ -14,9 +14,9 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from gateway.console.api import ApiError
-from gateway.console.crowd_editor import Choices, load_choices
+from gateway.console.crowd_editor import CHOICE_CALLS, Choices, load_choices
 from gateway.console.layout import PAGE_TIMEOUT_S, Page, frame, open_page
-from gateway.console.pages.member_orders import MemberOrders
+from gateway.console.pages.member_orders import MemberOrders, orders_request
 from gateway.console.widgets import (
     DISPLAY_ZONE,
     Form,
@@ -53,6 +53,21 @@ def fact(label: str, value: str, name: str = "") -> None:
         ui.label(value or "—").props(f'data-testid="{name}"' if name else "")
 
 
+def first_calls(member_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """The calls the page makes as it first draws (the same requests, so each takes its prefetched answer)."""
+    return [("MemberService.GetMember", {"member_id": member_id}), *CHOICE_CALLS,
+            ("LedgerService.GetBalances", {"member_id": member_id}),
+            *[("LedgerService.ListEntries", statement_request(member_id, asset, "")) for asset in ASSETS],
+            ("LevelService.ListLevelChanges", {"member_id": member_id, "page_size": 100}),
+            ("LedgerService.GetConsumptionSummary", {"member_id": member_id}),
+            ("LedgerService.ListMemberOrders", orders_request(member_id, {}, 20, "")),
+            ("MemberService.ListTimeline", {"customer_id": member_id, "page_size": 100})]
+
+
+def statement_request(member_id: str, asset: str, page_token: str) -> dict[str, Any]:
+    return {"member_id": member_id, "asset": asset, "page_size": 20, "page_token": page_token}
+
+
 @ui.page("/members/{member_id}", response_timeout=PAGE_TIMEOUT_S)
 async def member_detail_page(request: Request, member_id: str) -> RedirectResponse | None:
     page = open_page(request)
@@ -60,6 +75,8 @@ async def member_detail_page(request: Request, member_id: str) -> RedirectRespon
         return page
     t = page.t
     with frame(page, "member.title"):
+        # Everything the page shows before it answers, at once rather than one call after another.
+        await page.api.prefetch(first_calls(member_id))
         answer = await attempt(lambda: page.api.call("MemberService.GetMember", {"member_id": member_id}))
         if answer is None:
             ui.label(t("member.not_found")).props('role="alert"')
@@ -291,8 +308,8 @@ class MemberView:
     async def load_statement(self, asset: str) -> None:
         t, parts = self.t, self.statements[asset]
         pager: Pager = parts["pager"]
-        answer = await attempt(lambda: self.api.call("LedgerService.ListEntries", {
-            "member_id": self.member_id, "asset": asset, "page_size": 20, "page_token": pager.token}))
+        answer = await attempt(lambda: self.api.call("LedgerService.ListEntries",
+                                                     statement_request(self.member_id, asset, pager.token)))
         if answer is None:
             return
         pager.got(answer.get("next_page_token", ""))

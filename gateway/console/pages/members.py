@@ -8,7 +8,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
-from gateway.console.crowd_editor import REVIEWS, Choices, CrowdEditor, load_choices
+from gateway.console.crowd_editor import CHOICE_CALLS, REVIEWS, Choices, CrowdEditor, load_choices
 from gateway.console.layout import PAGE_TIMEOUT_S, frame, open_page
 from gateway.console.widgets import Pager, attempt, points, table_labels, when, yuan
 
@@ -18,6 +18,29 @@ SORTS = ("MEMBER_ORDER_BY_CREATE_TIME", "MEMBER_ORDER_BY_POINTS_BALANCE", "MEMBE
          "MEMBER_ORDER_BY_ONLINE_TOTAL", "MEMBER_ORDER_BY_ONLINE_LAST_TIME")
 TRI = ("TRI_STATE_UNSPECIFIED", "TRI_STATE_YES", "TRI_STATE_NO")
 EXPORT_CAP = 10_000
+LIST_FILTERS = ("search", "levels", "review_statuses", "registration_mall_ids", "card_open_mall_ids", "tag_ids",
+                "group_ids")
+TRI_FILTERS = ("card_opened", "disabled", "store_member", "level_frozen")
+
+
+def new_state() -> dict[str, Any]:
+    """The list as it first shows: every member, newest first, 20 a page."""
+    return {"search": "", "order_by": SORTS[0], "ascending": False, "page_size": 20,
+            **{key: TRI[0] for key in TRI_FILTERS}, **{key: [] for key in LIST_FILTERS[1:]}, "crowd_mall_id": ""}
+
+
+def list_request(state: dict[str, Any], page_token: str, crowd: dict[str, Any], include_total: bool = True,
+                 ) -> dict[str, Any]:
+    """The ListMembers request for the list as ``state`` and the crowd filter ``crowd`` have it."""
+    f: dict[str, Any] = {k: state[k] for k in LIST_FILTERS}
+    for key in TRI_FILTERS:
+        if state[key] != TRI[0]:
+            f[key] = state[key]
+    if crowd["groups"]:
+        f["crowd"] = crowd
+        f["crowd_mall_id"] = state["crowd_mall_id"]
+    return {"page_size": state["page_size"], "page_token": page_token, "filter": f, "order_by": state["order_by"],
+            "ascending": state["ascending"], "include_total": include_total}
 
 
 def member_row(t: Any, member: dict[str, Any], levels: dict[int, str]) -> dict[str, Any]:
@@ -61,25 +84,16 @@ async def members_page(request: Request) -> RedirectResponse | None:
         return page
     t = page.t
     with frame(page, "members.title"):
+        state = new_state()
+        # The pickers' lists and the first page, all at once rather than one after another.
+        first = list_request(state, "", {"groups": []}, include_total=False)
+        await page.api.prefetch([*CHOICE_CALLS, ("MemberService.ListMembers", first)])
         choices = await attempt(lambda: load_choices(page.api)) or Choices()
-        state: dict[str, Any] = {"search": "", "order_by": SORTS[0], "ascending": False, "page_size": 20,
-                                 "card_opened": TRI[0], "disabled": TRI[0], "store_member": TRI[0],
-                                 "level_frozen": TRI[0], "levels": [], "review_statuses": [],
-                                 "registration_mall_ids": [], "card_open_mall_ids": [], "tag_ids": [],
-                                 "group_ids": [], "crowd_mall_id": next(iter(choices.malls), "")}
+        state["crowd_mall_id"] = next(iter(choices.malls), "")
         pager = Pager()
 
         def member_filter() -> dict[str, Any]:
-            f: dict[str, Any] = {k: state[k] for k in ("search", "levels", "review_statuses", "registration_mall_ids",
-                                                        "card_open_mall_ids", "tag_ids", "group_ids")}
-            for key in ("card_opened", "disabled", "store_member", "level_frozen"):
-                if state[key] != TRI[0]:
-                    f[key] = state[key]
-            crowd = editor.definition()
-            if crowd["groups"]:
-                f["crowd"] = crowd
-                f["crowd_mall_id"] = state["crowd_mall_id"]
-            return f
+            return dict(list_request(state, "", editor.definition())["filter"])
 
         with ui.row().classes("w-full items-end gap-3"):
             search = ui.input(t("members.search"), placeholder=t("members.search_hint")).props(
@@ -123,12 +137,16 @@ async def members_page(request: Request) -> RedirectResponse | None:
             page_no = ui.label("")
             following = ui.button(t("table.next"), on_click=lambda: turn(back=False)).props("flat")
 
-        async def reload(reset: bool = False) -> None:
+        shown = {"generation": 0}  # which reload the page shows, so a late count never labels a newer list
+
+        async def reload(reset: bool = False, count: bool = True) -> None:
+            """The page asked for; with its total (a count of every matching member), unless ``count`` is False:
+            then the total follows in a second call (count_total) once the rows are on screen."""
             if reset:
                 pager.reset()
+            shown["generation"] += 1
             table.props("loading")
-            request = {"page_size": state["page_size"], "page_token": pager.token, "filter": member_filter(),
-                       "order_by": state["order_by"], "ascending": state["ascending"], "include_total": True}
+            request = list_request(state, pager.token, editor.definition(), include_total=count)
             answer = await attempt(lambda: page.api.call("MemberService.ListMembers", request))
             table.props(remove="loading")
             if answer is None:
@@ -136,10 +154,20 @@ async def members_page(request: Request) -> RedirectResponse | None:
             pager.got(answer.get("next_page_token", ""))
             table.rows = [member_row(t, m, choices.levels) for m in answer.get("members", [])]
             table.update()
-            total.set_text(t("members.total", n=f"{int(answer.get('total_size', 0)):,}"))
+            total.set_text(t("members.total", n=f"{int(answer.get('total_size', 0)):,}") if count
+                           else t("members.counting"))
             page_no.set_text(t("table.page", n=pager.index + 1))
             previous.enabled = pager.index > 0
             following.enabled = bool(pager.next_token)
+
+        async def count_total() -> None:
+            """The first page's total, counted after the page has drawn (at a million members the count takes
+            longer than the page)."""
+            generation = shown["generation"]
+            request = {**list_request(state, "", editor.definition()), "page_size": 1}
+            answer = await attempt(lambda: page.api.call("MemberService.ListMembers", request))
+            if answer is not None and generation == shown["generation"]:
+                total.set_text(t("members.total", n=f"{int(answer.get('total_size', 0)):,}"))
 
         async def apply(key: str, value: Any) -> None:
             state[key] = value
@@ -163,5 +191,6 @@ async def members_page(request: Request) -> RedirectResponse | None:
                           type="positive")
 
         search.on_value_change(lambda e: apply("search", e.value or ""))
-        await reload(reset=True)
+        await reload(reset=True, count=False)
+        ui.timer(0, count_total, once=True)  # runs once the browser has the page
     return None

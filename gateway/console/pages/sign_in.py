@@ -46,8 +46,11 @@ def sign_in_page(request: Request) -> None:
                 return
             error = (answer.get("body") or {}).get("error") or {}
             status = int(answer.get("status") or 0)
-            message = t("sign_in.failed") if status == 401 else (error.get("message") or t("sign_in.failed"))
-            form.show(ApiError(status, str(error.get("code", "")), message, error.get("field") or None))
+            if status == 401:
+                form.show(ApiError(status, str(error.get("code", "")), t("sign_in.failed")))
+                return
+            form.show(ApiError(status, str(error.get("code", "")), str(error.get("message") or t("sign_in.failed")),
+                               error.get("field") or None, str(error.get("reason") or "")).in_language(t))
 
         ui.button(t("sign_in.submit"), on_click=submit).classes("w-full")
         password.on("keydown.enter", submit)
