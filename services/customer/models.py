@@ -36,6 +36,10 @@ class Base(DeclarativeBase):
 
 class Customer(Base):
     __tablename__ = "customer"
+    # The level and group counts (ListLevels, ListCustomerGroups, the dashboard) read live members from the index
+    # alone; the level or group leads, as the single-column indexes these replace did.
+    __table_args__ = (Index("ix_customer_level_deleted_at", "level", "deleted_at"),
+                      Index("ix_customer_group_id_deleted_at", "group_id", "deleted_at"))
 
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     # crowdpack.customer.v1.CustomerKind value: member or business.
@@ -62,11 +66,11 @@ class Customer(Base):
     card_open_channel: Mapped[int] = mapped_column(SmallInteger, default=0)
     promotion_channel: Mapped[str] = mapped_column(String(100), default="")
     open_scene: Mapped[str] = mapped_column(String(100), default="")
-    level: Mapped[int] = mapped_column(SmallInteger, default=0, index=True)
+    level: Mapped[int] = mapped_column(SmallInteger, default=0)
     level_frozen: Mapped[bool] = mapped_column(Boolean, default=False)
     level_expires_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     # None means the default group.
-    group_id: Mapped[Optional[int]] = mapped_column(ForeignKey("customer_group.id"), index=True)
+    group_id: Mapped[Optional[int]] = mapped_column(ForeignKey("customer_group.id"))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # crowdpack.customer.v1.ReviewStatus value.
     review_status: Mapped[int] = mapped_column(SmallInteger, default=2)
