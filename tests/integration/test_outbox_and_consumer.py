@@ -19,7 +19,7 @@ from services.common.outbox import OutboxRelay, add_event
 from services.customer.models import OutboxEvent
 from services.ledger import accounts
 from services.ledger.models import Account, ProcessedMessage
-from tests.support.waiting import caught_up, eventually
+from tests.support.waiting import caught_up, eventually, stopped
 
 CUSTOMER_MIGRATIONS = Path("services/customer/migrations")
 LEDGER_MIGRATIONS = Path("services/ledger/migrations")
@@ -110,8 +110,7 @@ async def test_relay_wakes_on_commit(database_url, js):
             add_event(session, OutboxEvent, events.MemberCreated(member_id="7"))
         assert await eventually(lambda: stream_count(js, "CUSTOMER"), timeout=5) == 1
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stopped(relay, task)
         await db.dispose()
 
 
@@ -142,8 +141,7 @@ async def test_consumer_applies_a_message_once_even_when_redelivered(database_ur
             info = await js.consumer_info("CUSTOMER", "ledger-test")
             assert info.num_redelivered == 0
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await stopped(consumer, task)
         async with db.read() as session:
             processed = await session.scalar(select(func.count()).select_from(ProcessedMessage))
         assert processed == 2
@@ -173,8 +171,7 @@ async def test_consumer_retries_a_failing_handler_then_terminates_poison(databas
     try:
         await caught_up(js, "CUSTOMER", "ledger-test", timeout=15)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stopped(consumer, task)
         await db.dispose()
     assert calls == {"poison": 2, "1": 2}
 
@@ -214,8 +211,7 @@ async def test_a_batch_commits_once_and_a_poison_message_in_it_blocks_and_redoes
     try:
         await caught_up(js, "CUSTOMER", "ledger-test", timeout=20)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stopped(consumer, task)
     try:
         async with db.read() as session:
             recorded = set(await session.scalars(select(ProcessedMessage.msg_id)))
@@ -265,8 +261,7 @@ async def test_a_sync_batch_handler_takes_whole_batches_and_a_poison_message_fal
         assert await consumer.apply_batch([("a0", MEMBER_CREATED, events.MemberCreated(member_id="1")
                                             .SerializeToString())]) == [False]
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stopped(consumer, task)
     try:
         async with db.read() as session:
             recorded = set(await session.scalars(select(ProcessedMessage.msg_id)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import grpc
 from nats.js import JetStreamContext
@@ -70,3 +70,14 @@ async def outbox_sent(db: Database, timeout: float = 10.0) -> None:
             return await session.scalar(text("SELECT count(*) FROM outbox_event WHERE published_at IS NULL")) == 0
 
     await eventually(none_unsent, timeout)
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+async def stopped(loop: Stoppable, task: asyncio.Task[None], timeout: float = 30.0) -> None:
+    """Stops a relay or consumer loop as the service does at shutdown: it finishes the transaction under way
+    (a task cancelled in the middle of a PostgreSQL query may never hear back from the driver), then ends."""
+    loop.stop()
+    await asyncio.wait_for(task, timeout)
