@@ -61,9 +61,9 @@ def test_a_salesperson_follows_up_and_applies_an_admin_approves_one_and_rejects_
     assert set_password.status_code == 200, set_password.text
     customers = {name: gateway_api("BusinessCustomerService.CreateBusinessCustomer", {
         "request_id": f"biz-{name}", "name": name, "industry": "零售", "owner_staff_id": wang["staff_id"]}
-    )["business_customer"]["customer_id"] for name in ("华润万家", "物美超市")}
+    )["business_customer"]["customer_id"] for name in ("家乐福超市", "物美超市")}
     gateway_api("BusinessCustomerService.CreateContact", {"request_id": "contact-chen", "name": "陈经理",
-                                                          "customer_id": customers["华润万家"], "mobile": "13500000031",
+                                                          "customer_id": customers["家乐福超市"], "mobile": "13500000031",
                                                           "is_primary": True})
     token = httpx.post(f"{console_system.gateway_url}/v1/sessions", json={
         "login": "13600000031", "password": SALES_PASSWORD}).json()["tokens"]["access_token"]
@@ -78,7 +78,7 @@ def test_a_salesperson_follows_up_and_applies_an_admin_approves_one_and_rejects_
     page = operator.page
     operator.sign_in("13600000031", SALES_PASSWORD)
     operator.go("/business-customers")
-    detail = open_customer(operator, "华润万家")
+    detail = open_customer(operator, "家乐福超市")
     follow_ups = detail.get_by_label("跟进记录")
     expect(follow_ups.get_by_text("暂无数据")).to_be_visible()
     detail.get_by_label("跟进内容").fill("初次电话沟通，约下周拜访")
@@ -107,7 +107,7 @@ def test_a_salesperson_follows_up_and_applies_an_admin_approves_one_and_rejects_
     expect(page.get_by_role("dialog")).to_have_count(0)
     expect(page.get_by_text("已提交转移申请，等待管理员审批")).to_be_visible()
     # The owner stays until an administrator decides.
-    listed = page.get_by_label("企业客户").get_by_role("row").filter(has_text="华润万家")
+    listed = page.get_by_label("企业客户").get_by_role("row").filter(has_text="家乐福超市")
     expect(listed.get_by_role("cell", name="销售小王")).to_be_visible()
 
     operator.sign_in()
@@ -115,7 +115,7 @@ def test_a_salesperson_follows_up_and_applies_an_admin_approves_one_and_rejects_
     page.get_by_role("button", name="转移申请").click()
     applications = page.get_by_role("dialog").get_by_label("转移申请")
     wumart = applications.get_by_role("row").filter(has_text="物美超市")
-    huarun = applications.get_by_role("row").filter(has_text="华润万家")
+    huarun = applications.get_by_role("row").filter(has_text="家乐福超市")
     expect(huarun.get_by_role("cell", name="待审批")).to_be_visible()
     expect(huarun.get_by_role("cell", name="区域调整到华东")).to_be_visible()
     wumart.get_by_role("button", name="驳回").click()
@@ -133,17 +133,17 @@ def test_a_salesperson_follows_up_and_applies_an_admin_approves_one_and_rejects_
     operator.snapshot("business-applications")
     page.keyboard.press("Escape")
     listed = page.get_by_label("企业客户").get_by_role("row")
-    expect(listed.filter(has_text="华润万家").get_by_role("cell", name="销售小赵")).to_be_visible()
+    expect(listed.filter(has_text="家乐福超市").get_by_role("cell", name="销售小赵")).to_be_visible()
     expect(listed.filter(has_text="物美超市").get_by_role("cell", name="销售小王")).to_be_visible()
     operator.photograph("business-customers")
     # The same screens in English.
     operator.switch_language()
     page.get_by_role("button", name="Transfer applications").click()
     english = page.get_by_role("dialog").get_by_label("Transfer applications")
-    expect(english.get_by_role("row").filter(has_text="华润万家").get_by_role("cell", name="Approved")).to_be_visible()
+    expect(english.get_by_role("row").filter(has_text="家乐福超市").get_by_role("cell", name="Approved")).to_be_visible()
     operator.snapshot("business-applications", "en")
     page.keyboard.press("Escape")
-    page.get_by_label("Business customers").get_by_role("cell", name="华润万家").click()
+    page.get_by_label("Business customers").get_by_role("cell", name="家乐福超市").click()
     follow_ups = page.get_by_role("dialog").get_by_label("Follow-ups")
     expect(follow_ups.get_by_role("cell", name="Call", exact=True)).to_be_visible()
     operator.snapshot("business-follow-ups", "en")
