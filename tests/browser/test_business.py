@@ -63,8 +63,8 @@ def test_a_salesperson_follows_up_and_applies_an_admin_approves_one_and_rejects_
         "request_id": f"biz-{name}", "name": name, "industry": "零售", "owner_staff_id": wang["staff_id"]}
     )["business_customer"]["customer_id"] for name in ("家乐福超市", "物美超市")}
     gateway_api("BusinessCustomerService.CreateContact", {"request_id": "contact-chen", "name": "陈经理",
-                                                          "customer_id": customers["家乐福超市"], "mobile": "13500000031",
-                                                          "is_primary": True})
+                                                          "customer_id": customers["家乐福超市"],
+                                                          "mobile": "13500000031", "is_primary": True})
     token = httpx.post(f"{console_system.gateway_url}/v1/sessions", json={
         "login": "13600000031", "password": SALES_PASSWORD}).json()["tokens"]["access_token"]
     as_wang = Gateway(console_system, token)
@@ -140,7 +140,8 @@ def test_a_salesperson_follows_up_and_applies_an_admin_approves_one_and_rejects_
     operator.switch_language()
     page.get_by_role("button", name="Transfer applications").click()
     english = page.get_by_role("dialog").get_by_label("Transfer applications")
-    expect(english.get_by_role("row").filter(has_text="家乐福超市").get_by_role("cell", name="Approved")).to_be_visible()
+    approved = english.get_by_role("row").filter(has_text="家乐福超市").get_by_role("cell", name="Approved")
+    expect(approved).to_be_visible()
     operator.snapshot("business-applications", "en")
     page.keyboard.press("Escape")
     page.get_by_label("Business customers").get_by_role("cell", name="家乐福超市").click()
