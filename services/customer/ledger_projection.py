@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from services.common.bulk import Staged, add_row, insert_rows, update_rows
-from services.common.chunks import IN_LIST, chunks
+from services.common.chunks import IN_LIST, chunks, padded
 from services.common.clock import utcnow
 from services.common.events import ENTRIES_POSTED, ENTRY_POSTED, ORDER_RECORDED, ORDER_REFUNDED, VOUCHER_REDEEMED
 from services.common.logs import get_logger
@@ -157,10 +157,11 @@ class Batch:
             members.update(read_members(conn, chunk, MEMBER))
             stats.update(read_stats(conn, chunk))
             interactions.update((customer_id, mall_id) for customer_id, mall_id in
-                                conn.execute(_READ_INTERACTIONS, {"values": chunk}).all())
+                                conn.execute(_READ_INTERACTIONS, {"values": padded(chunk)}).all())
         orders: dict[int, _Order] = {}
         for chunk in chunks(order_ids, IN_LIST):
-            orders.update((row[0], _Order(*row[1:])) for row in conn.execute(_READ_ORDERS, {"values": chunk}).all())
+            orders.update((row[0], _Order(*row[1:]))
+                          for row in conn.execute(_READ_ORDERS, {"values": padded(chunk)}).all())
         missing = [StatsRow(member_id) for member_id in members if member_id not in stats]
         if missing:  # members from before every member had its stats row
             insert_stats(conn, missing)
@@ -170,10 +171,10 @@ class Batch:
         phones = sorted({e.buyer_phone for e in recorded if e.buyer_phone})  # type: ignore[attr-defined]  # recorded
         taken: set[str] = set()
         for chunk in chunks(phones, IN_LIST):
-            taken.update(conn.scalars(_TAKEN_PHONES, {"values": chunk}))
+            taken.update(conn.scalars(_TAKEN_PHONES, {"values": padded(chunk)}))
         staff: set[str] = set()
         for chunk in chunks(sorted(set(phones) - taken), IN_LIST):
-            staff.update(conn.scalars(_STAFF_PHONES, {"values": chunk}))
+            staff.update(conn.scalars(_STAFF_PHONES, {"values": padded(chunk)}))
         return cls(members, stats, interactions, orders, levels, taken, staff,
                    members_read={k: m.written() for k, m in members.items()},
                    stats_read={k: s.values() for k, s in stats.items()})

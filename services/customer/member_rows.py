@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Table, bindparam, select
 
 from services.common.bulk import insert_rows, update_rows
+from services.common.chunks import padded
 from services.common.mapped import table_of
 from services.customer.models import Customer, CustomerStats
 
@@ -96,7 +97,7 @@ _stats_values = attrgetter(*STATS_COLUMNS)
 
 def in_list(column: ColumnElement[Any]) -> ColumnElement[bool]:
     """``column IN :values``, the list given at execution: a statement built once and compiled once, rather than a new
-    statement (and its list coerced value by value) per batch."""
+    statement (and its list coerced value by value) per batch. The values go ``padded``."""
     return column.in_(bindparam("values", expanding=True))
 
 
@@ -110,12 +111,12 @@ _READ_STATS = (select(*(_stats.c[c] for c in STATS_COLUMNS)).where(in_list(_stat
 
 def read_members(conn: Connection, ids: Sequence[int], kind: int) -> dict[int, MemberRow]:
     """The members of ``kind`` among ``ids`` (locked on PostgreSQL, in id order)."""
-    return {row[0]: MemberRow(*row) for row in conn.execute(_READ_MEMBERS, {"values": ids, "kind": kind}).all()}
+    return {row[0]: MemberRow(*row) for row in conn.execute(_READ_MEMBERS, {"values": padded(ids), "kind": kind}).all()}
 
 
 def read_stats(conn: Connection, ids: Sequence[int]) -> dict[int, StatsRow]:
     """The stats rows of ``ids`` (locked on PostgreSQL, in id order)."""
-    return {row[0]: StatsRow(*row) for row in conn.execute(_READ_STATS, {"values": ids}).all()}
+    return {row[0]: StatsRow(*row) for row in conn.execute(_READ_STATS, {"values": padded(ids)}).all()}
 
 
 def insert_stats(conn: Connection, rows: Sequence[StatsRow]) -> None:
