@@ -33,6 +33,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import make_url, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 import segment_engine as se
 from crowdpack.events.v1.customer_events_pb2 import MemberLevelChanged, MembersActivityChanged, MemberUpdated
@@ -244,6 +245,10 @@ class CrowdIndex:
                 out[name(key)] = _bitmap(ids)
         return out
 
+    @staticmethod
+    def _zones(session: Session) -> dict[int, ZoneInfo]:
+        return {mall_id: ZoneInfo(tz) for mall_id, tz in session.execute(select(Mall.id, Mall.timezone)).all()}
+
     async def _orders(self, session: AsyncSession, order_ids: Sequence[int] | None = None) -> loader.Orders:
         zones = {mall_id: ZoneInfo(tz) for mall_id, tz in (await session.execute(select(Mall.id, Mall.timezone))).all()}
         return await loader.orders(session, zones, self.tz, order_ids)
@@ -318,8 +323,8 @@ class CrowdIndex:
             fresh = [i for i in order_ids if i > MAX_U32 or i not in self._order_ids]
             if not fresh:
                 return
-            async with self.db.read() as session:
-                orders = await self._orders(session, fresh)
+            orders = await self.db.run_sync_read(lambda session: loader.some_orders(
+                session, self._zones(session), self.tz, fresh))
             if len(orders.member) and int(orders.member.max()) >= self.index.n_members:
                 self.index.grow(int(orders.member.max()) + 1)
             self.index.append_orders(*orders.arrays())
