@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from operator import attrgetter
+from itertools import compress
+from operator import attrgetter, itemgetter, ne
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, bindparam, select
@@ -145,12 +146,14 @@ def _write_changed(conn: Connection, table: Table, key: str, columns: Sequence[s
     into a few sets (a posting moves a balance, an order the spend and its side), each one statement.
     """
     groups: dict[frozenset[int], list[tuple[Any, ...]]] = {}
+    positions = range(len(columns))
     for row_key, before, after in rows:
         if before == after:
             continue
-        moved = frozenset(families[i] for i, (old, new) in enumerate(zip(before, after, strict=True)) if old != new)
+        moved = frozenset(families[i] for i in compress(positions, map(ne, before, after)))
         groups.setdefault(moved, []).append((row_key, after))
     for moved, changed in groups.items():
         at = [i for i, family in enumerate(families) if family in moved]
+        pick = itemgetter(*at)
         update_rows(conn, table, [columns[i] for i in at], (key,),
-                    [(*(after[i] for i in at), row_key) for row_key, after in changed])
+                    [(*pick(after), row_key) if len(at) > 1 else (after[at[0]], row_key) for row_key, after in changed])
