@@ -263,4 +263,7 @@ def _insert_staged(conn: Connection, table: Table, rows: Sequence[Any]) -> None:
     first = rows[0]
     keys = [c.key for c in table.columns
             if not (c.primary_key and c.autoincrement is not False and value(first, c.key) is None)]
-    insert_rows(conn, table, keys, [tuple(value(row, k) for k in keys) for row in rows])
+    if all(isinstance(row, dict) for row in rows):  # ``add_row``'s: a missing column is None, as ``value`` has it
+        insert_rows(conn, table, keys, [tuple(map(row.get, keys)) for row in rows])
+    else:
+        insert_rows(conn, table, keys, [tuple(value(row, k) for k in keys) for row in rows])

@@ -28,12 +28,12 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 from prometheus_client import Counter
-from sqlalchemy import DateTime, String, insert, select
+from sqlalchemy import DateTime, Select, String, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.common.bulk import insert_rows
-from services.common.chunks import IN_LIST, chunks
+from services.common.chunks import IN_LIST, chunks, padded
 from services.common.clock import utcnow
 from services.common.db import Database
 from services.common.events import Stream, decode
@@ -90,6 +90,7 @@ class EventConsumer:
         self._sub: JetStreamContext.PullSubscription | None = None
         self._stopping = False
         self._fetching: asyncio.Future[list[Msg]] | None = None
+        self._known: Select[tuple[str]] | None = None
 
     def stop(self) -> None:
         """Ends ``run`` after the batch under way (each message's transaction completes or never starts).
@@ -203,8 +204,9 @@ class EventConsumer:
                           handler: SyncBatchHandler) -> list[bool]:
         m = self.model
         seen: set[str] = set()
+        conn = session.connection()
         for chunk in chunks(sorted({msg_id for msg_id, _, _ in events}), IN_LIST):
-            seen.update(session.scalars(select(m.msg_id).where(m.consumer == self.durable, m.msg_id.in_(chunk))))
+            seen.update(conn.scalars(self._known_statement(), {"consumer": self.durable, "ids": padded(chunk)}))
         applied, new = [], []
         for msg_id, subject, event in events:
             fresh = msg_id not in seen
@@ -218,6 +220,14 @@ class EventConsumer:
                         [(self.durable, msg_id, now) for msg_id, _, _ in new])
             handler(session, [(subject, event) for _, subject, event in new])
         return applied
+
+    def _known_statement(self) -> Select[tuple[str]]:
+        """Which of some message ids (``ids``, expanding) this consumer recorded: a table statement, built once."""
+        if self._known is None:
+            t = table_of(self.model)
+            self._known = select(t.c.msg_id).where(t.c.consumer == bindparam("consumer"),
+                                                   t.c.msg_id.in_(bindparam("ids", expanding=True)))
+        return self._known
 
     async def handle(self, msg: Msg) -> bool:
         """Applies one message at most once; returns True when this call applied it."""

@@ -22,8 +22,10 @@ phones are taken or belong to store staff), as plain rows (``member_rows``; no m
 loaded or dirty-tracked). It applies the events in stream order on those rows with nothing read or
 written in between, stages the new rows (``Staged``: bulk INSERTs at the end) and writes back only
 the columns that moved (bulk UPDATEs of the members, stats rows and refunded orders), then publishes
-one ``members.activity_changed`` naming every member the batch changed and every new order (the
-crowd index follows it: a batch is one event to relay and follow, not one per member).
+one ``members.activity_changed`` naming every member the batch changed, with what it left in their
+columns the crowd index keeps (balances, online spend, level, store-member flag) and the interaction
+malls it added, and every new order (the crowd index follows it without reading the members back: a
+batch is one event to relay and follow, not one per member).
 The per-subject handlers are ``apply`` on a batch of one. Events about unknown members are
 logged and skipped.
 """
@@ -42,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as events
 from services.common.bulk import Staged, add_row, insert_rows, update_rows
-from services.common.chunks import IN_LIST, chunks
+from services.common.chunks import IN_LIST, chunks, padded
 from services.common.clock import utcnow
 from services.common.events import ENTRIES_POSTED, ENTRY_POSTED, ORDER_RECORDED, ORDER_REFUNDED, VOUCHER_REDEEMED
 from services.common.logs import get_logger
@@ -136,6 +138,7 @@ class Batch:
     new_order_ids: list[int] = field(default_factory=list)
     orders_changed: bool = False  # a refund changed an order recorded before
     unknown: list[str] = field(default_factory=list)
+    added_interactions: list[tuple[int, int]] = field(default_factory=list)  # (member, mall), as added
     members_read: dict[int, tuple[Any, ...]] = field(default_factory=dict)  # their written columns, as read
     stats_read: dict[int, tuple[Any, ...]] = field(default_factory=dict)
 
@@ -154,10 +157,11 @@ class Batch:
             members.update(read_members(conn, chunk, MEMBER))
             stats.update(read_stats(conn, chunk))
             interactions.update((customer_id, mall_id) for customer_id, mall_id in
-                                conn.execute(_READ_INTERACTIONS, {"values": chunk}).all())
+                                conn.execute(_READ_INTERACTIONS, {"values": padded(chunk)}).all())
         orders: dict[int, _Order] = {}
         for chunk in chunks(order_ids, IN_LIST):
-            orders.update((row[0], _Order(*row[1:])) for row in conn.execute(_READ_ORDERS, {"values": chunk}).all())
+            orders.update((row[0], _Order(*row[1:]))
+                          for row in conn.execute(_READ_ORDERS, {"values": padded(chunk)}).all())
         missing = [StatsRow(member_id) for member_id in members if member_id not in stats]
         if missing:  # members from before every member had its stats row
             insert_stats(conn, missing)
@@ -167,10 +171,10 @@ class Batch:
         phones = sorted({e.buyer_phone for e in recorded if e.buyer_phone})  # type: ignore[attr-defined]  # recorded
         taken: set[str] = set()
         for chunk in chunks(phones, IN_LIST):
-            taken.update(conn.scalars(_TAKEN_PHONES, {"values": chunk}))
+            taken.update(conn.scalars(_TAKEN_PHONES, {"values": padded(chunk)}))
         staff: set[str] = set()
         for chunk in chunks(sorted(set(phones) - taken), IN_LIST):
-            staff.update(conn.scalars(_STAFF_PHONES, {"values": chunk}))
+            staff.update(conn.scalars(_STAFF_PHONES, {"values": padded(chunk)}))
         return cls(members, stats, interactions, orders, levels, taken, staff,
                    members_read={k: m.written() for k, m in members.items()},
                    stats_read={k: s.values() for k, s in stats.items()})
@@ -187,6 +191,7 @@ class Batch:
         if (member_id, mall_id) in self.interactions:
             return False
         self.interactions.add((member_id, mall_id))
+        self.added_interactions.append((member_id, mall_id))
         add_row(self.new, CustomerInteraction, customer_id=member_id, mall_id=mall_id, first_kind=kind, first_at=at)
         return True
 
@@ -218,8 +223,9 @@ def apply_sync(session: Session, items: Sequence[tuple[str, Message]]) -> None:
     conn = session.connection()
     batch.write(conn)
     if batch.changed:
-        add_events(conn, OutboxEvent, member_events.activity_events(sorted(batch.changed), batch.new_order_ids,
-                                                                    batch.orders_changed))
+        add_events(conn, OutboxEvent, member_events.activity_events(
+            [(batch.members[m], batch.stats[m]) for m in sorted(batch.changed)], batch.new_order_ids,
+            batch.orders_changed, batch.added_interactions))
     if batch.unknown:
         log.warning("ledger events for unknown members skipped", events=len(batch.unknown),
                     first=batch.unknown[:5])

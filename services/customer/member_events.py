@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.events.v1 import customer_events_pb2 as events
 from services.common.bulk import Adds
 from services.common.clock import utcnow
 from services.common.outbox import add_event
-from services.common.validation import to_timestamp
-from services.customer.member_rows import MemberRow
+from services.common.validation import EPOCH, aware, to_timestamp
+from services.customer.member_rows import MemberRow, StatsRow
 from services.customer.models import Customer, OutboxEvent
 
 REVIEW_NAMES: dict[int, str] = {
@@ -59,15 +60,38 @@ def level_changed(session: Adds, c: Customer | MemberRow, from_level: int, kind:
 
 
 ACTIVITY_MEMBERS = 10_000  # members per MembersActivityChanged
+_SECOND = timedelta(seconds=1)
 
 
-def activity_events(member_ids: Sequence[int], new_order_ids: Sequence[int],
-                    orders_changed: bool) -> list[events.MembersActivityChanged]:
+def _seconds(at: datetime | None) -> int:
+    """Whole seconds since the epoch (floored, as the crowd index's loader reads a stored time), 0 for none."""
+    return 0 if at is None else (aware(at) - EPOCH) // _SECOND
+
+
+def activity_events(members: Sequence[tuple[MemberRow, StatsRow]], new_order_ids: Sequence[int],
+                    orders_changed: bool, interactions: Sequence[tuple[int, int]] = ()
+                    ) -> list[events.MembersActivityChanged]:
     """The events of a batch changing these members' spend, balances or interaction malls (for ``add_events``):
-    one per ``ACTIVITY_MEMBERS`` members, the new orders and a refund's mark with the first."""
+    one per ``ACTIVITY_MEMBERS`` members (ascending), each with what the batch left in their columns the
+    projection may change; the new orders, a refund's mark and the added (member, mall) ``interactions`` with
+    the first."""
     now = to_timestamp(utcnow())
-    return [events.MembersActivityChanged(
-        member_ids=[str(m) for m in member_ids[start:start + ACTIVITY_MEMBERS]],
-        new_order_ids=[str(o) for o in new_order_ids] if start == 0 else [],
-        orders_changed=orders_changed and start == 0, change_time=now)
-        for start in range(0, len(member_ids), ACTIVITY_MEMBERS)]
+    out = []
+    for start in range(0, len(members), ACTIVITY_MEMBERS):
+        part = members[start:start + ACTIVITY_MEMBERS]
+        first = start == 0
+        out.append(events.MembersActivityChanged(
+            member_ids=[str(m.id) for m, _ in part],
+            new_order_ids=[str(o) for o in new_order_ids] if first else [],
+            orders_changed=orders_changed and first, change_time=now,
+            points_balances=[s.points_balance for _, s in part],
+            red_packet_balances_fen=[s.red_packet_balance_fen for _, s in part],
+            online_counts=[s.online_count for _, s in part],
+            online_totals_fen=[s.online_total_fen for _, s in part],
+            online_last_seconds=[_seconds(s.online_last_at) for _, s in part],
+            levels=[m.level for m, _ in part],
+            level_expire_seconds=[_seconds(m.level_expires_at) for m, _ in part],
+            store_members=[m.store_member for m, _ in part],
+            interaction_members=[m for m, _ in interactions] if first else [],
+            interaction_malls=[mall for _, mall in interactions] if first else []))
+    return out

@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from operator import attrgetter
+from itertools import compress
+from operator import attrgetter, itemgetter, ne
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, bindparam, select
 
 from services.common.bulk import insert_rows, update_rows
+from services.common.chunks import padded
 from services.common.mapped import table_of
 from services.customer.models import Customer, CustomerStats
 
@@ -96,7 +98,7 @@ _stats_values = attrgetter(*STATS_COLUMNS)
 
 def in_list(column: ColumnElement[Any]) -> ColumnElement[bool]:
     """``column IN :values``, the list given at execution: a statement built once and compiled once, rather than a new
-    statement (and its list coerced value by value) per batch."""
+    statement (and its list coerced value by value) per batch. The values go ``padded``."""
     return column.in_(bindparam("values", expanding=True))
 
 
@@ -110,12 +112,12 @@ _READ_STATS = (select(*(_stats.c[c] for c in STATS_COLUMNS)).where(in_list(_stat
 
 def read_members(conn: Connection, ids: Sequence[int], kind: int) -> dict[int, MemberRow]:
     """The members of ``kind`` among ``ids`` (locked on PostgreSQL, in id order)."""
-    return {row[0]: MemberRow(*row) for row in conn.execute(_READ_MEMBERS, {"values": ids, "kind": kind}).all()}
+    return {row[0]: MemberRow(*row) for row in conn.execute(_READ_MEMBERS, {"values": padded(ids), "kind": kind}).all()}
 
 
 def read_stats(conn: Connection, ids: Sequence[int]) -> dict[int, StatsRow]:
     """The stats rows of ``ids`` (locked on PostgreSQL, in id order)."""
-    return {row[0]: StatsRow(*row) for row in conn.execute(_READ_STATS, {"values": ids}).all()}
+    return {row[0]: StatsRow(*row) for row in conn.execute(_READ_STATS, {"values": padded(ids)}).all()}
 
 
 def insert_stats(conn: Connection, rows: Sequence[StatsRow]) -> None:
@@ -144,12 +146,14 @@ def _write_changed(conn: Connection, table: Table, key: str, columns: Sequence[s
     into a few sets (a posting moves a balance, an order the spend and its side), each one statement.
     """
     groups: dict[frozenset[int], list[tuple[Any, ...]]] = {}
+    positions = range(len(columns))
     for row_key, before, after in rows:
         if before == after:
             continue
-        moved = frozenset(families[i] for i, (old, new) in enumerate(zip(before, after, strict=True)) if old != new)
+        moved = frozenset(families[i] for i in compress(positions, map(ne, before, after)))
         groups.setdefault(moved, []).append((row_key, after))
     for moved, changed in groups.items():
         at = [i for i, family in enumerate(families) if family in moved]
+        pick = itemgetter(*at)
         update_rows(conn, table, [columns[i] for i in at], (key,),
-                    [(*(after[i] for i in at), row_key) for row_key, after in changed])
+                    [(*pick(after), row_key) if len(at) > 1 else (after[at[0]], row_key) for row_key, after in changed])

@@ -245,6 +245,65 @@ async def test_start_prefers_a_usable_snapshot_and_otherwise_builds(seeded, js, 
     assert await damaged.start(js, folder) == "database" and contents(damaged) == built
 
 
+async def test_an_activity_event_with_values_is_applied_as_it_stands_and_other_events_have_members_re_read(
+        seeded, monkeypatch):
+    from types import SimpleNamespace
+
+    from crowdpack.events.v1 import customer_events_pb2 as ev
+    from services.common.events import MEMBER_LEVEL_CHANGED, MEMBER_UPDATED, MEMBERS_ACTIVITY_CHANGED
+    from services.customer.member_events import activity_events
+    from services.customer.member_rows import read_members, read_stats
+    from services.customer.members.repository import MEMBER
+
+    db, ids = seeded
+    index = await fresh(db)
+    async with db.read() as session:
+        members = list((await session.scalars(select(Customer.id).where(Customer.kind == 1)
+                                              .order_by(Customer.id))).all())
+    a, b, c, d, e = members[10:15]
+    mall = ids["malls"][-1]
+    async with db.transaction() as session:  # what a projection batch, a level change and an import would change
+        for member, points in ((a, 1234), (b, 55), (c, 66), (e, 77)):
+            await session.execute(update(CustomerStats).where(CustomerStats.customer_id == member).values(
+                points_balance=points, online_count=3, online_total_fen=9_000, online_last_at=NOW))
+        await session.execute(update(Customer).where(Customer.id.in_([b, d])).values(
+            level=2, level_expires_at=NOW + timedelta(days=30)))
+        await session.execute(update(Customer).where(Customer.id == a).values(store_member=True))
+        await session.execute(delete(CustomerInteraction).where(CustomerInteraction.customer_id == a,
+                                                                CustomerInteraction.mall_id == mall))
+        session.add(CustomerInteraction(customer_id=a, mall_id=mall, first_kind="consume", first_at=NOW))
+
+    def rows(session):
+        conn = session.connection()
+        read, stats = read_members(conn, [a, b, e], MEMBER), read_stats(conn, [a, b, e])
+        return [(read[m], stats[m]) for m in (a, b, e)]
+
+    carried = await db.run_sync_write(rows)
+    with_values = activity_events(carried, [], False, [(a, mall)])[0]
+    without_values = ev.MembersActivityChanged(member_ids=[str(c)])
+    messages = [  # in stream order: b's level change is covered by the activity event after it, d's is not
+        (MEMBER_LEVEL_CHANGED, ev.MemberLevelChanged(member_id=str(b), from_level=0, to_level=2)),
+        (MEMBER_UPDATED, ev.MemberUpdated(member_id=str(a), changed_fields=["phone", "store_member"])),
+        (MEMBERS_ACTIVITY_CHANGED, with_values),
+        (MEMBERS_ACTIVITY_CHANGED, without_values),
+        (MEMBER_LEVEL_CHANGED, ev.MemberLevelChanged(member_id=str(d), from_level=0, to_level=2)),
+        (MEMBER_UPDATED, ev.MemberUpdated(member_id=str(e), changed_fields=["group_id"])),
+    ]
+    reread: list[int] = []
+    refresh = index.refresh_members
+
+    async def recording(members_read):
+        members_read = list(members_read)
+        reread.extend(members_read)
+        await refresh(members_read)
+
+    monkeypatch.setattr(index, "refresh_members", recording)
+    await index.apply([SimpleNamespace(subject=subject, data=event.SerializeToString())
+                       for subject, event in messages])
+    assert sorted(reread) == sorted([c, d, e])  # a and b: from the event alone
+    assert contents(index) == contents(await fresh(db))
+
+
 def test_events_name_their_members_by_any_id_field():
     from crowdpack.events.v1 import customer_events_pb2 as ev
     from services.common.events import SUBJECT_TYPES

@@ -7,7 +7,10 @@ ordered consumer starting right after the sequence read before the load): every 
 members re-reads those members and updates the engine in place (their columns, and only the
 bitmaps they enter or leave, found from ``Memberships``: a refresh costs the same with 10 bitmaps
 or 10,000; a fast import names its members batch by batch; the events queued while a refresh runs
-are applied together, so a burst about one member is one refresh), new orders are
+are applied together, so a burst about one member is one refresh), except what the ledger
+projection's ``MembersActivityChanged`` carries itself (its members' balances, online spend, level
+and store-member flag, the interaction malls it added): that is applied as it stands, and the level
+changes and name or phone changes of the same batch need no re-read either (``apply``); new orders are
 appended and a refund reloads the orders. Every change to indexed data commits with an outbox
 event, so the database read after the event always sees it. ``save``/``restore`` snapshot the index with
 its stream sequence, so a start replays only what happened since (``start``).
@@ -30,8 +33,10 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import make_url, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 import segment_engine as se
+from crowdpack.events.v1.customer_events_pb2 import MemberLevelChanged, MembersActivityChanged, MemberUpdated
 from services.common.db import Database
 from services.common.events import CUSTOMER_STREAM, SUBJECT_TYPES, decode
 from services.common.logs import get_logger
@@ -112,6 +117,42 @@ def _wanted(changed: np.ndarray, wanted: dict[str, se.Bitmap]) -> dict[int, set[
         for m in ids.to_numpy().tolist():
             out[m].add(name)
     return out
+
+
+# The index columns a MembersActivityChanged carries, in the order ``Activity`` keeps them, and which are times.
+ACTIVITY = ("points", "red_packet", "online_count", "online_total", "online_last_day", "level", "level_expire_day",
+            "store_member")
+TIMES = frozenset({"online_last_day", "level_expire_day"})
+# MemberUpdated fields the index has no column for (name, phone) or that an activity event carries.
+CARRIED_FIELDS = frozenset({"real_name", "phone", "store_member"})
+
+
+class Activity:
+    """What the ``MembersActivityChanged`` events of one apply carry: each member's activity columns as the latest
+    event naming it left them, and the interaction malls they added (in stream order)."""
+
+    def __init__(self) -> None:
+        self.values: dict[int, tuple[int, ...]] = {}
+        self.interactions: list[tuple[int, int]] = []
+        self.last: list[int] = []  # the members of the last event added
+
+    def add(self, event: MembersActivityChanged) -> bool:
+        """Takes the event's values; False (nothing taken) if it carries none (published before they existed)."""
+        if not event.member_ids or len(event.points_balances) != len(event.member_ids):
+            return False
+        self.last = [int(m) for m in event.member_ids]
+        self.values.update(zip(self.last, zip(
+            event.points_balances, event.red_packet_balances_fen, event.online_counts, event.online_totals_fen,
+            event.online_last_seconds, event.levels, event.level_expire_seconds,
+            (int(flag) for flag in event.store_members), strict=True), strict=True))
+        self.interactions.extend(zip(event.interaction_members, event.interaction_malls, strict=True))
+        return True
+
+    def drop(self, members: set[int]) -> None:
+        """Forgets what it holds of these members (re-read instead)."""
+        if members:
+            self.values = {m: v for m, v in self.values.items() if m not in members}
+            self.interactions = [(m, mall) for m, mall in self.interactions if m not in members]
 
 
 class CrowdIndex:
@@ -204,6 +245,10 @@ class CrowdIndex:
                 out[name(key)] = _bitmap(ids)
         return out
 
+    @staticmethod
+    def _zones(session: Session) -> dict[int, ZoneInfo]:
+        return {mall_id: ZoneInfo(tz) for mall_id, tz in session.execute(select(Mall.id, Mall.timezone)).all()}
+
     async def _orders(self, session: AsyncSession, order_ids: Sequence[int] | None = None) -> loader.Orders:
         zones = {mall_id: ZoneInfo(tz) for mall_id, tz in (await session.execute(select(Mall.id, Mall.timezone))).all()}
         return await loader.orders(session, zones, self.tz, order_ids)
@@ -278,8 +323,8 @@ class CrowdIndex:
             fresh = [i for i in order_ids if i > MAX_U32 or i not in self._order_ids]
             if not fresh:
                 return
-            async with self.db.read() as session:
-                orders = await self._orders(session, fresh)
+            orders = await self.db.run_sync_read(lambda session: loader.some_orders(
+                session, self._zones(session), self.tz, fresh))
             if len(orders.member) and int(orders.member.max()) >= self.index.n_members:
                 self.index.grow(int(orders.member.max()) + 1)
             self.index.append_orders(*orders.arrays())
@@ -323,19 +368,69 @@ class CrowdIndex:
             await sub.unsubscribe()
 
     async def apply(self, msgs: Sequence) -> None:
-        members: set[int] = set()
+        """Applies CUSTOMER events (in stream order): the members they name are re-read, but for what the events
+        carry themselves.
+
+        A ``MembersActivityChanged`` that carries its members' activity columns (``Activity``) is applied as it
+        stands, read from nowhere. A level change, or a change of a member's name, phone or store-member flag, moves
+        nothing in the index but columns such an event carries: a member it names is re-read only if no such event
+        naming the member follows it here (the ledger projection publishes both in one transaction, the activity
+        last). Any other event about a member, an activity event without values and a member the index has no row
+        for yet have the member re-read, which covers every event about it before (the database has them all).
+        """
+        reread: set[int] = set()
+        pending: set[int] = set()  # named by a partial event; re-read unless an activity event follows
+        activity = Activity()
         new_orders: list[int] = []
         for msg in msgs:
             if msg.subject not in SUBJECT_TYPES:
                 continue
             event = decode(msg.subject, msg.data)
-            members.update(member_ids(event))
+            if isinstance(event, MembersActivityChanged) and activity.add(event):
+                pending.difference_update(activity.last)
+            elif isinstance(event, MemberLevelChanged) or (
+                    isinstance(event, MemberUpdated) and set(event.changed_fields) <= CARRIED_FIELDS):
+                pending.update(member_ids(event))
+            else:
+                reread.update(member_ids(event))
             new_orders.extend(int(order_id) for order_id in getattr(event, "new_order_ids", ()))
             if getattr(event, "orders_changed", False):
                 self.orders_changed()
-        await self.refresh_members(members)
+        reread |= pending
+        reread.update(m for m in activity.values if m >= self.index.n_members)
+        await self.refresh_members(reread)
+        activity.drop(reread)
+        if activity.values:
+            async with self._lock:
+                self._apply_activity(activity)
         if new_orders:
             await self.append_orders(new_orders)
+
+    def _apply_activity(self, activity: Activity) -> None:
+        """The activity columns and the interaction malls the events carried (their members are all in the index)."""
+        ids = np.fromiter(sorted(activity.values), dtype=np.int64, count=len(activity.values))
+        rows = np.array([activity.values[int(m)] for m in ids], dtype=np.int64).reshape(len(ids), len(ACTIVITY))
+        at = ids.astype(np.uint32)
+        for i, name in enumerate(ACTIVITY):
+            values = rows[:, i]
+            if name in TIMES:  # seconds since the epoch, 0 for none: a local day, as a build reads a stored time
+                valid = values != 0
+                values = np.where(valid, loader.local_days(np.where(valid, values, 0), self.tz), 0)
+            else:
+                valid = np.ones(len(ids), dtype=bool)
+            self.index.update(name, at, values, valid)
+        entered: dict[str, list[int]] = {}
+        for member_id, mall_id in activity.interactions:
+            name = interaction_bitmap(mall_id)
+            before = self._memberships.of(member_id)
+            if name not in before:
+                entered.setdefault(name, []).append(member_id)
+                self._memberships.set(member_id, before | {name})
+        for name, added in entered.items():
+            self.index.set_bitmap(name, self._bitmap(name) | _bitmap(np.array(added, dtype=np.int64)))
+        for union, parts in list(self._unions.items()):
+            if parts & entered.keys():
+                del self._unions[union]
 
     # --- evaluation
 

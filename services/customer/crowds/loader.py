@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from sqlalchemy import Boolean, Column, ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from crowdpack.customer.v1 import crowd_pb2
 from services.common.chunks import chunks
@@ -206,15 +207,31 @@ async def orders(session: AsyncSession, zones: dict[int, ZoneInfo], default: Zon
 
     Offline (线下消费) is every channel but online: fast points, lightning pay, photo points and POS.
     """
-    dialect = _dialect(session)
-    base = (f"SELECT order_id, customer_id, store_id, COALESCE(mall_id, 0), {_EPOCH[dialect].format('occurred_at')}, "
-            "amount_fen - refunded_amount_fen FROM member_order WHERE NOT fully_refunded AND store_id IS NOT NULL "
-            f"AND channel <> '{ONLINE}'")
+    base = _orders_sql(_dialect(session))
     if order_ids is None:
         rows = await _read(session, base, 6, key=("member_order", "order_id", "order_id"))
     else:
         parts = [await _read(session, f"{base} AND order_id IN ({chunk})", 6) for chunk in _in_lists(order_ids)]
         rows = np.concatenate(parts) if parts else np.zeros((0, 6), dtype=np.int64)
+    return _orders_of(rows, zones, default)
+
+
+def some_orders(session: Session, zones: dict[int, ZoneInfo], default: ZoneInfo, order_ids: Sequence[int]) -> Orders:
+    """``orders`` of these order ids on a synchronous session (``Database.run_sync_read``: the read in one hop)."""
+    conn = session.connection()
+    base = _orders_sql(conn.dialect.name)
+    parts = [np.array(conn.exec_driver_sql(f"{base} AND order_id IN ({chunk})").fetchall(), dtype=np.int64)
+             .reshape(-1, 6) for chunk in _in_lists(order_ids)]
+    return _orders_of(np.concatenate(parts) if parts else np.zeros((0, 6), dtype=np.int64), zones, default)
+
+
+def _orders_sql(dialect: str) -> str:
+    return (f"SELECT order_id, customer_id, store_id, COALESCE(mall_id, 0), {_EPOCH[dialect].format('occurred_at')}, "
+            "amount_fen - refunded_amount_fen FROM member_order WHERE NOT fully_refunded AND store_id IS NOT NULL "
+            f"AND channel <> '{ONLINE}'")
+
+
+def _orders_of(rows: np.ndarray, zones: dict[int, ZoneInfo], default: ZoneInfo) -> Orders:
     day = np.zeros(len(rows), dtype=np.int64)
     for mall in np.unique(rows[:, 3]):
         mask = rows[:, 3] == mall
