@@ -22,7 +22,7 @@ from crowdpack.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from services.common.errors import field_of
 from services.common.events import decode
 from services.common.server import Runtime
-from services.ledger.models import MallState, MemberMall, StoreState
+from services.ledger.models import MallState, MemberMall, MemberState, StoreState
 from tests.support.waiting import eventually
 
 # The malls the ledger tests name, with their stores. The ledger refuses ids the customer service never announced.
@@ -80,8 +80,16 @@ class Ledger:
             await self.open_mall(mall_id, *store_ids)
 
     async def set_status(self, member_id: str, *, disabled: bool) -> None:
+        """Announces a member's status as the customer service would, and waits until the ledger has stored it."""
         await self.announce("customer.member.status_changed.v1", customer_events.MemberStatusChanged(
             member_id=member_id, disabled=disabled, change_time=timestamp(datetime.now(UTC))))
+
+        async def applied() -> bool:
+            async with self.runtime.ctx.db.read() as session:
+                state = await session.get(MemberState, member_id)
+                return state is not None and state.disabled == disabled
+
+        await eventually(applied)  # the ledger has stored it: what a test then asserts does not race the event
 
     async def balance(self, member_id: str, asset: int) -> pb.Account:
         reply = await self.stub.GetBalances(pb.GetBalancesRequest(member_id=member_id, asset=asset))
