@@ -257,8 +257,16 @@ async def test_a_failed_refresh_shows_its_error_and_is_retried_until_it_succeeds
         c.Condition(tags=c.TagCondition(tag_ids=["1"]))])])
     package = (await stub.CreatePackage(pb.CreatePackageRequest(
         request_id="p", mall_id=mall_a, name="tagged", definition=tag_definition), metadata=SUPER)).package
-    # The tag it names disappears before the refresh runs (simulated by a refresher whose clock and data we drive).
-    refresher = Refresher(stubs.db, None, clock=lambda: datetime.now(UTC))  # type: ignore[arg-type]
+    # The index fails during a refresh (simulated by a refresher whose clock and index we drive). The service's own
+    # refresher first finishes the package's first computation; then the package is asked again for a moment an
+    # hour ahead, which only the test's refresher, its clock two hours ahead, sees as due.
+    async def ready():
+        got = (await stub.GetPackage(pb.GetPackageRequest(package_id=package.package_id), metadata=SUPER)).package
+        return got.status == pb.PACKAGE_STATUS_READY and not got.failure_reason
+
+    assert await wait_until(ready)
+    ahead = datetime.now(UTC) + timedelta(hours=2)
+    refresher = Refresher(stubs.db, None, clock=lambda: ahead)  # type: ignore[arg-type]
 
     class Broken:
         async def evaluate(self, _translation):
@@ -270,17 +278,12 @@ async def test_a_failed_refresh_shows_its_error_and_is_retried_until_it_succeeds
 
         row = await session.get(CrowdPackage, int(package.package_id))
         row.status, row.refresh_requested_at, row.next_attempt_at = pb.PACKAGE_STATUS_UPDATING, datetime.now(UTC), \
-            datetime.now(UTC) - timedelta(seconds=1)
+            datetime.now(UTC) + timedelta(hours=1)
     assert await refresher.refresh_next()
     failed = (await stub.GetPackage(pb.GetPackageRequest(package_id=package.package_id), metadata=SUPER)).package
-    if failed.status == pb.PACKAGE_STATUS_FAILED:  # the service's own refresher may have won the race
-        assert "index unavailable" in failed.failure_reason
+    assert failed.status == pb.PACKAGE_STATUS_FAILED and "index unavailable" in failed.failure_reason
     await stub.RefreshPackage(pb.RefreshPackageRequest(request_id="again", package_id=package.package_id),
                               metadata=SUPER)
-
-    async def ready():
-        got = (await stub.GetPackage(pb.GetPackageRequest(package_id=package.package_id), metadata=SUPER)).package
-        return got.status == pb.PACKAGE_STATUS_READY and not got.failure_reason
 
     assert await wait_until(ready)
 
