@@ -148,11 +148,7 @@ fn merge_count(a: &[u16], b: &[u16], mut i: usize, mut j: usize) -> u32 {
 /// scalar merge takes over. `emit(block of a, mask of its lanes present in b)`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.2,ssse3,popcnt")]
-unsafe fn blocks_sse42(
-    a: &[u16],
-    b: &[u16],
-    mut emit: impl FnMut(std::arch::x86_64::__m128i, u32),
-) -> (usize, usize) {
+unsafe fn blocks_sse42(a: &[u16], b: &[u16], mut emit: impl FnMut(std::arch::x86_64::__m128i, u32)) -> (usize, usize) {
     use std::arch::x86_64::*;
     const MODE: i32 = _SIDD_UWORD_OPS | _SIDD_CMP_EQUAL_ANY | _SIDD_BIT_MASK;
     let (na, nb) = (a.len() / 8 * 8, b.len() / 8 * 8);
@@ -275,8 +271,18 @@ mod tests {
 
     #[test]
     fn intersection_and_difference_agree_with_a_lookup_on_every_size_mix() {
-        for (na, nb, range) in [(0, 10, 100), (7, 9, 20), (8, 8, 16), (100, 100, 300), (9, 4000, 65535),
-            (600, 450, 65535), (3000, 2900, 4000), (16, 17, 17), (4096, 4096, 65535), (5, 1000, 2000)] {
+        for (na, nb, range) in [
+            (0, 10, 100),
+            (7, 9, 20),
+            (8, 8, 16),
+            (100, 100, 300),
+            (9, 4000, 65535),
+            (600, 450, 65535),
+            (3000, 2900, 4000),
+            (16, 17, 17),
+            (4096, 4096, 65535),
+            (5, 1000, 2000),
+        ] {
             for seed in 1..6u64 {
                 let a = arr(seed, na, range);
                 let b = arr(seed * 7919, nb, range);
