@@ -1,6 +1,7 @@
 //! One roaring container: the low 16 bits of the ids that share one high 16-bit key,
 //! stored as a sorted array, a 64K-bit bitset or a list of runs, as in the roaring format.
 
+use crate::sorted;
 use crate::words::{self, Words, WORDS};
 
 /// Largest cardinality kept as a sorted array; above it a bitset is smaller.
@@ -736,51 +737,13 @@ pub fn runs_andnot(a: &[Run], b: &[Run]) -> Vec<Run> {
     out
 }
 
-/// Sorted intersection of two sorted distinct arrays (galloping when sizes differ a lot).
+/// Sorted intersection of two sorted distinct arrays (vectorised, galloping when sizes differ a lot).
 pub fn intersect_sorted(a: &[u16], b: &[u16]) -> Vec<u16> {
-    let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    let mut out = Vec::with_capacity(small.len());
-    if small.len() * 32 < large.len() {
-        let mut base = 0;
-        for &v in small {
-            match large[base..].binary_search(&v) {
-                Ok(i) => {
-                    out.push(v);
-                    base += i + 1;
-                }
-                Err(i) => base += i,
-            }
-            if base >= large.len() {
-                break;
-            }
-        }
-        return out;
-    }
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        let (x, y) = (a[i], b[j]);
-        if x < y {
-            i += 1;
-        } else if y < x {
-            j += 1;
-        } else {
-            out.push(x);
-            i += 1;
-            j += 1;
-        }
-    }
-    out
+    sorted::intersect(a, b)
 }
 
 fn intersect_count(a: &[u16], b: &[u16]) -> u32 {
-    let (mut i, mut j, mut n) = (0, 0, 0);
-    while i < a.len() && j < b.len() {
-        let (x, y) = (a[i], b[j]);
-        i += (x <= y) as usize;
-        j += (y <= x) as usize;
-        n += (x == y) as u32;
-    }
-    n
+    sorted::intersect_count(a, b)
 }
 
 /// Sorted union of two sorted distinct arrays.
@@ -808,17 +771,7 @@ pub fn union_sorted(a: &[u16], b: &[u16]) -> Vec<u16> {
 
 /// Sorted `a - b` of two sorted distinct arrays.
 pub fn difference_sorted(a: &[u16], b: &[u16]) -> Vec<u16> {
-    let mut out = Vec::with_capacity(a.len());
-    let mut j = 0;
-    for &x in a {
-        while j < b.len() && b[j] < x {
-            j += 1;
-        }
-        if j == b.len() || b[j] != x {
-            out.push(x);
-        }
-    }
-    out
+    sorted::difference(a, b)
 }
 
 fn symmetric_difference_sorted(a: &[u16], b: &[u16]) -> Vec<u16> {

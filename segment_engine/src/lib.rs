@@ -3,7 +3,7 @@
 //! # Layout
 //!
 //! The core, bottom up, knows nothing of Python:
-//! `words` (64K-bit block kernels), `container` (one roaring container), `set` (a roaring
+//! `words` (64K-bit block kernels), `sorted` (sorted-array kernels), `container` (one roaring container), `set` (a roaring
 //! bitmap), `portable` (its serialization), `expr` (fused evaluation), `pred`, `ints`, `columns`
 //! and `orders` (member data), `package` (the package format as values), `state` (the index and
 //! its planner), `snapshot` (save/load of a state). `error` is the one error type.
@@ -38,7 +38,9 @@ pub mod portable;
 pub mod pred;
 pub mod python;
 pub mod set;
+pub mod share;
 pub mod snapshot;
+pub mod sorted;
 pub mod state;
 pub mod words;
 

@@ -17,17 +17,13 @@ fn ids() -> impl Strategy<Value = Vec<u32>> {
     prop_oneof![
         Just(Vec::new()),
         prop::collection::vec(any::<u32>(), 0..300),
-        (0u32..4, 0.05f64..0.95, any::<u64>()).prop_map(|(block, density, seed)| {
-            let mut x = seed | 1;
-            let mut out = Vec::new();
-            for low in 0..65536u32 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                if (x % 10_000) as f64 / 10_000.0 < density {
-                    out.push(block << 16 | low);
-                }
-            }
+        (0u32..4, 0.05f64..0.95, any::<u64>()).prop_map(|(block, density, seed)| block_ids(block, density, seed)),
+        // Arrays of tens to hundreds of ids in a few blocks, as sparse leaves have (the vectorised
+        // intersection, an OR of arrays turning into a bitset).
+        prop::collection::vec((0u32..3, 0.0005f64..0.02, any::<u64>()), 1..3).prop_map(|blocks| {
+            let mut out: Vec<u32> = blocks.into_iter().flat_map(|(b, d, s)| block_ids(b, d, s)).collect();
+            out.sort_unstable();
+            out.dedup();
             out
         }),
         prop::collection::vec((0u32..300_000, 1u32..70_000), 1..6)
@@ -47,6 +43,21 @@ fn ids() -> impl Strategy<Value = Vec<u32>> {
         ),
         (0u32..3).prop_map(|b| (b << 16..(b + 1) << 16).collect()),
     ]
+}
+
+/// The ids of block `block` drawn each with probability `density`.
+fn block_ids(block: u32, density: f64, seed: u64) -> Vec<u32> {
+    let mut x = seed | 1;
+    let mut out = Vec::new();
+    for low in 0..65536u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (x % 10_000) as f64 / 10_000.0 < density {
+            out.push(block << 16 | low);
+        }
+    }
+    out
 }
 
 fn set_of(v: &[u32]) -> RoaringSet {
