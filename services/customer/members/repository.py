@@ -12,9 +12,11 @@ from sqlalchemy import (
     BigInteger,
     BindParameter,
     ColumnElement,
+    CompoundSelect,
     Integer,
     Row,
     Select,
+    String,
     and_,
     any_,
     bindparam,
@@ -24,9 +26,11 @@ from sqlalchemy import (
     delete,
     func,
     literal,
+    literal_column,
     or_,
     select,
     tuple_,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -233,6 +237,15 @@ TAGS = (select(CustomerTag.customer_id, Tag.name).join(Tag, Tag.id == CustomerTa
 STATS = select(CustomerStats).where(CustomerStats.customer_id.in_(IDS))
 INTERACTIONS = (select(CustomerInteraction.customer_id, CustomerInteraction.mall_id)
                 .where(CustomerInteraction.customer_id.in_(IDS)).order_by(CustomerInteraction.mall_id))
+# Both in one statement, for the views read together: (customer id, 0, tag name) rows and (customer id, 1, mall
+# id as text) rows, the tags by name.
+_TAGS_AND_MALLS: CompoundSelect[Any] = union_all(
+    select(CustomerTag.customer_id, literal_column("0").label("part"), Tag.name.label("value"))
+    .join(Tag, Tag.id == CustomerTag.tag_id).where(CustomerTag.customer_id.in_(IDS)),
+    select(CustomerInteraction.customer_id, literal_column("1"), cast(CustomerInteraction.mall_id, String))
+    .where(CustomerInteraction.customer_id.in_(IDS)))
+TAGS_AND_MALLS = _TAGS_AND_MALLS.order_by(_TAGS_AND_MALLS.selected_columns.part,
+                                          _TAGS_AND_MALLS.selected_columns.value)
 
 
 def member_view_query(scope: ColumnElement[bool]) -> Select[Any]:
@@ -364,11 +377,18 @@ class MemberReads:
                 return rows
         raise AssertionError("page_queries ends with the query that answers any filter")
 
-    def tags_of(self, ids: Sequence[int]) -> dict[int, list[str]]:
-        return grouped(self.conn.execute(TAGS, {"ids": list(ids)}))
-
-    def interactions_of(self, ids: Sequence[int]) -> dict[int, list[int]]:
-        return grouped(self.conn.execute(INTERACTIONS, {"ids": list(ids)}))
+    def tags_and_malls_of(self, ids: Sequence[int]) -> tuple[dict[int, list[str]], dict[int, list[int]]]:
+        """Each member's tag names (by name) and interaction malls (by id), in one statement."""
+        tags: dict[int, list[str]] = {}
+        malls: dict[int, list[int]] = {}
+        for customer_id, part, value in self.conn.execute(TAGS_AND_MALLS, {"ids": list(ids)}):
+            if part == 0:
+                tags.setdefault(customer_id, []).append(value)
+            else:
+                malls.setdefault(customer_id, []).append(int(value))
+        for values in malls.values():
+            values.sort()
+        return tags, malls
 
     def count(self, where: list[ColumnElement[bool]]) -> int:
         return self.conn.scalar(

@@ -95,8 +95,8 @@ def _read_view(reads: MemberReads, member_id: int, scope: ColumnElement[bool]) -
     row, visible = found
     if not visible:
         raise PermissionDenied(f"member {member_id} is outside your malls", error_reason="MEMBER_OUTSIDE_SCOPE")
-    return member_from_row(row, tags=reads.tags_of([member_id]).get(member_id, []),
-                           interaction_mall_ids=reads.interactions_of([member_id]).get(member_id, []))
+    tags, malls = reads.tags_and_malls_of([member_id])
+    return member_from_row(row, tags=tags.get(member_id, []), interaction_mall_ids=malls.get(member_id, []))
 
 
 async def _check_unique(repo: MemberRepository, values: dict[str, Any], member_id: int | None,
@@ -261,7 +261,7 @@ class MemberService(FeatureService):
             page = page_of(reads.page(where=where, order_by=order_by, ascending=ascending, limit=limit + 1,
                                       after=after), limit)
             ids = [row[0] for row in page.items]
-            tags, malls = reads.tags_of(ids), reads.interactions_of(ids)
+            tags, malls = reads.tags_and_malls_of(ids)
             token = ""
             if page.more:
                 last = page.items[-1]
