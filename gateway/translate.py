@@ -87,18 +87,26 @@ def _make_converter(descriptor: Descriptor) -> Convert:
         return lambda m: m.ToJsonString()
     if descriptor.full_name.split(".")[0] == "google" or not _printable(descriptor):
         return reference_json if descriptor.full_name.split(".")[0] != "google" else _google_json
-    converters: dict[FieldDescriptor, Convert] = {}
-    defaults: list[tuple[str, Any]] = []  # the fields without presence, in declaration order, with their JSON default
+    # Each field's name and converter (None: printed as it is), by descriptor; and the fields without presence,
+    # in declaration order, with their JSON default.
+    fields: dict[FieldDescriptor, tuple[str, Convert | None]] = {}
+    defaults: list[tuple[str, Any]] = []
     for field in descriptor.fields:
         one = _value_converter(field)
-        converters[field] = (lambda c: lambda values: [c(v) for v in values])(one) if field.is_repeated else one
         if field.is_repeated:
+            fields[field] = (field.name, (lambda c: lambda values: [c(v) for v in values])(one) if one is not _same
+                             else list)
             defaults.append((field.name, list))
-        elif not field.has_presence:
-            defaults.append((field.name, _default_json(field)))
+        else:
+            fields[field] = (field.name, None if one is _same else one)
+            if not field.has_presence:
+                defaults.append((field.name, _default_json(field)))
 
     def convert(message: Any) -> dict[str, Any]:
-        js = {field.name: converters[field](value) for field, value in message.ListFields()}
+        js = {}
+        for field, value in message.ListFields():
+            name, one = fields[field]
+            js[name] = value if one is None else one(value)
         for name, default in defaults:
             if name not in js:
                 js[name] = default() if default is list else default
