@@ -15,6 +15,7 @@ inside a message.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any, TypeVar, cast
@@ -37,12 +38,40 @@ def to_proto(body: dict[str, Any], message: M) -> M:
             (f for f in message.DESCRIPTOR.fields if f.json_name == key), None)
         if descriptor is None:
             raise HttpError(400, "INVALID_ARGUMENT", f"{key}: unknown field", field=key)
+        if _set_plainly(message, cast(FieldDescriptor, descriptor), value):
+            continue
         try:
             json_format.ParseDict({key: value}, message, ignore_unknown_fields=False)
         except json_format.ParseError as err:
             raise HttpError(400, "INVALID_ARGUMENT", f"{descriptor.name}: {_reason(err)}",
                             field=descriptor.name) from None
     return message
+
+
+_INTEGER_TYPES = INT64_TYPES | {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_SINT32,
+                                FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_SFIXED32}
+_DIGITS = re.compile(r"-?[0-9]{1,19}")
+
+
+def _set_plainly(message: Message, field: FieldDescriptor, value: Any) -> bool:
+    """Sets the commonest values as ``json_format`` would, without it (a path's id, a query's page size: a
+    ``ParseDict`` costs some 30 us): an ASCII text into a string field, a decimal integer (a number or its
+    text) into an integer field that holds it. False, having set nothing, for anything else: ``json_format``
+    then parses it, or names what is wrong."""
+    if field.is_repeated:
+        return False
+    if field.type == FieldDescriptor.TYPE_STRING:
+        if isinstance(value, str) and value.isascii():
+            setattr(message, field.name, value)
+            return True
+        return False
+    if field.type in _INTEGER_TYPES and (type(value) is int or (isinstance(value, str) and _DIGITS.fullmatch(value))):
+        try:
+            setattr(message, field.name, int(value))
+        except ValueError:  # out of the field's range: json_format says so
+            return False
+        return True
+    return False
 
 
 def _reason(err: json_format.ParseError) -> str:
