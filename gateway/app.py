@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from gateway import openapi
 from gateway.auth import API_AUDIENCE
@@ -19,6 +20,7 @@ from gateway.bindings import all_bindings
 from gateway.clients import Clients
 from gateway.config import GatewaySettings
 from gateway.errors import install_error_handlers
+from gateway.route_index import RouteIndex
 from gateway.routes import health
 from gateway.transcoder import endpoint
 from services.common.config import CommonSettings
@@ -52,8 +54,11 @@ def create_app(settings: GatewaySettings | None = None, common: CommonSettings |
                            expose_headers=["Content-Disposition", "Retry-After", "X-Row-Count", "X-Truncated"])
     app.include_router(health.router)
     bindings = all_bindings()
+    first = len(app.router.routes)
     for binding in bindings:
         app.router.add_route(binding.path, endpoint(binding), methods=[binding.verb], include_in_schema=False)
+    # Before the bindings' routes, the index that finds a request's route among the few it could be.
+    app.router.routes.insert(first, RouteIndex([r for r in app.router.routes[first:] if isinstance(r, Route)]))
     document = openapi.document(bindings)
     app.state.bindings = bindings
 

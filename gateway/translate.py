@@ -15,6 +15,7 @@ inside a message.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any, TypeVar, cast
@@ -37,12 +38,40 @@ def to_proto(body: dict[str, Any], message: M) -> M:
             (f for f in message.DESCRIPTOR.fields if f.json_name == key), None)
         if descriptor is None:
             raise HttpError(400, "INVALID_ARGUMENT", f"{key}: unknown field", field=key)
+        if _set_plainly(message, cast(FieldDescriptor, descriptor), value):
+            continue
         try:
             json_format.ParseDict({key: value}, message, ignore_unknown_fields=False)
         except json_format.ParseError as err:
             raise HttpError(400, "INVALID_ARGUMENT", f"{descriptor.name}: {_reason(err)}",
                             field=descriptor.name) from None
     return message
+
+
+_INTEGER_TYPES = INT64_TYPES | {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_SINT32,
+                                FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_SFIXED32}
+_DIGITS = re.compile(r"-?[0-9]{1,19}")
+
+
+def _set_plainly(message: Message, field: FieldDescriptor, value: Any) -> bool:
+    """Sets the commonest values as ``json_format`` would, without it (a path's id, a query's page size: a
+    ``ParseDict`` costs some 30 us): an ASCII text into a string field, a decimal integer (a number or its
+    text) into an integer field that holds it. False, having set nothing, for anything else: ``json_format``
+    then parses it, or names what is wrong."""
+    if field.is_repeated:
+        return False
+    if field.type == FieldDescriptor.TYPE_STRING:
+        if isinstance(value, str) and value.isascii():
+            setattr(message, field.name, value)
+            return True
+        return False
+    if field.type in _INTEGER_TYPES and (type(value) is int or (isinstance(value, str) and _DIGITS.fullmatch(value))):
+        try:
+            setattr(message, field.name, int(value))
+        except ValueError:  # out of the field's range: json_format says so
+            return False
+        return True
+    return False
 
 
 def _reason(err: json_format.ParseError) -> str:
@@ -87,18 +116,26 @@ def _make_converter(descriptor: Descriptor) -> Convert:
         return lambda m: m.ToJsonString()
     if descriptor.full_name.split(".")[0] == "google" or not _printable(descriptor):
         return reference_json if descriptor.full_name.split(".")[0] != "google" else _google_json
-    converters: dict[FieldDescriptor, Convert] = {}
-    defaults: list[tuple[str, Any]] = []  # the fields without presence, in declaration order, with their JSON default
+    # Each field's name and converter (None: printed as it is), by descriptor; and the fields without presence,
+    # in declaration order, with their JSON default.
+    fields: dict[FieldDescriptor, tuple[str, Convert | None]] = {}
+    defaults: list[tuple[str, Any]] = []
     for field in descriptor.fields:
         one = _value_converter(field)
-        converters[field] = (lambda c: lambda values: [c(v) for v in values])(one) if field.is_repeated else one
         if field.is_repeated:
+            fields[field] = (field.name, (lambda c: lambda values: [c(v) for v in values])(one) if one is not _same
+                             else list)
             defaults.append((field.name, list))
-        elif not field.has_presence:
-            defaults.append((field.name, _default_json(field)))
+        else:
+            fields[field] = (field.name, None if one is _same else one)
+            if not field.has_presence:
+                defaults.append((field.name, _default_json(field)))
 
     def convert(message: Any) -> dict[str, Any]:
-        js = {field.name: converters[field](value) for field, value in message.ListFields()}
+        js = {}
+        for field, value in message.ListFields():
+            name, one = fields[field]
+            js[name] = value if one is None else one(value)
         for name, default in defaults:
             if name not in js:
                 js[name] = default() if default is list else default

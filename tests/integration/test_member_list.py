@@ -187,3 +187,32 @@ async def test_a_search_takes_like_wildcards_literally(customer):
     assert await names("ab") == ["abc"]
     assert await names("1370000100") == ["100%纯棉", "a_b", "abc", "back\\slash"]  # a phone prefix
     assert await names("13%") == []
+
+
+async def test_views_show_tags_by_name_and_malls_by_number(customer):
+    """GetMember and ListMembers read each member's tags and interaction malls together: the tags in name order,
+    the malls in numeric order (not as text: 9 before 10 before 100), nothing for a member without any."""
+    from services.customer.classification.models import CustomerTag, Tag
+    from services.customer.models import CustomerInteraction
+
+    members = await seed(customer, 3)
+    first, second = int(members[0].member_id), int(members[1].member_id)
+    async with customer.db.transaction() as session:
+        tags = [Tag(name=name, created_at=NOW) for name in ("gamma", "alpha", "beta")]
+        session.add_all(tags)
+        await session.flush()
+        session.add_all([CustomerTag(customer_id=first, tag_id=t.id, created_at=NOW) for t in tags])
+        session.add(CustomerTag(customer_id=second, tag_id=tags[0].id, created_at=NOW))
+        session.add_all([CustomerInteraction(customer_id=first, mall_id=mall, first_kind="order", first_at=NOW)
+                         for mall in (100, 9, 10)])
+    detail = (await customer.members.GetMember(pb.GetMemberRequest(member_id=str(first)), metadata=SUPER)).member
+    assert list(detail.tags) == ["alpha", "beta", "gamma"]
+    assert list(detail.interaction_mall_ids) == ["9", "10", "100"]
+    listed = {x.member_id: x for x in (await customer.members.ListMembers(
+        pb.ListMembersRequest(page_size=10, filter=pb.MemberFilter(include_virtual=True)), metadata=SUPER)).members}
+    assert list(listed[str(first)].tags) == ["alpha", "beta", "gamma"]
+    assert list(listed[str(first)].interaction_mall_ids) == ["9", "10", "100"]
+    assert list(listed[str(second)].tags) == ["gamma"] and list(listed[str(second)].interaction_mall_ids) == []
+    third = listed[members[2].member_id]
+    assert list(third.tags) == [] and list(third.interaction_mall_ids) == []
+    assert listed[str(first)] == detail

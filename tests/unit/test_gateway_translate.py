@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from google.protobuf import message_factory
+from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
@@ -116,3 +116,23 @@ def test_every_message_prints_as_json_format_prints_it(descriptor):
     for message in (message_factory.GetMessageClass(descriptor)(), filled(descriptor, 0), filled(descriptor, 1)):
         expected = reference_json(message)
         assert json.dumps(to_json(message), ensure_ascii=False) == json.dumps(expected, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("body", [
+    {"member_id": "12"}, {"member_id": "会员"}, {"member_id": "\ud800"}, {"member_id": 5}, {"member_id": None},
+    {"page_size": "20"}, {"page_size": 20}, {"page_size": "-5"}, {"page_size": "2e1"}, {"page_size": 2.0},
+    {"page_size": 2.5}, {"page_size": True}, {"page_size": " 20"}, {"page_size": "99999999999"},
+    {"page_size": 99999999999}, {"page_size": "0020"}, {"pageSize": "7"}, {"order_by": "3"},
+])
+def test_requests_parse_as_json_format_parses_them(body):
+    """Texts and integers are set without json_format where it would set them alike; its errors stay its own."""
+    request = customer_pb.GetMemberRequest if "member_id" in body else customer_pb.ListMembersRequest
+    try:
+        expected: object = json_format.ParseDict(body, request())
+    except json_format.ParseError as err:
+        expected = str(err).split(": ", 1)[-1]
+    try:
+        got: object = to_proto(body, request())
+    except HttpError as err:
+        got = err.message.split(": ", 1)[-1]
+    assert got == expected

@@ -12,8 +12,11 @@ from sqlalchemy import (
     BigInteger,
     BindParameter,
     ColumnElement,
+    CompoundSelect,
     Integer,
+    Row,
     Select,
+    String,
     and_,
     any_,
     bindparam,
@@ -23,9 +26,11 @@ from sqlalchemy import (
     delete,
     func,
     literal,
+    literal_column,
     or_,
     select,
     tuple_,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,11 +39,13 @@ from sqlalchemy.orm import Session
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
 from services.common.errors import InvalidArgument
+from services.common.mapped import table_of
 from services.common.search import LIKE_ESCAPE, contains_pattern
 from services.common.validation import aware, known_enum, parse_int_id
 from services.customer.business.models import Contact
 from services.customer.classification.models import CustomerGroup, CustomerTag, Tag
 from services.customer.contacts_held import holder_of
+from services.customer.members.convert import MEMBER_COLUMNS, STATS_SHOWN
 from services.customer.models import Customer, CustomerInteraction, CustomerStats
 from services.customer.organization.models import Mall
 from services.customer.scope import EVERYONE
@@ -81,6 +88,13 @@ TIME_ORDERS = frozenset({pb.MEMBER_ORDER_BY_LAST_SPEND_TIME, pb.MEMBER_ORDER_BY_
                          pb.MEMBER_ORDER_BY_OFFLINE_LAST_TIME})
 # How many members, in sort order, a page looks at before it sorts the filtered members instead.
 WALK_WINDOWS = (2_000, 20_000)
+# What a Member view reads of a member's customer and customer_stats rows, as plain columns (in the order
+# ``convert.member_from_row`` reads them): no mapped object is loaded.
+_customer, _stats = table_of(Customer), table_of(CustomerStats)
+VIEW_COLUMNS = (*(_customer.c[name] for name in MEMBER_COLUMNS), *(_stats.c[name] for name in STATS_SHOWN))
+# The start of a page's query, built once (selecting fifty columns costs as much again as the rest of it).
+_PAGE_OF_VIEWS: Select[Any] = select(*VIEW_COLUMNS).select_from(Customer)
+_PAGE_OF_CUSTOMERS: Select[Any] = select(Customer).select_from(Customer)
 
 
 def live_member() -> ColumnElement[bool]:
@@ -150,9 +164,10 @@ def among(ids: Sequence[int], dialect: str) -> ColumnElement[bool]:
 
 
 def page_queries(*, where: list[ColumnElement[bool]], order_by: int, ascending: bool, limit: int,
-                 after: tuple[Any, int] | None) -> list[Select[Customer]]:
+                 after: tuple[Any, int] | None, view: bool = False) -> list[Select[Any]]:
     """The queries that read up to ``limit`` members matching ``where``, in order, after the keyset ``after``
-    (value, id): the first that fills the page answers, else the last (which answers any filter).
+    (value, id): the first that fills the page answers, else the last (which answers any filter). Each reads
+    mapped ``Customer`` rows, or with ``view`` the ``VIEW_COLUMNS`` (the member and their stats row).
 
     A sort on a stats column first walks that column's index in order, a window at a time,
     and keeps the members that match: a page of a broad filter reads about
@@ -163,8 +178,9 @@ def page_queries(*, where: list[ColumnElement[bool]], order_by: int, ascending: 
     queries = []
     if order_by in SORT_COLUMNS and _walkable(order_by, ascending, after):
         queries = [_walk(SORT_COLUMNS[order_by], where=where, ascending=ascending, limit=limit, after=after,
-                         window=window) for window in WALK_WINDOWS]
-    return [*queries, _sorted(where=where, order_by=order_by, ascending=ascending, limit=limit, after=after)]
+                         window=window, view=view) for window in WALK_WINDOWS]
+    return [*queries, _sorted(where=where, order_by=order_by, ascending=ascending, limit=limit, after=after,
+                              view=view)]
 
 
 def _walkable(order_by: int, ascending: bool, after: tuple[Any, int] | None) -> bool:
@@ -176,7 +192,7 @@ def _walkable(order_by: int, ascending: bool, after: tuple[Any, int] | None) -> 
 
 
 def _walk(column: Any, *, where: list[ColumnElement[bool]], ascending: bool, limit: int,
-          after: tuple[Any, int] | None, window: int) -> Select[Customer]:
+          after: tuple[Any, int] | None, window: int, view: bool) -> Select[Any]:
     ordered = select(CustomerStats.customer_id.label("customer_id"), column.label("sort_value")) \
         .where(column.is_not(None))
     if after is not None:
@@ -185,16 +201,21 @@ def _walk(column: Any, *, where: list[ColumnElement[bool]], ascending: bool, lim
         ordered = ordered.where(keyset > bound if ascending else keyset < bound)
     direction = (lambda c: c.asc()) if ascending else (lambda c: c.desc())
     top = ordered.order_by(direction(column), direction(CustomerStats.customer_id)).limit(window).subquery()
-    return (select(Customer).join(top, top.c.customer_id == Customer.id).where(live_member(), *where)
+    query = (_PAGE_OF_VIEWS if view else _PAGE_OF_CUSTOMERS).join(top, top.c.customer_id == Customer.id)
+    if view:
+        query = query.outerjoin(CustomerStats, CustomerStats.customer_id == Customer.id)
+    return (query.where(live_member(), *where)
             .order_by(direction(top.c.sort_value), direction(top.c.customer_id)).limit(limit))
 
 
 def _sorted(*, where: list[ColumnElement[bool]], order_by: int, ascending: bool, limit: int,
-            after: tuple[Any, int] | None) -> Select[Customer]:
+            after: tuple[Any, int] | None, view: bool) -> Select[Any]:
     key = ORDER_KEYS[order_by]
-    query = select(Customer).where(live_member(), *where)
+    query = (_PAGE_OF_VIEWS if view else _PAGE_OF_CUSTOMERS).where(live_member(), *where)
     if key is not None:
         query = query.join(CustomerStats, CustomerStats.customer_id == Customer.id)
+    elif view:
+        query = query.outerjoin(CustomerStats, CustomerStats.customer_id == Customer.id)
     if after is not None:
         value, last_id = after
         if key is None:
@@ -216,11 +237,20 @@ TAGS = (select(CustomerTag.customer_id, Tag.name).join(Tag, Tag.id == CustomerTa
 STATS = select(CustomerStats).where(CustomerStats.customer_id.in_(IDS))
 INTERACTIONS = (select(CustomerInteraction.customer_id, CustomerInteraction.mall_id)
                 .where(CustomerInteraction.customer_id.in_(IDS)).order_by(CustomerInteraction.mall_id))
+# Both in one statement, for the views read together: (customer id, 0, tag name) rows and (customer id, 1, mall
+# id as text) rows, the tags by name.
+_TAGS_AND_MALLS: CompoundSelect[Any] = union_all(
+    select(CustomerTag.customer_id, literal_column("0").label("part"), Tag.name.label("value"))
+    .join(Tag, Tag.id == CustomerTag.tag_id).where(CustomerTag.customer_id.in_(IDS)),
+    select(CustomerInteraction.customer_id, literal_column("1"), cast(CustomerInteraction.mall_id, String))
+    .where(CustomerInteraction.customer_id.in_(IDS)))
+TAGS_AND_MALLS = _TAGS_AND_MALLS.order_by(_TAGS_AND_MALLS.selected_columns.part,
+                                          _TAGS_AND_MALLS.selected_columns.value)
 
 
-def member_view_query(scope: ColumnElement[bool]) -> Select[Customer, CustomerStats, bool]:
-    """A live member (``MEMBER_ID``) with their stats row and whether ``scope`` holds them."""
-    return (select(Customer, CustomerStats, case((scope, True), else_=False).label("visible"))
+def member_view_query(scope: ColumnElement[bool]) -> Select[Any]:
+    """A live member (``MEMBER_ID``): their ``VIEW_COLUMNS`` and whether ``scope`` holds them."""
+    return (select(*VIEW_COLUMNS, case((scope, True), else_=False).label("visible")).select_from(Customer)
             .outerjoin(CustomerStats, CustomerStats.customer_id == Customer.id)
             .where(Customer.id == MEMBER_ID, live_member()))
 
@@ -323,42 +353,56 @@ class MemberRepository:
 
 class MemberReads:
     """The member views' reads in a synchronous session (``Database.run_sync_read``): GetMember and ListMembers
-    read a member, or a page of them, with what their views join in, one query per table."""
+    read a member, or a page of them, with what their views join in. Every statement selects plain columns and
+    runs on the session's connection: the ORM's execution and loading steps, which cost more than the statement,
+    are skipped."""
 
     def __init__(self, session: Session) -> None:
-        self.session = session
+        self.conn = session.connection()
 
-    def member(self, member_id: int, scope: ColumnElement[bool]) -> tuple[Customer, CustomerStats | None, bool] | None:
-        """A live member with their stats row and whether ``scope`` holds them; None if there is no such member."""
+    def member(self, member_id: int, scope: ColumnElement[bool]) -> tuple[Row[Any], bool] | None:
+        """A live member's ``VIEW_COLUMNS`` and whether ``scope`` holds them; None if there is no such member."""
         query = MEMBER_VIEW_EVERYONE if scope is EVERYONE else member_view_query(scope)
-        row = self.session.execute(query, {"member_id": member_id}).first()
-        return None if row is None else (row[0], row[1], bool(row[2]))
+        row = self.conn.execute(query, {"member_id": member_id}).first()
+        return None if row is None else (row, bool(row[-1]))
 
     def page(self, *, where: list[ColumnElement[bool]], order_by: int, ascending: bool, limit: int,
-             after: tuple[Any, int] | None) -> Sequence[Customer]:
-        """As ``MemberRepository.page``."""
-        queries = page_queries(where=where, order_by=order_by, ascending=ascending, limit=limit, after=after)
+             after: tuple[Any, int] | None) -> Sequence[Row[Any]]:
+        """As ``MemberRepository.page``, each member as their ``VIEW_COLUMNS``."""
+        queries = page_queries(where=where, order_by=order_by, ascending=ascending, limit=limit, after=after,
+                               view=True)
         for query in queries:
-            rows = self.session.scalars(query).all()
+            rows = self.conn.execute(query).all()
             if len(rows) == limit or query is queries[-1]:
                 return rows
         raise AssertionError("page_queries ends with the query that answers any filter")
 
-    def tags_of(self, ids: Sequence[int]) -> dict[int, list[str]]:
-        return grouped(self.session.execute(TAGS, {"ids": list(ids)}))
-
-    def stats_of(self, ids: Sequence[int]) -> dict[int, CustomerStats]:
-        return {r.customer_id: r for r in self.session.scalars(STATS, {"ids": list(ids)})}
-
-    def interactions_of(self, ids: Sequence[int]) -> dict[int, list[int]]:
-        return grouped(self.session.execute(INTERACTIONS, {"ids": list(ids)}))
+    def tags_and_malls_of(self, ids: Sequence[int]) -> tuple[dict[int, list[str]], dict[int, list[int]]]:
+        """Each member's tag names (by name) and interaction malls (by id), in one statement."""
+        tags: dict[int, list[str]] = {}
+        malls: dict[int, list[int]] = {}
+        for customer_id, part, value in self.conn.execute(TAGS_AND_MALLS, {"ids": list(ids)}):
+            if part == 0:
+                tags.setdefault(customer_id, []).append(value)
+            else:
+                malls.setdefault(customer_id, []).append(int(value))
+        for values in malls.values():
+            values.sort()
+        return tags, malls
 
     def count(self, where: list[ColumnElement[bool]]) -> int:
-        return self.session.scalar(
+        return self.conn.scalar(
             select(func.count()).select_from(Customer).where(live_member(), *where)) or 0  # a count is never NULL
 
-    def sort_value(self, customer_id: int, order_by: int) -> Any:
-        key = ORDER_KEYS[order_by]
-        if key is None:
-            return None
-        return self.session.scalar(select(key).where(CustomerStats.customer_id == customer_id))
+
+
+def view_sort_value(row: Sequence[Any], order_by: int) -> Any:
+    """What a member's ``VIEW_COLUMNS`` row sorts on in ``order_by`` (``ORDER_KEYS``; None for the id order)."""
+    if ORDER_KEYS[order_by] is None:
+        return None
+    value = row[_VIEW_INDEX[SORT_COLUMNS[order_by].key]]
+    return EPOCH if value is None and order_by in TIME_ORDERS else value
+
+
+_VIEW_INDEX = {name: i for i, name in enumerate(MEMBER_COLUMNS)} | {
+    name: len(MEMBER_COLUMNS) + i for i, name in enumerate(STATS_SHOWN)}

@@ -25,10 +25,16 @@ from services.customer.contacts_held import held_error
 from services.customer.feature import FeatureService
 from services.customer.member_changes import change_attributes
 from services.customer.members.cards import card_number
-from services.customer.members.convert import member_to_proto
-from services.customer.members.repository import MemberReads, MemberRepository, among, filter_clauses
+from services.customer.members.convert import member_from_row, member_to_proto
+from services.customer.members.repository import (
+    MemberReads,
+    MemberRepository,
+    among,
+    filter_clauses,
+    view_sort_value,
+)
 from services.customer.members.statistics import member_statistics
-from services.customer.models import Customer, CustomerStats, TimelineEntry
+from services.customer.models import Customer, TimelineEntry
 from services.customer.scope import visible_members
 from services.customer.settings.repository import load as load_settings
 from services.customer.store_members import is_store_staff_phone
@@ -53,11 +59,11 @@ class CardOpening:
 
 @dataclass(frozen=True)
 class MemberList:
-    """A page of members with what their views join in, the next page's token and (if asked) the total."""
+    """A page of members (each a row of ``VIEW_COLUMNS``: the member and their stats) with their tags and malls,
+    the next page's token and (if asked) the total."""
 
-    members: Sequence[Customer]
+    members: Sequence[Sequence[Any]]
     tags: dict[int, list[str]]
-    stats: dict[int, CustomerStats]
     malls: dict[int, list[int]]
     next_page_token: str
     total: int
@@ -86,11 +92,11 @@ def _read_view(reads: MemberReads, member_id: int, scope: ColumnElement[bool]) -
     found = reads.member(member_id, scope)
     if found is None:
         raise NotFound(f"no member {member_id}", field="member_id")
-    member, stats, visible = found
+    row, visible = found
     if not visible:
         raise PermissionDenied(f"member {member_id} is outside your malls", error_reason="MEMBER_OUTSIDE_SCOPE")
-    return member_to_proto(member, tags=reads.tags_of([member_id]).get(member_id, []), stats=stats,
-                           interaction_mall_ids=reads.interactions_of([member_id]).get(member_id, []))
+    tags, malls = reads.tags_and_malls_of([member_id])
+    return member_from_row(row, tags=tags.get(member_id, []), interaction_mall_ids=malls.get(member_id, []))
 
 
 async def _check_unique(repo: MemberRepository, values: dict[str, Any], member_id: int | None,
@@ -254,16 +260,16 @@ class MemberService(FeatureService):
             reads = MemberReads(session)
             page = page_of(reads.page(where=where, order_by=order_by, ascending=ascending, limit=limit + 1,
                                       after=after), limit)
-            ids = [m.id for m in page.items]
-            tags, stats, malls = reads.tags_of(ids), reads.stats_of(ids), reads.interactions_of(ids)
+            ids = [row[0] for row in page.items]
+            tags, malls = reads.tags_and_malls_of(ids)
             token = ""
             if page.more:
                 last = page.items[-1]
-                value = reads.sort_value(last.id, order_by)
+                value = view_sort_value(last, order_by)
                 token = encode_token({"o": order_by, "v": value.isoformat() if isinstance(value, datetime) else value,
-                                      "id": last.id})
+                                      "id": last[0]})
             total = reads.count(where) if include_total else 0
-            return MemberList(page.items, tags, stats, malls, token, total)
+            return MemberList(page.items, tags, malls, token, total)
 
         return await self.db.run_sync_read(read)
 

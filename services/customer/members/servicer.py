@@ -25,7 +25,7 @@ from services.common.validation import (
     parse_int_id,
     to_timestamp,
 )
-from services.customer.members.convert import member_to_proto
+from services.customer.members.convert import member_from_row
 from services.customer.members.repository import ORDER_KEYS, TIME_ORDERS, check_filter
 from services.customer.members.service import CardOpening, CrowdMembers, MemberService
 from services.customer.scope import require_admin, require_super_admin
@@ -166,8 +166,8 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         found = await self.service.list(caller, f, crowd_mall_id, order_by=order_by, ascending=request.ascending,
                                         limit=limit, after=after, include_total=request.include_total)
         return pb.ListMembersResponse(
-            members=[member_to_proto(m, tags=found.tags.get(m.id, []), stats=found.stats.get(m.id),
-                                     interaction_mall_ids=found.malls.get(m.id, [])) for m in found.members],
+            members=[member_from_row(m, tags=found.tags.get(m[0], []), interaction_mall_ids=found.malls.get(m[0], []))
+                     for m in found.members],
             next_page_token=found.next_page_token, total_size=found.total)
 
     @staticmethod
