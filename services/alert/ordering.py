@@ -222,11 +222,8 @@ def _evaluate(session: Session, cache: RuleCache, events: Sequence[OrderEvent],
               recorded: Sequence[ledger_events.OrderRecorded], times: dict[int, datetime], now: datetime) -> int:
     """Evaluates each recorded order in turn, on the orders (and refunds) before it; the run's own orders and
     refunds are not written yet, so what is read is the state before the run."""
-    malls: dict[str, MallRules] = {}
-    for mall_id in dict.fromkeys(e.mall_id for e in recorded):
-        rules = cache.get(session, mall_id)
-        if rules is not None and rules.rules:
-            malls[mall_id] = rules
+    malls = {mall_id: rules for mall_id, rules in cache.get_many(session, sorted({e.mall_id for e in recorded})).items()
+             if rules.rules}
     watched = [e for e in recorded if e.mall_id in malls]
     if not watched:
         return 0
