@@ -64,10 +64,13 @@ def apply_orders(session: Session, cache: RuleCache, events: Sequence[OrderEvent
             refunds.append(e)
     opened = _evaluate(session, cache, events, recorded, times, now)
     conn = session.connection()
-    # A recorded order already held (a republished event) stays as it is.
-    insert_rows(conn, MEMBER_ORDER, ORDER_COLUMNS, [
-        (e.order_id, e.member_id, e.mall_id, e.store_id, e.paid_amount, False, times[id(e)]) for e in recorded],
-        skip_existing=True)
+    # A recorded order already held (a republished event) stays as it is, and so does the first of an order recorded
+    # twice in the run. In window index order (member, mall, time): each insert goes down next to the one before.
+    first = {e.order_id: e for e in reversed(recorded)}
+    rows = [(e.order_id, e.member_id, e.mall_id, e.store_id, e.paid_amount, False, times[id(e)])
+            for e in first.values()]
+    rows.sort(key=lambda row: (row[1], row[2], row[6]))
+    insert_rows(conn, MEMBER_ORDER, ORDER_COLUMNS, rows, skip_existing=True)
     # Refunds only lower sums: they never fire a rule and never close an alert. In order: an order refunded twice
     # in the run ends as the later refund leaves it.
     update_rows(conn, MEMBER_ORDER, ("paid_amount", "fully_refunded"), ("order_id",), [
