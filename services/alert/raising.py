@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
@@ -89,24 +89,30 @@ class _Alert:
     changed: bool = False  # an alert that was there before, to update
 
 
+# Built once, with the lists bound at each call (``expanding``): a select made per call with ``in_(values)``
+# costs SQLAlchemy a coercion per value, more than the database spends answering it.
+_ALERTS_OF = (select(Alert.id, Alert.mall_id, Alert.member_id, Alert.rule_id, Alert.rule_name, Alert.conditions,
+                     Alert.state, Alert.first_triggered_at, Alert.last_triggered_at, Alert.order_count)
+              .where(Alert.member_id.in_(bindparam("members", expanding=True)),
+                     Alert.rule_id.in_(bindparam("rules", expanding=True)))
+              .order_by(Alert.id).with_for_update())
+_HELD_BY = (select(AlertOrder.alert_id, AlertOrder.condition, AlertOrder.order_id)
+            .where(AlertOrder.alert_id.in_(bindparam("ids", expanding=True))))
+
+
 def _alerts(session: Session, pairs: set[tuple[str, int]]) -> dict[tuple[str, int], _Alert]:
     """The alerts of these (member, rule) pairs, locked, with the (condition, order) pairs they hold."""
     members = sorted({m for m, _ in pairs})
     rules = sorted({r for _, r in pairs})
     found: dict[tuple[str, int], _Alert] = {}
+    conn = session.connection()
     for part in chunks(members, IN_LIST):
-        rows = session.execute(
-            select(Alert.id, Alert.mall_id, Alert.member_id, Alert.rule_id, Alert.rule_name, Alert.conditions,
-                   Alert.state, Alert.first_triggered_at, Alert.last_triggered_at, Alert.order_count)
-            .where(Alert.member_id.in_(part), Alert.rule_id.in_(rules)).order_by(Alert.id).with_for_update())
-        for row in rows:
+        for row in conn.execute(_ALERTS_OF, {"members": list(part), "rules": rules}):
             if (row.member_id, row.rule_id) in pairs:
                 found[(row.member_id, row.rule_id)] = _Alert(*row)
     by_id = {a.id: a for a in found.values() if a.id is not None}
     for ids in chunks(sorted(by_id), IN_LIST):
-        for alert_id, condition, order_id in session.execute(
-                select(AlertOrder.alert_id, AlertOrder.condition, AlertOrder.order_id)
-                .where(AlertOrder.alert_id.in_(ids))):
+        for alert_id, condition, order_id in conn.execute(_HELD_BY, {"ids": list(ids)}):
             by_id[alert_id].held.add((condition, order_id))
     return found
 

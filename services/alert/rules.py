@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
 from services.alert.evaluation import HORIZON_DAYS, Reach, RuleSpec, Window, lowest
 from services.alert.models import AlertRule, MallView, StoreView
+from services.common.chunks import IN_LIST, chunks
 from services.common.errors import InvalidArgument
 from services.common.validation import known_enum
 
@@ -171,18 +172,31 @@ class RuleCache:
         self._malls: dict[str, MallRules] = {}
 
     def get(self, session: Session, mall_id: str) -> MallRules | None:
-        row = session.execute(select(MallView.revision, MallView.timezone, MallView.deleted)
-                              .where(MallView.mall_id == mall_id)).first()
-        if row is None or row.deleted:
-            return None
-        cached = self._malls.get(mall_id)
-        if cached is not None and cached.revision == row.revision:
-            return cached
+        return self.get_many(session, [mall_id]).get(mall_id)
+
+    def get_many(self, session: Session, mall_ids: Sequence[str]) -> dict[str, MallRules]:
+        """The rules of those of these malls that are known and not deleted: their revisions in one read."""
+        found: dict[str, MallRules] = {}
+        for part in chunks(mall_ids, IN_LIST):
+            for mall_id, revision, timezone, deleted in session.execute(_REVISIONS, {"malls": list(part)}):
+                if deleted:
+                    continue
+                cached = self._malls.get(mall_id)
+                found[mall_id] = (cached if cached is not None and cached.revision == revision
+                                  else self._load(session, mall_id, revision, timezone))
+        return found
+
+    def _load(self, session: Session, mall_id: str, revision: int, timezone: str) -> MallRules:
         rules = session.scalars(select(AlertRule).where(
             AlertRule.mall_id == mall_id, AlertRule.deleted_at.is_(None)).order_by(AlertRule.id)).all()
         stores = session.scalars(select(StoreView).where(
             StoreView.mall_id == mall_id, StoreView.deleted.is_(False))).all()
         specs = tuple(spec_of(r, stores) for r in rules)
-        loaded = MallRules(row.revision, zone(row.timezone), specs, lowest(specs))
+        loaded = MallRules(revision, zone(timezone), specs, lowest(specs))
         self._malls[mall_id] = loaded
         return loaded
+
+
+# Built once, the malls bound at each call.
+_REVISIONS = select(MallView.mall_id, MallView.revision, MallView.timezone, MallView.deleted).where(
+    MallView.mall_id.in_(bindparam("malls", expanding=True)))
