@@ -72,7 +72,7 @@ def register(server: grpc.aio.Server, ctx: Context) -> list[str]:
 
 def consumers(ctx: Context) -> list[EventConsumer]:
     return [EventConsumer(ctx.db, ctx.js, durable="customer-ledger-events", stream=LEDGER_STREAM,
-                          model=ProcessedMessage, batch=256, sync_batch_handler=ledger_projection.apply_sync,
+                          model=ProcessedMessage, batch=1000, sync_batch_handler=ledger_projection.apply_sync,
                           handlers={ENTRY_POSTED: ledger_projection.entry_posted,
                                     ENTRIES_POSTED: ledger_projection.entries_posted,
                                     ORDER_RECORDED: ledger_projection.order_recorded,

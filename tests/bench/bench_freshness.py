@@ -348,6 +348,11 @@ async def lag(args: argparse.Namespace, state: Path, parts: list[str]) -> dict[s
             log(f"  {achieved:.0f} orders/s achieved; lag p50 {p[49] * 1000:.0f} ms, p99 {p[98] * 1000:.0f} ms; "
                 f"{missing} never shown" + (f"; the import was {import_state} when the orders ended"
                                             if import_state else ""))
+            for what, found in seen.items():  # where the lag is: the statistics row, or the crowd index
+                part = sorted(found[m] - returned[m] for m in ids if m in found)
+                if len(part) >= 2:
+                    q = statistics.quantiles(part, n=100, method="inclusive")
+                    log(f"    {what} alone: p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms")
             out[phase] = {"rate": achieved, "p50": p[49], "p99": p[98], "missing": missing, "rows": rows,
                           "import_state": import_state}  # type: ignore[dict-item]
             if job is not None:
