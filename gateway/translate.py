@@ -17,12 +17,13 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar, cast
 
 from google.protobuf import descriptor_pool, json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.errors import HttpError
 
@@ -112,6 +113,8 @@ def _converter(descriptor: Descriptor) -> Convert:
 
 
 def _make_converter(descriptor: Descriptor) -> Convert:
+    if descriptor.full_name == "google.protobuf.Timestamp":
+        return lambda m: _timestamp_json(m.seconds, m.nanos)
     if descriptor.full_name in _JSON_STRING_TYPES:
         return lambda m: m.ToJsonString()
     if descriptor.full_name.split(".")[0] == "google" or not _printable(descriptor):
@@ -142,6 +145,13 @@ def _make_converter(descriptor: Descriptor) -> Convert:
         return js
 
     return convert
+
+
+@lru_cache(maxsize=8192)
+def _timestamp_json(seconds: int, nanos: int) -> str:
+    """A Timestamp's JSON text, remembered: a page's members repeat theirs (registered, created, updated), and
+    printing one costs some 1.6 us, its look-up a tenth of that."""
+    return Timestamp(seconds=seconds, nanos=nanos).ToJsonString()
 
 
 def _printable(descriptor: Descriptor) -> bool:
