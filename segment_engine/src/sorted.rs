@@ -11,19 +11,10 @@ const GALLOP: usize = 32;
 
 #[cfg(target_arch = "x86_64")]
 fn has_sse42() -> bool {
-    use std::sync::atomic::{AtomicU8, Ordering};
-    static STATE: AtomicU8 = AtomicU8::new(0);
-    match STATE.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let yes = std::is_x86_feature_detected!("sse4.2")
-                && std::is_x86_feature_detected!("ssse3")
-                && std::is_x86_feature_detected!("popcnt");
-            STATE.store(if yes { 1 } else { 2 }, Ordering::Relaxed);
-            yes
-        }
-    }
+    // std caches what the CPU reports: each call is a load and a test.
+    std::is_x86_feature_detected!("sse4.2")
+        && std::is_x86_feature_detected!("ssse3")
+        && std::is_x86_feature_detected!("popcnt")
 }
 
 /// For each 8-bit mask of lanes, the byte shuffle that moves those `u16` lanes to the front.

@@ -16,17 +16,8 @@ pub fn zeroed() -> Box<Words> {
 
 #[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
-    use std::sync::atomic::{AtomicU8, Ordering};
-    static STATE: AtomicU8 = AtomicU8::new(0);
-    match STATE.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let yes = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("popcnt");
-            STATE.store(if yes { 1 } else { 2 }, Ordering::Relaxed);
-            yes
-        }
-    }
+    // std caches what the CPU reports: each call is a load and a test.
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("popcnt")
 }
 
 /// Defines `pub fn $name` with a baseline body and an AVX2+POPCNT copy of the same body.
