@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from functools import cache
 from itertools import chain
 from typing import Any, Protocol
 
 from sqlalchemy import JSON, Connection, Dialect, LargeBinary, Table, func, select, text
+from sqlalchemy.dialects.sqlite import base as sqlite_types
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from services.common.chunks import chunks
 from services.common.mapped import table_of
@@ -36,6 +39,9 @@ ARRAY_ROWS = 20_000  # rows per PostgreSQL statement
 VALUES_ROWS = 1_000  # rows per SQLite statement ...
 # ... within its limit of bound values per statement (32,766 since SQLite 3.32; 999 before).
 SQLITE_VALUES = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+# How SQLAlchemy stores a DATETIME on SQLite unless told otherwise: ``isoformat(" ", "microseconds")`` of the
+# wall time, which ``_bind_processor`` makes directly.
+SQLITE_DATETIME_FORMAT = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
 
 
 def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
@@ -154,8 +160,25 @@ def _processors(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> lis
     """The columns (by position) that have a bind processor, and it; none for binary columns, whose processor
     only wraps ``bytes`` in the DBAPI's ``Binary``, which sqlite3 and psycopg do themselves."""
     found = [(i, None if isinstance(table.c[name].type, LargeBinary)
-              else table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for i, name in enumerate(columns)]
+              else _bind_processor(table.c[name].type.dialect_impl(dialect), dialect))
+             for i, name in enumerate(columns)]
     return [(i, f) for i, f in found if f is not None]
+
+
+def _bind_processor(impl: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The type's bind processor; for SQLite's DATETIME in its default storage format, the same text made by
+    ``datetime.isoformat`` (C) rather than a ``%`` format of seven attributes: a batch binds thousands of times."""
+    process = impl.bind_processor(dialect)
+    if process is None or type(impl) is not sqlite_types.DATETIME or \
+            getattr(impl, "_storage_format", None) != SQLITE_DATETIME_FORMAT:
+        return process
+    slow = process
+
+    def fast(value: Any) -> Any:
+        if type(value) is datetime:  # the wall time, its zone (if any) cut off as SQLAlchemy's format leaves it out
+            return value.isoformat(" ", "microseconds")[:26]
+        return slow(value)
+    return fast
 
 
 def _processed(conn: Connection, table: Table, columns: Sequence[str],

@@ -196,3 +196,20 @@ def test_bounded_text_and_optional_id_name_their_field():
     with pytest.raises(InvalidArgument) as err:
         optional_id("x1", "mall_id")
     assert err.value.field == "mall_id"
+
+
+@pytest.mark.parametrize("when", [
+    None, datetime(1, 1, 1), datetime(999, 3, 4, 5, 6, 7, 123), datetime(2026, 12, 2, 23, 5, 7, tzinfo=UTC),
+    datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=8))), datetime(9999, 12, 31, 23, 59, 59, 999_999),
+    datetime(2026, 5, 6).date()])
+def test_bulk_rows_bind_a_sqlite_time_as_sqlalchemy_does(when):
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite
+
+    from services.common.bulk import _bind_processor
+
+    dialect = sqlite.dialect()
+    impl = DateTime(timezone=True).dialect_impl(dialect)
+    fast, sqlalchemys = _bind_processor(impl, dialect), impl.bind_processor(dialect)
+    assert fast is not None and sqlalchemys is not None and fast is not sqlalchemys
+    assert fast(when) == sqlalchemys(when)
