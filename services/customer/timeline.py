@@ -29,13 +29,24 @@ def _is_id(key: str) -> bool:
     return key == "id" or key.endswith("_id")
 
 
+# Which field names are ids, remembered: details use a few dozen names, and a batch writes thousands of entries.
+_ID_KEYS: dict[str, bool] = {}
+
+
+def _id_key(key: str) -> bool:
+    found = _ID_KEYS.get(key)
+    if found is None:
+        found = _ID_KEYS[key] = _is_id(key)
+    return found
+
+
 def _id_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
 def detail(**fields: Any) -> dict[str, Any]:
     """The detail with each field in its one type: ids as strings ("" for none), the rest as given."""
-    out = {k: _id_text(v) if _is_id(k) else v for k, v in fields.items()}
+    out = {k: _id_text(v) if _id_key(k) else v for k, v in fields.items()}
     if _is_id(str(out.get("field", ""))):
         for side in ("from", "to"):
             if side in out:
@@ -43,9 +54,13 @@ def detail(**fields: Any) -> dict[str, Any]:
     return out
 
 
+# ``json.dumps`` with options builds an encoder per call; one kept serves every entry alike.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str, sort_keys=True)
+
+
 def detail_json(**fields: Any) -> str:
     """The stored form of ``detail``: what ``record`` writes, also for bulk writers (the import)."""
-    return json.dumps(detail(**fields), ensure_ascii=False, default=str, sort_keys=True)
+    return _ENCODER.encode(detail(**fields))
 
 
 def record(session: Adds, customer_id: int, kind: str, actor_id: str, **fields: Any) -> None:
