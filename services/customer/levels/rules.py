@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crowdpack.customer.v1 import level_service_pb2 as pb
-from services.common.bulk import Adds
+from services.common.bulk import Adds, Staged
 from services.customer import member_events, timeline
 from services.customer.levels.models import Level, LevelChange
 from services.customer.member_rows import MemberRow, StatsRow
@@ -45,22 +45,30 @@ async def move(session: AsyncSession, member: Customer, to_level: int, kind: int
     """
     change = moved(session, member, await stats_row(session, member.id), to_level, kind, reason, operator_id, now,
                    level)
+    assert change is not None  # a session's change is a mapped row
     if flush:
         await session.flush()
     return change
 
 
 def moved(session: Adds, member: Customer | MemberRow, stats: CustomerStats | StatsRow, to_level: int, kind: int,
-          reason: str, operator_id: str, now: datetime, level: Level | None) -> LevelChange:
-    """``move`` on the member's stats row at hand, leaving every row pending (nothing read or flushed)."""
+          reason: str, operator_id: str, now: datetime, level: Level | None) -> LevelChange | None:
+    """``move`` on the member's stats row at hand, leaving every row pending (nothing read or flushed). Returns the
+    ``LevelChange`` added to a session; to ``Staged`` rows (a batch's) it adds the row's plain values (no mapped
+    object made) and returns None."""
     from_level = member.level
     member.level = to_level
     member.level_expires_at = add_months(now, level.validity_months) if level and level.validity_months else None
     member.updated_at = now
     stats.level_spend_fen = 0
-    change = LevelChange(customer_id=member.id, from_level=from_level, to_level=to_level, kind=kind, reason=reason,
-                         operator_id=operator_id, created_at=now)
-    session.add(change)
+    values = {"customer_id": member.id, "from_level": from_level, "to_level": to_level, "kind": kind,
+              "reason": reason, "operator_id": operator_id, "created_at": now}
+    change = None
+    if isinstance(session, Staged):
+        session.add_row(LevelChange, values)
+    else:
+        change = LevelChange(**values)
+        session.add(change)
     timeline.record(session, member.id, "level_changed", operator_id, **{"from": from_level, "to": to_level},
                     change=KIND_NAMES[kind], reason=reason)
     member_events.level_changed(session, member, from_level, KIND_NAMES[kind], reason, operator_id)
@@ -82,7 +90,8 @@ async def apply_spend(session: AsyncSession, member: Customer, spend_fen: int, a
 
 def count_spend(session: Adds, member: Customer | MemberRow, stats: CustomerStats | StatsRow, spend_fen: int,
                 at: datetime, defined: Sequence[Level]) -> LevelChange | None:
-    """``apply_spend`` on the stats row and level rules at hand: nothing is read, the rows are left pending."""
+    """``apply_spend`` on the stats row and level rules at hand: nothing is read, the rows are left pending (an
+    upgrade's ``LevelChange`` is returned as ``moved`` returns it)."""
     stats.cumulative_spend_fen = max(0, stats.cumulative_spend_fen + spend_fen)
     stats.level_spend_fen = max(0, stats.level_spend_fen + spend_fen)
     if not _may_upgrade(member, spend_fen):
