@@ -220,8 +220,10 @@ def some_orders(session: Session, zones: dict[int, ZoneInfo], default: ZoneInfo,
     """``orders`` of these order ids on a synchronous session (``Database.run_sync_read``: the read in one hop)."""
     conn = session.connection()
     base = _orders_sql(conn.dialect.name)
-    parts = [np.array(conn.exec_driver_sql(f"{base} AND order_id IN ({chunk})").fetchall(), dtype=np.int64)
-             .reshape(-1, 6) for chunk in _in_lists(order_ids)]
+    # Plain tuples to numpy: handed SQLAlchemy's rows, numpy probes each for the array protocols (every probe a
+    # failed key lookup that raises inside), some 30x the cost of the conversion (3.7 ms for 450 orders).
+    parts = [np.array([tuple(row) for row in conn.exec_driver_sql(f"{base} AND order_id IN ({chunk})")],
+                      dtype=np.int64).reshape(-1, 6) for chunk in _in_lists(order_ids)]
     return _orders_of(np.concatenate(parts) if parts else np.zeros((0, 6), dtype=np.int64), zones, default)
 
 
@@ -233,9 +235,13 @@ def _orders_sql(dialect: str) -> str:
 
 def _orders_of(rows: np.ndarray, zones: dict[int, ZoneInfo], default: ZoneInfo) -> Orders:
     day = np.zeros(len(rows), dtype=np.int64)
-    for mall in np.unique(rows[:, 3]):
-        mask = rows[:, 3] == mall
-        day[mask] = local_days(rows[mask, 4], zones.get(int(mall), default))
+    malls = rows[:, 3]
+    by_zone: dict[ZoneInfo, list[int]] = {}  # the malls of each time zone: one conversion per zone, not per mall
+    for mall in np.unique(malls).tolist():
+        by_zone.setdefault(zones.get(mall, default), []).append(mall)
+    for tz, of_zone in by_zone.items():
+        mask = np.isin(malls, of_zone)
+        day[mask] = local_days(rows[mask, 4], tz)
     return Orders(order_id=rows[:, 0], member=rows[:, 1], store=rows[:, 2], day=day, amount=rows[:, 5])
 
 
