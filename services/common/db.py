@@ -227,10 +227,27 @@ class Database:
         if self._sync_read_engine is None:
             async with self.read() as session:
                 return await session.run_sync(fn)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reader_pool(), self._sync_transaction, self._sync_read_engine, fn)
+
+    async def run_core_read(self, fn: Callable[[Connection], T]) -> T:
+        """``run_sync_read`` for a read of plain Core statements: ``fn`` gets the transaction's ``Connection``, not
+        a ``Session`` around it (making, beginning and closing one cost some 25-40 us of a ~0.3 ms member page)."""
+        if self._sync_read_engine is None:
+            async with self.read_engine.connect() as conn, conn.begin():
+                return await conn.run_sync(fn)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reader_pool(), self._core_transaction, self._sync_read_engine, fn)
+
+    def _reader_pool(self) -> ThreadPoolExecutor:
         if self._reader_threads is None:
             self._reader_threads = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="sqlite-reader")
-        return await asyncio.get_running_loop().run_in_executor(
-            self._reader_threads, self._sync_transaction, self._sync_read_engine, fn)
+        return self._reader_threads
+
+    @staticmethod
+    def _core_transaction(engine: Engine, fn: Callable[[Connection], T]) -> T:
+        with engine.connect() as conn, conn.begin():
+            return fn(conn)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

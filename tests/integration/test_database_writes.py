@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import Connection, create_engine, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -93,12 +93,14 @@ async def test_a_read_sees_one_snapshot_while_writes_commit_beside_it(db):
     assert await balances(db) == {"1": 9, "2": 7}
 
 
-async def test_a_sync_read_sees_one_snapshot_and_passes_on_what_it_raises(db, database_url):
+@pytest.mark.parametrize("run", ["run_sync_read", "run_core_read"])  # fn gets a Session, or a Connection
+async def test_a_sync_read_sees_one_snapshot_and_passes_on_what_it_raises(db, database_url, run):
+    run_read = getattr(db, run)
     await db.run_sync_write(lambda s: add_account(s, "1", 5))
     driver = "sqlite+pysqlite" if database_url.startswith("sqlite") else make_url(database_url).drivername
     other = create_engine(make_url(database_url).set(drivername=driver))
 
-    def read(session: Session) -> tuple[int | None, int | None, int | None]:
+    def read(session: Session | Connection) -> tuple[int | None, int | None, int | None]:
         first = session.scalar(select(Account.balance).where(Account.member_id == "1"))
         with other.begin() as conn:  # another connection commits between the read's two statements
             conn.execute(update(Account).where(Account.member_id == "1").values(balance=9))
@@ -106,16 +108,16 @@ async def test_a_sync_read_sees_one_snapshot_and_passes_on_what_it_raises(db, da
         return first, again, session.scalar(select(func.count()).select_from(Account))
 
     try:
-        assert await db.run_sync_read(read) == (5, 5, 1)
+        assert await run_read(read) == (5, 5, 1)
     finally:
         other.dispose()
-    assert await db.run_sync_read(lambda s: s.scalar(select(Account.balance))) == 9
+    assert await run_read(lambda s: s.scalar(select(Account.balance))) == 9
 
-    def fails(_session: Session) -> None:
+    def fails(_session: Session | Connection) -> None:
         raise LookupError("the caller gets this")
 
     with pytest.raises(LookupError, match="the caller gets this"):
-        await db.run_sync_read(fails)
+        await run_read(fails)
 
 
 async def test_a_cancelled_caller_does_not_cut_its_sync_write_short(db):

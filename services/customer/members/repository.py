@@ -13,6 +13,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     CompoundSelect,
+    Connection,
     Integer,
     Row,
     Select,
@@ -34,7 +35,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
@@ -373,13 +373,13 @@ def _plain(where: list[ColumnElement[bool]], order_by: int) -> bool:
 
 
 class MemberReads:
-    """The member views' reads in a synchronous session (``Database.run_sync_read``): GetMember and ListMembers
+    """The member views' reads on a synchronous connection (``Database.run_core_read``): GetMember and ListMembers
     read a member, or a page of them, with what their views join in. Every statement selects plain columns and
-    runs on the session's connection: the ORM's execution and loading steps, which cost more than the statement,
+    runs on the connection: the ORM's session, execution and loading steps, which cost more than the statement,
     are skipped."""
 
-    def __init__(self, session: Session) -> None:
-        self.conn = session.connection()
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
 
     def member(self, member_id: int, scope: ColumnElement[bool]) -> tuple[Row[Any], bool] | None:
         """A live member's ``VIEW_COLUMNS`` and whether ``scope`` holds them; None if there is no such member."""

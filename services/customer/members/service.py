@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, Connection
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
@@ -147,7 +146,7 @@ class MemberService(FeatureService):
 
     async def get(self, member_id: int, caller: Caller) -> member_pb2.Member:
         scope = visible_members(caller)
-        return await self.db.run_sync_read(lambda session: _read_view(MemberReads(session), member_id, scope))
+        return await self.db.run_core_read(lambda conn: _read_view(MemberReads(conn), member_id, scope))
 
     @idempotent("UpdateMember")
     async def update(self, session: AsyncSession, request: pb.UpdateMemberRequest, caller: Caller, member_id: int,
@@ -256,8 +255,8 @@ class MemberService(FeatureService):
         if crowd_mall_id is not None:
             where.append(await self._crowd_clause(f.crowd, crowd_mall_id))
 
-        def read(session: Session) -> MemberList:
-            reads = MemberReads(session)
+        def read(conn: Connection) -> MemberList:
+            reads = MemberReads(conn)
             page = page_of(reads.page(where=where, order_by=order_by, ascending=ascending, limit=limit + 1,
                                       after=after), limit)
             ids = [row[0] for row in page.items]
@@ -271,7 +270,7 @@ class MemberService(FeatureService):
             total = reads.count(where) if include_total else 0
             return MemberList(page.items, tags, malls, token, total)
 
-        return await self.db.run_sync_read(read)
+        return await self.db.run_core_read(read)
 
     async def _crowd_clause(self, crowd: Any, mall_id: int) -> ColumnElement[bool]:
         """The ad hoc crowd filter: evaluated by the segment engine, then joined to the SQL filters."""
