@@ -15,17 +15,19 @@ refunds as bulk statements, and the alerts the triggers opened or extended (``ra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from functools import cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import Table
+from sqlalchemy import Dialect, Table
 from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
 from services.alert.evaluation import (
     HORIZON_DAYS,
     Order,
+    Reach,
     evaluate,
     horizon_start,
     live,
@@ -49,33 +51,77 @@ _OCCUR_TIME = MEMBER_ORDER.c.occur_time.type
 ORDER_COLUMNS = ("order_id", "member_id", "mall_id", "store_id", "paid_amount", "fully_refunded", "occur_time")
 
 
+class Recorded(NamedTuple):
+    """A recorded order's fields, read off its event once: a protobuf field read makes a new object each time, and
+    a batch goes over its orders several times."""
+
+    order_id: str
+    member_id: str
+    mall_id: str
+    store_id: str
+    paid_amount: int
+    occur_time: datetime  # aware
+
+
 def apply_orders(session: Session, cache: RuleCache, events: Sequence[OrderEvent], now: datetime) -> int:
     """Applies the events in order; returns how many alerts opened."""
     oldest = now - TOO_OLD
-    times: dict[int, datetime] = {}
-    recorded: list[ledger_events.OrderRecorded] = []
+    run: list[Recorded | ledger_events.OrderRefunded] = []  # the events in order, the recorded ones as ``Recorded``
+    recorded: list[Recorded] = []  # those that go into the windows
     refunds: list[ledger_events.OrderRefunded] = []
     for e in events:
         if isinstance(e, ledger_events.OrderRecorded):
-            when = times[id(e)] = from_timestamp(e.occur_time)
-            if e.channel != ONLINE and e.member_id and e.mall_id and when >= oldest:
-                recorded.append(e)
+            order = Recorded(e.order_id, e.member_id, e.mall_id, e.store_id, e.paid_amount,
+                             from_timestamp(e.occur_time))
+            run.append(order)
+            if order.member_id and order.mall_id and order.occur_time >= oldest and e.channel != ONLINE:
+                recorded.append(order)
         else:
+            run.append(e)
             refunds.append(e)
-    opened = _evaluate(session, cache, events, recorded, times, now)
+    opened = _evaluate(session, cache, run, recorded, now)
     conn = session.connection()
     # A recorded order already held (a republished event) stays as it is, and so does the first of an order recorded
     # twice in the run. In window index order (member, mall, time): each insert goes down next to the one before.
-    first = {e.order_id: e for e in reversed(recorded)}
-    rows = [(e.order_id, e.member_id, e.mall_id, e.store_id, e.paid_amount, False, times[id(e)])
-            for e in first.values()]
-    rows.sort(key=lambda row: (row[1], row[2], row[6]))
-    insert_rows(conn, MEMBER_ORDER, ORDER_COLUMNS, rows, skip_existing=True)
+    # The values go as the driver takes them (``_order_binds``), past SQLAlchemy's per-value bind processing.
+    not_refunded, bind_time = _order_binds(conn.dialect)
+    first = {o.order_id: o for o in reversed(recorded)}
+    rows = [(o.order_id, o.member_id, o.mall_id, o.store_id, o.paid_amount, not_refunded, bind_time(o.occur_time))
+            for o in first.values()]
+    rows.sort(key=_window_order)
+    insert_rows(conn, MEMBER_ORDER, ORDER_COLUMNS, rows, converted=True, skip_existing=True)
     # Refunds only lower sums: they never fire a rule and never close an alert. In order: an order refunded twice
     # in the run ends as the later refund leaves it.
     update_rows(conn, MEMBER_ORDER, ("paid_amount", "fully_refunded"), ("order_id",), [
         (max(e.order_paid_amount - e.total_refunded_paid_amount, 0), e.fully_refunded, e.order_id) for e in refunds])
     return opened
+
+
+def _window_order(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A member_order row's place in the window index: member, mall, time."""
+    return row[1], row[2], row[6]
+
+
+def sqlite_time(when: datetime) -> str:
+    """``when`` (aware, UTC) as SQLAlchemy's SQLite DateTime stores it, ``YYYY-MM-DD HH:MM:SS.ffffff`` (the text the
+    windows compare and parse), made by ``isoformat`` at a quarter of the type's bind processing."""
+    return when.isoformat(" ", "microseconds")[:26]
+
+
+@cache
+def _order_binds(dialect: Dialect) -> tuple[Any, Callable[[datetime], Any]]:
+    """For a new member_order row: the driver's value of ``fully_refunded`` False, and the function that gives an
+    ``occur_time``'s, as the columns' types bind them (on SQLite ``sqlite_time``; PostgreSQL's driver takes the
+    aware datetime itself)."""
+    refunded = MEMBER_ORDER.c.fully_refunded.type.dialect_impl(dialect).bind_processor(dialect)
+    if dialect.name == "sqlite":
+        return (refunded(False) if refunded is not None else False), sqlite_time
+    processor = _OCCUR_TIME.dialect_impl(dialect).bind_processor(dialect)
+    return (refunded(False) if refunded is not None else False), (processor if processor is not None else _same)
+
+
+def _same(when: datetime) -> datetime:
+    return when
 
 
 def read_windows(session: Session, members: Sequence[str], malls: Sequence[str], since: datetime,
@@ -167,79 +213,86 @@ def read_bounds(session: Session, members: Sequence[str], malls: Sequence[str],
 NO_ORDERS = Bound(0, 0, 0, 0, 0, [])
 
 
-class _Running:
-    """A member's bound in a mall as the run's orders raise it, one order at a time."""
-
-    __slots__ = ("order_count", "paid", "max_paid", "store_count", "store_paid", "stores", "at_store",
-                 "most_paid_at_store")
-
-    def __init__(self, b: Bound) -> None:
-        self.order_count, self.paid, self.max_paid = b.order_count, b.paid, b.max_paid
-        self.store_count, self.store_paid, self.stores = b.store_count, b.store_paid, b.stores
-        self.at_store: dict[str, tuple[int, int]] = {}  # the run's orders and their sum, by store
-        self.most_paid_at_store = 0  # the highest of those sums
-
-
-def _to_read(events: Sequence[OrderEvent], bounds: dict[tuple[str, str], Bound], malls: dict[str, MallRules],
-             members: set[str], new_ids: set[str]) -> set[tuple[str, str]]:
+def _to_read(run: Sequence[Recorded | ledger_events.OrderRefunded], bounds: dict[tuple[str, str], Bound],
+             malls: dict[str, MallRules], members: set[str], new_ids: set[str]) -> set[tuple[str, str]]:
     """The (mall, member) pairs whose orders are to be read and evaluated: those with an order of the run at which
     the bound (what the database holds, plus the run's orders before it and itself) reaches one of the mall's
     rules' lowest thresholds (``evaluation.reaches_any``), and those with a refund in the run (a refund may leave
-    an amount higher than the database holds it, when an older refund event comes after a newer one)."""
+    an amount higher than the database holds it, when an older refund event comes after a newer one).
+
+    Every part of the bound only grows as orders are added (amounts count as far as they are positive), so it
+    reaches a threshold at one of a pair's orders exactly when it does with all of them: each pair is checked once,
+    with the whole run's orders, in one pass over the run."""
     wanted: set[tuple[str, str]] = set()
-    running: dict[tuple[str, str], _Running] = {}
-    for e in events:
-        key = (e.mall_id, e.member_id)
-        if isinstance(e, ledger_events.OrderRefunded):
+    pairs: dict[tuple[str, str], list[Recorded]] = {}
+    for e in run:
+        if type(e) is not Recorded:  # a refund
             if e.member_id in members and e.mall_id in malls:
-                wanted.add(key)
+                wanted.add((e.mall_id, e.member_id))
             continue
-        if key in wanted or e.member_id not in members or e.mall_id not in malls or e.order_id not in new_ids:
+        if e.member_id not in members or e.mall_id not in malls or e.order_id not in new_ids:
             continue
+        key = (e.mall_id, e.member_id)
         if STORE_SEPARATOR in e.store_id:
             wanted.add(key)
             continue
-        r = running.get(key)
-        if r is None:
-            r = running[key] = _Running(bounds.get(key, NO_ORDERS))
-        amount = e.paid_amount if e.paid_amount > 0 else 0
-        r.order_count += 1
-        r.paid += amount
-        if amount > r.max_paid:
-            r.max_paid = amount
-        count, paid = r.at_store.get(e.store_id, (0, 0))
-        count, paid = r.at_store[e.store_id] = (count + 1, paid + amount)
-        if count + r.stores.count(e.store_id) > r.store_count:
-            r.store_count = count + r.stores.count(e.store_id)
-        if paid > r.most_paid_at_store:
-            r.most_paid_at_store = paid
-        floor = malls[e.mall_id].floor
-        if (r.max_paid >= floor.max_paid or r.store_count >= floor.store_count
-                or r.store_paid + r.most_paid_at_store >= floor.store_paid
-                or r.order_count >= floor.order_count or r.paid >= floor.paid):
+        orders = pairs.get(key)
+        if orders is None:
+            pairs[key] = [e]
+        else:
+            orders.append(e)
+    for key, orders in pairs.items():
+        if key not in wanted and _reaches(bounds.get(key, NO_ORDERS), orders, malls[key[0]].floor):
             wanted.add(key)
     return wanted
 
 
-def _evaluate(session: Session, cache: RuleCache, events: Sequence[OrderEvent],
-              recorded: Sequence[ledger_events.OrderRecorded], times: dict[int, datetime], now: datetime) -> int:
+def _reaches(b: Bound, orders: Sequence[Recorded], floor: Reach) -> bool:
+    """Whether the bound ``b`` with the run's ``orders`` of the pair added reaches ``floor``
+    (``evaluation.reaches_any``)."""
+    if len(orders) == 1:  # most pairs: one order of the run, no sums per store to make
+        o = orders[0]
+        amount = o.paid_amount if o.paid_amount > 0 else 0
+        return (amount >= floor.max_paid or b.max_paid >= floor.max_paid or b.order_count + 1 >= floor.order_count
+                or b.paid + amount >= floor.paid or b.store_paid + amount >= floor.store_paid
+                or b.store_count >= floor.store_count or 1 + b.stores.count(o.store_id) >= floor.store_count)
+    paid, max_paid = b.paid, b.max_paid
+    at_store: dict[str, list[int]] = {}  # the run's orders and their sum, by store
+    for o in orders:
+        amount = o.paid_amount if o.paid_amount > 0 else 0
+        paid += amount
+        if amount > max_paid:
+            max_paid = amount
+        count_paid = at_store.get(o.store_id)
+        if count_paid is None:
+            at_store[o.store_id] = [1, amount]
+        else:
+            count_paid[0] += 1
+            count_paid[1] += amount
+    store_count = max(b.store_count, max(count + b.stores.count(store) for store, (count, _) in at_store.items()))
+    return reaches_any(Reach(b.order_count + len(orders), paid, max_paid, store_count,
+                             b.store_paid + max(sum_paid for _, sum_paid in at_store.values())), floor)
+
+
+def _evaluate(session: Session, cache: RuleCache, run: Sequence[Recorded | ledger_events.OrderRefunded],
+              recorded: Sequence[Recorded], now: datetime) -> int:
     """Evaluates each recorded order in turn, on the orders (and refunds) before it; the run's own orders and
     refunds are not written yet, so what is read is the state before the run."""
-    malls = {mall_id: rules for mall_id, rules in cache.get_many(session, sorted({e.mall_id for e in recorded})).items()
+    malls = {mall_id: rules for mall_id, rules in cache.get_many(session, sorted({o.mall_id for o in recorded})).items()
              if rules.rules}
-    watched = [e for e in recorded if e.mall_id in malls]
+    watched = [o for o in recorded if o.mall_id in malls]
     if not watched:
         return 0
-    members = sorted({e.member_id for e in watched})
+    members = sorted({o.member_id for o in watched})
     skip = excluded_members(session, members)
     members = [m for m in members if m not in skip]
     if not members:
         return 0
-    new_ids = {e.order_id for e in recorded}
+    new_ids = {o.order_id for o in recorded}
     since = now - TOO_OLD
     # Upper bounds first (a republished order of the run counts twice in them, which only raises them) ...
     bounds = read_bounds(session, members, sorted(malls), since)
-    wanted = _to_read(events, bounds, malls, set(members), new_ids)
+    wanted = _to_read(run, bounds, malls, set(members), new_ids)
     if not wanted:
         return 0
     # ... then the orders of the members that may fire, as they stood before this run: the run replays its own
@@ -248,7 +301,7 @@ def _evaluate(session: Session, cache: RuleCache, events: Sequence[OrderEvent],
     windows = read_windows(session, members, sorted(malls), since, new_ids)
     horizons = {mall_id: horizon_start(now, mall.tz) for mall_id, mall in malls.items()}
     triggers: list[Trigger] = []
-    for e in events:
+    for e in run:
         if isinstance(e, ledger_events.OrderRefunded):
             window = windows.get((e.mall_id, e.member_id))
             if window is not None and e.order_id in window:  # a pair with a refund is always read
@@ -261,7 +314,7 @@ def _evaluate(session: Session, cache: RuleCache, events: Sequence[OrderEvent],
         window = windows.get((e.mall_id, e.member_id))
         if window is None:
             window = windows[(e.mall_id, e.member_id)] = {}
-        window[e.order_id] = Order(e.order_id, e.store_id, e.paid_amount, times[id(e)])
+        window[e.order_id] = Order(e.order_id, e.store_id, e.paid_amount, e.occur_time)
         orders = live(window.values(), now, horizons[e.mall_id])
         reached = reach(orders)
         if not reaches_any(reached, mall.floor):
