@@ -15,12 +15,11 @@ refunds as bulk statements, and the alerts the triggers opened or extended (``ra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Dialect, Table
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
@@ -38,7 +37,7 @@ from services.alert.evaluation import (
 from services.alert.models import MemberOrder
 from services.alert.raising import Trigger, excluded_members, record_triggers
 from services.alert.rules import MallRules, RuleCache
-from services.common.bulk import insert_rows, update_rows
+from services.common.bulk import column_binder, insert_rows, update_rows
 from services.common.chunks import IN_LIST, chunks
 from services.common.validation import aware, from_timestamp
 
@@ -83,8 +82,9 @@ def apply_orders(session: Session, cache: RuleCache, events: Sequence[OrderEvent
     conn = session.connection()
     # A recorded order already held (a republished event) stays as it is, and so does the first of an order recorded
     # twice in the run. In window index order (member, mall, time): each insert goes down next to the one before.
-    # The values go as the driver takes them (``_order_binds``), past SQLAlchemy's per-value bind processing.
-    not_refunded, bind_time = _order_binds(conn.dialect)
+    # The values go as the driver takes them (``column_binder``), past SQLAlchemy's per-value bind processing.
+    not_refunded = column_binder(conn.dialect, MEMBER_ORDER, "fully_refunded")(False)
+    bind_time = column_binder(conn.dialect, MEMBER_ORDER, "occur_time")
     first = {o.order_id: o for o in reversed(recorded)}
     rows = [(o.order_id, o.member_id, o.mall_id, o.store_id, o.paid_amount, not_refunded, bind_time(o.occur_time))
             for o in first.values()]
@@ -100,28 +100,6 @@ def apply_orders(session: Session, cache: RuleCache, events: Sequence[OrderEvent
 def _window_order(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """A member_order row's place in the window index: member, mall, time."""
     return row[1], row[2], row[6]
-
-
-def sqlite_time(when: datetime) -> str:
-    """``when`` (aware, UTC) as SQLAlchemy's SQLite DateTime stores it, ``YYYY-MM-DD HH:MM:SS.ffffff`` (the text the
-    windows compare and parse), made by ``isoformat`` at a quarter of the type's bind processing."""
-    return when.isoformat(" ", "microseconds")[:26]
-
-
-@cache
-def _order_binds(dialect: Dialect) -> tuple[Any, Callable[[datetime], Any]]:
-    """For a new member_order row: the driver's value of ``fully_refunded`` False, and the function that gives an
-    ``occur_time``'s, as the columns' types bind them (on SQLite ``sqlite_time``; PostgreSQL's driver takes the
-    aware datetime itself)."""
-    refunded = MEMBER_ORDER.c.fully_refunded.type.dialect_impl(dialect).bind_processor(dialect)
-    if dialect.name == "sqlite":
-        return (refunded(False) if refunded is not None else False), sqlite_time
-    processor = _OCCUR_TIME.dialect_impl(dialect).bind_processor(dialect)
-    return (refunded(False) if refunded is not None else False), (processor if processor is not None else _same)
-
-
-def _same(when: datetime) -> datetime:
-    return when
 
 
 def read_windows(session: Session, members: Sequence[str], malls: Sequence[str], since: datetime,
