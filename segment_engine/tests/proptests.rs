@@ -579,3 +579,50 @@ proptest! {
         }
     }
 }
+
+/// A leaf of mostly dense blocks (bitsets, the fused kernels' inputs), some sparse or full.
+fn dense_leaf() -> impl Strategy<Value = Vec<u32>> {
+    prop::collection::vec(
+        (0u32..3, prop_oneof![4 => 0.1f64..0.95, 1 => 0.001f64..0.02, 1 => Just(1.0f64)], any::<u64>()),
+        1..4,
+    )
+    .prop_map(|blocks| {
+        let mut out: Vec<u32> = blocks.into_iter().flat_map(|(b, d, s)| block_ids(b, d, s)).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The package shapes whose blocks of stored bitsets are computed and counted in one pass
+    /// (an OR of leaves and of an AND; an AND minus an OR), alone and inside other operators,
+    /// agree with pairwise set algebra.
+    #[test]
+    fn one_pass_shapes_agree_with_pairwise(leaves in prop::collection::vec(dense_leaf(), 9)) {
+        use Tree::{And, AndNot, Leaf, Or};
+        let sets: Vec<RoaringSet> = leaves.iter().map(|v| set_of(v)).collect();
+        let l = |i: usize| Leaf(i);
+        let or7 = Or(vec![l(0), l(1), l(2), l(3), l(4), l(5), l(6), And(vec![l(7), l(8)])]);
+        let excl = AndNot(Box::new(And(vec![l(0), l(1)])), Box::new(Or((2..9).map(l).collect())));
+        let shapes = vec![
+            or7.clone(),
+            excl.clone(),
+            Or(vec![l(0), And(vec![l(1), l(2)])]),
+            Or(vec![l(0), l(1), And(vec![l(2), l(3), l(4)]), And(vec![l(5), l(6)])]),
+            AndNot(Box::new(l(0)), Box::new(Or(vec![l(1), l(2)]))),
+            AndNot(Box::new(And(vec![l(0), l(1)])), Box::new(l(2))),
+            And(vec![Or(vec![l(0), l(1), l(2)]), excl.clone(), l(8)]),
+            AndNot(Box::new(or7), Box::new(Or(vec![l(3), l(4), l(5)]))),
+            Or(vec![excl, l(7), l(8)]),
+        ];
+        for t in &shapes {
+            let expected = naive(t, &sets);
+            let got = expr::evaluate(to_node(t, &sets));
+            prop_assert_eq!(got.to_vec(), expected.to_vec(), "{:?}", t);
+            prop_assert_eq!(expr::count(to_node(t, &sets)), expected.len(), "{:?}", t);
+        }
+    }
+}
