@@ -102,9 +102,6 @@ mod avx512 {
 
     /// Words per step: four 512-bit registers.
     const STEP: usize = 32;
-    /// How far ahead, in words, the sources are prefetched (the hardware prefetcher stops at
-    /// each 4 KiB page, and every source is a separate 8 KiB block).
-    const AHEAD: usize = 256;
 
     #[inline(always)]
     unsafe fn load(p: *const u64) -> __m512i {
@@ -114,11 +111,6 @@ mod avx512 {
     #[inline(always)]
     unsafe fn store(p: *mut u64, v: __m512i) {
         _mm512_storeu_si512(p as *mut __m512i, v)
-    }
-
-    #[inline(always)]
-    unsafe fn prefetch(p: *const u64) {
-        _mm_prefetch::<_MM_HINT_T0>(p as *const i8)
     }
 
     /// Population of each 64-bit lane of `v`, added to `acc` (AVX512BW has no 64-bit popcount
@@ -145,22 +137,15 @@ mod avx512 {
             for s in ands {
                 let p = s.as_ptr().wrapping_add(c);
                 for (k, a) in a.iter_mut().enumerate() {
-                    // SAFETY: `c + STEP <= WORDS`: the loads stay inside the block; a prefetch
-                    // never faults, even past its end.
-                    unsafe {
-                        prefetch(p.wrapping_add(AHEAD + 8 * k));
-                        *a = _mm512_and_si512(*a, load(p.add(8 * k)));
-                    }
+                    // SAFETY: `c + STEP <= WORDS`: the loads stay inside the block.
+                    unsafe { *a = _mm512_and_si512(*a, load(p.add(8 * k))) };
                 }
             }
             for s in ors {
                 let p = s.as_ptr().wrapping_add(c);
                 for (k, o) in o.iter_mut().enumerate() {
                     // SAFETY: as above.
-                    unsafe {
-                        prefetch(p.wrapping_add(AHEAD + 8 * k));
-                        *o = _mm512_or_si512(*o, load(p.add(8 * k)));
-                    }
+                    unsafe { *o = _mm512_or_si512(*o, load(p.add(8 * k))) };
                 }
             }
             let d = dst.as_mut_ptr().wrapping_add(c);
@@ -182,11 +167,9 @@ mod avx512 {
             let mut acc = [_mm512_setzero_si512(); 4];
             for s in srcs {
                 let p = s.as_ptr().wrapping_add(c);
-                // SAFETY: `c + STEP <= WORDS`, so the four loads stay inside the block; a
-                // prefetch never faults, even past its end.
+                // SAFETY: `c + STEP <= WORDS`, so the four loads stay inside the block.
                 unsafe {
                     for (k, a) in acc.iter_mut().enumerate() {
-                        prefetch(p.wrapping_add(AHEAD + 8 * k));
                         *a = _mm512_or_si512(*a, load(p.add(8 * k)));
                     }
                 }
@@ -506,13 +489,28 @@ multiversion! {
         let mut n = 0usize;
         if card <= 2 * WORDS {
             // Sparse: most words are zero, and the loop below would still write eight slots for
-            // each; visit only the set bits.
-            for (i, &w) in a.iter().enumerate() {
-                let mut w = w;
-                while w != 0 {
-                    out[n] = (i * 64) as u16 | w.trailing_zeros() as u16;
-                    n += 1;
-                    w &= w - 1;
+            // each; visit only the set bits. A mask of the non-zero words of each 64 (one
+            // vector compare per eight words) is walked instead of testing every word: a
+            // test per word mispredicts at each of the few non-zero ones.
+            for g in 0..WORDS / 64 {
+                let group = &a[g * 64..g * 64 + 64];
+                let mut nonzero = 0u64;
+                for (i, &w) in group.iter().enumerate() {
+                    nonzero |= ((w != 0) as u64) << i;
+                }
+                while nonzero != 0 {
+                    let i = nonzero.trailing_zeros() as usize;
+                    nonzero &= nonzero - 1;
+                    let base = ((g * 64 + i) * 64) as u16;
+                    let mut w = group[i];
+                    loop {
+                        out[n] = base | w.trailing_zeros() as u16;
+                        n += 1;
+                        w &= w - 1;
+                        if w == 0 {
+                            break;
+                        }
+                    }
                 }
             }
             debug_assert_eq!(n, card);
