@@ -8,6 +8,8 @@
 //! never computed over the block; OR accumulates every operand into one block; counting never
 //! allocates result containers.
 
+use std::borrow::Cow;
+
 use crate::container::{
     difference_sorted, intersect_sorted, runs_and, runs_andnot, runs_or, union_sorted, Container, Run,
 };
@@ -109,6 +111,18 @@ impl Scratch {
         self.pool.pop().unwrap_or_else(words::zeroed)
     }
 
+    /// A zeroed block: a pooled one cleared, or a fresh one from the allocator (already zero,
+    /// so not cleared a second time).
+    pub fn get_zeroed(&mut self) -> Box<Words> {
+        match self.pool.pop() {
+            Some(mut b) => {
+                b.fill(0);
+                b
+            }
+            None => words::zeroed(),
+        }
+    }
+
     /// Returns a block to the pool.
     pub fn put(&mut self, b: Box<Words>) {
         if self.pool.len() < 16 {
@@ -173,6 +187,23 @@ impl Val<'_> {
         }
     }
 
+    /// This value as a new scratch block: a bitset is copied, anything else is set into a
+    /// zeroed block.
+    fn to_block(&self, s: &mut Scratch) -> Box<Words> {
+        match self {
+            Val::W(_) | Val::C(Container::Bits(..)) | Val::Own(Container::Bits(..)) | Val::Full => {
+                let mut w = s.get();
+                self.write(&mut w);
+                w
+            }
+            _ => {
+                let mut w = s.get_zeroed();
+                self.or_into(&mut w);
+                w
+            }
+        }
+    }
+
     fn or_into(&self, out: &mut Words) {
         match self {
             Val::Empty => {}
@@ -215,8 +246,38 @@ impl Val<'_> {
     }
 
     fn release(self, s: &mut Scratch) {
-        if let Val::W(w) = self {
+        if let Val::W(w) | Val::Own(Container::Bits(w, _)) = self {
             s.put(w);
+        }
+    }
+
+    /// An owned bitset as a scratch block, to be changed in place (its count is dropped).
+    fn unown(self) -> Self {
+        match self {
+            Val::Own(Container::Bits(w, _)) => Val::W(w),
+            other => other,
+        }
+    }
+
+    /// A block written by a fused kernel, with its population `n`: empty, full, an array when
+    /// it holds few ids, else an owned bitset that keeps its count (so that a result is not
+    /// counted twice).
+    fn counted(w: Box<Words>, n: u32, s: &mut Scratch) -> Self {
+        match n {
+            0 => {
+                s.put(w);
+                Val::Empty
+            }
+            65536 => {
+                s.put(w);
+                Val::Full
+            }
+            n if n as usize <= RESULT_ARRAY_MAX => {
+                let out = Val::Arr(words::to_array(&w, n));
+                s.put(w);
+                out
+            }
+            n => Val::Own(Container::Bits(w, n)),
         }
     }
 }
@@ -236,7 +297,7 @@ fn filter_words(a: &[u16], w: &Words, keep: bool) -> Vec<u16> {
 /// The values of `a` that are (`keep`) or are not (`!keep`) in `other`.
 fn filter_val(a: &[u16], other: &Val<'_>, keep: bool) -> Vec<u16> {
     match other {
-        Val::C(Container::Bits(w, _)) | Val::W(w) => filter_words(a, w, keep),
+        Val::C(Container::Bits(w, _)) | Val::W(w) | Val::Own(Container::Bits(w, _)) => filter_words(a, w, keep),
         Val::C(Container::Array(o)) | Val::Arr(o) => {
             if keep {
                 intersect_sorted(a, o)
@@ -309,7 +370,7 @@ fn big_array_and_bits(a: &Val<'_>, b: &Val<'_>) -> bool {
 }
 
 fn and_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
-    match (a, b) {
+    match (a.unown(), b.unown()) {
         (Val::Empty, x) | (x, Val::Empty) => {
             x.release(s);
             Val::Empty
@@ -320,8 +381,7 @@ fn and_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
             // A large array against a bitset: set its bits and AND word by word, staying in
             // words for the operations that follow.
             let (arr, other) = if big_array_and_bits(&a, &b) { (a, b) } else { (b, a) };
-            let mut w = s.get();
-            w.fill(0);
+            let mut w = s.get_zeroed();
             set_bits(&mut w, arr.array().expect("checked"));
             match &other {
                 Val::W(o) => words::and_assign_nocount(&mut w, o),
@@ -345,14 +405,18 @@ fn and_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
             Val::W(w)
         }
         (a, b) => {
-            let mut w = s.get();
-            match (bits_of(&a), bits_of(&b)) {
-                (Some(x), Some(y)) => words::and_to(&mut w, x, y),
-                _ => {
-                    a.write(&mut w);
-                    b.and_into(&mut w);
+            let w = match (bits_of(&a), bits_of(&b)) {
+                (Some(x), Some(y)) => {
+                    let mut w = s.get();
+                    words::and_to(&mut w, x, y);
+                    w
                 }
-            }
+                _ => {
+                    let mut w = a.to_block(s);
+                    b.and_into(&mut w);
+                    w
+                }
+            };
             Val::W(w)
         }
     }
@@ -363,7 +427,7 @@ fn and_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
 const MERGE_MAX: usize = 128;
 
 fn or_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
-    match (a, b) {
+    match (a.unown(), b.unown()) {
         (Val::Empty, x) | (x, Val::Empty) => x,
         (Val::Full, x) | (x, Val::Full) => {
             x.release(s);
@@ -381,21 +445,25 @@ fn or_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
             Val::W(w)
         }
         (a, b) => {
-            let mut w = s.get();
-            match (bits_of(&a), bits_of(&b)) {
-                (Some(x), Some(y)) => words::or_to(&mut w, x, y),
-                _ => {
-                    a.write(&mut w);
-                    b.or_into(&mut w);
+            let w = match (bits_of(&a), bits_of(&b)) {
+                (Some(x), Some(y)) => {
+                    let mut w = s.get();
+                    words::or_to(&mut w, x, y);
+                    w
                 }
-            }
+                _ => {
+                    let mut w = a.to_block(s);
+                    b.or_into(&mut w);
+                    w
+                }
+            };
             Val::W(w)
         }
     }
 }
 
 fn andnot_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
-    match (a, b) {
+    match (a.unown(), b.unown()) {
         (Val::Empty, x) => {
             x.release(s);
             Val::Empty
@@ -417,14 +485,18 @@ fn andnot_vals<'a>(a: Val<'a>, b: Val<'a>, s: &mut Scratch) -> Val<'a> {
             Val::W(w)
         }
         (a, b) => {
-            let mut w = s.get();
-            match (bits_of(&a), bits_of(&b)) {
-                (Some(x), Some(y)) => words::andnot_to(&mut w, x, y),
-                _ => {
-                    a.write(&mut w);
-                    b.andnot_into(&mut w);
+            let w = match (bits_of(&a), bits_of(&b)) {
+                (Some(x), Some(y)) => {
+                    let mut w = s.get();
+                    words::andnot_to(&mut w, x, y);
+                    w
                 }
-            }
+                _ => {
+                    let mut w = a.to_block(s);
+                    b.andnot_into(&mut w);
+                    w
+                }
+            };
             b.release(s);
             Val::W(w)
         }
@@ -448,7 +520,7 @@ impl<'a> Node<'a> {
     pub fn simplify(self) -> Node<'a> {
         match self {
             Node::And(children) => {
-                let mut flat = Vec::new();
+                let mut flat = Vec::with_capacity(children.len());
                 for c in children {
                     match c.simplify() {
                         Node::Empty => return Node::Empty,
@@ -468,7 +540,7 @@ impl<'a> Node<'a> {
                 }
             }
             Node::Or(children) => {
-                let mut flat = Vec::new();
+                let mut flat = Vec::with_capacity(children.len());
                 for c in children {
                     match c.simplify() {
                         Node::Empty => {}
@@ -539,15 +611,17 @@ impl<'a> Node<'a> {
         }
     }
 
-    /// The keys whose blocks may be non-empty, ascending.
-    pub fn keys(&self) -> Vec<u16> {
+    /// The keys whose blocks may be non-empty, ascending (a stored set's own keys are borrowed,
+    /// and operands with the same keys as the running result are not merged again: a call over
+    /// small sets should not spend its time copying key lists).
+    pub fn keys(&self) -> Cow<'_, [u16]> {
         match self {
-            Node::Empty => Vec::new(),
-            Node::Universe(0) => Vec::new(),
-            Node::Universe(n) => (0..=((n - 1) >> 16) as u16).collect(),
-            Node::Set(s) => s.keys.clone(),
-            Node::Owned(s) => s.keys.clone(),
-            Node::Computed(c) => c.keys(),
+            Node::Empty => Cow::Borrowed(&[]),
+            Node::Universe(0) => Cow::Borrowed(&[]),
+            Node::Universe(n) => Cow::Owned((0..=((n - 1) >> 16) as u16).collect()),
+            Node::Set(s) => Cow::Borrowed(&s.keys),
+            Node::Owned(s) => Cow::Borrowed(&s.keys),
+            Node::Computed(c) => Cow::Owned(c.keys()),
             Node::And(ch) => {
                 let mut it = ch.iter();
                 let mut acc = it.next().map(|c| c.keys()).unwrap_or_default();
@@ -555,11 +629,25 @@ impl<'a> Node<'a> {
                     if acc.is_empty() {
                         break;
                     }
-                    acc = intersect_sorted(&acc, &c.keys());
+                    let k = c.keys();
+                    if k[..] != acc[..] {
+                        acc = Cow::Owned(intersect_sorted(&acc, &k));
+                    }
                 }
                 acc
             }
-            Node::Or(ch) => ch.iter().fold(Vec::new(), |acc, c| merge_keys(&acc, &c.keys())),
+            Node::Or(ch) => {
+                let mut acc: Cow<'_, [u16]> = Cow::Borrowed(&[]);
+                for c in ch {
+                    let k = c.keys();
+                    if acc.is_empty() {
+                        acc = k;
+                    } else if k[..] != acc[..] {
+                        acc = Cow::Owned(merge_keys(&acc, &k));
+                    }
+                }
+                acc
+            }
             Node::AndNot(l, _) => l.keys(),
         }
     }
@@ -634,27 +722,26 @@ impl<'a> Node<'a> {
                 if children.iter().any(full) {
                     return Val::Full;
                 }
-                let stored_bits = |c: &'s Node<'a>| -> Option<&'s Words> {
-                    let set = match c {
-                        Node::Set(set) => *set,
-                        Node::Owned(set) => set,
-                        _ => return None,
-                    };
-                    match set.container(key) {
-                        Some(Container::Bits(w, _)) => Some(w),
-                        _ => None,
-                    }
-                };
-                let bits: Vec<&Words> = children.iter().filter_map(stored_bits).collect();
-                let fused = bits.len() >= 3;
+                let bits: Vec<&Words> = children.iter().filter_map(|c| c.stored_bits(key).map(|b| b.0)).collect();
+                // One AND of stored bitsets among the operands joins the same pass.
+                let group = children.iter().enumerate().find_map(|(i, c)| match c {
+                    Node::And(_) => c.stored_and_bits(key).map(|g| (i, g)),
+                    _ => None,
+                });
+                let fused = bits.len() + group.is_some() as usize >= 3;
                 let mut acc = Val::Empty;
                 if fused {
                     let mut w = s.get();
-                    words::or_many(&mut w, &bits);
+                    let ands: Vec<&Words> = group.as_ref().map(|g| g.1.iter().map(|b| b.0).collect()).unwrap_or_default();
+                    let n = words::combine(&mut w, &ands, &bits, false);
+                    if bits.len() + group.is_some() as usize == children.len() {
+                        return Val::counted(w, n, s);
+                    }
                     acc = Val::W(w);
                 }
-                for c in children {
-                    if fused && stored_bits(c).is_some() {
+                let grouped = |i: usize| group.as_ref().is_some_and(|g| g.0 == i);
+                for (i, c) in children.iter().enumerate() {
+                    if fused && (c.stored_bits(key).is_some() || grouped(i)) {
                         continue;
                     }
                     let v = c.eval(key, s);
@@ -666,6 +753,17 @@ impl<'a> Node<'a> {
                 acc
             }
             Node::AndNot(l, r) => {
+                // Stored bitsets on both sides, the left one dense enough that the right would be
+                // read whole anyway: one pass computes, writes and counts the result.
+                if let (Some(ands), Some(ors)) = (l.stored_and_bits(key), r.stored_or_bits(key)) {
+                    let expected = ands.iter().fold(65536.0, |e, b| e * b.1 as f64 / 65536.0);
+                    if ands.len() + ors.len() >= 3 && expected > FILTER_MAX as f64 {
+                        let ands: Vec<&Words> = ands.iter().map(|b| b.0).collect();
+                        let mut w = s.get();
+                        let n = words::combine(&mut w, &ands, &ors, true);
+                        return Val::counted(w, n, s);
+                    }
+                }
                 let mut a = l.eval(key, s);
                 if matches!(a, Val::Empty) {
                     return a;
@@ -683,6 +781,37 @@ impl<'a> Node<'a> {
                 let b = r.eval(key, s);
                 andnot_vals(a, b, s)
             }
+        }
+    }
+
+    /// Block `key` of this node and its population, when the node is a stored set holding a
+    /// bitset there.
+    fn stored_bits(&self, key: u16) -> Option<(&Words, u32)> {
+        let set = match self {
+            Node::Set(set) => *set,
+            Node::Owned(set) => set,
+            _ => return None,
+        };
+        match set.container(key) {
+            Some(Container::Bits(w, n)) => Some((&**w, *n)),
+            _ => None,
+        }
+    }
+
+    /// The stored bitsets of block `key` whose intersection this node is (a stored bitset, or
+    /// an AND of them), if it is one.
+    fn stored_and_bits(&self, key: u16) -> Option<Vec<(&Words, u32)>> {
+        match self {
+            Node::And(ch) => ch.iter().map(|c| c.stored_bits(key)).collect(),
+            c => c.stored_bits(key).map(|b| vec![b]),
+        }
+    }
+
+    /// The stored bitsets of block `key` whose union this node is, if it is one.
+    fn stored_or_bits(&self, key: u16) -> Option<Vec<&Words>> {
+        match self {
+            Node::Or(ch) => ch.iter().map(|c| c.stored_bits(key).map(|b| b.0)).collect(),
+            c => c.stored_bits(key).map(|b| vec![b.0]),
         }
     }
 

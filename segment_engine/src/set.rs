@@ -49,7 +49,11 @@ impl RoaringSet {
 
     /// Builds from `(key, container)` pairs in ascending key order, dropping empty containers.
     pub fn from_pairs(pairs: impl IntoIterator<Item = (u16, Container)>) -> Self {
+        let pairs = pairs.into_iter();
+        let (low, high) = pairs.size_hint();
         let mut s = RoaringSet::new();
+        s.keys.reserve(high.unwrap_or(low));
+        s.containers.reserve(high.unwrap_or(low));
         for (k, c) in pairs {
             if !c.is_empty() {
                 s.keys.push(k);
@@ -127,9 +131,16 @@ impl RoaringSet {
         c.max().map(|low| (*k as u32) << 16 | low as u32)
     }
 
-    /// The container for `key`, if any.
+    /// The container for `key`, if any. Where the keys run without gaps from the first (every
+    /// block of a set holding more than a few ids per 64K), its index is `key - first` and no
+    /// search is needed: the evaluation of a tree looks every leaf up at every key.
     #[inline]
     pub fn container(&self, key: u16) -> Option<&Container> {
+        let first = *self.keys.first()?;
+        let guess = key.wrapping_sub(first) as usize;
+        if self.keys.get(guess) == Some(&key) {
+            return Some(&self.containers[guess]);
+        }
         self.keys.binary_search(&key).ok().map(|i| &self.containers[i])
     }
 

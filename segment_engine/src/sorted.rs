@@ -59,7 +59,8 @@ pub fn intersect_into(a: &[u16], b: &[u16], out: &mut Vec<u16>) {
 
 /// `a ∩ b` as a new array.
 pub fn intersect(a: &[u16], b: &[u16]) -> Vec<u16> {
-    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    // Eight lanes of slack: the vectorised path stores whole blocks of eight past the result.
+    let mut out = Vec::with_capacity(a.len().min(b.len()) + 8);
     intersect_into(a, b, &mut out);
     out
 }

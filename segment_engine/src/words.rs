@@ -1,8 +1,8 @@
 //! Kernels over one 64K-bit block held as 1024 `u64` words.
 //!
 //! These loops are the hot path of every bitmap operation. They are written so that the
-//! compiler vectorises them, and each is compiled twice: once for the baseline CPU and once
-//! with AVX2 + POPCNT, picked at run time.
+//! compiler vectorises them, and each is compiled three times: for the baseline CPU, with AVX2 +
+//! POPCNT and with AVX-512 (F, BW, VL, VPOPCNTDQ), the copy picked at run time.
 
 /// Words in one 64K-bit block.
 pub const WORDS: usize = 1024;
@@ -14,37 +14,167 @@ pub fn zeroed() -> Box<Words> {
     Box::new([0u64; WORDS])
 }
 
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    // std caches what the CPU reports: each call is a load and a test.
-    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("popcnt")
+/// The instruction sets the kernels are compiled for, from the baseline up; each kernel `f` has a
+/// twin `f_at(level, ...)` that runs the copy for a given level (clamped to what the CPU has), so
+/// that tests can check every copy against the baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Whatever the target's baseline allows (SSE2 on x86-64).
+    Portable,
+    /// AVX2 and POPCNT.
+    Avx2,
+    /// AVX-512 F, BW, VL and VPOPCNTDQ (Ice Lake and later, Zen 4), with AVX2 and POPCNT.
+    Avx512,
 }
 
-/// Defines `pub fn $name` with a baseline body and an AVX2+POPCNT copy of the same body.
+impl Level {
+    /// Every level, lowest first.
+    pub const ALL: [Level; 3] = [Level::Portable, Level::Avx2, Level::Avx512];
+
+    /// The highest level this CPU supports. std caches what the CPU reports: each check is a load
+    /// and a test.
+    #[inline]
+    pub fn best() -> Level {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("popcnt") {
+                if std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512bw")
+                    && std::is_x86_feature_detected!("avx512vl")
+                    && std::is_x86_feature_detected!("avx512vpopcntdq")
+                {
+                    return Level::Avx512;
+                }
+                return Level::Avx2;
+            }
+        }
+        Level::Portable
+    }
+}
+
+/// Defines `pub fn $name` and `pub fn $at(level, ...)` with a baseline body, an AVX2+POPCNT copy
+/// and an AVX-512 copy of the same body; `$name` runs the best copy for this CPU. Where the
+/// compiler's vectorisation of the body for AVX-512 is poor, `avx512 = f;` names a hand-written
+/// `#[target_feature]` function to run instead.
 macro_rules! multiversion {
-    ($(#[$m:meta])* pub fn $name:ident($($arg:ident : $ty:ty),*) $(-> $ret:ty)? $body:block) => {
+    (avx512 = $fast:path; $(#[$m:meta])* pub fn $name:ident / $at:ident ($($arg:ident : $ty:ty),*) $(-> $ret:ty)? $body:block) => {
+        multiversion!(@emit [$fast] $(#[$m])* pub fn $name / $at ($($arg: $ty),*) $(-> $ret)? $body);
+    };
+    ($(#[$m:meta])* pub fn $name:ident / $at:ident ($($arg:ident : $ty:ty),*) $(-> $ret:ty)? $body:block) => {
+        multiversion!(@emit [avx512] $(#[$m])* pub fn $name / $at ($($arg: $ty),*) $(-> $ret)? $body);
+    };
+    (@emit [$fast:path] $(#[$m:meta])* pub fn $name:ident / $at:ident ($($arg:ident : $ty:ty),*) $(-> $ret:ty)? $body:block) => {
         $(#[$m])*
         #[inline]
         pub fn $name($($arg: $ty),*) $(-> $ret)? {
+            $at(Level::best(), $($arg),*)
+        }
+
+        #[doc = concat!("[`", stringify!($name), "`] as compiled for `level` (or the best level below it this CPU has).")]
+        #[inline]
+        pub fn $at(level: Level, $($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
+                #[allow(dead_code)]
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,popcnt")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? $body
                 #[target_feature(enable = "avx2,popcnt")]
-                unsafe fn fast($($arg: $ty),*) $(-> $ret)? $body
-                if has_avx2() {
-                    // SAFETY: the CPU was checked for AVX2 and POPCNT above.
-                    return unsafe { fast($($arg),*) };
+                fn avx2($($arg: $ty),*) $(-> $ret)? $body
+                match level.min(Level::best()) {
+                    // SAFETY: `Level::best` checked that the CPU has these features.
+                    Level::Avx512 => return unsafe { $fast($($arg),*) },
+                    // SAFETY: as above.
+                    Level::Avx2 => return unsafe { avx2($($arg),*) },
+                    Level::Portable => {}
                 }
             }
             #[inline(never)]
-            fn slow($($arg: $ty),*) $(-> $ret)? $body
-            slow($($arg),*)
+            fn portable($($arg: $ty),*) $(-> $ret)? $body
+            portable($($arg),*)
         }
     };
 }
 
+/// Hand-written AVX-512 kernels, for loops the compiler vectorises poorly at that width.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Words, WORDS};
+    use std::arch::x86_64::*;
+
+    /// Words per step: four 512-bit registers.
+    const STEP: usize = 32;
+
+    #[inline(always)]
+    unsafe fn load(p: *const u64) -> __m512i {
+        _mm512_loadu_si512(p as *const __m512i)
+    }
+
+    #[inline(always)]
+    unsafe fn store(p: *mut u64, v: __m512i) {
+        _mm512_storeu_si512(p as *mut __m512i, v)
+    }
+
+    /// [`super::combine`]: per 32 words, the AND and the OR of the sources are kept in registers
+    /// while every source is read, the result is written once and counted in the same pass.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,popcnt")]
+    pub(super) fn combine(dst: &mut Words, ands: &[&Words], ors: &[&Words], and_not: bool) -> u32 {
+        let mut count = _mm512_setzero_si512();
+        let a0 = if ands.is_empty() { _mm512_setzero_si512() } else { _mm512_set1_epi64(-1) };
+        for c in (0..WORDS).step_by(STEP) {
+            let mut a = [a0; 4];
+            let mut o = [_mm512_setzero_si512(); 4];
+            for s in ands {
+                let p = s.as_ptr().wrapping_add(c);
+                for (k, a) in a.iter_mut().enumerate() {
+                    // SAFETY: `c + STEP <= WORDS`: the loads stay inside the block.
+                    unsafe { *a = _mm512_and_si512(*a, load(p.add(8 * k))) };
+                }
+            }
+            for s in ors {
+                let p = s.as_ptr().wrapping_add(c);
+                for (k, o) in o.iter_mut().enumerate() {
+                    // SAFETY: as above.
+                    unsafe { *o = _mm512_or_si512(*o, load(p.add(8 * k))) };
+                }
+            }
+            let d = dst.as_mut_ptr().wrapping_add(c);
+            for k in 0..4 {
+                let r = if and_not { _mm512_andnot_si512(o[k], a[k]) } else { _mm512_or_si512(o[k], a[k]) };
+                count = _mm512_add_epi64(count, _mm512_popcnt_epi64(r));
+                // SAFETY: inside the block, as above.
+                unsafe { store(d.add(8 * k), r) };
+            }
+        }
+        _mm512_reduce_add_epi64(count) as u32
+    }
+
+    /// `dst = srcs[0] | srcs[1] | ...`: 32 words of the union stay in four registers while every
+    /// source is read.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,avx2,popcnt")]
+    pub(super) fn or_many(dst: &mut Words, srcs: &[&Words]) {
+        for c in (0..WORDS).step_by(STEP) {
+            let mut acc = [_mm512_setzero_si512(); 4];
+            for s in srcs {
+                let p = s.as_ptr().wrapping_add(c);
+                // SAFETY: `c + STEP <= WORDS`, so the four loads stay inside the block.
+                unsafe {
+                    for (k, a) in acc.iter_mut().enumerate() {
+                        *a = _mm512_or_si512(*a, load(p.add(8 * k)));
+                    }
+                }
+            }
+            let d = dst.as_mut_ptr().wrapping_add(c);
+            for (k, a) in acc.iter().enumerate() {
+                // SAFETY: inside the block, as above.
+                unsafe { store(d.add(8 * k), *a) };
+            }
+        }
+    }
+}
+
 multiversion! {
     /// Number of set bits.
-    pub fn popcount(a: &Words) -> u32 {
+    pub fn popcount / popcount_at(a: &Words) -> u32 {
         let mut n = 0u32;
         for w in a.iter() {
             n += w.count_ones();
@@ -55,7 +185,7 @@ multiversion! {
 
 multiversion! {
     /// `dst &= src`, returning the new population.
-    pub fn and_assign(dst: &mut Words, src: &Words) -> u32 {
+    pub fn and_assign / and_assign_at(dst: &mut Words, src: &Words) -> u32 {
         let mut n = 0u32;
         for (d, s) in dst.iter_mut().zip(src.iter()) {
             *d &= *s;
@@ -67,7 +197,7 @@ multiversion! {
 
 multiversion! {
     /// `dst &= src` without counting.
-    pub fn and_assign_nocount(dst: &mut Words, src: &Words) {
+    pub fn and_assign_nocount / and_assign_nocount_at(dst: &mut Words, src: &Words) {
         for (d, s) in dst.iter_mut().zip(src.iter()) {
             *d &= *s;
         }
@@ -75,9 +205,10 @@ multiversion! {
 }
 
 multiversion! {
+    avx512 = avx512::or_many;
     /// `dst = srcs[0] | srcs[1] | ...` in one pass: each word of `dst` is written once, and the
     /// running value of eight words stays in registers while every source is read.
-    pub fn or_many(dst: &mut Words, srcs: &[&Words]) {
+    pub fn or_many / or_many_at(dst: &mut Words, srcs: &[&Words]) {
         const CHUNK: usize = 8;
         for c in (0..WORDS).step_by(CHUNK) {
             let mut acc = [0u64; CHUNK];
@@ -92,8 +223,41 @@ multiversion! {
 }
 
 multiversion! {
+    avx512 = avx512::combine;
+    /// In one pass, returning the population of the result: `dst = (ands[0] & ands[1] & ...) &
+    /// !(ors[0] | ors[1] | ...)` when `and_not` (then `ands` is not empty), else `dst = (ands[0] &
+    /// ands[1] & ...) | ors[0] | ors[1] | ...` (with no `ands`, the OR alone). Each word of `dst`
+    /// is written once; no intermediate block is written or read again.
+    pub fn combine / combine_at(dst: &mut Words, ands: &[&Words], ors: &[&Words], and_not: bool) -> u32 {
+        const CHUNK: usize = 8;
+        let a0 = if ands.is_empty() { 0 } else { !0u64 };
+        let mut n = 0u32;
+        for c in (0..WORDS).step_by(CHUNK) {
+            let mut a = [a0; CHUNK];
+            let mut o = [0u64; CHUNK];
+            for s in ands {
+                for k in 0..CHUNK {
+                    a[k] &= s[c + k];
+                }
+            }
+            for s in ors {
+                for k in 0..CHUNK {
+                    o[k] |= s[c + k];
+                }
+            }
+            for k in 0..CHUNK {
+                let r = if and_not { a[k] & !o[k] } else { a[k] | o[k] };
+                dst[c + k] = r;
+                n += r.count_ones();
+            }
+        }
+        n
+    }
+}
+
+multiversion! {
     /// `dst = a & b` without counting.
-    pub fn and_to(dst: &mut Words, a: &Words, b: &Words) {
+    pub fn and_to / and_to_at(dst: &mut Words, a: &Words, b: &Words) {
         for i in 0..WORDS {
             dst[i] = a[i] & b[i];
         }
@@ -102,7 +266,7 @@ multiversion! {
 
 multiversion! {
     /// `dst |= src` without counting.
-    pub fn or_assign(dst: &mut Words, src: &Words) {
+    pub fn or_assign / or_assign_at(dst: &mut Words, src: &Words) {
         for (d, s) in dst.iter_mut().zip(src.iter()) {
             *d |= *s;
         }
@@ -111,7 +275,7 @@ multiversion! {
 
 multiversion! {
     /// `dst = a | b` without counting.
-    pub fn or_to(dst: &mut Words, a: &Words, b: &Words) {
+    pub fn or_to / or_to_at(dst: &mut Words, a: &Words, b: &Words) {
         for i in 0..WORDS {
             dst[i] = a[i] | b[i];
         }
@@ -120,7 +284,7 @@ multiversion! {
 
 multiversion! {
     /// `dst &= !src` without counting.
-    pub fn andnot_assign(dst: &mut Words, src: &Words) {
+    pub fn andnot_assign / andnot_assign_at(dst: &mut Words, src: &Words) {
         for (d, s) in dst.iter_mut().zip(src.iter()) {
             *d &= !*s;
         }
@@ -129,7 +293,7 @@ multiversion! {
 
 multiversion! {
     /// `dst = a & !b` without counting.
-    pub fn andnot_to(dst: &mut Words, a: &Words, b: &Words) {
+    pub fn andnot_to / andnot_to_at(dst: &mut Words, a: &Words, b: &Words) {
         for i in 0..WORDS {
             dst[i] = a[i] & !b[i];
         }
@@ -138,7 +302,7 @@ multiversion! {
 
 multiversion! {
     /// `dst ^= src` without counting.
-    pub fn xor_assign(dst: &mut Words, src: &Words) {
+    pub fn xor_assign / xor_assign_at(dst: &mut Words, src: &Words) {
         for (d, s) in dst.iter_mut().zip(src.iter()) {
             *d ^= *s;
         }
@@ -147,7 +311,7 @@ multiversion! {
 
 multiversion! {
     /// `dst = !dst`.
-    pub fn not_assign(dst: &mut Words) {
+    pub fn not_assign / not_assign_at(dst: &mut Words) {
         for d in dst.iter_mut() {
             *d = !*d;
         }
@@ -156,7 +320,7 @@ multiversion! {
 
 multiversion! {
     /// `popcount(a & b)` without writing anything.
-    pub fn and_popcount(a: &Words, b: &Words) -> u32 {
+    pub fn and_popcount / and_popcount_at(a: &Words, b: &Words) -> u32 {
         let mut n = 0u32;
         for i in 0..WORDS {
             n += (a[i] & b[i]).count_ones();
@@ -167,7 +331,7 @@ multiversion! {
 
 multiversion! {
     /// Number of runs of consecutive set bits.
-    pub fn count_runs(a: &Words) -> u32 {
+    pub fn count_runs / count_runs_at(a: &Words) -> u32 {
         let mut n = 0u32;
         let mut carry = 0u64;
         for w in a.iter() {
@@ -184,7 +348,7 @@ multiversion! {
     /// starts as the candidates. Leaves in `lt` the candidates below the constant and in `eq`
     /// those equal to it in the bits visited. The running `lt` and `eq` of eight words stay in
     /// registers while every slice is read, where a step per slice rereads and rewrites both.
-    pub fn bsi_compare(lt: &mut Words, eq: &mut Words, slices: &[&Words], ones: &[u64]) {
+    pub fn bsi_compare / bsi_compare_at(lt: &mut Words, eq: &mut Words, slices: &[&Words], ones: &[u64]) {
         const CHUNK: usize = 8;
         for c in (0..WORDS).step_by(CHUNK) {
             let mut l = [0u64; CHUNK];
@@ -206,7 +370,7 @@ multiversion! {
 
 multiversion! {
     /// One step of the bit-sliced comparison for a constant bit of 1: `lt |= eq & !s; eq &= s`.
-    pub fn bsi_step_one(lt: &mut Words, eq: &mut Words, s: &Words) {
+    pub fn bsi_step_one / bsi_step_one_at(lt: &mut Words, eq: &mut Words, s: &Words) {
         for i in 0..WORDS {
             lt[i] |= eq[i] & !s[i];
             eq[i] &= s[i];
@@ -216,7 +380,7 @@ multiversion! {
 
 multiversion! {
     /// One step of the bit-sliced comparison for a constant bit of 0: `eq &= !s`.
-    pub fn bsi_step_zero(eq: &mut Words, s: &Words) {
+    pub fn bsi_step_zero / bsi_step_zero_at(eq: &mut Words, s: &Words) {
         for i in 0..WORDS {
             eq[i] &= !s[i];
         }
@@ -225,7 +389,7 @@ multiversion! {
 
 multiversion! {
     /// Whether any bit is set.
-    pub fn any(a: &Words) -> bool {
+    pub fn any / any_at(a: &Words) -> bool {
         let mut acc = 0u64;
         for w in a.iter() {
             acc |= *w;
@@ -308,19 +472,34 @@ multiversion! {
     /// Above two ids per word on average, writes eight values per word unconditionally into a
     /// buffer with slack, so that the loop branches only for words with more than eight bits set
     /// instead of once per value; below, visits the set bits only.
-    pub fn to_array(a: &Words, card: u32) -> Vec<u16> {
+    pub fn to_array / to_array_at(a: &Words, card: u32) -> Vec<u16> {
         let card = card as usize;
         let mut out = vec![0u16; card + 8];
         let mut n = 0usize;
         if card <= 2 * WORDS {
             // Sparse: most words are zero, and the loop below would still write eight slots for
-            // each; visit only the set bits.
-            for (i, &w) in a.iter().enumerate() {
-                let mut w = w;
-                while w != 0 {
-                    out[n] = (i * 64) as u16 | w.trailing_zeros() as u16;
-                    n += 1;
-                    w &= w - 1;
+            // each; visit only the set bits. A mask of the non-zero words of each 64 (one
+            // vector compare per eight words) is walked instead of testing every word: a
+            // test per word mispredicts at each of the few non-zero ones.
+            for g in 0..WORDS / 64 {
+                let group = &a[g * 64..g * 64 + 64];
+                let mut nonzero = 0u64;
+                for (i, &w) in group.iter().enumerate() {
+                    nonzero |= ((w != 0) as u64) << i;
+                }
+                while nonzero != 0 {
+                    let i = nonzero.trailing_zeros() as usize;
+                    nonzero &= nonzero - 1;
+                    let base = ((g * 64 + i) * 64) as u16;
+                    let mut w = group[i];
+                    loop {
+                        out[n] = base | w.trailing_zeros() as u16;
+                        n += 1;
+                        w &= w - 1;
+                        if w == 0 {
+                            break;
+                        }
+                    }
                 }
             }
             debug_assert_eq!(n, card);

@@ -11,6 +11,7 @@ use segment_engine::orders::{Metric, MetricCond, OrderBatch, Orders, Window};
 use segment_engine::portable;
 use segment_engine::pred::{Bound, Interval, Pred};
 use segment_engine::set::RoaringSet;
+use segment_engine::words::{self, Level, Words};
 
 /// Ids of one kind: empty, sparse anywhere, dense blocks, runs, or the edges of the range.
 fn ids() -> impl Strategy<Value = Vec<u32>> {
@@ -458,6 +459,170 @@ proptest! {
             prop_assert_eq!(intersect_sorted(x, y), xs.intersection(ys).copied().collect::<Vec<_>>());
             prop_assert_eq!(union_sorted(x, y), xs.union(ys).copied().collect::<Vec<_>>());
             prop_assert_eq!(difference_sorted(x, y), xs.difference(ys).copied().collect::<Vec<_>>());
+        }
+    }
+}
+
+/// One 64K-bit block: empty, full, or each bit set with a probability from very sparse to
+/// nearly full.
+fn block() -> impl Strategy<Value = Box<Words>> {
+    prop_oneof![
+        Just(0.0f64),
+        Just(1.0f64),
+        0.0001f64..0.02,
+        0.02f64..0.98,
+        0.98f64..0.9999,
+    ]
+    .prop_flat_map(|density| (Just(density), any::<u64>()))
+    .prop_map(|(density, seed)| {
+        let mut w = words::zeroed();
+        let mut x = seed | 1;
+        for (i, word) in w.iter_mut().enumerate() {
+            for bit in 0..64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if ((x >> 11) as f64 / (1u64 << 53) as f64) < density {
+                    *word |= 1 << bit;
+                }
+            }
+            // A few words of all ones or zeros, as run-heavy data has.
+            if i % 97 == (seed % 97) as usize {
+                *word = if density > 0.5 { !0 } else { 0 };
+            }
+        }
+        w
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Every copy of every block kernel that this CPU can run (AVX2, AVX-512) agrees with the
+    /// baseline copy, on the same inputs.
+    #[test]
+    fn block_kernels_agree_at_every_level(
+        blocks in prop::collection::vec(block(), 2..10),
+        split in 0usize..10,
+        ones in prop::collection::vec(any::<bool>(), 0..10),
+    ) {
+        let refs: Vec<&Words> = blocks.iter().map(|b| &**b).collect();
+        let (a, b) = (&*blocks[0], &*blocks[1]);
+        let split = split.min(refs.len());
+        let (ands, ors) = refs.split_at(split);
+        let ones: Vec<u64> = ones.iter().map(|&o| if o { !0 } else { 0 }).collect();
+        let slices = &refs[..ones.len().min(refs.len())];
+        // Each kernel at `level`, its outputs gathered as words.
+        let run = |level: Level| -> Vec<Vec<u64>> {
+            let mut out = Vec::new();
+            let mut d = words::zeroed();
+            out.push(vec![words::popcount_at(level, a) as u64, words::and_popcount_at(level, a, b) as u64,
+                          words::count_runs_at(level, a) as u64, words::any_at(level, a) as u64]);
+            out.push(words::to_array_at(level, a, words::popcount(a)).into_iter().map(u64::from).collect());
+            let binary: [fn(Level, &mut Words, &Words); 5] = [
+                |l, d, s| { words::and_assign_at(l, d, s); },
+                words::and_assign_nocount_at,
+                words::or_assign_at,
+                words::andnot_assign_at,
+                words::xor_assign_at,
+            ];
+            for f in binary {
+                d.copy_from_slice(a);
+                f(level, &mut d, b);
+                out.push(d.to_vec());
+            }
+            d.copy_from_slice(a);
+            out.push(vec![words::and_assign_at(level, &mut d, b) as u64]);
+            let ternary: [fn(Level, &mut Words, &Words, &Words); 3] = [words::and_to_at, words::or_to_at, words::andnot_to_at];
+            for f in ternary {
+                f(level, &mut d, a, b);
+                out.push(d.to_vec());
+            }
+            d.copy_from_slice(a);
+            words::not_assign_at(level, &mut d);
+            out.push(d.to_vec());
+            words::or_many_at(level, &mut d, &refs);
+            out.push(d.to_vec());
+            for and_not in [false, true] {
+                if and_not && ands.is_empty() {
+                    continue;
+                }
+                let n = words::combine_at(level, &mut d, ands, ors, and_not);
+                out.push(d.to_vec());
+                out.push(vec![n as u64]);
+            }
+            let (mut lt, mut eq) = (words::zeroed(), words::zeroed());
+            eq.copy_from_slice(a);
+            words::bsi_compare_at(level, &mut lt, &mut eq, slices, &ones);
+            out.push(lt.to_vec());
+            out.push(eq.to_vec());
+            lt.copy_from_slice(b);
+            eq.copy_from_slice(a);
+            words::bsi_step_one_at(level, &mut lt, &mut eq, &blocks[blocks.len() - 1]);
+            words::bsi_step_zero_at(level, &mut eq, &blocks[blocks.len() / 2]);
+            out.push(lt.to_vec());
+            out.push(eq.to_vec());
+            out
+        };
+        let base = run(Level::Portable);
+        // The combined kernel against its definition, at the baseline.
+        let mut want = vec![0u64; words::WORDS];
+        for (i, w) in want.iter_mut().enumerate() {
+            let o = ors.iter().fold(0u64, |x, s| x | s[i]);
+            *w = if ands.is_empty() { o } else { ands.iter().fold(!0u64, |x, s| x & s[i]) | o };
+        }
+        let mut d = words::zeroed();
+        prop_assert_eq!(words::combine_at(Level::Portable, &mut d, ands, ors, false), want.iter().map(|w| w.count_ones()).sum::<u32>());
+        prop_assert_eq!(&d[..], &want[..]);
+        for level in Level::ALL {
+            prop_assert_eq!(&run(level), &base, "level {:?} (this CPU: {:?})", level, Level::best());
+        }
+    }
+}
+
+/// A leaf of mostly dense blocks (bitsets, the fused kernels' inputs), some sparse or full.
+fn dense_leaf() -> impl Strategy<Value = Vec<u32>> {
+    prop::collection::vec(
+        (0u32..3, prop_oneof![4 => 0.1f64..0.95, 1 => 0.001f64..0.02, 1 => Just(1.0f64)], any::<u64>()),
+        1..4,
+    )
+    .prop_map(|blocks| {
+        let mut out: Vec<u32> = blocks.into_iter().flat_map(|(b, d, s)| block_ids(b, d, s)).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The package shapes whose blocks of stored bitsets are computed and counted in one pass
+    /// (an OR of leaves and of an AND; an AND minus an OR), alone and inside other operators,
+    /// agree with pairwise set algebra.
+    #[test]
+    fn one_pass_shapes_agree_with_pairwise(leaves in prop::collection::vec(dense_leaf(), 9)) {
+        use Tree::{And, AndNot, Leaf, Or};
+        let sets: Vec<RoaringSet> = leaves.iter().map(|v| set_of(v)).collect();
+        let l = |i: usize| Leaf(i);
+        let or7 = Or(vec![l(0), l(1), l(2), l(3), l(4), l(5), l(6), And(vec![l(7), l(8)])]);
+        let excl = AndNot(Box::new(And(vec![l(0), l(1)])), Box::new(Or((2..9).map(l).collect())));
+        let shapes = vec![
+            or7.clone(),
+            excl.clone(),
+            Or(vec![l(0), And(vec![l(1), l(2)])]),
+            Or(vec![l(0), l(1), And(vec![l(2), l(3), l(4)]), And(vec![l(5), l(6)])]),
+            AndNot(Box::new(l(0)), Box::new(Or(vec![l(1), l(2)]))),
+            AndNot(Box::new(And(vec![l(0), l(1)])), Box::new(l(2))),
+            And(vec![Or(vec![l(0), l(1), l(2)]), excl.clone(), l(8)]),
+            AndNot(Box::new(or7), Box::new(Or(vec![l(3), l(4), l(5)]))),
+            Or(vec![excl, l(7), l(8)]),
+        ];
+        for t in &shapes {
+            let expected = naive(t, &sets);
+            let got = expr::evaluate(to_node(t, &sets));
+            prop_assert_eq!(got.to_vec(), expected.to_vec(), "{:?}", t);
+            prop_assert_eq!(expr::count(to_node(t, &sets)), expected.len(), "{:?}", t);
         }
     }
 }
