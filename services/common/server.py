@@ -20,6 +20,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import grpc
+import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client
@@ -193,6 +194,8 @@ def main(build_spec: Callable[[], ServiceSpec]) -> None:
         sys.exit(f"error: {err}")
     configure_logging(spec.name, spec.common.log_level, spec.common.log_format)
     try:
-        asyncio.run(serve(spec))
+        # uvloop: the loop's own work per call (wake-ups, callbacks, the reader threads' answers) in C; a member page
+        # cost the customer service ~5% less CPU under 64 clients, a member ~5-8% less (bench_gateway, same runs).
+        uvloop.run(serve(spec))
     except WriteLockHeld as err:
         sys.exit(f"error: {err}")

@@ -20,7 +20,8 @@ MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 
 def known_enum(enum: EnumTypeWrapper, value: int, field: str, *, allow_unspecified: bool = True) -> int:
     """``value`` if the enum defines it (and, unless allowed, it is not the zero value)."""
-    if value not in enum.values() or (value == 0 and not allow_unspecified):
+    # The descriptor's table of numbers: ``enum.values()`` builds a list on every call.
+    if value not in enum.DESCRIPTOR.values_by_number or (value == 0 and not allow_unspecified):
         names = ", ".join(n for n in enum.keys() if not n.endswith("_UNSPECIFIED"))  # noqa: SIM118 - not a dict
         raise InvalidArgument(f"must be one of {names}", field=field)
     return value

@@ -1,4 +1,5 @@
-"""The Member made in place from row values is the Member made the plain way (every part built, then passed in)."""
+"""The Member made in place from row values (alone, or in a reply's page) is the Member made the plain way (every part
+built, then passed in)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crowdpack.customer.v1 import member_pb2 as pb
+from crowdpack.customer.v1 import member_service_pb2 as service_pb
 from services.customer.members.convert import MEMBER_COLUMNS, STATS_SHOWN, member_from_values
 
 
@@ -63,6 +65,7 @@ def test_member_made_in_place_is_the_plain_member() -> None:
     def count() -> int:
         return rng.choice([0, 1, 9_000_000_000_000_000, -20])
 
+    page = service_pb.ListMembersResponse()
     for i in range(600):
         zero = i % 3 == 0  # a stats row that is all zeros and no times (the stats are there all the same)
         v: dict[str, Any] = {
@@ -89,10 +92,15 @@ def test_member_made_in_place_is_the_plain_member() -> None:
         tags = rng.choice([[], ["a"], ["b", "c"]])
         malls = rng.choice([[], [3], [1, 2**40]])
         stats_values = (None,) * len(STATS_SHOWN) if s is None else tuple(s[c] for c in STATS_SHOWN)
-        made = member_from_values(tuple(v[c] for c in MEMBER_COLUMNS), rng.choice([stats_values, None]) if s is None
-                                  else stats_values, tags=tags, interaction_mall_ids=malls)
+        values = tuple(v[c] for c in MEMBER_COLUMNS)
+        stats = rng.choice([stats_values, None]) if s is None else stats_values
+        made = member_from_values(values, stats, tags=tags, interaction_mall_ids=malls)
         plain = plain_member(v, s, tags, malls)
         assert made == plain
+        # Made as the last member of a reply's page: the same member, where it was made, after those made before.
+        before = len(page.members)
+        into = member_from_values(values, stats, tags=tags, interaction_mall_ids=malls, into=page.members)
+        assert len(page.members) == before + 1 and page.members[-1] is into and into == plain
         assert made.SerializeToString(deterministic=True) == plain.SerializeToString(deterministic=True)
         # Presence, which equality of the bytes already implies, said outright: the card always, the stats with a row.
         assert made.HasField("card") and made.HasField("stats") == (s is not None)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crowdpack.customer.v1 import member_pb2 as pb
@@ -44,18 +45,20 @@ def _set_ts(field: Timestamp, dt: datetime) -> None:
 
 
 def member_from_values(values: Sequence[Any], stats: Sequence[Any] | None = None, *, tags: list[str] | None = None,
-                       interaction_mall_ids: list[int] | None = None) -> pb.Member:
+                       interaction_mall_ids: list[int] | None = None,
+                       into: RepeatedCompositeFieldContainer[pb.Member] | None = None) -> pb.Member:
     """The Member of a customer's ``MEMBER_COLUMNS`` values and, if it has a stats row, its ``STATS_SHOWN``.
 
     Made in place: the scalars as keyword arguments, the card from a dict, each Timestamp set on its field and the
     stats set field by field, so that no message is made only to be copied into another (a page of twenty members
     took ~0.2 ms, twice what it takes now). The same message as building every part and passing it in: the card
-    is always there, the stats whenever the member has a stats row, a time whenever it is set."""
+    is always there, the stats whenever the member has a stats row, a time whenever it is set. With ``into``, the
+    member is made as a new last item of that repeated field (a reply's page), not copied into it afterwards."""
     (member_id, kind, phone, email, name, real_name, gender, birthday, avatar_url, wechat_openid, wechat_unionid,
      douyin_id, alipay_id, xiaohongshu_id, registered_at, registration_mall_id, card_opened, card_number,
      card_open_time, card_open_mall_id, card_open_channel, promotion_channel, open_scene, level, level_frozen,
      level_expires_at, group_id, disabled, review_status, store_member, virtual, created_at, updated_at) = values
-    member = pb.Member(
+    member = (pb.Member if into is None else into.add)(
         member_id=str(member_id), kind=kind, phone=phone or "", email=email or "", name=name, real_name=real_name,
         gender=gender, birthday=birthday.isoformat() if birthday else "", avatar_url=avatar_url,
         wechat_openid=wechat_openid or "", wechat_unionid=wechat_unionid or "", douyin_id=douyin_id or "",
@@ -125,10 +128,11 @@ def member_to_proto(c: Customer, *, tags: list[str] | None = None, stats: Custom
 
 
 def member_from_row(row: Sequence[Any], *, tags: list[str] | None = None,
-                    interaction_mall_ids: list[int] | None = None) -> pb.Member:
+                    interaction_mall_ids: list[int] | None = None,
+                    into: RepeatedCompositeFieldContainer[pb.Member] | None = None) -> pb.Member:
     """The Member of a row that starts with ``MEMBER_COLUMNS`` and goes on with ``STATS_SHOWN`` (the view's select)."""
     return member_from_values(row[:_WIDTH], row[_WIDTH:_VIEW_WIDTH], tags=tags,
-                              interaction_mall_ids=interaction_mall_ids)
+                              interaction_mall_ids=interaction_mall_ids, into=into)
 
 
 _WIDTH = len(MEMBER_COLUMNS)

@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from crowdpack.customer.v1 import member_pb2
 from crowdpack.customer.v1 import member_service_pb2 as pb
@@ -242,15 +243,34 @@ TAGS = (select(CustomerTag.customer_id, Tag.name).join(Tag, Tag.id == CustomerTa
 STATS = select(CustomerStats).where(CustomerStats.customer_id.in_(IDS))
 INTERACTIONS = (select(CustomerInteraction.customer_id, CustomerInteraction.mall_id)
                 .where(CustomerInteraction.customer_id.in_(IDS)).order_by(CustomerInteraction.mall_id))
-# Both in one statement, for the views read together: (customer id, 0, tag name) rows and (customer id, 1, mall
-# id as text) rows, the tags by name.
-_TAGS_AND_MALLS: CompoundSelect[Any] = union_all(
-    select(CustomerTag.customer_id, literal_column("0").label("part"), Tag.name.label("value"))
-    .join(Tag, Tag.id == CustomerTag.tag_id).where(CustomerTag.customer_id.in_(IDS)),
-    select(CustomerInteraction.customer_id, literal_column("1"), cast(CustomerInteraction.mall_id, String))
-    .where(CustomerInteraction.customer_id.in_(IDS)))
-TAGS_AND_MALLS = _TAGS_AND_MALLS.order_by(_TAGS_AND_MALLS.selected_columns.part,
-                                          _TAGS_AND_MALLS.selected_columns.value)
+
+
+def _in_id_list(key: InstrumentedAttribute[int], dialect: str) -> ColumnElement[bool]:
+    """``key`` is one of the ids in the one parameter ``id_list`` (``id_list_of``): an array on PostgreSQL, a JSON
+    array on SQLite (as ``among``). An expanding ``IN`` is rendered anew on every run: a fifth of a member page."""
+    if dialect == "postgresql":
+        return key == any_(bindparam("id_list", type_=ARRAY(BigInteger)))
+    values = select(column("value", Integer)).select_from(func.json_each(bindparam("id_list", type_=String)))
+    return key.in_(values.scalar_subquery())
+
+
+def id_list_of(ids: Sequence[int], dialect: str) -> Any:
+    """The ``id_list`` parameter of ``ids``."""
+    return list(ids) if dialect == "postgresql" else json.dumps(list(ids))
+
+
+def _tags_and_malls(dialect: str) -> CompoundSelect[Any]:
+    """Both in one statement, for the views read together: (customer id, 0, tag name) rows and (customer id, 1, mall
+    id as text) rows, the tags by name, of the members in ``id_list``."""
+    both: CompoundSelect[Any] = union_all(
+        select(CustomerTag.customer_id, literal_column("0").label("part"), Tag.name.label("value"))
+        .join(Tag, Tag.id == CustomerTag.tag_id).where(_in_id_list(CustomerTag.customer_id, dialect)),
+        select(CustomerInteraction.customer_id, literal_column("1"), cast(CustomerInteraction.mall_id, String))
+        .where(_in_id_list(CustomerInteraction.customer_id, dialect)))
+    return both.order_by(both.selected_columns.part, both.selected_columns.value)
+
+
+TAGS_AND_MALLS = {dialect: _tags_and_malls(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def member_view_query(scope: ColumnElement[bool]) -> Select[Any]:
@@ -406,7 +426,9 @@ class MemberReads:
         """Each member's tag names (by name) and interaction malls (by id), in one statement."""
         tags: dict[int, list[str]] = {}
         malls: dict[int, list[int]] = {}
-        for customer_id, part, value in self.conn.execute(TAGS_AND_MALLS, {"ids": list(ids)}):
+        dialect = self.conn.dialect.name
+        for customer_id, part, value in self.conn.execute(TAGS_AND_MALLS[dialect],
+                                                          {"id_list": id_list_of(ids, dialect)}):
             if part == 0:
                 tags.setdefault(customer_id, []).append(value)
             else:

@@ -165,10 +165,11 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         crowd_mall_id = parse_int_id(f.crowd_mall_id, "filter.crowd_mall_id") if f.HasField("crowd") else None
         found = await self.service.list(caller, f, crowd_mall_id, order_by=order_by, ascending=request.ascending,
                                         limit=limit, after=after, include_total=request.include_total)
-        return pb.ListMembersResponse(
-            members=[member_from_row(m, tags=found.tags.get(m[0], []), interaction_mall_ids=found.malls.get(m[0], []))
-                     for m in found.members],
-            next_page_token=found.next_page_token, total_size=found.total)
+        reply = pb.ListMembersResponse(next_page_token=found.next_page_token, total_size=found.total)
+        for m in found.members:  # made in the reply's list, not copied into it
+            member_from_row(m, tags=found.tags.get(m[0], []), interaction_mall_ids=found.malls.get(m[0], []),
+                            into=reply.members)
+        return reply
 
     @staticmethod
     def _cursor(token: str, order_by: int) -> tuple[Any, int] | None:
