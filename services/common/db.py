@@ -45,10 +45,6 @@ T = TypeVar("T")
 BUSY_TIMEOUT_S = 10.0
 # SQLite: the reader connections (and, for run_sync_read, reader threads) a process keeps.
 READERS = 4
-# SQLite: how much of the file each connection reads through a memory map rather than a read() per page missing
-# from its page cache (writes still go through the WAL). With the alert service's million order rows (~300 MB) that
-# was about 1 us less of CPU per order applied (the window index pages its bound query and insert visit).
-MMAP_BYTES = 1 << 30
 
 
 class WriteLockHeld(RuntimeError):
@@ -81,7 +77,6 @@ def _sqlite_setup(engine: Engine, begin: str, busy_timeout_s: float) -> None:
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        cur.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         cur.close()
 
     @event.listens_for(engine, "begin")
