@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from operator import itemgetter
+from typing import NamedTuple
 
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
@@ -25,10 +26,10 @@ from sqlalchemy.orm import Session
 from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
 from services.alert.evaluation import (
     HORIZON_DAYS,
+    Days,
     Order,
     Reach,
     evaluate,
-    horizon_start,
     live,
     may_fire,
     reach,
@@ -48,6 +49,7 @@ OrderEvent = ledger_events.OrderRecorded | ledger_events.OrderRefunded
 MEMBER_ORDER: Table = MemberOrder.__table__  # type: ignore[assignment]  # a mapped class's table
 _OCCUR_TIME = MEMBER_ORDER.c.occur_time.type
 ORDER_COLUMNS = ("order_id", "member_id", "mall_id", "store_id", "paid_amount", "fully_refunded", "occur_time")
+WINDOW_ORDER = itemgetter(1, 2, 6)  # a member_order row's place in the window index: member, mall, time
 
 
 class Recorded(NamedTuple):
@@ -88,18 +90,13 @@ def apply_orders(session: Session, cache: RuleCache, events: Sequence[OrderEvent
     first = {o.order_id: o for o in reversed(recorded)}
     rows = [(o.order_id, o.member_id, o.mall_id, o.store_id, o.paid_amount, not_refunded, bind_time(o.occur_time))
             for o in first.values()]
-    rows.sort(key=_window_order)
+    rows.sort(key=WINDOW_ORDER)
     insert_rows(conn, MEMBER_ORDER, ORDER_COLUMNS, rows, converted=True, skip_existing=True)
     # Refunds only lower sums: they never fire a rule and never close an alert. In order: an order refunded twice
     # in the run ends as the later refund leaves it.
     update_rows(conn, MEMBER_ORDER, ("paid_amount", "fully_refunded"), ("order_id",), [
         (max(e.order_paid_amount - e.total_refunded_paid_amount, 0), e.fully_refunded, e.order_id) for e in refunds])
     return opened
-
-
-def _window_order(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A member_order row's place in the window index: member, mall, time."""
-    return row[1], row[2], row[6]
 
 
 def read_windows(session: Session, members: Sequence[str], malls: Sequence[str], since: datetime,
@@ -165,6 +162,7 @@ def read_bounds(session: Session, members: Sequence[str], malls: Sequence[str],
     bound_since = since_value(since) if since_value is not None else since
     positive = "CASE WHEN paid_amount > 0 THEN paid_amount ELSE 0 END"
     concat = "group_concat(store_id, char(31))" if conn.dialect.name == "sqlite" else "string_agg(store_id, chr(31))"
+    numeric = conn.dialect.name != "sqlite"
     bounds: dict[tuple[str, str], Bound] = {}
     cursor = conn.connection.cursor()
     try:
@@ -177,7 +175,8 @@ def read_bounds(session: Session, members: Sequence[str], malls: Sequence[str],
             for member_id, mall_id, count, paid, max_paid, concatenated in cursor.fetchall():
                 stores = concatenated.split(STORE_SEPARATOR)
                 distinct = set(stores)
-                paid, max_paid = int(paid), int(max_paid)  # PostgreSQL sums to numeric
+                if numeric:  # PostgreSQL sums to numeric
+                    paid, max_paid = int(paid), int(max_paid)
                 if len(distinct) == len(stores):
                     bounds[(mall_id, member_id)] = Bound(count, paid, max_paid, 1, max_paid, stores)
                 else:
@@ -277,7 +276,8 @@ def _evaluate(session: Session, cache: RuleCache, run: Sequence[Recorded | ledge
     # orders in turn.
     members = sorted({member_id for _, member_id in wanted})
     windows = read_windows(session, members, sorted(malls), since, new_ids)
-    horizons = {mall_id: horizon_start(now, mall.tz) for mall_id, mall in malls.items()}
+    days = {mall_id: Days(now, mall.tz) for mall_id, mall in malls.items()}
+    horizons = {mall_id: mall_days.start(HORIZON_DAYS) for mall_id, mall_days in days.items()}
     triggers: list[Trigger] = []
     for e in run:
         if isinstance(e, ledger_events.OrderRefunded):
@@ -299,7 +299,7 @@ def _evaluate(session: Session, cache: RuleCache, run: Sequence[Recorded | ledge
             continue
         for rule in mall.rules:
             if may_fire(rule, reached):
-                hits = evaluate(rule, orders, now, mall.tz)
+                hits = evaluate(rule, orders, now, mall.tz, days[e.mall_id])
                 if hits:
                     triggers.append(Trigger(e.mall_id, e.member_id, rule, hits))
     return record_triggers(session, triggers, now)

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, distinct, func, select
 from sqlalchemy.orm import Session
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
-from services.alert.evaluation import evaluate, horizon_start
+from services.alert.evaluation import Days, evaluate, horizon_start
 from services.alert.models import AlertRule, MallView, MemberOrder, StoreView
 from services.alert.ordering import read_windows
 from services.alert.raising import Trigger, excluded_members, record_triggers
@@ -105,8 +105,9 @@ class Reevaluator:
             skip = excluded_members(session, members)
             wanted = [m for m in members if m not in skip]
             windows = read_windows(session, wanted, [rule.mall_id], since, set())
+            days = Days(now, tz)
             triggers = [Trigger(rule.mall_id, m, spec, hits) for m in wanted
-                        if (hits := evaluate(spec, windows.get((rule.mall_id, m), {}).values(), now, tz))]
+                        if (hits := evaluate(spec, windows.get((rule.mall_id, m), {}).values(), now, tz, days))]
             rule.eval_raised += record_triggers(session, triggers, now)
             rule.eval_done += len(members)
             rule.eval_cursor = members[-1]

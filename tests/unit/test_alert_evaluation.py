@@ -10,6 +10,7 @@ from services.alert.evaluation import (
     ANY_STORE,
     SCOPE_TOTAL,
     SINGLE_ORDER,
+    Days,
     Order,
     Reach,
     RuleSpec,
@@ -32,6 +33,17 @@ def test_the_last_d_days_are_calendar_days_of_the_mall_today_included():
     assert day_start(NOW, SHANGHAI, 1) == datetime(2026, 3, 9, 16, 0, tzinfo=UTC)  # 00:00 10 March, Shanghai
     assert day_start(NOW, LA, 1) == datetime(2026, 3, 9, 7, 0, tzinfo=UTC)  # 00:00 9 March, Los Angeles (PDT)
     assert day_start(NOW, SHANGHAI, 3) == datetime(2026, 3, 7, 16, 0, tzinfo=UTC)
+
+
+def test_day_starts_made_once_per_batch_are_the_day_starts():
+    rng = random.Random(3)
+    for _ in range(200):
+        now = datetime(2026, 1, 1, tzinfo=UTC) + (datetime(2027, 1, 1, tzinfo=UTC) - datetime(2026, 1, 1, tzinfo=UTC)) \
+            * rng.random()
+        for tz in (SHANGHAI, LA):
+            days = Days(now, tz)
+            for d in rng.sample(range(1, 91), 5) + [90, 1]:  # asked for again: the kept one
+                assert days.start(d) == day_start(now, tz, d)
 
 
 def test_one_day_window_differs_by_time_zone():
