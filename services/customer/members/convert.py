@@ -44,6 +44,15 @@ def _set_ts(field: Timestamp, dt: datetime) -> None:
     field.nanos = since.microseconds * 1000
 
 
+# Each MemberStats field set from a row of ``STATS_SHOWN`` values, and where in the row its value is.
+_STATS_INTS = tuple((name, STATS_SHOWN.index(name)) for name in (
+    "points_balance", "red_packet_balance_fen", "stored_balance_fen", "spend_count", "spend_total_fen",
+    "cumulative_spend_fen", "online_count", "online_total_fen", "offline_count", "offline_total_fen"))
+_STATS_TIMES = tuple((field, STATS_SHOWN.index(column)) for field, column in (
+    ("first_spend_time", "first_spend_at"), ("last_spend_time", "last_spend_at"),
+    ("online_last_time", "online_last_at"), ("offline_last_time", "offline_last_at")))
+
+
 def member_from_values(values: Sequence[Any], stats: Sequence[Any] | None = None, *, tags: list[str] | None = None,
                        interaction_mall_ids: list[int] | None = None,
                        into: RepeatedCompositeFieldContainer[pb.Member] | None = None) -> pb.Member:
@@ -84,39 +93,15 @@ def member_from_values(values: Sequence[Any], stats: Sequence[Any] | None = None
     if interaction_mall_ids:
         member.interaction_mall_ids.extend([str(m) for m in interaction_mall_ids])
     if stats is not None and stats[0] is not None:
-        (_, points, red_packet, stored, spend_count, spend_total, first_spend, last_spend, cumulative, online_count,
-         online_total, online_last, offline_count, offline_total, offline_last) = stats
         shown = member.stats
         shown.SetInParent()
         # A zero is what an unset integer already reads (and is never written): only the others are set.
-        if points:
-            shown.points_balance = points
-        if red_packet:
-            shown.red_packet_balance_fen = red_packet
-        if stored:
-            shown.stored_balance_fen = stored
-        if spend_count:
-            shown.spend_count = spend_count
-        if spend_total:
-            shown.spend_total_fen = spend_total
-        if cumulative:
-            shown.cumulative_spend_fen = cumulative
-        if online_count:
-            shown.online_count = online_count
-        if online_total:
-            shown.online_total_fen = online_total
-        if offline_count:
-            shown.offline_count = offline_count
-        if offline_total:
-            shown.offline_total_fen = offline_total
-        if first_spend is not None:
-            _set_ts(shown.first_spend_time, first_spend)
-        if last_spend is not None:
-            _set_ts(shown.last_spend_time, last_spend)
-        if online_last is not None:
-            _set_ts(shown.online_last_time, online_last)
-        if offline_last is not None:
-            _set_ts(shown.offline_last_time, offline_last)
+        for name, i in _STATS_INTS:
+            if stats[i]:
+                setattr(shown, name, stats[i])
+        for name, i in _STATS_TIMES:
+            if stats[i] is not None:
+                _set_ts(getattr(shown, name), stats[i])
     return member
 
 
