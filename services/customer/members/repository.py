@@ -33,7 +33,6 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -163,10 +162,7 @@ def filter_clauses(f: pb.MemberFilter) -> list[ColumnElement[bool]]:
 
 def among(ids: Sequence[int], dialect: str) -> ColumnElement[bool]:
     """``customer.id`` is one of ``ids`` (any number of them: a JSON array on SQLite, an array on PostgreSQL)."""
-    if dialect == "postgresql":
-        return Customer.id == any_(cast(array(list(ids)), ARRAY(BigInteger)))
-    values = select(column("value", Integer)).select_from(func.json_each(json.dumps(list(ids))))
-    return Customer.id.in_(values.scalar_subquery())
+    return _id_in(Customer.id, dialect, bindparam(None, id_list_of(ids, dialect), type_=_id_list_type(dialect)))
 
 
 def page_queries(*, where: list[ColumnElement[bool]], order_by: int, ascending: bool, limit: int,
@@ -246,12 +242,20 @@ INTERACTIONS = (select(CustomerInteraction.customer_id, CustomerInteraction.mall
 
 
 def _in_id_list(key: InstrumentedAttribute[int], dialect: str) -> ColumnElement[bool]:
-    """``key`` is one of the ids in the one parameter ``id_list`` (``id_list_of``): an array on PostgreSQL, a JSON
-    array on SQLite (as ``among``). An expanding ``IN`` is rendered anew on every run: a fifth of a member page."""
+    """``key`` is one of the ids in the one parameter ``id_list`` (``id_list_of``). An expanding ``IN`` is rendered
+    anew on every run: a fifth of a member page."""
+    return _id_in(key, dialect, bindparam("id_list", type_=_id_list_type(dialect)))
+
+
+def _id_in(key: InstrumentedAttribute[int], dialect: str, ids: BindParameter[Any]) -> ColumnElement[bool]:
+    """``key`` is one of the ids that ``ids`` binds: an array on PostgreSQL, a JSON array on SQLite."""
     if dialect == "postgresql":
-        return key == any_(bindparam("id_list", type_=ARRAY(BigInteger)))
-    values = select(column("value", Integer)).select_from(func.json_each(bindparam("id_list", type_=String)))
-    return key.in_(values.scalar_subquery())
+        return key == any_(ids)
+    return key.in_(select(column("value", Integer)).select_from(func.json_each(ids)).scalar_subquery())
+
+
+def _id_list_type(dialect: str) -> Any:
+    return ARRAY(BigInteger) if dialect == "postgresql" else String()
 
 
 def id_list_of(ids: Sequence[int], dialect: str) -> Any:
