@@ -100,12 +100,10 @@ class Days:
         return start
 
 
-def evaluate(rule: RuleSpec, orders: Iterable[Order], now: datetime, tz: ZoneInfo,
-             days: Days | None = None) -> list[Hit]:
-    """The conditions of ``rule`` that ``orders`` (one member's, in the rule's mall) fire, with their orders.
-    ``days``: the day starts as of ``now`` in ``tz``, when the caller has them."""
-    if days is None:
-        days = Days(now, tz)
+def evaluate(rule: RuleSpec, orders: Iterable[Order], days: Days) -> list[Hit]:
+    """The conditions of ``rule`` that ``orders`` (one member's, in the rule's mall) fire as of ``days.now``, in the
+    mall's time zone (``days.tz``), with their orders."""
+    now = days.now
     horizon = days.start(HORIZON_DAYS)
     scoped = [o for o in orders if not o.fully_refunded and horizon <= o.occur_time <= now
               and (rule.stores is None or o.store_id in rule.stores)]

@@ -299,7 +299,7 @@ def _evaluate(session: Session, cache: RuleCache, run: Sequence[Recorded | ledge
             continue
         for rule in mall.rules:
             if may_fire(rule, reached):
-                hits = evaluate(rule, orders, now, mall.tz, days[e.mall_id])
+                hits = evaluate(rule, orders, days[e.mall_id])
                 if hits:
                     triggers.append(Trigger(e.mall_id, e.member_id, rule, hits))
     return record_triggers(session, triggers, now)

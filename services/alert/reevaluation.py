@@ -107,7 +107,7 @@ class Reevaluator:
             windows = read_windows(session, wanted, [rule.mall_id], since, set())
             days = Days(now, tz)
             triggers = [Trigger(rule.mall_id, m, spec, hits) for m in wanted
-                        if (hits := evaluate(spec, windows.get((rule.mall_id, m), {}).values(), now, tz, days))]
+                        if (hits := evaluate(spec, windows.get((rule.mall_id, m), {}).values(), days))]
             rule.eval_raised += record_triggers(session, triggers, now)
             rule.eval_done += len(members)
             rule.eval_cursor = members[-1]

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
 from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
-from services.alert.evaluation import Order, evaluate
+from services.alert.evaluation import Days, Order, evaluate
 from services.alert.models import Alert, AlertOrder, AlertRule, MallView, StoreView
 from services.alert.ordering import TOO_OLD, apply_orders
 from services.alert.rules import RuleCache
@@ -175,7 +175,7 @@ async def test_batches_raise_what_evaluating_every_order_in_full_raises(database
             window = windows.setdefault((e.mall_id, e.member_id), {})
             window[e.order_id] = Order(e.order_id, e.store_id, e.paid_amount, when)
             for rule in specs[e.mall_id]:
-                for hit in evaluate(rule, window.values(), now, tz):
+                for hit in evaluate(rule, window.values(), Days(now, tz)):
                     expected.setdefault((e.member_id, rule.name), set()).update(
                         (hit.condition, o.order_id) for o in hit.orders)
 

@@ -50,35 +50,36 @@ def test_one_day_window_differs_by_time_zone():
     orders = [Order("a", "s", 100, datetime(2026, 3, 9, 10, 0, tzinfo=UTC)),  # 18:00 9 Mar SH; 03:00 9 Mar LA
               Order("b", "s", 100, datetime(2026, 3, 9, 17, 0, tzinfo=UTC))]  # 01:00 10 Mar SH; 10:00 9 Mar LA
     today_two = rule(scope_total=Window(1, 2, None))
-    assert evaluate(today_two, orders, NOW, SHANGHAI) == []  # only b is today in Shanghai
-    hits = evaluate(today_two, orders, NOW, LA)  # both are 9 March in Los Angeles
+    assert evaluate(today_two, orders, Days(NOW, SHANGHAI)) == []  # only b is today in Shanghai
+    hits = evaluate(today_two, orders, Days(NOW, LA))  # both are 9 March in Los Angeles
     assert [(h.condition, [o.order_id for o in h.orders]) for h in hits] == [(SCOPE_TOTAL, ["a", "b"])]
 
 
 def test_refunds_lower_sums_and_a_full_refund_leaves_the_count():
     when = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
     orders = [Order("a", "s", 60, when), Order("b", "s", 50, when, fully_refunded=True), Order("c", "s", 40, when)]
-    assert evaluate(rule(any_store=Window(1, 3, None)), orders, NOW, SHANGHAI) == []
-    assert evaluate(rule(any_store=Window(1, None, 101)), orders, NOW, SHANGHAI) == []
-    hits = evaluate(rule(any_store=Window(1, 3, 100)), orders, NOW, SHANGHAI)  # count or sum: the sum reaches
+    assert evaluate(rule(any_store=Window(1, 3, None)), orders, Days(NOW, SHANGHAI)) == []
+    assert evaluate(rule(any_store=Window(1, None, 101)), orders, Days(NOW, SHANGHAI)) == []
+    hits = evaluate(rule(any_store=Window(1, 3, 100)), orders, Days(NOW, SHANGHAI))  # count or sum: the sum reaches
     assert [o.order_id for o in hits[0].orders] == ["a", "c"] and hits[0].condition == ANY_STORE
-    assert [o.order_id for o in evaluate(rule(single_min_paid=50), orders, NOW, SHANGHAI)[0].orders] == ["a"]
+    assert [o.order_id for o in evaluate(rule(single_min_paid=50), orders, Days(NOW, SHANGHAI))[0].orders] == ["a"]
 
 
 def test_any_store_needs_one_store_to_reach_the_threshold_and_scope_limits_stores():
     when = datetime(2026, 3, 10, 1, 0, tzinfo=UTC)
     orders = [Order("a", "s1", 10, when), Order("b", "s2", 10, when), Order("c", "s2", 10, when)]
-    assert evaluate(rule(any_store=Window(7, 3, None)), orders, NOW, SHANGHAI) == []
-    assert [h.condition for h in evaluate(rule(scope_total=Window(7, 3, None)), orders, NOW, SHANGHAI)] == [SCOPE_TOTAL]
-    assert evaluate(rule(stores=frozenset({"s1"}), scope_total=Window(7, 2, None)), orders, NOW, SHANGHAI) == []
-    two = evaluate(rule(any_store=Window(7, 2, None)), orders, NOW, SHANGHAI)
+    assert evaluate(rule(any_store=Window(7, 3, None)), orders, Days(NOW, SHANGHAI)) == []
+    shanghai = Days(NOW, SHANGHAI)
+    assert [h.condition for h in evaluate(rule(scope_total=Window(7, 3, None)), orders, shanghai)] == [SCOPE_TOTAL]
+    assert evaluate(rule(stores=frozenset({"s1"}), scope_total=Window(7, 2, None)), orders, Days(NOW, SHANGHAI)) == []
+    two = evaluate(rule(any_store=Window(7, 2, None)), orders, Days(NOW, SHANGHAI))
     assert [o.order_id for o in two[0].orders] == ["b", "c"]
 
 
 def test_orders_outside_ninety_days_or_in_the_future_never_count():
     old = Order("old", "s", 999, datetime(2025, 12, 10, 15, 59, tzinfo=UTC))  # 23:59 10 Dec SH: 91st day back
     edge = Order("edge", "s", 999, datetime(2025, 12, 10, 16, 0, tzinfo=UTC))  # 00:00 11 Dec SH: the 90th
-    hits = evaluate(rule(single_min_paid=1), [old, edge], NOW, SHANGHAI)
+    hits = evaluate(rule(single_min_paid=1), [old, edge], Days(NOW, SHANGHAI))
     assert [(h.condition, [o.order_id for o in h.orders]) for h in hits] == [(SINGLE_ORDER, ["edge"])]
 
 
