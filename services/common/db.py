@@ -12,7 +12,8 @@ four times per statement); on PostgreSQL through ``AsyncSession.run_sync``. Writ
 kinds queue for the same slot, so SQLite still has one writer at a time. Bulk rows go through
 ``services.common.bulk``. ``run_sync_read`` is its counterpart for hot reads: a synchronous function in one
 read transaction, on SQLite on a reader thread in one hop (a read of five statements otherwise crosses
-threads some twenty-five times, most of the CPU a member read costs).
+threads some twenty-five times, most of the CPU a member read costs). On a SQLite file, the log is checkpointed
+on a thread of its own, beside the writer (``services.common.checkpoints``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
+from services.common import checkpoints
 from services.common.logs import get_logger
 from services.common.retry import retry_forever
 
@@ -51,23 +53,27 @@ class WriteLockHeld(RuntimeError):
     """SQLite's write lock stayed with another connection for longer than the start-up allows."""
 
 
-def _sqlite_engine(url: str, *, begin: str, pool_size: int, busy_timeout_s: float) -> AsyncEngine:
+def _sqlite_engine(url: str, *, begin: str, pool_size: int, busy_timeout_s: float,
+                   checkpointed: bool) -> AsyncEngine:
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
-    _sqlite_setup(engine.sync_engine, begin, busy_timeout_s)
+    _sqlite_setup(engine.sync_engine, begin, busy_timeout_s, checkpointed)
     return engine
 
 
-def _sqlite_sync_engine(url: str, *, begin: str, busy_timeout_s: float, pool_size: int = 1) -> Engine:
+def _sqlite_sync_engine(url: str, *, begin: str, busy_timeout_s: float, checkpointed: bool,
+                        pool_size: int = 1) -> Engine:
     """The synchronous driver on the same file, for ``run_sync_write`` (used from its writer thread only) and
     ``run_sync_read`` (from its reader threads, a connection each at a time)."""
     sync_url = make_url(url).set(drivername="sqlite+pysqlite")
     engine = create_engine(sync_url, pool_size=pool_size, max_overflow=0, pool_timeout=60,
                            connect_args={"check_same_thread": False})
-    _sqlite_setup(engine, begin, busy_timeout_s)
+    _sqlite_setup(engine, begin, busy_timeout_s, checkpointed)
     return engine
 
 
-def _sqlite_setup(engine: Engine, begin: str, busy_timeout_s: float) -> None:
+def _sqlite_setup(engine: Engine, begin: str, busy_timeout_s: float, checkpointed: bool) -> None:
+    """Every connection: WAL, full sync, foreign keys, the busy timeout; with ``checkpointed`` (a ``Checkpointer``
+    thread copies the log back), the connection's own checkpoint only as a safety net."""
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
         # Let SQLAlchemy's "begin" event below decide how transactions start.
@@ -77,6 +83,9 @@ def _sqlite_setup(engine: Engine, begin: str, busy_timeout_s: float) -> None:
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        if checkpointed:
+            cur.execute(f"PRAGMA wal_autocheckpoint={checkpoints.SAFETY_PAGES}")
+            cur.execute(f"PRAGMA journal_size_limit={checkpoints.LOG_LIMIT_BYTES}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -106,17 +115,23 @@ class Database:
         self.migrations_dir = migrations_dir
         self.dialect = make_url(url).get_backend_name()
         self.sqlite_path: Path | None = None
+        # SQLite on a file: the thread that checkpoints the log beside the writer (woken by every commit).
+        self.checkpointer: checkpoints.Checkpointer | None = None
         if self.dialect == "sqlite":
             path = make_url(url).database
             if path and path != ":memory:":
                 self.sqlite_path = Path(path).resolve()
                 self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-            self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=1, busy_timeout_s=busy_timeout_s)
-            self.read_engine = _sqlite_engine(url, begin="BEGIN", pool_size=READERS, busy_timeout_s=busy_timeout_s)
+                self.checkpointer = checkpoints.Checkpointer(self.sqlite_path, busy_timeout_s=busy_timeout_s)
+            on = self.checkpointer is not None
+            self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=1, busy_timeout_s=busy_timeout_s,
+                                               checkpointed=on)
+            self.read_engine = _sqlite_engine(url, begin="BEGIN", pool_size=READERS, busy_timeout_s=busy_timeout_s,
+                                              checkpointed=on)
             self._sync_write_engine: Engine | None = _sqlite_sync_engine(url, begin="BEGIN IMMEDIATE",
-                                                                         busy_timeout_s=busy_timeout_s)
+                                                                         busy_timeout_s=busy_timeout_s, checkpointed=on)
             self._sync_read_engine: Engine | None = _sqlite_sync_engine(url, begin="BEGIN", pool_size=READERS,
-                                                                        busy_timeout_s=busy_timeout_s)
+                                                                        busy_timeout_s=busy_timeout_s, checkpointed=on)
         else:
             self.write_engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
             # Reads share the pool, each in one snapshot: a read of several statements (a member and their
@@ -128,6 +143,8 @@ class Database:
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._after_commit: list[Callable[[], None]] = []
+        if self.checkpointer is not None:
+            self._after_commit.append(self.checkpointer.wake)
         # SQLite: the one writer slot both kinds of write transaction queue for (made per event loop),
         # and the thread run_sync_write's transactions run on.
         self._slot: asyncio.Lock | None = None
@@ -299,6 +316,8 @@ class Database:
                             max_delay_s=max_delay_s, fatal=(WriteLockHeld,))
 
     async def dispose(self) -> None:
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.close)
         if self._writer_thread is not None:
             self._writer_thread.shutdown(wait=True)
             self._writer_thread = None
