@@ -72,6 +72,8 @@ class Checkpointer:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
+            # The database file is synced before the log may start again, as on the writer's own connections.
+            conn.execute("PRAGMA synchronous=FULL")
             last = 0.0
             while True:
                 self._wanted.wait()
