@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
 from services.alert.evaluation import (
     HORIZON_DAYS,
+    NEVER,
     Days,
     Order,
     Reach,
@@ -155,28 +156,33 @@ def read_bounds(session: Session, members: Sequence[str], malls: Sequence[str],
     none is left out.
 
     One row a member, summed up from the window index: no order made in Python, and a tenth of the rows
-    ``read_windows`` gives at a million orders."""
+    ``read_windows`` gives at a million orders. The amounts are summed as they are, with their least beside them:
+    with none below zero (the ledger records none) the plain sum and maximum are those of the positive amounts,
+    at less cost to the database than clamping each amount; with one below zero every amount bound is ``NEVER``
+    (reached by any threshold: the member is read in full)."""
     conn = session.connection()
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     since_value = _OCCUR_TIME.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     bound_since = since_value(since) if since_value is not None else since
-    positive = "CASE WHEN paid_amount > 0 THEN paid_amount ELSE 0 END"
     concat = "group_concat(store_id, char(31))" if conn.dialect.name == "sqlite" else "string_agg(store_id, chr(31))"
     numeric = conn.dialect.name != "sqlite"
     bounds: dict[tuple[str, str], Bound] = {}
     cursor = conn.connection.cursor()
     try:
         for part in chunks(members, IN_LIST):
-            cursor.execute(f"SELECT member_id, mall_id, count(*), sum({positive}), max({positive}), {concat} "
+            cursor.execute(f"SELECT member_id, mall_id, count(*), sum(paid_amount), max(paid_amount), "
+                           f"min(paid_amount), {concat} "
                            f"FROM member_order WHERE member_id IN ({', '.join([mark] * len(part))}) "
                            f"AND mall_id IN ({', '.join([mark] * len(malls))}) AND occur_time >= {mark} "
                            f"AND NOT fully_refunded GROUP BY member_id, mall_id",
                            (*part, *malls, bound_since))
-            for member_id, mall_id, count, paid, max_paid, concatenated in cursor.fetchall():
+            for member_id, mall_id, count, paid, max_paid, least, concatenated in cursor.fetchall():
                 stores = concatenated.split(STORE_SEPARATOR)
                 distinct = set(stores)
-                if numeric:  # PostgreSQL sums to numeric
-                    paid, max_paid = int(paid), int(max_paid)
+                if least < 0:  # what the positive amounts add up to is not known: any amount may be reached
+                    paid = max_paid = NEVER
+                elif numeric:  # PostgreSQL sums to numeric
+                    paid = int(paid)
                 if len(distinct) == len(stores):
                     bounds[(mall_id, member_id)] = Bound(count, paid, max_paid, 1, max_paid, stores)
                 else:
