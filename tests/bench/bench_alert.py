@@ -1,5 +1,6 @@
 """Alert benchmark: the order consumer replaying orders from NATS beside the same consumer with a handler
-that does nothing (same run, same stream, same database); a rule's 90-day re-evaluation at that size; and
+that does nothing (same run, same stream, same database, the two taking turns of ``--slice`` orders so that
+both meet the machine's load alike); a rule's 90-day re-evaluation at that size; and
 the lag from RecordOrder returning to the alert being raised, with the ledger taking a steady order rate.
 
 The replay and the re-evaluation run the alert service's own parts in this process (the shared
@@ -17,15 +18,18 @@ import asyncio
 import os
 import platform
 import random
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 from nats.js.api import DeliverPolicy
+from nats.js.errors import FetchTimeoutError
 
 from crowdpack.alert.v1 import alert_service_pb2 as pb
 from crowdpack.alert.v1 import alert_service_pb2_grpc as pb_grpc
@@ -131,29 +135,51 @@ async def handler_alone(db: Database, args: argparse.Namespace) -> float:
     return n / (time.perf_counter() - started)
 
 
-async def drain(consumer: EventConsumer, js, total: int) -> tuple[float, float]:
-    """Runs ``consumer`` until it has acked the whole stream; returns messages per second, and this process's CPU
-    seconds per message (every thread: the event loop's NATS work and the writer's; on a loaded machine the
-    steadier figure, since waiting for a core costs no CPU time)."""
-    await consumer.ensure()
-    cpu = time.process_time()
-    started = time.perf_counter()
-    task = asyncio.create_task(consumer.run())
-    last = started
-    while True:
-        await asyncio.sleep(0.5)
-        info = await js.consumer_info(LEDGER_STREAM.name, consumer.durable)
-        if info.num_pending == 0 and info.num_ack_pending == 0:
-            break
+class Phase:
+    """What one consumer's slices added up to: messages applied, seconds, this process's CPU seconds."""
+
+    def __init__(self, consumer: EventConsumer) -> None:
+        self.consumer = consumer
+        self.done = 0
+        self.seconds = 0.0
+        self.cpu = 0.0
+
+
+async def replay(phases: list[Phase], js, total: int, path: Path, slice_n: int) -> None:
+    """Runs the consumers in turns of ``slice_n`` messages each until each has applied the whole stream, so that
+    they share whatever else the machine is doing alike (a consumer run after the other would meet a different
+    load). Each turn fetches and applies batches as ``EventConsumer.run`` does (``fetch``, then ``handle_batch``:
+    one transaction, then the acks) on the consumer's durable. A turn's time and CPU time (every thread of this
+    process: the event loop's NATS work, the writer's, the checkpoint thread's) end after a checkpoint of what it
+    wrote, so no turn leaves work to the next."""
+    subs = []
+    for phase in phases:
+        await phase.consumer.ensure()
+        subs.append(await js.pull_subscribe_bind(durable=phase.consumer.durable, stream=LEDGER_STREAM.name))
+    last = time.perf_counter()
+    while any(phase.done < total for phase in phases):
+        for phase, sub in zip(phases, subs, strict=True):
+            target = min(total, phase.done + slice_n)
+            cpu, started = time.process_time(), time.perf_counter()
+            while phase.done < target:
+                try:
+                    msgs = await sub.fetch(phase.consumer.batch, timeout=5)
+                except (FetchTimeoutError, TimeoutError):
+                    continue
+                await phase.consumer.handle_batch(msgs)
+                phase.done += len(msgs)
+            await asyncio.to_thread(checkpoint, path)
+            phase.seconds += time.perf_counter() - started
+            phase.cpu += time.process_time() - cpu
         if time.perf_counter() - last > 30:
             last = time.perf_counter()
-            done = total - info.num_pending
-            log(f"  {consumer.durable}: {done:,} of {total:,}, {done / (last - started):,.0f}/s; {load()}")
-    elapsed = time.perf_counter() - started
-    cpu = time.process_time() - cpu
-    consumer.stop()
-    await task
-    return total / elapsed, cpu / total
+            log("  " + ", ".join(f"{p.consumer.durable} {p.done:,} ({p.done / p.seconds:,.0f}/s)" for p in phases)
+                + f"; {load()}")
+
+
+def checkpoint(path: Path) -> None:
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 async def replay_and_reevaluate(args: argparse.Namespace, state: Path) -> dict[str, float]:
@@ -172,17 +198,21 @@ async def replay_and_reevaluate(args: argparse.Namespace, state: Path) -> dict[s
                 return None
 
             alert = order_consumer(db, js, RuleCache())
-            log("replay with a do-nothing handler (the same shared consumer, batch and mode: dedupe records, one "
+            noop = EventConsumer(db, js, durable="bench-noop", stream=LEDGER_STREAM,
+                                 handlers={ORDER_RECORDED: nothing}, model=ProcessedMessage, batch=alert.batch,
+                                 batched=alert.batched,
+                                 sync_batch_handler=(lambda _session, _items: None) if alert.sync_batch_handler
+                                 else None)
+            log(f"replay through the alert consumer ({args.rules} rules) and, in turns of {args.slice:,} orders, the "
+                "same shared consumer with a do-nothing handler (same batch and mode: dedupe records, one "
                 "transaction a fetched batch)")
-            noop, noop_cpu = await drain(EventConsumer(db, js, durable="bench-noop", stream=LEDGER_STREAM,
-                                             handlers={ORDER_RECORDED: nothing}, model=ProcessedMessage,
-                                             batch=alert.batch, batched=alert.batched,
-                                             sync_batch_handler=(lambda _session, _items: None)
-                                             if alert.sync_batch_handler else None), js, args.orders)
-            log(f"  {noop:,.0f} orders/s, {noop_cpu * 1e6:.0f} us CPU per order")
-            log(f"replay through the alert consumer ({args.rules} rules)")
-            real, real_cpu = await drain(alert, js, args.orders)
-            log(f"  {real:,.0f} orders/s, {real_cpu * 1e6:.0f} us CPU per order; {load()}")
+            phases = [Phase(noop), Phase(alert)]
+            await replay(phases, js, args.orders, state / "alert.db", args.slice)
+            (noop_phase, real_phase) = phases
+            noop, noop_cpu = noop_phase.done / noop_phase.seconds, noop_phase.cpu / noop_phase.done
+            real, real_cpu = real_phase.done / real_phase.seconds, real_phase.cpu / real_phase.done
+            log(f"  do-nothing: {noop:,.0f} orders/s, {noop_cpu * 1e6:.0f} us CPU per order")
+            log(f"  alert: {real:,.0f} orders/s, {real_cpu * 1e6:.0f} us CPU per order; {load()}")
         finally:
             await nc.close()
         log("the order handler alone, in transactions of 100 events (what a batched consumer would hand it)")
@@ -337,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules", type=int, default=20)
     ap.add_argument("--lag-orders", type=int, default=3_000, help="0 skips the lag measurement")
     ap.add_argument("--rate", type=int, default=300)
+    ap.add_argument("--slice", type=int, default=50_000, help="orders each consumer applies in its turn")
     args = ap.parse_args(argv)
     log(f"machine: {os.cpu_count()} cores, {cpu_model()}; python {platform.python_version()}; {load()}")
     with tempfile.TemporaryDirectory(prefix="bench-alert-") as tmp:
