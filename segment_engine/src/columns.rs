@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
-use crate::container::difference_sorted;
 use crate::container::{Container, Run};
 use crate::error::{EngineError, Result};
 use crate::expr::{self, Chunk, ChunkSource, Node, Scratch};
@@ -727,17 +726,6 @@ impl ChunkSource for BsiRange<'_> {
         self.estimate
     }
 
-    fn bytes(&self) -> usize {
-        // The slices are read at the keys whose zones do not decide the range.
-        let keys = &self.nonnull.keys;
-        let computed = keys
-            .iter()
-            .filter(|&&k| matches!(self.classify(k), Chunk::Compute))
-            .count();
-        let all = self.nonnull.heap_bytes() + self.bsi.slices.iter().map(|s| s.heap_bytes()).sum::<usize>();
-        all * computed / keys.len().max(1)
-    }
-
     fn classify(&self, key: u16) -> Chunk<'_> {
         let Some(nn) = self.nonnull.container(key) else {
             return Chunk::Empty;
@@ -761,6 +749,9 @@ impl ChunkSource for BsiRange<'_> {
         }
         // Each candidate's value, read from the slices at the candidates' positions only.
         let live = expr::filter_container(cand, nn, true);
+        if live.is_empty() {
+            return expr::none_or_all(cand, keep);
+        }
         let mut offs = vec![0u64; live.len()];
         for (i, slice) in self.bsi.slices.iter().enumerate() {
             match slice.container(key) {
@@ -774,18 +765,30 @@ impl ChunkSource for BsiRange<'_> {
                 None => {}
             }
         }
-        let mut hit = vec![0u16; live.len()];
-        let mut k = 0usize;
-        for (&v, &u) in live.iter().zip(&offs) {
-            hit[k] = v;
-            k += (self.lo <= u && u <= self.hi) as usize;
-        }
-        hit.truncate(k);
         if keep {
-            hit
-        } else {
-            difference_sorted(cand, &hit)
+            let mut hit = vec![0u16; live.len()];
+            let mut k = 0usize;
+            for (&v, &u) in live.iter().zip(&offs) {
+                hit[k] = v;
+                k += (self.lo <= u && u <= self.hi) as usize;
+            }
+            hit.truncate(k);
+            return hit;
         }
+        // The candidates out of the range: the null ones (not in `live`, a subsequence of
+        // `cand`) and the live ones whose value is not in it, in one branch-free walk.
+        let mut out = vec![0u16; cand.len()];
+        let (mut j, mut k) = (0usize, 0usize);
+        for &v in cand {
+            let is_live = j < live.len() && live[j] == v;
+            let u = offs[j.min(offs.len() - 1)];
+            let hit = is_live && self.lo <= u && u <= self.hi;
+            out[k] = v;
+            k += !hit as usize;
+            j += is_live as usize;
+        }
+        out.truncate(k);
+        out
     }
 
     fn fill(&self, key: u16, out: &mut Words, scratch: &mut Scratch) -> bool {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use segment_engine::columns::{zones_of, Column, Encoding, Kind, Zone};
-use segment_engine::expr::{self, Node, Scratch};
+use segment_engine::expr::{self, Node, Scratch, Threads};
 use segment_engine::orders::{Metric, MetricCond, OrderBatch, Orders, Window};
 use segment_engine::portable;
 use segment_engine::pred::{Bound, Interval, Pred};
@@ -205,6 +205,10 @@ proptest! {
         let got = expr::evaluate(to_node(&t, &sets));
         prop_assert_eq!(got.to_vec(), expected.to_vec());
         prop_assert_eq!(expr::count(to_node(&t, &sets)), expected.len());
+        // The keys shared with a helper thread from the first one (whichever thread takes
+        // which key), as large trees do.
+        prop_assert_eq!(expr::evaluate_with(to_node(&t, &sets), Threads::Split(1)).to_vec(), expected.to_vec());
+        prop_assert_eq!(expr::count_with(to_node(&t, &sets), Threads::Split(1)), expected.len());
     }
 }
 
@@ -428,6 +432,11 @@ proptest! {
         let expected = naive(&t, &all);
         prop_assert_eq!(expr::evaluate(mixed_node(&t, &sets, &cols)).to_vec(), expected.to_vec());
         prop_assert_eq!(expr::count(mixed_node(&t, &sets, &cols)), expected.len());
+        prop_assert_eq!(
+            expr::evaluate_with(mixed_node(&t, &sets, &cols), Threads::Split(1)).to_vec(),
+            expected.to_vec()
+        );
+        prop_assert_eq!(expr::count_with(mixed_node(&t, &sets, &cols), Threads::Split(1)), expected.len());
         let node = mixed_node(&t, &sets, &cols).simplify();
         let cand: Vec<u16> = cand.into_iter().collect();
         let mut scratch = Scratch::default();
@@ -623,6 +632,8 @@ proptest! {
             let got = expr::evaluate(to_node(t, &sets));
             prop_assert_eq!(got.to_vec(), expected.to_vec(), "{:?}", t);
             prop_assert_eq!(expr::count(to_node(t, &sets)), expected.len(), "{:?}", t);
+            let split = expr::evaluate_with(to_node(t, &sets), Threads::Split(1));
+            prop_assert_eq!(split.to_vec(), expected.to_vec(), "{:?}", t);
         }
     }
 }
