@@ -1,25 +1,30 @@
 //! A parallel map in which the calling thread does the work itself and helper threads join
 //! only when the work left is long enough to repay waking them, and a core is free for them.
 //!
-//! Waking a sleeping thread costs about 50 us on this kind of machine (the idle virtual CPU
-//! has to be scheduled again), a whole call's worth for a tree of a million ids. So the caller
+//! Waking a sleeping thread costs 50-90 us on this kind of machine (the idle virtual CPU has
+//! to be scheduled again), a whole call's worth for a tree of a million ids. So the caller
 //! starts alone and times its first items; once the items left would take it longer than
 //! [`WAKE_WORTH`], it wakes the helpers of a small pool of its own (persistent threads that
 //! sleep between jobs, never spinning). A woken helper first looks at the machine: when more
 //! threads want to run than there are cores (other programs busy), it goes back to sleep rather
-//! than take a core from the caller, which would then wait for the scheduler. Helpers and
-//! caller take items one at a time from a shared counter; the caller waits only for the items
-//! already taken by a helper, never for a helper that has not started (a late helper finds the
-//! job closed and returns without touching it).
+//! than take a core from the caller, which would then wait for the scheduler. The scheduler
+//! often wakes the helper on the caller's own core, where it would only take turns with the
+//! caller: it then moves itself to another core. Caller and helpers take items from a shared
+//! counter, one at a time while the caller is alone, then a few at a time (about [`GRAB`] of
+//! work); the caller waits only for the items already taken by a helper, never for a helper
+//! that has not started (a late helper finds the job closed and returns without touching it).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Helpers are woken when the items left would keep the caller busy this long: about twice
 /// what waking one takes, so that a helper arriving late still does a share worth its wake-up.
 pub const WAKE_WORTH: Duration = Duration::from_micros(100);
+
+/// About how much work a thread takes from the shared counter at a time once helpers are woken.
+const GRAB: Duration = Duration::from_micros(10);
 
 /// How a map uses helper threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +58,10 @@ struct State {
 
 struct Shared {
     next: AtomicUsize,
+    /// Items taken at a time: one while the caller is alone, then enough for about [`GRAB`]
+    /// of work, so that the threads do not pass the counter's cache line back and forth for
+    /// every short item.
+    chunk: AtomicUsize,
     n: usize,
     job: Job,
     /// Helpers skip the look at the machine (`Threads::Split`).
@@ -61,6 +70,8 @@ struct Shared {
     /// Signalled when the last working helper leaves.
     idle: Condvar,
     panicked: AtomicBool,
+    /// The core the caller was on when it woke the helpers (-1: unknown).
+    caller_cpu: AtomicI32,
     /// Under `Threads::Split`, set by the caller once its helpers have joined: they wait for it
     /// (spinning, the wait being short and for tests), so that every thread starts together.
     go: AtomicBool,
@@ -71,16 +82,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// Takes and runs items until none is left; returns how many this thread ran.
+    /// Takes and runs items, `chunk` at a time, until none is left; returns how many this
+    /// thread ran.
     fn run(&self, f: &(dyn Fn(usize) + Sync)) -> usize {
         let mut mine = 0;
         loop {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let chunk = self.chunk.load(Ordering::Relaxed);
+            let i = self.next.fetch_add(chunk, Ordering::Relaxed);
             if i >= self.n {
                 return mine;
             }
-            f(i);
-            mine += 1;
+            for j in i..(i + chunk).min(self.n) {
+                f(j);
+                mine += 1;
+            }
         }
     }
 
@@ -88,6 +103,12 @@ impl Shared {
         if self.next.load(Ordering::Relaxed) >= self.n || (!self.forced && !core_free()) {
             return;
         }
+        // Woken onto the caller's core, the helper would only take turns with the caller.
+        let _moved = if self.forced {
+            None
+        } else {
+            cpu::Away::from(self.caller_cpu.load(Ordering::Relaxed))
+        };
         {
             let mut st = lock(&self.state);
             if st.closed {
@@ -158,6 +179,74 @@ fn core_free() -> bool {
         .and_then(|f| f.split('/').next())
         .and_then(|r| r.parse::<usize>().ok());
     running.is_none_or(|r| r <= cores())
+}
+
+/// Which core a thread is on, and moving a helper off the caller's core (Linux; elsewhere
+/// nothing is known and nothing moves).
+mod cpu {
+    /// The core this thread is on, or -1.
+    pub fn current() -> i32 {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: no arguments; returns a core number or -1.
+            unsafe { libc::sched_getcpu() }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            -1
+        }
+    }
+
+    /// This thread's cores as they were before it moved off the caller's core; dropping it
+    /// gives them back.
+    pub struct Away {
+        #[cfg(target_os = "linux")]
+        before: libc::cpu_set_t,
+    }
+
+    impl Away {
+        /// When this thread is on core `caller` (the scheduler puts a woken thread next to its
+        /// waker when it can), moves it to its other cores: the call returns on one of them.
+        pub fn from(caller: i32) -> Option<Away> {
+            #[cfg(target_os = "linux")]
+            {
+                if caller < 0 || current() != caller {
+                    return None;
+                }
+                // SAFETY: `cpu_set_t` is plain data, zero is an empty set; the calls read and write
+                // sets of the size given; `caller` is a valid core index (non-negative and below
+                // CPU_SETSIZE, as sched_getcpu returned it).
+                unsafe {
+                    let size = std::mem::size_of::<libc::cpu_set_t>();
+                    let mut before: libc::cpu_set_t = std::mem::zeroed();
+                    if libc::sched_getaffinity(0, size, &mut before) != 0 {
+                        return None;
+                    }
+                    let mut others = before;
+                    libc::CPU_CLR(caller as usize, &mut others);
+                    if libc::CPU_COUNT(&others) == 0 || libc::sched_setaffinity(0, size, &others) != 0 {
+                        return None;
+                    }
+                    Some(Away { before })
+                }
+            }
+            #[cfg(not(target_os = "linux"))]
+            {
+                let _ = caller;
+                None
+            }
+        }
+    }
+
+    impl Drop for Away {
+        fn drop(&mut self) {
+            #[cfg(target_os = "linux")]
+            // SAFETY: gives back the set read in `from`, of its own size.
+            unsafe {
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.before);
+            }
+        }
+    }
 }
 
 fn cores() -> usize {
@@ -256,12 +345,14 @@ pub fn map<T: Send>(n: usize, threads: Threads, f: impl Fn(usize) -> T + Sync) -
     let erased: *const (dyn Fn(usize) + Sync + 'static) = unsafe { std::mem::transmute(item) };
     let shared = Arc::new(Shared {
         next: AtomicUsize::new(0),
+        chunk: AtomicUsize::new(1),
         n,
         job: Job(erased),
         forced: matches!(threads, Threads::Split(_)),
         state: Mutex::new(State::default()),
         idle: Condvar::new(),
         panicked: AtomicBool::new(false),
+        caller_cpu: AtomicI32::new(-1),
         go: AtomicBool::new(false),
     });
     {
@@ -293,22 +384,27 @@ fn run_then_wake(shared: &Arc<Shared>, item: &(dyn Fn(usize) + Sync)) {
     let helpers = cores() - 1;
     let start = Instant::now();
     let mut mine = 0u32;
-    let mut woken = helpers == 0;
-    loop {
-        let i = shared.next.fetch_add(1, Ordering::Relaxed);
-        if i >= shared.n {
-            return;
-        }
-        item(i);
-        mine += 1;
-        if !woken {
+    if helpers > 0 {
+        loop {
+            let i = shared.next.fetch_add(1, Ordering::Relaxed);
+            if i >= shared.n {
+                return;
+            }
+            item(i);
+            mine += 1;
             let left = shared.n.saturating_sub(i + 1);
-            if left > 0 && start.elapsed() * left.min(1 << 20) as u32 >= WAKE_WORTH * mine {
-                woken = true;
+            let spent = start.elapsed();
+            if left > 0 && spent * left.min(1 << 20) as u32 >= WAKE_WORTH * mine {
+                let per_item = spent / mine;
+                let chunk = (GRAB.as_nanos() / per_item.as_nanos().max(1)).clamp(1, 16) as usize;
+                shared.chunk.store(chunk, Ordering::Relaxed);
+                shared.caller_cpu.store(cpu::current(), Ordering::Relaxed);
                 pool().post(shared, helpers.min(left));
+                break;
             }
         }
     }
+    shared.run(item);
 }
 
 #[cfg(test)]
