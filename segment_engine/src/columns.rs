@@ -653,22 +653,27 @@ impl<'a> BsiRange<'a> {
 }
 
 impl BsiRange<'_> {
-    /// The block for `key` when the non-null members and every slice are run containers (members
-    /// imported in ranges): each stretch between two run boundaries shares one value, so the
-    /// comparison is made once per stretch instead of once per id. `None` for other containers.
-    fn fill_runs(&self, key: u16, nn: &Container, out: &mut Words) -> Option<bool> {
+    /// The block for `key` as runs when the non-null members and every slice are run containers
+    /// (members imported in ranges): each stretch between two run boundaries shares one value,
+    /// so the comparison is made once per stretch instead of once per id. `None` for other
+    /// containers.
+    fn range_runs(&self, key: u16, nn: &Container) -> Option<Vec<Run>> {
         let Container::Run(nr) = nn else {
             return None;
         };
         let mut runs: Vec<&[Run]> = Vec::with_capacity(self.bsi.slices.len());
+        let mut bounds = 2 * nr.len();
         for slice in &self.bsi.slices {
             match slice.container(key) {
                 None => runs.push(&[]),
-                Some(Container::Run(r)) => runs.push(r),
+                Some(Container::Run(r)) => {
+                    bounds += 2 * r.len();
+                    runs.push(r);
+                }
                 Some(_) => return None,
             }
         }
-        let mut points: Vec<u32> = Vec::new();
+        let mut points: Vec<u32> = Vec::with_capacity(bounds);
         for r in std::iter::once(&nr[..]).chain(runs.iter().copied()) {
             for &(start, last) in r {
                 points.push(start as u32);
@@ -677,10 +682,9 @@ impl BsiRange<'_> {
         }
         points.sort_unstable();
         points.dedup();
-        out.fill(0);
+        let mut out: Vec<Run> = Vec::new();
         let mut at = vec![0usize; runs.len()];
         let mut ni = 0usize;
-        let mut any = false;
         for w in points.windows(2) {
             // The stretch `p..next`: no run starts or ends inside it.
             let (p, next) = (w[0], w[1]);
@@ -704,11 +708,14 @@ impl BsiRange<'_> {
                 }
             }
             if self.lo <= u && u <= self.hi {
-                words::set_range(out, p as u16, (next - 1) as u16);
-                any = true;
+                let (start, last) = (p as u16, (next - 1) as u16);
+                match out.last_mut() {
+                    Some(prev) if prev.1 as u32 + 1 == p => prev.1 = last,
+                    _ => out.push((start, last)),
+                }
             }
         }
-        Some(any)
+        Some(out)
     }
 }
 
@@ -724,6 +731,10 @@ impl ChunkSource for BsiRange<'_> {
 
     fn estimate(&self) -> u64 {
         self.estimate
+    }
+
+    fn runs(&self, key: u16) -> Option<Vec<Run>> {
+        self.range_runs(key, self.nonnull.container(key)?)
     }
 
     fn classify(&self, key: u16) -> Chunk<'_> {
@@ -795,8 +806,12 @@ impl ChunkSource for BsiRange<'_> {
         let Some(nn) = self.nonnull.container(key) else {
             return false;
         };
-        if let Some(any) = self.fill_runs(key, nn, out) {
-            return any;
+        if let Some(runs) = self.range_runs(key, nn) {
+            out.fill(0);
+            for &(start, last) in &runs {
+                words::set_range(out, start, last);
+            }
+            return !runs.is_empty();
         }
         nn.write_words(out);
         let max = self.bsi.max_offset();

@@ -36,6 +36,11 @@ pub trait ChunkSource: Sync {
     fn estimate(&self) -> u64;
     /// Writes the block for `key` into `out`; returns `false` when it is empty (then `out` is unspecified).
     fn fill(&self, key: u16, out: &mut Words, scratch: &mut Scratch) -> bool;
+    /// Block `key` as runs, when the source computes it as runs (then the operations that
+    /// follow may stay on runs); by default `None`, and the block is filled as a bitset.
+    fn runs(&self, _key: u16) -> Option<Vec<Run>> {
+        None
+    }
     /// What is known of block `key` without computing it; by default nothing.
     fn classify(&self, _key: u16) -> Chunk<'_> {
         Chunk::Compute
@@ -653,6 +658,9 @@ impl<'a> Node<'a> {
                 Chunk::Same(c) if c.is_full() => Val::Full,
                 Chunk::Same(c) => Val::C(c),
                 Chunk::Compute => {
+                    if let Some(runs) = src.runs(key) {
+                        return runs_val(runs);
+                    }
                     let mut w = s.get();
                     if src.fill(key, &mut w, s) {
                         Val::W(w)
