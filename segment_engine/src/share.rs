@@ -8,14 +8,16 @@
 //! sleep between jobs, never spinning). A woken helper first looks at the machine: when more
 //! threads want to run than there are cores (other programs busy), it goes back to sleep rather
 //! than take a core from the caller, which would then wait for the scheduler. The scheduler
-//! often wakes the helper on the caller's own core, where it would only take turns with the
-//! caller: it then moves itself to another core. Caller and helpers take items from a shared
+//! would often wake a helper on the caller's own core, where it would only take turns with the
+//! caller: the helpers are kept off the core of the caller that wakes them (their affinity
+//! follows it, set only when it changes). Caller and helpers take items from a shared
 //! counter, one at a time while the caller is alone, then a few at a time (about [`GRAB`] of
-//! work); the caller waits only for the items already taken by a helper, never for a helper
-//! that has not started (a late helper finds the job closed and returns without touching it).
+//! work); the caller waits only for the items already taken by a helper (spinning a little,
+//! then asleep), never for a helper that has not started (a late helper finds the job closed
+//! and returns without touching it).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,9 @@ pub const WAKE_WORTH: Duration = Duration::from_micros(100);
 
 /// About how much work a thread takes from the shared counter at a time once helpers are woken.
 const GRAB: Duration = Duration::from_micros(10);
+
+/// How long a caller done with its items spins for the helpers' last ones before it sleeps.
+const CLOSE_SPIN: Duration = Duration::from_micros(40);
 
 /// How a map uses helper threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,8 +75,9 @@ struct Shared {
     /// Signalled when the last working helper leaves.
     idle: Condvar,
     panicked: AtomicBool,
-    /// The core the caller was on when it woke the helpers (-1: unknown).
-    caller_cpu: AtomicI32,
+    /// Helpers working now (`State::working`, readable without the lock: the caller spins
+    /// on it for a while before it sleeps).
+    active: AtomicUsize,
     /// Under `Threads::Split`, set by the caller once its helpers have joined: they wait for it
     /// (spinning, the wait being short and for tests), so that every thread starts together.
     go: AtomicBool,
@@ -103,12 +109,6 @@ impl Shared {
         if self.next.load(Ordering::Relaxed) >= self.n || (!self.forced && !core_free()) {
             return;
         }
-        // Woken onto the caller's core, the helper would only take turns with the caller.
-        let _moved = if self.forced {
-            None
-        } else {
-            cpu::Away::from(self.caller_cpu.load(Ordering::Relaxed))
-        };
         {
             let mut st = lock(&self.state);
             if st.closed {
@@ -116,6 +116,7 @@ impl Shared {
             }
             st.working += 1;
             st.joined += 1;
+            self.active.fetch_add(1, Ordering::Relaxed);
         }
         if self.forced {
             while !self.go.load(Ordering::Acquire) {
@@ -130,16 +131,24 @@ impl Shared {
         }
         let mut st = lock(&self.state);
         st.working -= 1;
+        self.active.fetch_sub(1, Ordering::Release);
         if st.working == 0 {
             self.idle.notify_all();
         }
     }
 
-    /// Closes the job to helpers not yet started and waits for the ones working.
+    /// Closes the job to helpers not yet started and waits for the ones working: spinning for
+    /// up to [`CLOSE_SPIN`] (a helper has at most one turn of items left, about [`GRAB`]), then
+    /// asleep (a helper descheduled in the middle of its turn).
     fn close(&self) {
         self.go.store(true, Ordering::Release);
+        if !std::mem::replace(&mut lock(&self.state).closed, true) {
+            let start = Instant::now();
+            while self.active.load(Ordering::Acquire) > 0 && start.elapsed() < CLOSE_SPIN {
+                std::hint::spin_loop();
+            }
+        }
         let mut st = lock(&self.state);
-        st.closed = true;
         while st.working > 0 {
             st = self.idle.wait(st).unwrap_or_else(|e| e.into_inner());
         }
@@ -197,54 +206,47 @@ mod cpu {
         }
     }
 
-    /// This thread's cores as they were before it moved off the caller's core; dropping it
-    /// gives them back.
-    pub struct Away {
+    /// This thread's id, or -1.
+    pub fn tid() -> i32 {
         #[cfg(target_os = "linux")]
-        before: libc::cpu_set_t,
-    }
-
-    impl Away {
-        /// When this thread is on core `caller` (the scheduler puts a woken thread next to its
-        /// waker when it can), moves it to its other cores: the call returns on one of them.
-        pub fn from(caller: i32) -> Option<Away> {
-            #[cfg(target_os = "linux")]
-            {
-                if caller < 0 || current() != caller {
-                    return None;
-                }
-                // SAFETY: `cpu_set_t` is plain data, zero is an empty set; the calls read and write
-                // sets of the size given; `caller` is a valid core index (non-negative and below
-                // CPU_SETSIZE, as sched_getcpu returned it).
-                unsafe {
-                    let size = std::mem::size_of::<libc::cpu_set_t>();
-                    let mut before: libc::cpu_set_t = std::mem::zeroed();
-                    if libc::sched_getaffinity(0, size, &mut before) != 0 {
-                        return None;
-                    }
-                    let mut others = before;
-                    libc::CPU_CLR(caller as usize, &mut others);
-                    if libc::CPU_COUNT(&others) == 0 || libc::sched_setaffinity(0, size, &others) != 0 {
-                        return None;
-                    }
-                    Some(Away { before })
-                }
-            }
-            #[cfg(not(target_os = "linux"))]
-            {
-                let _ = caller;
-                None
-            }
+        {
+            // SAFETY: no arguments.
+            unsafe { libc::gettid() }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            -1
         }
     }
 
-    impl Drop for Away {
-        fn drop(&mut self) {
-            #[cfg(target_os = "linux")]
-            // SAFETY: gives back the set read in `from`, of its own size.
-            unsafe {
-                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.before);
+    /// Restricts threads `tids` to the calling thread's cores other than `cpu`; `false` when
+    /// there is no other core or it cannot be done.
+    pub fn keep_off(tids: &[i32], cpu: i32) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            if cpu < 0 || tids.contains(&-1) {
+                return false;
             }
+            // SAFETY: `cpu_set_t` is plain data, zero is an empty set; the calls read and write
+            // sets of the size given; `cpu` is a core index sched_getcpu returned (below
+            // CPU_SETSIZE).
+            unsafe {
+                let size = std::mem::size_of::<libc::cpu_set_t>();
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                if libc::sched_getaffinity(0, size, &mut set) != 0 {
+                    return false;
+                }
+                libc::CPU_CLR(cpu as usize, &mut set);
+                if libc::CPU_COUNT(&set) == 0 {
+                    return false;
+                }
+                tids.iter().all(|&t| libc::sched_setaffinity(t, size, &set) == 0)
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (tids, cpu);
+            false
         }
     }
 }
@@ -268,12 +270,19 @@ struct Post {
     jobs: Vec<(Arc<Shared>, usize)>,
     /// Helper threads started.
     started: usize,
+    /// Their thread ids, as they start.
+    tids: Vec<i32>,
+    /// The core the helpers are kept off (the last caller's), or -1.
+    away: i32,
 }
 
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
     POOL.get_or_init(|| Pool {
-        post: Mutex::new(Post::default()),
+        post: Mutex::new(Post {
+            away: -1,
+            ..Post::default()
+        }),
         wake: Condvar::new(),
     })
 }
@@ -283,6 +292,14 @@ impl Pool {
     /// returns how many threads it asked for.
     fn post(&'static self, job: &Arc<Shared>, helpers: usize) -> usize {
         let mut p = lock(&self.post);
+        if !job.forced {
+            // The scheduler puts a woken thread on its waker's core when it can, where the
+            // helper would only take turns with the caller: helpers are kept off that core.
+            let cpu = cpu::current();
+            if cpu != p.away && p.tids.len() == p.started {
+                p.away = if cpu::keep_off(&p.tids, cpu) { cpu } else { -1 };
+            }
+        }
         while p.started < helpers {
             let spawned = std::thread::Builder::new()
                 .name("segment-helper".into())
@@ -313,6 +330,14 @@ impl Pool {
 
     /// A helper thread: sleeps until a job wants a helper, helps, and sleeps again.
     fn serve(&self) {
+        {
+            let mut p = lock(&self.post);
+            let tid = cpu::tid();
+            p.tids.push(tid);
+            if p.away >= 0 {
+                cpu::keep_off(&[tid], p.away);
+            }
+        }
         loop {
             let job = {
                 let mut p = lock(&self.post);
@@ -352,7 +377,7 @@ pub fn map<T: Send>(n: usize, threads: Threads, f: impl Fn(usize) -> T + Sync) -
         state: Mutex::new(State::default()),
         idle: Condvar::new(),
         panicked: AtomicBool::new(false),
-        caller_cpu: AtomicI32::new(-1),
+        active: AtomicUsize::new(0),
         go: AtomicBool::new(false),
     });
     {
@@ -398,7 +423,6 @@ fn run_then_wake(shared: &Arc<Shared>, item: &(dyn Fn(usize) + Sync)) {
                 let per_item = spent / mine;
                 let chunk = (GRAB.as_nanos() / per_item.as_nanos().max(1)).clamp(1, 16) as usize;
                 shared.chunk.store(chunk, Ordering::Relaxed);
-                shared.caller_cpu.store(cpu::current(), Ordering::Relaxed);
                 pool().post(shared, helpers.min(left));
                 break;
             }
