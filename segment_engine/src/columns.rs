@@ -653,6 +653,23 @@ impl<'a> BsiRange<'a> {
 }
 
 impl BsiRange<'_> {
+    /// How many run boundaries the non-null members and the slices have at `key`, when they are
+    /// all run containers (or absent).
+    fn run_bounds(&self, key: u16, nn: &Container) -> Option<usize> {
+        let Container::Run(nr) = nn else {
+            return None;
+        };
+        let mut bounds = 2 * nr.len();
+        for slice in &self.bsi.slices {
+            match slice.container(key) {
+                None => {}
+                Some(Container::Run(r)) => bounds += 2 * r.len(),
+                Some(_) => return None,
+            }
+        }
+        Some(bounds)
+    }
+
     /// The block for `key` as runs when the non-null members and every slice are run containers
     /// (members imported in ranges): each stretch between two run boundaries shares one value,
     /// so the comparison is made once per stretch instead of once per id. `None` for other
@@ -757,6 +774,13 @@ impl ChunkSource for BsiRange<'_> {
         };
         if cand.len() > PER_VALUE_MAX {
             return expr::filter_filled(self, key, cand, keep, scratch);
+        }
+        // Run-shaped slices with fewer run boundaries than candidates: the block's runs
+        // (one comparison per stretch) cost less than reading every slice at every candidate.
+        if self.run_bounds(key, nn).is_some_and(|b| b <= cand.len()) {
+            if let Some(runs) = self.range_runs(key, nn) {
+                return expr::filter_container(cand, &Container::Run(runs), keep);
+            }
         }
         // Each candidate's value, read from the slices at the candidates' positions only.
         let live = expr::filter_container(cand, nn, true);

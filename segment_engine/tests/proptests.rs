@@ -472,6 +472,50 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A bit-sliced range over run-shaped members (runs of 1,000-5,000 sharing a value, more
+    /// distinct values than a value-bitmap column keeps), evaluated as runs and looked up at
+    /// many candidates through the block's runs, agrees with a scan.
+    #[test]
+    fn run_shaped_ranges_agree_with_a_scan(
+        seed in any::<u64>(),
+        spread in prop::sample::select(vec![100i64, 1_000, 1 << 20]),
+        p in pred(),
+        cand in prop::collection::btree_set(0u16..=u16::MAX, 0..1024),
+        keep in any::<bool>(),
+    ) {
+        let n = 140_000;
+        let mut x = seed | 1;
+        let mut next = move || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x };
+        let (mut values, mut valid) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        while values.len() < n {
+            let r = next();
+            let len = (1_000 + r % 4_000) as usize;
+            let v = (next() % (2 * spread as u64)) as i64 - spread;
+            let ok = r % 13 != 0;
+            for _ in 0..len.min(n - values.len()) {
+                values.push(v);
+                valid.push(ok);
+            }
+        }
+        let col = Column::build(&values, Some(&valid), Kind::Int, "values").unwrap();
+        let expected: Vec<u32> = (0..n).filter(|&i| valid[i] && p.test(values[i] as i128)).map(|i| i as u32).collect();
+        prop_assert_eq!(expr::evaluate(col.plan(&p)).to_vec(), expected.clone());
+        let set = RoaringSet::from_sorted_unique(&expected);
+        let node = col.plan(&p).simplify();
+        let cand: Vec<u16> = cand.into_iter().collect();
+        let mut scratch = Scratch::default();
+        for key in 0u16..3 {
+            let got = node.filter(key, &cand, keep, &mut scratch);
+            let want: Vec<u16> = cand.iter().copied()
+                .filter(|&v| set.contains((key as u32) << 16 | v as u32) == keep).collect();
+            prop_assert_eq!(got, want, "key {}", key);
+        }
+    }
+}
+
 /// One 64K-bit block: empty, full, or each bit set with a probability from very sparse to
 /// nearly full.
 fn block() -> impl Strategy<Value = Box<Words>> {
