@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
-use crate::container::difference_sorted;
 use crate::container::{Container, Run};
 use crate::error::{EngineError, Result};
 use crate::expr::{self, Chunk, ChunkSource, Node, Scratch};
@@ -654,22 +653,44 @@ impl<'a> BsiRange<'a> {
 }
 
 impl BsiRange<'_> {
-    /// The block for `key` when the non-null members and every slice are run containers (members
-    /// imported in ranges): each stretch between two run boundaries shares one value, so the
-    /// comparison is made once per stretch instead of once per id. `None` for other containers.
-    fn fill_runs(&self, key: u16, nn: &Container, out: &mut Words) -> Option<bool> {
+    /// How many run boundaries the non-null members and the slices have at `key`, when they are
+    /// all run containers (or absent).
+    fn run_bounds(&self, key: u16, nn: &Container) -> Option<usize> {
+        let Container::Run(nr) = nn else {
+            return None;
+        };
+        let mut bounds = 2 * nr.len();
+        for slice in &self.bsi.slices {
+            match slice.container(key) {
+                None => {}
+                Some(Container::Run(r)) => bounds += 2 * r.len(),
+                Some(_) => return None,
+            }
+        }
+        Some(bounds)
+    }
+
+    /// The block for `key` as runs when the non-null members and every slice are run containers
+    /// (members imported in ranges): each stretch between two run boundaries shares one value,
+    /// so the comparison is made once per stretch instead of once per id. `None` for other
+    /// containers.
+    fn range_runs(&self, key: u16, nn: &Container) -> Option<Vec<Run>> {
         let Container::Run(nr) = nn else {
             return None;
         };
         let mut runs: Vec<&[Run]> = Vec::with_capacity(self.bsi.slices.len());
+        let mut bounds = 2 * nr.len();
         for slice in &self.bsi.slices {
             match slice.container(key) {
                 None => runs.push(&[]),
-                Some(Container::Run(r)) => runs.push(r),
+                Some(Container::Run(r)) => {
+                    bounds += 2 * r.len();
+                    runs.push(r);
+                }
                 Some(_) => return None,
             }
         }
-        let mut points: Vec<u32> = Vec::new();
+        let mut points: Vec<u32> = Vec::with_capacity(bounds);
         for r in std::iter::once(&nr[..]).chain(runs.iter().copied()) {
             for &(start, last) in r {
                 points.push(start as u32);
@@ -678,10 +699,9 @@ impl BsiRange<'_> {
         }
         points.sort_unstable();
         points.dedup();
-        out.fill(0);
+        let mut out: Vec<Run> = Vec::new();
         let mut at = vec![0usize; runs.len()];
         let mut ni = 0usize;
-        let mut any = false;
         for w in points.windows(2) {
             // The stretch `p..next`: no run starts or ends inside it.
             let (p, next) = (w[0], w[1]);
@@ -705,11 +725,14 @@ impl BsiRange<'_> {
                 }
             }
             if self.lo <= u && u <= self.hi {
-                words::set_range(out, p as u16, (next - 1) as u16);
-                any = true;
+                let (start, last) = (p as u16, (next - 1) as u16);
+                match out.last_mut() {
+                    Some(prev) if prev.1 as u32 + 1 == p => prev.1 = last,
+                    _ => out.push((start, last)),
+                }
             }
         }
-        Some(any)
+        Some(out)
     }
 }
 
@@ -727,15 +750,8 @@ impl ChunkSource for BsiRange<'_> {
         self.estimate
     }
 
-    fn bytes(&self) -> usize {
-        // The slices are read at the keys whose zones do not decide the range.
-        let keys = &self.nonnull.keys;
-        let computed = keys
-            .iter()
-            .filter(|&&k| matches!(self.classify(k), Chunk::Compute))
-            .count();
-        let all = self.nonnull.heap_bytes() + self.bsi.slices.iter().map(|s| s.heap_bytes()).sum::<usize>();
-        all * computed / keys.len().max(1)
+    fn runs(&self, key: u16) -> Option<Vec<Run>> {
+        self.range_runs(key, self.nonnull.container(key)?)
     }
 
     fn classify(&self, key: u16) -> Chunk<'_> {
@@ -759,8 +775,18 @@ impl ChunkSource for BsiRange<'_> {
         if cand.len() > PER_VALUE_MAX {
             return expr::filter_filled(self, key, cand, keep, scratch);
         }
+        // Run-shaped slices with fewer run boundaries than candidates: the block's runs
+        // (one comparison per stretch) cost less than reading every slice at every candidate.
+        if self.run_bounds(key, nn).is_some_and(|b| b <= cand.len()) {
+            if let Some(runs) = self.range_runs(key, nn) {
+                return expr::filter_container(cand, &Container::Run(runs), keep);
+            }
+        }
         // Each candidate's value, read from the slices at the candidates' positions only.
         let live = expr::filter_container(cand, nn, true);
+        if live.is_empty() {
+            return expr::none_or_all(cand, keep);
+        }
         let mut offs = vec![0u64; live.len()];
         for (i, slice) in self.bsi.slices.iter().enumerate() {
             match slice.container(key) {
@@ -774,26 +800,42 @@ impl ChunkSource for BsiRange<'_> {
                 None => {}
             }
         }
-        let mut hit = vec![0u16; live.len()];
-        let mut k = 0usize;
-        for (&v, &u) in live.iter().zip(&offs) {
-            hit[k] = v;
-            k += (self.lo <= u && u <= self.hi) as usize;
-        }
-        hit.truncate(k);
         if keep {
-            hit
-        } else {
-            difference_sorted(cand, &hit)
+            let mut hit = vec![0u16; live.len()];
+            let mut k = 0usize;
+            for (&v, &u) in live.iter().zip(&offs) {
+                hit[k] = v;
+                k += (self.lo <= u && u <= self.hi) as usize;
+            }
+            hit.truncate(k);
+            return hit;
         }
+        // The candidates out of the range: the null ones (not in `live`, a subsequence of
+        // `cand`) and the live ones whose value is not in it, in one branch-free walk.
+        let mut out = vec![0u16; cand.len()];
+        let (mut j, mut k) = (0usize, 0usize);
+        for &v in cand {
+            let is_live = j < live.len() && live[j] == v;
+            let u = offs[j.min(offs.len() - 1)];
+            let hit = is_live && self.lo <= u && u <= self.hi;
+            out[k] = v;
+            k += !hit as usize;
+            j += is_live as usize;
+        }
+        out.truncate(k);
+        out
     }
 
     fn fill(&self, key: u16, out: &mut Words, scratch: &mut Scratch) -> bool {
         let Some(nn) = self.nonnull.container(key) else {
             return false;
         };
-        if let Some(any) = self.fill_runs(key, nn, out) {
-            return any;
+        if let Some(runs) = self.range_runs(key, nn) {
+            out.fill(0);
+            for &(start, last) in &runs {
+                words::set_range(out, start, last);
+            }
+            return !runs.is_empty();
         }
         nn.write_words(out);
         let max = self.bsi.max_offset();

@@ -1,11 +1,11 @@
 //! Fused evaluation of AND / OR / ANDNOT trees over bitmaps, one 64K block at a time.
 //!
 //! No intermediate bitmap is built: for each container key the whole tree is evaluated into a
-//! few 8 KiB scratch blocks that stay in L1, and pool threads help the calling thread with the
-//! keys when the tree is large enough to gain from it (`share::map`). AND operands are visited cheapest first and stop at
-//! the first empty block; once an AND's running result, or an exclusion's left side, is down to
-//! a few hundred ids, the remaining operands are only looked up at those ids (`Node::filter`),
-//! never computed over the block; OR accumulates every operand into one block; counting never
+//! few 8 KiB scratch blocks that stay in L1, and helper threads join the calling thread on the
+//! keys once the keys left are worth waking them for (`share::map`). AND operands are visited
+//! cheapest first and stop at the first empty block; once an AND's running result, or an
+//! exclusion's left side, is down to a few hundred ids, the remaining operands are only looked
+//! up at those ids (`Node::filter`), never computed over the block; OR accumulates every operand into one block; counting never
 //! allocates result containers.
 
 use std::borrow::Cow;
@@ -15,6 +15,7 @@ use crate::container::{
 };
 use crate::set::RoaringSet;
 use crate::share;
+pub use crate::share::Threads;
 use crate::words::{self, Words};
 
 /// What is known of one block of a computed leaf before computing it (from a zone map, say).
@@ -35,8 +36,11 @@ pub trait ChunkSource: Sync {
     fn estimate(&self) -> u64;
     /// Writes the block for `key` into `out`; returns `false` when it is empty (then `out` is unspecified).
     fn fill(&self, key: u16, out: &mut Words, scratch: &mut Scratch) -> bool;
-    /// Bytes a full evaluation reads, to decide whether to spread the keys over threads.
-    fn bytes(&self) -> usize;
+    /// Block `key` as runs, when the source computes it as runs (then the operations that
+    /// follow may stay on runs); by default `None`, and the block is filled as a bitset.
+    fn runs(&self, _key: u16) -> Option<Vec<Run>> {
+        None
+    }
     /// What is known of block `key` without computing it; by default nothing.
     fn classify(&self, _key: u16) -> Chunk<'_> {
         Chunk::Compute
@@ -586,31 +590,6 @@ impl<'a> Node<'a> {
         }
     }
 
-    /// About how many bytes evaluating this tree reads: its leaves' sizes, except for operands
-    /// met once the running result is down to `sparse` ids or fewer (then they are looked up
-    /// at those ids only).
-    pub fn bytes(&self, sparse: u64) -> usize {
-        match self {
-            Node::Empty | Node::Universe(_) => 0,
-            Node::Set(s) => s.heap_bytes(),
-            Node::Owned(s) => s.heap_bytes(),
-            Node::Computed(c) => c.bytes(),
-            Node::And(ch) => {
-                let mut running = u64::MAX;
-                let mut total = 0;
-                for c in ch {
-                    if running > sparse {
-                        total += c.bytes(sparse);
-                    }
-                    running = running.min(c.estimate());
-                }
-                total
-            }
-            Node::Or(ch) => ch.iter().map(|c| c.bytes(sparse)).sum(),
-            Node::AndNot(l, r) => l.bytes(sparse) + if l.estimate() > sparse { r.bytes(sparse) } else { 0 },
-        }
-    }
-
     /// The keys whose blocks may be non-empty, ascending (a stored set's own keys are borrowed,
     /// and operands with the same keys as the running result are not merged again: a call over
     /// small sets should not spend its time copying key lists).
@@ -679,6 +658,9 @@ impl<'a> Node<'a> {
                 Chunk::Same(c) if c.is_full() => Val::Full,
                 Chunk::Same(c) => Val::C(c),
                 Chunk::Compute => {
+                    if let Some(runs) = src.runs(key) {
+                        return runs_val(runs);
+                    }
                     let mut w = s.get();
                     if src.fill(key, &mut w, s) {
                         Val::W(w)
@@ -968,42 +950,35 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
     })
 }
 
-/// Trees reading fewer bytes than this run on the calling thread alone: about a millisecond of
-/// work, which a woken pool thread shortens little on a busy machine.
-const PAR_MIN_BYTES: usize = 8 << 20;
-
-/// Nor do trees over fewer blocks than this (16.7M ids). On this 2-core machine shared with
-/// other work (load 6-8), 10M-member trees (153 blocks) took no more wall time on the calling
-/// thread alone, and less CPU time (a woken pool thread spins before it sleeps): attributes,
-/// dense exclusion 5.9 ms wall / 5.2 ms CPU alone against 16-17 / 7.8-8.0 ms with a helper,
-/// dense AND 4.3-4.4 / 4.7-4.8 against 4.0-7.3 / 6.5-6.8 ms; the algebra's dense OR 0.64-0.68
-/// against 0.73-1.01 ms wall, dense AND 0.69 against 0.51 ms (both well within its goal).
-const PAR_MIN_KEYS: usize = 256;
-
-/// Runs `one` for each key; for large trees pool threads help the calling thread
-/// (`share::map`: the caller never waits for a helper that has not started, so a descheduled
-/// pool thread on a busy machine costs at most the key it holds).
-fn map_keys<T: Send>(node: &Node<'_>, keys: &[u16], one: impl Fn(u16) -> T + Sync + Send) -> Vec<T> {
-    if keys.len() < PAR_MIN_KEYS || node.bytes((FILTER_MAX * keys.len()) as u64) < PAR_MIN_BYTES {
-        keys.iter().map(|&k| one(k)).collect()
-    } else {
-        share::map(keys.len(), rayon::current_num_threads().saturating_sub(1), |i| one(keys[i]))
-    }
+/// Runs `one` for each key, on the calling thread and on helper threads once the keys left are
+/// worth waking them for (`share::map`).
+fn map_keys<T: Send>(keys: &[u16], threads: Threads, one: impl Fn(u16) -> T + Sync + Send) -> Vec<T> {
+    share::map(keys.len(), threads, |i| one(keys[i]))
 }
 
 /// Evaluates the tree into a new set.
 pub fn evaluate(node: Node<'_>) -> RoaringSet {
+    evaluate_with(node, Threads::Auto)
+}
+
+/// [`evaluate`], with helper threads used as `threads` says.
+pub fn evaluate_with(node: Node<'_>, threads: Threads) -> RoaringSet {
     let node = node.simplify();
     let keys = node.keys();
-    let results = map_keys(&node, &keys, |k| with_scratch(|s| (k, finish(node.eval(k, s), s))));
+    let results = map_keys(&keys, threads, |k| with_scratch(|s| (k, finish(node.eval(k, s), s))));
     RoaringSet::from_pairs(results.into_iter().filter_map(|(k, c)| c.map(|c| (k, c))))
 }
 
 /// Counts the ids of the tree without building the result.
 pub fn count(node: Node<'_>) -> u64 {
+    count_with(node, Threads::Auto)
+}
+
+/// [`count`], with helper threads used as `threads` says.
+pub fn count_with(node: Node<'_>, threads: Threads) -> u64 {
     let node = node.simplify();
     let keys = node.keys();
-    map_keys(&node, &keys, |k| with_scratch(|s| finish_count(node.eval(k, s), s)))
+    map_keys(&keys, threads, |k| with_scratch(|s| finish_count(node.eval(k, s), s)))
         .into_iter()
         .sum()
 }

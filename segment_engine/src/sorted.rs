@@ -5,6 +5,8 @@
 //! matched lanes with one byte shuffle and advances the block whose largest value is smaller;
 //! picked at run time, with a branch-free scalar merge as the fallback and for the tails. A
 //! short array against a much longer one gallops (binary search from the last position) instead.
+//! The difference walks the same blocks, each block of the left side keeping the lanes no block
+//! of the right side matched.
 
 /// A much longer side is searched rather than walked: below `len(short) * GALLOP < len(long)`.
 const GALLOP: usize = 32;
@@ -208,7 +210,7 @@ unsafe fn count_sse42(a: &[u16], b: &[u16]) -> u32 {
 
 /// `a - b`, ascending; a short `a` searches `b` instead of walking it.
 pub fn difference(a: &[u16], b: &[u16]) -> Vec<u16> {
-    let mut out = Vec::with_capacity(a.len());
+    let mut out = Vec::with_capacity(a.len() + 8);
     if a.len() * GALLOP < b.len() {
         let mut base = 0;
         for (n, &v) in a.iter().enumerate() {
@@ -226,16 +228,88 @@ pub fn difference(a: &[u16], b: &[u16]) -> Vec<u16> {
         }
         return out;
     }
-    let mut j = 0;
-    for &x in a {
-        while j < b.len() && b[j] < x {
-            j += 1;
+    #[cfg(target_arch = "x86_64")]
+    if a.len() >= 8 && b.len() >= 8 && has_sse42() {
+        // SAFETY: the CPU was checked for SSE4.2, SSSE3 and POPCNT above.
+        unsafe { difference_sse42(a, b, &mut out) };
+        return out;
+    }
+    merge_difference(a, b, 0, 0, 0, &mut out);
+    out
+}
+
+/// Branch-free merge appending `a[i..] - b[j..]` to `out`, except the values `a[i + l]` with bit
+/// `l` of `found` set (already found in `b` before `j`). Whether a value is in `b` is a coin toss
+/// for the branch predictor, so each step writes the value and keeps it by moving the end.
+fn merge_difference(a: &[u16], b: &[u16], mut i: usize, mut j: usize, found: u32, out: &mut Vec<u16>) {
+    let start = i;
+    let base = out.len();
+    out.resize(base + (a.len() - i), 0);
+    let mut k = base;
+    while i < a.len() && j < b.len() {
+        let (x, y) = (a[i], b[j]);
+        let seen = i - start < 32 && found >> (i - start) & 1 == 1;
+        out[k] = x;
+        k += (x < y && !seen) as usize;
+        i += (x <= y) as usize;
+        j += (y <= x) as usize;
+    }
+    while i < a.len() {
+        let seen = i - start < 32 && found >> (i - start) & 1 == 1;
+        out[k] = a[i];
+        k += !seen as usize;
+        i += 1;
+    }
+    out.truncate(k);
+}
+
+/// `a - b` by blocks of eight (`blocks_sse42`'s walk): a block of `a` collects its lanes found
+/// in each block of `b` it meets, and its other lanes are kept when it is done.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2,ssse3,popcnt")]
+unsafe fn difference_sse42(a: &[u16], b: &[u16], out: &mut Vec<u16>) {
+    use std::arch::x86_64::*;
+    const MODE: i32 = _SIDD_UWORD_OPS | _SIDD_CMP_EQUAL_ANY | _SIDD_BIT_MASK;
+    let (na, nb) = (a.len() / 8 * 8, b.len() / 8 * 8);
+    // Each block stores eight lanes, of which the kept ones count: room for eight past the result.
+    out.reserve(a.len() + 8);
+    let base = out.len();
+    let dst = out.as_mut_ptr();
+    let mut k = base;
+    let (mut i, mut j, mut found) = (0usize, 0usize, 0u32);
+    // SAFETY (loads): i + 8 <= na <= a.len() and j + 8 <= nb <= b.len() whenever a block is read;
+    // (stores): `k - base` is at most the lanes of `a` passed, so 16 bytes at `k` stay within
+    // the `len(a) + 8` reserved.
+    let mut va = unsafe { _mm_loadu_si128(a.as_ptr() as *const __m128i) };
+    let mut vb = unsafe { _mm_loadu_si128(b.as_ptr() as *const __m128i) };
+    loop {
+        found |= _mm_cvtsi128_si32(_mm_cmpestrm::<MODE>(vb, 8, va, 8)) as u32 & 0xFF;
+        let (amax, bmax) = (a[i + 7], b[j + 7]);
+        if amax <= bmax {
+            let keep = !found & 0xFF;
+            let shuffle = unsafe { _mm_loadu_si128(COMPACT[keep as usize].as_ptr() as *const __m128i) };
+            unsafe { _mm_storeu_si128(dst.add(k) as *mut __m128i, _mm_shuffle_epi8(va, shuffle)) };
+            k += keep.count_ones() as usize;
+            found = 0;
+            i += 8;
+            if i == na {
+                break;
+            }
+            va = unsafe { _mm_loadu_si128(a.as_ptr().add(i) as *const __m128i) };
         }
-        if j == b.len() || b[j] != x {
-            out.push(x);
+        if bmax <= amax {
+            j += 8;
+            if j == nb {
+                break;
+            }
+            vb = unsafe { _mm_loadu_si128(b.as_ptr().add(j) as *const __m128i) };
         }
     }
-    out
+    // SAFETY: the first `k` values are initialised (the stores above wrote them).
+    unsafe { out.set_len(k) };
+    // The rest: `a[i..]` against `b[j..]`, the lanes of a block of `a` cut short already found
+    // in `b[..j]` left out.
+    merge_difference(a, b, i, j, found, out);
 }
 
 #[cfg(test)]
@@ -274,6 +348,11 @@ mod tests {
             (16, 17, 17),
             (4096, 4096, 65535),
             (5, 1000, 2000),
+            (8, 64, 100),
+            (33, 17, 60),
+            (24, 24, 30),
+            (64, 8, 80),
+            (200, 600, 2000),
         ] {
             for seed in 1..6u64 {
                 let a = arr(seed, na, range);
@@ -284,6 +363,9 @@ mod tests {
                 assert_eq!(intersect_count(&a, &b) as usize, want.len());
                 let diff: Vec<u16> = a.iter().copied().filter(|v| b.binary_search(v).is_err()).collect();
                 assert_eq!(difference(&a, &b), diff);
+                let mut scalar = Vec::new();
+                merge_difference(&a, &b, 0, 0, 0, &mut scalar);
+                assert_eq!(scalar, diff);
                 let mut pre = vec![1u16];
                 intersect_into(&a, &b, &mut pre);
                 assert_eq!(pre[1..], want[..]);

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use segment_engine::columns::{zones_of, Column, Encoding, Kind, Zone};
-use segment_engine::expr::{self, Node, Scratch};
+use segment_engine::expr::{self, Node, Scratch, Threads};
 use segment_engine::orders::{Metric, MetricCond, OrderBatch, Orders, Window};
 use segment_engine::portable;
 use segment_engine::pred::{Bound, Interval, Pred};
@@ -205,6 +205,10 @@ proptest! {
         let got = expr::evaluate(to_node(&t, &sets));
         prop_assert_eq!(got.to_vec(), expected.to_vec());
         prop_assert_eq!(expr::count(to_node(&t, &sets)), expected.len());
+        // The keys shared with a helper thread from the first one (whichever thread takes
+        // which key), as large trees do.
+        prop_assert_eq!(expr::evaluate_with(to_node(&t, &sets), Threads::Split(1)).to_vec(), expected.to_vec());
+        prop_assert_eq!(expr::count_with(to_node(&t, &sets), Threads::Split(1)), expected.len());
     }
 }
 
@@ -428,6 +432,11 @@ proptest! {
         let expected = naive(&t, &all);
         prop_assert_eq!(expr::evaluate(mixed_node(&t, &sets, &cols)).to_vec(), expected.to_vec());
         prop_assert_eq!(expr::count(mixed_node(&t, &sets, &cols)), expected.len());
+        prop_assert_eq!(
+            expr::evaluate_with(mixed_node(&t, &sets, &cols), Threads::Split(1)).to_vec(),
+            expected.to_vec()
+        );
+        prop_assert_eq!(expr::count_with(mixed_node(&t, &sets, &cols), Threads::Split(1)), expected.len());
         let node = mixed_node(&t, &sets, &cols).simplify();
         let cand: Vec<u16> = cand.into_iter().collect();
         let mut scratch = Scratch::default();
@@ -459,6 +468,50 @@ proptest! {
             prop_assert_eq!(intersect_sorted(x, y), xs.intersection(ys).copied().collect::<Vec<_>>());
             prop_assert_eq!(union_sorted(x, y), xs.union(ys).copied().collect::<Vec<_>>());
             prop_assert_eq!(difference_sorted(x, y), xs.difference(ys).copied().collect::<Vec<_>>());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A bit-sliced range over run-shaped members (runs of 1,000-5,000 sharing a value, more
+    /// distinct values than a value-bitmap column keeps), evaluated as runs and looked up at
+    /// many candidates through the block's runs, agrees with a scan.
+    #[test]
+    fn run_shaped_ranges_agree_with_a_scan(
+        seed in any::<u64>(),
+        spread in prop::sample::select(vec![100i64, 1_000, 1 << 20]),
+        p in pred(),
+        cand in prop::collection::btree_set(0u16..=u16::MAX, 0..1024),
+        keep in any::<bool>(),
+    ) {
+        let n = 140_000;
+        let mut x = seed | 1;
+        let mut next = move || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x };
+        let (mut values, mut valid) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        while values.len() < n {
+            let r = next();
+            let len = (1_000 + r % 4_000) as usize;
+            let v = (next() % (2 * spread as u64)) as i64 - spread;
+            let ok = r % 13 != 0;
+            for _ in 0..len.min(n - values.len()) {
+                values.push(v);
+                valid.push(ok);
+            }
+        }
+        let col = Column::build(&values, Some(&valid), Kind::Int, "values").unwrap();
+        let expected: Vec<u32> = (0..n).filter(|&i| valid[i] && p.test(values[i] as i128)).map(|i| i as u32).collect();
+        prop_assert_eq!(expr::evaluate(col.plan(&p)).to_vec(), expected.clone());
+        let set = RoaringSet::from_sorted_unique(&expected);
+        let node = col.plan(&p).simplify();
+        let cand: Vec<u16> = cand.into_iter().collect();
+        let mut scratch = Scratch::default();
+        for key in 0u16..3 {
+            let got = node.filter(key, &cand, keep, &mut scratch);
+            let want: Vec<u16> = cand.iter().copied()
+                .filter(|&v| set.contains((key as u32) << 16 | v as u32) == keep).collect();
+            prop_assert_eq!(got, want, "key {}", key);
         }
     }
 }
@@ -623,6 +676,8 @@ proptest! {
             let got = expr::evaluate(to_node(t, &sets));
             prop_assert_eq!(got.to_vec(), expected.to_vec(), "{:?}", t);
             prop_assert_eq!(expr::count(to_node(t, &sets)), expected.len(), "{:?}", t);
+            let split = expr::evaluate_with(to_node(t, &sets), Threads::Split(1));
+            prop_assert_eq!(split.to_vec(), expected.to_vec(), "{:?}", t);
         }
     }
 }

@@ -279,6 +279,23 @@ def test_random_packages_agree_with_numpy(pkg: dict[str, Any]) -> None:
     assert INDEX.count(pkg) == len(expected)
 
 
+@pytest.fixture(scope="module")
+def large() -> tuple[Data, MemberIndex]:
+    d = make_data(2_500_000, 3)
+    return d, build_index(d)
+
+
+@settings(max_examples=25, deadline=None)
+@given(packages())
+def test_random_packages_over_many_blocks_agree_with_numpy(large: tuple[Data, MemberIndex], pkg: dict[str, Any]) -> None:
+    """Over 39 blocks a package may run long enough for the engine to wake a helper thread
+    partway (when a core is free), the blocks then going to whichever thread takes them."""
+    d, ix = large
+    expected = ref_package(d, pkg)
+    assert ix.evaluate(pkg).to_numpy().tolist() == expected.tolist()
+    assert ix.count(pkg) == len(expected)
+
+
 @settings(max_examples=60, deadline=None)
 @given(field_conds())
 def test_every_field_op_agrees(c: dict[str, Any]) -> None:
