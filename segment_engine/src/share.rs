@@ -176,8 +176,10 @@ impl Drop for CloseOnDrop<'_> {
 }
 
 /// Whether a core is free for one more thread: the threads running or waiting to run right now
-/// (`/proc/loadavg`, which counts this one) are no more than the cores. Where that cannot be
-/// read, a core is taken to be free.
+/// (`/proc/loadavg`, which counts this one) are no more than the machine's cores. Where that
+/// cannot be read, a core is taken to be free. The figure is the whole machine's, also inside a
+/// container, so it is held against the machine's online cores, not the ones this process may use
+/// (a container of 4 on a busy 64-core host would otherwise never wake a helper).
 fn core_free() -> bool {
     let Ok(text) = std::fs::read_to_string("/proc/loadavg") else {
         return true;
@@ -187,7 +189,23 @@ fn core_free() -> bool {
         .nth(3)
         .and_then(|f| f.split('/').next())
         .and_then(|r| r.parse::<usize>().ok());
-    running.is_none_or(|r| r <= cores())
+    running.is_none_or(|r| r <= machine_cores())
+}
+
+/// The machine's online cores (what `/proc/loadavg` counts runnable threads against).
+fn machine_cores() -> usize {
+    static ONLINE: OnceLock<usize> = OnceLock::new();
+    *ONLINE.get_or_init(|| {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: sysconf reads a system value; it takes no pointers.
+            let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+            if online > 0 {
+                return online as usize;
+            }
+        }
+        cores()
+    })
 }
 
 /// Which core a thread is on, and moving a helper off the caller's core (Linux; elsewhere
