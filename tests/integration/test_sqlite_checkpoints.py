@@ -7,6 +7,7 @@ import asyncio
 import os
 import sqlite3
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,11 +30,13 @@ def add_accounts(session: Session, first: int, n: int) -> None:
 
 
 def in_database_file(path: Path) -> int:
-    """The accounts the database file itself holds: the log left out (``immutable`` reads the file alone)."""
-    with sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True) as conn:
-        count = conn.execute("SELECT count(*) FROM account").fetchone()[0]
-    conn.close()
-    return int(count)
+    """The accounts the database file itself holds: the log left out (``immutable`` reads the file alone, without
+    locks). A read while the checkpoint thread is writing the file may find it half written: -1, asked again."""
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)) as conn:
+            return int(conn.execute("SELECT count(*) FROM account").fetchone()[0])
+    except sqlite3.DatabaseError:
+        return -1
 
 
 async def until(predicate, what: str, timeout: float = 10.0) -> None:
