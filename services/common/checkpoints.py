@@ -9,11 +9,14 @@ copying pages, with the next batch waiting.
 ``Checkpointer`` runs ``PRAGMA wal_checkpoint(PASSIVE)`` on its own connection and thread, woken by every
 committed write transaction (``Database.on_commit``), at most once per ``interval_s``. A passive
 checkpoint never waits for the writer or the readers and never blocks them (SQLite lets one checkpointer
-run beside one writer), so the copying overlaps the writer's next batch on another core. Once it has
-copied everything, the writer's next commit starts the log again from its beginning, as before.
+run beside one writer), so the copying overlaps the writer's next batch on another core.
 
-The writer's own checkpoint stays as a safety net at a higher mark (``SAFETY_PAGES``): if this thread is
-held up, the log cannot grow without bound. Durability does not change: a checkpoint only copies what a
+The log starts again from its beginning when a write transaction begins with all of it copied, which
+between bursts it is. Under a steady stream of batches the next one has always begun while the last was
+being copied, so the log grows until the writer's own checkpoint, kept as a safety net at a higher mark
+(``SAFETY_PAGES``), runs inside a commit and lets it start again (``LOG_LIMIT_BYTES`` then cuts the file
+back): about one checkpoint in ten of such a stream still runs in the writer, and if this thread is held
+up, the log cannot grow without bound. Durability does not change: a checkpoint only copies what a
 commit has already made durable in the log (``synchronous=FULL``), and SQLite recovers a checkpoint cut
 short by a crash from the log on the next open.
 """
