@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -135,14 +136,14 @@ async def handler_alone(db: Database, args: argparse.Namespace) -> float:
     return n / (time.perf_counter() - started)
 
 
+@dataclass
 class Phase:
-    """What one consumer's slices added up to: messages applied, seconds, this process's CPU seconds."""
+    """What one consumer's turns added up to: messages applied, seconds, this process's CPU seconds."""
 
-    def __init__(self, consumer: EventConsumer) -> None:
-        self.consumer = consumer
-        self.done = 0
-        self.seconds = 0.0
-        self.cpu = 0.0
+    consumer: EventConsumer
+    done: int = 0
+    seconds: float = 0.0
+    cpu: float = 0.0
 
 
 async def replay(phases: list[Phase], js, total: int, path: Path, slice_n: int) -> None:
@@ -208,7 +209,7 @@ async def replay_and_reevaluate(args: argparse.Namespace, state: Path) -> dict[s
                 "transaction a fetched batch)")
             phases = [Phase(noop), Phase(alert)]
             await replay(phases, js, args.orders, state / "alert.db", args.slice)
-            (noop_phase, real_phase) = phases
+            noop_phase, real_phase = phases
             noop, noop_cpu = noop_phase.done / noop_phase.seconds, noop_phase.cpu / noop_phase.done
             real, real_cpu = real_phase.done / real_phase.seconds, real_phase.cpu / real_phase.done
             log(f"  do-nothing: {noop:,.0f} orders/s, {noop_cpu * 1e6:.0f} us CPU per order")
