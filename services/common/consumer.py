@@ -107,6 +107,8 @@ class EventConsumer:
         config = ConsumerConfig(
             durable_name=self.durable, deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.EXPLICIT,
             ack_wait=30, max_deliver=self.max_deliver, filter_subjects=sorted(self.handlers),
+            # A whole batch may be out unacked (the server's default allows 1,000).
+            max_ack_pending=max(1_000, self.batch),
         )
         await self.js.add_consumer(self.stream.name, config)
         self._sub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream.name)

@@ -271,3 +271,33 @@ async def test_a_sync_batch_handler_takes_whole_batches_and_a_poison_message_fal
         assert batches and max(len(b) for b in batches) > 1  # whole batches went through the sync handler
     finally:
         await db.dispose()
+
+
+@pytest.mark.database("ledger")
+async def test_a_batch_larger_than_the_servers_default_ack_window_arrives_whole(database_url, js):
+    """A consumer asks the server to allow at least its batch unacked (``max_ack_pending``): a backlog of 1,500 comes
+    as one fetched batch of 1,500 and one transaction, not 1,000 (the server's default) and 500."""
+    db = await make_db(database_url, LEDGER_MIGRATIONS)
+    batches: list[int] = []
+
+    async def one(session, event):
+        raise AssertionError("the whole batch goes to the batch handler")
+
+    consumer = EventConsumer(db, js, durable="ledger-wide", stream=CUSTOMER_STREAM, handlers={MEMBER_CREATED: one},
+                             model=ProcessedMessage, batch=1_500,
+                             sync_batch_handler=lambda session, items: batches.append(len(items)))
+    await consumer.ensure()
+    acks = [await js.publish_async(MEMBER_CREATED, events.MemberCreated(member_id=str(i)).SerializeToString(),
+                                   headers={"Nats-Msg-Id": f"w{i}"}) for i in range(1_500)]
+    await asyncio.gather(*acks)
+    task = asyncio.create_task(consumer.run())
+    try:
+        await caught_up(js, "CUSTOMER", "ledger-wide", timeout=30)
+    finally:
+        await stopped(consumer, task)
+    try:
+        assert batches == [1_500]
+        async with db.read() as session:
+            assert await session.scalar(select(func.count()).select_from(ProcessedMessage)) == 1_500
+    finally:
+        await db.dispose()
