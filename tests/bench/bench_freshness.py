@@ -154,8 +154,12 @@ async def backlog(args: argparse.Namespace) -> dict[str, Any]:
                 return None
 
             template = consumers_of(db, js)[0]
+            # The same mode as the service's consumer: a fetched batch in one hop to the writer, dedupe records and
+            # all, handed to a batch handler that does nothing.
             noop = EventConsumer(db, js, durable="bench-noop", stream=LEDGER_STREAM, model=ProcessedMessage,
-                                 handlers=dict.fromkeys(template.handlers, nothing), batch=template.batch)
+                                 handlers=dict.fromkeys(template.handlers, nothing), batch=template.batch,
+                                 sync_batch_handler=(lambda _session, _items: None) if template.sync_batch_handler
+                                 else None)
             await noop.ensure()
             gc.freeze()  # as the service does after its start (services.common.server.serve): see below
             started, cpu = time.perf_counter(), time.process_time()
