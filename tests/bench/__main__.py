@@ -11,6 +11,10 @@ import argparse
 import importlib
 import sys
 import time
+import traceback
+from pathlib import Path
+
+from services.common.retry import one_line
 
 BENCHES = {
     "segment_engine": ("tests.bench.bench_segment_engine", ["--members", "200000", "--orders", "1000000",
@@ -51,8 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         module_name, quick_args = BENCHES[name]
         print(f"\n===== {name} =====", flush=True)
         started = time.perf_counter()
-        module = importlib.import_module(module_name)
-        code = module.main(quick_args if args.quick else [])
+        try:
+            module = importlib.import_module(module_name)
+            code = module.main(quick_args if args.quick else [])
+        except Exception as err:  # noqa: BLE001 - one benchmark failing leaves the others to run
+            where = traceback.extract_tb(err.__traceback__)[-1]
+            print(f"error: {name}: {one_line(err)} ({Path(where.filename).name}:{where.lineno})", file=sys.stderr,
+                  flush=True)
+            code = 1
         print(f"({name}: {time.perf_counter() - started:.0f} s)", flush=True)
         if code:
             failed.append(name)

@@ -82,6 +82,7 @@ def member_columns(n: int, rng: np.random.Generator) -> dict[str, tuple[np.ndarr
     birth = today - rng.integers(10 * 365, 80 * 365, n)
     has_birthday = rng.random(n) < 0.9
     months, days = rng.integers(1, 13, n), rng.integers(1, 29, n)
+    online = rng.poisson(0.5, n)  # online orders: most members none
     return {
         "gender": (rng.integers(1, 4, n), None), "card_opened": (rng.random(n) < 0.4, None),
         "store_member": (rng.random(n) < 0.1, None), "disabled": (rng.random(n) < 0.03, None),
@@ -91,7 +92,10 @@ def member_columns(n: int, rng: np.random.Generator) -> dict[str, tuple[np.ndarr
         "card_open_day": (today - rng.integers(0, 730, n), rng.random(n) < 0.4),
         "level_expire_day": (today + rng.integers(-30, 365, n), rng.random(n) < 0.5),
         "points": (rng.integers(0, 50_001, n), None), "red_packet": (rng.integers(0, 10_000, n), None),
-        "registration_mall": (rng.integers(1, 3, n), None),
+        "registration_mall": (rng.integers(1, 3, n), None), "registration_day": (today - rng.integers(0, 1_500, n), None),
+        "card_open_channel": (rng.integers(0, 6, n), None), "online_count": (online, None),
+        "online_total": (online * rng.integers(0, 20_000, n), None),
+        "online_last_day": (today - rng.integers(0, 365, n), online > 0),
     }
 
 

@@ -213,3 +213,39 @@ def test_bulk_rows_bind_a_sqlite_time_as_sqlalchemy_does(when):
     fast, sqlalchemys = _bind_processor(impl, dialect), impl.bind_processor(dialect)
     assert fast is not None and sqlalchemys is not None and fast is not sqlalchemys
     assert fast(when) == sqlalchemys(when)
+
+
+def test_a_failing_benchmark_is_one_line_and_the_others_still_run(monkeypatch, capsys):
+    import sys
+    import types
+
+    from tests.bench import __main__ as runner
+
+    ran: list[str] = []
+
+    def failing(_argv):
+        raise AssertionError
+
+    def fine(_argv):
+        ran.append("fine")
+        return 0
+
+    monkeypatch.setitem(sys.modules, "bench_failing", types.SimpleNamespace(main=failing))
+    monkeypatch.setitem(sys.modules, "bench_fine", types.SimpleNamespace(main=fine))
+    monkeypatch.setattr(runner, "BENCHES", {"failing": ("bench_failing", []), "fine": ("bench_fine", [])})
+    assert runner.main([]) == 1
+    assert ran == ["fine"]
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors[0].startswith("error: failing: AssertionError (test_common.py:") and len(errors) == 2
+    assert errors[1] == "error: benchmarks failed: failing"
+
+
+def test_the_crowd_benchmark_fills_every_column_the_crowd_index_keeps():
+    import numpy as np
+
+    from services.customer.crowds.columns import COLUMNS
+    from tests.bench.bench_crowds import member_columns
+
+    columns = member_columns(100, np.random.default_rng(1))
+    assert set(columns) == set(COLUMNS)
+    assert all(len(values) == 100 and (valid is None or len(valid) == 100) for values, valid in columns.values())
