@@ -131,10 +131,10 @@ def order_consumer(db: Database, js: JetStreamContext, cache: RuleCache, clock: 
     # A fetched batch's orders apply together (one read of each member's windows and rules) in one hop to the
     # writer, tested equal to applying them one at a time.
     options.setdefault("sync_batch_handler", handlers.batch)
-    # Batches of up to 2,000: a batch's reads and commit cost much the same for 100 orders or 2,000, and a commit
-    # writes each inner page of the window index it touched once, however many of the batch's orders went under
-    # it (a replay of a million orders: 86 us of CPU an order, against 90-91 in batches of 500 or 1,000). A fetch
-    # returns what is there, so a quiet stream still goes one order at a time.
+    # Batches of up to 2,000: more orders share a batch's reads, its commit and the inner pages of the window index
+    # it rewrites (a page is written once per commit). A replay of a million orders ran at 0.53-0.54x the
+    # do-nothing consumer's rate, against 0.49-0.51x in batches of 500 (docs/benchmarks.md). A fetch returns what
+    # is there, so a quiet stream still goes one order at a time.
     options.setdefault("batch", 2_000)
     return EventConsumer(db, js, durable="alert-ledger-orders", stream=LEDGER_STREAM, handlers=table,
                          model=ProcessedMessage, **options)
