@@ -43,7 +43,7 @@ from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
 from crowdpack.ledger.v1 import ledger_service_pb2 as ledger_pb
 from crowdpack.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 from services.alert.consumers import order_consumer
-from services.alert.models import AlertRule, MallView, ProcessedMessage, StoreView
+from services.alert.models import AlertRule, MallView, StoreView
 from services.alert.reevaluation import Reevaluator
 from services.alert.rules import RuleCache
 from services.common import bus
@@ -54,7 +54,7 @@ from services.common.db import Database
 from services.common.events import ALERT_STREAM, LEDGER_STREAM, ORDER_RECORDED
 from services.common.validation import to_timestamp
 from services.supervisor import Ports, System
-from tests.bench.common import cpu_model, log
+from tests.bench.common import cpu_model, do_nothing_twin, log
 from tests.support import identity
 from tests.support.identity import signed
 
@@ -195,15 +195,8 @@ async def replay_and_reevaluate(args: argparse.Namespace, state: Path) -> dict[s
             log(f"publishing {args.orders:,} orders of {args.members:,} members at {args.stores} stores")
             await publish_orders(js, args)
 
-            async def nothing(_session, _event) -> None:
-                return None
-
             alert = order_consumer(db, js, RuleCache())
-            noop = EventConsumer(db, js, durable="bench-noop", stream=LEDGER_STREAM,
-                                 handlers={ORDER_RECORDED: nothing}, model=ProcessedMessage, batch=alert.batch,
-                                 batched=alert.batched,
-                                 sync_batch_handler=(lambda _session, _items: None) if alert.sync_batch_handler
-                                 else None)
+            noop = do_nothing_twin(alert)
             log(f"replay through the alert consumer ({args.rules} rules) and, in turns of {args.slice:,} orders, the "
                 "same shared consumer with a do-nothing handler (same batch and mode: dedupe records, one "
                 "transaction a fetched batch)")

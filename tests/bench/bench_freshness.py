@@ -63,18 +63,18 @@ from services.common.auth import Caller, Role
 from services.common.config import CommonSettings
 from services.common.consumer import EventConsumer
 from services.common.db import Database
-from services.common.events import CUSTOMER_STREAM, LEDGER_STREAM
+from services.common.events import CUSTOMER_STREAM
 from services.common.server import Runtime
 from services.common.validation import to_timestamp
 from services.customer.classification.models import CustomerTag
 from services.customer.config import CustomerSettings
 from services.customer.crowds.columns import tag_bitmap
 from services.customer.crowds.index import CrowdIndex
-from services.customer.models import CustomerInteraction, OutboxEvent, ProcessedMessage
+from services.customer.models import CustomerInteraction, OutboxEvent
 from services.customer.service import build_spec, consumers
 from services.supervisor import Ports, System
 from tests.bench.bench_import import write_csv
-from tests.bench.common import cpu_model, log
+from tests.bench.common import cpu_model, do_nothing_twin, log
 from tests.support import identity
 from tests.support.identity import signed
 from tests.support.ledger_burst import FIRST_TAG, NOW, Shape, burst, seed
@@ -150,16 +150,9 @@ async def backlog(args: argparse.Namespace) -> dict[str, Any]:
 
             log("backlog: the baseline, the same consumer with a handler that does nothing")
 
-            async def nothing(_session, _event) -> None:
-                return None
-
-            template = consumers_of(db, js)[0]
-            # The same mode as the service's consumer: a fetched batch in one hop to the writer, dedupe records and
-            # all, handed to a batch handler that does nothing.
-            noop = EventConsumer(db, js, durable="bench-noop", stream=LEDGER_STREAM, model=ProcessedMessage,
-                                 handlers=dict.fromkeys(template.handlers, nothing), batch=template.batch,
-                                 sync_batch_handler=(lambda _session, _items: None) if template.sync_batch_handler
-                                 else None)
+            # The same consumer and mode as the service's (a fetched batch in one hop to the writer, dedupe records
+            # and all), its handlers doing nothing.
+            noop = do_nothing_twin(consumers_of(db, js)[0])
             await noop.ensure()
             gc.freeze()  # as the service does after its start (services.common.server.serve): see below
             started, cpu = time.perf_counter(), time.process_time()

@@ -1,4 +1,5 @@
-"""What every benchmark script shares: progress lines, the machine's name, and the plain-SQL baselines' database."""
+"""What every benchmark script shares: progress lines, the machine's name, the plain-SQL baselines' database, and
+the do-nothing twin of a consumer."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from services.common.consumer import EventConsumer
 from services.common.db import Database
 from tests.support.identity import use_test_keys
 
@@ -46,3 +48,20 @@ def plain_sqlite(path: Path, migrations_dir: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     return conn
+
+
+def do_nothing_twin(consumer: EventConsumer, durable: str = "bench-noop") -> EventConsumer:
+    """The baseline a consumer's handlers are measured against: the same shared consumer (stream, subjects, dedupe
+    table, batch size and mode: a sync batch handler's one hop to the writer, say) on a durable of its own, with
+    handlers that do nothing."""
+    async def nothing(_session: object, _event: object) -> None:
+        return None
+
+    async def nothing_batch(_session: object, _items: object) -> None:
+        return None
+
+    return EventConsumer(consumer.db, consumer.js, durable=durable, stream=consumer.stream,
+                         handlers=dict.fromkeys(consumer.handlers, nothing), model=consumer.model,
+                         max_deliver=consumer.max_deliver, batch=consumer.batch, batched=consumer.batched,
+                         batch_handler=nothing_batch if consumer.batch_handler else None,
+                         sync_batch_handler=(lambda _session, _items: None) if consumer.sync_batch_handler else None)

@@ -249,3 +249,25 @@ def test_the_crowd_benchmark_fills_every_column_the_crowd_index_keeps():
     columns = member_columns(100, np.random.default_rng(1))
     assert set(columns) == set(COLUMNS)
     assert all(len(values) == 100 and (valid is None or len(valid) == 100) for values, valid in columns.values())
+
+
+def test_the_do_nothing_twin_of_a_consumer_keeps_its_stream_subjects_batch_and_mode():
+    from services.common.consumer import EventConsumer
+    from services.common.events import LEDGER_STREAM, ORDER_RECORDED, ORDER_REFUNDED
+    from services.ledger.models import ProcessedMessage
+    from tests.bench.common import do_nothing_twin
+
+    async def handler(_session, _event):
+        raise AssertionError("the twin never calls the consumer's handlers")
+
+    def whole(_session, _items):
+        raise AssertionError("nor its batch handler")
+
+    consumer = EventConsumer(None, None, durable="real", stream=LEDGER_STREAM,  # type: ignore[arg-type]
+                             handlers={ORDER_RECORDED: handler, ORDER_REFUNDED: handler}, model=ProcessedMessage,
+                             max_deliver=7, batch=777, sync_batch_handler=whole)
+    twin = do_nothing_twin(consumer)
+    assert (twin.durable, twin.stream, sorted(twin.handlers), twin.model) == (
+        "bench-noop", LEDGER_STREAM, sorted(consumer.handlers), ProcessedMessage)
+    assert (twin.batch, twin.batched, twin.max_deliver, twin.batch_handler) == (777, True, 7, None)
+    assert twin.sync_batch_handler is not None and twin.sync_batch_handler(None, []) is None  # type: ignore[arg-type]
