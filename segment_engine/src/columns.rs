@@ -675,21 +675,20 @@ impl BsiRange<'_> {
     /// so the comparison is made once per stretch instead of once per id. `None` for other
     /// containers.
     fn range_runs(&self, key: u16, nn: &Container) -> Option<Vec<Run>> {
+        let bounds = self.run_bounds(key, nn)?;
         let Container::Run(nr) = nn else {
             return None;
         };
-        let mut runs: Vec<&[Run]> = Vec::with_capacity(self.bsi.slices.len());
-        let mut bounds = 2 * nr.len();
-        for slice in &self.bsi.slices {
-            match slice.container(key) {
-                None => runs.push(&[]),
-                Some(Container::Run(r)) => {
-                    bounds += 2 * r.len();
-                    runs.push(r);
-                }
-                Some(_) => return None,
-            }
-        }
+        // Every slice's container at `key` is a run container or absent (`run_bounds`).
+        let runs: Vec<&[Run]> = self
+            .bsi
+            .slices
+            .iter()
+            .map(|slice| match slice.container(key) {
+                Some(Container::Run(r)) => &r[..],
+                _ => &[],
+            })
+            .collect();
         let mut points: Vec<u32> = Vec::with_capacity(bounds);
         for r in std::iter::once(&nr[..]).chain(runs.iter().copied()) {
             for &(start, last) in r {
