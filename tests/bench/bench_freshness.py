@@ -10,7 +10,9 @@ SQLite. Parts:
   followed every customer event that produced. Baseline: the same ``EventConsumer`` with a handler
   that does nothing, on the same stream and database. Beside the rates, this process's CPU time per
   event in each phase (threads included; NATS is its own process): on a loaded machine the rates
-  follow the load, the CPU times much less. Before each phase the process freezes what it holds (``gc.freeze``),
+  follow the load, the CPU times much less. Then the same CPU split by thread: the database's writer (the
+  projection's transactions, the dedupe records, the commits), the event loop (NATS, decoding, the crowd
+  index following, the outbox relay) and the rest (readers, the checkpoint thread). Before each phase the process freezes what it holds (``gc.freeze``),
   as the deployed service does once started (``services.common.server.serve``): without it, a full collection
   walks the whole heap (the seeding's, the service's start's), some 50 ms each, and that is charged to the phase.
 - refresh: one member's crowd index refresh with 1,000 tags, 200 stores and 50 malls defined, and the
@@ -74,11 +76,12 @@ from services.customer.models import CustomerInteraction, OutboxEvent
 from services.customer.service import build_spec, consumers
 from services.supervisor import Ports, System
 from tests.bench.bench_import import write_csv
-from tests.bench.common import cpu_model, do_nothing_twin, log
+from tests.bench.common import cpu_by_role, cpu_model, do_nothing_twin, log, thread_cpu
 from tests.support import identity
 from tests.support.identity import signed
 from tests.support.ledger_burst import FIRST_TAG, NOW, Shape, burst, seed
 
+ROLES = ("writer", "loop", "other")  # cpu_by_role's kinds of thread, as the table lists them
 GOALS = {"backlog_rate": 2_000, "backlog_ratio": 0.5, "lag_p99_s": 1.0, "import_lag_p99_s": 5.0}
 MIGRATIONS = Path("services/customer/migrations")
 PROGRESS: dict[str, int] = {}  # what the last check of a wait saw
@@ -155,10 +158,11 @@ async def backlog(args: argparse.Namespace) -> dict[str, Any]:
             noop = do_nothing_twin(consumers_of(db, js)[0])
             await noop.ensure()
             gc.freeze()  # as the service does after its start (services.common.server.serve): see below
-            started, cpu = time.perf_counter(), time.process_time()
+            started, cpu, threads = time.perf_counter(), time.process_time(), thread_cpu()
             task = asyncio.create_task(noop.run())
             await wait_for(lambda: _at_least(db, "bench-noop", len(items)), "the do-nothing consumer", 600)
             noop_s, noop_cpu = time.perf_counter() - started, time.process_time() - cpu
+            noop_roles = cpu_by_role(threads, thread_cpu())
             noop.stop()
             await task
             await db.dispose()
@@ -172,13 +176,14 @@ async def backlog(args: argparse.Namespace) -> dict[str, Any]:
             # baseline above ran the same way, so both phases pay only for the collections of what they make.
             gc.freeze()
             log("backlog: the customer service applies them")
-            started, cpu = time.perf_counter(), time.process_time()
+            started, cpu, threads = time.perf_counter(), time.process_time(), thread_cpu()
             await wait_for(lambda: _at_least(runtime.ctx.db, "customer-ledger-events", len(items)),
                            "the projection", 1_800)
             projection_s, projection_cpu = time.perf_counter() - started, time.process_time() - cpu
             log(f"  the projection: {len(items) / projection_s:,.0f} events/s")
             await wait_for(lambda: caught_up(runtime, len(items)), "the crowd index", 1_800)
             applied_s, applied_cpu = time.perf_counter() - started, time.process_time() - cpu
+            roles = cpu_by_role(threads, thread_cpu())
             await runtime.stop()
             await nc.close()
         finally:
@@ -186,7 +191,9 @@ async def backlog(args: argparse.Namespace) -> dict[str, Any]:
     return {"events": len(items), "members": shape.members, "rate": len(items) / applied_s,
             "projection_rate": len(items) / projection_s,
             "noop_rate": len(items) / noop_s, "cpu_us": applied_cpu / len(items) * 1e6,
-            "projection_cpu_us": projection_cpu / len(items) * 1e6, "noop_cpu_us": noop_cpu / len(items) * 1e6}
+            "projection_cpu_us": projection_cpu / len(items) * 1e6, "noop_cpu_us": noop_cpu / len(items) * 1e6,
+            "roles_us": {k: v / len(items) * 1e6 for k, v in roles.items()},
+            "noop_roles_us": {k: v / len(items) * 1e6 for k, v in noop_roles.items()}}
 
 
 async def refresh_cost(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -457,6 +464,10 @@ def main(argv: list[str] | None = None) -> int:
               f"({ratio:.2f}x) | >= {GOALS['backlog_rate']:,} events/s and >= {GOALS['backlog_ratio']}x |")
         print(f"| CPU time per event (projection alone / all) | {r['projection_cpu_us']:,.0f} / {r['cpu_us']:,.0f} us "
               f"| do-nothing handler {r['noop_cpu_us']:,.0f} us ({r['noop_cpu_us'] / r['cpu_us']:.2f}x) | |")
+        by_role = " / ".join(f"{r['roles_us'][k]:,.0f}" for k in ROLES)
+        noop_by_role = " / ".join(f"{r['noop_roles_us'][k]:,.0f}" for k in ROLES)
+        print(f"| CPU time per event by thread: the writer / the event loop / the rest | {by_role} us "
+              f"| do-nothing handler {noop_by_role} us | |")
     if "refresh" in args.parts:
         rows = asyncio.run(refresh_cost(args))
         print(f"\ncrowd index refresh of one member, {args.refresh_members:,} members, 200 stores, 50 malls ({load()})")

@@ -8,6 +8,7 @@ import platform
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +33,24 @@ def cpu_model() -> str:
         return platform.processor() or "unknown"
     return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name:")),
                 "unknown")
+
+
+def thread_cpu() -> dict[int, tuple[str, float]]:
+    """Each live thread of this process (by ident): its name and the CPU seconds it has used so far."""
+    return {t.ident: (t.name, time.clock_gettime(time.pthread_getcpuclockid(t.ident)))
+            for t in threading.enumerate() if t.ident is not None and t.is_alive()}
+
+
+def cpu_by_role(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """The CPU seconds each kind of thread used between two ``thread_cpu`` snapshots: ``writer`` (the database's
+    writer threads: ``sqlite-writer_N``), ``loop`` (the main thread, which runs the event loop) and ``other``
+    (readers, the checkpoint thread, ...). A thread started in between counts from zero; one that ended in
+    between is not counted (a service's threads live through a phase)."""
+    roles = dict.fromkeys(("writer", "loop", "other"), 0.0)
+    for ident, (name, seconds) in after.items():
+        role = "writer" if name.startswith("sqlite-writer") else "loop" if name == "MainThread" else "other"
+        roles[role] += seconds - before.get(ident, (name, 0.0))[1]
+    return roles
 
 
 def plain_sqlite(path: Path, migrations_dir: Path) -> sqlite3.Connection:

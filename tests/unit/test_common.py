@@ -271,3 +271,32 @@ def test_the_do_nothing_twin_of_a_consumer_keeps_its_stream_subjects_batch_and_m
         "bench-noop", LEDGER_STREAM, sorted(consumer.handlers), ProcessedMessage)
     assert (twin.batch, twin.batched, twin.max_deliver, twin.batch_handler) == (777, True, 7, None)
     assert twin.sync_batch_handler is not None and twin.sync_batch_handler(None, []) is None  # type: ignore[arg-type]
+
+
+def test_the_benchmarks_split_cpu_time_by_kind_of_thread():
+    import threading
+    import time
+
+    from tests.bench.common import cpu_by_role, thread_cpu
+
+    def burn(seconds: float) -> None:  # until this thread has used that much CPU
+        clock = time.pthread_getcpuclockid(threading.get_ident())
+        start = time.clock_gettime(clock)
+        while time.clock_gettime(clock) - start < seconds:
+            pass
+
+    release = threading.Event()
+    before = thread_cpu()
+    threads = [threading.Thread(target=lambda: (burn(0.05), release.wait()), name=name)
+               for name in ("sqlite-writer_0", "sqlite-checkpoint")]
+    for thread in threads:
+        thread.start()
+    burn(0.03)  # the main thread's
+    while any(thread_cpu().get(t.ident, ("", 0.0))[1] < 0.05 for t in threads):
+        release.wait(0.01)  # the burning threads are still alive here, so their CPU is counted
+    roles = cpu_by_role(before, thread_cpu())
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert set(roles) == {"writer", "loop", "other"}
+    assert 0.05 <= roles["writer"] < 0.5 and 0.05 <= roles["other"] < 0.5 and 0.03 <= roles["loop"] < 0.5
