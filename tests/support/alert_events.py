@@ -14,6 +14,7 @@ from crowdpack.events.v1 import customer_events_pb2 as customer_events
 from crowdpack.events.v1 import ledger_events_pb2 as ledger_events
 from services.common.events import subject_of
 from services.common.validation import to_timestamp
+from tests.support import waiting
 
 _ids = itertools.count(1)
 
@@ -23,15 +24,8 @@ async def publish(js: JetStreamContext, message: Message) -> None:
 
 
 async def caught_up(js: JetStreamContext, stream: str, durable: str, timeout: float = 60.0) -> None:
-    """Returns once the durable consumer has acked everything in its stream."""
-    deadline = time.monotonic() + timeout
-    while True:
-        info = await js.consumer_info(stream, durable)
-        if info.num_pending == 0 and info.num_ack_pending == 0:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{durable} still has {info.num_pending} pending, {info.num_ack_pending} unacked")
-        await asyncio.sleep(0.02)
+    """``waiting.caught_up``, allowing the time a whole system's backlog of orders may take."""
+    await waiting.caught_up(js, stream, durable, timeout)
 
 
 async def mall(js: JetStreamContext, mall_id: str, name: str, timezone: str) -> None:
