@@ -12,9 +12,10 @@ SQLite. Parts:
   event in each phase (threads included; NATS is its own process): on a loaded machine the rates
   follow the load, the CPU times much less. Then the same CPU split by thread: the database's writer (the
   projection's transactions, the dedupe records, the commits), the event loop (NATS, decoding, the crowd
-  index following, the outbox relay) and the rest (readers, the checkpoint thread). Before each phase the process freezes what it holds (``gc.freeze``),
-  as the deployed service does once started (``services.common.server.serve``): without it, a full collection
-  walks the whole heap (the seeding's, the service's start's), some 50 ms each, and that is charged to the phase.
+  index following, the outbox relay) and the rest (readers, the checkpoint thread). Before each phase the
+  process freezes what it holds (``gc.freeze``), as the deployed service does once started
+  (``services.common.server.serve``): without it, a full collection walks the whole heap (the seeding's,
+  the service's start's), some 50 ms each, and that is charged to the phase.
 - refresh: one member's crowd index refresh with 1,000 tags, 200 stores and 50 malls defined, and the
   same with 10x and 0.1x the tags: its cost should not follow the number of bitmaps.
 - refresh (in this process, no NATS): the member gains or loses a tag and an interaction mall before
@@ -75,12 +76,11 @@ from services.customer.models import CustomerInteraction, OutboxEvent
 from services.customer.service import build_spec, consumers
 from services.supervisor import Ports, System
 from tests.bench.bench_import import write_csv
-from tests.bench.common import cpu_by_role, cpu_model, do_nothing_twin, log, thread_cpu
+from tests.bench.common import THREAD_ROLES, cpu_by_role, cpu_model, do_nothing_twin, log, thread_cpu
 from tests.support import identity
 from tests.support.identity import signed
 from tests.support.ledger_burst import FIRST_TAG, NOW, Shape, burst, seed
 
-ROLES = ("writer", "loop", "other")  # cpu_by_role's kinds of thread, as the table lists them
 GOALS = {"backlog_rate": 2_000, "backlog_ratio": 0.5, "lag_p99_s": 1.0, "import_lag_p99_s": 5.0}
 MIGRATIONS = Path("services/customer/migrations")
 PROGRESS: dict[str, int] = {}  # what the last check of a wait saw
@@ -110,7 +110,8 @@ def applied(durable: str) -> int:
     consumers' own metric (``crowdpack_consumer_messages_total``). The observer asks every 50 ms from the service's
     own process, so it must cost next to nothing: counting the consumer's ``processed_message`` rows cost up to a
     few ms a time as they grew (a fifth of the event loop's CPU in a longer backlog), charged to the projection."""
-    return int(REGISTRY.get_sample_value("crowdpack_consumer_messages_total", {"consumer": durable, "outcome": "applied"}) or 0)
+    count = REGISTRY.get_sample_value("crowdpack_consumer_messages_total", {"consumer": durable, "outcome": "applied"})
+    return int(count or 0)
 
 
 async def caught_up(runtime: Runtime, n: int) -> bool:
@@ -462,8 +463,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({ratio:.2f}x) | >= {GOALS['backlog_rate']:,} events/s and >= {GOALS['backlog_ratio']}x |")
         print(f"| CPU time per event (projection alone / all) | {r['projection_cpu_us']:,.0f} / {r['cpu_us']:,.0f} us "
               f"| do-nothing handler {r['noop_cpu_us']:,.0f} us ({r['noop_cpu_us'] / r['cpu_us']:.2f}x) | |")
-        by_role = " / ".join(f"{r['roles_us'][k]:,.0f}" for k in ROLES)
-        noop_by_role = " / ".join(f"{r['noop_roles_us'][k]:,.0f}" for k in ROLES)
+        by_role = " / ".join(f"{r['roles_us'][k]:,.0f}" for k in THREAD_ROLES)
+        noop_by_role = " / ".join(f"{r['noop_roles_us'][k]:,.0f}" for k in THREAD_ROLES)
         print(f"| CPU time per event by thread: the writer / the event loop / the rest | {by_role} us "
               f"| do-nothing handler {noop_by_role} us | |")
     if "refresh" in args.parts:

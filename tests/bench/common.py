@@ -35,6 +35,9 @@ def cpu_model() -> str:
                 "unknown")
 
 
+THREAD_ROLES = ("writer", "loop", "other")  # the kinds of thread ``cpu_by_role`` tells apart
+
+
 def thread_cpu() -> dict[int, tuple[str, float]]:
     """Each live thread of this process (by ident): its name and the CPU seconds it has used so far."""
     return {t.ident: (t.name, time.clock_gettime(time.pthread_getcpuclockid(t.ident)))
@@ -46,7 +49,7 @@ def cpu_by_role(before: dict[int, tuple[str, float]], after: dict[int, tuple[str
     writer threads: ``sqlite-writer_N``), ``loop`` (the main thread, which runs the event loop) and ``other``
     (readers, the checkpoint thread, ...). A thread started in between counts from zero; one that ended in
     between is not counted (a service's threads live through a phase)."""
-    roles = dict.fromkeys(("writer", "loop", "other"), 0.0)
+    roles = dict.fromkeys(THREAD_ROLES, 0.0)
     for ident, (name, seconds) in after.items():
         role = "writer" if name.startswith("sqlite-writer") else "loop" if name == "MainThread" else "other"
         roles[role] += seconds - before.get(ident, (name, 0.0))[1]
