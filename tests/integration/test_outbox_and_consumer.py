@@ -29,6 +29,15 @@ async def stream_count(js, name: str) -> int:
     return (await js.stream_info(name)).state.messages
 
 
+async def run_until_caught_up(consumer: EventConsumer, js, timeout: float) -> None:
+    """Runs the consumer until it has applied and acked its whole stream, then stops it as the service does."""
+    task = asyncio.create_task(consumer.run())
+    try:
+        await caught_up(js, consumer.stream.name, consumer.durable, timeout=timeout)
+    finally:
+        await stopped(consumer, task)
+
+
 async def make_db(url: str, migrations: Path) -> Database:
     db = Database(url, migrations)
     await db.migrate()
@@ -167,11 +176,9 @@ async def test_consumer_retries_a_failing_handler_then_terminates_poison(databas
     for i, member in enumerate(["poison", "1"]):
         await js.publish(MEMBER_CREATED, events.MemberCreated(member_id=member).SerializeToString(),
                          headers={"Nats-Msg-Id": f"m{i}"})
-    task = asyncio.create_task(consumer.run())
     try:
-        await caught_up(js, "CUSTOMER", "ledger-test", timeout=15)
+        await run_until_caught_up(consumer, js, timeout=15)
     finally:
-        await stopped(consumer, task)
         await db.dispose()
     assert calls == {"poison": 2, "1": 2}
 
@@ -207,11 +214,7 @@ async def test_a_batch_commits_once_and_a_poison_message_in_it_blocks_and_redoes
     # The same message again under another id (a republish) and a repeat of a recorded id in the stream.
     await js.publish(MEMBER_CREATED, events.MemberCreated(member_id="1").SerializeToString(),
                      headers={"Nats-Msg-Id": "m0-again"})
-    task = asyncio.create_task(consumer.run())
-    try:
-        await caught_up(js, "CUSTOMER", "ledger-test", timeout=20)
-    finally:
-        await stopped(consumer, task)
+    await run_until_caught_up(consumer, js, timeout=20)
     try:
         async with db.read() as session:
             recorded = set(await session.scalars(select(ProcessedMessage.msg_id)))
@@ -290,11 +293,7 @@ async def test_a_batch_larger_than_the_servers_default_ack_window_arrives_whole(
     acks = [await js.publish_async(MEMBER_CREATED, events.MemberCreated(member_id=str(i)).SerializeToString(),
                                    headers={"Nats-Msg-Id": f"w{i}"}) for i in range(1_500)]
     await asyncio.gather(*acks)
-    task = asyncio.create_task(consumer.run())
-    try:
-        await caught_up(js, "CUSTOMER", "ledger-wide", timeout=30)
-    finally:
-        await stopped(consumer, task)
+    await run_until_caught_up(consumer, js, timeout=30)
     try:
         assert batches == [1_500]
         async with db.read() as session:
